@@ -1,0 +1,68 @@
+/* aggregate.h -- the counters of one funnel in one window (flow) and of one
+ * start-window cohort (SPEC §4).
+ *
+ * A worker fills partial aggregates for the customers it owns; the sink adds
+ * the partials of all workers into one. Every field is an integer, an exact
+ * fixed-point sum or a mergeable sketch, so the merged result is identical
+ * however customers were spread over workers.
+ *
+ * Per-label counters (by channel, by segment) live in an fs_label_map: label
+ * id -> fs_label_stats, with ids from the owner's fs_dict. For channels the
+ * same record also carries the attribution credits (first/last/linear), so
+ * one lookup serves by_channel and attribution.
+ */
+#ifndef FS_AGGREGATE_H
+#define FS_AGGREGATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fixed.h"
+#include "sketch.h"
+
+typedef struct fs_label_stats {
+    uint32_t label;
+    uint64_t completed;
+    uint64_t first_touch;
+    uint64_t last_touch;
+    fs_fixed linear;
+    uint64_t reached[]; /* n_stages */
+} fs_label_stats;
+
+typedef struct fs_label_map {
+    uint32_t *slots; /* index into stats + 1; 0 = empty */
+    uint32_t mask;
+    uint32_t count, cap;
+    fs_label_stats **stats; /* in insertion order */
+} fs_label_map;
+
+typedef struct fs_flow {
+    uint32_t n_stages;
+    uint64_t *entered, *reached, *skipped, *abandoned, *excluded; /* one block of 5n */
+    uint64_t completed;
+    uint64_t late_events;
+    fs_fixed revenue;
+    fs_sketch ttc;
+    fs_label_map channels;
+    fs_label_map segments;
+} fs_flow;
+
+typedef struct fs_cohort {
+    uint64_t started;
+    uint64_t completed;
+    bool dirty; /* changed since last emitted (sink side) */
+    uint64_t reached[]; /* n_stages */
+} fs_cohort;
+
+fs_flow *fs_flow_new(uint32_t n_stages);
+void fs_flow_free(fs_flow *f);
+/* Counters of a label, created zeroed on first use. */
+fs_label_stats *fs_flow_channel(fs_flow *f, uint32_t label);
+fs_label_stats *fs_flow_segment(fs_flow *f, uint32_t label);
+/* into += from, with from's label ids translated through xlate[]. */
+void fs_flow_merge(fs_flow *into, const fs_flow *from, const uint32_t *xlate);
+
+fs_cohort *fs_cohort_new(uint32_t n_stages);
+void fs_cohort_merge(fs_cohort *into, const fs_cohort *from, uint32_t n_stages);
+
+#endif

@@ -1,0 +1,236 @@
+/* cmd_replay.c -- `funnelstream replay`: a finite file through the engine.
+ *
+ * Reads --input (a path or - for stdin), writes one JSON record per line to
+ * --output (default stdout), logs a summary line to stderr. On a terminal
+ * it shows a progress line (events/s, MB/s, % of the file, ETA) unless --quiet.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "replay.h"
+#include "util.h"
+
+static const char usage[] =
+    "Usage: funnelstream replay --config FILE --input FILE|- [options]\n"
+    "\n"
+    "Runs the funnel engine over a finite file of touchpoint events and writes\n"
+    "the windowed funnel metrics as JSON lines (one record per line).\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE          YAML config (funnels, windows)\n"
+    "  -i, --input FILE|-         events: concatenated MessagePack or JSON lines; - is stdin\n"
+    "  -o, --output FILE|-        where records go (default: stdout)\n"
+    "  -t, --threads N            worker threads (default: config `threads`, else cores)\n"
+    "  -f, --format msgpack|json  input encoding (default: from the file name, else\n"
+    "                             the config's input.format)\n"
+    "  -q, --quiet                no progress line\n"
+    "      --log-level LEVEL      debug|info|warn|error (default info)\n"
+    "  -h, --help                 this text\n"
+    "\n"
+    "Exit status: 0 done, 1 I/O error, 2 bad arguments or config.\n";
+
+typedef struct file_output {
+    FILE *f;
+} file_output;
+
+static int write_line(void *ctx, const char *key, size_t key_len, const char *value, size_t len)
+{
+    (void)key;
+    (void)key_len;
+    file_output *o = ctx;
+    if (fwrite(value, 1, len, o->f) != len || fputc('\n', o->f) == EOF)
+        return -1;
+    return 0;
+}
+
+typedef struct progress {
+    fs_engine *engine;
+    uint64_t total_bytes; /* 0 when unknown (stdin) */
+    uint64_t start_ns, last_ns;
+    bool enabled;
+} progress;
+
+static void show_progress(void *ctx, uint64_t bytes)
+{
+    progress *p = ctx;
+    uint64_t now = fs_now_ns();
+    if (!p->enabled || now - p->last_ns < 500000000u)
+        return;
+    p->last_ns = now;
+    double secs = (double)(now - p->start_ns) / 1e9;
+    double events = (double)fs_engine_messages_done(p->engine);
+    fprintf(stderr, "\r%.0f events  %.2fM events/s  %.1f MB/s", events, events / secs / 1e6,
+            (double)bytes / secs / 1e6);
+    if (p->total_bytes) {
+        double frac = (double)bytes / (double)p->total_bytes;
+        fprintf(stderr, "  %5.1f%%  ETA %.0fs ", 100 * frac, frac > 0 ? secs / frac - secs : 0);
+    }
+    fflush(stderr);
+}
+
+typedef struct replay_args {
+    const char *config, *input, *output, *format;
+    long threads;
+    bool quiet;
+} replay_args;
+
+static int parse_args(int argc, char **argv, replay_args *a)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"input", required_argument, NULL, 'i'},
+        {"output", required_argument, NULL, 'o'}, {"threads", required_argument, NULL, 't'},
+        {"format", required_argument, NULL, 'f'}, {"quiet", no_argument, NULL, 'q'},
+        {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:i:o:t:f:qh", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'c': a->config = optarg; break;
+        case 'i': a->input = optarg; break;
+        case 'o': a->output = optarg; break;
+        case 'f': a->format = optarg; break;
+        case 'q': a->quiet = true; break;
+        case 't':
+            a->threads = strtol(optarg, &end, 10);
+            if (*end || a->threads < 1 || a->threads > 1024) {
+                fprintf(stderr, "funnelstream replay: --threads: '%s' is not in 1..1024\n", optarg);
+                return 2;
+            }
+            break;
+        case 'L':
+            if (fs_log_parse_level(optarg) < 0) {
+                fprintf(stderr, "funnelstream replay: --log-level: unknown level '%s'\n", optarg);
+                return 2;
+            }
+            fs_log_set_level((fs_log_level)fs_log_parse_level(optarg));
+            break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "funnelstream replay: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!a->config || !a->input) {
+        fprintf(stderr, "funnelstream replay: --%s is required (see --help)\n",
+                a->config ? "input" : "config");
+        return 2;
+    }
+    return -1;
+}
+
+static int choose_format(const replay_args *a, const fs_config *cfg)
+{
+    if (a->format) {
+        if (!strcmp(a->format, "msgpack"))
+            return FS_FORMAT_MSGPACK;
+        if (!strcmp(a->format, "json"))
+            return FS_FORMAT_JSON;
+        fprintf(stderr, "funnelstream replay: --format: '%s' is not msgpack or json\n", a->format);
+        return -1;
+    }
+    int fmt = strcmp(a->input, "-") ? fs_format_from_path(a->input) : -1;
+    return fmt >= 0 ? fmt : (int)cfg->input_format;
+}
+
+static uint32_t choose_threads(const replay_args *a, const fs_config *cfg)
+{
+    if (a->threads)
+        return (uint32_t)a->threads;
+    if (cfg->threads)
+        return (uint32_t)cfg->threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? (uint32_t)cores : 1;
+}
+
+static void log_summary(const fs_engine_stats *st, double secs, uint64_t bytes, uint32_t threads)
+{
+    fs_log(FS_LOG_INFO, "replay finished",
+           "events=%" PRIu64 " valid=%" PRIu64 " rejected=%" PRIu64 " late=%" PRIu64
+           " journeys_started=%" PRIu64 " completed=%" PRIu64 " abandoned=%" PRIu64
+           " excluded=%" PRIu64 " flow_records=%" PRIu64 " cohort_records=%" PRIu64
+           " threads=%u seconds=%.3f events_per_sec=%.0f mb_per_sec=%.1f",
+           st->messages, st->valid, st->rejected, st->late_events, st->journeys_started,
+           st->journeys_completed, st->journeys_abandoned, st->journeys_excluded,
+           st->flow_records, st->cohort_records, threads, secs,
+           secs > 0 ? (double)st->messages / secs : 0, secs > 0 ? (double)bytes / secs / 1e6 : 0);
+    for (int r = 1; r < FS_REJECT_COUNT; r++)
+        if (st->rejected_by[r])
+            fs_log(FS_LOG_INFO, "rejected events", "reason=%s count=%" PRIu64,
+                   fs_reject_name((fs_reject)r), st->rejected_by[r]);
+}
+
+int fs_cmd_replay(int argc, char **argv)
+{
+    replay_args a = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    char err[512];
+    fs_config *cfg = fs_config_load(a.config, err, sizeof(err));
+    if (!cfg) {
+        fprintf(stderr, "funnelstream replay: %s\n", err);
+        return 2;
+    }
+    int format = choose_format(&a, cfg);
+    int fd = strcmp(a.input, "-") ? open(a.input, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+    FILE *out = a.output && strcmp(a.output, "-") ? fopen(a.output, "w") : stdout;
+    if (format < 0 || fd < 0 || !out) {
+        if (fd < 0)
+            fprintf(stderr, "funnelstream replay: %s: %s\n", a.input, strerror(errno));
+        else if (!out)
+            fprintf(stderr, "funnelstream replay: %s: %s\n", a.output, strerror(errno));
+        fs_config_free(cfg);
+        return format < 0 ? 2 : 1;
+    }
+    static char outbuf[1 << 16];
+    setvbuf(out, outbuf, _IOFBF, sizeof(outbuf));
+
+    uint32_t threads = choose_threads(&a, cfg);
+    file_output fo = {out};
+    fs_engine *e = fs_engine_new(cfg, threads, (fs_output){write_line, &fo, FS_FORMAT_JSON});
+    struct stat sb;
+    progress p = {.engine = e,
+                  .total_bytes = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0,
+                  .start_ns = fs_now_ns(),
+                  .enabled = !a.quiet && isatty(STDERR_FILENO)};
+    p.last_ns = p.start_ns;
+    int feed_rc = fs_replay_feed(e, fd, (fs_format)format, show_progress, &p);
+    int feed_errno = errno;
+    fs_engine_join(e);
+    double secs = (double)(fs_now_ns() - p.start_ns) / 1e9;
+    if (p.enabled)
+        fputs("\r\033[K", stderr);
+    fs_engine_stats st = fs_engine_get_stats(e);
+    rc = 0;
+    if (feed_rc != 0) {
+        fprintf(stderr, "funnelstream replay: %s: read error: %s\n", a.input, strerror(feed_errno));
+        rc = 1;
+    }
+    if (fflush(out) != 0 || st.write_errors || ferror(out)) {
+        fprintf(stderr, "funnelstream replay: %s: write error\n", a.output ? a.output : "stdout");
+        rc = 1;
+    }
+    log_summary(&st, secs, p.total_bytes, threads);
+    fs_engine_free(e);
+    if (out != stdout)
+        fclose(out);
+    if (fd != STDIN_FILENO)
+        close(fd);
+    fs_config_free(cfg);
+    return rc;
+}

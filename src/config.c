@@ -1,0 +1,1162 @@
+/* config.c -- the YAML configuration (SPEC §6): text -> validated fs_config.
+ *
+ * Loading has three steps.
+ *
+ *  1. libfyaml parses the text into a document tree: anchors, aliases and merge
+ *     keys are resolved, duplicate keys are rejected. Its diagnostics are
+ *     collected instead of printed; the first one becomes our one-line
+ *     "yaml syntax error". The whole stream is parsed, so a second document or
+ *     a syntax error after the first document is reported too, not ignored;
+ *     a NUL byte (where libfyaml would quietly stop) is rejected up front.
+ *
+ *  2. A schema walk turns the tree into an fs_config. Every mapping of the
+ *     schema is a table of known keys (cfg_field) and goes through
+ *     walk_mapping, so unknown keys, missing required keys, null values and
+ *     wrong node kinds are all handled in one place, each message naming the
+ *     field path ("funnels[1].stages[0].events[2]").
+ *
+ *  3. Rules that relate several fields (an event type in two stages, hop versus
+ *     size, unique names) run once all the fields they relate are known, because
+ *     YAML key order is free.
+ *
+ * Positions. libfyaml 0.7 exposes a source mark only for scalar tokens, so the
+ * position of a mapping or sequence is derived from its first child: that
+ * child's position, moved back over blanks to the '{', '[' or '-' that opens the
+ * collection when there is one. Empty collections and empty (null) values have
+ * no token at all; they take the position of the text after their key's ':'
+ * when that is on the same line, else the key's own. Positions are kept
+ * as byte offsets into the source and turned into 1-based line:column (column
+ * counted in characters) only when a message is formatted.
+ *
+ * Null values. An optional key whose value is null (empty, "~" or "null")
+ * keeps its default, as if it were absent; a required key with a null value is
+ * an error, and so is a null anywhere else (a sequence item, a kafka value).
+ *
+ * Ownership. Every string in fs_config is a private copy; the YAML document is
+ * destroyed before fs_config_parse returns. Arrays are allocated zeroed at their
+ * final length and filled in place, so fs_config_free can release a config
+ * abandoned half-way through validation.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <libfyaml.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NO_POS         SIZE_MAX
+#define PATH_LEN       256
+#define MAX_FILE_BYTES (16u << 20) /* a config is small; refuse to slurp anything huge */
+#define MAX_NAME_LEN   64          /* funnel names (they appear in Kafka keys) */
+#define MAX_TOPIC_LEN  249         /* Kafka's own limit */
+#define MAX_THREADS    1024
+
+#define MS_PER_S INT64_C(1000)
+#define MS_PER_M (60 * MS_PER_S)
+#define MS_PER_H (60 * MS_PER_M)
+#define MS_PER_D (24 * MS_PER_H)
+
+#define DEFAULT_INPUT_TOPIC          "touchpoints"
+#define DEFAULT_OUTPUT_TOPIC         "funnel-metrics"
+#define DEFAULT_HTTP_LISTEN          "127.0.0.1:8080"
+#define DEFAULT_WINDOW_MS            MS_PER_M
+#define DEFAULT_IDLE_TIMEOUT_MS      (30 * MS_PER_S)
+#define DEFAULT_CONVERSION_WINDOW_MS (7 * MS_PER_D)
+
+typedef struct cfg_ctx {
+    const char *name; /* file name, as it appears in messages */
+    const char *src;
+    size_t src_len;
+    char *err;
+    size_t err_len;
+} cfg_ctx;
+
+/* One known key of a mapping: parse() receives the value node (never null)
+ * and (char *)obj + off. */
+typedef int (*cfg_parse_fn)(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst);
+typedef struct cfg_field {
+    const char *key;
+    cfg_parse_fn parse;
+    size_t off;
+    bool required;
+} cfg_field;
+
+/* ---- durations ---------------------------------------------------------- */
+
+typedef enum dur_status { DUR_OK, DUR_MALFORMED, DUR_ZERO, DUR_OVERFLOW } dur_status;
+
+static dur_status duration_parse(const char *s, size_t len, int64_t *out)
+{
+    size_t i = 0;
+    int64_t n = 0, unit;
+
+    while (i < len && s[i] >= '0' && s[i] <= '9') {
+        int d = s[i++] - '0';
+        if (n > (INT64_MAX - d) / 10)
+            return DUR_OVERFLOW;
+        n = n * 10 + d;
+    }
+    if (i == 0)
+        return DUR_MALFORMED;
+    const char *u = s + i;
+    size_t ulen = len - i;
+    if (ulen == 2 && u[0] == 'm' && u[1] == 's')
+        unit = 1;
+    else if (ulen == 1 && u[0] == 's')
+        unit = MS_PER_S;
+    else if (ulen == 1 && u[0] == 'm')
+        unit = MS_PER_M;
+    else if (ulen == 1 && u[0] == 'h')
+        unit = MS_PER_H;
+    else if (ulen == 1 && u[0] == 'd')
+        unit = MS_PER_D;
+    else
+        return DUR_MALFORMED;
+    if (n > INT64_MAX / unit)
+        return DUR_OVERFLOW;
+    *out = n * unit;
+    return n == 0 ? DUR_ZERO : DUR_OK;
+}
+
+int64_t fs_parse_duration(const char *s)
+{
+    int64_t ms;
+
+    if (s == NULL || duration_parse(s, strlen(s), &ms) != DUR_OK)
+        return -1;
+    return ms;
+}
+
+/* ---- positions and messages ------------------------------------------- */
+
+static size_t scalar_pos(const cfg_ctx *c, struct fy_node *n)
+{
+    struct fy_token *t = fy_node_get_scalar_token(n);
+    const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
+    enum fy_node_style style = fy_node_get_style(n);
+    size_t p;
+
+    if (m == NULL)
+        return NO_POS;
+    /* the token of a quoted scalar starts inside the quotes */
+    p = m->input_pos;
+    if (p > 0 && p <= c->src_len &&
+        ((style == FYNS_SINGLE_QUOTED && c->src[p - 1] == '\'') ||
+         (style == FYNS_DOUBLE_QUOTED && c->src[p - 1] == '"')))
+        p--;
+    return p;
+}
+
+/* Where the value of key starts when it is on the key's line: the position of
+ * a value that has no token of its own ({}, [], empty). */
+static size_t value_start(const cfg_ctx *c, struct fy_node *key, size_t fallback)
+{
+    struct fy_token *t = key ? fy_node_get_scalar_token(key) : NULL;
+    const struct fy_mark *m = t ? fy_token_end_mark(t) : NULL;
+    const char *s = c->src;
+    size_t i, n = c->src_len;
+
+    if (m == NULL)
+        return fallback;
+    i = m->input_pos;
+    if (i < n && (s[i] == '"' || s[i] == '\''))
+        i++;
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    if (i >= n || s[i] != ':')
+        return fallback;
+    for (i++; i < n && (s[i] == ' ' || s[i] == '\t'); i++)
+        ;
+    if (i >= n || strchr("\r\n#,}", s[i]))
+        return fallback;
+    return i;
+}
+
+/* Moves pos back over blanks onto an opening character, if one is there. */
+static size_t back_to_opener(const cfg_ctx *c, size_t pos, const char *openers)
+{
+    size_t i = pos;
+
+    if (pos > c->src_len)
+        return pos;
+    while (i > 0 && strchr(" \t\r\n", c->src[i - 1]) && c->src[i - 1] != '\0')
+        i--;
+    if (i > 0 && c->src[i - 1] != '\0' && strchr(openers, c->src[i - 1]))
+        return i - 1;
+    return pos;
+}
+
+static size_t node_pos(const cfg_ctx *c, struct fy_node *n, size_t fallback)
+{
+    size_t p = NO_POS;
+    void *it = NULL;
+
+    if (n == NULL)
+        return fallback;
+    switch (fy_node_get_type(n)) {
+    case FYNT_SCALAR:
+        p = scalar_pos(c, n);
+        break;
+    case FYNT_MAPPING: {
+        struct fy_node_pair *first = fy_node_mapping_iterate(n, &it);
+        p = first ? node_pos(c, fy_node_pair_key(first), NO_POS) : NO_POS;
+        if (p != NO_POS)
+            p = back_to_opener(c, p, "{");
+        break;
+    }
+    case FYNT_SEQUENCE:
+        p = node_pos(c, fy_node_sequence_iterate(n, &it), NO_POS);
+        if (p != NO_POS)
+            p = back_to_opener(c, p, "[-");
+        break;
+    }
+    return p == NO_POS ? fallback : p;
+}
+
+static void line_col(const cfg_ctx *c, size_t pos, unsigned *line, unsigned *col)
+{
+    unsigned l = 1, k = 1;
+    size_t i = 0;
+
+    if (c->src_len >= 3 && memcmp(c->src, "\xef\xbb\xbf", 3) == 0)
+        i = 3; /* a byte order mark is not a column */
+    for (; i < pos && i < c->src_len; i++) {
+        unsigned char ch = (unsigned char)c->src[i];
+        if (ch == '\n') {
+            l++;
+            k = 1;
+        } else if ((ch & 0xC0) != 0x80) { /* count characters, not UTF-8 bytes */
+            k++;
+        }
+    }
+    *line = l;
+    *col = k;
+}
+
+/* Keeps the message on one line whatever the YAML text put into it. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = ' ';
+}
+
+static void set_error(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_error(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || err_len == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    one_line(err);
+}
+
+/* Formats "<file>:<line>:<col>: <path>: <what>" and returns -1. */
+static int fail(cfg_ctx *c, size_t pos, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(cfg_ctx *c, size_t pos, const char *path, const char *fmt, ...)
+{
+    char what[512];
+    unsigned line, col;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (path == NULL || path[0] == '\0')
+        path = "config";
+    if (pos == NO_POS) {
+        set_error(c->err, c->err_len, "%s: %s: %s", c->name, path, what);
+    } else {
+        line_col(c, pos, &line, &col);
+        set_error(c->err, c->err_len, "%s:%u:%u: %s: %s", c->name, line, col, path, what);
+    }
+    return -1;
+}
+
+/* A user-supplied value, cut short enough to quote in a message. */
+static const char *shorten(char *buf, size_t size, const char *s, size_t len)
+{
+    size_t keep = len;
+
+    if (len >= size) {
+        keep = size - 4;
+        while (keep > 0 && ((unsigned char)s[keep] & 0xC0) == 0x80) /* whole characters */
+            keep--;
+    }
+    memcpy(buf, s, keep);
+    strcpy(buf + keep, len >= size ? "..." : "");
+    return buf;
+}
+
+/* Field paths are for messages: a path too long for PATH_LEN is cut short. */
+static void path_printf(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void path_printf(char *out, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(out, PATH_LEN, fmt, ap);
+    va_end(ap);
+}
+
+static void path_key(char *out, const char *base, const char *key, size_t key_len)
+{
+    int klen = key_len > PATH_LEN ? PATH_LEN : (int)key_len;
+
+    path_printf(out, "%s%s%.*s", base, base[0] ? "." : "", klen, key);
+}
+
+static void path_index(char *out, const char *base, size_t i)
+{
+    path_printf(out, "%s[%zu]", base, i);
+}
+
+/* ---- node access ------------------------------------------------------- */
+
+static bool is_null(struct fy_node *n)
+{
+    size_t len;
+    const char *s;
+
+    if (n == NULL)
+        return true;
+    if (fy_node_get_type(n) != FYNT_SCALAR || fy_node_get_style(n) != FYNS_PLAIN)
+        return false;
+    s = fy_node_get_scalar(n, &len);
+    if (s == NULL || len == 0)
+        return true;
+    return (len == 1 && s[0] == '~') ||
+           (len == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
+}
+
+static const char *describe(struct fy_node *n, char *buf, size_t size)
+{
+    size_t len;
+    const char *s;
+    char tmp[64];
+
+    if (is_null(n))
+        return "nothing (null)";
+    switch (fy_node_get_type(n)) {
+    case FYNT_MAPPING:
+        return "a mapping";
+    case FYNT_SEQUENCE:
+        return "a sequence";
+    default:
+        s = fy_node_get_scalar(n, &len);
+        snprintf(buf, size, "'%s'", shorten(tmp, sizeof tmp, s ? s : "", len));
+        return buf;
+    }
+}
+
+static int expect_kind(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path,
+                       enum fy_node_type kind, const char *what)
+{
+    char buf[160];
+
+    if (!is_null(n) && fy_node_get_type(n) == kind)
+        return 0;
+    return fail(c, pos, path, "expected %s, got %s", what, describe(n, buf, sizeof buf));
+}
+
+static int scalar_text(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path,
+                       const char *what, const char **s, size_t *len)
+{
+    if (expect_kind(c, n, pos, path, FYNT_SCALAR, what) < 0)
+        return -1;
+    *s = fy_node_get_scalar(n, len);
+    if (*s == NULL)
+        return fail(c, pos, path, "cannot read the scalar");
+    return 0;
+}
+
+static int copy_text(cfg_ctx *c, const char *s, size_t len, const char *path, char **out)
+{
+    char *p = malloc(len + 1);
+
+    if (p == NULL)
+        return fail(c, NO_POS, path, "out of memory");
+    memcpy(p, s, len);
+    p[len] = '\0';
+    free(*out);
+    *out = p;
+    return 0;
+}
+
+static bool text_eq(const char *s, size_t len, const char *lit)
+{
+    return strlen(lit) == len && memcmp(s, lit, len) == 0;
+}
+
+/* The value under key in a mapping, by plain string comparison. */
+static struct fy_node *map_get(struct fy_node *map, const char *key)
+{
+    struct fy_node_pair *pair;
+    void *it = NULL;
+    const char *s;
+    size_t len;
+
+    if (map == NULL || fy_node_get_type(map) != FYNT_MAPPING)
+        return NULL;
+    while ((pair = fy_node_mapping_iterate(map, &it)) != NULL) {
+        struct fy_node *k = fy_node_pair_key(pair);
+        if (k && fy_node_get_type(k) == FYNT_SCALAR && (s = fy_node_get_scalar(k, &len)) &&
+            text_eq(s, len, key))
+            return fy_node_pair_value(pair);
+    }
+    return NULL;
+}
+
+static struct fy_node *seq_get(struct fy_node *seq, size_t i)
+{
+    if (seq == NULL || fy_node_get_type(seq) != FYNT_SEQUENCE || i > INT32_MAX)
+        return NULL;
+    return fy_node_sequence_get_by_index(seq, (int)i);
+}
+
+/* ---- the schema walk --------------------------------------------------- */
+
+static void field_list(const cfg_field *fields, size_t n, char *buf, size_t size)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "", fields[i].key);
+}
+
+static int walk_mapping(cfg_ctx *c, struct fy_node *map, size_t pos, const char *path,
+                        const cfg_field *fields, size_t n_fields, void *obj)
+{
+    struct fy_node_pair *pair;
+    void *it = NULL;
+    unsigned seen = 0; /* bit i: fields[i] was given */
+    char sub[PATH_LEN], list[256];
+
+    if (expect_kind(c, map, pos, path, FYNT_MAPPING, "a mapping") < 0)
+        return -1;
+    while ((pair = fy_node_mapping_iterate(map, &it)) != NULL) {
+        struct fy_node *k = fy_node_pair_key(pair), *v = fy_node_pair_value(pair);
+        size_t kpos = node_pos(c, k, pos), i;
+        const char *ks;
+        size_t klen;
+
+        if (scalar_text(c, k, kpos, path, "a plain key", &ks, &klen) < 0)
+            return -1;
+        path_key(sub, path, ks, klen);
+        for (i = 0; i < n_fields && !text_eq(ks, klen, fields[i].key); i++)
+            ;
+        if (i == n_fields) {
+            field_list(fields, n_fields, list, sizeof list);
+            return fail(c, kpos, sub, "unknown key (expected one of: %s)", list);
+        }
+        seen |= 1u << i;
+        if (is_null(v)) {
+            if (fields[i].required)
+                return fail(c, kpos, sub, "a value is required");
+            continue;
+        }
+        if (fields[i].parse(c, v, node_pos(c, v, value_start(c, k, kpos)), sub,
+                            (char *)obj + fields[i].off) < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < n_fields; i++) {
+        if (fields[i].required && !(seen & (1u << i))) {
+            path_key(sub, path, fields[i].key, strlen(fields[i].key));
+            return fail(c, pos, sub, "required key is missing");
+        }
+    }
+    return 0;
+}
+
+/* ---- leaf values ------------------------------------------------------- */
+
+static bool name_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '.' || ch == '-';
+}
+
+static int parse_topic(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    const char *s;
+    size_t len;
+    char buf[64];
+
+    if (scalar_text(c, n, pos, path, "a Kafka topic name", &s, &len) < 0)
+        return -1;
+    if (len == 0 || len > MAX_TOPIC_LEN || text_eq(s, len, ".") || text_eq(s, len, ".."))
+        return fail(c, pos, path, "a topic name must be 1..%d characters, not '.' or '..'",
+                    MAX_TOPIC_LEN);
+    for (size_t i = 0; i < len; i++)
+        if (!name_char(s[i]))
+            return fail(c, pos, path, "invalid topic name '%s' (allowed: A-Z a-z 0-9 . _ -)",
+                        shorten(buf, sizeof buf, s, len));
+    return copy_text(c, s, len, path, dst);
+}
+
+static int parse_format(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    const char *s;
+    size_t len;
+    char buf[64];
+
+    if (scalar_text(c, n, pos, path, "'msgpack' or 'json'", &s, &len) < 0)
+        return -1;
+    if (text_eq(s, len, "msgpack"))
+        *(fs_format *)dst = FS_FORMAT_MSGPACK;
+    else if (text_eq(s, len, "json"))
+        *(fs_format *)dst = FS_FORMAT_JSON;
+    else
+        return fail(c, pos, path, "expected 'msgpack' or 'json', got '%s'",
+                    shorten(buf, sizeof buf, s, len));
+    return 0;
+}
+
+static int parse_mode(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    const char *s;
+    size_t len;
+    char buf[64];
+
+    if (scalar_text(c, n, pos, path, "'open' or 'strict'", &s, &len) < 0)
+        return -1;
+    if (text_eq(s, len, "open"))
+        *(fs_mode *)dst = FS_MODE_OPEN;
+    else if (text_eq(s, len, "strict"))
+        *(fs_mode *)dst = FS_MODE_STRICT;
+    else
+        return fail(c, pos, path, "expected 'open' or 'strict', got '%s'",
+                    shorten(buf, sizeof buf, s, len));
+    return 0;
+}
+
+static int duration_field(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, int64_t *dst,
+                          bool allow_zero)
+{
+    const char *s;
+    size_t len;
+    char buf[64];
+    int64_t ms = 0;
+
+    if (scalar_text(c, n, pos, path, "a duration such as 30s", &s, &len) < 0)
+        return -1;
+    shorten(buf, sizeof buf, s, len);
+    switch (duration_parse(s, len, &ms)) {
+    case DUR_OK:
+        break;
+    case DUR_ZERO:
+        if (allow_zero)
+            break;
+        return fail(c, pos, path, "duration '%s' must be greater than zero", buf);
+    case DUR_OVERFLOW:
+        return fail(c, pos, path, "duration '%s' is too large", buf);
+    default:
+        if (allow_zero && text_eq(s, len, "0"))
+            break;
+        return fail(c, pos, path,
+                    "invalid duration '%s' (expected an integer and a unit: ms, s, m, h or d, "
+                    "e.g. 30s)",
+                    buf);
+    }
+    *dst = ms;
+    return 0;
+}
+
+static int parse_duration(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    return duration_field(c, n, pos, path, dst, false);
+}
+
+/* max_out_of_orderness: 0 is meaningful (input already in order) and the default. */
+static int parse_duration0(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    return duration_field(c, n, pos, path, dst, true);
+}
+
+static int parse_threads(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    const char *s;
+    size_t len, i;
+    char buf[64];
+    int v = 0;
+
+    if (scalar_text(c, n, pos, path, "an integer", &s, &len) < 0)
+        return -1;
+    for (i = 0; i < len && s[i] >= '0' && s[i] <= '9' && v <= MAX_THREADS; i++)
+        v = v * 10 + (s[i] - '0');
+    if (len == 0 || i != len || v > MAX_THREADS)
+        return fail(c, pos, path,
+                    "expected an integer from 1 to %d (0 or absent: one per core), got '%s'",
+                    MAX_THREADS, shorten(buf, sizeof buf, s, len));
+    *(int *)dst = v;
+    return 0;
+}
+
+/* "HOST:PORT" with a numeric port; the HTTP module resolves the host. */
+static int parse_listen(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    const char *s, *colon = NULL;
+    size_t len, i;
+    char buf[64];
+    long port = 0;
+
+    if (scalar_text(c, n, pos, path, "HOST:PORT", &s, &len) < 0)
+        return -1;
+    for (i = 0; i < len; i++)
+        if (s[i] == ':')
+            colon = s + i;
+    for (i = colon ? (size_t)(colon - s) + 1 : len; i < len && port <= 65535; i++)
+        port = (s[i] >= '0' && s[i] <= '9') ? port * 10 + (s[i] - '0') : 65536;
+    if (colon == NULL || colon == s || colon + 1 == s + len || port > 65535)
+        return fail(c, pos, path, "expected HOST:PORT with a port from 0 to 65535, got '%s'",
+                    shorten(buf, sizeof buf, s, len));
+    return copy_text(c, s, len, path, dst);
+}
+
+/* ---- sections ---------------------------------------------------------- */
+
+static const cfg_field input_fields[] = {
+    {"topic", parse_topic, offsetof(fs_config, input_topic), false},
+    {"format", parse_format, offsetof(fs_config, input_format), false},
+};
+static const cfg_field output_fields[] = {
+    {"topic", parse_topic, offsetof(fs_config, output_topic), false},
+    {"format", parse_format, offsetof(fs_config, output_format), false},
+};
+static const cfg_field dead_letter_fields[] = {
+    {"topic", parse_topic, offsetof(fs_config, dead_letter_topic), true},
+};
+static const cfg_field window_fields[] = {
+    {"size", parse_duration, offsetof(fs_config, window_size_ms), false},
+    {"hop", parse_duration, offsetof(fs_config, window_hop_ms), false},
+    {"max_out_of_orderness", parse_duration0, offsetof(fs_config, max_out_of_orderness_ms), false},
+    {"idle_timeout", parse_duration, offsetof(fs_config, idle_timeout_ms), false},
+};
+static const cfg_field cohort_fields[] = {
+    {"emit_interval", parse_duration, offsetof(fs_config, cohort_emit_interval_ms), false},
+};
+static const cfg_field http_fields[] = {
+    {"listen", parse_listen, offsetof(fs_config, http_listen), false},
+};
+
+#define N_FIELDS(a) (sizeof(a) / sizeof((a)[0]))
+#define SECTION(fn, table)                                                                         \
+    static int fn(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *cfg)          \
+    {                                                                                              \
+        return walk_mapping(c, n, pos, path, table, N_FIELDS(table), cfg);                         \
+    }
+SECTION(parse_input, input_fields)
+SECTION(parse_output, output_fields)
+SECTION(parse_dead_letter, dead_letter_fields)
+SECTION(parse_cohort, cohort_fields)
+SECTION(parse_http, http_fields)
+
+static int parse_window(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *obj)
+{
+    fs_config *cfg = obj;
+    int64_t size, hop;
+    char sub[PATH_LEN];
+
+    if (walk_mapping(c, n, pos, path, window_fields, N_FIELDS(window_fields), cfg) < 0)
+        return -1;
+    size = cfg->window_size_ms;
+    hop = cfg->window_hop_ms;
+    if (hop == 0)
+        return 0;
+    path_key(sub, path, "hop", 3);
+    pos = node_pos(c, map_get(n, "hop"), pos);
+    if (hop > size)
+        return fail(c, pos, sub, "hop (%lld ms) must not be larger than size (%lld ms)",
+                    (long long)hop, (long long)size);
+    if (size % hop != 0)
+        return fail(c, pos, sub, "hop (%lld ms) must divide size (%lld ms)", (long long)hop,
+                    (long long)size);
+    /* Every count goes to size/hop windows: bound that work per event. */
+    if (size / hop > FS_MAX_WINDOWS_PER_TIME)
+        return fail(c, pos, sub, "size / hop is %lld; at most %d overlapping windows allowed",
+                    (long long)(size / hop), FS_MAX_WINDOWS_PER_TIME);
+    return 0;
+}
+
+/* Kafka properties pass through to librdkafka as text, whatever YAML thinks
+ * the scalar is: "6000", "false" and "localhost:9092" are all just strings. */
+static int parse_kafka(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *obj)
+{
+    fs_config *cfg = obj;
+    struct fy_node_pair *pair;
+    void *it = NULL;
+    char sub[PATH_LEN];
+    size_t i = 0;
+
+    if (expect_kind(c, n, pos, path, FYNT_MAPPING, "a mapping of librdkafka properties") < 0)
+        return -1;
+    cfg->n_kafka = (size_t)fy_node_mapping_item_count(n);
+    cfg->kafka = calloc(cfg->n_kafka ? cfg->n_kafka : 1, sizeof *cfg->kafka);
+    if (cfg->kafka == NULL) {
+        cfg->n_kafka = 0;
+        return fail(c, pos, path, "out of memory");
+    }
+    while ((pair = fy_node_mapping_iterate(n, &it)) != NULL && i < cfg->n_kafka) {
+        struct fy_node *k = fy_node_pair_key(pair), *v = fy_node_pair_value(pair);
+        size_t kpos = node_pos(c, k, pos), klen, vlen;
+        const char *ks, *vs;
+
+        if (scalar_text(c, k, kpos, path, "a property name", &ks, &klen) < 0)
+            return -1;
+        path_key(sub, path, ks, klen);
+        if (klen == 0)
+            return fail(c, kpos, sub, "empty property name");
+        if (scalar_text(c, v, node_pos(c, v, value_start(c, k, kpos)), sub, "a scalar value", &vs,
+                        &vlen) < 0 ||
+            copy_text(c, ks, klen, sub, &cfg->kafka[i].key) < 0 ||
+            copy_text(c, vs, vlen, sub, &cfg->kafka[i].value) < 0)
+            return -1;
+        i++;
+    }
+    return 0;
+}
+
+/* A sequence of event type names (a stage's events, a funnel's exclude). */
+static int parse_event_list(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path,
+                            char ***items, size_t *count, bool allow_empty)
+{
+    struct fy_node *item;
+    void *it = NULL;
+    char sub[PATH_LEN];
+    size_t i = 0, len, cnt;
+    const char *s;
+
+    if (expect_kind(c, n, pos, path, FYNT_SEQUENCE, "a sequence of event types") < 0)
+        return -1;
+    cnt = (size_t)fy_node_sequence_item_count(n);
+    if (cnt == 0 && !allow_empty)
+        return fail(c, pos, path, "a stage needs at least one event type");
+    *items = calloc(cnt ? cnt : 1, sizeof **items);
+    if (*items == NULL)
+        return fail(c, pos, path, "out of memory");
+    *count = cnt;
+    while ((item = fy_node_sequence_iterate(n, &it)) != NULL && i < cnt) {
+        size_t ipos = node_pos(c, item, pos);
+        path_index(sub, path, i);
+        if (scalar_text(c, item, ipos, sub, "an event type", &s, &len) < 0)
+            return -1;
+        if (len == 0 || len > FS_MAX_EVENT_TYPE)
+            return fail(c, ipos, sub, "an event type must be 1..%d bytes, got %zu",
+                        FS_MAX_EVENT_TYPE, len);
+        if (copy_text(c, s, len, sub, &(*items)[i++]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_events(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *obj)
+{
+    fs_stage_cfg *st = obj;
+    return parse_event_list(c, n, pos, path, &st->events, &st->n_events, false);
+}
+
+static int parse_exclude(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *obj)
+{
+    fs_funnel_cfg *f = obj;
+    return parse_event_list(c, n, pos, path, &f->exclude, &f->n_exclude, true);
+}
+
+static int parse_stage_name(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    const char *s;
+    size_t len;
+
+    if (scalar_text(c, n, pos, path, "a stage name", &s, &len) < 0)
+        return -1;
+    if (len == 0)
+        return fail(c, pos, path, "a stage name must not be empty");
+    return copy_text(c, s, len, path, dst);
+}
+
+static int parse_funnel_name(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    const char *s;
+    size_t len;
+    char buf[80];
+
+    if (scalar_text(c, n, pos, path, "a funnel name", &s, &len) < 0)
+        return -1;
+    if (len == 0 || len > MAX_NAME_LEN)
+        return fail(c, pos, path, "a funnel name must be 1..%d bytes, got %zu", MAX_NAME_LEN, len);
+    for (size_t i = 0; i < len; i++)
+        if (!name_char(s[i]))
+            return fail(c, pos, path,
+                        "invalid funnel name '%s' (allowed: A-Z a-z 0-9 _ . -; it is part "
+                        "of Kafka keys)",
+                        shorten(buf, sizeof buf, s, len));
+    return copy_text(c, s, len, path, dst);
+}
+
+static const cfg_field stage_fields[] = {
+    {"name", parse_stage_name, offsetof(fs_stage_cfg, name), true},
+    {"events", parse_events, 0, true},
+};
+
+static int parse_stages(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *obj)
+{
+    fs_funnel_cfg *f = obj;
+    struct fy_node *item;
+    void *it = NULL;
+    char sub[PATH_LEN];
+    size_t i = 0, cnt;
+
+    if (expect_kind(c, n, pos, path, FYNT_SEQUENCE, "a sequence of stages") < 0)
+        return -1;
+    cnt = (size_t)fy_node_sequence_item_count(n);
+    if (cnt < 2 || cnt > FS_MAX_STAGES)
+        return fail(c, pos, path, "a funnel needs 2 to %d stages, got %zu", FS_MAX_STAGES, cnt);
+    f->stages = calloc(cnt, sizeof *f->stages);
+    if (f->stages == NULL)
+        return fail(c, pos, path, "out of memory");
+    f->n_stages = cnt;
+    while ((item = fy_node_sequence_iterate(n, &it)) != NULL && i < cnt) {
+        path_index(sub, path, i);
+        if (walk_mapping(c, item, node_pos(c, item, pos), sub, stage_fields, N_FIELDS(stage_fields),
+                         &f->stages[i]) < 0)
+            return -1;
+        i++;
+    }
+    return 0;
+}
+
+/* Which stage of f lists ev among the events before (stage, index); -1 if none. */
+static long stage_of(const fs_funnel_cfg *f, const char *ev, size_t stage, size_t index)
+{
+    for (size_t s = 0; s <= stage && s < f->n_stages; s++)
+        for (size_t e = 0; e < f->stages[s].n_events && (s < stage || e < index); e++)
+            if (strcmp(f->stages[s].events[e], ev) == 0)
+                return (long)s;
+    return -1;
+}
+
+/* Rules across a funnel's fields: they hold only once name, stages and
+ * exclude are all known, whatever order the keys came in. */
+static int check_funnel(cfg_ctx *c, struct fy_node *fn, size_t fpos, const char *fpath,
+                        const fs_funnel_cfg *f)
+{
+    struct fy_node *stages = map_get(fn, "stages"), *exclude = map_get(fn, "exclude");
+    char sub[PATH_LEN];
+    long k;
+
+    for (size_t s = 0; s < f->n_stages; s++) {
+        struct fy_node *sn = seq_get(stages, s);
+        for (size_t t = 0; t < s; t++) {
+            if (strcmp(f->stages[t].name, f->stages[s].name) != 0)
+                continue;
+            path_printf(sub, "%s.stages[%zu].name", fpath, s);
+            return fail(c, node_pos(c, map_get(sn, "name"), fpos), sub,
+                        "stage name '%s' is already used by stages[%zu]", f->stages[s].name, t);
+        }
+        for (size_t e = 0; e < f->stages[s].n_events; e++) {
+            if ((k = stage_of(f, f->stages[s].events[e], s, e)) < 0)
+                continue;
+            path_printf(sub, "%s.stages[%zu].events[%zu]", fpath, s, e);
+            return fail(c, node_pos(c, seq_get(map_get(sn, "events"), e), fpos), sub,
+                        "'%s' is already in stage '%s' of funnel '%s'", f->stages[s].events[e],
+                        f->stages[k].name, f->name);
+        }
+    }
+    for (size_t x = 0; x < f->n_exclude; x++) {
+        const char *ev = f->exclude[x];
+        size_t xpos = node_pos(c, seq_get(exclude, x), fpos);
+        path_printf(sub, "%s.exclude[%zu]", fpath, x);
+        if ((k = stage_of(f, ev, f->n_stages, 0)) >= 0)
+            return fail(c, xpos, sub,
+                        "'%s' is in stage '%s' of funnel '%s'; an excluded event type cannot "
+                        "also reach a stage",
+                        ev, f->stages[k].name, f->name);
+        for (size_t y = 0; y < x; y++)
+            if (strcmp(f->exclude[y], ev) == 0)
+                return fail(c, xpos, sub, "'%s' is already listed in exclude", ev);
+    }
+    return 0;
+}
+
+static const cfg_field funnel_fields[] = {
+    {"name", parse_funnel_name, offsetof(fs_funnel_cfg, name), true},
+    {"mode", parse_mode, offsetof(fs_funnel_cfg, mode), false},
+    {"conversion_window", parse_duration, offsetof(fs_funnel_cfg, conversion_window_ms), false},
+    {"exclude", parse_exclude, 0, false},
+    {"stages", parse_stages, 0, true},
+};
+
+static int parse_funnel(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, fs_config *cfg,
+                        size_t i)
+{
+    fs_funnel_cfg *f = &cfg->funnels[i];
+    char sub[PATH_LEN];
+
+    f->mode = FS_MODE_OPEN;
+    f->conversion_window_ms = DEFAULT_CONVERSION_WINDOW_MS;
+    if (walk_mapping(c, n, pos, path, funnel_fields, N_FIELDS(funnel_fields), f) < 0 ||
+        check_funnel(c, n, pos, path, f) < 0)
+        return -1;
+    for (size_t j = 0; j < i; j++) {
+        if (strcmp(cfg->funnels[j].name, f->name) == 0) {
+            path_key(sub, path, "name", 4);
+            return fail(c, node_pos(c, map_get(n, "name"), pos), sub,
+                        "funnel name '%s' is already used by funnels[%zu]", f->name, j);
+        }
+    }
+    return 0;
+}
+
+static int parse_funnels(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *obj)
+{
+    fs_config *cfg = obj;
+    struct fy_node *item;
+    void *it = NULL;
+    char sub[PATH_LEN];
+    size_t i = 0, cnt;
+
+    if (expect_kind(c, n, pos, path, FYNT_SEQUENCE, "a sequence of funnels") < 0)
+        return -1;
+    cnt = (size_t)fy_node_sequence_item_count(n);
+    if (cnt == 0)
+        return fail(c, pos, path, "at least one funnel is required");
+    if (cnt > FS_MAX_FUNNELS) {
+        path_index(sub, path, (size_t)FS_MAX_FUNNELS);
+        return fail(c, node_pos(c, seq_get(n, FS_MAX_FUNNELS), pos), sub,
+                    "too many funnels (at most %d)", FS_MAX_FUNNELS);
+    }
+    cfg->funnels = calloc(cnt, sizeof *cfg->funnels);
+    if (cfg->funnels == NULL)
+        return fail(c, pos, path, "out of memory");
+    cfg->n_funnels = cnt;
+    while ((item = fy_node_sequence_iterate(n, &it)) != NULL && i < cnt) {
+        path_index(sub, path, i);
+        if (parse_funnel(c, item, node_pos(c, item, pos), sub, cfg, i) < 0)
+            return -1;
+        i++;
+    }
+    return 0;
+}
+
+static const cfg_field top_fields[] = {
+    {"input", parse_input, 0, false},
+    {"output", parse_output, 0, false},
+    {"dead_letter", parse_dead_letter, 0, false},
+    {"kafka", parse_kafka, 0, false},
+    {"window", parse_window, 0, false},
+    {"cohort", parse_cohort, 0, false},
+    {"threads", parse_threads, offsetof(fs_config, threads), false},
+    {"http", parse_http, 0, false},
+    {"funnels", parse_funnels, 0, true},
+};
+
+/* ---- the YAML stream --------------------------------------------------- */
+
+typedef struct yaml_doc {
+    struct fy_diag *diag;
+    struct fy_parser *parser;
+    struct fy_document *doc;
+} yaml_doc;
+
+static void discard_output(struct fy_diag *diag, void *user, const char *buf, size_t len)
+{
+    (void)diag;
+    (void)user;
+    (void)buf;
+    (void)len;
+}
+
+static void yaml_close(yaml_doc *y)
+{
+    if (y->doc)
+        fy_parse_document_destroy(y->parser, y->doc);
+    if (y->parser)
+        fy_parser_destroy(y->parser);
+    if (y->diag)
+        fy_diag_destroy(y->diag);
+}
+
+/* Parses the whole stream: exactly one document, no diagnostics. */
+static int yaml_open(cfg_ctx *c, yaml_doc *y)
+{
+    struct fy_diag_cfg dcfg;
+    struct fy_parse_cfg pcfg = {0};
+    struct fy_diag_error *e;
+    struct fy_document *extra = NULL;
+    void *it = NULL;
+    size_t extra_pos = NO_POS;
+
+    fy_diag_cfg_default(&dcfg);
+    dcfg.fp = NULL;
+    dcfg.output_fn = discard_output;
+    dcfg.colorize = false;
+    y->diag = fy_diag_create(&dcfg);
+    if (y->diag == NULL)
+        return fail(c, NO_POS, "", "out of memory");
+    fy_diag_set_collect_errors(y->diag, true);
+    pcfg.flags = FYPCF_QUIET | FYPCF_RESOLVE_DOCUMENT;
+    pcfg.diag = y->diag;
+    y->parser = fy_parser_create(&pcfg);
+    if (y->parser == NULL || fy_parser_set_string(y->parser, c->src, c->src_len) != 0)
+        return fail(c, NO_POS, "", "cannot start the YAML parser");
+    y->doc = fy_parse_load_document(y->parser);
+    if (y->doc) {
+        extra = fy_parse_load_document(y->parser);
+        if (extra) {
+            extra_pos = node_pos(c, fy_document_root(extra), NO_POS);
+            fy_parse_document_destroy(y->parser, extra);
+        }
+    }
+    if ((e = fy_diag_errors_iterate(y->diag, &it)) != NULL) {
+        const char *msg = e->msg ? e->msg : "invalid YAML";
+        if (e->line > 0 && e->column > 0)
+            set_error(c->err, c->err_len, "%s:%d:%d: yaml syntax error: %s", c->name, e->line,
+                      e->column, msg);
+        else
+            set_error(c->err, c->err_len, "%s: yaml syntax error: %s", c->name, msg);
+        return -1;
+    }
+    if (extra)
+        return fail(c, extra_pos, "", "the file holds more than one YAML document");
+    if (y->doc == NULL || is_null(fy_document_root(y->doc)))
+        return fail(c, 0, "funnels", "required key is missing (the config is empty)");
+    return 0;
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+static int set_default(cfg_ctx *c, char **field, const char *value)
+{
+    return *field ? 0 : copy_text(c, value, strlen(value), "", field);
+}
+
+fs_config *fs_config_parse(const char *yaml, size_t len, const char *name, char *err,
+                           size_t err_len)
+{
+    cfg_ctx c = {name ? name : "<config>", yaml ? yaml : "", yaml ? len : 0, err, err_len};
+    yaml_doc y = {0};
+    fs_config *cfg = calloc(1, sizeof *cfg);
+    struct fy_node *root;
+    const char *nul;
+    int rc = -1;
+
+    set_error(err, err_len, "%s", "");
+    if (cfg == NULL || copy_text(&c, c.name, strlen(c.name), "", &cfg->path) < 0) {
+        fail(&c, NO_POS, "", "out of memory");
+        goto out;
+    }
+    cfg->input_format = FS_FORMAT_MSGPACK;
+    cfg->output_format = FS_FORMAT_JSON;
+    cfg->window_size_ms = DEFAULT_WINDOW_MS;
+    cfg->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+    /* libfyaml would stop at a NUL and silently drop the rest of the file */
+    if ((nul = memchr(c.src, '\0', c.src_len)) != NULL) {
+        fail(&c, (size_t)(nul - c.src), "", "the file contains a NUL byte");
+        goto out;
+    }
+    if (yaml_open(&c, &y) < 0)
+        goto out;
+    root = fy_document_root(y.doc);
+    if (walk_mapping(&c, root, node_pos(&c, root, 0), "", top_fields, N_FIELDS(top_fields), cfg))
+        goto out;
+    if (cfg->window_hop_ms == 0)
+        cfg->window_hop_ms = cfg->window_size_ms;
+    if (cfg->cohort_emit_interval_ms == 0)
+        cfg->cohort_emit_interval_ms = cfg->window_size_ms;
+    if (set_default(&c, &cfg->input_topic, DEFAULT_INPUT_TOPIC) < 0 ||
+        set_default(&c, &cfg->output_topic, DEFAULT_OUTPUT_TOPIC) < 0 ||
+        set_default(&c, &cfg->http_listen, DEFAULT_HTTP_LISTEN) < 0)
+        goto out;
+    rc = 0;
+out:
+    yaml_close(&y);
+    if (rc < 0) {
+        fs_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+fs_config *fs_config_load(const char *path, char *err, size_t err_len)
+{
+    FILE *f;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    fs_config *cfg = NULL;
+
+    if (path == NULL) {
+        set_error(err, err_len, "config: no file given");
+        return NULL;
+    }
+    if ((f = fopen(path, "rb")) == NULL) {
+        set_error(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    do {
+        if (len == cap) {
+            char *nb = cap < MAX_FILE_BYTES ? realloc(buf, cap ? cap * 2 : 4096) : NULL;
+            if (nb == NULL) {
+                set_error(err, err_len, "%s: %s", path,
+                          cap < MAX_FILE_BYTES ? "out of memory"
+                                               : "file is too large for a config");
+                goto out;
+            }
+            buf = nb;
+            cap = cap ? cap * 2 : 4096;
+        }
+        got = fread(buf + len, 1, cap - len, f);
+        len += got;
+    } while (got > 0);
+    if (ferror(f)) {
+        set_error(err, err_len, "%s: cannot read: %s", path, strerror(errno));
+        goto out;
+    }
+    cfg = fs_config_parse(buf, len, path, err, err_len);
+out:
+    fclose(f);
+    free(buf);
+    return cfg;
+}
+
+static void free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void fs_config_free(fs_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; cfg->funnels && i < cfg->n_funnels; i++) {
+        fs_funnel_cfg *f = &cfg->funnels[i];
+        for (size_t s = 0; f->stages && s < f->n_stages; s++) {
+            free(f->stages[s].name);
+            free_strings(f->stages[s].events, f->stages[s].n_events);
+        }
+        free(f->stages);
+        free_strings(f->exclude, f->n_exclude);
+        free(f->name);
+    }
+    free(cfg->funnels);
+    for (size_t i = 0; cfg->kafka && i < cfg->n_kafka; i++) {
+        free(cfg->kafka[i].key);
+        free(cfg->kafka[i].value);
+    }
+    free(cfg->kafka);
+    free(cfg->path);
+    free(cfg->input_topic);
+    free(cfg->output_topic);
+    free(cfg->dead_letter_topic);
+    free(cfg->http_listen);
+    free(cfg);
+}

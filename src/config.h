@@ -1,0 +1,90 @@
+/* config.h -- the YAML configuration (SPEC §6), loaded and validated up front.
+ *
+ * fs_config_load either returns a fully validated config or fails with a
+ * message naming the file, line, column and field at fault. Everything the
+ * engine relies on is checked here, so later stages never re-validate:
+ *   - at least one funnel; funnel names unique, 1..64 bytes, [A-Za-z0-9_.-]
+ *   - every funnel has 2..FS_MAX_STAGES stages, each with >= 1 event type
+ *   - an event type is in at most one stage of a funnel; exclude types in no stage
+ *   - durations positive; window.hop divides window.size, size/hop <= 1000
+ *   - unknown keys are errors (a typo must not silently change results),
+ *     except under kafka:, whose properties pass through untouched
+ */
+#ifndef FS_CONFIG_H
+#define FS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode.h"
+
+#define FS_MAX_STAGES 32
+#define FS_MAX_FUNNELS 64
+#define FS_MAX_WINDOWS_PER_TIME 1000 /* window.size / window.hop */
+
+typedef enum fs_mode { FS_MODE_OPEN = 0, FS_MODE_STRICT = 1 } fs_mode;
+
+typedef struct fs_stage_cfg {
+    char *name;
+    char **events; /* event types that reach this stage */
+    size_t n_events;
+} fs_stage_cfg;
+
+typedef struct fs_funnel_cfg {
+    char *name;
+    fs_mode mode;
+    int64_t conversion_window_ms; /* default 7d */
+    char **exclude;
+    size_t n_exclude;
+    fs_stage_cfg *stages;
+    size_t n_stages;
+} fs_funnel_cfg;
+
+typedef struct fs_kv {
+    char *key;
+    char *value;
+} fs_kv;
+
+typedef struct fs_config {
+    char *path;
+    /* input: {topic, format} -- topic default "touchpoints", format default msgpack */
+    char *input_topic;
+    fs_format input_format;
+    /* output: {topic, format} -- default "funnel-metrics", json */
+    char *output_topic;
+    fs_format output_format;
+    /* dead_letter: {topic} -- NULL when not configured */
+    char *dead_letter_topic;
+    /* kafka: pass-through librdkafka properties, in file order */
+    fs_kv *kafka;
+    size_t n_kafka;
+    /* window: {size (default 1m), hop (default = size), max_out_of_orderness
+     * (default 0), idle_timeout (default 30s)} */
+    int64_t window_size_ms;
+    int64_t window_hop_ms;
+    int64_t max_out_of_orderness_ms;
+    int64_t idle_timeout_ms;
+    /* cohort: {emit_interval (default = window.size)} */
+    int64_t cohort_emit_interval_ms;
+    /* threads: default 0 = number of online cores */
+    int threads;
+    /* http: {listen} -- default "127.0.0.1:8080" */
+    char *http_listen;
+    fs_funnel_cfg *funnels;
+    size_t n_funnels;
+} fs_config;
+
+/* Returns NULL on error and writes a one-line message such as
+ *   "configs/x.yaml:12:7: funnels[0].stages[2].events: 'compare' is already in stage 'interest'"
+ * into err (always NUL-terminated). */
+fs_config *fs_config_load(const char *path, char *err, size_t err_len);
+/* Same, from a string in memory; name stands in for the file in messages. */
+fs_config *fs_config_parse(const char *yaml, size_t len, const char *name, char *err,
+                           size_t err_len);
+void fs_config_free(fs_config *cfg);
+
+/* "500ms", "30s", "5m", "2h", "7d" -> milliseconds. Returns -1 when malformed,
+ * not positive, or overflowing. */
+int64_t fs_parse_duration(const char *s);
+
+#endif

@@ -1,0 +1,596 @@
+/* decode.c -- one message -> fs_event, from MessagePack (msgpack-c) or JSON (jsmn).
+ *
+ * Both decoders work in two passes over the top-level map. The first finds,
+ * for each of the seven known keys, the last value given for it (the last
+ * duplicate wins; unknown keys are skipped unexamined beyond syntax). The
+ * second converts those values to a neutral field_value and fill_event
+ * applies the SPEC §1 rules once, for both formats, in a fixed order
+ * (customer_id, ts, event, channel, campaign, segment, value), so a record
+ * with several faults is always rejected for the same reason.
+ *
+ * MessagePack. msgpack-c materialises a whole object, and its allocation is
+ * proportional to the sizes the object declares. So every message is framed
+ * first (frame.c, no memory): a truncated object, an impossible byte or
+ * trailing bytes are rejected before msgpack-c sees them, and an object that
+ * frames completely has every declared element backed by at least one byte.
+ * msgpack-c then unpacks into a zone that lives in the decoder and is
+ * cleared, not freed, between messages, so a warm decoder does not allocate.
+ * msgpack-c refuses nesting deeper than 32 levels; such objects are malformed.
+ *
+ * JSON. jsmn (strict mode) tokenises into a token array owned by the decoder
+ * and grown on demand up to JSON_MAX_TOKENS. jsmn is lenient about
+ * separators, so the top-level object's structure (`{ "k" : v , ... }`) is
+ * checked here between tokens, and top-level primitives are checked against
+ * the JSON grammar. Values nested inside unknown keys are tokenised but not
+ * validated further. Strings are validated (no raw control characters, valid
+ * UTF-8, paired surrogate escapes) and unescaped into the caller's scratch
+ * only when they contain a backslash.
+ */
+#include "decode.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#define JSMN_STATIC
+#define JSMN_STRICT
+#include <jsmn.h>
+
+#include "frame.h"
+#include "utf8.h"
+#include "util.h"
+
+#define JSON_INITIAL_TOKENS 64
+#define JSON_MAX_TOKENS (1u << 20) /* 16 MiB of tokens; a bigger object is malformed */
+#define MSGPACK_ZONE_SIZE 8192
+#define MAX_ABS_VALUE 1e18
+
+struct fs_decoder {
+    msgpack_zone zone;
+    jsmntok_t *tok;
+    unsigned ntok;
+};
+
+fs_decoder *fs_decoder_new(void)
+{
+    fs_decoder *dec = fs_xcalloc(1, sizeof *dec);
+    if (!msgpack_zone_init(&dec->zone, MSGPACK_ZONE_SIZE)) {
+        fputs("funnelstream: out of memory\n", stderr);
+        abort();
+    }
+    dec->ntok = JSON_INITIAL_TOKENS;
+    dec->tok = fs_xmalloc(dec->ntok * sizeof *dec->tok);
+    return dec;
+}
+
+void fs_decoder_free(fs_decoder *dec)
+{
+    if (!dec)
+        return;
+    msgpack_zone_destroy(&dec->zone);
+    free(dec->tok);
+    free(dec);
+}
+
+/* ---- the format-neutral part ------------------------------------------ */
+
+enum field { F_CUSTOMER_ID, F_TS, F_EVENT, F_CHANNEL, F_CAMPAIGN, F_SEGMENT, F_VALUE, F_COUNT };
+
+static int field_of(const char *k, size_t n)
+{
+    switch (n) {
+    case 2: return memcmp(k, "ts", 2) ? -1 : F_TS;
+    case 5: return !memcmp(k, "event", 5) ? F_EVENT : !memcmp(k, "value", 5) ? F_VALUE : -1;
+    case 7: return !memcmp(k, "channel", 7) ? F_CHANNEL : !memcmp(k, "segment", 7) ? F_SEGMENT : -1;
+    case 8: return memcmp(k, "campaign", 8) ? -1 : F_CAMPAIGN;
+    case 11: return memcmp(k, "customer_id", 11) ? -1 : F_CUSTOMER_ID;
+    default: return -1;
+    }
+}
+
+typedef enum value_kind { V_ABSENT, V_NULL, V_STR, V_INT, V_FLOAT, V_OTHER } value_kind;
+
+typedef struct field_value {
+    value_kind kind;
+    bool fits_int64; /* V_INT: i holds the value exactly */
+    int64_t i;
+    double d; /* V_INT and V_FLOAT: the value as a double */
+    fs_slice str;
+} field_value;
+
+static const fs_slice unknown_label = {"unknown", 7};
+static const fs_slice empty_label = {"", 0};
+
+static fs_reject required_string(const field_value *f, uint32_t max, fs_reject missing,
+                                 fs_reject bad, fs_slice *out)
+{
+    if (f->kind == V_ABSENT)
+        return missing;
+    if (f->kind != V_STR || f->str.len == 0 || f->str.len > max)
+        return bad;
+    *out = f->str;
+    return FS_OK;
+}
+
+static fs_reject optional_string(const field_value *f, fs_slice dflt, fs_reject bad, fs_slice *out)
+{
+    if (f->kind == V_ABSENT || f->kind == V_NULL) {
+        *out = dflt;
+        return FS_OK;
+    }
+    if (f->kind != V_STR || f->str.len > FS_MAX_LABEL)
+        return bad;
+    *out = f->str;
+    return FS_OK;
+}
+
+static fs_reject fill_event(const field_value *f, fs_event *ev)
+{
+    fs_reject r;
+    r = required_string(&f[F_CUSTOMER_ID], FS_MAX_CUSTOMER_ID, FS_REJECT_MISSING_CUSTOMER_ID,
+                        FS_REJECT_BAD_CUSTOMER_ID, &ev->customer_id);
+    if (r)
+        return r;
+    if (f[F_TS].kind == V_ABSENT)
+        return FS_REJECT_MISSING_TS;
+    if (f[F_TS].kind != V_INT || !f[F_TS].fits_int64)
+        return FS_REJECT_BAD_TS;
+    ev->ts = f[F_TS].i;
+    r = required_string(&f[F_EVENT], FS_MAX_EVENT_TYPE, FS_REJECT_MISSING_EVENT,
+                        FS_REJECT_BAD_EVENT, &ev->event);
+    if (r)
+        return r;
+    if ((r = optional_string(&f[F_CHANNEL], unknown_label, FS_REJECT_BAD_CHANNEL, &ev->channel)))
+        return r;
+    if ((r = optional_string(&f[F_CAMPAIGN], empty_label, FS_REJECT_BAD_CAMPAIGN, &ev->campaign)))
+        return r;
+    if ((r = optional_string(&f[F_SEGMENT], unknown_label, FS_REJECT_BAD_SEGMENT, &ev->segment)))
+        return r;
+    const field_value *v = &f[F_VALUE];
+    if (v->kind == V_ABSENT || v->kind == V_NULL)
+        ev->value = 0;
+    else if ((v->kind == V_INT || v->kind == V_FLOAT) && isfinite(v->d) &&
+             fabs(v->d) < MAX_ABS_VALUE)
+        ev->value = v->d;
+    else
+        return FS_REJECT_BAD_VALUE;
+    ev->customer_hash = fs_hash_customer(ev->customer_id.ptr, ev->customer_id.len);
+    return FS_OK;
+}
+
+/* ---- MessagePack ------------------------------------------------------- */
+
+static fs_reject msgpack_value(const msgpack_object *o, field_value *out)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        out->kind = V_NULL;
+        return FS_OK;
+    case MSGPACK_OBJECT_STR:
+        if (!fs_utf8_valid(o->via.str.ptr, o->via.str.size))
+            return FS_REJECT_INVALID_UTF8;
+        out->kind = V_STR;
+        out->str = (fs_slice){o->via.str.ptr, o->via.str.size};
+        return FS_OK;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        out->kind = V_INT;
+        out->fits_int64 = o->via.u64 <= (uint64_t)INT64_MAX;
+        out->i = out->fits_int64 ? (int64_t)o->via.u64 : 0;
+        out->d = (double)o->via.u64;
+        return FS_OK;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        out->kind = V_INT;
+        out->fits_int64 = true;
+        out->i = o->via.i64;
+        out->d = (double)o->via.i64;
+        return FS_OK;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        out->kind = V_FLOAT;
+        out->d = o->via.f64;
+        return FS_OK;
+    default:
+        out->kind = V_OTHER;
+        return FS_OK;
+    }
+}
+
+static bool msgpack_is_map_header(unsigned char b)
+{
+    return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
+}
+
+fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_event *ev)
+{
+    size_t framed = 0;
+    switch (fs_frame_msgpack(msg, len, &framed)) {
+    case FS_FRAME_NEED_MORE: return FS_REJECT_TRUNCATED;
+    case FS_FRAME_BAD: return framed == 1 ? FS_REJECT_BAD_START_BYTE : FS_REJECT_MALFORMED;
+    case FS_FRAME_OK: break;
+    }
+    if (framed < len)
+        return FS_REJECT_TRAILING_DATA;
+    if (!msgpack_is_map_header((unsigned char)msg[0]))
+        return FS_REJECT_NOT_A_MAP;
+
+    msgpack_zone_clear(&dec->zone);
+    msgpack_object root;
+    size_t off = 0;
+    msgpack_unpack_return ur = msgpack_unpack(msg, len, &off, &dec->zone, &root);
+    if (ur != MSGPACK_UNPACK_SUCCESS || root.type != MSGPACK_OBJECT_MAP)
+        return FS_REJECT_MALFORMED; /* nesting beyond msgpack-c's limit */
+
+    const msgpack_object *slot[F_COUNT] = {0};
+    const msgpack_object_kv *kv = root.via.map.ptr;
+    for (uint32_t i = 0; i < root.via.map.size; i++) {
+        if (kv[i].key.type != MSGPACK_OBJECT_STR)
+            return FS_REJECT_KEY_NOT_STRING;
+        const char *k = kv[i].key.via.str.ptr;
+        uint32_t klen = kv[i].key.via.str.size;
+        if (!fs_utf8_valid(k, klen))
+            return FS_REJECT_INVALID_UTF8;
+        int f = field_of(k, klen);
+        if (f >= 0)
+            slot[f] = &kv[i].val;
+    }
+    field_value fv[F_COUNT] = {0};
+    for (int f = 0; f < F_COUNT; f++) {
+        if (!slot[f])
+            continue;
+        fs_reject r = msgpack_value(slot[f], &fv[f]);
+        if (r)
+            return r;
+    }
+    return fill_event(fv, ev);
+}
+
+/* ---- JSON -------------------------------------------------------------- */
+
+static bool is_json_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static size_t skip_ws(const char *s, size_t i, size_t len)
+{
+    while (i < len && is_json_ws(s[i]))
+        i++;
+    return i;
+}
+
+/* True when s[from..to) is JSON whitespace around one `sep` (or none if 0). */
+static bool gap_is(const char *s, size_t from, size_t to, char sep)
+{
+    size_t i = from;
+    while (i < to && is_json_ws(s[i]))
+        i++;
+    if (sep) {
+        if (i >= to || s[i] != sep)
+            return false;
+        i++;
+        while (i < to && is_json_ws(s[i]))
+            i++;
+    }
+    return i == to;
+}
+
+/* A string token's start/end exclude its quotes. */
+static size_t raw_start(const jsmntok_t *t)
+{
+    return (size_t)t->start - (t->type == JSMN_STRING);
+}
+
+static size_t raw_end(const jsmntok_t *t)
+{
+    return (size_t)t->end + (t->type == JSMN_STRING);
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Reads \uXXXX at s[i..n) (i at the backslash); -1 when it is not one. */
+static long read_u_escape(const char *s, size_t i, size_t n)
+{
+    if (n - i < 6 || s[i] != '\\' || s[i + 1] != 'u')
+        return -1;
+    long cp = 0;
+    for (size_t k = 2; k < 6; k++) {
+        int h = hex_digit(s[i + k]);
+        if (h < 0)
+            return -1;
+        cp = cp * 16 + h;
+    }
+    return cp;
+}
+
+/* Unescapes s[0..n) into out; returns the output length, or -1 for a bad
+ * escape (MALFORMED) and -2 for an unpaired surrogate (INVALID_UTF8). */
+static long json_unescape(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        if (s[i] != '\\') {
+            out[o++] = s[i++];
+            continue;
+        }
+        if (i + 1 >= n)
+            return -1;
+        char c = s[i + 1];
+        const char *simple = strchr("\"\\/bfnrt", c);
+        if (c && simple) {
+            static const char repl[] = "\"\\/\b\f\n\r\t";
+            out[o++] = repl[simple - "\"\\/bfnrt"];
+            i += 2;
+            continue;
+        }
+        long cp = read_u_escape(s, i, n);
+        if (cp < 0)
+            return -1;
+        i += 6;
+        if (cp >= 0xDC00 && cp <= 0xDFFF)
+            return -2;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            long lo = read_u_escape(s, i, n);
+            if (lo < 0xDC00 || lo > 0xDFFF)
+                return -2;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            i += 6;
+        }
+        o += fs_utf8_put(out + o, (uint32_t)cp);
+    }
+    return (long)o;
+}
+
+/* Validates a string token and points *out at its bytes, unescaping into
+ * scratch (advancing *used) when it has escapes. */
+static fs_reject json_string(const char *msg, const jsmntok_t *t, char *scratch, size_t *used,
+                             fs_slice *out)
+{
+    const char *s = msg + t->start;
+    size_t n = (size_t)(t->end - t->start);
+    bool escaped = false, ascii = true;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20)
+            return FS_REJECT_MALFORMED;
+        escaped |= (c == '\\');
+        ascii &= (c < 0x80);
+    }
+    if (!ascii && !fs_utf8_valid(s, n))
+        return FS_REJECT_INVALID_UTF8;
+    if (!escaped) {
+        *out = (fs_slice){s, (uint32_t)n};
+        return FS_OK;
+    }
+    if (!scratch)
+        return FS_REJECT_MALFORMED;
+    char *dst = scratch + *used;
+    long m = json_unescape(s, n, dst);
+    if (m < 0)
+        return m == -1 ? FS_REJECT_MALFORMED : FS_REJECT_INVALID_UTF8;
+    *used += (size_t)m;
+    *out = (fs_slice){dst, (uint32_t)m};
+    return FS_OK;
+}
+
+static bool all_digits(const char *s, size_t from, size_t to)
+{
+    if (from >= to)
+        return false;
+    for (size_t i = from; i < to; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* Parses a JSON number or literal token per the JSON grammar. */
+static fs_reject json_primitive(const char *msg, const jsmntok_t *t, field_value *out)
+{
+    const char *s = msg + t->start;
+    size_t n = (size_t)(t->end - t->start);
+    if (n == 4 && !memcmp(s, "null", 4)) {
+        out->kind = V_NULL;
+        return FS_OK;
+    }
+    if ((n == 4 && !memcmp(s, "true", 4)) || (n == 5 && !memcmp(s, "false", 5))) {
+        out->kind = V_OTHER;
+        return FS_OK;
+    }
+    size_t i = (s[0] == '-'), int_start = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    size_t int_end = i;
+    if (int_end == int_start || (s[int_start] == '0' && int_end - int_start > 1))
+        return FS_REJECT_MALFORMED;
+    bool integral = true;
+    if (i < n && s[i] == '.') {
+        size_t f = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == f)
+            return FS_REJECT_MALFORMED;
+        integral = false;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (!all_digits(s, i, n))
+            return FS_REJECT_MALFORMED;
+        i = n;
+        integral = false;
+    }
+    if (i != n)
+        return FS_REJECT_MALFORMED;
+    /* The token ends at a JSON delimiter inside the message, so strtod stops
+     * exactly at its end. */
+    out->d = strtod(s, NULL);
+    out->kind = integral ? V_INT : V_FLOAT;
+    if (integral) {
+        uint64_t mag = 0;
+        bool overflow = false;
+        for (size_t k = int_start; k < int_end && !overflow; k++) {
+            uint64_t digit = (uint64_t)(s[k] - '0');
+            overflow = mag > (UINT64_MAX - digit) / 10;
+            mag = mag * 10 + digit;
+        }
+        bool neg = int_start == 1;
+        out->fits_int64 = !overflow && mag <= (uint64_t)INT64_MAX + neg;
+        if (out->fits_int64)
+            out->i = neg ? (int64_t)(0 - mag) : (int64_t)mag;
+    }
+    return FS_OK;
+}
+
+/* Which known field a key token names (-1: none). Keys with escapes are
+ * unescaped first, so "customer\u005fid" is customer_id. */
+static int json_key_field(const char *msg, const jsmntok_t *key, fs_reject *err)
+{
+    fs_slice k;
+    char buf[128];
+    size_t used = 0;
+    size_t n = (size_t)(key->end - key->start);
+    if (n > sizeof buf) { /* too long to name a known field even if escaped */
+        const char *s = msg + key->start;
+        *err = FS_OK;
+        for (size_t i = 0; i < n && !*err; i++)
+            if ((unsigned char)s[i] < 0x20)
+                *err = FS_REJECT_MALFORMED;
+        if (!*err && !fs_utf8_valid(s, n))
+            *err = FS_REJECT_INVALID_UTF8;
+        return -1;
+    }
+    *err = json_string(msg, key, buf, &used, &k);
+    return *err ? -1 : field_of(k.ptr, k.len);
+}
+
+static fs_reject json_value(const char *msg, const jsmntok_t *t, char *scratch, size_t *used,
+                            field_value *out)
+{
+    if (t->type == JSMN_STRING) {
+        out->kind = V_STR;
+        return json_string(msg, t, scratch, used, &out->str);
+    }
+    if (t->type == JSMN_PRIMITIVE)
+        return json_primitive(msg, t, out);
+    out->kind = V_OTHER;
+    return FS_OK;
+}
+
+/* Tokenises msg into dec->tok, growing it as needed; returns the token count
+ * or a jsmn error. */
+static int json_tokenize(fs_decoder *dec, const char *msg, size_t len)
+{
+    for (;;) {
+        jsmn_parser p;
+        jsmn_init(&p);
+        int r = jsmn_parse(&p, msg, len, dec->tok, dec->ntok);
+        if (r != JSMN_ERROR_NOMEM || dec->ntok >= JSON_MAX_TOKENS)
+            return r;
+        dec->ntok *= 2;
+        free(dec->tok);
+        dec->tok = fs_xmalloc(dec->ntok * sizeof *dec->tok);
+    }
+}
+
+/* Walks the top-level object's keys; slot[f] receives the token index of the
+ * last value of known field f. */
+static fs_reject json_walk(const char *msg, const jsmntok_t *t, int n, int slot[F_COUNT])
+{
+    int idx = 1;
+    size_t gap_from = (size_t)t[0].start + 1;
+    for (int k = 0; k < t[0].size; k++) {
+        if (idx + 1 >= n)
+            return FS_REJECT_MALFORMED;
+        const jsmntok_t *key = &t[idx], *val = &t[idx + 1];
+        if (key->type != JSMN_STRING)
+            return FS_REJECT_KEY_NOT_STRING;
+        if (key->size != 1 || !gap_is(msg, gap_from, raw_start(key), k ? ',' : 0) ||
+            !gap_is(msg, raw_end(key), raw_start(val), ':'))
+            return FS_REJECT_MALFORMED;
+        if (val->type != JSMN_OBJECT && val->type != JSMN_ARRAY && val->size != 0)
+            return FS_REJECT_MALFORMED;
+        fs_reject err;
+        int f = json_key_field(msg, key, &err);
+        if (err)
+            return err;
+        if (f >= 0)
+            slot[f] = idx + 1;
+        else if (val->type == JSMN_PRIMITIVE) {
+            field_value ignored;
+            if (json_primitive(msg, val, &ignored))
+                return FS_REJECT_MALFORMED;
+        }
+        idx += 2;
+        while (idx < n && t[idx].start < val->end)
+            idx++;
+        gap_from = raw_end(val);
+    }
+    if (idx != n || !gap_is(msg, gap_from, (size_t)t[0].end - 1, 0))
+        return FS_REJECT_MALFORMED;
+    return FS_OK;
+}
+
+static fs_reject json_tokenize_reject(const fs_decoder *dec, int r)
+{
+    if (dec->tok[0].start == 0 && dec->tok[0].end > 0)
+        return FS_REJECT_TRAILING_DATA; /* the object closed; what follows broke */
+    return r == JSMN_ERROR_PART ? FS_REJECT_TRUNCATED : FS_REJECT_MALFORMED;
+}
+
+fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event *ev,
+                         char *scratch, size_t *scratch_used)
+{
+    *scratch_used = 0;
+    size_t first = skip_ws(msg, 0, len);
+    if (first == len)
+        return FS_REJECT_TRUNCATED;
+    if (msg[first] != '{')
+        return strchr("[\"-0123456789tfn", msg[first]) && msg[first] ? FS_REJECT_NOT_A_MAP
+                                                                       : FS_REJECT_MALFORMED;
+    dec->tok[0].start = dec->tok[0].end = -1;
+    int n = json_tokenize(dec, msg + first, len - first);
+    if (n < 0)
+        return json_tokenize_reject(dec, n);
+    const char *obj = msg + first;
+    const jsmntok_t *t = dec->tok;
+    if (skip_ws(obj, (size_t)t[0].end, len - first) != len - first)
+        return FS_REJECT_TRAILING_DATA;
+
+    int slot[F_COUNT];
+    for (int f = 0; f < F_COUNT; f++)
+        slot[f] = -1;
+    fs_reject r = json_walk(obj, t, n, slot);
+    if (r)
+        return r;
+    field_value fv[F_COUNT] = {0};
+    for (int f = 0; f < F_COUNT; f++) {
+        if (slot[f] < 0)
+            continue;
+        r = json_value(obj, &t[slot[f]], scratch, scratch_used, &fv[f]);
+        if (r)
+            return r;
+    }
+    return fill_event(fv, ev);
+}
+
+fs_reject fs_decode(fs_decoder *dec, fs_format fmt, const char *msg, size_t len, fs_event *ev,
+                    char *scratch, size_t *scratch_used)
+{
+    if (fmt == FS_FORMAT_JSON)
+        return fs_decode_json(dec, msg, len, ev, scratch, scratch_used);
+    *scratch_used = 0;
+    return fs_decode_msgpack(dec, msg, len, ev);
+}

@@ -1,0 +1,36 @@
+/* decode.h -- one message's bytes -> fs_event (SPEC §1).
+ *
+ * A decoder holds reusable scratch state (msgpack-c zone, JSON token array)
+ * so decoding allocates nothing per event once warm. A decoder is used by one
+ * thread at a time.
+ *
+ * A message is exactly one MessagePack object / one JSON value (surrounding
+ * JSON whitespace allowed); anything after it is FS_REJECT_TRAILING_DATA.
+ * Decoding never crashes, never reads outside [msg, msg+len), and terminates
+ * in time linear in len for any input.
+ */
+#ifndef FS_DECODE_H
+#define FS_DECODE_H
+
+#include "event.h"
+
+typedef enum fs_format { FS_FORMAT_MSGPACK = 0, FS_FORMAT_JSON = 1 } fs_format;
+
+typedef struct fs_decoder fs_decoder;
+
+fs_decoder *fs_decoder_new(void);
+void fs_decoder_free(fs_decoder *dec);
+
+/* Decodes msg into *ev. String slices of *ev point into msg. */
+fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_event *ev);
+
+/* Decodes msg into *ev. Strings without escapes point into msg; strings with
+ * escapes are unescaped into scratch, which must have room for len bytes;
+ * *scratch_used receives how many bytes of it the event uses. */
+fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event *ev,
+                         char *scratch, size_t *scratch_used);
+
+fs_reject fs_decode(fs_decoder *dec, fs_format fmt, const char *msg, size_t len, fs_event *ev,
+                    char *scratch, size_t *scratch_used);
+
+#endif

@@ -1,0 +1,374 @@
+/* engine.c -- batch ring, worker threads and the sink thread (see engine.h).
+ *
+ * Slot state is one atomic word, seq << 2 | phase, so a thread that reads it
+ * learns in one load both which batch a slot holds and how far it got: a
+ * worker waiting for batch 7 cannot mistake a recycled slot for it. Every
+ * phase change bumps `gen` and wakes sleepers; a waiter reads `gen` before
+ * checking and sleeps only while it is unchanged, so no wake-up is lost.
+ */
+#include "engine.h"
+
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "funnel.h"
+#include "journey_table.h"
+#include "util.h"
+
+enum { PH_EMPTY = 0, PH_FRAMED = 1, PH_DECODING = 2, PH_DECODED = 3 };
+
+typedef struct step_queue {
+    fs_step *head, *tail;
+} step_queue;
+
+typedef struct worker_thread {
+    fs_engine *e;
+    uint32_t id;
+    fs_decoder *dec;
+    pthread_t thread;
+} worker_thread;
+
+struct fs_engine {
+    const fs_config *cfg;
+    fs_funnels *funnels;
+    fs_journey_table *table;
+    uint32_t n_workers;
+    uint32_t ring_size;
+    fs_batch *ring;
+    uint64_t next_seq; /* source thread only */
+    _Atomic uint32_t gen;
+    _Atomic uint32_t waiters;
+    fs_worker *workers;
+    worker_thread *wt;
+    fs_sink *sink;
+    pthread_t sink_thread;
+    pthread_mutex_t step_lock;
+    pthread_cond_t step_cond;
+    step_queue *queues;
+    _Atomic uint64_t messages_done;
+    bool joined;
+};
+
+/* ---- waiting ------------------------------------------------------------ */
+
+static void notify(fs_engine *e)
+{
+    atomic_fetch_add(&e->gen, 1);
+    if (atomic_load(&e->waiters))
+        syscall(SYS_futex, &e->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Returns once gen != seen. */
+static void wait_change(fs_engine *e, uint32_t seen)
+{
+    for (int i = 0; i < 256; i++) {
+        if (atomic_load_explicit(&e->gen, memory_order_acquire) != seen)
+            return;
+        __builtin_ia32_pause();
+    }
+    atomic_fetch_add(&e->waiters, 1);
+    while (atomic_load(&e->gen) == seen)
+        syscall(SYS_futex, &e->gen, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+    atomic_fetch_sub(&e->waiters, 1);
+}
+
+/* ---- batches ------------------------------------------------------------ */
+
+void fs_batch_reserve(fs_batch *b, size_t extra)
+{
+    if (b->len + extra <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : FS_BATCH_BYTES;
+    while (cap < b->len + extra)
+        cap *= 2;
+    b->buf = fs_xrealloc(b->buf, cap);
+    b->cap = cap;
+    if (b->scratch) {
+        free(b->scratch);
+        b->scratch = NULL;
+    }
+}
+
+void fs_batch_add(fs_batch *b, uint32_t off, uint32_t len, fs_reject preset)
+{
+    b->off[b->n] = off;
+    b->msg_len[b->n] = len;
+    b->status[b->n] = (uint8_t)preset;
+    b->n++;
+}
+
+static void batch_init(fs_batch *b)
+{
+    memset(b, 0, sizeof(*b));
+    b->msg_cap = FS_BATCH_MSGS;
+    b->off = fs_xmalloc(b->msg_cap * sizeof(*b->off));
+    b->msg_len = fs_xmalloc(b->msg_cap * sizeof(*b->msg_len));
+    b->status = fs_xmalloc(b->msg_cap);
+    b->ev = fs_xmalloc(b->msg_cap * sizeof(*b->ev));
+    fs_batch_reserve(b, FS_BATCH_BYTES);
+}
+
+static void batch_destroy(fs_batch *b)
+{
+    free(b->buf);
+    free(b->scratch);
+    free(b->off);
+    free(b->msg_len);
+    free(b->status);
+    free(b->ev);
+}
+
+static void decode_batch(fs_decoder *dec, fs_batch *b)
+{
+    if (b->format == FS_FORMAT_JSON && !b->scratch)
+        b->scratch = fs_xmalloc(b->cap);
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (b->status[i] != FS_OK)
+            continue;
+        size_t used = 0;
+        char *scratch = b->scratch ? b->scratch + b->off[i] : NULL;
+        b->status[i] = (uint8_t)fs_decode(dec, b->format, b->buf + b->off[i], b->msg_len[i],
+                                          &b->ev[i], scratch, &used);
+    }
+}
+
+static bool try_decode(fs_engine *e, fs_decoder *dec, fs_batch *b, uint64_t st)
+{
+    uint64_t base = st & ~3ull;
+    if (!atomic_compare_exchange_strong(&b->state, &st, base | PH_DECODING))
+        return false;
+    decode_batch(dec, b);
+    atomic_store_explicit(&b->state, base | PH_DECODED, memory_order_release);
+    notify(e);
+    return true;
+}
+
+/* Decodes some later published batch, so all cores decode. */
+static bool help_decode(fs_engine *e, fs_decoder *dec, uint64_t from)
+{
+    for (uint64_t seq = from; seq < from + e->ring_size - 1; seq++) {
+        fs_batch *b = &e->ring[seq % e->ring_size];
+        uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
+        if ((st >> 2) == seq && (st & 3) == PH_FRAMED && try_decode(e, dec, b, st))
+            return true;
+    }
+    return false;
+}
+
+static fs_batch *await_batch(fs_engine *e, fs_decoder *dec, uint64_t seq)
+{
+    fs_batch *b = &e->ring[seq % e->ring_size];
+    for (;;) {
+        uint32_t seen = atomic_load(&e->gen);
+        uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
+        if ((st >> 2) == seq && (st & 3) == PH_DECODED)
+            return b;
+        if ((st >> 2) == seq && (st & 3) == PH_FRAMED) {
+            if (try_decode(e, dec, b, st))
+                return b;
+            continue;
+        }
+        if (help_decode(e, dec, seq + 1))
+            continue;
+        wait_change(e, seen);
+    }
+}
+
+static void release_batch(fs_engine *e, fs_batch *b)
+{
+    if (atomic_fetch_sub(&b->refs, 1) != 1)
+        return;
+    uint64_t st = atomic_load(&b->state);
+    atomic_store_explicit(&b->state, (st & ~3ull) | PH_EMPTY, memory_order_release);
+    notify(e);
+}
+
+fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format)
+{
+    fs_batch *b = &e->ring[e->next_seq % e->ring_size];
+    for (;;) {
+        uint32_t seen = atomic_load(&e->gen);
+        if ((atomic_load_explicit(&b->state, memory_order_acquire) & 3) == PH_EMPTY)
+            break;
+        wait_change(e, seen);
+    }
+    b->n = 0;
+    b->len = 0;
+    b->format = format;
+    b->last = false;
+    b->seq = e->next_seq;
+    return b;
+}
+
+void fs_engine_batch_publish(fs_engine *e, fs_batch *b, bool last)
+{
+    b->last = last;
+    atomic_store(&b->refs, e->n_workers);
+    atomic_store_explicit(&b->state, (b->seq << 2) | PH_FRAMED, memory_order_release);
+    e->next_seq++;
+    notify(e);
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+static void on_step(void *ctx, uint32_t worker, fs_step *s)
+{
+    fs_engine *e = ctx;
+    pthread_mutex_lock(&e->step_lock);
+    step_queue *q = &e->queues[worker];
+    if (q->tail)
+        q->tail->next = s;
+    else
+        q->head = s;
+    q->tail = s;
+    pthread_cond_signal(&e->step_cond);
+    pthread_mutex_unlock(&e->step_lock);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_thread *t = arg;
+    fs_engine *e = t->e;
+    fs_worker *w = &e->workers[t->id];
+    fs_journey_table_thread_enter();
+    for (uint64_t seq = 0;; seq++) {
+        fs_batch *b = await_batch(e, t->dec, seq);
+        fs_journey_table_read_lock();
+        fs_worker_process(w, b->ev, b->status, b->n);
+        fs_journey_table_read_unlock();
+        bool last = b->last;
+        if (t->id == 0)
+            atomic_fetch_add_explicit(&e->messages_done, b->n, memory_order_relaxed);
+        release_batch(e, b);
+        if (last)
+            break;
+    }
+    fs_journey_table_read_lock();
+    fs_worker_finish(w);
+    fs_journey_table_read_unlock();
+    fs_journey_table_thread_leave();
+    return NULL;
+}
+
+static void *sink_main(void *arg)
+{
+    fs_engine *e = arg;
+    fs_step **steps = fs_xcalloc(e->n_workers, sizeof(*steps));
+    for (bool final = false; !final;) {
+        pthread_mutex_lock(&e->step_lock);
+        for (uint32_t w = 0; w < e->n_workers; w++) {
+            step_queue *q = &e->queues[w];
+            while (!q->head)
+                pthread_cond_wait(&e->step_cond, &e->step_lock);
+            steps[w] = q->head;
+            q->head = q->head->next;
+            if (!q->head)
+                q->tail = NULL;
+        }
+        pthread_mutex_unlock(&e->step_lock);
+        final = steps[0]->final;
+        fs_sink_step(e->sink, steps);
+    }
+    free(steps);
+    return NULL;
+}
+
+fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
+{
+    fs_engine *e = fs_xcalloc(1, sizeof(*e));
+    e->cfg = cfg;
+    e->n_workers = threads ? threads : 1;
+    e->funnels = fs_funnels_compile(cfg);
+    e->table = fs_journey_table_new(e->funnels->n, 1u << 16);
+    if (!e->table) {
+        fs_funnels_free(e->funnels);
+        free(e);
+        return NULL;
+    }
+    e->ring_size = 2 * e->n_workers + 4;
+    e->ring = fs_xcalloc(e->ring_size, sizeof(*e->ring));
+    for (uint32_t i = 0; i < e->ring_size; i++)
+        batch_init(&e->ring[i]);
+    pthread_mutex_init(&e->step_lock, NULL);
+    pthread_cond_init(&e->step_cond, NULL);
+    e->queues = fs_xcalloc(e->n_workers, sizeof(*e->queues));
+    e->sink = fs_sink_new(cfg, e->funnels, e->n_workers, out);
+    e->workers = fs_xcalloc(e->n_workers, sizeof(*e->workers));
+    e->wt = fs_xcalloc(e->n_workers, sizeof(*e->wt));
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        fs_worker_init(&e->workers[i], i, e->n_workers, cfg, e->funnels, e->table, on_step, e);
+        e->wt[i] = (worker_thread){.e = e, .id = i, .dec = fs_decoder_new()};
+    }
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        pthread_create(&e->wt[i].thread, NULL, worker_main, &e->wt[i]);
+    pthread_create(&e->sink_thread, NULL, sink_main, e);
+    return e;
+}
+
+void fs_engine_join(fs_engine *e)
+{
+    if (e->joined)
+        return;
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        pthread_join(e->wt[i].thread, NULL);
+    pthread_join(e->sink_thread, NULL);
+    e->joined = true;
+}
+
+uint64_t fs_engine_messages_done(fs_engine *e)
+{
+    return atomic_load_explicit(&e->messages_done, memory_order_relaxed);
+}
+
+fs_engine_stats fs_engine_get_stats(fs_engine *e)
+{
+    fs_engine_stats st = {0};
+    st.valid = e->workers[0].stats.events_valid;
+    for (int r = 1; r < FS_REJECT_COUNT; r++) {
+        st.rejected_by[r] = e->workers[0].stats.rejected[r];
+        st.rejected += st.rejected_by[r];
+    }
+    st.messages = st.valid + st.rejected;
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        const fs_worker_stats *ws = &e->workers[i].stats;
+        st.late_events += ws->late_events;
+        st.journeys_started += ws->journeys_started;
+        st.journeys_completed += ws->journeys_completed;
+        st.journeys_abandoned += ws->journeys_abandoned;
+        st.journeys_excluded += ws->journeys_excluded;
+        st.journeys_active += ws->journeys_active;
+    }
+    fs_sink_stats ss = fs_sink_get_stats(e->sink);
+    st.flow_records = ss.flow_records;
+    st.cohort_records = ss.cohort_records;
+    st.write_errors = ss.write_errors;
+    return st;
+}
+
+void fs_engine_free(fs_engine *e)
+{
+    if (!e)
+        return;
+    fs_engine_join(e);
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        fs_worker_destroy(&e->workers[i]);
+        fs_decoder_free(e->wt[i].dec);
+    }
+    fs_sink_free(e->sink);
+    fs_journey_table_free(e->table);
+    for (uint32_t i = 0; i < e->ring_size; i++)
+        batch_destroy(&e->ring[i]);
+    free(e->ring);
+    free(e->queues);
+    free(e->workers);
+    free(e->wt);
+    pthread_mutex_destroy(&e->step_lock);
+    pthread_cond_destroy(&e->step_cond);
+    fs_funnels_free(e->funnels);
+    free(e);
+}

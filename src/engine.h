@@ -1,0 +1,82 @@
+/* engine.h -- source -> engine -> sink: the threads that run the data path.
+ *
+ * A source (replay file, Kafka consumer) fills batches of raw messages and
+ * publishes them in order. Batches live in a ring of slots; each slot moves
+ * through EMPTY -> FRAMED (published) -> DECODING -> DECODED -> EMPTY.
+ * Any worker may decode any FRAMED batch, so decoding runs on all cores;
+ * then every worker walks every batch in order (worker.h explains why) and
+ * the last one to finish a batch recycles its slot. Workers hand their steps
+ * to the sink thread, which merges them and writes records to the output.
+ *
+ * Waiting is on a futex-backed generation counter: a thread that finds
+ * nothing to do sleeps in the kernel until some slot changes state. There
+ * are no sleeps and no polling loops beyond a short spin.
+ */
+#ifndef FS_ENGINE_H
+#define FS_ENGINE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "decode.h"
+#include "event.h"
+#include "sink.h"
+#include "worker.h"
+
+#define FS_BATCH_BYTES (1u << 20)
+#define FS_BATCH_MSGS 8192u
+#define FS_MAX_MESSAGE (64u << 20) /* a longer message is rejected unread */
+
+typedef struct fs_batch {
+    char *buf; /* raw message bytes */
+    size_t len, cap;
+    uint32_t n, msg_cap;
+    uint32_t *off, *msg_len;
+    uint8_t *status; /* fs_reject: preset by the source (framing) or set by decoding */
+    fs_event *ev;
+    char *scratch; /* JSON unescaping, cap bytes: message i may use scratch[off[i]..] */
+    fs_format format;
+    bool last; /* no batch follows */
+    /* engine-private */
+    uint64_t seq;
+    _Atomic uint64_t state; /* seq << 2 | phase */
+    _Atomic uint32_t refs;
+} fs_batch;
+
+/* Appends a message (bytes already at buf[off..off+len)) with a preset
+ * status (FS_OK: to be decoded). */
+void fs_batch_add(fs_batch *b, uint32_t off, uint32_t len, fs_reject preset);
+/* Makes room for `extra` more bytes in buf (and scratch). */
+void fs_batch_reserve(fs_batch *b, size_t extra);
+static inline bool fs_batch_full(const fs_batch *b)
+{
+    return b->n == b->msg_cap || b->len >= FS_BATCH_BYTES;
+}
+
+typedef struct fs_engine fs_engine;
+
+typedef struct fs_engine_stats {
+    uint64_t messages, bytes;
+    uint64_t valid, rejected;
+    uint64_t rejected_by[FS_REJECT_COUNT];
+    uint64_t late_events;
+    uint64_t journeys_started, journeys_completed, journeys_abandoned, journeys_excluded;
+    uint64_t journeys_active;
+    uint64_t flow_records, cohort_records, write_errors;
+} fs_engine_stats;
+
+/* threads: number of workers (>= 1). The engine keeps pointers to cfg. */
+fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out);
+/* Source side, one thread: get an empty batch, fill it, publish it. */
+fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format);
+void fs_engine_batch_publish(fs_engine *e, fs_batch *b, bool last);
+/* After the last batch: waits until every record is written. */
+void fs_engine_join(fs_engine *e);
+fs_engine_stats fs_engine_get_stats(fs_engine *e); /* after join */
+/* Live counters, readable from any thread while running (approximate). */
+uint64_t fs_engine_messages_done(fs_engine *e);
+void fs_engine_free(fs_engine *e);
+
+#endif

@@ -1,0 +1,533 @@
+/* generate.c -- deterministic synthetic touchpoint traffic (see generate.h).
+ *
+ * Model. Every customer has a segment (30 % B2B), a preferred channel and a
+ * position on its segment's path (a list of stages, each a list of event
+ * types, matching the bundled configs). Each record picks a customer, moves
+ * it one step and writes the event that step produced. A step advances
+ * (sometimes skipping a stage), touches an earlier stage, emits noise that no
+ * funnel counts, drops out, unsubscribes or (B2B) is disqualified. A customer
+ * without a position enters the path at stage 0, or mid-funnel. Reaching the
+ * last stage is a sale carrying a value; some buyers come back for more.
+ *
+ * Sessions. Customers act in bursts: a pool of recently active customers
+ * supplies most records, the rest come from a uniform pick that also
+ * replaces a pool member. So strict short-window funnels see sessions that
+ * convert, and long-window ones see customers return hours later -- some
+ * after their conversion window.
+ *
+ * Time. Record i has nominal time start_ts + floor(i * 1000 / rate); with
+ * disorder_ms > 0 it is moved back by a uniform amount in [0, disorder_ms],
+ * so no record is later than disorder_ms + one step behind the newest.
+ *
+ * Malformed records replace a good one with probability malformed_ppm / 1e6,
+ * always as one complete object (or line) that the decoder rejects, so a
+ * msgpack file and a JSON file of the same seed reject the same records.
+ *
+ * Encoding is written by hand into a buffer for JSON (every string comes from
+ * a fixed vocabulary or is an ASCII id, so nothing needs escaping) and with
+ * msgpack-c's packer for MessagePack.
+ */
+#include "generate.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "util.h"
+
+#define OUT_BUF_SIZE (1u << 20)
+#define MAX_STAGE_EVENTS 3
+#define NO_POSITION 0xff
+
+/* ---- vocabulary --------------------------------------------------------- */
+
+typedef struct path_stage {
+    const char *events[MAX_STAGE_EVENTS];
+    int nevents;
+} path_stage;
+
+static const path_stage b2c_path[] = {
+    {{"ad_impression", "social_view"}, 2}, {{"page_view", "content_download"}, 2},
+    {{"product_view", "compare"}, 2},      {{"add_to_cart"}, 1},
+    {{"checkout_start"}, 1},               {{"purchase"}, 1},
+};
+static const path_stage b2b_path[] = {
+    {{"ad_impression", "webinar_view", "page_view"}, 3},
+    {{"content_download", "form_submit"}, 2},
+    {{"demo_request", "sales_call"}, 2},
+    {{"trial_start"}, 1},
+    {{"contract_signed"}, 1},
+};
+#define B2C_STAGES ((int)(sizeof b2c_path / sizeof b2c_path[0]))
+#define B2B_STAGES ((int)(sizeof b2b_path / sizeof b2b_path[0]))
+
+static const char *const noise_events[] = {"email_open", "login", "newsletter_signup",
+                                           "support_ticket", "search"};
+#define N_NOISE 5
+
+static const char *const channels[] = {"search", "social", "email",  "display", "referral",
+                                       "direct", "store",  "app",    "partner"};
+enum { CH_SEARCH, CH_SOCIAL, CH_EMAIL, CH_DISPLAY, CH_REFERRAL, CH_DIRECT, CH_STORE, CH_APP,
+       CH_PARTNER, N_CHANNELS };
+
+/* Cumulative channel weights (out of 100) per segment. */
+static const uint8_t b2c_channel_cdf[N_CHANNELS] = {25, 50, 60, 70, 75, 85, 93, 100, 100};
+static const uint8_t b2b_channel_cdf[N_CHANNELS] = {20, 25, 50, 60, 70, 80, 80, 80, 100};
+
+static const char *const campaigns[] = {"spring_sale", "black_friday", "brand_search",
+                                        "retarget_01", "webinar_q4",   "newsletter_w47",
+                                        "partner_push", "launch_2024"};
+#define N_CAMPAIGNS 8
+
+/* ---- random numbers (xoshiro256**, seeded by splitmix64) ---------------- */
+
+typedef struct rng {
+    uint64_t s[4];
+} rng;
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void rng_seed(rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+/* Uniform in [0, n) (n > 0), by multiply-shift: bias below 2^-32 for our n. */
+static uint64_t rng_below(rng *r, uint64_t n)
+{
+    return (uint64_t)(((unsigned __int128)rng_next(r) * n) >> 64);
+}
+
+static unsigned rng_percent(rng *r)
+{
+    return (unsigned)rng_below(r, 100);
+}
+
+/* ---- customers and steps ----------------------------------------------- */
+
+typedef struct customer {
+    uint8_t position; /* last stage reached on its path, NO_POSITION if none */
+    uint8_t b2b;
+    uint8_t channel; /* preferred channel */
+} customer;
+
+typedef struct touch {
+    uint64_t customer;
+    const char *event;
+    int channel;
+    int campaign; /* -1: no campaign key */
+    int64_t value_cents; /* < 0: no value key */
+} touch;
+
+typedef struct generator {
+    const fs_gen_opts *opts;
+    rng r;
+    customer *cust;
+    uint64_t *pool;
+    uint64_t pool_size;
+} generator;
+
+static int pick_channel(generator *g, const customer *c)
+{
+    if (rng_percent(&g->r) < 60)
+        return c->channel;
+    const uint8_t *cdf = c->b2b ? b2b_channel_cdf : b2c_channel_cdf;
+    unsigned p = rng_percent(&g->r);
+    int i = 0;
+    while (p >= cdf[i])
+        i++;
+    return i;
+}
+
+static uint64_t pick_customer(generator *g)
+{
+    if (rng_percent(&g->r) < 70)
+        return g->pool[rng_below(&g->r, g->pool_size)];
+    uint64_t c = rng_below(&g->r, g->opts->customers);
+    g->pool[rng_below(&g->r, g->pool_size)] = c;
+    return c;
+}
+
+static const char *stage_event(generator *g, const path_stage *stage)
+{
+    return stage->events[rng_below(&g->r, (uint64_t)stage->nevents)];
+}
+
+/* Where a customer without a position enters: mostly at the top. */
+static int entry_stage(generator *g)
+{
+    unsigned p = rng_percent(&g->r);
+    return p < 65 ? 0 : p < 85 ? 1 : p < 95 ? 2 : 3;
+}
+
+static int64_t sale_value_cents(generator *g, bool b2b)
+{
+    if (b2b)
+        return (int64_t)(1000 + rng_below(&g->r, 99000)) * 100; /* whole currency units */
+    return 500 + (int64_t)rng_below(&g->r, 49500);
+}
+
+/* Moves customer c one step and describes the event it produced. */
+static void step(generator *g, customer *c, touch *t)
+{
+    const path_stage *path = c->b2b ? b2b_path : b2c_path;
+    int last = (c->b2b ? B2B_STAGES : B2C_STAGES) - 1;
+    int pos = c->position == NO_POSITION ? -1 : c->position;
+    int next;
+    unsigned p = rng_percent(&g->r);
+    t->value_cents = -1;
+    if (pos < 0) {
+        next = entry_stage(g);
+    } else if (p < 50) {
+        next = pos + 1;
+    } else if (p < 58) {
+        next = pos + 2 > last ? last : pos + 2;
+    } else if (p < 78) {
+        next = (int)rng_below(&g->r, (uint64_t)pos + 1); /* touch */
+    } else {
+        const char *noise = noise_events[rng_below(&g->r, N_NOISE)];
+        if (p >= 96) { /* leaves the funnel, by unsubscribing or disqualification */
+            noise = (c->b2b && p >= 98) ? "disqualified" : "unsubscribe";
+            c->position = NO_POSITION;
+        } else if (p >= 90) { /* drops out silently */
+            c->position = NO_POSITION;
+        }
+        t->event = noise;
+        return;
+    }
+    if (next > last)
+        next = last;
+    t->event = stage_event(g, &path[next]);
+    c->position = (uint8_t)next;
+    if (next == last) {
+        t->value_cents = sale_value_cents(g, c->b2b);
+        if (!c->b2b && rng_percent(&g->r) < 15)
+            t->channel = CH_STORE; /* bought in store after browsing online */
+        c->position = rng_percent(&g->r) < 30 ? 1 : NO_POSITION; /* buys again later */
+    }
+}
+
+static void next_touch(generator *g, touch *t)
+{
+    t->customer = pick_customer(g);
+    customer *c = &g->cust[t->customer];
+    t->channel = pick_channel(g, c);
+    t->campaign = rng_percent(&g->r) < 60 ? (int)rng_below(&g->r, N_CAMPAIGNS) : -1;
+    step(g, c, t);
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+typedef struct out_buf {
+    char *buf;
+    size_t len;
+    FILE *f;
+    int err;
+} out_buf;
+
+static void out_flush(out_buf *o)
+{
+    if (o->len && !o->err && fwrite(o->buf, 1, o->len, o->f) != o->len)
+        o->err = errno ? errno : EIO;
+    o->len = 0;
+}
+
+static void out_write(out_buf *o, const void *p, size_t n)
+{
+    if (o->len + n > OUT_BUF_SIZE)
+        out_flush(o);
+    if (n > OUT_BUF_SIZE) { /* cannot happen: records are small */
+        o->err = EINVAL;
+        return;
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+}
+
+static int packer_write(void *data, const char *buf, size_t len)
+{
+    out_write(data, buf, len);
+    return 0;
+}
+
+/* How a malformed record is broken (the same in both encodings). */
+enum corruption {
+    BAD_NONE = -1,
+    BAD_NO_CUSTOMER,
+    BAD_FLOAT_TS,
+    BAD_STRING_TS,
+    BAD_EMPTY_EVENT,
+    BAD_STRING_VALUE,
+    BAD_NOT_A_MAP,
+    BAD_UTF8_CHANNEL,
+    BAD_LONG_CUSTOMER,
+    BAD_GARBAGE,
+    N_CORRUPTIONS
+};
+
+static const char invalid_utf8[] = "\xff\xfe";
+
+static int id_text(char *buf, uint64_t index, bool b2b, enum corruption bad)
+{
+    if (bad == BAD_LONG_CUSTOMER) {
+        memset(buf, 'x', FS_MAX_CUSTOMER_ID + 1);
+        return FS_MAX_CUSTOMER_ID + 1;
+    }
+    return sprintf(buf, "%s%llu", b2b ? "acct-" : "c", (unsigned long long)index);
+}
+
+static size_t put_u64(char *p, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static size_t put_i64(char *p, int64_t v)
+{
+    if (v < 0) {
+        p[0] = '-';
+        return 1 + put_u64(p + 1, 0 - (uint64_t)v);
+    }
+    return put_u64(p, (uint64_t)v);
+}
+
+static size_t put_str(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return n;
+}
+
+static void write_json(out_buf *o, const generator *g, const touch *t, int64_t ts,
+                       enum corruption bad)
+{
+    char line[512], id[FS_MAX_CUSTOMER_ID + 2];
+    size_t n = 0;
+    if (bad == BAD_NOT_A_MAP) {
+        out_write(o, "[1,2,3]\n", 8);
+        return;
+    }
+    if (bad == BAD_GARBAGE) {
+        out_write(o, "not json\n", 9);
+        return;
+    }
+    const customer *c = &g->cust[t->customer];
+    int idn = id_text(id, t->customer, c->b2b, bad);
+    line[n++] = '{';
+    if (bad != BAD_NO_CUSTOMER) {
+        n += put_str(line + n, "\"customer_id\":\"");
+        memcpy(line + n, id, (size_t)idn);
+        n += (size_t)idn;
+        n += put_str(line + n, "\",");
+    }
+    n += put_str(line + n, "\"ts\":");
+    if (bad == BAD_STRING_TS)
+        line[n++] = '"';
+    n += put_i64(line + n, ts);
+    n += put_str(line + n, bad == BAD_FLOAT_TS ? ".0" : bad == BAD_STRING_TS ? "\"" : "");
+    n += put_str(line + n, ",\"event\":\"");
+    n += put_str(line + n, bad == BAD_EMPTY_EVENT ? "" : t->event);
+    n += put_str(line + n, "\",\"channel\":\"");
+    n += put_str(line + n, bad == BAD_UTF8_CHANNEL ? invalid_utf8 : channels[t->channel]);
+    n += put_str(line + n, "\",\"segment\":\"");
+    n += put_str(line + n, c->b2b ? "b2b" : "b2c");
+    line[n++] = '"';
+    if (t->campaign >= 0) {
+        n += put_str(line + n, ",\"campaign\":\"");
+        n += put_str(line + n, campaigns[t->campaign]);
+        line[n++] = '"';
+    }
+    if (t->value_cents >= 0 || bad == BAD_STRING_VALUE) {
+        int64_t v = t->value_cents < 0 ? 0 : t->value_cents;
+        n += put_str(line + n, bad == BAD_STRING_VALUE ? ",\"value\":\"" : ",\"value\":");
+        n += put_i64(line + n, v / 100);
+        line[n++] = '.';
+        line[n++] = (char)('0' + v / 10 % 10);
+        line[n++] = (char)('0' + v % 10);
+        if (bad == BAD_STRING_VALUE)
+            line[n++] = '"';
+    }
+    line[n++] = '}';
+    line[n++] = '\n';
+    out_write(o, line, n);
+}
+
+static void pack_cstr(msgpack_packer *pk, const char *s, size_t n)
+{
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void write_msgpack(out_buf *o, const generator *g, const touch *t, int64_t ts,
+                          enum corruption bad)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, o, packer_write);
+    if (bad == BAD_NOT_A_MAP) {
+        msgpack_pack_array(&pk, 3);
+        for (int i = 1; i <= 3; i++)
+            msgpack_pack_int(&pk, i);
+        return;
+    }
+    if (bad == BAD_GARBAGE) {
+        out_write(o, "\xc1", 1); /* a byte that never starts an object */
+        return;
+    }
+    const customer *c = &g->cust[t->customer];
+    char id[FS_MAX_CUSTOMER_ID + 2];
+    int idn = id_text(id, t->customer, c->b2b, bad);
+    bool has_value = t->value_cents >= 0 || bad == BAD_STRING_VALUE;
+    size_t keys = 4 + (size_t)(bad != BAD_NO_CUSTOMER) + (size_t)(t->campaign >= 0) + has_value;
+    msgpack_pack_map(&pk, keys);
+    if (bad != BAD_NO_CUSTOMER) {
+        pack_cstr(&pk, "customer_id", 11);
+        pack_cstr(&pk, id, (size_t)idn);
+    }
+    pack_cstr(&pk, "ts", 2);
+    if (bad == BAD_FLOAT_TS) {
+        msgpack_pack_double(&pk, (double)ts);
+    } else if (bad == BAD_STRING_TS) {
+        char tmp[24];
+        pack_cstr(&pk, tmp, put_i64(tmp, ts));
+    } else {
+        msgpack_pack_int64(&pk, ts);
+    }
+    pack_cstr(&pk, "event", 5);
+    const char *ev = bad == BAD_EMPTY_EVENT ? "" : t->event;
+    pack_cstr(&pk, ev, strlen(ev));
+    pack_cstr(&pk, "channel", 7);
+    const char *ch = bad == BAD_UTF8_CHANNEL ? invalid_utf8 : channels[t->channel];
+    pack_cstr(&pk, ch, strlen(ch));
+    pack_cstr(&pk, "segment", 7);
+    pack_cstr(&pk, c->b2b ? "b2b" : "b2c", 3);
+    if (t->campaign >= 0) {
+        pack_cstr(&pk, "campaign", 8);
+        pack_cstr(&pk, campaigns[t->campaign], strlen(campaigns[t->campaign]));
+    }
+    if (has_value) {
+        int64_t v = t->value_cents < 0 ? 0 : t->value_cents;
+        pack_cstr(&pk, "value", 5);
+        if (bad == BAD_STRING_VALUE)
+            pack_cstr(&pk, "12.50", 5);
+        else if (v % 100 == 0)
+            msgpack_pack_int64(&pk, v / 100);
+        else
+            msgpack_pack_double(&pk, (double)v / 100.0);
+    }
+}
+
+/* ---- driver ------------------------------------------------------------- */
+
+void fs_gen_opts_default(fs_gen_opts *opts)
+{
+    *opts = (fs_gen_opts){.events = 1000000,
+                          .customers = 100000,
+                          .seed = 1,
+                          .format = FS_FORMAT_MSGPACK,
+                          .start_ts = 1732280400000,
+                          .rate = 1000,
+                          .disorder_ms = 0,
+                          .malformed_ppm = 0};
+}
+
+static void init_customers(generator *g)
+{
+    uint64_t m = g->opts->customers;
+    g->cust = fs_xmalloc(m * sizeof *g->cust);
+    for (uint64_t i = 0; i < m; i++) {
+        customer *c = &g->cust[i];
+        c->b2b = rng_percent(&g->r) < 30;
+        c->position = NO_POSITION;
+        const uint8_t *cdf = c->b2b ? b2b_channel_cdf : b2c_channel_cdf;
+        unsigned p = rng_percent(&g->r);
+        uint8_t ch = 0;
+        while (p >= cdf[ch])
+            ch++;
+        c->channel = ch;
+    }
+    g->pool_size = m / 50 + 1;
+    if (g->pool_size > 4096)
+        g->pool_size = 4096;
+    g->pool = fs_xmalloc(g->pool_size * sizeof *g->pool);
+    for (uint64_t i = 0; i < g->pool_size; i++)
+        g->pool[i] = rng_below(&g->r, m);
+}
+
+static int64_t event_time(generator *g, uint64_t i)
+{
+    const fs_gen_opts *o = g->opts;
+    int64_t ts = o->start_ts + (int64_t)((double)i * 1000.0 / o->rate);
+    if (o->disorder_ms > 0)
+        ts -= (int64_t)rng_below(&g->r, (uint64_t)o->disorder_ms + 1);
+    return ts;
+}
+
+int fs_generate(const fs_gen_opts *opts, FILE *out)
+{
+    if (opts->customers == 0 || !(opts->rate > 0)) {
+        errno = EINVAL;
+        return -1;
+    }
+    generator g = {.opts = opts};
+    rng_seed(&g.r, opts->seed);
+    init_customers(&g);
+    out_buf o = {.buf = fs_xmalloc(OUT_BUF_SIZE), .f = out};
+    for (uint64_t i = 0; i < opts->events && !o.err; i++) {
+        touch t;
+        next_touch(&g, &t);
+        int64_t ts = event_time(&g, i);
+        enum corruption bad = BAD_NONE;
+        if (opts->malformed_ppm && rng_below(&g.r, 1000000) < opts->malformed_ppm)
+            bad = (enum corruption)rng_below(&g.r, N_CORRUPTIONS);
+        if (opts->format == FS_FORMAT_JSON)
+            write_json(&o, &g, &t, ts, bad);
+        else
+            write_msgpack(&o, &g, &t, ts, bad);
+    }
+    out_flush(&o);
+    if (!o.err && fflush(out) != 0)
+        o.err = errno ? errno : EIO;
+    free(o.buf);
+    free(g.cust);
+    free(g.pool);
+    if (o.err) {
+        errno = o.err;
+        return -1;
+    }
+    return 0;
+}

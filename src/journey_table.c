@@ -1,0 +1,171 @@
+/* journey_table.c -- customers with active journeys, in liburcu's cds_lfht.
+ *
+ * Memory layout of one entry (one allocation):
+ *
+ *   struct entry_head { cds_lfht_node, rcu_head }   32 bytes, table-private
+ *   fs_customer { hash, id_len, n_active, journey[n_funnels] }
+ *   id bytes (not NUL-terminated)
+ *
+ * cds_lfht is a split-ordered list with RCU-protected resizing: lookups never
+ * block, inserts/removals use compare-and-swap on the chain, and a removed
+ * node is freed with call_rcu once every reader that could see it is gone.
+ * The table is created with auto-resize so it grows with the number of live
+ * customers and shrinks again when they finish.
+ *
+ * Why cds_lfht (bench/RESULTS.md has the numbers): it is a maintained,
+ * well-tested lock-free table that also gives other threads (the HTTP API)
+ * safe concurrent reads, which is the hard part to get right by hand.
+ */
+#include "journey_table.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+
+#include "util.h"
+
+struct entry_head {
+    struct cds_lfht_node node;
+    struct rcu_head rcu;
+};
+
+struct fs_journey_table {
+    struct cds_lfht *ht;
+    uint32_t n_funnels;
+    atomic_size_t count;
+};
+
+static struct entry_head *head_of(fs_customer *c)
+{
+    return (struct entry_head *)((char *)c - sizeof(struct entry_head));
+}
+
+static fs_customer *customer_of(struct cds_lfht_node *node)
+{
+    return (fs_customer *)((char *)node + sizeof(struct entry_head));
+}
+
+fs_journey_table *fs_journey_table_new(uint32_t n_funnels, size_t expected_customers)
+{
+    fs_journey_table *t = fs_xcalloc(1, sizeof(*t));
+    unsigned long init = 1024;
+    while (init < expected_customers && init < (1ul << 24))
+        init <<= 1;
+    t->n_funnels = n_funnels;
+    t->ht = cds_lfht_new_flavor(init, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+                                &urcu_memb_flavor, NULL);
+    if (!t->ht) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void free_entry(fs_journey_table *t, fs_customer *c)
+{
+    for (uint32_t f = 0; f < t->n_funnels; f++)
+        if (c->journey[f]) {
+            fs_journey_release(c->journey[f]);
+            free(c->journey[f]);
+        }
+    free(head_of(c));
+}
+
+void fs_journey_table_free(fs_journey_table *t)
+{
+    if (!t)
+        return;
+    struct cds_lfht_iter iter;
+    struct cds_lfht_node *node;
+    urcu_memb_register_thread(); /* the freeing thread need not be a worker */
+    urcu_memb_read_lock();
+    cds_lfht_first(t->ht, &iter);
+    while ((node = cds_lfht_iter_get_node(&iter)) != NULL) {
+        cds_lfht_next(t->ht, &iter);
+        cds_lfht_del(t->ht, node);
+        free_entry(t, customer_of(node));
+    }
+    urcu_memb_read_unlock();
+    urcu_memb_unregister_thread();
+    urcu_memb_barrier(); /* let pending call_rcu frees finish before the table goes */
+    cds_lfht_destroy(t->ht, NULL);
+    free(t);
+}
+
+void fs_journey_table_thread_enter(void)
+{
+    urcu_memb_register_thread();
+}
+
+void fs_journey_table_thread_leave(void)
+{
+    urcu_memb_unregister_thread();
+}
+
+void fs_journey_table_read_lock(void)
+{
+    urcu_memb_read_lock();
+}
+
+void fs_journey_table_read_unlock(void)
+{
+    urcu_memb_read_unlock();
+}
+
+struct key {
+    const char *id;
+    size_t len;
+    uint32_t n_funnels;
+};
+
+static int match(struct cds_lfht_node *node, const void *arg)
+{
+    const struct key *k = arg;
+    const fs_customer *c = customer_of(node);
+    return c->id_len == k->len && memcmp(fs_customer_id(c, k->n_funnels), k->id, k->len) == 0;
+}
+
+fs_customer *fs_journey_table_find(fs_journey_table *t, uint64_t hash, const char *id, size_t len)
+{
+    struct key k = {id, len, t->n_funnels};
+    struct cds_lfht_iter iter;
+    cds_lfht_lookup(t->ht, hash, match, &k, &iter);
+    struct cds_lfht_node *node = cds_lfht_iter_get_node(&iter);
+    return node ? customer_of(node) : NULL;
+}
+
+fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const char *id,
+                                     size_t len)
+{
+    size_t size = sizeof(struct entry_head) + sizeof(fs_customer) +
+                  t->n_funnels * sizeof(fs_journey *) + len;
+    struct entry_head *h = fs_xcalloc(1, size);
+    fs_customer *c = (fs_customer *)(h + 1);
+    c->hash = hash;
+    c->id_len = (uint8_t)len;
+    memcpy((char *)fs_customer_id(c, t->n_funnels), id, len);
+    cds_lfht_node_init(&h->node);
+    cds_lfht_add(t->ht, hash, &h->node);
+    atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
+    return c;
+}
+
+static void free_after_grace(struct rcu_head *rcu)
+{
+    free((char *)rcu - offsetof(struct entry_head, rcu));
+}
+
+void fs_journey_table_remove(fs_journey_table *t, fs_customer *c)
+{
+    struct entry_head *h = head_of(c);
+    cds_lfht_del(t->ht, &h->node);
+    atomic_fetch_sub_explicit(&t->count, 1, memory_order_relaxed);
+    urcu_memb_call_rcu(&h->rcu, free_after_grace);
+}
+
+size_t fs_journey_table_count(const fs_journey_table *t)
+{
+    return atomic_load_explicit(&((fs_journey_table *)t)->count, memory_order_relaxed);
+}

@@ -1,0 +1,232 @@
+/* sink.c -- merge worker partials, emit flow and cohort records (see sink.h). */
+#include "sink.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "i64map.h"
+#include "record.h"
+#include "util.h"
+#include "window.h"
+
+typedef struct label_xlate {
+    uint32_t *id; /* worker label id -> sink label id */
+    uint32_t n, cap;
+} label_xlate;
+
+struct fs_sink {
+    const fs_config *cfg;
+    const fs_funnels *funnels;
+    uint32_t n_workers;
+    fs_window_spec win;
+    fs_output out;
+    fs_format format;
+    fs_dict labels;
+    label_xlate *xlate; /* per worker */
+    fs_i64map *cohorts; /* per funnel: start -> fs_cohort totals */
+    fs_buf rec, key;
+    fs_sink_stats stats;
+};
+
+fs_sink *fs_sink_new(const fs_config *cfg, const fs_funnels *funnels, uint32_t n_workers,
+                     fs_output out)
+{
+    fs_sink *s = fs_xcalloc(1, sizeof(*s));
+    s->cfg = cfg;
+    s->funnels = funnels;
+    s->n_workers = n_workers;
+    s->win.size = cfg->window_size_ms;
+    s->win.hop = cfg->window_hop_ms;
+    s->win.per_time = (uint32_t)(cfg->window_size_ms / cfg->window_hop_ms);
+    s->out = out;
+    s->format = out.format;
+    fs_dict_init(&s->labels);
+    s->xlate = fs_xcalloc(n_workers, sizeof(*s->xlate));
+    s->cohorts = fs_xcalloc(funnels->n, sizeof(*s->cohorts));
+    for (uint32_t f = 0; f < funnels->n; f++)
+        fs_i64map_init(&s->cohorts[f]);
+    return s;
+}
+
+void fs_sink_free(fs_sink *s)
+{
+    if (!s)
+        return;
+    for (uint32_t f = 0; f < s->funnels->n; f++) {
+        fs_i64map *m = &s->cohorts[f];
+        for (size_t i = 0; i <= m->mask; i++)
+            free(m->slots[i].value);
+        fs_i64map_free(m);
+    }
+    free(s->cohorts);
+    for (uint32_t w = 0; w < s->n_workers; w++)
+        free(s->xlate[w].id);
+    free(s->xlate);
+    fs_dict_free(&s->labels);
+    fs_buf_free(&s->rec);
+    fs_buf_free(&s->key);
+    free(s);
+}
+
+fs_sink_stats fs_sink_get_stats(const fs_sink *s)
+{
+    return s->stats;
+}
+
+static void learn_labels(fs_sink *s, uint32_t worker, const fs_step *st)
+{
+    label_xlate *x = &s->xlate[worker];
+    if (x->n + st->n_labels > x->cap) {
+        while (x->cap < x->n + st->n_labels)
+            x->cap = x->cap ? x->cap * 2 : 64;
+        x->id = fs_xrealloc(x->id, x->cap * sizeof(*x->id));
+    }
+    for (uint32_t i = 0; i < st->n_labels; i++)
+        x->id[x->n++] = fs_dict_intern(&s->labels, st->label_names[i], st->label_lens[i]);
+}
+
+static void write_record(fs_sink *s)
+{
+    if (s->out.write(s->out.ctx, s->key.p, s->key.len, s->rec.p, s->rec.len) != 0)
+        s->stats.write_errors++;
+}
+
+static void emit_flow(fs_sink *s, const fs_funnel *f, int64_t start, const fs_flow *flow,
+                      uint64_t rejected)
+{
+    fs_window_id w = {start, fs_window_end(&s->win, start)};
+    s->rec.len = s->key.len = 0;
+    fs_record_flow_key(&s->key, f->cfg, w);
+    fs_record_flow(&s->rec, s->format, f->cfg, w, flow, rejected, &s->labels);
+    write_record(s);
+    s->stats.flow_records++;
+}
+
+/* Merges the windows of equal start across workers (each list is sorted) and
+ * emits them in ascending order. */
+static void emit_closed_windows(fs_sink *s, fs_step **steps)
+{
+    uint32_t nf = s->funnels->n;
+    uint32_t *pos = fs_xcalloc(s->n_workers, sizeof(*pos));
+    fs_flow **merged = fs_xcalloc(nf, sizeof(*merged));
+    for (;;) {
+        int64_t start = INT64_MAX;
+        bool any = false;
+        for (uint32_t w = 0; w < s->n_workers; w++)
+            if (pos[w] < steps[w]->n_closed && (!any || steps[w]->closed[pos[w]]->start < start)) {
+                start = steps[w]->closed[pos[w]]->start;
+                any = true;
+            }
+        if (!any)
+            break;
+        uint64_t rejected = 0;
+        for (uint32_t w = 0; w < s->n_workers; w++) {
+            if (pos[w] >= steps[w]->n_closed || steps[w]->closed[pos[w]]->start != start)
+                continue;
+            fs_window_slot *slot = steps[w]->closed[pos[w]++];
+            rejected += slot->rejected;
+            for (uint32_t f = 0; f < nf; f++) {
+                if (!slot->flow[f])
+                    continue;
+                if (!merged[f])
+                    merged[f] = fs_flow_new(s->funnels->funnel[f].n_stages);
+                fs_flow_merge(merged[f], slot->flow[f], s->xlate[w].id);
+            }
+        }
+        for (uint32_t f = 0; f < nf; f++) {
+            if (!merged[f] && rejected == 0)
+                continue;
+            if (!merged[f])
+                merged[f] = fs_flow_new(s->funnels->funnel[f].n_stages);
+            emit_flow(s, &s->funnels->funnel[f], start, merged[f], rejected);
+            fs_flow_free(merged[f]);
+            merged[f] = NULL;
+        }
+    }
+    free(merged);
+    free(pos);
+}
+
+static void add_cohort_deltas(fs_sink *s, fs_step **steps)
+{
+    for (uint32_t w = 0; w < s->n_workers; w++)
+        for (uint32_t i = 0; i < steps[w]->n_cohorts; i++) {
+            const fs_cohort_delta *d = &steps[w]->cohorts[i];
+            uint32_t n = s->funnels->funnel[d->funnel].n_stages;
+            fs_cohort *c = fs_i64map_get(&s->cohorts[d->funnel], d->start);
+            if (!c) {
+                c = fs_cohort_new(n);
+                fs_i64map_put(&s->cohorts[d->funnel], d->start, c);
+            }
+            fs_cohort_merge(c, d->cohort, n);
+            c->dirty = true;
+        }
+}
+
+typedef struct due_cohort {
+    int64_t start;
+    uint32_t funnel;
+    bool final;
+    fs_cohort *c;
+} due_cohort;
+
+static int cmp_due(const void *a, const void *b)
+{
+    const due_cohort *x = a, *y = b;
+    if (x->start != y->start)
+        return (x->start > y->start) - (x->start < y->start);
+    return (x->funnel > y->funnel) - (x->funnel < y->funnel);
+}
+
+static void emit_cohorts(fs_sink *s, const fs_step *st)
+{
+    bool tick = st->final || fs_floor_div(st->wm_before, s->cfg->cohort_emit_interval_ms) !=
+                                 fs_floor_div(st->wm, s->cfg->cohort_emit_interval_ms);
+    due_cohort *due = NULL;
+    size_t n = 0, cap = 0;
+    for (uint32_t f = 0; f < s->funnels->n; f++) {
+        const fs_funnel *fn = &s->funnels->funnel[f];
+        fs_i64map *m = &s->cohorts[f];
+        for (size_t i = 0; i <= m->mask; i++) {
+            fs_cohort *c = m->slots[i].value;
+            if (!c)
+                continue;
+            int64_t start = m->slots[i].key;
+            int64_t final_at = fs_sat_add(fs_window_end(&s->win, start), fn->conversion_window_ms);
+            bool final = st->final || st->wm >= final_at;
+            if (!final && !(tick && c->dirty))
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                due = fs_xrealloc(due, cap * sizeof(*due));
+            }
+            due[n++] = (due_cohort){start, f, final, c};
+        }
+    }
+    qsort(due, n, sizeof(*due), cmp_due);
+    for (size_t i = 0; i < n; i++) {
+        const fs_funnel *fn = &s->funnels->funnel[due[i].funnel];
+        fs_window_id w = {due[i].start, fs_window_end(&s->win, due[i].start)};
+        s->rec.len = s->key.len = 0;
+        fs_record_cohort_key(&s->key, fn->cfg, w);
+        fs_record_cohort(&s->rec, s->format, fn->cfg, w, due[i].c, due[i].final);
+        write_record(s);
+        s->stats.cohort_records++;
+        due[i].c->dirty = false;
+        if (due[i].final)
+            free(fs_i64map_remove(&s->cohorts[due[i].funnel], due[i].start));
+    }
+    free(due);
+}
+
+void fs_sink_step(fs_sink *s, fs_step **steps)
+{
+    for (uint32_t w = 0; w < s->n_workers; w++)
+        learn_labels(s, w, steps[w]);
+    emit_closed_windows(s, steps);
+    add_cohort_deltas(s, steps);
+    emit_cohorts(s, steps[0]);
+    for (uint32_t w = 0; w < s->n_workers; w++)
+        fs_step_free(steps[w], s->funnels->n);
+}

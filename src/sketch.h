@@ -1,0 +1,35 @@
+/* sketch.h -- mergeable quantile sketch for time-to-convert (SPEC §4).
+ *
+ * Values are non-negative integers (milliseconds). Values below
+ * FS_SKETCH_EXACT are counted exactly, one counter each; larger values go to
+ * logarithmic buckets of relative width alpha (DDSketch-style), so any
+ * reported quantile is within 1 % of the true nearest-rank value. Merging
+ * adds counters, so the result does not depend on how values were split
+ * across sketches or in which order they were added. count/min/max/sum are
+ * exact.
+ */
+#ifndef FS_SKETCH_H
+#define FS_SKETCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define FS_SKETCH_EXACT 1024
+
+typedef struct fs_sketch {
+    uint64_t count;
+    int64_t min, max;
+    __int128 sum; /* exact, cannot overflow for int64 inputs in practice */
+    uint64_t *buckets; /* lazily allocated; index 0..FS_SKETCH_EXACT-1 exact, then log */
+    uint32_t lo, hi;   /* occupied bucket index range [lo, hi) */
+} fs_sketch;
+
+void fs_sketch_init(fs_sketch *s);
+void fs_sketch_free(fs_sketch *s);
+void fs_sketch_add(fs_sketch *s, int64_t value_ms);  /* negative values count as 0 */
+void fs_sketch_merge(fs_sketch *into, const fs_sketch *from);
+/* Nearest-rank quantile q in (0,1]: value at rank ceil(q*count), within 1 %.
+ * Returns false when the sketch is empty. */
+bool fs_sketch_quantile(const fs_sketch *s, double q, int64_t *out);
+
+#endif

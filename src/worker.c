@@ -1,0 +1,510 @@
+/* worker.c -- events -> journeys -> window partials (see worker.h).
+ *
+ * Order of work for one valid event at time t (SPEC §2, §3):
+ *   1. the watermark moves: max_ts - max_out_of_orderness; if it advanced,
+ *      expiry timers below it fire (counted at their expiry time), then, if a
+ *      window boundary or cohort emission boundary was crossed, a step is cut;
+ *   2. if this worker owns the customer, each funnel's state machine decides
+ *      what the event does and the counts go to every open window holding the
+ *      count's time. A count whose window has closed is "late": it is dropped
+ *      from that window and the event adds 1 to late_events of the funnel in
+ *      the earliest open window.
+ * Rejected messages are counted (worker 0) in the earliest open window.
+ */
+#include "worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void fs_window_slot_free(fs_window_slot *slot, uint32_t n_funnels)
+{
+    if (!slot)
+        return;
+    for (uint32_t f = 0; f < n_funnels; f++)
+        fs_flow_free(slot->flow[f]);
+    free(slot);
+}
+
+void fs_step_free(fs_step *s, uint32_t n_funnels)
+{
+    if (!s)
+        return;
+    for (uint32_t i = 0; i < s->n_closed; i++)
+        fs_window_slot_free(s->closed[i], n_funnels);
+    for (uint32_t i = 0; i < s->n_cohorts; i++)
+        free(s->cohorts[i].cohort);
+    free(s->closed);
+    free(s->cohorts);
+    free(s->label_names);
+    free(s->label_lens);
+    free(s);
+}
+
+void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_config *cfg,
+                    const fs_funnels *funnels, fs_journey_table *table, fs_step_fn emit,
+                    void *emit_ctx)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->n_workers = n_workers;
+    w->cfg = cfg;
+    w->funnels = funnels;
+    w->table = table;
+    w->win.size = cfg->window_size_ms;
+    w->win.hop = cfg->window_hop_ms;
+    w->win.per_time = (uint32_t)(cfg->window_size_ms / cfg->window_hop_ms);
+    w->max_out_of_orderness = cfg->max_out_of_orderness_ms;
+    w->emit_interval = cfg->cohort_emit_interval_ms;
+    w->max_ts = w->wm = INT64_MIN;
+    fs_dict_init(&w->labels);
+    fs_i64map_init(&w->windows);
+    w->cohort_delta = fs_xcalloc(funnels->n, sizeof(*w->cohort_delta));
+    for (uint32_t f = 0; f < funnels->n; f++)
+        fs_i64map_init(&w->cohort_delta[f]);
+    fs_expiry_init(&w->timers);
+    w->scratch_flows = fs_xcalloc(w->win.per_time, sizeof(*w->scratch_flows));
+    w->emit = emit;
+    w->emit_ctx = emit_ctx;
+}
+
+static void free_map_values(fs_i64map *m, uint32_t n_funnels, bool slots)
+{
+    for (size_t i = 0; i <= m->mask; i++)
+        if (m->slots[i].value) {
+            if (slots)
+                fs_window_slot_free(m->slots[i].value, n_funnels);
+            else
+                free(m->slots[i].value);
+        }
+    fs_i64map_free(m);
+}
+
+void fs_worker_destroy(fs_worker *w)
+{
+    free_map_values(&w->windows, w->funnels->n, true);
+    for (uint32_t f = 0; f < w->funnels->n; f++)
+        free_map_values(&w->cohort_delta[f], 0, false);
+    free(w->cohort_delta);
+    fs_expiry_free(&w->timers);
+    fs_dict_free(&w->labels);
+    free(w->scratch_flows);
+}
+
+/* ---- windows ------------------------------------------------------------ */
+
+static fs_window_slot *slot_at(fs_worker *w, int64_t start)
+{
+    if (w->last_slot && w->last_slot->start == start)
+        return w->last_slot;
+    fs_window_slot *slot = fs_i64map_get(&w->windows, start);
+    if (!slot) {
+        slot = fs_xcalloc(1, sizeof(*slot) + w->funnels->n * sizeof(fs_flow *));
+        slot->start = start;
+        fs_i64map_put(&w->windows, start, slot);
+    }
+    w->last_slot = slot;
+    return slot;
+}
+
+static fs_flow *flow_at(fs_worker *w, int64_t start, uint32_t funnel)
+{
+    fs_window_slot *slot = slot_at(w, start);
+    if (!slot->flow[funnel])
+        slot->flow[funnel] = fs_flow_new(w->funnels->funnel[funnel].n_stages);
+    return slot->flow[funnel];
+}
+
+/* The open windows of `funnel` that contain ts, into w->scratch_flows.
+ * *late is set when some window containing ts is already closed. */
+static uint32_t open_flows(fs_worker *w, uint32_t funnel, int64_t ts, bool *late)
+{
+    uint32_t n = 0;
+    int64_t start = fs_window_last_start(&w->win, ts);
+    for (uint32_t i = 0; i < w->win.per_time; i++, start -= w->win.hop) {
+        if (fs_window_is_closed(&w->win, start, w->wm)) {
+            *late = true;
+            break; /* earlier windows end even earlier */
+        }
+        w->scratch_flows[n++] = flow_at(w, start, funnel);
+    }
+    return n;
+}
+
+static void count_late(fs_worker *w, uint32_t funnel)
+{
+    flow_at(w, fs_window_earliest_open(&w->win, w->wm), funnel)->late_events++;
+    w->stats.late_events++;
+}
+
+static void count_rejected(fs_worker *w, fs_reject reason)
+{
+    w->stats.rejected[reason]++;
+    if (!w->have_wm)
+        w->pending_rejected++;
+    else
+        slot_at(w, fs_window_earliest_open(&w->win, w->wm))->rejected++;
+}
+
+/* ---- cohorts ------------------------------------------------------------ */
+
+typedef struct cohort_update {
+    uint32_t from, to; /* reached[from..to] += 1 */
+    bool started, completed;
+} cohort_update;
+
+static void count_cohort(fs_worker *w, const fs_funnel *f, int64_t start_ts, cohort_update u)
+{
+    int64_t start = fs_window_last_start(&w->win, start_ts);
+    for (uint32_t i = 0; i < w->win.per_time; i++, start -= w->win.hop) {
+        int64_t final_at = fs_sat_add(fs_window_end(&w->win, start), f->conversion_window_ms);
+        if (w->wm >= final_at)
+            break; /* the cohort's final record is out: too late to change it */
+        fs_cohort *c = fs_i64map_get(&w->cohort_delta[f->index], start);
+        if (!c) {
+            c = fs_cohort_new(f->n_stages);
+            fs_i64map_put(&w->cohort_delta[f->index], start, c);
+        }
+        c->started += u.started;
+        c->completed += u.completed;
+        for (uint32_t s = u.from; s <= u.to; s++)
+            c->reached[s]++;
+    }
+}
+
+/* ---- journeys ----------------------------------------------------------- */
+
+typedef struct event_ctx {
+    const fs_event *ev;
+    uint32_t channel, segment; /* label ids, interned on first need */
+} event_ctx;
+
+static uint32_t channel_of(fs_worker *w, event_ctx *x)
+{
+    if (x->channel == UINT32_MAX)
+        x->channel = fs_dict_intern(&w->labels, x->ev->channel.ptr, x->ev->channel.len);
+    return x->channel;
+}
+
+static uint32_t segment_of(fs_worker *w, event_ctx *x)
+{
+    if (x->segment == UINT32_MAX)
+        x->segment = fs_dict_intern(&w->labels, x->ev->segment.ptr, x->ev->segment.len);
+    return x->segment;
+}
+
+static fs_journey *start_journey(fs_worker *w, fs_customer *c, const fs_funnel *f, int64_t ts,
+                                 uint32_t stage, uint32_t channel)
+{
+    fs_journey *j = fs_xmalloc(sizeof(*j));
+    fs_journey_init(j, f, ts, stage, channel);
+    j->owner = c;
+    c->journey[f->index] = j;
+    c->n_active++;
+    fs_expiry_add(&w->timers, j);
+    w->stats.journeys_started++;
+    w->stats.journeys_active++;
+    return j;
+}
+
+static void end_journey(fs_worker *w, fs_customer *c, const fs_funnel *f)
+{
+    fs_journey *j = c->journey[f->index];
+    fs_expiry_remove(&w->timers, j);
+    fs_journey_release(j);
+    free(j);
+    c->journey[f->index] = NULL;
+    c->n_active--;
+    w->stats.journeys_active--;
+}
+
+/* reached[from..to] (+ skipped below `to`) for the event's channel and segment. */
+static bool count_reach(fs_worker *w, const fs_funnel *f, event_ctx *x, uint32_t from, uint32_t to,
+                        bool entered)
+{
+    bool late = false;
+    uint32_t n = open_flows(w, f->index, x->ev->ts, &late);
+    if (n == 0)
+        return late;
+    uint32_t ch = channel_of(w, x), seg = segment_of(w, x);
+    for (uint32_t i = 0; i < n; i++) {
+        fs_flow *fl = w->scratch_flows[i];
+        fs_label_stats *cs = fs_flow_channel(fl, ch);
+        fs_label_stats *ss = fs_flow_segment(fl, seg);
+        if (entered)
+            fl->entered[to]++;
+        for (uint32_t s = from; s <= to; s++) {
+            fl->reached[s]++;
+            cs->reached[s]++;
+            ss->reached[s]++;
+        }
+        for (uint32_t s = from; s < to; s++)
+            fl->skipped[s]++;
+    }
+    return late;
+}
+
+static bool count_completion(fs_worker *w, const fs_funnel *f, event_ctx *x, fs_journey *j)
+{
+    bool late = false;
+    uint32_t n = open_flows(w, f->index, x->ev->ts, &late);
+    if (n == 0)
+        return late;
+    int64_t ttc = fs_sat_sub(x->ev->ts, j->start_ts);
+    fs_fixed revenue = fs_fixed_from_double(x->ev->value);
+    uint32_t ch = channel_of(w, x), seg = segment_of(w, x);
+    const fs_touch_count *touches = fs_journey_touches(j);
+    uint64_t total = fs_journey_total_touches(j);
+    for (uint32_t i = 0; i < n; i++) {
+        fs_flow *fl = w->scratch_flows[i];
+        fl->completed++;
+        fs_fixed_add(&fl->revenue, revenue);
+        fs_sketch_add(&fl->ttc, ttc < 0 ? 0 : ttc);
+        fs_label_stats *cs = fs_flow_channel(fl, ch);
+        cs->completed++;
+        cs->last_touch++;
+        fs_flow_segment(fl, seg)->completed++;
+        fs_flow_channel(fl, j->first_channel)->first_touch++;
+        for (uint16_t t = 0; t < j->n_touches; t++)
+            fs_fixed_add(&fs_flow_channel(fl, touches[t].channel)->linear,
+                         fs_fixed_ratio(touches[t].count, total));
+    }
+    return late;
+}
+
+/* Counts abandoned[max_stage] at the expiry time. */
+static bool count_expiry(fs_worker *w, const fs_funnel *f, const fs_journey *j)
+{
+    bool late = false;
+    uint32_t n = open_flows(w, f->index, j->expiry_ts, &late);
+    for (uint32_t i = 0; i < n; i++)
+        w->scratch_flows[i]->abandoned[j->max_stage]++;
+    w->stats.journeys_abandoned++;
+    return late;
+}
+
+static bool count_exclusion(fs_worker *w, const fs_funnel *f, int64_t ts, const fs_journey *j)
+{
+    bool late = false;
+    uint32_t n = open_flows(w, f->index, ts, &late);
+    for (uint32_t i = 0; i < n; i++)
+        w->scratch_flows[i]->excluded[j->max_stage]++;
+    w->stats.journeys_excluded++;
+    return late;
+}
+
+/* START or ADVANCE to d->stage; completes the journey at the last stage. */
+static bool reach_stage(fs_worker *w, fs_customer *c, const fs_funnel *f, event_ctx *x,
+                        fs_journey *j, const fs_decision *d)
+{
+    bool late;
+    cohort_update cu = {.to = d->stage, .completed = d->completes};
+    if (!j) {
+        j = start_journey(w, c, f, x->ev->ts, d->stage, channel_of(w, x));
+        late = count_reach(w, f, x, 0, d->stage, true);
+        cu.from = 0;
+        cu.started = true;
+    } else {
+        late = count_reach(w, f, x, j->max_stage + 1u, d->stage, false);
+        cu.from = j->max_stage + 1u;
+        fs_journey_touch(j, channel_of(w, x));
+        j->max_stage = (uint8_t)d->stage;
+    }
+    count_cohort(w, f, j->start_ts, cu);
+    if (d->completes) {
+        late |= count_completion(w, f, x, j);
+        w->stats.journeys_completed++;
+        end_journey(w, c, f);
+    }
+    return late;
+}
+
+static void apply_event(fs_worker *w, const fs_event *ev)
+{
+    int32_t type = fs_funnels_type_id(w->funnels, ev->event);
+    fs_customer *c =
+        fs_journey_table_find(w->table, ev->customer_hash, ev->customer_id.ptr, ev->customer_id.len);
+    if (!c && type < 0)
+        return; /* no journey to expire, no funnel that cares */
+    event_ctx x = {ev, UINT32_MAX, UINT32_MAX};
+    for (uint32_t fi = 0; fi < w->funnels->n; fi++) {
+        const fs_funnel *f = &w->funnels->funnel[fi];
+        fs_journey *j = c ? c->journey[fi] : NULL;
+        int role = fs_funnel_role(f, type);
+        if (!j && role < 0)
+            continue;
+        fs_decision d = fs_funnel_decide(f, j, ev->ts, role);
+        bool late = false;
+        if (d.expire) {
+            late |= count_expiry(w, f, j);
+            end_journey(w, c, f);
+            j = NULL;
+        }
+        switch (d.action) {
+        case FS_ACT_IGNORE:
+            break;
+        case FS_ACT_EXCLUDE:
+            late |= count_exclusion(w, f, ev->ts, j);
+            end_journey(w, c, f);
+            break;
+        case FS_ACT_TOUCH:
+            fs_journey_touch(j, channel_of(w, &x));
+            break;
+        case FS_ACT_START:
+            if (!c)
+                c = fs_journey_table_insert(w->table, ev->customer_hash, ev->customer_id.ptr,
+                                            ev->customer_id.len);
+            /* fall through */
+        case FS_ACT_ADVANCE:
+            late |= reach_stage(w, c, f, &x, j, &d);
+            break;
+        }
+        if (late)
+            count_late(w, fi);
+    }
+    if (c && c->n_active == 0)
+        fs_journey_table_remove(w->table, c);
+}
+
+/* ---- watermark and steps ------------------------------------------------ */
+
+static int cmp_slot(const void *a, const void *b)
+{
+    int64_t x = (*(fs_window_slot *const *)a)->start, y = (*(fs_window_slot *const *)b)->start;
+    return (x > y) - (x < y);
+}
+
+static void collect_closed(fs_worker *w, fs_step *s, bool all)
+{
+    uint32_t cap = 0;
+    for (size_t i = 0; i <= w->windows.mask; i++) {
+        fs_window_slot *slot = w->windows.slots[i].value;
+        if (!slot || !(all || fs_window_is_closed(&w->win, slot->start, s->wm)))
+            continue;
+        if (s->n_closed == cap) {
+            cap = cap ? cap * 2 : 4;
+            s->closed = fs_xrealloc(s->closed, cap * sizeof(*s->closed));
+        }
+        s->closed[s->n_closed++] = slot;
+    }
+    for (uint32_t i = 0; i < s->n_closed; i++)
+        fs_i64map_remove(&w->windows, s->closed[i]->start);
+    qsort(s->closed, s->n_closed, sizeof(*s->closed), cmp_slot);
+    w->last_slot = NULL;
+}
+
+static void collect_cohorts(fs_worker *w, fs_step *s)
+{
+    uint32_t total = 0;
+    for (uint32_t f = 0; f < w->funnels->n; f++)
+        total += (uint32_t)w->cohort_delta[f].count;
+    s->cohorts = fs_xmalloc((total ? total : 1) * sizeof(*s->cohorts));
+    for (uint32_t f = 0; f < w->funnels->n; f++) {
+        fs_i64map *m = &w->cohort_delta[f];
+        for (size_t i = 0; i <= m->mask; i++)
+            if (m->slots[i].value)
+                s->cohorts[s->n_cohorts++] =
+                    (fs_cohort_delta){f, m->slots[i].key, m->slots[i].value};
+        fs_i64map_free(m);
+        fs_i64map_init(m);
+    }
+}
+
+static void collect_labels(fs_worker *w, fs_step *s)
+{
+    s->first_label = w->labels_sent;
+    s->n_labels = w->labels.count - w->labels_sent;
+    s->label_names = fs_xmalloc((s->n_labels ? s->n_labels : 1) * sizeof(char *));
+    s->label_lens = fs_xmalloc((s->n_labels ? s->n_labels : 1) * sizeof(uint32_t));
+    for (uint32_t i = 0; i < s->n_labels; i++) {
+        s->label_names[i] = fs_dict_name(&w->labels, s->first_label + i);
+        s->label_lens[i] = fs_dict_len(&w->labels, s->first_label + i);
+    }
+    w->labels_sent = w->labels.count;
+}
+
+static void cut_step(fs_worker *w, int64_t wm_before, bool final)
+{
+    fs_step *s = fs_xcalloc(1, sizeof(*s));
+    s->seq = w->steps++;
+    s->wm_before = wm_before;
+    s->wm = w->wm;
+    s->final = final;
+    collect_closed(w, s, final);
+    collect_cohorts(w, s);
+    collect_labels(w, s);
+    w->emit(w->emit_ctx, w->id, s);
+}
+
+/* Expiry timers fire while the watermark passes them: wm > expiry_ts. They
+ * count against the windows as they were before this advance. */
+static void fire_timers(fs_worker *w, int64_t new_wm, bool all)
+{
+    fs_journey *j;
+    while ((j = fs_expiry_peek(&w->timers)) && (all || j->expiry_ts < new_wm)) {
+        fs_customer *c = j->owner;
+        const fs_funnel *f = &w->funnels->funnel[j->funnel];
+        if (count_expiry(w, f, j))
+            count_late(w, f->index);
+        end_journey(w, c, f);
+        if (c->n_active == 0)
+            fs_journey_table_remove(w->table, c);
+    }
+}
+
+static bool crosses(int64_t a, int64_t b, int64_t every)
+{
+    return fs_floor_div(a, every) != fs_floor_div(b, every);
+}
+
+static void advance_watermark(fs_worker *w, int64_t new_wm)
+{
+    int64_t old = w->wm;
+    fire_timers(w, new_wm, false);
+    w->wm = new_wm;
+    if (crosses(old, new_wm, w->win.hop) || crosses(old, new_wm, w->emit_interval))
+        cut_step(w, old, false);
+}
+
+static void observe_ts(fs_worker *w, int64_t ts)
+{
+    w->max_ts = ts;
+    int64_t wm = fs_sat_sub(ts, w->max_out_of_orderness);
+    if (!w->have_wm) {
+        w->have_wm = true;
+        w->wm = wm;
+        if (w->pending_rejected) {
+            slot_at(w, fs_window_earliest_open(&w->win, wm))->rejected += w->pending_rejected;
+            w->pending_rejected = 0;
+        }
+    } else if (wm > w->wm) {
+        advance_watermark(w, wm);
+    }
+}
+
+void fs_worker_process(fs_worker *w, const fs_event *ev, const uint8_t *status, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (status[i] != FS_OK) {
+            if (w->id == 0)
+                count_rejected(w, (fs_reject)status[i]);
+            continue;
+        }
+        w->stats.events_valid++;
+        if (!w->have_wm || ev[i].ts > w->max_ts)
+            observe_ts(w, ev[i].ts);
+        if (fs_worker_owner(ev[i].customer_hash, w->n_workers) == w->id) {
+            w->stats.events_owned++;
+            apply_event(w, &ev[i]);
+        }
+    }
+}
+
+void fs_worker_finish(fs_worker *w)
+{
+    int64_t old = w->wm;
+    fire_timers(w, INT64_MAX, true);
+    w->wm = INT64_MAX;
+    cut_step(w, old, true);
+}
