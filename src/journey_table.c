@@ -24,7 +24,12 @@
 #include <urcu/urcu-memb.h>
 #include <urcu/rculfhash.h>
 
+#include "tsan.h"
 #include "util.h"
+
+/* Stands for "every read-side critical section that began before now has
+ * ended", which is what a grace period guarantees (see tsan.h). */
+static char grace_period_sync;
 
 struct entry_head {
     struct cds_lfht_node node;
@@ -111,6 +116,7 @@ void fs_journey_table_read_lock(void)
 
 void fs_journey_table_read_unlock(void)
 {
+    fs_tsan_release(&grace_period_sync);
     urcu_memb_read_unlock();
 }
 
@@ -124,6 +130,7 @@ static int match(struct cds_lfht_node *node, const void *arg)
 {
     const struct key *k = arg;
     const fs_customer *c = customer_of(node);
+    fs_tsan_acquire(node); /* pairs with the release in insert */
     return c->id_len == k->len && memcmp(fs_customer_id(c, k->n_funnels), k->id, k->len) == 0;
 }
 
@@ -147,6 +154,7 @@ fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const c
     c->id_len = (uint8_t)len;
     memcpy((char *)fs_customer_id(c, t->n_funnels), id, len);
     cds_lfht_node_init(&h->node);
+    fs_tsan_release(&h->node); /* cds_lfht_add publishes with a release store */
     cds_lfht_add(t->ht, hash, &h->node);
     atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
     return c;
@@ -154,6 +162,8 @@ fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const c
 
 static void free_after_grace(struct rcu_head *rcu)
 {
+    fs_tsan_acquire(&grace_period_sync);
+    fs_tsan_acquire(rcu);
     free((char *)rcu - offsetof(struct entry_head, rcu));
 }
 
@@ -162,6 +172,7 @@ void fs_journey_table_remove(fs_journey_table *t, fs_customer *c)
     struct entry_head *h = head_of(c);
     cds_lfht_del(t->ht, &h->node);
     atomic_fetch_sub_explicit(&t->count, 1, memory_order_relaxed);
+    fs_tsan_release(&h->rcu); /* the owner's last writes happen before the free */
     urcu_memb_call_rcu(&h->rcu, free_after_grace);
 }
 
