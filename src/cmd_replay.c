@@ -209,7 +209,7 @@ int fs_cmd_replay(int argc, char **argv)
                   .start_ns = fs_now_ns(),
                   .enabled = !a.quiet && isatty(STDERR_FILENO)};
     p.last_ns = p.start_ns;
-    int feed_rc = fs_replay_feed(e, fd, (fs_format)format, show_progress, &p);
+    int feed_rc = fs_replay_feed(e, fd, (fs_format)format, true, show_progress, &p);
     int feed_errno = errno;
     fs_engine_join(e);
     double secs = (double)(fs_now_ns() - p.start_ns) / 1e9;

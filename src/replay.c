@@ -91,8 +91,8 @@ static bool skip_line(fs_batch *b, size_t scan)
     return true;
 }
 
-int fs_replay_feed(fs_engine *e, int fd, fs_format format, fs_replay_progress_fn progress,
-                   void *progress_ctx)
+int fs_replay_feed(fs_engine *e, int fd, fs_format format, bool last,
+                   fs_replay_progress_fn progress, void *progress_ctx)
 {
     fs_batch *b = fs_engine_batch_get(e, format);
     size_t scan = 0;
@@ -134,7 +134,7 @@ int fs_replay_feed(fs_engine *e, int fd, fs_format format, fs_replay_progress_fn
             break;
         }
     }
-    fs_engine_batch_publish(e, b, true);
+    fs_engine_batch_publish(e, b, last);
     if (err) {
         errno = err;
         return -1;

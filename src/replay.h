@@ -8,6 +8,7 @@
 #ifndef FS_REPLAY_H
 #define FS_REPLAY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "decode.h"
@@ -15,11 +16,12 @@
 
 typedef void (*fs_replay_progress_fn)(void *ctx, uint64_t bytes_read);
 
-/* Feeds fd to the engine until end of input, publishing the last batch.
- * Returns 0, or -1 with errno set on a read error (the last batch is still
- * published, so the engine can be joined). */
-int fs_replay_feed(fs_engine *e, int fd, fs_format format, fs_replay_progress_fn progress,
-                   void *progress_ctx);
+/* Feeds fd to the engine until end of input and publishes what it read;
+ * `last` marks its final batch as the end of the engine's input. Returns 0,
+ * or -1 with errno set on a read error (what was read is still published, so
+ * the engine can be joined). */
+int fs_replay_feed(fs_engine *e, int fd, fs_format format, bool last,
+                   fs_replay_progress_fn progress, void *progress_ctx);
 
 /* Format implied by a file name: .msgpack/.mp/.mpk -> msgpack, .jsonl/.json/.ndjson
  * -> json; -1 when the name says nothing. */
