@@ -204,7 +204,8 @@ static void emit_cohorts(fs_sink *s, const fs_step *st)
             due[n++] = (due_cohort){start, f, final, c};
         }
     }
-    qsort(due, n, sizeof(*due), cmp_due);
+    if (n > 1) /* due is NULL when nothing is due */
+        qsort(due, n, sizeof(*due), cmp_due);
     for (size_t i = 0; i < n; i++) {
         const fs_funnel *fn = &s->funnels->funnel[due[i].funnel];
         fs_window_id w = {due[i].start, fs_window_end(&s->win, due[i].start)};

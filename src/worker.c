@@ -390,7 +390,8 @@ static void collect_closed(fs_worker *w, fs_step *s, bool all)
     }
     for (uint32_t i = 0; i < s->n_closed; i++)
         fs_i64map_remove(&w->windows, s->closed[i]->start);
-    qsort(s->closed, s->n_closed, sizeof(*s->closed), cmp_slot);
+    if (s->n_closed > 1) /* qsort must not see the NULL of an empty list */
+        qsort(s->closed, s->n_closed, sizeof(*s->closed), cmp_slot);
     w->last_slot = NULL;
 }
 
