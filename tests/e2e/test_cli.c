@@ -1,0 +1,438 @@
+/* test_cli.c -- the command line of the real binary (SPEC §6, README
+ * "Commands"): help texts, exit statuses (0 ok, 1 I/O, 2 arguments/config),
+ * error messages that name the file, line or flag at fault, stdin/--output
+ * equivalence, and the determinism of `generate`.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "e2e_util.h"
+
+static const char good_cfg[] = "window: {size: 1m, max_out_of_orderness: 0}\n"
+                               "funnels:\n"
+                               "  - name: f\n"
+                               "    conversion_window: 2m\n"
+                               "    stages:\n"
+                               "      - {name: s0, events: [a0]}\n"
+                               "      - {name: s1, events: [a1]}\n"
+                               "      - {name: s2, events: [a2]}\n";
+
+static const fs_e2e_event some_events[] = {
+    {"c1", 1000, "a0", "search", "b2b", NULL}, {"c2", 2000, "a1", "email", "b2c", NULL},
+    {"c1", 3000, "a1", "social", "b2b", NULL}, {"c1", 70000, "a2", "email", "b2b", "9.5"},
+    {"c3", 200000, "a0", "app", NULL, NULL},
+};
+#define N_SOME (sizeof(some_events) / sizeof(some_events[0]))
+
+#define assert_status(run, want)                                                                   \
+    do {                                                                                           \
+        if ((run)->status != (want))                                                               \
+            print_error("exit status %d, want %d\nstdout:\n%s\nstderr:\n%s\n", (run)->status,      \
+                        (want), (run)->out, (run)->err);                                           \
+        assert_int_equal((run)->status, (want));                                                   \
+    } while (0)
+
+/* ---- help and usage errors ---- */
+
+static void check_help(const char *const *args)
+{
+    fs_e2e_run r;
+    fs_e2e_exec(&r, NULL, 0, args);
+    assert_status(&r, 0);
+    assert_contains(r.out, "Usage: funnelstream", "stdout");
+    assert_string_equal(r.err, "");
+    fs_e2e_run_free(&r);
+}
+
+static void test_help(void **state)
+{
+    (void)state;
+    check_help((const char *const[]){"--help", NULL});
+    check_help((const char *const[]){"replay", "--help", NULL});
+    check_help((const char *const[]){"generate", "--help", NULL});
+
+    /* The subcommand help texts name their own options. */
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--help");
+    assert_contains(r.out, "--config", "replay --help");
+    assert_contains(r.out, "--input", "replay --help");
+    fs_e2e_run_free(&r);
+    FS_E2E_EXEC(&r, NULL, 0, "generate", "--help");
+    assert_contains(r.out, "--events", "generate --help");
+    assert_contains(r.out, "--seed", "generate --help");
+    fs_e2e_run_free(&r);
+}
+
+static void test_unknown_command_and_flags(void **state)
+{
+    (void)state;
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "frobnicate");
+    assert_status(&r, 2);
+    assert_contains(r.err, "frobnicate", "stderr");
+    assert_string_equal(r.out, "");
+    fs_e2e_run_free(&r);
+
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--bogus-flag");
+    assert_status(&r, 2);
+    assert_contains(r.err, "bogus-flag", "stderr");
+    assert_string_equal(r.out, "");
+    fs_e2e_run_free(&r);
+
+    FS_E2E_EXEC(&r, NULL, 0, "generate", "--events", "10", "--customers", "2", "--bogus-flag");
+    assert_status(&r, 2);
+    assert_contains(r.err, "bogus-flag", "stderr");
+    assert_string_equal(r.out, "");
+    fs_e2e_run_free(&r);
+
+    /* No command at all: usage on stderr, 2. */
+    fs_e2e_exec(&r, NULL, 0, (const char *const[]){NULL});
+    assert_status(&r, 2);
+    assert_contains(r.err, "Usage", "stderr");
+    fs_e2e_run_free(&r);
+}
+
+static void test_missing_required_options(void **state)
+{
+    (void)state;
+    char *in = fs_e2e_jsonl(some_events, N_SOME);
+    char *in_path = fs_e2e_write_text(".jsonl", in);
+    char *cfg_path = fs_e2e_write_text(".yaml", good_cfg);
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--input", in_path);
+    assert_status(&r, 2);
+    assert_contains(r.err, "--config", "stderr");
+    fs_e2e_run_free(&r);
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--config", cfg_path);
+    assert_status(&r, 2);
+    assert_contains(r.err, "--input", "stderr");
+    fs_e2e_run_free(&r);
+    /* generate needs --events and --customers */
+    FS_E2E_EXEC(&r, NULL, 0, "generate", "--customers", "5");
+    assert_status(&r, 2);
+    assert_contains(r.err, "--events", "stderr");
+    fs_e2e_run_free(&r);
+    /* a bad value names the flag */
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--config", cfg_path, "--input", in_path, "--threads",
+                "zero");
+    assert_status(&r, 2);
+    assert_contains(r.err, "--threads", "stderr");
+    fs_e2e_run_free(&r);
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--config", cfg_path, "--input", in_path, "--format", "xml");
+    assert_status(&r, 2);
+    assert_contains(r.err, "--format", "stderr");
+    fs_e2e_run_free(&r);
+    free(in);
+    free(in_path);
+    free(cfg_path);
+}
+
+/* ---- config errors ---- */
+
+/* Runs replay with config text; expects exit 2 and "<path>:<line>:" followed
+ * by a message containing needle on stderr. */
+static void check_config_error(const char *yaml, int line, const char *needle)
+{
+    char *cfg_path = fs_e2e_write_text(".yaml", yaml);
+    char *in_path = fs_e2e_write_text(".jsonl", "");
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--config", cfg_path, "--input", in_path);
+    assert_status(&r, 2);
+    char where[512];
+    snprintf(where, sizeof(where), "%s:%d:", cfg_path, line);
+    assert_contains(r.err, where, "stderr");
+    /* the needle must be in the message itself, not in the random path */
+    assert_contains(strstr(r.err, where) + strlen(where), needle, "stderr message");
+    assert_string_equal(r.out, "");
+    fs_e2e_run_free(&r);
+    free(cfg_path);
+    free(in_path);
+}
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    /* an unknown key, on line 7 */
+    check_config_error("window: {size: 1m}\n"
+                       "funnels:\n"
+                       "  - name: f\n"
+                       "    stages:\n"
+                       "      - {name: s0, events: [a0]}\n"
+                       "      - {name: s1, events: [a1]}\n"
+                       "    colour: red\n",
+                       7, "colour");
+    /* a typo inside window, line 1 */
+    check_config_error("window: {size: 1m, sise: 2m}\n"
+                       "funnels:\n"
+                       "  - name: f\n"
+                       "    stages:\n"
+                       "      - {name: s0, events: [a0]}\n"
+                       "      - {name: s1, events: [a1]}\n",
+                       1, "sise");
+    /* the same event type in two stages: the second one, line 7 */
+    check_config_error("window: {size: 1m}\n"
+                       "funnels:\n"
+                       "  - name: f\n"
+                       "    stages:\n"
+                       "      - name: s0\n"
+                       "        events: [a0, a1]\n"
+                       "      - {name: s1, events: [a2, a0]}\n",
+                       7, "'a0'");
+    /* hop that does not divide size, line 4 (the hop: key) */
+    check_config_error("funnels: [{name: f, stages: [{name: s0, events: [a0]}, "
+                       "{name: s1, events: [a1]}]}]\n"
+                       "window:\n"
+                       "  size: 1m\n"
+                       "  hop: 7s\n",
+                       4, "hop");
+    /* an exclude type that is also a stage event, line 5 */
+    check_config_error("funnels:\n"
+                       "  - name: f\n"
+                       "    stages: [{name: s0, events: [a0]}, {name: s1, events: [a1]}]\n"
+                       "    exclude:\n"
+                       "      - a1\n",
+                       5, "'a1'");
+}
+
+static void test_config_file_missing(void **state)
+{
+    (void)state;
+    char *in_path = fs_e2e_write_text(".jsonl", "");
+    const char *cfg = "/nonexistent-dir/funnelstream-e2e.yaml";
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--config", cfg, "--input", in_path);
+    assert_true(r.status == 1 || r.status == 2);
+    assert_contains(r.err, cfg, "stderr");
+    fs_e2e_run_free(&r);
+    free(in_path);
+}
+
+/* ---- inputs and outputs ---- */
+
+static void test_input_missing(void **state)
+{
+    (void)state;
+    char *cfg_path = fs_e2e_write_text(".yaml", good_cfg);
+    const char *in = "/nonexistent-dir/events.jsonl";
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--config", cfg_path, "--input", in);
+    assert_status(&r, 1);
+    assert_contains(r.err, in, "stderr");
+    assert_string_equal(r.out, "");
+    fs_e2e_run_free(&r);
+    free(cfg_path);
+}
+
+static void test_stdin_equals_file_and_output_file_equals_stdout(void **state)
+{
+    (void)state;
+    char *in = fs_e2e_jsonl(some_events, N_SOME);
+    char *in_path = fs_e2e_write_text(".jsonl", in);
+    char *cfg_path = fs_e2e_write_text(".yaml", good_cfg);
+
+    fs_e2e_run from_file, from_stdin, to_file;
+    FS_E2E_EXEC(&from_file, NULL, 0, "replay", "--quiet", "--config", cfg_path, "--input", in_path,
+                "--threads", "2");
+    assert_status(&from_file, 0);
+    assert_true(from_file.out_len > 0);
+    assert_int_equal(fs_e2e_count_records(from_file.out, "flow", "f"),
+                     5); /* T0, +1M, +2M, +3M, +5M */
+
+    FS_E2E_EXEC(&from_stdin, in, strlen(in), "replay", "--quiet", "--config", cfg_path, "--input",
+                "-", "--format", "json", "--threads", "2");
+    assert_status(&from_stdin, 0);
+    assert_string_equal(from_stdin.out, from_file.out);
+
+    /* --output FILE: nothing on stdout, the file holds the same bytes. */
+    char *out_path = fs_e2e_write_text(".out.jsonl", "stale content to be replaced\n");
+    FS_E2E_EXEC(&to_file, NULL, 0, "replay", "--quiet", "--config", cfg_path, "--input", in_path,
+                "--output", out_path, "--threads", "2");
+    assert_status(&to_file, 0);
+    assert_string_equal(to_file.out, "");
+    FILE *f = fopen(out_path, "rb");
+    assert_non_null(f);
+    char *buf = calloc(1, from_file.out_len + 64);
+    size_t got = fread(buf, 1, from_file.out_len + 63, f);
+    fclose(f);
+    assert_int_equal(got, from_file.out_len);
+    assert_memory_equal(buf, from_file.out, got);
+
+    /* --output - is stdout. */
+    fs_e2e_run dash;
+    FS_E2E_EXEC(&dash, NULL, 0, "replay", "--quiet", "--config", cfg_path, "--input", in_path,
+                "--output", "-", "--threads", "2");
+    assert_status(&dash, 0);
+    assert_string_equal(dash.out, from_file.out);
+
+    /* The summary line goes to stderr, never into the records. */
+    assert_contains(from_file.err, "replay finished", "stderr");
+
+    fs_e2e_run_free(&dash);
+    free(buf);
+    fs_e2e_run_free(&from_file);
+    fs_e2e_run_free(&from_stdin);
+    fs_e2e_run_free(&to_file);
+    free(in);
+    free(in_path);
+    free(cfg_path);
+    free(out_path);
+}
+
+static void test_msgpack_equals_json_and_threads_agree(void **state)
+{
+    (void)state;
+    char *in = fs_e2e_jsonl(some_events, N_SOME);
+    size_t mp_len;
+    char *mp = fs_e2e_msgpack(some_events, N_SOME, &mp_len);
+    char *json_path = fs_e2e_write_text(".jsonl", in);
+    char *mp_path = fs_e2e_write_file(".msgpack", mp, mp_len);
+    char *a = fs_e2e_replay_file_at(good_cfg, json_path, 1, __FILE__, __LINE__);
+    char *b = fs_e2e_replay_file_at(good_cfg, mp_path, 1, __FILE__, __LINE__);
+    char *c = fs_e2e_replay_file_at(good_cfg, mp_path, 4, __FILE__, __LINE__);
+    /* README: byte-identical for any --threads; and the input encoding does
+     * not matter. */
+    assert_string_equal(a, b);
+    assert_string_equal(b, c);
+    /* msgpack from stdin needs --format (or the config's input.format). */
+    fs_e2e_run r;
+    char *cfg_path = fs_e2e_write_text(".yaml", good_cfg);
+    FS_E2E_EXEC(&r, mp, mp_len, "replay", "--quiet", "--config", cfg_path, "--input", "-",
+                "--format", "msgpack", "--threads", "1");
+    assert_status(&r, 0);
+    assert_string_equal(r.out, a);
+    fs_e2e_run_free(&r);
+    free(cfg_path);
+    free(a);
+    free(b);
+    free(c);
+    free(in);
+    free(mp);
+    free(json_path);
+    free(mp_path);
+}
+
+/* ---- generate ---- */
+
+static char *generate(const char *seed, const char *format)
+{
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "generate", "--events", "300", "--customers", "40", "--seed", seed,
+                "--format", format);
+    assert_status(&r, 0);
+    assert_true(r.out_len > 0);
+    free(r.err);
+    return r.out;
+}
+
+static void test_generate_deterministic(void **state)
+{
+    (void)state;
+    char *a = generate("7", "json"), *b = generate("7", "json"), *c = generate("8", "json");
+    assert_string_equal(a, b);
+    assert_true(strcmp(a, c) != 0);
+
+    /* Every line is one JSON object with the required event keys. */
+    fs_e2e_lines l;
+    fs_e2e_split_lines(a, &l);
+    assert_int_equal(l.n, 300);
+    for (size_t i = 0; i < l.n; i++) {
+        char *id = fs_e2e_field(l.v[i], "customer_id");
+        char *ts = fs_e2e_field(l.v[i], "ts");
+        char *ev = fs_e2e_field(l.v[i], "event");
+        if (!id || !ts || !ev || id[0] != '"' || ev[0] != '"' ||
+            strspn(ts, "0123456789") != strlen(ts))
+            print_error("line %zu is not an event: %s\n", i + 1, l.v[i]);
+        assert_true(id && id[0] == '"' && strlen(id) > 2);
+        assert_true(ev && ev[0] == '"' && strlen(ev) > 2);
+        assert_true(ts && *ts && strspn(ts, "0123456789") == strlen(ts));
+        free(id);
+        free(ts);
+        free(ev);
+    }
+    fs_e2e_lines_free(&l);
+
+    /* msgpack: deterministic too, and replay accepts all of it. */
+    fs_e2e_run r1, r2;
+    FS_E2E_EXEC(&r1, NULL, 0, "generate", "--events", "300", "--customers", "40", "--seed", "7",
+                "--format", "msgpack");
+    FS_E2E_EXEC(&r2, NULL, 0, "generate", "--events", "300", "--customers", "40", "--seed", "7",
+                "--format", "msgpack");
+    assert_status(&r1, 0);
+    assert_int_equal(r1.out_len, r2.out_len);
+    assert_memory_equal(r1.out, r2.out, r1.out_len);
+    char *mp_path = fs_e2e_write_file(".msgpack", r1.out, r1.out_len);
+    char *cfg_path = fs_e2e_write_text(".yaml", good_cfg);
+    fs_e2e_run rep;
+    FS_E2E_EXEC(&rep, NULL, 0, "replay", "--quiet", "--config", cfg_path, "--input", mp_path);
+    assert_status(&rep, 0);
+    assert_contains(rep.err, "events=300 ", "replay summary");
+    assert_contains(rep.err, "rejected=0 ", "replay summary");
+    fs_e2e_run_free(&rep);
+
+    /* The same events in JSON and MessagePack replay to the same records. */
+    char *json_path = fs_e2e_write_text(".jsonl", a);
+    char *from_json = fs_e2e_replay_file_at(good_cfg, json_path, 2, __FILE__, __LINE__);
+    char *from_mp = fs_e2e_replay_file_at(good_cfg, mp_path, 2, __FILE__, __LINE__);
+    assert_string_equal(from_json, from_mp);
+    free(from_json);
+    free(from_mp);
+    free(json_path);
+
+    fs_e2e_run_free(&r1);
+    fs_e2e_run_free(&r2);
+    free(mp_path);
+    free(cfg_path);
+    free(a);
+    free(b);
+    free(c);
+}
+
+static void test_generate_output_file(void **state)
+{
+    (void)state;
+    char *want = generate("3", "json");
+    char *path = fs_e2e_write_text(".jsonl", "");
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "generate", "--events", "300", "--customers", "40", "--seed", "3",
+                "--format", "json", "--output", path);
+    assert_status(&r, 0);
+    assert_string_equal(r.out, "");
+    fs_e2e_run_free(&r);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t want_len = strlen(want);
+    char *buf = calloc(1, want_len + 64);
+    size_t got = fread(buf, 1, want_len + 63, f);
+    fclose(f);
+    assert_int_equal(got, want_len);
+    assert_memory_equal(buf, want, got);
+    free(buf);
+    free(path);
+    free(want);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_unknown_command_and_flags),
+        cmocka_unit_test(test_missing_required_options),
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_config_file_missing),
+        cmocka_unit_test(test_input_missing),
+        cmocka_unit_test(test_stdin_equals_file_and_output_file_equals_stdout),
+        cmocka_unit_test(test_msgpack_equals_json_and_threads_agree),
+        cmocka_unit_test(test_generate_deterministic),
+        cmocka_unit_test(test_generate_output_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1250 @@
+/* test_replay_cases.c -- end-to-end cases of `funnelstream replay` whose
+ * expected records are worked out by hand from SPEC.md §1-4 and the README's
+ * "semantics decisions" (numbered D1..D12 below).
+ *
+ * Every case writes a tiny YAML config and a few JSON lines, runs the real
+ * binary, and asserts exact fields of the records. Times are written relative
+ * to FS_E2E_T0 (aligned to 1m windows); M is one minute in ms, so the window
+ * "T0+1M" is [T0+60000, T0+120000). Unless a case says otherwise:
+ * max_out_of_orderness is 0 (the watermark is the highest ts seen), windows are
+ * 1m tumbling, and the funnel `f` is s0[a0] -> s1[a1] -> s2[a2] (-> s3[a3]).
+ *
+ * Each case also runs with --threads 1 and --threads 3 and requires the same
+ * flow records and final cohorts (SPEC §4: the output is a pure function of
+ * input and config), then asserts on the --threads 3 output.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "e2e_util.h"
+
+#define M           60000LL
+#define N_EVENTS(a) (sizeof(a) / sizeof((a)[0]))
+
+#define TTC_EMPTY                                                                                  \
+    "{\"count\":0,\"min\":null,\"max\":null,\"sum\":0,\"p50\":null,\"p90\":null,\"p99\":null}"
+
+/* A config with one funnel `f` of nstages stages s<i>[a<i>]; window is the
+ * text inside `window: {...}`; exclude NULL = none. Static buffer: one config
+ * at a time. */
+static const char *cfg(const char *window, const char *mode, const char *cw, const char *exclude,
+                       int nstages)
+{
+    static char buf[2048];
+    int n = snprintf(buf, sizeof(buf),
+                     "window: {%s}\nfunnels:\n  - name: f\n    mode: %s\n"
+                     "    conversion_window: %s\n",
+                     window, mode, cw);
+    if (exclude)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "    exclude: [%s]\n", exclude);
+    n += snprintf(buf + n, sizeof(buf) - (size_t)n, "    stages:\n");
+    for (int i = 0; i < nstages; i++)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "      - {name: s%d, events: [a%d]}\n", i,
+                      i);
+    return buf;
+}
+
+#define WIN_1M "size: 1m, max_out_of_orderness: 0"
+
+/* Replays text with 1 and 3 threads; both must agree on everything that is
+ * a function of the input. Returns the 3-thread output. */
+static char *replay_text_at(const char *config, const char *jsonl, const char *file, int line)
+{
+    char *one = fs_e2e_replay_at(config, jsonl, 1, file, line);
+    char *three = fs_e2e_replay_at(config, jsonl, 3, file, line);
+    char *c1 = fs_e2e_canonical(one), *c3 = fs_e2e_canonical(three);
+    if (strcmp(c1, c3)) {
+        print_error("--threads 1 and --threads 3 disagree:\n--- 1:\n%s--- 3:\n%s", c1, c3);
+        _fail(file, line);
+    }
+    free(c1);
+    free(c3);
+    free(one);
+    return three;
+}
+
+static char *replay_events_at(const char *config, const fs_e2e_event *evs, size_t n,
+                              const char *file, int line)
+{
+    char *in = fs_e2e_jsonl(evs, n);
+    char *out = replay_text_at(config, in, file, line);
+    free(in);
+    return out;
+}
+
+#define REPLAY(config, evs)       replay_events_at((config), (evs), N_EVENTS(evs), __FILE__, __LINE__)
+#define REPLAY_TEXT(config, text) replay_text_at((config), (text), __FILE__, __LINE__)
+
+/* ---- entry ---- */
+
+static void test_open_entry_mid_funnel(void **state)
+{
+    (void)state;
+    const fs_e2e_event evs[] = {{"c1", 1000, "a2", "web", "b2c", NULL}};
+    char *out = REPLAY(cfg(WIN_1M, "open", "10m", NULL, 4), evs);
+
+    /* Open mode: a2 (stage 2) starts a journey: entered[2]; stages 0..2 reached
+     * (0 and 1 implicitly, so also skipped); all of it credited to the entering
+     * event's channel and segment (D5). Nothing completes. */
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "window_end", "1732280460000");
+    assert_field(r, "stages", "[\"s0\",\"s1\",\"s2\",\"s3\"]");
+    assert_field(r, "entered", "[0,0,1,0]");
+    assert_field(r, "reached", "[1,1,1,0]");
+    assert_field(r, "skipped", "[1,1,0,0]");
+    assert_field(r, "abandoned", "[0,0,0,0]");
+    assert_field(r, "excluded", "[0,0,0,0]");
+    assert_field(r, "completed", "0");
+    assert_field_close(r, "revenue", "0");
+    /* conversion: 1/1, 1/1, 0/1 */
+    assert_field_close(r, "conversion", "[1,1,0]");
+    assert_field(r, "ttc_ms", TTC_EMPTY);
+    assert_field(r, "by_channel", "{\"web\":{\"reached\":[1,1,1,0],\"completed\":0}}");
+    assert_field(r, "by_segment", "{\"b2c\":{\"reached\":[1,1,1,0],\"completed\":0}}");
+    assert_field(r, "attribution", "{\"first_touch\":{},\"last_touch\":{},\"linear\":{}}");
+    assert_field(r, "late_events", "0");
+    assert_field(r, "rejected_events", "0");
+    free(r);
+
+    /* The journey expires at T0+1000+10m, i.e. in window T0+10M, at end of
+     * input: abandoned[max_stage = 2] there, nothing in between. */
+    r = expect_record(out, "flow", "f", 10 * M);
+    assert_field(r, "entered", "[0,0,0,0]");
+    assert_field(r, "reached", "[0,0,0,0]");
+    assert_field(r, "abandoned", "[0,0,1,0]");
+    /* conversion: every reached is 0 -> null */
+    assert_field(r, "conversion", "[null,null,null]");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 2);
+    free(out);
+}
+
+static void test_strict_entry_mid_funnel_is_ignored(void **state)
+{
+    (void)state;
+    /* c1's a2 cannot start a strict journey: no count, no state. c2's a0 in
+     * window T0+2M is the only thing counted. */
+    const fs_e2e_event evs[] = {{"c1", 1000, "a2", "web", NULL, NULL},
+                                {"c2", 2 * M, "a0", "web", NULL, NULL}};
+    char *out = REPLAY(cfg(WIN_1M, "strict", "10m", NULL, 4), evs);
+    expect_no_record(out, "flow", "f", 0);
+    expect_no_record(out, "cohort", "f", 0);
+    char *r = expect_record(out, "flow", "f", 2 * M);
+    assert_field(r, "entered", "[1,0,0,0]");
+    assert_field(r, "reached", "[1,0,0,0]");
+    assert_field(r, "skipped", "[0,0,0,0]");
+    free(r);
+    /* Only c2's journey abandons (at T0+12M, max_stage 0). */
+    r = expect_record(out, "flow", "f", 12 * M);
+    assert_field(r, "abandoned", "[1,0,0,0]");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 2);
+    free(out);
+
+    /* Alone, the ignored event produces no records at all. */
+    const fs_e2e_event only[] = {{"c1", 1000, "a2", "web", NULL, NULL}};
+    out = REPLAY(cfg(WIN_1M, "strict", "10m", NULL, 4), only);
+    assert_string_equal(out, "");
+    free(out);
+}
+
+/* ---- advancing ---- */
+
+static void test_open_advance_skips_stages(void **state)
+{
+    (void)state;
+    const fs_e2e_event evs[] = {{"c1", 1000, "a0", "a", NULL, NULL},
+                                {"c1", 2000, "a3", "b", NULL, "7"}};
+    char *out = REPLAY(cfg(WIN_1M, "open", "10m", NULL, 4), evs);
+
+    /* a0 starts (entered[0], reached[0], channel a); a3 advances 0 -> 3:
+     * reached[1..3], skipped[1..2], all to channel b; stage 3 is the last, so
+     * it completes: ttc 1000, revenue 7, first a, last b, linear a,b halves. */
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,0,0,0]");
+    assert_field(r, "reached", "[1,1,1,1]");
+    assert_field(r, "skipped", "[0,1,1,0]");
+    assert_field(r, "abandoned", "[0,0,0,0]");
+    assert_field(r, "completed", "1");
+    assert_field_close(r, "revenue", "7");
+    assert_field_close(r, "conversion", "[1,1,1]");
+    assert_field(r, "ttc_ms.count", "1");
+    assert_field(r, "ttc_ms.min", "1000");
+    assert_field(r, "ttc_ms.max", "1000");
+    assert_field(r, "ttc_ms.sum", "1000");
+    assert_field(r, "by_channel.a", "{\"reached\":[1,0,0,0],\"completed\":0}");
+    assert_field(r, "by_channel.b", "{\"reached\":[0,1,1,1],\"completed\":1}");
+    assert_field(r, "attribution.first_touch", "{\"a\":1}");
+    assert_field(r, "attribution.last_touch", "{\"b\":1}");
+    assert_field_close(r, "attribution.linear", "{\"a\":0.5,\"b\":0.5}");
+    free(r);
+    /* Completed journeys do not abandon later. */
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 1);
+    free(out);
+}
+
+static void test_strict_ignores_skip(void **state)
+{
+    (void)state;
+    const fs_e2e_event evs[] = {
+        {"c1", 1000, "a0", "a", NULL, NULL}, {"c1", 2000, "a2", "b", NULL, NULL},
+        {"c1", 3000, "a1", "c", NULL, NULL}, {"c1", 4000, "a2", "d", NULL, NULL},
+        {"c1", 5000, "a3", "e", NULL, "3"},
+    };
+    char *out = REPLAY(cfg(WIN_1M, "strict", "10m", NULL, 4), evs);
+
+    /* a0 starts; a2 at max_stage 0 is a jump: ignored entirely (D4: no count,
+     * not a touch, not a funnel event); a1, a2, a3 advance one at a time.
+     * Nothing skipped; ttc 5000-1000; channel b appears nowhere; linear over
+     * the 4 funnel events a,c,d,e = 0.25 each. */
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,0,0,0]");
+    assert_field(r, "reached", "[1,1,1,1]");
+    assert_field(r, "skipped", "[0,0,0,0]");
+    assert_field(r, "completed", "1");
+    assert_field(r, "ttc_ms.sum", "4000");
+    assert_field(r, "by_channel",
+                 "{\"a\":{\"reached\":[1,0,0,0],\"completed\":0},"
+                 "\"c\":{\"reached\":[0,1,0,0],\"completed\":0},"
+                 "\"d\":{\"reached\":[0,0,1,0],\"completed\":0},"
+                 "\"e\":{\"reached\":[0,0,0,1],\"completed\":1}}");
+    assert_field(r, "attribution.first_touch", "{\"a\":1}");
+    assert_field(r, "attribution.last_touch", "{\"e\":1}");
+    assert_field_close(r, "attribution.linear", "{\"a\":0.25,\"c\":0.25,\"d\":0.25,\"e\":0.25}");
+    free(r);
+    free(out);
+
+    /* Without the follow-up, a0 then a2 leaves the journey at stage 0: it
+     * abandons at stage 0 at T0+1000+10m (window T0+10M). */
+    const fs_e2e_event jump[] = {{"c1", 1000, "a0", "a", NULL, NULL},
+                                 {"c1", 2000, "a2", "b", NULL, NULL}};
+    out = REPLAY(cfg(WIN_1M, "strict", "10m", NULL, 4), jump);
+    r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "reached", "[1,0,0,0]");
+    assert_field(r, "skipped", "[0,0,0,0]");
+    assert_field(r, "by_channel", "{\"a\":{\"reached\":[1,0,0,0],\"completed\":0}}");
+    free(r);
+    r = expect_record(out, "flow", "f", 10 * M);
+    assert_field(r, "abandoned", "[1,0,0,0]");
+    free(r);
+    free(out);
+}
+
+/* ---- touch and attribution ---- */
+
+static void test_touch_counts_nothing_but_shares_credit(void **state)
+{
+    (void)state;
+    const fs_e2e_event evs[] = {{"c1", 1000, "a0", "a", NULL, NULL},
+                                {"c1", 2000, "a0", "a", NULL, NULL},
+                                {"c1", 3000, "a2", "b", NULL, "10"}};
+    char *out = REPLAY(cfg(WIN_1M, "open", "10m", NULL, 3), evs);
+
+    /* The second a0 (k = 0 <= max_stage 0) is a touch: no count (entered and
+     * reached[0] stay 1), but it is a funnel event, so linear is over a,a,b:
+     * a = 2/3, b = 1/3. a2 advances 0 -> 2 (skipping 1) and completes. */
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "reached", "[1,1,1]");
+    assert_field(r, "skipped", "[0,1,0]");
+    assert_field(r, "completed", "1");
+    assert_field(r, "ttc_ms.sum", "2000");
+    assert_field(r, "by_channel.a", "{\"reached\":[1,0,0],\"completed\":0}");
+    assert_field(r, "by_channel.b", "{\"reached\":[0,1,1],\"completed\":1}");
+    assert_field(r, "attribution.first_touch", "{\"a\":1}");
+    assert_field(r, "attribution.last_touch", "{\"b\":1}");
+    assert_field_close(r, "attribution.linear",
+                       "{\"a\":0.66666666666666663,\"b\":0.33333333333333331}");
+    free(r);
+    free(out);
+
+    /* A touch on another channel after an advance: a(start) a(advance to 1)
+     * x(touch of stage 0) c(complete). Channel x gets no reached count, hence
+     * no by_channel entry, but a quarter of the linear credit; a gets half.
+     * The completing event decides last_touch. */
+    const fs_e2e_event evs2[] = {{"c1", 1000, "a0", "a", NULL, NULL},
+                                 {"c1", 2000, "a1", "a", NULL, NULL},
+                                 {"c1", 3000, "a0", "x", NULL, NULL},
+                                 {"c1", 4000, "a2", "c", NULL, NULL}};
+    out = REPLAY(cfg(WIN_1M, "open", "10m", NULL, 3), evs2);
+    r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "reached", "[1,1,1]");
+    assert_field(r, "skipped", "[0,0,0]");
+    assert_field(r, "by_channel",
+                 "{\"a\":{\"reached\":[1,1,0],\"completed\":0},"
+                 "\"c\":{\"reached\":[0,0,1],\"completed\":1}}");
+    assert_field(r, "attribution.first_touch", "{\"a\":1}");
+    assert_field(r, "attribution.last_touch", "{\"c\":1}");
+    assert_field_close(r, "attribution.linear", "{\"a\":0.5,\"c\":0.25,\"x\":0.25}");
+    free(r);
+    free(out);
+}
+
+/* ---- expiry ---- */
+
+static void test_expiry_boundary_exact_time_still_counts(void **state)
+{
+    (void)state;
+    /* start 1000, conversion_window 2m: expiry time T0+121000. An event at
+     * exactly that time still counts: a2 advances 0 -> 2 and completes,
+     * ttc 120000, in window T0+2M. The watermark (121000) is not > the
+     * expiry, so the timer has not fired either. Nothing is abandoned. */
+    const fs_e2e_event evs[] = {{"c1", 1000, "a0", "a", NULL, NULL},
+                                {"c1", 1000 + 2 * M, "a2", "b", NULL, NULL}};
+    char *out = REPLAY(cfg(WIN_1M, "open", "2m", NULL, 3), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "reached", "[1,0,0]");
+    assert_field(r, "abandoned", "[0,0,0]");
+    free(r);
+    r = expect_record(out, "flow", "f", 2 * M);
+    assert_field(r, "entered", "[0,0,0]");
+    assert_field(r, "reached", "[0,1,1]");
+    assert_field(r, "skipped", "[0,1,0]");
+    assert_field(r, "abandoned", "[0,0,0]");
+    assert_field(r, "completed", "1");
+    assert_field(r, "ttc_ms",
+                 "{\"count\":1,\"min\":120000,\"max\":120000,\"sum\":120000,"
+                 "\"p50\":120000,\"p90\":120000,\"p99\":120000}");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 2);
+    free(out);
+}
+
+static void check_expired_then_restarted(const char *out)
+{
+    /* Window T0: only the start. Window T0+2M (contains the expiry time
+     * T0+121000): abandoned[0]; then a2 starts a new open journey at stage 2,
+     * the last one, so it also completes at once (D3): entered[2],
+     * reached[0..2], skipped[0..1], completed 1, ttc 0, credit to b. */
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "reached", "[1,0,0]");
+    assert_field(r, "abandoned", "[0,0,0]");
+    free(r);
+    r = expect_record(out, "flow", "f", 2 * M);
+    assert_field(r, "entered", "[0,0,1]");
+    assert_field(r, "reached", "[1,1,1]");
+    assert_field(r, "skipped", "[1,1,0]");
+    assert_field(r, "abandoned", "[1,0,0]");
+    assert_field(r, "completed", "1");
+    assert_field(r, "ttc_ms",
+                 "{\"count\":1,\"min\":0,\"max\":0,\"sum\":0,"
+                 "\"p50\":0,\"p90\":0,\"p99\":0}");
+    assert_field(r, "attribution",
+                 "{\"first_touch\":{\"b\":1},\"last_touch\":{\"b\":1},"
+                 "\"linear\":{\"b\":1}}");
+    assert_field(r, "late_events", "0");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 2);
+}
+
+static void test_expiry_boundary_one_ms_later(void **state)
+{
+    (void)state;
+    const fs_e2e_event evs[] = {{"c1", 1000, "a0", "a", NULL, NULL},
+                                {"c1", 1000 + 2 * M + 1, "a2", "b", NULL, NULL}};
+    /* max_out_of_orderness 0: the event moves the watermark to T0+121001 >
+     * expiry, the timer fires first (D1), then the event starts afresh. */
+    char *out = REPLAY(cfg(WIN_1M, "open", "2m", NULL, 3), evs);
+    check_expired_then_restarted(out);
+    free(out);
+    /* max_out_of_orderness 10s: the watermark (T0+111001) stays below the
+     * expiry; the customer's own event with t > expiry expires the journey
+     * (SPEC §2.1 "whichever first"). Same records. */
+    out = REPLAY(cfg("size: 1m, max_out_of_orderness: 10s", "open", "2m", NULL, 3), evs);
+    check_expired_then_restarted(out);
+    free(out);
+}
+
+static void test_expiry_by_watermark_and_at_end(void **state)
+{
+    (void)state;
+    /* c1 starts at T0+1000 (expiry T0+121000). c2's event at T0+200000 moves
+     * the watermark past it: c1 abandons at stage 0 in window T0+2M, and that
+     * window closes at the same time (watermark >= T0+180000), so the count
+     * must already be in it: not late, not lost. c2 (expiry T0+320000) is
+     * still open at the end of input, where the watermark becomes +inf: it
+     * abandons in window T0+5M. */
+    const fs_e2e_event evs[] = {{"c1", 1000, "a0", "a", NULL, NULL},
+                                {"c2", 200000, "a0", "a", NULL, NULL}};
+    char *out = REPLAY(cfg(WIN_1M, "open", "2m", NULL, 3), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "abandoned", "[0,0,0]");
+    free(r);
+    r = expect_record(out, "flow", "f", 2 * M);
+    assert_field(r, "entered", "[0,0,0]");
+    assert_field(r, "abandoned", "[1,0,0]");
+    assert_field(r, "late_events", "0");
+    free(r);
+    r = expect_record(out, "flow", "f", 3 * M);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "abandoned", "[0,0,0]");
+    free(r);
+    r = expect_record(out, "flow", "f", 5 * M);
+    assert_field(r, "entered", "[0,0,0]");
+    assert_field(r, "abandoned", "[1,0,0]");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 4);
+    /* The T0+2M record was written when c2's event closed it, i.e. before the
+     * T0+3M window, which only closes at the end. */
+    const char *p2 = strstr(out, "\"window_start\":1732280520000");
+    const char *p3 = strstr(out, "\"window_start\":1732280580000");
+    assert_non_null(p2);
+    assert_non_null(p3);
+    assert_true(p2 < p3);
+    free(out);
+}
+
+/* ---- exclusion ---- */
+
+static void test_exclusion(void **state)
+{
+    (void)state;
+    /* c1: a0, a1 (max_stage 1), x aborts it: excluded[1] at T0+3000. c2's x
+     * has no journey to abort: nothing. c1's a0 at T0+5000 starts a new
+     * journey (entered[0] twice in total), which expires at T0+125000
+     * (conversion window 2m): abandoned[0] in window T0+2M. */
+    const fs_e2e_event evs[] = {
+        {"c1", 1000, "a0", "a", NULL, NULL}, {"c1", 2000, "a1", "a", NULL, NULL},
+        {"c1", 3000, "x", "a", NULL, NULL},  {"c2", 4000, "x", "a", NULL, NULL},
+        {"c1", 5000, "a0", "a", NULL, NULL},
+    };
+    char *out = REPLAY(cfg(WIN_1M, "open", "2m", "x", 3), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[2,0,0]");
+    assert_field(r, "reached", "[2,1,0]");
+    assert_field(r, "excluded", "[0,1,0]");
+    assert_field(r, "abandoned", "[0,0,0]");
+    assert_field(r, "completed", "0");
+    free(r);
+    r = expect_record(out, "flow", "f", 2 * M);
+    assert_field(r, "excluded", "[0,0,0]");
+    assert_field(r, "abandoned", "[1,0,0]");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 2);
+    free(out);
+
+    /* An excluding event with no active journey does nothing: no records. */
+    const fs_e2e_event lone[] = {{"c2", 4000, "x", "a", NULL, NULL}};
+    out = REPLAY(cfg(WIN_1M, "open", "2m", "x", 3), lone);
+    assert_string_equal(out, "");
+    free(out);
+}
+
+/* ---- completion and restart ---- */
+
+static void test_completion_then_new_journey(void **state)
+{
+    (void)state;
+    /* Journey 1: a0 (entered[0], reached[0]), a2 (reached[1..2], skipped[1])
+     * completes, ttc 1000. Journey 2 starts with a1: entered[1],
+     * reached[0..1], skipped[0]. Sums: entered [1,1,0], reached [2,2,1],
+     * skipped [1,1,0], conversion [2/2, 1/2]. Journey 2 expires at
+     * T0+123000 with max_stage 1: abandoned[1] in window T0+2M. */
+    const fs_e2e_event evs[] = {{"c1", 1000, "a0", "a", NULL, NULL},
+                                {"c1", 2000, "a2", "b", NULL, "4"},
+                                {"c1", 3000, "a1", "c", NULL, NULL}};
+    char *out = REPLAY(cfg(WIN_1M, "open", "2m", NULL, 3), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,1,0]");
+    assert_field(r, "reached", "[2,2,1]");
+    assert_field(r, "skipped", "[1,1,0]");
+    assert_field(r, "completed", "1");
+    assert_field_close(r, "revenue", "4");
+    assert_field_close(r, "conversion", "[1,0.5]");
+    assert_field(r, "ttc_ms.sum", "1000");
+    /* journey 2 has not completed: attribution only for journey 1 */
+    assert_field_close(r, "attribution.linear", "{\"a\":0.5,\"b\":0.5}");
+    free(r);
+    r = expect_record(out, "flow", "f", 2 * M);
+    assert_field(r, "abandoned", "[0,1,0]");
+    free(r);
+    /* Cohort T0: both journeys started there; max_stage 2 and 1. */
+    r = expect_record(out, "cohort", "f", 0);
+    assert_field(r, "started", "2");
+    assert_field(r, "reached", "[2,2,1]");
+    assert_field(r, "completed", "1");
+    assert_field(r, "final", "true");
+    free(r);
+    free(out);
+
+    /* The same stage twice: a0, a2 (completes), a0 again is a new journey,
+     * not a touch: entered[0] = 2, reached[0] = 2. */
+    const fs_e2e_event again[] = {{"c1", 1000, "a0", "a", NULL, NULL},
+                                  {"c1", 2000, "a2", "a", NULL, NULL},
+                                  {"c1", 3000, "a0", "a", NULL, NULL}};
+    out = REPLAY(cfg(WIN_1M, "open", "2m", NULL, 3), again);
+    r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[2,0,0]");
+    assert_field(r, "reached", "[2,1,1]");
+    assert_field(r, "completed", "1");
+    free(r);
+    free(out);
+}
+
+/* ---- revenue and time to convert ---- */
+
+static void test_revenue_and_ttc(void **state)
+{
+    (void)state;
+    /* Five journeys start at T0+1000 (their a0 carries value 1000, which is
+     * not revenue: only completing events count) and complete after 1000,
+     * 2000, 3000, 4000 and 10000 ms with values 10, 2.5, 0.1, 0.2, 100.
+     * revenue = 112.8; ttc count 5, min 1000, max 10000, sum 20000;
+     * nearest rank: p50 = rank ceil(2.5) = 3 -> 3000, p90 = rank ceil(4.5)
+     * = 5 -> 10000, p99 = rank ceil(4.95) = 5 -> 10000. */
+    const fs_e2e_event evs[] = {
+        {"c1", 1000, "a0", "s", NULL, "1000"}, {"c2", 1000, "a0", "s", NULL, "1000"},
+        {"c3", 1000, "a0", "s", NULL, "1000"}, {"c4", 1000, "a0", "s", NULL, "1000"},
+        {"c5", 1000, "a0", "s", NULL, "1000"}, {"c1", 2000, "a2", "s", NULL, "10"},
+        {"c2", 3000, "a2", "s", NULL, "2.5"},  {"c3", 4000, "a2", "s", NULL, "0.1"},
+        {"c4", 5000, "a2", "s", NULL, "0.2"},  {"c5", 11000, "a2", "s", NULL, "100"},
+    };
+    char *out = REPLAY(cfg(WIN_1M, "open", "10m", NULL, 3), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "completed", "5");
+    assert_field_close(r, "revenue", "112.8");
+    assert_field(r, "ttc_ms.count", "5");
+    assert_field(r, "ttc_ms.min", "1000");
+    assert_field(r, "ttc_ms.max", "10000");
+    assert_field(r, "ttc_ms.sum", "20000");
+    assert_field_near(r, "ttc_ms.p50", "3000", 1e-2);
+    assert_field_near(r, "ttc_ms.p90", "10000", 1e-2);
+    assert_field_near(r, "ttc_ms.p99", "10000", 1e-2);
+    assert_field(r, "attribution.first_touch", "{\"s\":5}");
+    assert_field_close(r, "attribution.linear", "{\"s\":5}");
+    free(r);
+    /* All completed: no other window. */
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 1);
+    free(out);
+}
+
+/* ---- splits ---- */
+
+static void test_by_channel_and_segment(void **state)
+{
+    (void)state;
+    /* c1 (b2b): a0 search, a1 email, a2 email -> search [1,0,0];
+     *   email [0,1,1] + completed; b2b [1,1,1] + completed.
+     * c2 (b2c): enters at a1 via social -> social [1,1,0], b2c [1,1,0].
+     * c3 (b2c): a0 search -> search [2,0,0], b2c [2,1,0].
+     * c4: a0 with no channel and no segment -> both "unknown" [1,0,0].
+     * Totals: entered [3,1,0], reached [4,2,1], skipped [1,0,0].
+     * Expiries (10m): c2 (max 1), c3, c4 (max 0) in window T0+10M. */
+    const fs_e2e_event evs[] = {
+        {"c1", 1000, "a0", "search", "b2b", NULL}, {"c2", 1500, "a1", "social", "b2c", NULL},
+        {"c1", 2000, "a1", "email", "b2b", NULL},  {"c3", 2500, "a0", "search", "b2c", NULL},
+        {"c4", 2600, "a0", NULL, NULL, NULL},      {"c1", 3000, "a2", "email", "b2b", "5"},
+    };
+    char *out = REPLAY(cfg(WIN_1M, "open", "10m", NULL, 3), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[3,1,0]");
+    assert_field(r, "reached", "[4,2,1]");
+    assert_field(r, "skipped", "[1,0,0]");
+    assert_field(r, "completed", "1");
+    assert_field_close(r, "conversion", "[0.5,0.5]");
+    assert_field(r, "by_channel",
+                 "{\"email\":{\"reached\":[0,1,1],\"completed\":1},"
+                 "\"search\":{\"reached\":[2,0,0],\"completed\":0},"
+                 "\"social\":{\"reached\":[1,1,0],\"completed\":0},"
+                 "\"unknown\":{\"reached\":[1,0,0],\"completed\":0}}");
+    assert_field(r, "by_segment",
+                 "{\"b2b\":{\"reached\":[1,1,1],\"completed\":1},"
+                 "\"b2c\":{\"reached\":[2,1,0],\"completed\":0},"
+                 "\"unknown\":{\"reached\":[1,0,0],\"completed\":0}}");
+    assert_field(r, "attribution.first_touch", "{\"search\":1}");
+    assert_field(r, "attribution.last_touch", "{\"email\":1}");
+    assert_field_close(r, "attribution.linear",
+                       "{\"email\":0.66666666666666663,\"search\":0.33333333333333331}");
+    free(r);
+    r = expect_record(out, "flow", "f", 10 * M);
+    assert_field(r, "abandoned", "[2,1,0]");
+    assert_field(r, "by_channel", "{}");
+    assert_field(r, "by_segment", "{}");
+    free(r);
+    free(out);
+}
+
+static void test_conversion_nulls(void **state)
+{
+    (void)state;
+    /* reached [2,1,0,0]: conversion [1/2, 0/1, null (0/0)]. */
+    const fs_e2e_event evs[] = {{"c1", 1000, "a0", "a", NULL, NULL},
+                                {"c2", 2000, "a0", "a", NULL, NULL},
+                                {"c2", 3000, "a1", "a", NULL, NULL}};
+    char *out = REPLAY(cfg(WIN_1M, "open", "10m", NULL, 4), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "reached", "[2,1,0,0]");
+    assert_field_close(r, "conversion", "[0.5,0,null]");
+    assert_field(r, "conversion.2", "null");
+    assert_int_equal(fs_e2e_size(r, "conversion"), 3);
+    free(r);
+    free(out);
+}
+
+/* ---- late events ---- */
+
+static void test_late_event(void **state)
+{
+    (void)state;
+    /* c1 a0 @1000 starts (window T0). c2 a0 @61000 moves the watermark to
+     * T0+61000: window T0 closes (emitted with reached [1,0,0]).
+     * c1 a1 @30000: its count (reached[1] at T0+30000) falls in the closed
+     * window -> not added anywhere; late_events +1 in the earliest open
+     * window, T0+1M; the journey still advances to stage 1.
+     * c1 a0 @31000: a late touch makes no count, so it is not late; it is a
+     * funnel event though (linear).
+     * c1 a2 @62000: advances 1 -> 2 (nothing skipped, proving the late a1
+     * updated the journey) and completes in T0+1M: ttc 61000.
+     * Linear over a(a0), b(a1), d(touch), c(a2): 0.25 each. */
+    const fs_e2e_event evs[] = {
+        {"c1", 1000, "a0", "a", NULL, NULL},  {"c2", 61000, "a0", "a", NULL, NULL},
+        {"c1", 30000, "a1", "b", NULL, NULL}, {"c1", 31000, "a0", "d", NULL, NULL},
+        {"c1", 62000, "a2", "c", NULL, NULL},
+    };
+    char *out = REPLAY(cfg(WIN_1M, "open", "10m", NULL, 3), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "reached", "[1,0,0]");
+    assert_field(r, "late_events", "0");
+    free(r);
+    r = expect_record(out, "flow", "f", M);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "reached", "[1,0,1]");
+    assert_field(r, "skipped", "[0,0,0]");
+    assert_field(r, "completed", "1");
+    assert_field(r, "ttc_ms.sum", "61000");
+    assert_field(r, "late_events", "1");
+    assert_field_close(r, "conversion", "[0,null]");
+    assert_field(r, "by_channel",
+                 "{\"a\":{\"reached\":[1,0,0],\"completed\":0},"
+                 "\"c\":{\"reached\":[0,0,1],\"completed\":1}}");
+    assert_field_close(r, "attribution.linear", "{\"a\":0.25,\"b\":0.25,\"c\":0.25,\"d\":0.25}");
+    free(r);
+    /* Exactly one record per window: the closed window is not re-emitted. */
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 3);
+    r = expect_record(out, "flow", "f", 11 * M); /* c2 expires at T0+661000 */
+    assert_field(r, "abandoned", "[1,0,0]");
+    free(r);
+    free(out);
+}
+
+/* ---- hopping windows ---- */
+
+static void test_hopping_windows(void **state)
+{
+    (void)state;
+    /* size 2m, hop 1m: T0+90000 lies in [T0, T0+2M) and [T0+1M, T0+3M), not
+     * in [T0-1M, T0+1M). The expiry T0+690000 lies in windows T0+10M and
+     * T0+11M. The journey's cohort is in both windows containing its start. */
+    const fs_e2e_event evs[] = {{"c1", 90000, "a0", "a", NULL, NULL}};
+    char *out =
+        REPLAY(cfg("size: 2m, hop: 1m, max_out_of_orderness: 0", "open", "10m", NULL, 3), evs);
+    for (long long ws = 0; ws <= M; ws += M) {
+        char *r = expect_record(out, "flow", "f", ws);
+        char want[32];
+        snprintf(want, sizeof(want), "%lld", FS_E2E_T0 + ws + 2 * M);
+        assert_field(r, "window_end", want);
+        assert_field(r, "entered", "[1,0,0]");
+        assert_field(r, "reached", "[1,0,0]");
+        assert_field(r, "abandoned", "[0,0,0]");
+        free(r);
+        r = expect_record(out, "cohort", "f", ws);
+        assert_field(r, "started", "1");
+        assert_field(r, "final", "true");
+        free(r);
+    }
+    expect_no_record(out, "flow", "f", -M);
+    for (long long ws = 10 * M; ws <= 11 * M; ws += M) {
+        char *r = expect_record(out, "flow", "f", ws);
+        assert_field(r, "entered", "[0,0,0]");
+        assert_field(r, "abandoned", "[1,0,0]");
+        free(r);
+    }
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 4);
+    free(out);
+}
+
+/* ---- rejections ---- */
+
+static const char two_funnels_cfg[] = "window: {size: 1m, max_out_of_orderness: 0}\n"
+                                      "funnels:\n"
+                                      "  - name: f\n"
+                                      "    conversion_window: 10m\n"
+                                      "    stages:\n"
+                                      "      - {name: s0, events: [a0]}\n"
+                                      "      - {name: s1, events: [a1]}\n"
+                                      "      - {name: s2, events: [a2]}\n"
+                                      "  - name: g\n"
+                                      "    mode: strict\n"
+                                      "    conversion_window: 10m\n"
+                                      "    exclude: [x]\n"
+                                      "    stages:\n"
+                                      "      - {name: t0, events: [a1]}\n"
+                                      "      - {name: t1, events: [a2]}\n";
+
+static void test_rejected_events(void **state)
+{
+    (void)state;
+    /* Three bad lines (not JSON, a float ts, no event) between two valid
+     * events of window T0: rejected_events 3 in the earliest open window, T0,
+     * in the record of every funnel -- g gets a record although it counted
+     * nothing (D8). A blank line is skipped, not a rejection. */
+    const char *in =
+        "{\"customer_id\":\"c1\",\"ts\":1732280401000,\"event\":\"a0\"}\n"
+        "this is not json\n"
+        "\n"
+        "{\"customer_id\":\"c2\",\"ts\":1732280401500.0,\"event\":\"a0\"}\n"
+        "{\"customer_id\":\"c3\",\"ts\":1732280401600}\n"
+        "{\"customer_id\":\"c1\",\"ts\":1732280402000,\"event\":\"a0\",\"channel\":\"z\"}\n";
+    char *out = REPLAY_TEXT(two_funnels_cfg, in);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "rejected_events", "3");
+    free(r);
+    r = expect_record(out, "flow", "g", 0);
+    assert_field(r, "stages", "[\"t0\",\"t1\"]");
+    assert_field(r, "entered", "[0,0]");
+    assert_field(r, "reached", "[0,0]");
+    assert_field(r, "completed", "0");
+    assert_field(r, "rejected_events", "3");
+    free(r);
+    /* c1's journey in f abandons in T0+10M; there rejected_events is 0 and g
+     * has nothing. */
+    r = expect_record(out, "flow", "f", 10 * M);
+    assert_field(r, "rejected_events", "0");
+    free(r);
+    expect_no_record(out, "flow", "g", 10 * M);
+    free(out);
+
+    /* A rejection after window T0 closed lands in T0+1M. */
+    const char *in2 = "{\"customer_id\":\"c1\",\"ts\":1732280401000,\"event\":\"a0\"}\n"
+                      "{\"customer_id\":\"c2\",\"ts\":1732280461000,\"event\":\"b\"}\n"
+                      "[1,2,3]\n";
+    out = REPLAY_TEXT(two_funnels_cfg, in2);
+    r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "rejected_events", "0");
+    free(r);
+    r = expect_record(out, "flow", "f", M);
+    assert_field(r, "entered", "[0,0,0]");
+    assert_field(r, "rejected_events", "1");
+    free(r);
+    r = expect_record(out, "flow", "g", M);
+    assert_field(r, "rejected_events", "1");
+    free(r);
+    free(out);
+}
+
+static void test_rejections_before_first_event(void **state)
+{
+    (void)state;
+    /* D7: held until the first valid event sets the watermark (T0+61000);
+     * then the earliest open window is T0+1M. */
+    const char *in = "garbage\n"
+                     "{\"customer_id\":\"c1\",\"ts\":1732280461000,\"event\":\"a0\"}\n";
+    char *out = REPLAY_TEXT(two_funnels_cfg, in);
+    expect_no_record(out, "flow", "f", 0);
+    char *r = expect_record(out, "flow", "f", M);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "rejected_events", "1");
+    free(r);
+    r = expect_record(out, "flow", "g", M);
+    assert_field(r, "rejected_events", "1");
+    free(r);
+    free(out);
+
+    /* No valid event at all: no records, exit 0. */
+    out = REPLAY_TEXT(two_funnels_cfg, "garbage\n{}\n");
+    assert_string_equal(out, "");
+    free(out);
+}
+
+/* ---- independent funnels ---- */
+
+static void test_two_funnels_independent(void **state)
+{
+    (void)state;
+    /* f (open: a0,a1,a2) and g (strict: a1,a2; exclude x) see the same events.
+     * c1 a1, a2: f enters at s1 (entered[1], reached[0..1], skipped[0]) and
+     *   completes; g starts at t0 and completes. Both ttc 1000.
+     * c2 a0, a1, x: f: a0 starts, a1 advances, x is in no stage of f (ignored);
+     *   the journey abandons at stage 1 at T0+603000 (window T0+10M).
+     *   g: a0 ignored, a1 starts, x excludes it: excluded[0]. */
+    const fs_e2e_event evs[] = {
+        {"c1", 1000, "a1", "a", NULL, NULL}, {"c1", 2000, "a2", "a", NULL, NULL},
+        {"c2", 3000, "a0", "a", NULL, NULL}, {"c2", 4000, "a1", "a", NULL, NULL},
+        {"c2", 5000, "x", "a", NULL, NULL},
+    };
+    char *out = REPLAY(two_funnels_cfg, evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,1,0]");
+    assert_field(r, "reached", "[2,2,1]");
+    assert_field(r, "skipped", "[1,0,0]");
+    assert_field(r, "excluded", "[0,0,0]");
+    assert_field(r, "completed", "1");
+    assert_field(r, "ttc_ms.sum", "1000");
+    free(r);
+    r = expect_record(out, "flow", "g", 0);
+    assert_field(r, "entered", "[2,0]");
+    assert_field(r, "reached", "[2,1]");
+    assert_field(r, "skipped", "[0,0]");
+    assert_field(r, "excluded", "[1,0]");
+    assert_field(r, "completed", "1");
+    assert_field(r, "ttc_ms.sum", "1000");
+    assert_field_close(r, "conversion", "[0.5]");
+    free(r);
+    r = expect_record(out, "flow", "f", 10 * M);
+    assert_field(r, "abandoned", "[0,1,0]");
+    free(r);
+    expect_no_record(out, "flow", "g", 10 * M);
+    assert_int_equal(fs_e2e_count_records(out, "flow", "f"), 2);
+    assert_int_equal(fs_e2e_count_records(out, "flow", "g"), 1);
+    free(out);
+}
+
+/* ---- cohorts ---- */
+
+/* Byte offset of line in out, or -1: record order in the output. */
+static long offset_of(const char *out, const char *line)
+{
+    const char *p = strstr(out, line);
+    return p ? (long)(p - out) : -1;
+}
+
+static void test_cohort_records(void **state)
+{
+    (void)state;
+    /* window 1m, conversion window 2m, cohort.emit_interval 1m (D9).
+     *  1 c1 a0 @1000     cohort T0: started 1, reached [1,0,0]
+     *  2 c1 a1 @30000    cohort T0: reached [1,1,0]
+     *  3 c2 a0 @50000    cohort T0: started 2, reached [2,1,0]
+     *  4 c3 a0 @70000    watermark crosses T0+1M: cohort T0 emitted
+     *                    (final false, started 2, [2,1,0], completed 0);
+     *                    then c3 starts cohort T0+1M
+     *  5 c1 a2 @100000   c1 completes (100000 <= 1000+2m): cohort T0
+     *                    reached [2,1,1], completed 1
+     *  6 c4 a0 @130000   crosses T0+2M: T0 re-emitted ([2,1,1], completed 1),
+     *                    T0+1M emitted (started 1); c4 starts T0+2M
+     *  7 c5 a0 @185000   crosses T0+3M = T0's window_end + conversion window:
+     *                    c2 expires (170000) first; T0's last record, final,
+     *                    same numbers, conversion [1/2, 1/1]; T0+1M unchanged
+     *                    (not re-emitted), T0+2M changed (non-final).
+     * End of input: T0+1M, T0+2M, T0+3M become final. */
+    const char *config = "window: {size: 1m, max_out_of_orderness: 0}\n"
+                         "cohort: {emit_interval: 1m}\n"
+                         "funnels:\n"
+                         "  - name: f\n"
+                         "    conversion_window: 2m\n"
+                         "    stages:\n"
+                         "      - {name: s0, events: [a0]}\n"
+                         "      - {name: s1, events: [a1]}\n"
+                         "      - {name: s2, events: [a2]}\n";
+    const fs_e2e_event evs[] = {
+        {"c1", 1000, "a0", "a", NULL, NULL},   {"c1", 30000, "a1", "a", NULL, NULL},
+        {"c2", 50000, "a0", "a", NULL, NULL},  {"c3", 70000, "a0", "a", NULL, NULL},
+        {"c1", 100000, "a2", "a", NULL, NULL}, {"c4", 130000, "a0", "a", NULL, NULL},
+        {"c5", 185000, "a0", "a", NULL, NULL},
+    };
+    char *out = REPLAY(config, evs);
+
+    /* The T0 cohort's records in order: 3 of them. */
+    fs_e2e_lines l;
+    fs_e2e_split_lines(out, &l);
+    const char *t0[8];
+    size_t n0 = 0;
+    char ws[32];
+    snprintf(ws, sizeof(ws), "%lld", FS_E2E_T0);
+    for (size_t i = 0; i < l.n; i++) {
+        char *kind = fs_e2e_field(l.v[i], "kind"), *w = fs_e2e_field(l.v[i], "window_start");
+        if (kind && w && !strcmp(kind, "\"cohort\"") && !strcmp(w, ws) && n0 < 8)
+            t0[n0++] = l.v[i];
+        free(kind);
+        free(w);
+    }
+    if (n0 != 3)
+        print_error("cohort T0 records:\n%s\n", out);
+    assert_int_equal(n0, 3);
+    assert_field(t0[0], "started", "2");
+    assert_field(t0[0], "reached", "[2,1,0]");
+    assert_field(t0[0], "completed", "0");
+    assert_field(t0[0], "final", "false");
+    assert_field(t0[1], "reached", "[2,1,1]");
+    assert_field(t0[1], "completed", "1");
+    assert_field(t0[1], "final", "false");
+    assert_field(t0[2], "window_end", "1732280460000");
+    assert_field(t0[2], "stages", "[\"s0\",\"s1\",\"s2\"]");
+    assert_field(t0[2], "started", "2");
+    assert_field(t0[2], "reached", "[2,1,1]");
+    assert_field(t0[2], "completed", "1");
+    assert_field_close(t0[2], "conversion", "[0.5,1]");
+    assert_field(t0[2], "final", "true");
+    /* The final T0 cohort was written when the watermark passed T0+3M, before
+     * the flow record of window T0+3M (closed only at the end of input). */
+    long pos_final = offset_of(out, t0[2]);
+    char *flow3 = expect_record(out, "flow", "f", 3 * M);
+    long pos_flow3 = offset_of(out, flow3);
+    assert_true(pos_final >= 0 && pos_flow3 >= 0 && pos_final < pos_flow3);
+    free(flow3);
+    fs_e2e_lines_free(&l);
+
+    /* Upsert: for every cohort key exactly one record is final, and it is the
+     * last one for that key. */
+    const int64_t starts[] = {M, 2 * M, 3 * M};
+    const char *const started[] = {"1", "1", "1"};
+    for (size_t k = 0; k < 3; k++) {
+        char *r = expect_record(out, "cohort", "f", starts[k]);
+        assert_field(r, "final", "true");
+        assert_field(r, "started", started[k]);
+        assert_field(r, "reached", "[1,0,0]");
+        assert_field(r, "completed", "0");
+        assert_field(r, "conversion", "[0,null]");
+        free(r);
+    }
+    fs_e2e_split_lines(out, &l);
+    size_t finals = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        char *kind = fs_e2e_field(l.v[i], "kind"), *fin = fs_e2e_field(l.v[i], "final");
+        if (kind && !strcmp(kind, "\"cohort\"") && fin && !strcmp(fin, "true")) {
+            finals++;
+            /* nothing for this key after the final one */
+            char *w = fs_e2e_field(l.v[i], "window_start");
+            for (size_t j = i + 1; j < l.n; j++) {
+                char *k2 = fs_e2e_field(l.v[j], "kind"), *w2 = fs_e2e_field(l.v[j], "window_start");
+                assert_false(!strcmp(k2, "\"cohort\"") && !strcmp(w2, w));
+                free(k2);
+                free(w2);
+            }
+            free(w);
+        }
+        free(kind);
+        free(fin);
+    }
+    assert_int_equal(finals, 4);
+    fs_e2e_lines_free(&l);
+    free(out);
+}
+
+/* ---- more edges ---- */
+
+static void test_window_boundaries(void **state)
+{
+    (void)state;
+    /* Windows are [start, end): T0+59999 is in T0, T0+60000 in T0+1M. */
+    const fs_e2e_event evs[] = {{"c1", 59999, "a0", "a", NULL, NULL},
+                                {"c2", 60000, "a0", "a", NULL, NULL}};
+    char *out = REPLAY(cfg(WIN_1M, "open", "10m", NULL, 3), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,0,0]");
+    free(r);
+    r = expect_record(out, "flow", "f", M);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "window_end", "1732280520000");
+    free(r);
+    free(out);
+}
+
+static void test_expiry_by_unstaged_event(void **state)
+{
+    (void)state;
+    /* D2, with max_out_of_orderness 10s so the watermark does not fire the
+     * timer: c1 a0 @1000 (expiry T0+61000); c1 "zzz" @61001 is in no stage but
+     * still expires the journey (abandoned[0] in T0+1M). The watermark is now
+     * T0+51001, so c1 a1 @50000 is not late; with no active journey it starts
+     * a new one at stage 1 in window T0: entered[1], reached[0..1],
+     * skipped[0]. (Had zzz not expired the journey, a1 would only have
+     * advanced it: reached[1], no skip.) The new journey expires at
+     * T0+110000, max_stage 1, also in T0+1M. */
+    const fs_e2e_event evs[] = {{"c1", 1000, "a0", "a", NULL, NULL},
+                                {"c1", 61001, "zzz", "a", NULL, NULL},
+                                {"c1", 50000, "a1", "a", NULL, NULL}};
+    char *out = REPLAY(cfg("size: 1m, max_out_of_orderness: 10s", "open", "1m", NULL, 3), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,1,0]");
+    assert_field(r, "reached", "[2,1,0]");
+    assert_field(r, "skipped", "[1,0,0]");
+    assert_field(r, "abandoned", "[0,0,0]");
+    assert_field(r, "late_events", "0");
+    free(r);
+    r = expect_record(out, "flow", "f", M);
+    assert_field(r, "abandoned", "[1,1,0]");
+    free(r);
+    free(out);
+}
+
+static void test_expiry_before_exclusion(void **state)
+{
+    (void)state;
+    /* Rule order: expiry, then exclusion. c1 a0 @1000, a1 @2000 (expiry
+     * T0+61000); x @61001 (watermark T0+51001, timer not fired) first expires
+     * the journey -- abandoned[1] in T0+1M -- and then finds no journey to
+     * exclude: excluded stays 0 everywhere. */
+    const fs_e2e_event evs[] = {{"c1", 1000, "a0", "a", NULL, NULL},
+                                {"c1", 2000, "a1", "a", NULL, NULL},
+                                {"c1", 61001, "x", "a", NULL, NULL}};
+    char *out = REPLAY(cfg("size: 1m, max_out_of_orderness: 10s", "open", "1m", "x", 3), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "reached", "[1,1,0]");
+    assert_field(r, "excluded", "[0,0,0]");
+    free(r);
+    r = expect_record(out, "flow", "f", M);
+    assert_field(r, "abandoned", "[0,1,0]");
+    assert_field(r, "excluded", "[0,0,0]");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 2);
+    free(out);
+}
+
+static void test_ttc_clamped_at_zero(void **state)
+{
+    (void)state;
+    /* Within max_out_of_orderness the completing event may be older than the
+     * start: a0 @5000 starts, a2 @3000 (watermark T0-5000, not late) completes;
+     * t - start_ts = -2000 is clamped to 0. Counts go to T0 (both times). */
+    const fs_e2e_event evs[] = {{"c1", 5000, "a0", "a", NULL, NULL},
+                                {"c1", 3000, "a2", "a", NULL, NULL}};
+    char *out = REPLAY(cfg("size: 1m, max_out_of_orderness: 10s", "open", "10m", NULL, 3), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "reached", "[1,1,1]");
+    assert_field(r, "completed", "1");
+    assert_field(r, "ttc_ms",
+                 "{\"count\":1,\"min\":0,\"max\":0,\"sum\":0,"
+                 "\"p50\":0,\"p90\":0,\"p99\":0}");
+    free(r);
+    free(out);
+}
+
+static void test_late_journey_start_and_late_expiry(void **state)
+{
+    (void)state;
+    /* conversion window 10s. c1 a0 @61000: watermark T0+61000, window T0
+     * closed (empty). c2 a0 @1000 is late: entered/reached[0] would go to T0,
+     * dropped, late_events +1 in T0+1M; the journey starts anyway (start
+     * T0+1000) and its expiry (T0+11000) lies in the closed window T0 as
+     * well: dropped, late_events +1 again (D6), in T0+1M, the earliest open
+     * window whenever it fires. c1 expires at T0+71000: abandoned[0] in T0+1M.
+     * No record for T0 (nothing counted there). */
+    const fs_e2e_event evs[] = {{"c1", 61000, "a0", "a", NULL, NULL},
+                                {"c2", 1000, "a0", "a", NULL, NULL}};
+    char *out = REPLAY(cfg(WIN_1M, "open", "10s", NULL, 3), evs);
+    expect_no_record(out, "flow", "f", 0);
+    char *r = expect_record(out, "flow", "f", M);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "reached", "[1,0,0]");
+    assert_field(r, "abandoned", "[1,0,0]");
+    assert_field(r, "late_events", "2");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 1);
+    free(out);
+}
+
+static void test_late_event_hopping(void **state)
+{
+    (void)state;
+    /* size 2m hop 1m. c1 a0 @1000 (windows T0-1M, T0); c2 a0 @121000
+     * (windows T0+1M, T0+2M; watermark T0+121000 closes T0-1M and T0).
+     * c3 a0 @61000 belongs to T0 (closed: dropped, late +1) and T0+1M (open:
+     * counted there) -- D6. The late count goes to the earliest open window,
+     * T0+1M. */
+    const fs_e2e_event evs[] = {{"c1", 1000, "a0", "a", NULL, NULL},
+                                {"c2", 121000, "a0", "a", NULL, NULL},
+                                {"c3", 61000, "a0", "a", NULL, NULL}};
+    char *out =
+        REPLAY(cfg("size: 2m, hop: 1m, max_out_of_orderness: 0", "open", "10m", NULL, 3), evs);
+    char *r = expect_record(out, "flow", "f", -M);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "late_events", "0");
+    free(r);
+    r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "late_events", "0");
+    free(r);
+    r = expect_record(out, "flow", "f", M);
+    assert_field(r, "entered", "[2,0,0]");
+    assert_field(r, "late_events", "1");
+    free(r);
+    r = expect_record(out, "flow", "f", 2 * M);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "late_events", "0");
+    free(r);
+    free(out);
+}
+
+static void test_input_validation(void **state)
+{
+    (void)state;
+    /* SPEC §1 details. Valid: (1) keys in any order, an unknown key, null
+     * optionals = absent (channel/segment "unknown"); (2) a duplicate key,
+     * the last wins (event a0), channel web; (3) a 128-byte customer_id;
+     * (4) c2's a2 with value 2.5e1 = 25 completes c2 (ttc 2000).
+     * Rejected (12): 129-byte customer_id, empty event, 65-byte event,
+     * 65-byte channel, string value, |value| >= 1e18 (D10), string ts,
+     * trailing garbage, empty customer_id, invalid UTF-8, missing ts,
+     * number channel.
+     * So: entered [3,0,0], reached [3,1,1], skipped [0,1,0], completed 1,
+     * revenue 25, unknown [2,0,0], web [1,1,1]+1; rejected_events 12. */
+    char id128[129], id129[130], ev65[66];
+    memset(id128, 'i', 128);
+    id128[128] = '\0';
+    memset(id129, 'j', 129);
+    id129[129] = '\0';
+    memset(ev65, 'e', 65);
+    ev65[65] = '\0';
+    char in[4096];
+    snprintf(
+        in, sizeof(in),
+        "{\"ts\":1732280401000,\"event\":\"a0\",\"extra\":{\"x\":[1,2]},\"customer_id\":\"c1\","
+        "\"channel\":null,\"segment\":null,\"value\":null,\"campaign\":null}\n"
+        "{\"customer_id\":\"c2\",\"ts\":1732280402000,\"event\":\"a9\",\"event\":\"a0\","
+        "\"channel\":\"web\"}\n"
+        "{\"customer_id\":\"%s\",\"ts\":1732280402100,\"event\":\"a0\"}\n"
+        "{\"customer_id\":\"%s\",\"ts\":1732280402200,\"event\":\"a0\"}\n"
+        "{\"customer_id\":\"c3\",\"ts\":1732280402300,\"event\":\"\"}\n"
+        "{\"customer_id\":\"c3\",\"ts\":1732280402300,\"event\":\"%s\"}\n"
+        "{\"customer_id\":\"c3\",\"ts\":1732280402300,\"event\":\"a0\",\"channel\":\"%s\"}\n"
+        "{\"customer_id\":\"c3\",\"ts\":1732280402300,\"event\":\"a0\",\"value\":\"5\"}\n"
+        "{\"customer_id\":\"c3\",\"ts\":1732280402300,\"event\":\"a0\",\"value\":1e18}\n"
+        "{\"customer_id\":\"c3\",\"ts\":\"1732280402300\",\"event\":\"a0\"}\n"
+        "{\"customer_id\":\"c3\",\"ts\":1732280402300,\"event\":\"a0\"} xyz\n"
+        "{\"customer_id\":\"\",\"ts\":1732280402300,\"event\":\"a0\"}\n"
+        "{\"customer_id\":\"c\xff\",\"ts\":1732280402300,\"event\":\"a0\"}\n"
+        "{\"customer_id\":\"c3\",\"event\":\"a0\"}\n"
+        "{\"customer_id\":\"c3\",\"ts\":1732280402300,\"event\":\"a0\",\"channel\":5}\n"
+        "{\"customer_id\":\"c2\",\"ts\":1732280404000,\"event\":\"a2\",\"channel\":\"web\","
+        "\"value\":2.5e1}\n",
+        id128, id129, ev65, ev65);
+    char *out = REPLAY_TEXT(cfg(WIN_1M, "open", "10m", NULL, 3), in);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[3,0,0]");
+    assert_field(r, "reached", "[3,1,1]");
+    assert_field(r, "skipped", "[0,1,0]");
+    assert_field(r, "completed", "1");
+    assert_field_close(r, "revenue", "25");
+    assert_field(r, "ttc_ms.sum", "2000");
+    assert_field(r, "by_channel",
+                 "{\"unknown\":{\"reached\":[2,0,0],\"completed\":0},"
+                 "\"web\":{\"reached\":[1,1,1],\"completed\":1}}");
+    assert_field(r, "by_segment", "{\"unknown\":{\"reached\":[3,1,1],\"completed\":1}}");
+    assert_field(r, "rejected_events", "12");
+    free(r);
+    free(out);
+}
+
+static void test_rejections_with_out_of_orderness(void **state)
+{
+    (void)state;
+    /* max_out_of_orderness 5s: the first valid event at T0+61000 sets the
+     * watermark to T0+56000, so the earliest open window is still T0: the
+     * held rejection (D7) and a later one both land there, in a record that
+     * counts nothing else (D8). */
+    const char *config = "window: {size: 1m, max_out_of_orderness: 5s}\n"
+                         "funnels:\n"
+                         "  - name: f\n"
+                         "    stages:\n"
+                         "      - {name: s0, events: [a0]}\n"
+                         "      - {name: s1, events: [a1]}\n";
+    const char *in = "garbage\n"
+                     "{\"customer_id\":\"c1\",\"ts\":1732280461000,\"event\":\"a0\"}\n"
+                     "{\"customer_id\":\"c1\"}\n";
+    char *out = REPLAY_TEXT(config, in);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[0,0]");
+    assert_field(r, "rejected_events", "2");
+    free(r);
+    r = expect_record(out, "flow", "f", M);
+    assert_field(r, "entered", "[1,0]");
+    assert_field(r, "rejected_events", "0");
+    free(r);
+    free(out);
+}
+
+static void test_msgpack_framing(void **state)
+{
+    (void)state;
+    /* SPEC §1 / D11 framing of a .msgpack stream: E1, then a 0xc1 byte (can
+     * start no object: 1 rejection, resume at the next byte), the integer 5
+     * (a complete object that is no event: 1), a map broken by 0xc1 inside
+     * (1, covering up to that byte), E2, and E3 cut short at the end (1).
+     * E1 and E2 (c1 a0, c1 a1) are valid: reached [1,1]; 4 rejections. */
+    const fs_e2e_event evs[] = {{"c1", 1000, "a0", "a", NULL, NULL},
+                                {"c1", 2000, "a1", "a", NULL, "2.5"},
+                                {"c2", 3000, "a0", "a", NULL, NULL}};
+    size_t len[3];
+    char *mp[3];
+    for (int i = 0; i < 3; i++)
+        mp[i] = fs_e2e_msgpack(&evs[i], 1, &len[i]);
+    char buf[1024];
+    size_t n = 0;
+    memcpy(buf + n, mp[0], len[0]);
+    n += len[0];
+    memcpy(buf + n, "\xc1\x05\x82\xa1k\xc1", 6);
+    n += 6;
+    memcpy(buf + n, mp[1], len[1]);
+    n += len[1];
+    memcpy(buf + n, mp[2], len[2] - 3);
+    n += len[2] - 3;
+    char *path = fs_e2e_write_file(".msgpack", buf, n);
+    const char *config = "window: {size: 1m, max_out_of_orderness: 0}\n"
+                         "funnels:\n"
+                         "  - name: f\n"
+                         "    stages:\n"
+                         "      - {name: s0, events: [a0]}\n"
+                         "      - {name: s1, events: [a1]}\n";
+    char *out = fs_e2e_replay_file_at(config, path, 2, __FILE__, __LINE__);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,0]");
+    assert_field(r, "reached", "[1,1]");
+    assert_field(r, "completed", "1");
+    assert_field_close(r, "revenue", "2.5");
+    assert_field(r, "rejected_events", "4");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 1);
+    free(out);
+    free(path);
+    for (int i = 0; i < 3; i++)
+        free(mp[i]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_entry_mid_funnel),
+        cmocka_unit_test(test_strict_entry_mid_funnel_is_ignored),
+        cmocka_unit_test(test_open_advance_skips_stages),
+        cmocka_unit_test(test_strict_ignores_skip),
+        cmocka_unit_test(test_touch_counts_nothing_but_shares_credit),
+        cmocka_unit_test(test_expiry_boundary_exact_time_still_counts),
+        cmocka_unit_test(test_expiry_boundary_one_ms_later),
+        cmocka_unit_test(test_expiry_by_watermark_and_at_end),
+        cmocka_unit_test(test_exclusion),
+        cmocka_unit_test(test_completion_then_new_journey),
+        cmocka_unit_test(test_revenue_and_ttc),
+        cmocka_unit_test(test_by_channel_and_segment),
+        cmocka_unit_test(test_conversion_nulls),
+        cmocka_unit_test(test_late_event),
+        cmocka_unit_test(test_hopping_windows),
+        cmocka_unit_test(test_rejected_events),
+        cmocka_unit_test(test_rejections_before_first_event),
+        cmocka_unit_test(test_two_funnels_independent),
+        cmocka_unit_test(test_cohort_records),
+        cmocka_unit_test(test_window_boundaries),
+        cmocka_unit_test(test_expiry_by_unstaged_event),
+        cmocka_unit_test(test_expiry_before_exclusion),
+        cmocka_unit_test(test_ttc_clamped_at_zero),
+        cmocka_unit_test(test_late_journey_start_and_late_expiry),
+        cmocka_unit_test(test_late_event_hopping),
+        cmocka_unit_test(test_input_validation),
+        cmocka_unit_test(test_rejections_with_out_of_orderness),
+        cmocka_unit_test(test_msgpack_framing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
