@@ -88,6 +88,11 @@ void fs_worker_destroy(fs_worker *w)
         free_map_values(&w->cohort_delta[f], 0, false);
     free(w->cohort_delta);
     fs_expiry_free(&w->timers);
+    while (w->spare_journeys) {
+        void *next = *(void **)w->spare_journeys;
+        free(w->spare_journeys);
+        w->spare_journeys = next;
+    }
     fs_dict_free(&w->labels);
     free(w->scratch_flows);
 }
@@ -194,10 +199,33 @@ static uint32_t segment_of(fs_worker *w, event_ctx *x)
     return x->segment;
 }
 
+#define MAX_SPARE_JOURNEYS 4096
+
+static fs_journey *journey_alloc(fs_worker *w)
+{
+    void *j = w->spare_journeys;
+    if (!j)
+        return fs_xmalloc(sizeof(fs_journey));
+    w->spare_journeys = *(void **)j;
+    w->n_spare_journeys--;
+    return j;
+}
+
+static void journey_free(fs_worker *w, fs_journey *j)
+{
+    if (w->n_spare_journeys >= MAX_SPARE_JOURNEYS) {
+        free(j);
+        return;
+    }
+    *(void **)j = w->spare_journeys;
+    w->spare_journeys = j;
+    w->n_spare_journeys++;
+}
+
 static fs_journey *start_journey(fs_worker *w, fs_customer *c, const fs_funnel *f, int64_t ts,
                                  uint32_t stage, uint32_t channel)
 {
-    fs_journey *j = fs_xmalloc(sizeof(*j));
+    fs_journey *j = journey_alloc(w);
     fs_journey_init(j, f, ts, stage, channel);
     j->owner = c;
     c->journey[f->index] = j;
@@ -213,7 +241,7 @@ static void end_journey(fs_worker *w, fs_customer *c, const fs_funnel *f)
     fs_journey *j = c->journey[f->index];
     fs_expiry_remove(&w->timers, j);
     fs_journey_release(j);
-    free(j);
+    journey_free(w, j);
     c->journey[f->index] = NULL;
     c->n_active--;
     w->stats.journeys_active--;
