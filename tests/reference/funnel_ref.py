@@ -9,8 +9,8 @@ count is applied to plain Python objects, revenue and linear attribution are
 summed exactly (fractions.Fraction), and nothing is approximated.
 
 The rules the SPEC leaves open are implemented as decided for the C engine;
-they are listed in tests/reference/README.md (decisions a-h) and referred to
-below by letter.
+they are the numbered "Semantics" decisions of the repository README, and
+tests/reference/README.md maps the letters used below (decisions a-h) to them.
 
 Needs python3-yaml and python3-msgpack (Debian packages).
 """
@@ -519,9 +519,10 @@ class Engine:
     def advance(self, new_wm):
         """Decision a: fire timers, close windows, emit due cohorts."""
         old_wm = self.wm
-        # Late expiries go to the earliest window that stays open; at +inf
-        # none does, so the one open before the final advance takes them.
-        late_wm = new_wm if new_wm != POS_INF else old_wm
+        # Timers fire before any window closes (SPEC §4), so a late expiry
+        # goes to the earliest window open at that moment: the one open
+        # before this advance (README decisions 1 and 6).
+        late_wm = old_wm
         while self.timers and self.timers[0][0] < new_wm:
             _, _, j = heapq.heappop(self.timers)
             if j.alive:

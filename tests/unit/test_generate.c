@@ -1,0 +1,512 @@
+/* test_generate.c -- properties of the synthetic traffic generator (generate.h).
+ *
+ * The generator feeds every end-to-end check (reference comparison, thread
+ * determinism, benchmarks), so its promises are tested directly here, on the
+ * bytes it writes to memory, decoded with the engine's own framing
+ * (frame.h) and decoder (decode.h):
+ *   - the same options give the same bytes; another seed gives other bytes
+ *   - a MessagePack and a JSON-lines stream of the same options hold the same
+ *     events field by field, and reject the same records when malformed
+ *     records are asked for (so replays of either must agree)
+ *   - exactly `events` records; all valid without malformed_ppm, about
+ *     malformed_ppm per million rejected with it
+ *   - timestamps follow start_ts + i * 1000 / rate, moved back by at most
+ *     disorder_ms
+ *   - the traffic covers what the bundled funnels need: >= 6 channels, both
+ *     segments, every stage and exclude event type of configs/default.yaml
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "decode.h"
+#include "frame.h"
+#include "generate.h"
+
+/* ---- generating into memory ---------------------------------------------- */
+
+typedef struct blob {
+    char *data;
+    size_t len;
+} blob;
+
+static blob gen(const fs_gen_opts *opts)
+{
+    blob b = {NULL, 0};
+    FILE *f = open_memstream(&b.data, &b.len);
+    assert_non_null(f);
+    assert_int_equal(fs_generate(opts, f), 0);
+    assert_int_equal(fclose(f), 0);
+    return b;
+}
+
+static fs_gen_opts opts_with(uint64_t events, uint64_t customers, uint64_t seed, fs_format fmt)
+{
+    fs_gen_opts o;
+    fs_gen_opts_default(&o);
+    o.events = events;
+    o.customers = customers;
+    o.seed = seed;
+    o.format = fmt;
+    return o;
+}
+
+/* ---- decoding back --------------------------------------------------------- */
+
+/* One record of a generated stream, decoded, with its strings copied out. */
+typedef struct rec {
+    fs_reject reason; /* FS_OK for a valid event */
+    int64_t ts;
+    double value;
+    char customer_id[FS_MAX_CUSTOMER_ID + 1];
+    char event[FS_MAX_EVENT_TYPE + 1];
+    char channel[FS_MAX_LABEL + 1];
+    char campaign[FS_MAX_LABEL + 1];
+    char segment[FS_MAX_LABEL + 1];
+} rec;
+
+typedef struct recs {
+    rec *v;
+    size_t n, cap;
+    size_t rejected;
+} recs;
+
+static void copy_slice(char *dst, fs_slice s)
+{
+    memcpy(dst, s.ptr, s.len);
+    dst[s.len] = '\0';
+}
+
+static rec *recs_push(recs *r)
+{
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 1024;
+        r->v = realloc(r->v, r->cap * sizeof *r->v);
+        assert_non_null(r->v);
+    }
+    rec *x = &r->v[r->n++];
+    memset(x, 0, sizeof *x);
+    return x;
+}
+
+static void add_decoded(recs *r, fs_decoder *dec, fs_format fmt, const char *msg, size_t len,
+                        char *scratch)
+{
+    fs_event ev;
+    size_t used = 0;
+    rec *x = recs_push(r);
+    x->reason = fs_decode(dec, fmt, msg, len, &ev, scratch, &used);
+    if (x->reason != FS_OK) {
+        r->rejected++;
+        return;
+    }
+    x->ts = ev.ts;
+    x->value = ev.value;
+    copy_slice(x->customer_id, ev.customer_id);
+    copy_slice(x->event, ev.event);
+    copy_slice(x->channel, ev.channel);
+    copy_slice(x->campaign, ev.campaign);
+    copy_slice(x->segment, ev.segment);
+}
+
+static void add_rejected(recs *r, fs_reject reason)
+{
+    recs_push(r)->reason = reason;
+    r->rejected++;
+}
+
+/* Splits b into records the way replay does (SPEC §1, replay files) and
+ * decodes each. */
+static recs decode_all(const blob *b, fs_format fmt)
+{
+    recs r = {NULL, 0, 0, 0};
+    fs_decoder *dec = fs_decoder_new();
+    char *scratch = malloc(b->len + 1);
+    assert_non_null(dec);
+    assert_non_null(scratch);
+    size_t off = 0;
+    while (off < b->len) {
+        const char *p = b->data + off;
+        size_t left = b->len - off, len = 0, consumed = 0;
+        if (fmt == FS_FORMAT_MSGPACK) {
+            fs_frame_status st = fs_frame_msgpack(p, left, &len);
+            if (st == FS_FRAME_NEED_MORE) { /* incomplete object at the end */
+                add_rejected(&r, FS_REJECT_TRUNCATED);
+                break;
+            }
+            if (st == FS_FRAME_BAD)
+                add_rejected(&r, FS_REJECT_BAD_START_BYTE);
+            else
+                add_decoded(&r, dec, fmt, p, len, scratch);
+            off += len;
+        } else {
+            if (fs_frame_jsonl(p, left, &len, &consumed) == FS_FRAME_NEED_MORE)
+                len = consumed = left; /* the last line has no '\n' */
+            if (!fs_line_is_blank(p, len))
+                add_decoded(&r, dec, fmt, p, len, scratch);
+            off += consumed;
+        }
+    }
+    free(scratch);
+    fs_decoder_free(dec);
+    return r;
+}
+
+static recs gen_decode(const fs_gen_opts *opts)
+{
+    blob b = gen(opts);
+    recs r = decode_all(&b, opts->format);
+    free(b.data);
+    return r;
+}
+
+/* Field-by-field equality of two valid records; value as doubles. */
+static void assert_same_event(const rec *a, const rec *b, size_t i)
+{
+    if (a->ts != b->ts || a->value != b->value || strcmp(a->customer_id, b->customer_id) ||
+        strcmp(a->event, b->event) || strcmp(a->channel, b->channel) ||
+        strcmp(a->campaign, b->campaign) || strcmp(a->segment, b->segment)) {
+        print_error(
+            "record %zu differs:\n  %s %lld %s %s %s %s %.17g\n  %s %lld %s %s %s %s %.17g\n", i,
+            a->customer_id, (long long)a->ts, a->event, a->channel, a->campaign, a->segment,
+            a->value, b->customer_id, (long long)b->ts, b->event, b->channel, b->campaign,
+            b->segment, b->value);
+        fail();
+    }
+}
+
+/* The two formats of the same options: same record count, the same records
+ * rejected, the same events. */
+static void assert_formats_agree(const recs *mp, const recs *js)
+{
+    assert_int_equal(mp->n, js->n);
+    assert_int_equal(mp->rejected, js->rejected);
+    for (size_t i = 0; i < mp->n; i++) {
+        bool mp_ok = mp->v[i].reason == FS_OK, js_ok = js->v[i].reason == FS_OK;
+        if (mp_ok != js_ok) {
+            print_error("record %zu: msgpack %s, json %s\n", i, fs_reject_name(mp->v[i].reason),
+                        fs_reject_name(js->v[i].reason));
+            fail();
+        }
+        if (mp_ok)
+            assert_same_event(&mp->v[i], &js->v[i], i);
+    }
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_same_options_same_bytes(void **state)
+{
+    (void)state;
+    for (int f = 0; f < 2; f++) {
+        fs_gen_opts o = opts_with(30000, 700, 42, f ? FS_FORMAT_JSON : FS_FORMAT_MSGPACK);
+        o.disorder_ms = 2500;
+        o.malformed_ppm = 5000;
+        o.rate = 123.5;
+        blob a = gen(&o), b = gen(&o);
+        assert_true(a.len > 30000 * 40);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.data, b.data, a.len);
+        free(a.data);
+        free(b.data);
+    }
+}
+
+static void test_different_seed_differs(void **state)
+{
+    (void)state;
+    for (int f = 0; f < 2; f++) {
+        fs_gen_opts o = opts_with(5000, 300, 1, f ? FS_FORMAT_JSON : FS_FORMAT_MSGPACK);
+        blob a = gen(&o);
+        o.seed = 2;
+        blob b = gen(&o);
+        recs ra = decode_all(&a, o.format), rb = decode_all(&b, o.format);
+        assert_int_equal(ra.n, 5000);
+        assert_int_equal(rb.n, 5000);
+        /* not merely different somewhere: most records differ */
+        size_t same = 0;
+        for (size_t i = 0; i < ra.n; i++)
+            same += !strcmp(ra.v[i].customer_id, rb.v[i].customer_id) &&
+                    !strcmp(ra.v[i].event, rb.v[i].event);
+        assert_true(same < ra.n / 10);
+        free(ra.v);
+        free(rb.v);
+        free(a.data);
+        free(b.data);
+    }
+}
+
+static void test_formats_same_events(void **state)
+{
+    (void)state;
+    fs_gen_opts o = opts_with(40000, 1500, 7, FS_FORMAT_MSGPACK);
+    o.disorder_ms = 4000;
+    o.rate = 50;
+    recs mp = gen_decode(&o);
+    o.format = FS_FORMAT_JSON;
+    recs js = gen_decode(&o);
+    assert_int_equal(mp.n, 40000);
+    assert_int_equal(mp.rejected, 0);
+    assert_formats_agree(&mp, &js);
+    /* values with cents occur, so the double comparison is not vacuous */
+    size_t fractional = 0;
+    for (size_t i = 0; i < mp.n; i++)
+        fractional += mp.v[i].value != (double)(int64_t)mp.v[i].value;
+    assert_true(fractional > 100);
+    free(mp.v);
+    free(js.v);
+}
+
+static void test_no_malformed_all_valid(void **state)
+{
+    (void)state;
+    for (int f = 0; f < 2; f++) {
+        fs_gen_opts o = opts_with(60000, 4000, 99, f ? FS_FORMAT_JSON : FS_FORMAT_MSGPACK);
+        o.disorder_ms = 10000;
+        recs r = gen_decode(&o);
+        assert_int_equal(r.n, 60000);
+        for (size_t i = 0; i < r.n; i++) {
+            if (r.v[i].reason != FS_OK) {
+                print_error("record %zu rejected: %s\n", i, fs_reject_name(r.v[i].reason));
+                fail();
+            }
+        }
+        free(r.v);
+    }
+}
+
+static void test_malformed_band_and_formats_agree(void **state)
+{
+    (void)state;
+    const uint64_t n = 50000;
+    fs_gen_opts o = opts_with(n, 2000, 5, FS_FORMAT_MSGPACK);
+    o.malformed_ppm = 100000; /* 10 %: expect 5000, sd ~ 67 */
+    o.disorder_ms = 1000;
+    recs mp = gen_decode(&o);
+    o.format = FS_FORMAT_JSON;
+    recs js = gen_decode(&o);
+    assert_int_equal(mp.n, n);
+    assert_in_range(mp.rejected, 4500, 5500);
+    assert_formats_agree(&mp, &js);
+    /* several kinds of breakage, not one */
+    bool seen[FS_REJECT_COUNT] = {false};
+    int kinds = 0;
+    for (size_t i = 0; i < mp.n; i++) {
+        if (!seen[mp.v[i].reason]) {
+            seen[mp.v[i].reason] = true;
+            kinds++;
+        }
+    }
+    assert_true(kinds >= 1 + 7); /* FS_OK and at least 7 reasons */
+    free(mp.v);
+    free(js.v);
+
+    o.malformed_ppm = 1000000; /* every record broken */
+    o.events = 3000;
+    for (int f = 0; f < 2; f++) {
+        o.format = f ? FS_FORMAT_JSON : FS_FORMAT_MSGPACK;
+        recs r = gen_decode(&o);
+        assert_int_equal(r.n, 3000);
+        assert_int_equal(r.rejected, 3000);
+        free(r.v);
+    }
+}
+
+static void test_event_count_exact(void **state)
+{
+    (void)state;
+    static const uint64_t counts[] = {0, 1, 2, 7, 999, 12345};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        for (int f = 0; f < 2; f++) {
+            for (uint32_t ppm = 0; ppm <= 200000; ppm += 200000) {
+                fs_gen_opts o =
+                    opts_with(counts[c], 50, c + 3, f ? FS_FORMAT_JSON : FS_FORMAT_MSGPACK);
+                o.malformed_ppm = ppm;
+                recs r = gen_decode(&o);
+                assert_int_equal(r.n, counts[c]);
+                free(r.v);
+            }
+        }
+    }
+}
+
+/* start_ts + floor(i * 1000 / rate), computed exactly for an integer rate. */
+static int64_t nominal(int64_t start, uint64_t i, uint64_t rate)
+{
+    return start + (int64_t)(i * 1000 / rate);
+}
+
+static void test_timestamps_in_order(void **state)
+{
+    (void)state;
+    static const uint64_t rates[] = {1, 3, 1000, 7000};
+    for (size_t k = 0; k < sizeof rates / sizeof rates[0]; k++) {
+        fs_gen_opts o = opts_with(20000, 500, 11, k % 2 ? FS_FORMAT_JSON : FS_FORMAT_MSGPACK);
+        o.rate = (double)rates[k];
+        o.start_ts = 1600000000123;
+        recs r = gen_decode(&o);
+        assert_int_equal(r.n, 20000);
+        for (size_t i = 0; i < r.n; i++) {
+            assert_int_equal(r.v[i].ts, nominal(o.start_ts, i, rates[k]));
+            if (i > 0)
+                assert_true(r.v[i].ts >= r.v[i - 1].ts);
+        }
+        free(r.v);
+    }
+}
+
+static void test_timestamps_with_disorder(void **state)
+{
+    (void)state;
+    static const int64_t disorder[] = {1, 250, 5000, 60000};
+    for (size_t k = 0; k < sizeof disorder / sizeof disorder[0]; k++) {
+        fs_gen_opts o = opts_with(20000, 500, 12, k % 2 ? FS_FORMAT_MSGPACK : FS_FORMAT_JSON);
+        o.rate = 200;
+        o.disorder_ms = disorder[k];
+        recs r = gen_decode(&o);
+        assert_int_equal(r.n, 20000);
+        size_t inversions = 0;
+        int64_t deepest = 0;
+        for (size_t i = 0; i < r.n; i++) {
+            int64_t nom = nominal(o.start_ts, i, 200), ts = r.v[i].ts;
+            assert_in_range(ts, nom - o.disorder_ms, nom);
+            if (nom - ts > deepest)
+                deepest = nom - ts;
+            inversions += i > 0 && ts < r.v[i - 1].ts;
+        }
+        /* the disorder is really there and spans its whole range; below one
+         * step (5 ms at 200/s) it cannot reorder anything */
+        assert_in_range(deepest, o.disorder_ms - o.disorder_ms / 100, o.disorder_ms);
+        if (o.disorder_ms < 5)
+            assert_int_equal(inversions, 0);
+        else
+            assert_true(inversions > r.n / 10);
+        free(r.v);
+    }
+}
+
+static bool in_list(const char *s, char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(s, list[i]))
+            return true;
+    return false;
+}
+
+static int find_or_add(char (*names)[FS_MAX_LABEL + 1], int *n, const char *s)
+{
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(names[i], s))
+            return i;
+    assert_true(*n < 64);
+    strcpy(names[*n], s);
+    return (*n)++;
+}
+
+static void test_covers_default_config(void **state)
+{
+    (void)state;
+    char path[1024], err[512];
+    const char *dir = getenv("FS_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/configs/default.yaml", dir ? dir : ".");
+    fs_config *cfg = fs_config_load(path, err, sizeof err);
+    if (cfg == NULL)
+        fail_msg("%s", err);
+
+    fs_gen_opts o = opts_with(100000, 5000, 1, FS_FORMAT_MSGPACK);
+    recs r = gen_decode(&o);
+    assert_int_equal(r.n, 100000);
+    char channels[64][FS_MAX_LABEL + 1], events[64][FS_MAX_LABEL + 1];
+    int n_channels = 0, n_events = 0, b2b = 0, b2c = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        const rec *x = &r.v[i];
+        assert_int_equal(x->reason, FS_OK);
+        find_or_add(channels, &n_channels, x->channel);
+        find_or_add(events, &n_events, x->event);
+        /* a customer's segment is fixed and shows in its id */
+        if (!strcmp(x->segment, "b2b")) {
+            b2b++;
+            assert_memory_equal(x->customer_id, "acct-", 5);
+        } else {
+            assert_string_equal(x->segment, "b2c");
+            b2c++;
+            assert_int_equal(x->customer_id[0], 'c');
+        }
+        assert_true(x->value >= 0);
+    }
+    assert_true(n_channels >= 6);
+    assert_true(b2b > 10000 && b2c > 10000);
+
+    char *seen[64];
+    for (int i = 0; i < n_events; i++)
+        seen[i] = events[i];
+    for (size_t f = 0; f < cfg->n_funnels; f++) {
+        const fs_funnel_cfg *fc = &cfg->funnels[f];
+        for (size_t s = 0; s < fc->n_stages; s++) {
+            const fs_stage_cfg *st = &fc->stages[s];
+            for (size_t e = 0; e < st->n_events; e++)
+                if (!in_list(st->events[e], seen, (size_t)n_events))
+                    fail_msg("event %s of stage %s of funnel %s never generated", st->events[e],
+                             st->name, fc->name);
+        }
+        for (size_t e = 0; e < fc->n_exclude; e++)
+            if (!in_list(fc->exclude[e], seen, (size_t)n_events))
+                fail_msg("exclude event %s of funnel %s never generated", fc->exclude[e], fc->name);
+    }
+    free(r.v);
+    fs_config_free(cfg);
+}
+
+static void test_bad_options_and_write_error(void **state)
+{
+    (void)state;
+    fs_gen_opts o = opts_with(10, 0, 1, FS_FORMAT_MSGPACK);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    errno = 0;
+    assert_int_equal(fs_generate(&o, f), -1); /* no customers */
+    assert_int_equal(errno, EINVAL);
+    o.customers = 10;
+    o.rate = 0;
+    assert_int_equal(fs_generate(&o, f), -1);
+    assert_int_equal(errno, EINVAL);
+    fclose(f);
+    free(buf);
+
+    FILE *full = fopen("/dev/full", "w");
+    if (full == NULL)
+        return; /* no /dev/full here: nothing more to check */
+    o = opts_with(100000, 100, 1, FS_FORMAT_JSON);
+    assert_int_equal(fs_generate(&o, full), -1);
+    assert_int_equal(errno, ENOSPC);
+    fclose(full);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_same_options_same_bytes),
+        cmocka_unit_test(test_different_seed_differs),
+        cmocka_unit_test(test_formats_same_events),
+        cmocka_unit_test(test_no_malformed_all_valid),
+        cmocka_unit_test(test_malformed_band_and_formats_agree),
+        cmocka_unit_test(test_event_count_exact),
+        cmocka_unit_test(test_timestamps_in_order),
+        cmocka_unit_test(test_timestamps_with_disorder),
+        cmocka_unit_test(test_covers_default_config),
+        cmocka_unit_test(test_bad_options_and_write_error),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
