@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,6 +58,7 @@ static int write_line(void *ctx, const char *key, size_t key_len, const char *va
 typedef struct progress {
     fs_engine *engine;
     uint64_t total_bytes; /* 0 when unknown (stdin) */
+    uint64_t bytes_read;
     uint64_t start_ns, last_ns;
     bool enabled;
 } progress;
@@ -64,6 +66,7 @@ typedef struct progress {
 static void show_progress(void *ctx, uint64_t bytes)
 {
     progress *p = ctx;
+    p->bytes_read = bytes;
     uint64_t now = fs_now_ns();
     if (!p->enabled || now - p->last_ns < 500000000u)
         return;
@@ -157,17 +160,25 @@ static uint32_t choose_threads(const replay_args *a, const fs_config *cfg)
     return cores > 0 ? (uint32_t)cores : 1;
 }
 
+static long max_rss_kb(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
+}
+
 static void log_summary(const fs_engine_stats *st, double secs, uint64_t bytes, uint32_t threads)
 {
     fs_log(FS_LOG_INFO, "replay finished",
            "events=%" PRIu64 " valid=%" PRIu64 " rejected=%" PRIu64 " late=%" PRIu64
            " journeys_started=%" PRIu64 " completed=%" PRIu64 " abandoned=%" PRIu64
-           " excluded=%" PRIu64 " flow_records=%" PRIu64 " cohort_records=%" PRIu64
-           " threads=%u seconds=%.3f events_per_sec=%.0f mb_per_sec=%.1f",
+           " excluded=%" PRIu64 " peak_active_journeys=%" PRIu64 " flow_records=%" PRIu64
+           " cohort_records=%" PRIu64 " threads=%u seconds=%.3f events_per_sec=%.0f"
+           " mb_per_sec=%.1f max_rss_kb=%ld",
            st->messages, st->valid, st->rejected, st->late_events, st->journeys_started,
            st->journeys_completed, st->journeys_abandoned, st->journeys_excluded,
-           st->flow_records, st->cohort_records, threads, secs,
-           secs > 0 ? (double)st->messages / secs : 0, secs > 0 ? (double)bytes / secs / 1e6 : 0);
+           st->journeys_active_peak, st->flow_records, st->cohort_records, threads, secs,
+           secs > 0 ? (double)st->messages / secs : 0, secs > 0 ? (double)bytes / secs / 1e6 : 0,
+           max_rss_kb());
     for (int r = 1; r < FS_REJECT_COUNT; r++)
         if (st->rejected_by[r])
             fs_log(FS_LOG_INFO, "rejected events", "reason=%s count=%" PRIu64,
@@ -225,7 +236,7 @@ int fs_cmd_replay(int argc, char **argv)
         fprintf(stderr, "funnelstream replay: %s: write error\n", a.output ? a.output : "stdout");
         rc = 1;
     }
-    log_summary(&st, secs, p.total_bytes, threads);
+    log_summary(&st, secs, p.bytes_read, threads);
     fs_engine_free(e);
     if (out != stdout)
         fclose(out);

@@ -342,6 +342,7 @@ fs_engine_stats fs_engine_get_stats(fs_engine *e)
         st.journeys_abandoned += ws->journeys_abandoned;
         st.journeys_excluded += ws->journeys_excluded;
         st.journeys_active += ws->journeys_active;
+        st.journeys_active_peak += ws->journeys_active_peak;
     }
     fs_sink_stats ss = fs_sink_get_stats(e->sink);
     st.flow_records = ss.flow_records;

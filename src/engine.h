@@ -64,6 +64,9 @@ typedef struct fs_engine_stats {
     uint64_t late_events;
     uint64_t journeys_started, journeys_completed, journeys_abandoned, journeys_excluded;
     uint64_t journeys_active;
+    /* Sum of the workers' peaks: an upper bound of the peak of the total,
+     * and close to it because hashing spreads customers evenly. */
+    uint64_t journeys_active_peak;
     uint64_t flow_records, cohort_records, write_errors;
 } fs_engine_stats;
 

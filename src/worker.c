@@ -232,7 +232,8 @@ static fs_journey *start_journey(fs_worker *w, fs_customer *c, const fs_funnel *
     c->n_active++;
     fs_expiry_add(&w->timers, j);
     w->stats.journeys_started++;
-    w->stats.journeys_active++;
+    if (++w->stats.journeys_active > w->stats.journeys_active_peak)
+        w->stats.journeys_active_peak = w->stats.journeys_active;
     return j;
 }
 

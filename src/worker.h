@@ -67,6 +67,7 @@ typedef struct fs_worker_stats {
     uint64_t late_events;
     uint64_t journeys_started, journeys_completed, journeys_abandoned, journeys_excluded;
     uint64_t journeys_active;
+    uint64_t journeys_active_peak; /* highest journeys_active so far */
 } fs_worker_stats;
 
 typedef struct fs_worker {
