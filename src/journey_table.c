@@ -1,101 +1,189 @@
-/* journey_table.c -- customers with active journeys, in liburcu's cds_lfht.
+/* journey_table.c -- customers with active journeys: per-owner segments with
+ * linear probing, one writer each.
  *
- * Memory layout of one entry (one allocation):
+ * Layout:
  *
- *   struct entry_head { cds_lfht_node, rcu_head }   32 bytes, table-private
- *   fs_customer { hash, id_len, n_active, journey[n_funnels] }
- *   id bytes (not NUL-terminated)
+ *   fs_journey_table { n_funnels, n_owners, seg[n_owners] }   one cache line per segment
+ *   segment     { seq, arr, count, ... }                 written by its owner only
+ *   oa_array    { mask, rcu, slot[mask + 1] }            slot = { hash, fs_customer * }
+ *   fs_customer (src/journey_table.h) + id bytes         one malloc per entry
  *
- * cds_lfht is a split-ordered list with RCU-protected resizing: lookups never
- * block, inserts/removals use compare-and-swap on the chain, and a removed
- * node is freed with call_rcu once every reader that could see it is gone.
- * The table is created with auto-resize so it grows with the number of live
- * customers and shrinks again when they finish.
+ * A slot is empty when its entry pointer is NULL. The slot's home is
+ * hash & mask (the low bits; the owner is chosen by the high bits, as in
+ * fs_journey_table_owner, so the two are independent). The load factor stays at or
+ * below 3/4: the owner doubles the array before an insert would pass it and
+ * halves it when fewer than 1/8 of the slots are used.
  *
- * Why cds_lfht (bench/RESULTS.md has the numbers): it is a maintained,
- * well-tested lock-free table that also gives other threads (the HTTP API)
- * safe concurrent reads, which is the hard part to get right by hand.
+ * Why readers are safe without locks:
+ *   - Insert writes one empty slot: hash, then the entry pointer with a
+ *     release store. A reader sees the slot empty (a miss that happened before
+ *     the insert) or complete.
+ *   - Removal moves later entries of the probe run back one by one
+ *     (backward shift, so there are no tombstones). Mid-move a reader can
+ *     miss an entry that is present, or read a torn {hash, pointer} pair.
+ *     The owner makes `seq` odd for the duration; a reader that missed
+ *     checks that `seq` is unchanged and even, and retries otherwise.
+ *   - A hit needs no check: the reader compares the entry's own hash and id,
+ *     and any pointer read from a slot inside a read section points at an
+ *     entry that was in the table at that moment and is not yet freed.
+ *   - Resizing builds a new array, publishes it with a release store (seq
+ *     bumped around it) and frees the old one after an RCU grace period.
+ *   - Removed entries are freed after a grace period too, in batches of
+ *     RETIRE_BATCH pointers per call_rcu, so live entries carry no rcu_head.
+ * Data the reader validates with `seq` is read with acquire loads and written
+ * with release stores (free on x86), which orders them against `seq` without
+ * standalone fences (which ThreadSanitizer does not model).
+ *
+ * Only one thread ever writes a segment, so backward-shift deletion (unsafe
+ * with several writers) is fine, and the owner itself never has to retry.
  */
 #include "journey_table.h"
 
+#include <sched.h>
+#include <stdalign.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <urcu/urcu-memb.h>
-#include <urcu/rculfhash.h>
 
 #include "tsan.h"
 #include "util.h"
 
-/* Stands for "every read-side critical section that began before now has
- * ended", which is what a grace period guarantees (see tsan.h). */
-static char grace_period_sync;
+#define RETIRE_BATCH 256
+#define MIN_SLOTS    1024
 
-struct entry_head {
-    struct cds_lfht_node node;
+static char grace_period_sync; /* stands for "all earlier read sections ended" */
+
+typedef struct oa_slot {
+    _Atomic uint64_t hash;
+    _Atomic(fs_customer *) c;
+} oa_slot;
+
+typedef struct oa_array {
+    size_t mask; /* immutable once published */
     struct rcu_head rcu;
-};
+    oa_slot slot[];
+} oa_array;
+
+typedef struct oa_retired {
+    struct rcu_head rcu;
+    uint32_t n;
+    fs_customer *c[RETIRE_BATCH];
+} oa_retired;
+
+typedef struct oa_segment {
+    alignas(64) atomic_uint seq; /* odd while the owner moves slots */
+    _Atomic(oa_array *) arr;
+    atomic_size_t count;
+    size_t min_slots;
+    oa_retired *retired; /* owner only: removed entries awaiting call_rcu */
+} oa_segment;
 
 struct fs_journey_table {
-    struct cds_lfht *ht;
     uint32_t n_funnels;
-    atomic_size_t count;
+    uint32_t n_owners;
+    oa_segment *seg;
 };
 
-static struct entry_head *head_of(fs_customer *c)
+static oa_array *array_new(size_t slots)
 {
-    return (struct entry_head *)((char *)c - sizeof(struct entry_head));
+    oa_array *a = fs_xcalloc(1, sizeof(*a) + slots * sizeof(oa_slot));
+    a->mask = slots - 1;
+    return a;
 }
 
-static fs_customer *customer_of(struct cds_lfht_node *node)
+static size_t slots_for(size_t entries)
 {
-    return (fs_customer *)((char *)node + sizeof(struct entry_head));
+    size_t s = MIN_SLOTS;
+    while (s / 4 * 3 < entries)
+        s <<= 1;
+    return s;
 }
 
-fs_journey_table *fs_journey_table_new(uint32_t n_funnels, size_t expected_customers)
+fs_journey_table *fs_journey_table_new(uint32_t n_funnels, uint32_t n_owners,
+                                       size_t expected_customers)
 {
     fs_journey_table *t = fs_xcalloc(1, sizeof(*t));
-    unsigned long init = 1024;
-    while (init < expected_customers && init < (1ul << 24))
-        init <<= 1;
     t->n_funnels = n_funnels;
-    t->ht = cds_lfht_new_flavor(init, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-                                &urcu_memb_flavor, NULL);
-    if (!t->ht) {
-        free(t);
-        return NULL;
+    t->n_owners = n_owners ? n_owners : 1;
+    t->seg = aligned_alloc(64, t->n_owners * sizeof(oa_segment));
+    if (!t->seg) {
+        fprintf(stderr, "level=fatal msg=\"out of memory\"\n");
+        abort();
+    }
+    memset(t->seg, 0, t->n_owners * sizeof(oa_segment));
+    size_t per_owner = slots_for(expected_customers / t->n_owners);
+    for (uint32_t i = 0; i < t->n_owners; i++) {
+        t->seg[i].min_slots = per_owner;
+        atomic_init(&t->seg[i].arr, array_new(per_owner));
     }
     return t;
 }
 
-static void free_entry(fs_journey_table *t, fs_customer *c)
+static oa_segment *segment_of(fs_journey_table *t, uint64_t hash)
 {
-    for (uint32_t f = 0; f < t->n_funnels; f++)
+    return &t->seg[fs_journey_table_owner(hash, t->n_owners)];
+}
+
+static void free_journeys(fs_customer *c, uint32_t n_funnels)
+{
+    for (uint32_t f = 0; f < n_funnels; f++)
         if (c->journey[f]) {
             fs_journey_release(c->journey[f]);
             free(c->journey[f]);
         }
-    free(head_of(c));
+}
+
+static void free_batch(struct rcu_head *rcu)
+{
+    oa_retired *r = caa_container_of(rcu, oa_retired, rcu);
+    fs_tsan_acquire(&grace_period_sync);
+    fs_tsan_acquire(r);
+    for (uint32_t i = 0; i < r->n; i++)
+        free(r->c[i]);
+    free(r);
+}
+
+static void free_array(struct rcu_head *rcu)
+{
+    oa_array *a = caa_container_of(rcu, oa_array, rcu);
+    fs_tsan_acquire(&grace_period_sync);
+    fs_tsan_acquire(a);
+    free(a);
+}
+
+/* Hands the segment's batch of removed entries to call_rcu. */
+static void flush_retired(oa_segment *s)
+{
+    if (!s->retired)
+        return;
+    fs_tsan_release(s->retired);
+    urcu_memb_call_rcu(&s->retired->rcu, free_batch);
+    s->retired = NULL;
 }
 
 void fs_journey_table_free(fs_journey_table *t)
 {
     if (!t)
         return;
-    struct cds_lfht_iter iter;
-    struct cds_lfht_node *node;
-    urcu_memb_register_thread(); /* the freeing thread need not be a worker */
-    urcu_memb_read_lock();
-    cds_lfht_first(t->ht, &iter);
-    while ((node = cds_lfht_iter_get_node(&iter)) != NULL) {
-        cds_lfht_next(t->ht, &iter);
-        cds_lfht_del(t->ht, node);
-        free_entry(t, customer_of(node));
-    }
-    urcu_memb_read_unlock();
+    urcu_memb_register_thread(); /* call_rcu wants a registered thread */
+    for (uint32_t i = 0; i < t->n_owners; i++)
+        flush_retired(&t->seg[i]);
     urcu_memb_unregister_thread();
-    urcu_memb_barrier(); /* let pending call_rcu frees finish before the table goes */
-    cds_lfht_destroy(t->ht, NULL);
+    urcu_memb_barrier(); /* the batches are freed before the table goes */
+    for (uint32_t i = 0; i < t->n_owners; i++) {
+        oa_array *a = atomic_load_explicit(&t->seg[i].arr, memory_order_relaxed);
+        for (size_t k = 0; k <= a->mask; k++) {
+            fs_customer *c = atomic_load_explicit(&a->slot[k].c, memory_order_relaxed);
+            if (c) {
+                free_journeys(c, t->n_funnels);
+                free(c);
+            }
+        }
+        free(a);
+    }
+    free(t->seg);
     free(t);
 }
 
@@ -120,63 +208,149 @@ void fs_journey_table_read_unlock(void)
     urcu_memb_read_unlock();
 }
 
-struct key {
-    const char *id;
-    size_t len;
-    uint32_t n_funnels;
-};
-
-static int match(struct cds_lfht_node *node, const void *arg)
+static int matches(const fs_customer *c, uint64_t hash, const char *id, size_t len, uint32_t nf)
 {
-    const struct key *k = arg;
-    const fs_customer *c = customer_of(node);
-    fs_tsan_acquire(node); /* pairs with the release in insert */
-    return c->id_len == k->len && memcmp(fs_customer_id(c, k->n_funnels), k->id, k->len) == 0;
+    return c->hash == hash && c->id_len == len && memcmp(fs_customer_id(c, nf), id, len) == 0;
+}
+
+/* One probe of array `a`; NULL on a miss, which the caller must validate. */
+static fs_customer *probe(const oa_array *a, uint64_t hash, const char *id, size_t len, uint32_t nf)
+{
+    size_t mask = a->mask;
+    for (size_t i = hash & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
+        fs_customer *c = atomic_load_explicit(&a->slot[i].c, memory_order_acquire);
+        if (!c)
+            return NULL;
+        if (atomic_load_explicit(&a->slot[i].hash, memory_order_acquire) == hash &&
+            matches(c, hash, id, len, nf))
+            return c;
+    }
+    return NULL; /* only reachable through torn reads mid-move */
 }
 
 fs_customer *fs_journey_table_find(fs_journey_table *t, uint64_t hash, const char *id, size_t len)
 {
-    struct key k = {id, len, t->n_funnels};
-    struct cds_lfht_iter iter;
-    cds_lfht_lookup(t->ht, hash, match, &k, &iter);
-    struct cds_lfht_node *node = cds_lfht_iter_get_node(&iter);
-    return node ? customer_of(node) : NULL;
+    oa_segment *s = segment_of(t, hash);
+    for (unsigned tries = 1;; tries++) {
+        unsigned seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        if (seq & 1) { /* the owner is moving slots: wait, yielding if it was preempted */
+            if (tries % 64 == 0)
+                sched_yield();
+            continue;
+        }
+        fs_customer *c =
+            probe(atomic_load_explicit(&s->arr, memory_order_acquire), hash, id, len, t->n_funnels);
+        if (c || atomic_load_explicit(&s->seq, memory_order_relaxed) == seq)
+            return c;
+    }
 }
 
-fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const char *id,
-                                     size_t len)
+/* Owner only, the array not yet published or the entry known absent. */
+static void place(oa_array *a, uint64_t hash, fs_customer *c)
 {
-    size_t size = sizeof(struct entry_head) + sizeof(fs_customer) +
-                  t->n_funnels * sizeof(fs_journey *) + len;
-    struct entry_head *h = fs_xcalloc(1, size);
-    fs_customer *c = (fs_customer *)(h + 1);
+    size_t i = hash & a->mask;
+    while (atomic_load_explicit(&a->slot[i].c, memory_order_relaxed))
+        i = (i + 1) & a->mask;
+    atomic_store_explicit(&a->slot[i].hash, hash, memory_order_release);
+    atomic_store_explicit(&a->slot[i].c, c, memory_order_release);
+}
+
+static void resize(oa_segment *s, size_t slots)
+{
+    oa_array *old = atomic_load_explicit(&s->arr, memory_order_relaxed);
+    oa_array *a = array_new(slots);
+    for (size_t k = 0; k <= old->mask; k++) {
+        fs_customer *c = atomic_load_explicit(&old->slot[k].c, memory_order_relaxed);
+        if (c)
+            place(a, atomic_load_explicit(&old->slot[k].hash, memory_order_relaxed), c);
+    }
+    unsigned seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
+    atomic_store_explicit(&s->arr, a, memory_order_release);
+    atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+    fs_tsan_release(old);
+    urcu_memb_call_rcu(&old->rcu, free_array);
+}
+
+fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const char *id, size_t len)
+{
+    oa_segment *s = segment_of(t, hash);
+    size_t count = atomic_load_explicit(&s->count, memory_order_relaxed);
+    oa_array *a = atomic_load_explicit(&s->arr, memory_order_relaxed);
+    if ((count + 1) * 4 > (a->mask + 1) * 3) {
+        resize(s, (a->mask + 1) * 2);
+        a = atomic_load_explicit(&s->arr, memory_order_relaxed);
+    }
+    fs_customer *c = fs_xcalloc(1, sizeof(fs_customer) + t->n_funnels * sizeof(fs_journey *) + len);
     c->hash = hash;
     c->id_len = (uint8_t)len;
     memcpy((char *)fs_customer_id(c, t->n_funnels), id, len);
-    cds_lfht_node_init(&h->node);
-    fs_tsan_release(&h->node); /* cds_lfht_add publishes with a release store */
-    cds_lfht_add(t->ht, hash, &h->node);
-    atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
+    place(a, hash, c);
+    atomic_store_explicit(&s->count, count + 1, memory_order_relaxed);
     return c;
 }
 
-static void free_after_grace(struct rcu_head *rcu)
+/* Is home `h` cyclically outside (hole, j]? Then the entry at j may fill the hole. */
+static int may_fill(size_t hole, size_t j, size_t h)
 {
-    fs_tsan_acquire(&grace_period_sync);
-    fs_tsan_acquire(rcu);
-    free((char *)rcu - offsetof(struct entry_head, rcu));
+    return hole <= j ? (h <= hole || h > j) : (h <= hole && h > j);
+}
+
+static void move_slot(oa_array *a, size_t to, size_t from)
+{
+    atomic_store_explicit(&a->slot[to].hash,
+                          atomic_load_explicit(&a->slot[from].hash, memory_order_relaxed),
+                          memory_order_release);
+    atomic_store_explicit(&a->slot[to].c,
+                          atomic_load_explicit(&a->slot[from].c, memory_order_relaxed),
+                          memory_order_release);
+}
+
+/* Empties slot `hole` and shifts the rest of its probe run back (Knuth's
+ * Algorithm R), inside an odd `seq` so readers that miss retry. */
+static void delete_slot(oa_segment *s, oa_array *a, size_t hole)
+{
+    unsigned seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
+    for (size_t j = (hole + 1) & a->mask;; j = (j + 1) & a->mask) {
+        if (!atomic_load_explicit(&a->slot[j].c, memory_order_relaxed))
+            break;
+        uint64_t h = atomic_load_explicit(&a->slot[j].hash, memory_order_relaxed);
+        if (may_fill(hole, j, h & a->mask)) {
+            move_slot(a, hole, j);
+            hole = j;
+        }
+    }
+    atomic_store_explicit(&a->slot[hole].c, NULL, memory_order_release);
+    atomic_store_explicit(&a->slot[hole].hash, 0, memory_order_release);
+    atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
 }
 
 void fs_journey_table_remove(fs_journey_table *t, fs_customer *c)
 {
-    struct entry_head *h = head_of(c);
-    cds_lfht_del(t->ht, &h->node);
-    atomic_fetch_sub_explicit(&t->count, 1, memory_order_relaxed);
-    fs_tsan_release(&h->rcu); /* the owner's last writes happen before the free */
-    urcu_memb_call_rcu(&h->rcu, free_after_grace);
+    oa_segment *s = segment_of(t, c->hash);
+    oa_array *a = atomic_load_explicit(&s->arr, memory_order_relaxed);
+    size_t i = c->hash & a->mask;
+    while (atomic_load_explicit(&a->slot[i].c, memory_order_relaxed) != c)
+        i = (i + 1) & a->mask; /* present: the caller owns it */
+    delete_slot(s, a, i);
+    size_t count = atomic_load_explicit(&s->count, memory_order_relaxed) - 1;
+    atomic_store_explicit(&s->count, count, memory_order_relaxed);
+
+    if (!s->retired)
+        s->retired = fs_xcalloc(1, sizeof(oa_retired));
+    s->retired->c[s->retired->n++] = c;
+    if (s->retired->n == RETIRE_BATCH)
+        flush_retired(s);
+
+    if (a->mask + 1 > s->min_slots && count < (a->mask + 1) / 8)
+        resize(s, (a->mask + 1) / 2);
 }
 
 size_t fs_journey_table_count(const fs_journey_table *t)
 {
-    return atomic_load_explicit(&((fs_journey_table *)t)->count, memory_order_relaxed);
+    size_t n = 0;
+    for (uint32_t i = 0; i < t->n_owners; i++)
+        n += atomic_load_explicit(&t->seg[i].count, memory_order_relaxed);
+    return n;
 }

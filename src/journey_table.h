@@ -5,15 +5,19 @@
  * one of its journeys is active (SPEC §2: ended journeys hold no memory).
  *
  * Concurrency contract:
- *   - every customer is owned by exactly one worker thread (routing by hash);
- *     only the owner inserts, mutates or removes its customers' entries;
- *   - the table itself is one structure shared by all workers: liburcu's
- *     RCU lock-free resizable hash table (cds_lfht), so inserts and removals by
- *     different workers proceed in parallel without locks;
+ *   - every customer is owned by exactly one worker thread,
+ *     fs_journey_table_owner(hash, n_owners); only the owner inserts, mutates
+ *     or removes its customers' entries;
+ *   - the table is split into one segment per owner, so writers never
+ *     contend; each segment is an open-addressing array (journey_table.c
+ *     explains why readers are safe without locks);
  *   - any registered thread may look up entries inside an
- *     fs_journey_table_read_lock/unlock section; removed entries are freed
- *     only after a grace period, so a reader never touches freed memory.
+ *     fs_journey_table_read_lock/unlock section (urcu-memb); removed entries
+ *     and outgrown arrays are freed only after a grace period, so a reader
+ *     never touches freed memory. Reading a found entry's journeys is NOT
+ *     covered: the owner changes them in place.
  * Threads that use the table call fs_journey_table_thread_enter/leave.
+ * Why this design and not liburcu's cds_lfht: bench/RESULTS.md.
  */
 #ifndef FS_JOURNEY_TABLE_H
 #define FS_JOURNEY_TABLE_H
@@ -28,8 +32,8 @@ typedef struct fs_journey_table fs_journey_table;
 typedef struct fs_customer {
     uint64_t hash;
     uint8_t id_len;
-    uint8_t n_active;             /* journeys != NULL */
-    fs_journey *journey[];        /* n_funnels slots, then the id bytes */
+    uint8_t n_active;      /* journeys != NULL */
+    fs_journey *journey[]; /* n_funnels slots, then the id bytes */
 } fs_customer;
 
 static inline const char *fs_customer_id(const fs_customer *c, uint32_t n_funnels)
@@ -37,7 +41,15 @@ static inline const char *fs_customer_id(const fs_customer *c, uint32_t n_funnel
     return (const char *)&c->journey[n_funnels];
 }
 
-fs_journey_table *fs_journey_table_new(uint32_t n_funnels, size_t expected_customers);
+/* Which of n_owners workers owns a customer hash. Uses the high bits; the
+ * table indexes slots with the low bits, so the two stay independent. */
+static inline uint32_t fs_journey_table_owner(uint64_t hash, uint32_t n_owners)
+{
+    return (uint32_t)(((hash >> 32) * n_owners) >> 32);
+}
+
+fs_journey_table *fs_journey_table_new(uint32_t n_funnels, uint32_t n_owners,
+                                       size_t expected_customers);
 void fs_journey_table_free(fs_journey_table *t); /* frees remaining entries and journeys */
 
 void fs_journey_table_thread_enter(void);
@@ -45,11 +57,13 @@ void fs_journey_table_thread_leave(void);
 void fs_journey_table_read_lock(void);
 void fs_journey_table_read_unlock(void);
 
+/* Any registered thread, inside a read section. */
 fs_customer *fs_journey_table_find(fs_journey_table *t, uint64_t hash, const char *id, size_t len);
-/* Adds an entry with no journeys; the caller (the owner) knows it is absent. */
+/* Owner only: adds an entry with no journeys; the caller knows it is absent. */
 fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const char *id,
                                      size_t len);
-/* Removes an entry whose journeys have all ended; freed after a grace period. */
+/* Owner only: removes an entry whose journeys have all ended; it is freed
+ * after a grace period. */
 void fs_journey_table_remove(fs_journey_table *t, fs_customer *c);
 size_t fs_journey_table_count(const fs_journey_table *t);
 

@@ -111,7 +111,7 @@ void fs_worker_finish(fs_worker *w);
 /* Which worker owns a customer hash. */
 static inline uint32_t fs_worker_owner(uint64_t hash, uint32_t n_workers)
 {
-    return (uint32_t)(((hash >> 32) * n_workers) >> 32);
+    return fs_journey_table_owner(hash, n_workers); /* the table's segments follow it */
 }
 
 void fs_step_free(fs_step *s, uint32_t n_funnels);

@@ -1,15 +1,16 @@
 /* The shared journey table under concurrency: several owners insert, update
- * and remove their own customers while a reader looks everything up. Run
- * under ThreadSanitizer in CI. Also the expiry heap. */
+ * and remove their own customers (those fs_journey_table_owner assigns them)
+ * while a reader looks everything up; the segments grow from a small hint
+ * and shrink again. Run under ThreadSanitizer in CI. Also the expiry heap. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
-#include <stdatomic.h>
 
 #include <cmocka.h>
 
@@ -19,7 +20,7 @@
 #include "util.h"
 
 #define OWNERS 4
-#define KEYS 20000
+#define KEYS   20000
 
 typedef struct owner_arg {
     fs_journey_table *t;
@@ -29,9 +30,26 @@ typedef struct owner_arg {
 
 static atomic_int stop_reader;
 
+static char ids[OWNERS][KEYS][16]; /* ids[o][i]: the i-th customer owner o owns */
+
+static void make_ids(void)
+{
+    uint32_t have[OWNERS] = {0}, done = 0;
+    for (uint32_t n = 0; done < OWNERS; n++) {
+        char id[16];
+        size_t len = (size_t)snprintf(id, sizeof id, "cust-%u", n);
+        uint32_t o = fs_journey_table_owner(fs_hash_customer(id, len), OWNERS);
+        if (have[o] < KEYS) {
+            memcpy(ids[o][have[o]++], id, len + 1);
+            done += have[o] == KEYS;
+        }
+    }
+}
+
 static void key_of(uint32_t owner, uint32_t i, char *buf, size_t *len)
 {
-    *len = (size_t)snprintf(buf, 32, "cust-%u-%u", owner, i);
+    *len = strlen(ids[owner][i]);
+    memcpy(buf, ids[owner][i], *len);
 }
 
 static void *owner_main(void *p)
@@ -86,7 +104,8 @@ static void *reader_main(void *p)
 static void test_concurrent_owners_and_reader(void **state)
 {
     (void)state;
-    fs_journey_table *t = fs_journey_table_new(2, 1024);
+    make_ids();
+    fs_journey_table *t = fs_journey_table_new(2, OWNERS, 1024);
     pthread_t owners[OWNERS], reader;
     owner_arg args[OWNERS];
     atomic_store(&stop_reader, 0);
