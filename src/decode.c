@@ -18,13 +18,18 @@
  * msgpack-c refuses nesting deeper than 32 levels; such objects are malformed.
  *
  * JSON. jsmn (strict mode) tokenises into a token array owned by the decoder
- * and grown on demand up to JSON_MAX_TOKENS. jsmn is lenient about
- * separators, so the top-level object's structure (`{ "k" : v , ... }`) is
- * checked here between tokens, and top-level primitives are checked against
- * the JSON grammar. Values nested inside unknown keys are tokenised but not
- * validated further. Strings are validated (no raw control characters, valid
- * UTF-8, paired surrogate escapes) and unescaped into the caller's scratch
- * only when they contain a backslash.
+ * and grown on demand up to JSON_MAX_TOKENS. jsmn's comma and closing-bracket
+ * handling search back through the tokens; with parent links that search is
+ * bounded by the nesting depth, and a pre-scan rejects objects nested deeper
+ * than msgpack-c allows (JSON_MAX_DEPTH, the same limit in both formats), so
+ * tokenising stays linear in the message length (without both, one 500 KB
+ * message took seconds). jsmn is lenient about separators, so the top-level
+ * object's structure (`{ "k" : v , ... }`) is checked here between tokens,
+ * and so is every nested value's (json_check_value): a message is accepted
+ * only if it is valid JSON, unknown keys included. Strings are validated (no
+ * raw control characters, valid UTF-8) everywhere; the strings that become
+ * fields also must have paired surrogate escapes, and are unescaped into the
+ * caller's scratch only when they contain a backslash.
  */
 #include "decode.h"
 
@@ -38,6 +43,7 @@
 
 #define JSMN_STATIC
 #define JSMN_STRICT
+#define JSMN_PARENT_LINKS /* O(1) commas, O(depth) closing brackets */
 #include <jsmn.h>
 
 #include "frame.h"
@@ -46,6 +52,7 @@
 
 #define JSON_INITIAL_TOKENS 64
 #define JSON_MAX_TOKENS (1u << 20) /* 16 MiB of tokens; a bigger object is malformed */
+#define JSON_MAX_DEPTH 32 /* nested containers, top level included: msgpack-c's limit */
 #define MSGPACK_ZONE_SIZE 8192
 #define MAX_ABS_VALUE 1e18
 
@@ -231,14 +238,15 @@ fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_eve
             return FS_REJECT_KEY_NOT_STRING;
         const char *k = kv[i].key.via.str.ptr;
         uint32_t klen = kv[i].key.via.str.size;
-        if (!fs_utf8_valid(k, klen))
-            return FS_REJECT_INVALID_UTF8;
         int f = field_of(k, klen);
         if (f >= 0)
             slot[f] = &kv[i].val;
+        else if (!fs_utf8_valid(k, klen)) /* the known names are ASCII */
+            return FS_REJECT_INVALID_UTF8;
     }
-    field_value fv[F_COUNT] = {0};
+    field_value fv[F_COUNT];
     for (int f = 0; f < F_COUNT; f++) {
+        fv[f].kind = V_ABSENT; /* all fill_event reads of an absent field */
         if (!slot[f])
             continue;
         fs_reject r = msgpack_value(slot[f], &fv[f]);
@@ -454,6 +462,22 @@ static fs_reject json_primitive(const char *msg, const jsmntok_t *t, field_value
     return FS_OK;
 }
 
+/* Checks a string token without unescaping it: no raw control characters,
+ * valid UTF-8 (jsmn has checked the escapes' syntax). */
+static fs_reject json_check_string(const char *msg, const jsmntok_t *t)
+{
+    const char *s = msg + t->start;
+    size_t n = (size_t)(t->end - t->start);
+    bool ascii = true;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20)
+            return FS_REJECT_MALFORMED;
+        ascii &= (c < 0x80);
+    }
+    return ascii || fs_utf8_valid(s, n) ? FS_OK : FS_REJECT_INVALID_UTF8;
+}
+
 /* Which known field a key token names (-1: none). Keys with escapes are
  * unescaped first, so "customer\u005fid" is customer_id. */
 static int json_key_field(const char *msg, const jsmntok_t *key, fs_reject *err)
@@ -463,13 +487,7 @@ static int json_key_field(const char *msg, const jsmntok_t *key, fs_reject *err)
     size_t used = 0;
     size_t n = (size_t)(key->end - key->start);
     if (n > sizeof buf) { /* too long to name a known field even if escaped */
-        const char *s = msg + key->start;
-        *err = FS_OK;
-        for (size_t i = 0; i < n && !*err; i++)
-            if ((unsigned char)s[i] < 0x20)
-                *err = FS_REJECT_MALFORMED;
-        if (!*err && !fs_utf8_valid(s, n))
-            *err = FS_REJECT_INVALID_UTF8;
+        *err = json_check_string(msg, key);
         return -1;
     }
     *err = json_string(msg, key, buf, &used, &k);
@@ -489,6 +507,46 @@ static fs_reject json_value(const char *msg, const jsmntok_t *t, char *scratch, 
     return FS_OK;
 }
 
+/* Rejects, before jsmn sees them, objects nested deeper than JSON_MAX_DEPTH
+ * and raw NULs inside the object (jsmn stops at a NUL and would call the
+ * message truncated; it is a control character, so malformed). Strings and
+ * primitives are skipped the way jsmn reads them, so brackets inside them do
+ * not count and brackets jsmn sees always do. */
+static fs_reject json_prescan(const char *s, size_t len)
+{
+    /* Most events hold no nested container and no NUL: memchr is cheaper
+     * than the byte loop. (s[0] is the opening brace.) */
+    if (!memchr(s, '\0', len) && !memchr(s + 1, '[', len - 1) && !memchr(s + 1, '{', len - 1))
+        return FS_OK;
+    unsigned depth = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '\0') {
+            if (depth > 0)
+                return FS_REJECT_MALFORMED;
+        } else if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > JSON_MAX_DEPTH)
+                return FS_REJECT_MALFORMED;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        } else if (c == '-' || (c >= '0' && c <= '9') || c == 't' || c == 'f' || c == 'n') {
+            /* jsmn runs a primitive to the next delimiter (or NUL): a quote
+             * or bracket inside one starts nothing. */
+            while (i + 1 < len && !strchr("\t\r\n ,]}", s[i + 1]))
+                i++;
+        }
+    }
+    return FS_OK;
+}
+
 /* Tokenises msg into dec->tok, growing it as needed; returns the token count
  * or a jsmn error. */
 static int json_tokenize(fs_decoder *dec, const char *msg, size_t len)
@@ -505,8 +563,55 @@ static int json_tokenize(fs_decoder *dec, const char *msg, size_t len)
     }
 }
 
+/* Checks the JSON syntax of the value at t[i] and of everything inside it,
+ * which jsmn does not: separators between tokens, number and literal
+ * grammar, strings (json_check_string). *next receives the index of the
+ * token after the value. depth is the value's nesting level were it a
+ * container (the top-level object is 1); recursion stops at JSON_MAX_DEPTH. */
+static fs_reject json_check_value(const char *msg, const jsmntok_t *t, int n, int i, int *next,
+                                  int depth)
+{
+    const jsmntok_t *v = &t[i];
+    *next = i + 1;
+    if (v->type == JSMN_STRING || v->type == JSMN_PRIMITIVE) {
+        field_value ignored;
+        if (v->size != 0)
+            return FS_REJECT_MALFORMED;
+        if (v->type == JSMN_STRING)
+            return json_check_string(msg, v);
+        return json_primitive(msg, v, &ignored) ? FS_REJECT_MALFORMED : FS_OK;
+    }
+    if (depth > JSON_MAX_DEPTH) /* json_prescan's job; this guards the stack */
+        return FS_REJECT_MALFORMED;
+    bool object = v->type == JSMN_OBJECT;
+    size_t gap_from = (size_t)v->start + 1;
+    int j = i + 1;
+    for (int k = 0; k < v->size; k++) {
+        if (j + object >= n || !gap_is(msg, gap_from, raw_start(&t[j]), k ? ',' : 0))
+            return FS_REJECT_MALFORMED;
+        if (object) {
+            const jsmntok_t *key = &t[j++];
+            if (key->type != JSMN_STRING || key->size != 1 ||
+                !gap_is(msg, raw_end(key), raw_start(&t[j]), ':'))
+                return FS_REJECT_MALFORMED;
+            fs_reject r = json_check_string(msg, key);
+            if (r)
+                return r;
+        }
+        fs_reject r = json_check_value(msg, t, n, j, next, depth + 1);
+        if (r)
+            return r;
+        gap_from = raw_end(&t[j]);
+        j = *next;
+    }
+    *next = j;
+    return gap_is(msg, gap_from, (size_t)v->end - 1, 0) ? FS_OK : FS_REJECT_MALFORMED;
+}
+
 /* Walks the top-level object's keys; slot[f] receives the token index of the
- * last value of known field f. */
+ * last value of known field f. Every other value (unknown keys, replaced
+ * duplicates, containers) has its syntax checked here; the values that
+ * become fields are checked by json_value. */
 static fs_reject json_walk(const char *msg, const jsmntok_t *t, int n, int slot[F_COUNT])
 {
     int idx = 1;
@@ -526,16 +631,18 @@ static fs_reject json_walk(const char *msg, const jsmntok_t *t, int n, int slot[
         int f = json_key_field(msg, key, &err);
         if (err)
             return err;
+        int next = idx + 2;
+        bool scalar = val->type == JSMN_STRING || val->type == JSMN_PRIMITIVE;
+        int ignored;
+        if (f < 0 || !scalar)
+            err = json_check_value(msg, t, n, idx + 1, &next, 2);
+        if (!err && f >= 0 && slot[f] >= 0) /* a replaced duplicate */
+            err = json_check_value(msg, t, n, slot[f], &ignored, 2);
+        if (err)
+            return err;
         if (f >= 0)
             slot[f] = idx + 1;
-        else if (val->type == JSMN_PRIMITIVE) {
-            field_value ignored;
-            if (json_primitive(msg, val, &ignored))
-                return FS_REJECT_MALFORMED;
-        }
-        idx += 2;
-        while (idx < n && t[idx].start < val->end)
-            idx++;
+        idx = next;
         gap_from = raw_end(val);
     }
     if (idx != n || !gap_is(msg, gap_from, (size_t)t[0].end - 1, 0))
@@ -560,6 +667,9 @@ fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event 
     if (msg[first] != '{')
         return strchr("[\"-0123456789tfn", msg[first]) && msg[first] ? FS_REJECT_NOT_A_MAP
                                                                        : FS_REJECT_MALFORMED;
+    fs_reject r = json_prescan(msg + first, len - first);
+    if (r)
+        return r;
     dec->tok[0].start = dec->tok[0].end = -1;
     int n = json_tokenize(dec, msg + first, len - first);
     if (n < 0)
@@ -572,11 +682,12 @@ fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event 
     int slot[F_COUNT];
     for (int f = 0; f < F_COUNT; f++)
         slot[f] = -1;
-    fs_reject r = json_walk(obj, t, n, slot);
+    r = json_walk(obj, t, n, slot);
     if (r)
         return r;
-    field_value fv[F_COUNT] = {0};
+    field_value fv[F_COUNT];
     for (int f = 0; f < F_COUNT; f++) {
+        fv[f].kind = V_ABSENT;
         if (slot[f] < 0)
             continue;
         r = json_value(obj, &t[slot[f]], scratch, scratch_used, &fv[f]);
