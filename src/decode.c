@@ -211,16 +211,9 @@ static bool msgpack_is_map_header(unsigned char b)
     return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
 }
 
-fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_event *ev)
+/* msg[0..len) is exactly one complete object (framed). */
+static fs_reject decode_msgpack_object(fs_decoder *dec, const char *msg, size_t len, fs_event *ev)
 {
-    size_t framed = 0;
-    switch (fs_frame_msgpack(msg, len, &framed)) {
-    case FS_FRAME_NEED_MORE: return FS_REJECT_TRUNCATED;
-    case FS_FRAME_BAD: return framed == 1 ? FS_REJECT_BAD_START_BYTE : FS_REJECT_MALFORMED;
-    case FS_FRAME_OK: break;
-    }
-    if (framed < len)
-        return FS_REJECT_TRAILING_DATA;
     if (!msgpack_is_map_header((unsigned char)msg[0]))
         return FS_REJECT_NOT_A_MAP;
 
@@ -254,6 +247,19 @@ fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_eve
             return r;
     }
     return fill_event(fv, ev);
+}
+
+fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_event *ev)
+{
+    size_t framed = 0;
+    switch (fs_frame_msgpack(msg, len, &framed)) {
+    case FS_FRAME_NEED_MORE: return FS_REJECT_TRUNCATED;
+    case FS_FRAME_BAD: return framed == 1 ? FS_REJECT_BAD_START_BYTE : FS_REJECT_MALFORMED;
+    case FS_FRAME_OK: break;
+    }
+    if (framed < len)
+        return FS_REJECT_TRAILING_DATA;
+    return decode_msgpack_object(dec, msg, len, ev);
 }
 
 /* ---- JSON -------------------------------------------------------------- */
@@ -704,4 +710,13 @@ fs_reject fs_decode(fs_decoder *dec, fs_format fmt, const char *msg, size_t len,
         return fs_decode_json(dec, msg, len, ev, scratch, scratch_used);
     *scratch_used = 0;
     return fs_decode_msgpack(dec, msg, len, ev);
+}
+
+fs_reject fs_decode_framed(fs_decoder *dec, fs_format fmt, const char *msg, size_t len,
+                           fs_event *ev, char *scratch, size_t *scratch_used)
+{
+    if (fmt == FS_FORMAT_JSON)
+        return fs_decode_json(dec, msg, len, ev, scratch, scratch_used);
+    *scratch_used = 0;
+    return decode_msgpack_object(dec, msg, len, ev);
 }

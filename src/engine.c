@@ -132,8 +132,11 @@ static void decode_batch(fs_decoder *dec, fs_batch *b)
             continue;
         size_t used = 0;
         char *scratch = b->scratch ? b->scratch + b->off[i] : NULL;
-        b->status[i] = (uint8_t)fs_decode(dec, b->format, b->buf + b->off[i], b->msg_len[i],
-                                          &b->ev[i], scratch, &used);
+        const char *msg = b->buf + b->off[i];
+        b->status[i] = (uint8_t)(b->framed ? fs_decode_framed(dec, b->format, msg, b->msg_len[i],
+                                                              &b->ev[i], scratch, &used)
+                                           : fs_decode(dec, b->format, msg, b->msg_len[i],
+                                                       &b->ev[i], scratch, &used));
     }
 }
 
@@ -201,6 +204,7 @@ fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format)
     b->len = 0;
     b->format = format;
     b->last = false;
+    b->framed = false;
     b->seq = e->next_seq;
     return b;
 }

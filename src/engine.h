@@ -38,7 +38,8 @@ typedef struct fs_batch {
     fs_event *ev;
     char *scratch; /* JSON unescaping, cap bytes: message i may use scratch[off[i]..] */
     fs_format format;
-    bool last; /* no batch follows */
+    bool framed; /* the source framed every FS_OK message (fs_decode_framed) */
+    bool last;   /* no batch follows */
     /* engine-private */
     uint64_t seq;
     _Atomic uint64_t state; /* seq << 2 | phase */

@@ -70,6 +70,7 @@ static fs_batch *carry_over(fs_engine *e, fs_batch *b, size_t scan)
 {
     fs_engine_batch_publish(e, b, false);
     fs_batch *next = fs_engine_batch_get(e, b->format);
+    next->framed = true;
     size_t tail = b->len - scan;
     fs_batch_reserve(next, tail);
     memcpy(next->buf, b->buf + scan, tail);
@@ -95,6 +96,7 @@ int fs_replay_feed(fs_engine *e, int fd, fs_format format, bool last,
                    fs_replay_progress_fn progress, void *progress_ctx)
 {
     fs_batch *b = fs_engine_batch_get(e, format);
+    b->framed = true; /* frame_one framed every message it adds as FS_OK */
     size_t scan = 0;
     uint64_t bytes = 0;
     bool eof = false, skipping = false;
