@@ -354,3 +354,17 @@ size_t fs_journey_table_count(const fs_journey_table *t)
         n += atomic_load_explicit(&t->seg[i].count, memory_order_relaxed);
     return n;
 }
+
+void fs_journey_table_prefetch_slot(fs_journey_table *t, uint64_t hash)
+{
+    oa_array *a = atomic_load_explicit(&segment_of(t, hash)->arr, memory_order_relaxed);
+    __builtin_prefetch(&a->slot[hash & a->mask]);
+}
+
+void fs_journey_table_prefetch_entry(fs_journey_table *t, uint64_t hash)
+{
+    oa_array *a = atomic_load_explicit(&segment_of(t, hash)->arr, memory_order_relaxed);
+    fs_customer *c = atomic_load_explicit(&a->slot[hash & a->mask].c, memory_order_relaxed);
+    if (c)
+        __builtin_prefetch(c);
+}

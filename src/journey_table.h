@@ -67,4 +67,11 @@ fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const c
 void fs_journey_table_remove(fs_journey_table *t, fs_customer *c);
 size_t fs_journey_table_count(const fs_journey_table *t);
 
+/* Owner only: cache hints for a lookup of `hash` a few events from now, so
+ * a worker can overlap the memory latency of several lookups. _slot loads
+ * the home slot; _entry (later, once the slot is cached) the entry the home
+ * slot points at, which is the right one unless the key probed further. */
+void fs_journey_table_prefetch_slot(fs_journey_table *t, uint64_t hash);
+void fs_journey_table_prefetch_entry(fs_journey_table *t, uint64_t hash);
+
 #endif

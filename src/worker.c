@@ -513,9 +513,43 @@ static void observe_ts(fs_worker *w, int64_t ts)
     }
 }
 
+/* Lookups are random accesses into a table much larger than the caches,
+ * and the events of a batch are known in advance. So the worker walks three
+ * cursors ahead of the event it applies: the table slot, then the entry it
+ * points at, then the entry's journeys are pulled into the cache while
+ * earlier events are applied. Distances in events. */
+#define AHEAD_SLOT 12
+#define AHEAD_ENTRY 6
+#define AHEAD_JOURNEYS 2
+
+static bool owns(const fs_worker *w, const fs_event *ev, const uint8_t *status, uint32_t k)
+{
+    return status[k] == FS_OK && fs_worker_owner(ev[k].customer_hash, w->n_workers) == w->id;
+}
+
+static void prefetch_ahead(fs_worker *w, const fs_event *ev, const uint8_t *status, uint32_t n,
+                           uint32_t i)
+{
+    uint32_t k = i + AHEAD_SLOT;
+    if (k < n && owns(w, ev, status, k))
+        fs_journey_table_prefetch_slot(w->table, ev[k].customer_hash);
+    k = i + AHEAD_ENTRY;
+    if (k < n && owns(w, ev, status, k))
+        fs_journey_table_prefetch_entry(w->table, ev[k].customer_hash);
+    k = i + AHEAD_JOURNEYS;
+    if (k < n && owns(w, ev, status, k)) {
+        fs_customer *c = fs_journey_table_find(w->table, ev[k].customer_hash,
+                                               ev[k].customer_id.ptr, ev[k].customer_id.len);
+        for (uint32_t f = 0; c && f < w->funnels->n; f++)
+            if (c->journey[f])
+                __builtin_prefetch(c->journey[f]);
+    }
+}
+
 void fs_worker_process(fs_worker *w, const fs_event *ev, const uint8_t *status, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
+        prefetch_ahead(w, ev, status, n, i);
         if (status[i] != FS_OK) {
             if (w->id == 0)
                 count_rejected(w, (fs_reject)status[i]);
