@@ -1,6 +1,6 @@
 /* expiry.h -- event-time expiry timers of one worker's journeys (SPEC §2 rule 1).
  *
- * A binary min-heap of (expiry_ts, journey). Each journey knows its slot
+ * A 4-ary min-heap of (expiry_ts, journey). Each journey knows its slot
  * (journey->timer_slot), so a journey that completes or is excluded leaves the
  * heap in O(log n) instead of lingering until its expiry. The heap holds
  * exactly the worker's active journeys.
