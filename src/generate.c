@@ -295,15 +295,6 @@ enum corruption {
 
 static const char invalid_utf8[] = "\xff\xfe";
 
-static int id_text(char *buf, uint64_t index, bool b2b, enum corruption bad)
-{
-    if (bad == BAD_LONG_CUSTOMER) {
-        memset(buf, 'x', FS_MAX_CUSTOMER_ID + 1);
-        return FS_MAX_CUSTOMER_ID + 1;
-    }
-    return sprintf(buf, "%s%llu", b2b ? "acct-" : "c", (unsigned long long)index);
-}
-
 static size_t put_u64(char *p, uint64_t v)
 {
     char tmp[24];
@@ -315,6 +306,17 @@ static size_t put_u64(char *p, uint64_t v)
     for (size_t i = 0; i < n; i++)
         p[i] = tmp[n - 1 - i];
     return n;
+}
+
+static int id_text(char *buf, uint64_t index, bool b2b, enum corruption bad)
+{
+    if (bad == BAD_LONG_CUSTOMER) {
+        memset(buf, 'x', FS_MAX_CUSTOMER_ID + 1);
+        return FS_MAX_CUSTOMER_ID + 1;
+    }
+    size_t n = b2b ? 5 : 1;
+    memcpy(buf, b2b ? "acct-" : "c", n);
+    return (int)(n + put_u64(buf + n, index));
 }
 
 static size_t put_i64(char *p, int64_t v)
