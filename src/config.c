@@ -503,39 +503,39 @@ static int parse_topic(cfg_ctx *c, struct fy_node *n, size_t pos, const char *pa
     return copy_text(c, s, len, path, dst);
 }
 
-static int parse_format(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+/* A scalar that must be one of two words; *index receives 0 or 1. */
+static int parse_one_of(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path,
+                        const char *first, const char *second, int *index)
 {
     const char *s;
     size_t len;
-    char buf[64];
+    char buf[64], want[64];
 
-    if (scalar_text(c, n, pos, path, "'msgpack' or 'json'", &s, &len) < 0)
+    snprintf(want, sizeof want, "'%s' or '%s'", first, second);
+    if (scalar_text(c, n, pos, path, want, &s, &len) < 0)
         return -1;
-    if (text_eq(s, len, "msgpack"))
-        *(fs_format *)dst = FS_FORMAT_MSGPACK;
-    else if (text_eq(s, len, "json"))
-        *(fs_format *)dst = FS_FORMAT_JSON;
-    else
-        return fail(c, pos, path, "expected 'msgpack' or 'json', got '%s'",
-                    shorten(buf, sizeof buf, s, len));
+    if (text_eq(s, len, first) || text_eq(s, len, second)) {
+        *index = text_eq(s, len, second);
+        return 0;
+    }
+    return fail(c, pos, path, "expected %s, got '%s'", want, shorten(buf, sizeof buf, s, len));
+}
+
+static int parse_format(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    int i;
+    if (parse_one_of(c, n, pos, path, "msgpack", "json", &i) < 0)
+        return -1;
+    *(fs_format *)dst = i ? FS_FORMAT_JSON : FS_FORMAT_MSGPACK;
     return 0;
 }
 
 static int parse_mode(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
 {
-    const char *s;
-    size_t len;
-    char buf[64];
-
-    if (scalar_text(c, n, pos, path, "'open' or 'strict'", &s, &len) < 0)
+    int i;
+    if (parse_one_of(c, n, pos, path, "open", "strict", &i) < 0)
         return -1;
-    if (text_eq(s, len, "open"))
-        *(fs_mode *)dst = FS_MODE_OPEN;
-    else if (text_eq(s, len, "strict"))
-        *(fs_mode *)dst = FS_MODE_STRICT;
-    else
-        return fail(c, pos, path, "expected 'open' or 'strict', got '%s'",
-                    shorten(buf, sizeof buf, s, len));
+    *(fs_mode *)dst = i ? FS_MODE_STRICT : FS_MODE_OPEN;
     return 0;
 }
 
