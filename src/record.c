@@ -229,14 +229,12 @@ static void ttc(enc *e, const fs_sketch *s)
 }
 
 /* Label stats sorted bytewise by the label's name, for a stable order. */
-static const fs_dict *sort_labels_dict; /* only the sink thread encodes records */
-
-static int cmp_label(const void *a, const void *b)
+static int cmp_label(const void *a, const void *b, void *dict)
 {
+    const fs_dict *d = dict;
     uint32_t la = (*(fs_label_stats *const *)a)->label, lb = (*(fs_label_stats *const *)b)->label;
-    uint32_t na = fs_dict_len(sort_labels_dict, la), nb = fs_dict_len(sort_labels_dict, lb);
-    int c = memcmp(fs_dict_name(sort_labels_dict, la), fs_dict_name(sort_labels_dict, lb),
-                   na < nb ? na : nb);
+    uint32_t na = fs_dict_len(d, la), nb = fs_dict_len(d, lb);
+    int c = memcmp(fs_dict_name(d, la), fs_dict_name(d, lb), na < nb ? na : nb);
     return c ? c : (na > nb) - (na < nb);
 }
 
@@ -245,8 +243,8 @@ static fs_label_stats **sorted_labels(const fs_label_map *m, const fs_dict *labe
     fs_label_stats **v = fs_xmalloc((m->count ? m->count : 1) * sizeof(*v));
     if (m->count)
         memcpy(v, m->stats, m->count * sizeof(*v));
-    sort_labels_dict = labels;
-    qsort(v, m->count, sizeof(*v), cmp_label);
+    if (m->count > 1)
+        qsort_r(v, m->count, sizeof(*v), cmp_label, (void *)labels);
     return v;
 }
 
