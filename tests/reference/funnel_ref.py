@@ -192,7 +192,8 @@ def validate_event(obj):
     if value is None:
         value = 0
     elif _is_int(value):
-        if not abs(value) < 10**18:
+        # the engine holds values as doubles: 999999999999999999 is 1e18 there
+        if not abs(float(value)) < 1e18:
             raise Rejected("value: out of range")
     elif isinstance(value, float):
         if not math.isfinite(value) or not abs(value) < 1e18:
@@ -200,6 +201,27 @@ def validate_event(obj):
     else:
         raise Rejected("value: not a number")
     return Event(customer_id, ts, event, channel, segment, value)
+
+
+MAX_DEPTH = 32  # nested containers, the top-level map included (decision h)
+
+
+class _Map(list):
+    """A MessagePack map as decoded here: its (key, value) pairs."""
+
+
+def _too_deep(v, depth=1):
+    """True when v, a container at nesting level depth, holds containers
+    nested beyond MAX_DEPTH (a JSON dict/list, a msgpack _Map/list)."""
+    if depth > MAX_DEPTH:
+        return True
+    if isinstance(v, dict):
+        children = v.values()
+    elif isinstance(v, _Map):
+        children = [x for pair in v for x in pair]
+    else:
+        children = v
+    return any(isinstance(c, (dict, list)) and _too_deep(c, depth + 1) for c in children)
 
 
 def _json_constant(name):
@@ -213,6 +235,11 @@ def decode_json_line(line):
         obj = json.loads(text, parse_constant=_json_constant, object_pairs_hook=dict)
     except Exception as exc:  # bad UTF-8, bad JSON, trailing data, absurd nesting, ...
         raise Rejected(f"bad json: {exc}")
+    if isinstance(obj, (dict, list)) and _too_deep(obj):
+        raise Rejected("nested too deep")
+    if isinstance(obj, dict):
+        for k in obj:
+            _utf8_len(k)
     return validate_event(obj)
 
 
@@ -293,15 +320,18 @@ def decode_msgpack_object(raw):
         # _utf8_len), bin -> bytes; maps -> lists of pairs so that any key
         # type survives decoding and can be judged here.
         obj = msgpack.unpackb(raw, raw=False, unicode_errors="surrogateescape",
-                              strict_map_key=False, object_pairs_hook=list)
+                              strict_map_key=False, object_pairs_hook=_Map)
     except Exception as exc:  # e.g. an ext -1 (timestamp) of invalid length
         raise Rejected(f"bad msgpack: {exc}")
     if not isinstance(obj, list) or not raw or not (0x80 <= raw[0] <= 0x8F or raw[0] in (0xDE, 0xDF)):
         raise Rejected("not a map")
+    if _too_deep(obj):
+        raise Rejected("nested too deep")
     fields = {}
     for k, v in obj:
         if not isinstance(k, str):
             raise Rejected("map key is not a string")
+        _utf8_len(k)  # keys must be valid UTF-8 too
         fields[k] = v  # the last duplicate wins
     return validate_event(fields)
 

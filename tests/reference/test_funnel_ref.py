@@ -115,7 +115,7 @@ class JsonValidation(unittest.TestCase):
         good = [
             b'{"customer_id":"u","ts":-9223372036854775808,"event":"x"}',
             b'{"customer_id":"u","ts":9223372036854775807,"event":"x","value":-5}',
-            b'{"customer_id":"u","ts":1,"event":"x","value":999999999999999999}',
+            b'{"customer_id":"u","ts":1,"event":"x","value":999999999999999872}',
             b'{"customer_id":"u","ts":1,"event":"x","value":-0.5e3}',
             b'{"customer_id":"u","ts":1,"event":"x","extra":{"a":[1,null,NaN]}}'.replace(
                 b"NaN", b"2"),
