@@ -134,7 +134,8 @@ static const table_ops tables[N_TABLES] = {
     {"lfht-sized", true, lfht_create, lfht_destroy, lfht_find, lfht_insert, lfht_remove, lfht_count,
      fs_lfht_thread_enter, fs_lfht_thread_leave, fs_lfht_read_lock, fs_lfht_read_unlock},
     {"oa", false, oa_create, oa_destroy, oa_find, oa_insert, oa_remove, oa_count,
-     fs_journey_table_thread_enter, fs_journey_table_thread_leave, fs_journey_table_read_lock, fs_journey_table_read_unlock},
+     fs_journey_table_thread_enter, fs_journey_table_thread_leave, fs_journey_table_read_lock,
+     fs_journey_table_read_unlock},
 };
 
 /* ---- keys and operation streams -------------------------------------------- */

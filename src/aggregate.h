@@ -50,7 +50,7 @@ typedef struct fs_flow {
 typedef struct fs_cohort {
     uint64_t started;
     uint64_t completed;
-    bool dirty; /* changed since last emitted (sink side) */
+    bool dirty;         /* changed since last emitted (sink side) */
     uint64_t reached[]; /* n_stages */
 } fs_cohort;
 

@@ -96,9 +96,14 @@ static int parse_option(int c, gen_args *a)
         if (!parse_u64(optarg, &o->customers) || o->customers == 0 || o->customers > (1ull << 32))
             return bad_value("--customers", optarg, "in 1..4294967296");
         return -1;
-    case 's': return parse_u64(optarg, &o->seed) ? -1 : bad_value("--seed", optarg, "an integer");
-    case 'o': a->output = optarg; return -1;
-    case 'f': a->format = optarg; return -1;
+    case 's':
+        return parse_u64(optarg, &o->seed) ? -1 : bad_value("--seed", optarg, "an integer");
+    case 'o':
+        a->output = optarg;
+        return -1;
+    case 'f':
+        a->format = optarg;
+        return -1;
     case OPT_START_TS:
         return parse_i64(optarg, &o->start_ts) ? -1 : bad_value("--start-ts", optarg, "an integer");
     case OPT_RATE:
@@ -114,8 +119,12 @@ static int parse_option(int c, gen_args *a)
             return bad_value("--malformed-fraction", optarg, "in 0..1");
         o->malformed_ppm = (uint32_t)llround(frac * 1e6);
         return -1;
-    case 'h': fputs(usage, stdout); return 0;
-    default: fputs(usage, stderr); return 2;
+    case 'h':
+        fputs(usage, stdout);
+        return 0;
+    default:
+        fputs(usage, stderr);
+        return 2;
     }
 }
 

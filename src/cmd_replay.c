@@ -90,22 +90,35 @@ typedef struct replay_args {
 
 static int parse_args(int argc, char **argv, replay_args *a)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"input", required_argument, NULL, 'i'},
-        {"output", required_argument, NULL, 'o'}, {"threads", required_argument, NULL, 't'},
-        {"format", required_argument, NULL, 'f'}, {"quiet", no_argument, NULL, 'q'},
-        {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"input", required_argument, NULL, 'i'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"threads", required_argument, NULL, 't'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"log-level", required_argument, NULL, 'L'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:i:o:t:f:qh", opts, NULL)) != -1) {
         char *end;
         switch (c) {
-        case 'c': a->config = optarg; break;
-        case 'i': a->input = optarg; break;
-        case 'o': a->output = optarg; break;
-        case 'f': a->format = optarg; break;
-        case 'q': a->quiet = true; break;
+        case 'c':
+            a->config = optarg;
+            break;
+        case 'i':
+            a->input = optarg;
+            break;
+        case 'o':
+            a->output = optarg;
+            break;
+        case 'f':
+            a->format = optarg;
+            break;
+        case 'q':
+            a->quiet = true;
+            break;
         case 't':
             a->threads = strtol(optarg, &end, 10);
             if (*end || a->threads < 1 || a->threads > 1024) {
@@ -120,8 +133,12 @@ static int parse_args(int argc, char **argv, replay_args *a)
             }
             fs_log_set_level((fs_log_level)fs_log_parse_level(optarg));
             break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -216,7 +233,8 @@ int fs_cmd_replay(int argc, char **argv)
     fs_engine *e = fs_engine_new(cfg, threads, (fs_output){write_line, &fo, FS_FORMAT_JSON});
     struct stat sb;
     progress p = {.engine = e,
-                  .total_bytes = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0,
+                  .total_bytes =
+                      fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0,
                   .start_ns = fs_now_ns(),
                   .enabled = !a.quiet && isatty(STDERR_FILENO)};
     p.last_ns = p.start_ns;

@@ -18,8 +18,8 @@
 
 #include "decode.h"
 
-#define FS_MAX_STAGES 32
-#define FS_MAX_FUNNELS 64
+#define FS_MAX_STAGES           32
+#define FS_MAX_FUNNELS          64
 #define FS_MAX_WINDOWS_PER_TIME 1000 /* window.size / window.hop */
 
 typedef enum fs_mode { FS_MODE_OPEN = 0, FS_MODE_STRICT = 1 } fs_mode;

@@ -34,8 +34,8 @@
 #include "decode.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,10 +51,10 @@
 #include "util.h"
 
 #define JSON_INITIAL_TOKENS 64
-#define JSON_MAX_TOKENS (1u << 20) /* 16 MiB of tokens; a bigger object is malformed */
-#define JSON_MAX_DEPTH 32 /* nested containers, top level included: msgpack-c's limit */
-#define MSGPACK_ZONE_SIZE 8192
-#define MAX_ABS_VALUE 1e18
+#define JSON_MAX_TOKENS     (1u << 20) /* 16 MiB of tokens; a bigger object is malformed */
+#define JSON_MAX_DEPTH      32 /* nested containers, top level included: msgpack-c's limit */
+#define MSGPACK_ZONE_SIZE   8192
+#define MAX_ABS_VALUE       1e18
 
 struct fs_decoder {
     msgpack_zone zone;
@@ -90,12 +90,18 @@ enum field { F_CUSTOMER_ID, F_TS, F_EVENT, F_CHANNEL, F_CAMPAIGN, F_SEGMENT, F_V
 static int field_of(const char *k, size_t n)
 {
     switch (n) {
-    case 2: return memcmp(k, "ts", 2) ? -1 : F_TS;
-    case 5: return !memcmp(k, "event", 5) ? F_EVENT : !memcmp(k, "value", 5) ? F_VALUE : -1;
-    case 7: return !memcmp(k, "channel", 7) ? F_CHANNEL : !memcmp(k, "segment", 7) ? F_SEGMENT : -1;
-    case 8: return memcmp(k, "campaign", 8) ? -1 : F_CAMPAIGN;
-    case 11: return memcmp(k, "customer_id", 11) ? -1 : F_CUSTOMER_ID;
-    default: return -1;
+    case 2:
+        return memcmp(k, "ts", 2) ? -1 : F_TS;
+    case 5:
+        return !memcmp(k, "event", 5) ? F_EVENT : !memcmp(k, "value", 5) ? F_VALUE : -1;
+    case 7:
+        return !memcmp(k, "channel", 7) ? F_CHANNEL : !memcmp(k, "segment", 7) ? F_SEGMENT : -1;
+    case 8:
+        return memcmp(k, "campaign", 8) ? -1 : F_CAMPAIGN;
+    case 11:
+        return memcmp(k, "customer_id", 11) ? -1 : F_CUSTOMER_ID;
+    default:
+        return -1;
     }
 }
 
@@ -253,9 +259,12 @@ fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_eve
 {
     size_t framed = 0;
     switch (fs_frame_msgpack(msg, len, &framed)) {
-    case FS_FRAME_NEED_MORE: return FS_REJECT_TRUNCATED;
-    case FS_FRAME_BAD: return framed == 1 ? FS_REJECT_BAD_START_BYTE : FS_REJECT_MALFORMED;
-    case FS_FRAME_OK: break;
+    case FS_FRAME_NEED_MORE:
+        return FS_REJECT_TRUNCATED;
+    case FS_FRAME_BAD:
+        return framed == 1 ? FS_REJECT_BAD_START_BYTE : FS_REJECT_MALFORMED;
+    case FS_FRAME_OK:
+        break;
     }
     if (framed < len)
         return FS_REJECT_TRAILING_DATA;
@@ -663,8 +672,8 @@ static fs_reject json_tokenize_reject(const fs_decoder *dec, int r)
     return r == JSMN_ERROR_PART ? FS_REJECT_TRUNCATED : FS_REJECT_MALFORMED;
 }
 
-fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event *ev,
-                         char *scratch, size_t *scratch_used)
+fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event *ev, char *scratch,
+                         size_t *scratch_used)
 {
     *scratch_used = 0;
     size_t first = skip_ws(msg, 0, len);
@@ -672,7 +681,7 @@ fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event 
         return FS_REJECT_TRUNCATED;
     if (msg[first] != '{')
         return strchr("[\"-0123456789tfn", msg[first]) && msg[first] ? FS_REJECT_NOT_A_MAP
-                                                                       : FS_REJECT_MALFORMED;
+                                                                     : FS_REJECT_MALFORMED;
     fs_reject r = json_prescan(msg + first, len - first);
     if (r)
         return r;

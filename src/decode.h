@@ -27,8 +27,8 @@ fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_eve
 /* Decodes msg into *ev. Strings without escapes point into msg; strings with
  * escapes are unescaped into scratch, which must have room for len bytes;
  * *scratch_used receives how many bytes of it the event uses. */
-fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event *ev,
-                         char *scratch, size_t *scratch_used);
+fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event *ev, char *scratch,
+                         size_t *scratch_used);
 
 fs_reject fs_decode(fs_decoder *dec, fs_format fmt, const char *msg, size_t len, fs_event *ev,
                     char *scratch, size_t *scratch_used);

@@ -26,7 +26,7 @@
 #include "worker.h"
 
 #define FS_BATCH_BYTES (1u << 20)
-#define FS_BATCH_MSGS 8192u
+#define FS_BATCH_MSGS  8192u
 #define FS_MAX_MESSAGE (64u << 20) /* a longer message is rejected unread */
 
 typedef struct fs_batch {

@@ -35,30 +35,30 @@ typedef struct fs_event {
 } fs_event;
 
 #define FS_MAX_CUSTOMER_ID 128
-#define FS_MAX_EVENT_TYPE 64
-#define FS_MAX_LABEL 64 /* channel, campaign, segment */
+#define FS_MAX_EVENT_TYPE  64
+#define FS_MAX_LABEL       64 /* channel, campaign, segment */
 
 /* Why a message is not a valid event. The names (fs_reject_name) are stable:
  * they appear in logs, counters and the dead-letter header. */
 typedef enum fs_reject {
     FS_OK = 0,
-    FS_REJECT_BAD_START_BYTE,   /* msgpack stream: byte that cannot start an object */
-    FS_REJECT_TRUNCATED,        /* object ends before it is complete */
-    FS_REJECT_MALFORMED,        /* not parseable (JSON syntax, msgpack structure) */
-    FS_REJECT_TRAILING_DATA,    /* bytes after the object */
-    FS_REJECT_NOT_A_MAP,        /* top-level value is not a map/object */
-    FS_REJECT_KEY_NOT_STRING,   /* a map key is not a string */
-    FS_REJECT_INVALID_UTF8,     /* a string (key or value) is not valid UTF-8 */
+    FS_REJECT_BAD_START_BYTE, /* msgpack stream: byte that cannot start an object */
+    FS_REJECT_TRUNCATED,      /* object ends before it is complete */
+    FS_REJECT_MALFORMED,      /* not parseable (JSON syntax, msgpack structure) */
+    FS_REJECT_TRAILING_DATA,  /* bytes after the object */
+    FS_REJECT_NOT_A_MAP,      /* top-level value is not a map/object */
+    FS_REJECT_KEY_NOT_STRING, /* a map key is not a string */
+    FS_REJECT_INVALID_UTF8,   /* a string (key or value) is not valid UTF-8 */
     FS_REJECT_MISSING_CUSTOMER_ID,
-    FS_REJECT_BAD_CUSTOMER_ID,  /* wrong type, empty or longer than 128 bytes */
+    FS_REJECT_BAD_CUSTOMER_ID, /* wrong type, empty or longer than 128 bytes */
     FS_REJECT_MISSING_TS,
-    FS_REJECT_BAD_TS,           /* not an integer (floats rejected), or out of int64 */
+    FS_REJECT_BAD_TS, /* not an integer (floats rejected), or out of int64 */
     FS_REJECT_MISSING_EVENT,
-    FS_REJECT_BAD_EVENT,        /* wrong type, empty or longer than 64 bytes */
-    FS_REJECT_BAD_CHANNEL,      /* wrong type or longer than 64 bytes */
+    FS_REJECT_BAD_EVENT,   /* wrong type, empty or longer than 64 bytes */
+    FS_REJECT_BAD_CHANNEL, /* wrong type or longer than 64 bytes */
     FS_REJECT_BAD_CAMPAIGN,
     FS_REJECT_BAD_SEGMENT,
-    FS_REJECT_BAD_VALUE,        /* not a number, not finite, or |value| >= 1e18 */
+    FS_REJECT_BAD_VALUE, /* not a number, not finite, or |value| >= 1e18 */
     FS_REJECT_COUNT
 } fs_reject;
 

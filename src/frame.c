@@ -40,32 +40,64 @@ static header_shape shape_of(unsigned char b)
     if (b <= 0x7f || b >= 0xe0)
         return (header_shape){1, 0, 0, 0, 1}; /* fixint */
     switch (b) {
-    case 0xc0: case 0xc2: case 0xc3: return (header_shape){1, 0, 0, 0, 1};
-    case 0xc4: return (header_shape){1, 1, 0, 0, 1};
-    case 0xc5: return (header_shape){1, 2, 0, 0, 1};
-    case 0xc6: return (header_shape){1, 4, 0, 0, 1};
-    case 0xc7: return (header_shape){1, 1, 0, 1, 1};
-    case 0xc8: return (header_shape){1, 2, 0, 1, 1};
-    case 0xc9: return (header_shape){1, 4, 0, 1, 1};
-    case 0xca: return (header_shape){5, 0, 0, 0, 1};
-    case 0xcb: return (header_shape){9, 0, 0, 0, 1};
-    case 0xcc: case 0xd0: return (header_shape){2, 0, 0, 0, 1};
-    case 0xcd: case 0xd1: return (header_shape){3, 0, 0, 0, 1};
-    case 0xce: case 0xd2: return (header_shape){5, 0, 0, 0, 1};
-    case 0xcf: case 0xd3: return (header_shape){9, 0, 0, 0, 1};
-    case 0xd4: return (header_shape){3, 0, 0, 0, 1};
-    case 0xd5: return (header_shape){4, 0, 0, 0, 1};
-    case 0xd6: return (header_shape){6, 0, 0, 0, 1};
-    case 0xd7: return (header_shape){10, 0, 0, 0, 1};
-    case 0xd8: return (header_shape){18, 0, 0, 0, 1};
-    case 0xd9: return (header_shape){1, 1, 0, 0, 1};
-    case 0xda: return (header_shape){1, 2, 0, 0, 1};
-    case 0xdb: return (header_shape){1, 4, 0, 0, 1};
-    case 0xdc: return (header_shape){1, 2, 1, 0, 1};
-    case 0xdd: return (header_shape){1, 4, 1, 0, 1};
-    case 0xde: return (header_shape){1, 2, 2, 0, 1};
-    case 0xdf: return (header_shape){1, 4, 2, 0, 1};
-    default: return (header_shape){0, 0, 0, 0, 0}; /* 0xc1: never used */
+    case 0xc0:
+    case 0xc2:
+    case 0xc3:
+        return (header_shape){1, 0, 0, 0, 1};
+    case 0xc4:
+        return (header_shape){1, 1, 0, 0, 1};
+    case 0xc5:
+        return (header_shape){1, 2, 0, 0, 1};
+    case 0xc6:
+        return (header_shape){1, 4, 0, 0, 1};
+    case 0xc7:
+        return (header_shape){1, 1, 0, 1, 1};
+    case 0xc8:
+        return (header_shape){1, 2, 0, 1, 1};
+    case 0xc9:
+        return (header_shape){1, 4, 0, 1, 1};
+    case 0xca:
+        return (header_shape){5, 0, 0, 0, 1};
+    case 0xcb:
+        return (header_shape){9, 0, 0, 0, 1};
+    case 0xcc:
+    case 0xd0:
+        return (header_shape){2, 0, 0, 0, 1};
+    case 0xcd:
+    case 0xd1:
+        return (header_shape){3, 0, 0, 0, 1};
+    case 0xce:
+    case 0xd2:
+        return (header_shape){5, 0, 0, 0, 1};
+    case 0xcf:
+    case 0xd3:
+        return (header_shape){9, 0, 0, 0, 1};
+    case 0xd4:
+        return (header_shape){3, 0, 0, 0, 1};
+    case 0xd5:
+        return (header_shape){4, 0, 0, 0, 1};
+    case 0xd6:
+        return (header_shape){6, 0, 0, 0, 1};
+    case 0xd7:
+        return (header_shape){10, 0, 0, 0, 1};
+    case 0xd8:
+        return (header_shape){18, 0, 0, 0, 1};
+    case 0xd9:
+        return (header_shape){1, 1, 0, 0, 1};
+    case 0xda:
+        return (header_shape){1, 2, 0, 0, 1};
+    case 0xdb:
+        return (header_shape){1, 4, 0, 0, 1};
+    case 0xdc:
+        return (header_shape){1, 2, 1, 0, 1};
+    case 0xdd:
+        return (header_shape){1, 4, 1, 0, 1};
+    case 0xde:
+        return (header_shape){1, 2, 2, 0, 1};
+    case 0xdf:
+        return (header_shape){1, 4, 2, 0, 1};
+    default:
+        return (header_shape){0, 0, 0, 0, 0}; /* 0xc1: never used */
     }
 }
 

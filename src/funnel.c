@@ -25,7 +25,8 @@ fs_funnels *fs_funnels_compile(const fs_config *cfg)
         const fs_funnel_cfg *fc = &cfg->funnels[i];
         for (size_t s = 0; s < fc->n_stages; s++)
             for (size_t e = 0; e < fc->stages[s].n_events; e++)
-                fs_dict_intern(&fs->types, fc->stages[s].events[e], strlen(fc->stages[s].events[e]));
+                fs_dict_intern(&fs->types, fc->stages[s].events[e],
+                               strlen(fc->stages[s].events[e]));
         for (size_t e = 0; e < fc->n_exclude; e++)
             fs_dict_intern(&fs->types, fc->exclude[e], strlen(fc->exclude[e]));
     }

@@ -21,7 +21,7 @@
 #include "dict.h"
 #include "event.h"
 
-#define FS_ROLE_NONE (-1)
+#define FS_ROLE_NONE    (-1)
 #define FS_ROLE_EXCLUDE (-2)
 
 typedef struct fs_funnel {

@@ -38,9 +38,9 @@
 
 #include "util.h"
 
-#define OUT_BUF_SIZE (1u << 20)
+#define OUT_BUF_SIZE     (1u << 20)
 #define MAX_STAGE_EVENTS 3
-#define NO_POSITION 0xff
+#define NO_POSITION      0xff
 
 /* ---- vocabulary --------------------------------------------------------- */
 
@@ -50,9 +50,12 @@ typedef struct path_stage {
 } path_stage;
 
 static const path_stage b2c_path[] = {
-    {{"ad_impression", "social_view"}, 2}, {{"page_view", "content_download"}, 2},
-    {{"product_view", "compare"}, 2},      {{"add_to_cart"}, 1},
-    {{"checkout_start"}, 1},               {{"purchase"}, 1},
+    {{"ad_impression", "social_view"}, 2},
+    {{"page_view", "content_download"}, 2},
+    {{"product_view", "compare"}, 2},
+    {{"add_to_cart"}, 1},
+    {{"checkout_start"}, 1},
+    {{"purchase"}, 1},
 };
 static const path_stage b2b_path[] = {
     {{"ad_impression", "webinar_view", "page_view"}, 3},
@@ -68,17 +71,27 @@ static const char *const noise_events[] = {"email_open", "login", "newsletter_si
                                            "support_ticket", "search"};
 #define N_NOISE 5
 
-static const char *const channels[] = {"search", "social", "email",  "display", "referral",
-                                       "direct", "store",  "app",    "partner"};
-enum { CH_SEARCH, CH_SOCIAL, CH_EMAIL, CH_DISPLAY, CH_REFERRAL, CH_DIRECT, CH_STORE, CH_APP,
-       CH_PARTNER, N_CHANNELS };
+static const char *const channels[] = {"search", "social", "email", "display", "referral",
+                                       "direct", "store",  "app",   "partner"};
+enum {
+    CH_SEARCH,
+    CH_SOCIAL,
+    CH_EMAIL,
+    CH_DISPLAY,
+    CH_REFERRAL,
+    CH_DIRECT,
+    CH_STORE,
+    CH_APP,
+    CH_PARTNER,
+    N_CHANNELS
+};
 
 /* Cumulative channel weights (out of 100) per segment. */
 static const uint8_t b2c_channel_cdf[N_CHANNELS] = {25, 50, 60, 70, 75, 85, 93, 100, 100};
 static const uint8_t b2b_channel_cdf[N_CHANNELS] = {20, 25, 50, 60, 70, 80, 80, 80, 100};
 
-static const char *const campaigns[] = {"spring_sale", "black_friday", "brand_search",
-                                        "retarget_01", "webinar_q4",   "newsletter_w47",
+static const char *const campaigns[] = {"spring_sale",  "black_friday", "brand_search",
+                                        "retarget_01",  "webinar_q4",   "newsletter_w47",
                                         "partner_push", "launch_2024"};
 #define N_CAMPAIGNS 8
 
@@ -143,7 +156,7 @@ typedef struct touch {
     uint64_t customer;
     const char *event;
     int channel;
-    int campaign; /* -1: no campaign key */
+    int campaign;        /* -1: no campaign key */
     int64_t value_cents; /* < 0: no value key */
 } touch;
 

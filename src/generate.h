@@ -20,11 +20,11 @@
 typedef struct fs_gen_opts {
     uint64_t events;
     uint64_t customers;
-    uint64_t seed;         /* default 1 */
-    fs_format format;      /* default msgpack */
-    int64_t start_ts;      /* ms since epoch; default 1732280400000 (2024-11-22T13:00Z) */
-    double rate;           /* events per second of event time; default 1000 */
-    int64_t disorder_ms;   /* default 0 */
+    uint64_t seed;          /* default 1 */
+    fs_format format;       /* default msgpack */
+    int64_t start_ts;       /* ms since epoch; default 1732280400000 (2024-11-22T13:00Z) */
+    double rate;            /* events per second of event time; default 1000 */
+    int64_t disorder_ms;    /* default 0 */
     uint32_t malformed_ppm; /* default 0 */
 } fs_gen_opts;
 

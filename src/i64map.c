@@ -7,7 +7,8 @@
 
 static size_t slot_of(int64_t key, size_t mask)
 {
-    uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ull; /* Fibonacci hashing spreads aligned starts */
+    uint64_t h =
+        (uint64_t)key * 0x9E3779B97F4A7C15ull; /* Fibonacci hashing spreads aligned starts */
     return (size_t)(h >> 32) & mask;
 }
 

@@ -25,6 +25,6 @@ void fs_i64map_init(fs_i64map *m);
 void fs_i64map_free(fs_i64map *m);
 void *fs_i64map_get(const fs_i64map *m, int64_t key);
 void fs_i64map_put(fs_i64map *m, int64_t key, void *value); /* value != NULL; replaces */
-void *fs_i64map_remove(fs_i64map *m, int64_t key);           /* returns the old value */
+void *fs_i64map_remove(fs_i64map *m, int64_t key);          /* returns the old value */
 
 #endif

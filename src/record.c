@@ -253,9 +253,12 @@ enum what { BREAKDOWN, FIRST, LAST, LINEAR };
 static bool nonzero(const fs_label_stats *st, enum what w, uint32_t n)
 {
     switch (w) {
-    case FIRST: return st->first_touch != 0;
-    case LAST: return st->last_touch != 0;
-    case LINEAR: return !fs_fixed_is_zero(st->linear);
+    case FIRST:
+        return st->first_touch != 0;
+    case LAST:
+        return st->last_touch != 0;
+    case LINEAR:
+        return !fs_fixed_is_zero(st->linear);
     case BREAKDOWN:
         if (st->completed)
             return true;

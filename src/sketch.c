@@ -35,10 +35,10 @@
 static struct {
     double gamma;
     double inv_log_gamma;
-    int i0;                           /* exponent of log bucket 0 */
-    uint32_t nlog;                    /* number of log buckets */
-    int64_t bound[SKETCH_MAX_LOG];    /* inclusive upper bound of each log bucket */
-    int64_t rep[SKETCH_MAX_LOG];      /* representative value of each log bucket */
+    int i0;                        /* exponent of log bucket 0 */
+    uint32_t nlog;                 /* number of log buckets */
+    int64_t bound[SKETCH_MAX_LOG]; /* inclusive upper bound of each log bucket */
+    int64_t rep[SKETCH_MAX_LOG];   /* representative value of each log bucket */
 } table;
 
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;

@@ -19,14 +19,14 @@
 typedef struct fs_sketch {
     uint64_t count;
     int64_t min, max;
-    __int128 sum; /* exact, cannot overflow for int64 inputs in practice */
+    __int128 sum;      /* exact, cannot overflow for int64 inputs in practice */
     uint64_t *buckets; /* lazily allocated; index 0..FS_SKETCH_EXACT-1 exact, then log */
     uint32_t lo, hi;   /* occupied bucket index range [lo, hi) */
 } fs_sketch;
 
 void fs_sketch_init(fs_sketch *s);
 void fs_sketch_free(fs_sketch *s);
-void fs_sketch_add(fs_sketch *s, int64_t value_ms);  /* negative values count as 0 */
+void fs_sketch_add(fs_sketch *s, int64_t value_ms); /* negative values count as 0 */
 void fs_sketch_merge(fs_sketch *into, const fs_sketch *from);
 /* Nearest-rank quantile q in (0,1]: value at rank ceil(q*count), within 1 %.
  * Returns false when the sketch is empty. */

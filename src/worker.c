@@ -352,8 +352,8 @@ static bool reach_stage(fs_worker *w, fs_customer *c, const fs_funnel *f, event_
 static void apply_event(fs_worker *w, const fs_event *ev)
 {
     int32_t type = fs_funnels_type_id(w->funnels, ev->event);
-    fs_customer *c =
-        fs_journey_table_find(w->table, ev->customer_hash, ev->customer_id.ptr, ev->customer_id.len);
+    fs_customer *c = fs_journey_table_find(w->table, ev->customer_hash, ev->customer_id.ptr,
+                                           ev->customer_id.len);
     if (!c && type < 0)
         return; /* no journey to expire, no funnel that cares */
     event_ctx x = {ev, UINT32_MAX, UINT32_MAX};
@@ -518,8 +518,8 @@ static void observe_ts(fs_worker *w, int64_t ts)
  * cursors ahead of the event it applies: the table slot, then the entry it
  * points at, then the entry's journeys are pulled into the cache while
  * earlier events are applied. Distances in events. */
-#define AHEAD_SLOT 12
-#define AHEAD_ENTRY 6
+#define AHEAD_SLOT     12
+#define AHEAD_ENTRY    6
 #define AHEAD_JOURNEYS 2
 
 static bool owns(const fs_worker *w, const fs_event *ev, const uint8_t *status, uint32_t k)
@@ -538,8 +538,8 @@ static void prefetch_ahead(fs_worker *w, const fs_event *ev, const uint8_t *stat
         fs_journey_table_prefetch_entry(w->table, ev[k].customer_hash);
     k = i + AHEAD_JOURNEYS;
     if (k < n && owns(w, ev, status, k)) {
-        fs_customer *c = fs_journey_table_find(w->table, ev[k].customer_hash,
-                                               ev[k].customer_id.ptr, ev[k].customer_id.len);
+        fs_customer *c = fs_journey_table_find(w->table, ev[k].customer_hash, ev[k].customer_id.ptr,
+                                               ev[k].customer_id.len);
         for (uint32_t f = 0; c && f < w->funnels->n; f++)
             if (c->journey[f])
                 __builtin_prefetch(c->journey[f]);

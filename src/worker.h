@@ -61,8 +61,8 @@ typedef struct fs_step {
 typedef void (*fs_step_fn)(void *ctx, uint32_t worker, fs_step *step);
 
 typedef struct fs_worker_stats {
-    uint64_t events_valid;  /* valid events seen (all workers see all) */
-    uint64_t events_owned;  /* valid events applied by this worker */
+    uint64_t events_valid;              /* valid events seen (all workers see all) */
+    uint64_t events_owned;              /* valid events applied by this worker */
     uint64_t rejected[FS_REJECT_COUNT]; /* worker 0 only */
     uint64_t late_events;
     uint64_t journeys_started, journeys_completed, journeys_abandoned, journeys_excluded;
@@ -92,7 +92,7 @@ typedef struct fs_worker {
      * only thread that allocates or frees them, so no allocator is needed. */
     void *spare_journeys;
     uint32_t n_spare_journeys;
-    fs_flow **scratch_flows;   /* per_time entries */
+    fs_flow **scratch_flows; /* per_time entries */
     uint64_t steps;
     fs_step_fn emit;
     void *emit_ctx;

@@ -123,8 +123,8 @@ char *fs_e2e_expect_record_at(const char *out, const char *kind, const char *fun
                               int64_t window_start, const char *file, int line);
 void fs_e2e_expect_no_record_at(const char *out, const char *kind, const char *funnel,
                                 int64_t window_start, const char *file, int line);
-void fs_e2e_assert_field_at(const char *json, const char *path, const char *want,
-                            const char *file, int line);
+void fs_e2e_assert_field_at(const char *json, const char *path, const char *want, const char *file,
+                            int line);
 void fs_e2e_assert_close_at(const char *json, const char *path, const char *want, double rel,
                             const char *file, int line);
 void fs_e2e_assert_contains_at(const char *hay, const char *needle, const char *what,

@@ -150,9 +150,8 @@ static void test_bad_config_names_file(void **state)
     (void)state;
     fs_pipeline *p = (fs_pipeline *)1;
     char err[256] = "";
-    assert_int_equal(fs_pipeline_new("/nonexistent/funnels.yaml", 1, collect, NULL, &p, err,
-                                     sizeof err),
-                     -1);
+    assert_int_equal(
+        fs_pipeline_new("/nonexistent/funnels.yaml", 1, collect, NULL, &p, err, sizeof err), -1);
     assert_null(p);
     assert_non_null(strstr(err, "/nonexistent/funnels.yaml"));
 }

@@ -275,8 +275,7 @@ static void assert_same_sketch(const fs_sketch *a, const fs_sketch *b)
     assert_int_equal(a->lo, b->lo);
     assert_int_equal(a->hi, b->hi);
     assert_true(a->hi > a->lo);
-    assert_memory_equal(a->buckets + a->lo, b->buckets + b->lo,
-                        (a->hi - a->lo) * sizeof(uint64_t));
+    assert_memory_equal(a->buckets + a->lo, b->buckets + b->lo, (a->hi - a->lo) * sizeof(uint64_t));
 }
 
 static void test_merge_equals_whole(void **state)
@@ -287,10 +286,18 @@ static void test_merge_equals_whole(void **state)
     rng_state = 6;
     for (int i = 0; i < N; i++) {
         switch (i % 4) {
-        case 0: v[i] = (int64_t)(rng() % 1500); break;
-        case 1: v[i] = (int64_t)(rng() % 100000000); break;
-        case 2: v[i] = (int64_t)(rng() >> 1); break;
-        default: v[i] = -(int64_t)(rng() % 10); break;
+        case 0:
+            v[i] = (int64_t)(rng() % 1500);
+            break;
+        case 1:
+            v[i] = (int64_t)(rng() % 100000000);
+            break;
+        case 2:
+            v[i] = (int64_t)(rng() >> 1);
+            break;
+        default:
+            v[i] = -(int64_t)(rng() % 10);
+            break;
         }
     }
     fs_sketch whole;

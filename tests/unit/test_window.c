@@ -1,9 +1,9 @@
 /* Unit tests of window arithmetic, the fixed-point sums and the small maps. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +21,7 @@ static void test_tumbling(void **state)
     fs_window_spec w = {60000, 60000, 1};
     assert_int_equal(fs_window_last_start(&w, 59999), 0);
     assert_int_equal(fs_window_last_start(&w, 60000), 60000);
-    assert_int_equal(fs_window_last_start(&w, -1), -60000); /* floor, not truncation */
+    assert_int_equal(fs_window_last_start(&w, -1), -60000);      /* floor, not truncation */
     assert_int_equal(fs_window_earliest_open(&w, 60000), 60000); /* [0,60000) closed at 60000 */
     assert_int_equal(fs_window_earliest_open(&w, 59999), 0);
     assert_true(fs_window_is_closed(&w, 0, 60000));
