@@ -36,6 +36,9 @@ static const char usage[] =
 
 enum { OPT_START_TS = 256, OPT_RATE, OPT_DISORDER, OPT_MALFORMED };
 
+/* 3 bytes of state per customer: 100M customers is 300 MB. */
+#define MAX_CUSTOMERS 100000000ull
+
 static bool parse_u64(const char *s, uint64_t *out)
 {
     char *end;
@@ -93,8 +96,8 @@ static int parse_option(int c, gen_args *a)
         return parse_u64(optarg, &o->events) ? -1 : bad_value("--events", optarg, "a count");
     case 'm':
         a->have_customers = true;
-        if (!parse_u64(optarg, &o->customers) || o->customers == 0 || o->customers > (1ull << 32))
-            return bad_value("--customers", optarg, "in 1..4294967296");
+        if (!parse_u64(optarg, &o->customers) || o->customers == 0 || o->customers > MAX_CUSTOMERS)
+            return bad_value("--customers", optarg, "in 1..100000000");
         return -1;
     case 's':
         return parse_u64(optarg, &o->seed) ? -1 : bad_value("--seed", optarg, "an integer");
