@@ -14,7 +14,7 @@ static const char usage[] =
     "  replay      run the engine over a file of events (or stdin), as fast as possible\n"
     "  generate    write synthetic touchpoint traffic, deterministic for a seed\n"
     "  run         the Kafka pipeline stage (not in this build yet)\n"
-    "  dev-broker  an embedded Kafka-protocol broker (not in this build yet)\n"
+    "  dev-broker  an embedded Kafka-protocol broker for trying the stage on one machine\n"
     "  demo        broker + traffic + stage, live in the terminal (not in this build yet)\n"
     "\n"
     "`funnelstream <command> --help` describes each command.\n";
@@ -38,7 +38,9 @@ int main(int argc, char **argv)
         return fs_cmd_replay(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate"))
         return fs_cmd_generate(argc - 1, argv + 1);
-    if (!strcmp(cmd, "run") || !strcmp(cmd, "dev-broker") || !strcmp(cmd, "demo")) {
+    if (!strcmp(cmd, "dev-broker"))
+        return fs_cmd_dev_broker(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run") || !strcmp(cmd, "demo")) {
         fprintf(stderr, "funnelstream: '%s' is not available in this build yet\n", cmd);
         return 2;
     }

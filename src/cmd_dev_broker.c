@@ -1,0 +1,202 @@
+/* cmd_dev_broker.c -- `funnelstream dev-broker`: a Kafka-protocol broker for one machine.
+ *
+ * librdkafka ships a mock cluster (rdkafka_mock.h) that speaks the real wire
+ * protocol over TCP to any client: funnelstream itself, kcat, other
+ * languages' clients. This command starts one, creates the topics a config
+ * names (input, output, dead letter), prints the bootstrap address on stdout
+ * (one line, for scripts) and serves until SIGINT or SIGTERM, which a libuv
+ * loop waits for without polling.
+ *
+ * Limits of the mock cluster: it listens on ports the kernel picks (the
+ * librdkafka 2.0 API has no way to choose one, so --port accepts only 0), it
+ * keeps data in memory only, and it keeps a bounded log per partition.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <uv.h>
+
+#include "commands.h"
+#include "config.h"
+#include "log.h"
+
+static const char usage[] =
+    "Usage: funnelstream dev-broker [--partitions N] [--brokers B] [--config FILE]\n"
+    "\n"
+    "Runs an embedded Kafka-protocol broker (librdkafka's mock cluster) for trying\n"
+    "funnelstream on one machine. Creates the config's input, output and dead-letter\n"
+    "topics (default: touchpoints and funnel-metrics), prints the bootstrap address on\n"
+    "stdout and serves until SIGINT or SIGTERM. Data is kept in memory only.\n"
+    "\n"
+    "Options:\n"
+    "  -p, --partitions N   partitions per topic (default 3)\n"
+    "  -b, --brokers B      brokers in the cluster (default 1)\n"
+    "  -c, --config FILE    take the topic names from this config\n"
+    "      --port P         only 0 (any free port): the mock cluster cannot bind a\n"
+    "                       chosen port\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Exit status: 0 after a signal, 1 broker failure, 2 bad arguments or config.\n";
+
+typedef struct broker_args {
+    long partitions, brokers;
+    const char *config;
+} broker_args;
+
+static int parse_count(const char *flag, const char *s, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < 1 || v > max) {
+        fprintf(stderr, "funnelstream dev-broker: %s: '%s' is not in 1..%ld\n", flag, s, max);
+        return 2;
+    }
+    *out = v;
+    return -1;
+}
+
+static int parse_args(int argc, char **argv, broker_args *a)
+{
+    static const struct option opts[] = {{"partitions", required_argument, NULL, 'p'},
+                                         {"brokers", required_argument, NULL, 'b'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"port", required_argument, NULL, 'P'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c, rc;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:b:c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            if ((rc = parse_count("--partitions", optarg, 1000, &a->partitions)) >= 0)
+                return rc;
+            break;
+        case 'b':
+            if ((rc = parse_count("--brokers", optarg, 16, &a->brokers)) >= 0)
+                return rc;
+            break;
+        case 'c':
+            a->config = optarg;
+            break;
+        case 'P':
+            if (strcmp(optarg, "0") != 0) {
+                fprintf(stderr, "funnelstream dev-broker: --port: librdkafka's mock cluster "
+                                "cannot listen on a chosen port; use 0 (any free port)\n");
+                return 2;
+            }
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "funnelstream dev-broker: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    return -1;
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    fs_log(FS_LOG_INFO, "dev broker stopping", "signal=%d", signum);
+    uv_stop(sig->loop);
+}
+
+typedef struct signal_loop {
+    uv_loop_t loop;
+    uv_signal_t sigint, sigterm;
+} signal_loop;
+
+/* Watches SIGINT and SIGTERM from now on, so a signal that arrives before
+ * the loop runs is not lost to the default action. */
+static void signals_watch(signal_loop *s)
+{
+    uv_loop_init(&s->loop);
+    uv_signal_init(&s->loop, &s->sigint);
+    uv_signal_init(&s->loop, &s->sigterm);
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+}
+
+/* Runs until one of the signals, then closes the loop. */
+static void signals_wait(signal_loop *s, bool serve)
+{
+    if (serve)
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_run(&s->loop, UV_RUN_DEFAULT); /* lets the closes complete */
+    uv_loop_close(&s->loop);
+}
+
+static int create_topics(rd_kafka_mock_cluster_t *mc, const fs_config *cfg, int partitions)
+{
+    const char *topics[3] = {cfg ? cfg->input_topic : "touchpoints",
+                             cfg ? cfg->output_topic : "funnel-metrics",
+                             cfg ? cfg->dead_letter_topic : NULL};
+    for (int i = 0; i < 3; i++) {
+        if (!topics[i])
+            continue;
+        rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(mc, topics[i], partitions, 1);
+        if (err) {
+            fprintf(stderr, "funnelstream dev-broker: creating topic '%s': %s\n", topics[i],
+                    rd_kafka_err2str(err));
+            return -1;
+        }
+        fs_log(FS_LOG_INFO, "topic created", "topic=%s partitions=%d", topics[i], partitions);
+    }
+    return 0;
+}
+
+int fs_cmd_dev_broker(int argc, char **argv)
+{
+    broker_args a = {.partitions = 3, .brokers = 1};
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    char err[512];
+    fs_config *cfg = NULL;
+    if (a.config && !(cfg = fs_config_load(a.config, err, sizeof(err)))) {
+        fprintf(stderr, "funnelstream dev-broker: %s\n", err);
+        return 2;
+    }
+    /* The mock cluster lives inside a client handle; this one never sends. */
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* quiet the notice that this client has no bootstrap.servers of its own */
+    rd_kafka_conf_set(conf, "log_level", "4", NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    rd_kafka_mock_cluster_t *mc = rk ? rd_kafka_mock_cluster_new(rk, (int)a.brokers) : NULL;
+    signal_loop sl;
+    signals_watch(&sl);
+    rc = 1;
+    if (!mc) {
+        fprintf(stderr, "funnelstream dev-broker: cannot start the mock cluster%s%s\n",
+                rk ? "" : ": ", rk ? "" : err);
+    } else if (create_topics(mc, cfg, (int)a.partitions) == 0) {
+        const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
+        printf("%s\n", bootstrap);
+        fflush(stdout);
+        fs_log(FS_LOG_INFO, "dev broker ready", "bootstrap.servers=%s brokers=%ld", bootstrap,
+               a.brokers);
+        rc = 0;
+    }
+    signals_wait(&sl, rc == 0);
+    if (mc)
+        rd_kafka_mock_cluster_destroy(mc);
+    if (rk)
+        rd_kafka_destroy(rk);
+    fs_config_free(cfg);
+    return rc;
+}
