@@ -35,6 +35,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <msgpack.h>
+
 #include "e2e_util.h"
 
 extern char **environ;
@@ -374,67 +376,53 @@ char *fs_e2e_jsonl(const fs_e2e_event *evs, size_t n)
     return sb_take(&b);
 }
 
-static void mp_str(sbuf *b, const char *s)
+static int sb_write(void *data, const char *buf, size_t len)
+{
+    sb_add(data, buf, len);
+    return 0;
+}
+
+static void mp_str(msgpack_packer *pk, const char *s)
 {
     size_t n = strlen(s);
-    if (n < 32) {
-        sb_byte(b, 0xa0u | (unsigned)n);
-    } else if (n < 256) {
-        sb_byte(b, 0xd9);
-        sb_byte(b, (unsigned)n);
-    } else {
-        sb_byte(b, 0xda);
-        sb_byte(b, (unsigned)(n >> 8));
-        sb_byte(b, (unsigned)(n & 0xff));
-    }
-    sb_add(b, s, n);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
 }
 
-static void mp_be64(sbuf *b, uint64_t v)
+/* A value written as text in the test: a float if it looks like one. */
+static void mp_value(msgpack_packer *pk, const char *text)
 {
-    for (int i = 7; i >= 0; i--)
-        sb_byte(b, (unsigned)((v >> (8 * i)) & 0xff));
-}
-
-static void mp_value(sbuf *b, const char *text)
-{
-    if (strpbrk(text, ".eE")) {
-        double d = strtod(text, NULL);
-        uint64_t bits;
-        memcpy(&bits, &d, sizeof(bits));
-        sb_byte(b, 0xcb);
-        mp_be64(b, bits);
-    } else {
-        sb_byte(b, 0xd3);
-        mp_be64(b, (uint64_t)strtoll(text, NULL, 10));
-    }
+    if (strpbrk(text, ".eE"))
+        msgpack_pack_double(pk, strtod(text, NULL));
+    else
+        msgpack_pack_int64(pk, strtoll(text, NULL, 10));
 }
 
 char *fs_e2e_msgpack(const fs_e2e_event *evs, size_t n, size_t *len)
 {
     sbuf b = {0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, sb_write);
     for (size_t i = 0; i < n; i++) {
         const fs_e2e_event *e = &evs[i];
-        unsigned keys = 3 + !!e->channel + !!e->segment + !!e->value;
-        sb_byte(&b, 0x80u | keys);
-        mp_str(&b, "customer_id");
-        mp_str(&b, e->customer);
-        mp_str(&b, "ts");
-        sb_byte(&b, 0xd3);
-        mp_be64(&b, (uint64_t)(FS_E2E_T0 + e->dt));
-        mp_str(&b, "event");
-        mp_str(&b, e->event);
+        msgpack_pack_map(&pk, 3 + !!e->channel + !!e->segment + !!e->value);
+        mp_str(&pk, "customer_id");
+        mp_str(&pk, e->customer);
+        mp_str(&pk, "ts");
+        msgpack_pack_int64(&pk, FS_E2E_T0 + e->dt);
+        mp_str(&pk, "event");
+        mp_str(&pk, e->event);
         if (e->channel) {
-            mp_str(&b, "channel");
-            mp_str(&b, e->channel);
+            mp_str(&pk, "channel");
+            mp_str(&pk, e->channel);
         }
         if (e->segment) {
-            mp_str(&b, "segment");
-            mp_str(&b, e->segment);
+            mp_str(&pk, "segment");
+            mp_str(&pk, e->segment);
         }
         if (e->value) {
-            mp_str(&b, "value");
-            mp_value(&b, e->value);
+            mp_str(&pk, "value");
+            mp_value(&pk, e->value);
         }
     }
     *len = b.len;
