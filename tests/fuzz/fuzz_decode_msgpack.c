@@ -12,71 +12,13 @@
  *   - round trip: the event re-packed as a plain map with msgpack-c, and
  *     written as JSON, decodes (in both decoders) to the same event.
  */
-#include <assert.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <msgpack.h>
-
-#include "decode.h"
 #include "frame.h"
-#include "utf8.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static bool inside(fs_slice s, const char *base, size_t len)
-{
-    return s.ptr >= base && s.ptr + s.len <= base + len;
-}
-
-static bool is_literal(fs_slice s, const char *lit)
-{
-    return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
-}
-
-static void check_label(fs_slice s, const char *msg, size_t len, const char *dflt)
-{
-    CHECK(s.len <= FS_MAX_LABEL);
-    CHECK(inside(s, msg, len) || is_literal(s, dflt));
-    CHECK(fs_utf8_valid(s.ptr, s.len));
-}
-
-static void check_event(const fs_event *e, const char *msg, size_t len)
-{
-    CHECK(e->customer_id.len >= 1 && e->customer_id.len <= FS_MAX_CUSTOMER_ID);
-    CHECK(e->event.len >= 1 && e->event.len <= FS_MAX_EVENT_TYPE);
-    CHECK(inside(e->customer_id, msg, len));
-    CHECK(inside(e->event, msg, len));
-    CHECK(fs_utf8_valid(e->customer_id.ptr, e->customer_id.len));
-    CHECK(fs_utf8_valid(e->event.ptr, e->event.len));
-    check_label(e->channel, msg, len, "unknown");
-    check_label(e->campaign, msg, len, "");
-    check_label(e->segment, msg, len, "unknown");
-    CHECK(isfinite(e->value) && fabs(e->value) < 1e18);
-    CHECK(e->customer_hash == fs_hash_customer(e->customer_id.ptr, e->customer_id.len));
-}
-
-static bool same_slice(fs_slice a, fs_slice b)
-{
-    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
-}
-
-static bool same_event(const fs_event *a, const fs_event *b)
-{
-    return a->ts == b->ts && memcmp(&a->value, &b->value, sizeof a->value) == 0 &&
-           a->customer_hash == b->customer_hash && same_slice(a->customer_id, b->customer_id) &&
-           same_slice(a->event, b->event) && same_slice(a->channel, b->channel) &&
-           same_slice(a->campaign, b->campaign) && same_slice(a->segment, b->segment);
-}
+#include "fuzz_check.h"
 
 /* The framer decides truncated / bad byte / trailing before anything else. */
 static void check_against_frame(const char *msg, size_t len, fs_reject r)
@@ -101,14 +43,6 @@ static void check_against_frame(const char *msg, size_t len, fs_reject r)
     }
 }
 
-static void pack_slice(msgpack_packer *pk, const char *key, fs_slice s)
-{
-    msgpack_pack_str(pk, strlen(key));
-    msgpack_pack_str_body(pk, key, strlen(key));
-    msgpack_pack_str(pk, s.len);
-    msgpack_pack_str_body(pk, s.ptr, s.len);
-}
-
 /* Appends s as a JSON string literal. */
 static size_t json_str(char *out, fs_slice s)
 {
@@ -129,28 +63,12 @@ static size_t json_str(char *out, fs_slice s)
     return o;
 }
 
+/* Round trip through both decoders: msgpack-c's re-packing (fuzz_check.h),
+ * and the event written as JSON. */
 static void round_trip(fs_decoder *dec, const fs_event *e)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 7);
-    pack_slice(&pk, "customer_id", e->customer_id);
-    msgpack_pack_str(&pk, 2);
-    msgpack_pack_str_body(&pk, "ts", 2);
-    msgpack_pack_int64(&pk, e->ts);
-    pack_slice(&pk, "event", e->event);
-    pack_slice(&pk, "channel", e->channel);
-    pack_slice(&pk, "campaign", e->campaign);
-    pack_slice(&pk, "segment", e->segment);
-    msgpack_pack_str(&pk, 5);
-    msgpack_pack_str_body(&pk, "value", 5);
-    msgpack_pack_double(&pk, e->value);
+    check_msgpack_round_trip(dec, e);
     fs_event again;
-    CHECK(fs_decode_msgpack(dec, sb.data, sb.size, &again) == FS_OK);
-    CHECK(same_event(e, &again));
-    msgpack_sbuffer_destroy(&sb);
 
     /* 6 bytes of JSON per input byte at most, plus keys and numbers. */
     size_t cap = 6 * (e->customer_id.len + e->event.len + 3 * FS_MAX_LABEL) + 256;
@@ -189,7 +107,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_against_frame(msg, size, r);
     CHECK(fs_decode_msgpack(dec, msg, size, &ev2) == r);
     if (r == FS_OK) {
-        check_event(&ev, msg, size);
+        fuzz_where w = {msg, size, NULL, 0};
+        check_event(&ev, &w);
         CHECK(same_event(&ev, &ev2));
         round_trip(dec, &ev);
     }

@@ -21,15 +21,8 @@
 #include <msgpack.h>
 
 #include "frame.h"
+#include "fuzz_check.h"
 #include "utf8.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* Walks the object at p[*pos..n), which is known to frame, moving *pos past
  * it; false when containers nest more than 32 deep (msgpack-c's limit, the
