@@ -167,16 +167,6 @@ static int choose_format(const replay_args *a, const fs_config *cfg)
     return fmt >= 0 ? fmt : (int)cfg->input_format;
 }
 
-static uint32_t choose_threads(const replay_args *a, const fs_config *cfg)
-{
-    if (a->threads)
-        return (uint32_t)a->threads;
-    if (cfg->threads)
-        return (uint32_t)cfg->threads;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    return cores > 0 ? (uint32_t)cores : 1;
-}
-
 static long max_rss_kb(void)
 {
     struct rusage ru;
@@ -228,7 +218,7 @@ int fs_cmd_replay(int argc, char **argv)
     static char outbuf[1 << 16];
     setvbuf(out, outbuf, _IOFBF, sizeof(outbuf));
 
-    uint32_t threads = choose_threads(&a, cfg);
+    uint32_t threads = a.threads ? (uint32_t)a.threads : fs_config_threads(cfg);
     file_output fo = {out};
     fs_engine *e = fs_engine_new(cfg, threads, (fs_output){write_line, &fo, FS_FORMAT_JSON});
     struct stat sb;

@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NO_POS         SIZE_MAX
 #define PATH_LEN       256
@@ -1159,4 +1160,12 @@ void fs_config_free(fs_config *cfg)
     free(cfg->dead_letter_topic);
     free(cfg->http_listen);
     free(cfg);
+}
+
+uint32_t fs_config_threads(const fs_config *cfg)
+{
+    if (cfg->threads > 0)
+        return (uint32_t)cfg->threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? (uint32_t)cores : 1;
 }

@@ -87,4 +87,7 @@ void fs_config_free(fs_config *cfg);
  * not positive, or overflowing. */
 int64_t fs_parse_duration(const char *s);
 
+/* Worker threads to run: the config's `threads`, else one per online core. */
+uint32_t fs_config_threads(const fs_config *cfg);
+
 #endif

@@ -12,7 +12,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "engine.h"
@@ -26,14 +25,6 @@ struct fs_pipeline {
     bool finished;
 };
 
-static uint32_t default_threads(const fs_config *cfg)
-{
-    if (cfg->threads > 0)
-        return (uint32_t)cfg->threads;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    return cores > 0 ? (uint32_t)cores : 1;
-}
-
 int fs_pipeline_new(const char *config_path, unsigned threads, fs_record_cb on_record, void *ctx,
                     fs_pipeline **out, char *err, size_t err_len)
 {
@@ -44,7 +35,7 @@ int fs_pipeline_new(const char *config_path, unsigned threads, fs_record_cb on_r
     fs_pipeline *p = fs_xcalloc(1, sizeof(*p));
     p->cfg = cfg;
     fs_output output = {on_record, ctx, cfg->output_format};
-    p->engine = fs_engine_new(cfg, threads ? threads : default_threads(cfg), output);
+    p->engine = fs_engine_new(cfg, threads ? threads : fs_config_threads(cfg), output);
     *out = p;
     return 0;
 }
