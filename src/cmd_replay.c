@@ -220,7 +220,8 @@ int fs_cmd_replay(int argc, char **argv)
 
     uint32_t threads = a.threads ? (uint32_t)a.threads : fs_config_threads(cfg);
     file_output fo = {out};
-    fs_engine *e = fs_engine_new(cfg, threads, (fs_output){write_line, &fo, FS_FORMAT_JSON});
+    fs_engine *e = fs_engine_new(
+        cfg, threads, (fs_output){.write = write_line, .ctx = &fo, .format = FS_FORMAT_JSON});
     struct stat sb;
     progress p = {.engine = e,
                   .total_bytes =

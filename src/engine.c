@@ -50,7 +50,9 @@ struct fs_engine {
     pthread_mutex_t step_lock;
     pthread_cond_t step_cond;
     step_queue *queues;
-    _Atomic uint64_t messages_done;
+    fs_output out;
+    uint64_t dead_letters; /* worker 0 only: dead_letter calls so far */
+    _Atomic uint64_t messages_done, batches_done;
     bool joined;
 };
 
@@ -96,10 +98,27 @@ void fs_batch_reserve(fs_batch *b, size_t extra)
 
 void fs_batch_add(fs_batch *b, uint32_t off, uint32_t len, fs_reject preset)
 {
+    fs_batch_add_keyed(b, off, len, 0, 0, preset);
+}
+
+void fs_batch_add_keyed(fs_batch *b, uint32_t off, uint32_t len, uint32_t key_len, uint16_t part,
+                        fs_reject preset)
+{
     b->off[b->n] = off;
     b->msg_len[b->n] = len;
+    b->key_len[b->n] = key_len;
+    b->part[b->n] = part;
     b->status[b->n] = (uint8_t)preset;
     b->n++;
+}
+
+void fs_batch_add_ctl(fs_batch *b, uint32_t part, fs_part_op op)
+{
+    if (b->n_ctl == b->ctl_cap) {
+        b->ctl_cap = b->ctl_cap ? 2 * b->ctl_cap : 16;
+        b->ctl = fs_xrealloc(b->ctl, b->ctl_cap * sizeof(*b->ctl));
+    }
+    b->ctl[b->n_ctl++] = (fs_part_ctl){part, op};
 }
 
 static void batch_init(fs_batch *b)
@@ -108,6 +127,8 @@ static void batch_init(fs_batch *b)
     b->msg_cap = FS_BATCH_MSGS;
     b->off = fs_xmalloc(b->msg_cap * sizeof(*b->off));
     b->msg_len = fs_xmalloc(b->msg_cap * sizeof(*b->msg_len));
+    b->key_len = fs_xmalloc(b->msg_cap * sizeof(*b->key_len));
+    b->part = fs_xmalloc(b->msg_cap * sizeof(*b->part));
     b->status = fs_xmalloc(b->msg_cap);
     b->ev = fs_xmalloc(b->msg_cap * sizeof(*b->ev));
     fs_batch_reserve(b, FS_BATCH_BYTES);
@@ -119,6 +140,9 @@ static void batch_destroy(fs_batch *b)
     free(b->scratch);
     free(b->off);
     free(b->msg_len);
+    free(b->key_len);
+    free(b->part);
+    free(b->ctl);
     free(b->status);
     free(b->ev);
 }
@@ -182,13 +206,15 @@ static fs_batch *await_batch(fs_engine *e, fs_decoder *dec, uint64_t seq)
     }
 }
 
-static void release_batch(fs_engine *e, fs_batch *b)
+/* Returns true for the last worker to finish b, which recycles its slot. */
+static bool release_batch(fs_engine *e, fs_batch *b)
 {
     if (atomic_fetch_sub(&b->refs, 1) != 1)
-        return;
+        return false;
     uint64_t st = atomic_load(&b->state);
     atomic_store_explicit(&b->state, (st & ~3ull) | PH_EMPTY, memory_order_release);
     notify(e);
+    return true;
 }
 
 fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format)
@@ -201,6 +227,7 @@ fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format)
         wait_change(e, seen);
     }
     b->n = 0;
+    b->n_ctl = 0;
     b->len = 0;
     b->format = format;
     b->last = false;
@@ -234,6 +261,24 @@ static void on_step(void *ctx, uint32_t worker, fs_step *s)
     pthread_mutex_unlock(&e->step_lock);
 }
 
+static void send_dead_letters(fs_engine *e, const fs_batch *b)
+{
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (b->status[i] == FS_OK)
+            continue;
+        const char *value = b->buf + b->off[i];
+        fs_dead_letter dl = {.value = value,
+                             .value_len = b->msg_len[i],
+                             .key = b->key_len[i] ? value + b->msg_len[i] : NULL,
+                             .key_len = b->key_len[i],
+                             .reason = (fs_reject)b->status[i],
+                             .part = b->part[i],
+                             .src_seq = b->seq};
+        e->out.dead_letter(e->out.ctx, &dl);
+        e->dead_letters++;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     worker_thread *t = arg;
@@ -242,13 +287,20 @@ static void *worker_main(void *arg)
     fs_journey_table_thread_enter();
     for (uint64_t seq = 0;; seq++) {
         fs_batch *b = await_batch(e, t->dec, seq);
+        w->src_seq = seq;
+        w->src_mark = e->dead_letters;
         fs_journey_table_read_lock();
-        fs_worker_process(w, b->ev, b->status, b->n);
+        fs_worker_control(w, b->ctl, b->n_ctl);
+        fs_worker_process(w, b->ev, b->status, b->part, b->n);
         fs_journey_table_read_unlock();
         bool last = b->last;
-        if (t->id == 0)
+        if (t->id == 0) {
+            if (e->out.dead_letter)
+                send_dead_letters(e, b);
             atomic_fetch_add_explicit(&e->messages_done, b->n, memory_order_relaxed);
-        release_batch(e, b);
+        }
+        if (release_batch(e, b))
+            atomic_store_explicit(&e->batches_done, seq + 1, memory_order_release);
         if (last)
             break;
     }
@@ -301,6 +353,7 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
     pthread_mutex_init(&e->step_lock, NULL);
     pthread_cond_init(&e->step_cond, NULL);
     e->queues = fs_xcalloc(e->n_workers, sizeof(*e->queues));
+    e->out = out;
     e->sink = fs_sink_new(cfg, e->funnels, e->n_workers, out);
     e->workers = fs_xcalloc(e->n_workers, sizeof(*e->workers));
     e->wt = fs_xcalloc(e->n_workers, sizeof(*e->wt));
@@ -327,6 +380,11 @@ void fs_engine_join(fs_engine *e)
 uint64_t fs_engine_messages_done(fs_engine *e)
 {
     return atomic_load_explicit(&e->messages_done, memory_order_relaxed);
+}
+
+uint64_t fs_engine_batches_done(fs_engine *e)
+{
+    return atomic_load_explicit(&e->batches_done, memory_order_acquire);
 }
 
 fs_engine_stats fs_engine_get_stats(fs_engine *e)

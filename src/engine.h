@@ -34,9 +34,13 @@ typedef struct fs_batch {
     size_t len, cap;
     uint32_t n, msg_cap;
     uint32_t *off, *msg_len;
-    uint8_t *status; /* fs_reject: preset by the source (framing) or set by decoding */
+    uint32_t *key_len; /* a message's key, if any, follows its value in buf */
+    uint16_t *part;    /* input partition index (fs_part_ctl) */
+    uint8_t *status;   /* fs_reject: preset by the source (framing) or set by decoding */
     fs_event *ev;
-    char *scratch; /* JSON unescaping, cap bytes: message i may use scratch[off[i]..] */
+    char *scratch;    /* JSON unescaping, cap bytes: message i may use scratch[off[i]..] */
+    fs_part_ctl *ctl; /* partition changes to apply before the messages */
+    uint32_t n_ctl, ctl_cap;
     fs_format format;
     bool framed; /* the source framed every FS_OK message (fs_decode_framed) */
     bool last;   /* no batch follows */
@@ -49,6 +53,11 @@ typedef struct fs_batch {
 /* Appends a message (bytes already at buf[off..off+len)) with a preset
  * status (FS_OK: to be decoded). */
 void fs_batch_add(fs_batch *b, uint32_t off, uint32_t len, fs_reject preset);
+/* Appends a message of partition `part` whose key (key_len bytes) follows
+ * the value in buf. */
+void fs_batch_add_keyed(fs_batch *b, uint32_t off, uint32_t len, uint32_t key_len, uint16_t part,
+                        fs_reject preset);
+void fs_batch_add_ctl(fs_batch *b, uint32_t part, fs_part_op op);
 /* Makes room for `extra` more bytes in buf (and scratch). */
 void fs_batch_reserve(fs_batch *b, size_t extra);
 static inline bool fs_batch_full(const fs_batch *b)
@@ -81,6 +90,9 @@ void fs_engine_join(fs_engine *e);
 fs_engine_stats fs_engine_get_stats(fs_engine *e); /* after join */
 /* Live counters, readable from any thread while running (approximate). */
 uint64_t fs_engine_messages_done(fs_engine *e);
+/* How many batches every worker has finished: a source may reuse what it
+ * knows about batch seq once seq < this. */
+uint64_t fs_engine_batches_done(fs_engine *e);
 void fs_engine_free(fs_engine *e);
 
 #endif

@@ -34,7 +34,7 @@ int fs_pipeline_new(const char *config_path, unsigned threads, fs_record_cb on_r
         return -1;
     fs_pipeline *p = fs_xcalloc(1, sizeof(*p));
     p->cfg = cfg;
-    fs_output output = {on_record, ctx, cfg->output_format};
+    fs_output output = {.write = on_record, .ctx = ctx, .format = cfg->output_format};
     p->engine = fs_engine_new(cfg, threads ? threads : fs_config_threads(cfg), output);
     *out = p;
     return 0;

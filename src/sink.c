@@ -228,6 +228,11 @@ void fs_sink_step(fs_sink *s, fs_step **steps)
     emit_closed_windows(s, steps);
     add_cohort_deltas(s, steps);
     emit_cohorts(s, steps[0]);
+    if (s->out.step_done) {
+        const fs_step *st = steps[0];
+        fs_step_info info = {st->wm, st->max_ts, st->src_seq, st->src_mark, st->final};
+        s->out.step_done(s->out.ctx, &info);
+    }
     for (uint32_t w = 0; w < s->n_workers; w++)
         fs_step_free(steps[w], s->funnels->n);
 }

@@ -14,6 +14,7 @@
 #ifndef FS_SINK_H
 #define FS_SINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,11 +22,34 @@
 #include "funnel.h"
 #include "worker.h"
 
-/* Where records go: a file, stdout, a Kafka producer. Returns 0 or -1. */
+/* A rejected message, handed over with its original bytes. */
+typedef struct fs_dead_letter {
+    const char *value, *key; /* key is NULL when the message had none */
+    size_t value_len, key_len;
+    fs_reject reason;
+    uint32_t part;    /* input partition index */
+    uint64_t src_seq; /* the batch it came in */
+} fs_dead_letter;
+
+/* Where the stream stands when a step's records have all been written. */
+typedef struct fs_step_info {
+    int64_t wm;       /* INT64_MAX on the final step */
+    int64_t max_ts;   /* highest valid ts of any event before the cut */
+    uint64_t src_seq; /* the batch during which the step was cut */
+    uint64_t src_mark;
+    bool final;
+} fs_step_info;
+
+/* Where records go: a file, stdout, a Kafka producer. write returns 0 or -1.
+ * The optional hooks serve sources that must know what has been written:
+ * dead_letter is called from one worker thread, in input order, for every
+ * rejected message; step_done from the sink thread after each step. */
 typedef struct fs_output {
     int (*write)(void *ctx, const char *key, size_t key_len, const char *value, size_t value_len);
     void *ctx;
     fs_format format; /* how records are encoded */
+    void (*dead_letter)(void *ctx, const fs_dead_letter *dl);
+    void (*step_done)(void *ctx, const fs_step_info *info);
 } fs_output;
 
 typedef struct fs_sink fs_sink;

@@ -57,7 +57,7 @@ void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_conf
     w->win.per_time = (uint32_t)(cfg->window_size_ms / cfg->window_hop_ms);
     w->max_out_of_orderness = cfg->max_out_of_orderness_ms;
     w->emit_interval = cfg->cohort_emit_interval_ms;
-    w->max_ts = w->wm = INT64_MIN;
+    w->max_ts = w->wm = w->min_part_ts = INT64_MIN;
     fs_dict_init(&w->labels);
     fs_i64map_init(&w->windows);
     w->cohort_delta = fs_xcalloc(funnels->n, sizeof(*w->cohort_delta));
@@ -88,6 +88,7 @@ void fs_worker_destroy(fs_worker *w)
         free_map_values(&w->cohort_delta[f], 0, false);
     free(w->cohort_delta);
     fs_expiry_free(&w->timers);
+    free(w->parts);
     while (w->spare_journeys) {
         void *next = *(void **)w->spare_journeys;
         free(w->spare_journeys);
@@ -460,6 +461,9 @@ static void cut_step(fs_worker *w, int64_t wm_before, bool final)
     s->seq = w->steps++;
     s->wm_before = wm_before;
     s->wm = w->wm;
+    s->max_ts = w->max_ts;
+    s->src_seq = w->src_seq;
+    s->src_mark = w->src_mark;
     s->final = final;
     collect_closed(w, s, final);
     collect_cohorts(w, s);
@@ -497,10 +501,37 @@ static void advance_watermark(fs_worker *w, int64_t new_wm)
         cut_step(w, old, false);
 }
 
-static void observe_ts(fs_worker *w, int64_t ts)
+enum { PART_NONE = 0, PART_ACTIVE = 1, PART_IDLE = 2 };
+
+static fs_part_clock *part_clock(fs_worker *w, uint32_t p)
 {
-    w->max_ts = ts;
-    int64_t wm = fs_sat_sub(ts, w->max_out_of_orderness);
+    if (__builtin_expect(p >= w->n_parts, 0)) {
+        uint32_t n = p + 1 > 2 * w->n_parts ? p + 1 : 2 * w->n_parts;
+        w->parts = fs_xrealloc(w->parts, n * sizeof(*w->parts));
+        memset(w->parts + w->n_parts, 0, (n - w->n_parts) * sizeof(*w->parts));
+        w->n_parts = n;
+    }
+    return &w->parts[p];
+}
+
+/* The instance watermark from the partition clocks; advances it if it grew. */
+static void update_watermark(fs_worker *w)
+{
+    bool any = false;
+    int64_t min = INT64_MAX;
+    for (uint32_t p = 0; p < w->n_parts; p++) {
+        const fs_part_clock *pc = &w->parts[p];
+        if (pc->state != PART_ACTIVE)
+            continue;
+        any = true;
+        int64_t ts = pc->seen ? pc->max_ts : INT64_MIN;
+        if (ts < min)
+            min = ts;
+    }
+    w->min_part_ts = any ? min : INT64_MIN;
+    if (!any || (min == INT64_MIN && !w->have_wm))
+        return; /* nothing active, or some active partition has not spoken yet */
+    int64_t wm = fs_sat_sub(min, w->max_out_of_orderness);
     if (!w->have_wm) {
         w->have_wm = true;
         w->wm = wm;
@@ -511,6 +542,44 @@ static void observe_ts(fs_worker *w, int64_t ts)
     } else if (wm > w->wm) {
         advance_watermark(w, wm);
     }
+}
+
+/* Raising a partition's clock moves the minimum only if that partition was
+ * at the minimum (or was not counted), so most events skip the scan. */
+static void observe_ts(fs_worker *w, uint32_t part, int64_t ts)
+{
+    fs_part_clock *pc = part_clock(w, part);
+    bool rescan = pc->state != PART_ACTIVE || !pc->seen || pc->max_ts <= w->min_part_ts;
+    if (!pc->seen || ts > pc->max_ts)
+        pc->max_ts = ts;
+    pc->seen = true;
+    pc->state = PART_ACTIVE;
+    if (ts > w->max_ts)
+        w->max_ts = ts;
+    if (rescan)
+        update_watermark(w);
+}
+
+void fs_worker_control(fs_worker *w, const fs_part_ctl *ctl, uint32_t n)
+{
+    if (n == 0)
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        fs_part_clock *pc = part_clock(w, ctl[i].part);
+        switch (ctl[i].op) {
+        case FS_PART_ASSIGN:
+            *pc = (fs_part_clock){.state = PART_ACTIVE};
+            break;
+        case FS_PART_IDLE:
+            if (pc->state == PART_ACTIVE)
+                pc->state = PART_IDLE;
+            break;
+        case FS_PART_REVOKE:
+            pc->state = PART_NONE;
+            break;
+        }
+    }
+    update_watermark(w);
 }
 
 /* Lookups are random accesses into a table much larger than the caches,
@@ -546,7 +615,8 @@ static void prefetch_ahead(fs_worker *w, const fs_event *ev, const uint8_t *stat
     }
 }
 
-void fs_worker_process(fs_worker *w, const fs_event *ev, const uint8_t *status, uint32_t n)
+void fs_worker_process(fs_worker *w, const fs_event *ev, const uint8_t *status,
+                       const uint16_t *part, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
         prefetch_ahead(w, ev, status, n, i);
@@ -556,8 +626,9 @@ void fs_worker_process(fs_worker *w, const fs_event *ev, const uint8_t *status, 
             continue;
         }
         w->stats.events_valid++;
-        if (!w->have_wm || ev[i].ts > w->max_ts)
-            observe_ts(w, ev[i].ts);
+        const fs_part_clock *pc = part[i] < w->n_parts ? &w->parts[part[i]] : NULL;
+        if (!pc || pc->state != PART_ACTIVE || !pc->seen || ev[i].ts > pc->max_ts)
+            observe_ts(w, part[i], ev[i].ts);
         if (fs_worker_owner(ev[i].customer_hash, w->n_workers) == w->id) {
             w->stats.events_owned++;
             apply_event(w, &ev[i]);

@@ -12,6 +12,18 @@
  * which is why the output is byte-identical for any --threads.
  *
  * Partition-wide counts (rejected events) are kept by worker 0 only.
+ *
+ * Input partitions (SPEC §3): every message carries the index of the input
+ * partition it came from (always 0 in replay). Each partition has its own
+ * clock, the highest ts seen in it; the instance watermark is the minimum
+ * over the partitions that are active, minus max_out_of_orderness, and it
+ * never goes back. A partition becomes active with its first event or when
+ * the source assigns it (then it holds the watermark until its first event:
+ * it may hold older data), and stops counting when the source marks it idle
+ * (no message for idle_timeout of wall-clock time, or at its end with
+ * --until-eof) or revoked. Idleness is wall-clock, so the source decides it
+ * and tells every worker at the same point of the stream (fs_part_ctl at the
+ * head of a batch): all workers still compute the same watermarks.
  */
 #ifndef FS_WORKER_H
 #define FS_WORKER_H
@@ -46,6 +58,9 @@ typedef struct fs_cohort_delta {
 typedef struct fs_step {
     uint64_t seq;
     int64_t wm_before, wm; /* wm == INT64_MAX on the final step */
+    int64_t max_ts;        /* highest valid ts seen in any partition so far */
+    uint64_t src_seq;      /* the batch being processed when the step was cut */
+    uint64_t src_mark;     /* the source's counter at that batch (fs_worker.src_mark) */
     bool final;
     fs_window_slot **closed; /* ascending start */
     uint32_t n_closed;
@@ -57,6 +72,24 @@ typedef struct fs_step {
     uint32_t *label_lens;
     struct fs_step *next; /* queue link, owned by the engine */
 } fs_step;
+
+/* Partition changes the source decides (wall clock, rebalances). */
+typedef enum fs_part_op {
+    FS_PART_ASSIGN = 1, /* active, no event yet: holds the watermark */
+    FS_PART_IDLE = 2,   /* no longer counts until its next event */
+    FS_PART_REVOKE = 3, /* gone */
+} fs_part_op;
+
+typedef struct fs_part_ctl {
+    uint32_t part;
+    fs_part_op op;
+} fs_part_ctl;
+
+typedef struct fs_part_clock {
+    int64_t max_ts;
+    uint8_t state; /* 0 unknown/revoked, 1 active, 2 idle */
+    bool seen;     /* max_ts is valid */
+} fs_part_clock;
 
 typedef void (*fs_step_fn)(void *ctx, uint32_t worker, fs_step *step);
 
@@ -79,9 +112,13 @@ typedef struct fs_worker {
     int64_t max_out_of_orderness;
     int64_t emit_interval;
     bool have_wm;
-    int64_t max_ts, wm;
-    uint64_t pending_rejected; /* before the first watermark */
-    fs_dict labels;            /* channel and segment names -> ids */
+    int64_t max_ts, wm;   /* max_ts: over all partitions */
+    fs_part_clock *parts; /* indexed by partition index */
+    uint32_t n_parts;
+    int64_t min_part_ts;        /* min max_ts over active partitions (INT64_MIN: one unseen) */
+    uint64_t src_seq, src_mark; /* set by the engine before each batch, copied into steps */
+    uint64_t pending_rejected;  /* before the first watermark */
+    fs_dict labels;             /* channel and segment names -> ids */
     uint32_t labels_sent;
     fs_i64map windows;         /* start -> fs_window_slot */
     fs_window_slot *last_slot; /* cache of the most recently used slot */
@@ -103,8 +140,12 @@ void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_conf
                     const fs_funnels *funnels, fs_journey_table *table, fs_step_fn emit,
                     void *emit_ctx);
 void fs_worker_destroy(fs_worker *w);
-/* Applies one decoded batch: status[i] is FS_OK for a valid ev[i]. */
-void fs_worker_process(fs_worker *w, const fs_event *ev, const uint8_t *status, uint32_t n);
+/* Applies partition changes (at the head of a batch, before its messages). */
+void fs_worker_control(fs_worker *w, const fs_part_ctl *ctl, uint32_t n);
+/* Applies one decoded batch: status[i] is FS_OK for a valid ev[i], which
+ * came from input partition part[i]. */
+void fs_worker_process(fs_worker *w, const fs_event *ev, const uint8_t *status,
+                       const uint16_t *part, uint32_t n);
 /* End of input: watermark +inf, every timer fires, every window closes. */
 void fs_worker_finish(fs_worker *w);
 
