@@ -231,6 +231,7 @@ fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format)
     b->len = 0;
     b->format = format;
     b->last = false;
+    b->stop = false;
     b->framed = false;
     b->seq = e->next_seq;
     return b;
@@ -243,6 +244,12 @@ void fs_engine_batch_publish(fs_engine *e, fs_batch *b, bool last)
     atomic_store_explicit(&b->state, (b->seq << 2) | PH_FRAMED, memory_order_release);
     e->next_seq++;
     notify(e);
+}
+
+void fs_engine_batch_publish_stop(fs_engine *e, fs_batch *b)
+{
+    b->stop = true;
+    fs_engine_batch_publish(e, b, true);
 }
 
 /* ---- threads ------------------------------------------------------------ */
@@ -284,19 +291,23 @@ static void *worker_main(void *arg)
     worker_thread *t = arg;
     fs_engine *e = t->e;
     fs_worker *w = &e->workers[t->id];
+    bool stop = false;
     fs_journey_table_thread_enter();
     for (uint64_t seq = 0;; seq++) {
         fs_batch *b = await_batch(e, t->dec, seq);
         w->src_seq = seq;
-        w->src_mark = e->dead_letters;
+        if (t->id == 0) /* the sink reads the source marks of worker 0's steps */
+            w->src_mark = e->dead_letters;
         fs_journey_table_read_lock();
         fs_worker_control(w, b->ctl, b->n_ctl);
         fs_worker_process(w, b->ev, b->status, b->part, b->n);
         fs_journey_table_read_unlock();
         bool last = b->last;
+        stop = b->stop;
         if (t->id == 0) {
             if (e->out.dead_letter)
                 send_dead_letters(e, b);
+            w->src_mark = e->dead_letters; /* a final step follows every dead letter */
             atomic_fetch_add_explicit(&e->messages_done, b->n, memory_order_relaxed);
         }
         if (release_batch(e, b))
@@ -305,7 +316,10 @@ static void *worker_main(void *arg)
             break;
     }
     fs_journey_table_read_lock();
-    fs_worker_finish(w);
+    if (stop)
+        fs_worker_stop(w);
+    else
+        fs_worker_finish(w);
     fs_journey_table_read_unlock();
     fs_journey_table_thread_leave();
     return NULL;

@@ -44,6 +44,7 @@ typedef struct fs_batch {
     fs_format format;
     bool framed; /* the source framed every FS_OK message (fs_decode_framed) */
     bool last;   /* no batch follows */
+    bool stop;   /* with last: the input was abandoned, open windows are not emitted */
     /* engine-private */
     uint64_t seq;
     _Atomic uint64_t state; /* seq << 2 | phase */
@@ -85,6 +86,9 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out);
 /* Source side, one thread: get an empty batch, fill it, publish it. */
 fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format);
 void fs_engine_batch_publish(fs_engine *e, fs_batch *b, bool last);
+/* Publishes b as the last batch of an input that stops without ending
+ * (shutdown): the engine applies it and stops without closing windows. */
+void fs_engine_batch_publish_stop(fs_engine *e, fs_batch *b);
 /* After the last batch: waits until every record is written. */
 void fs_engine_join(fs_engine *e);
 fs_engine_stats fs_engine_get_stats(fs_engine *e); /* after join */

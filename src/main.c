@@ -13,7 +13,7 @@ static const char usage[] =
     "Commands:\n"
     "  replay      run the engine over a file of events (or stdin), as fast as possible\n"
     "  generate    write synthetic touchpoint traffic, deterministic for a seed\n"
-    "  run         the Kafka pipeline stage (not in this build yet)\n"
+    "  run         the Kafka pipeline stage: input topic in, funnel metrics out\n"
     "  dev-broker  an embedded Kafka-protocol broker for trying the stage on one machine\n"
     "  demo        broker + traffic + stage, live in the terminal (not in this build yet)\n"
     "\n"
@@ -40,7 +40,9 @@ int main(int argc, char **argv)
         return fs_cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "dev-broker"))
         return fs_cmd_dev_broker(argc - 1, argv + 1);
-    if (!strcmp(cmd, "run") || !strcmp(cmd, "demo")) {
+    if (!strcmp(cmd, "run"))
+        return fs_cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "demo")) {
         fprintf(stderr, "funnelstream: '%s' is not available in this build yet\n", cmd);
         return 2;
     }

@@ -223,14 +223,16 @@ static void emit_cohorts(fs_sink *s, const fs_step *st)
 
 void fs_sink_step(fs_sink *s, fs_step **steps)
 {
-    for (uint32_t w = 0; w < s->n_workers; w++)
-        learn_labels(s, w, steps[w]);
-    emit_closed_windows(s, steps);
-    add_cohort_deltas(s, steps);
-    emit_cohorts(s, steps[0]);
+    const fs_step *st = steps[0];
+    if (!st->stopped) {
+        for (uint32_t w = 0; w < s->n_workers; w++)
+            learn_labels(s, w, steps[w]);
+        emit_closed_windows(s, steps);
+        add_cohort_deltas(s, steps);
+        emit_cohorts(s, st);
+    }
     if (s->out.step_done) {
-        const fs_step *st = steps[0];
-        fs_step_info info = {st->wm, st->max_ts, st->src_seq, st->src_mark, st->final};
+        fs_step_info info = {st->wm, st->max_ts, st->src_seq, st->src_mark, st->final, st->stopped};
         s->out.step_done(s->out.ctx, &info);
     }
     for (uint32_t w = 0; w < s->n_workers; w++)

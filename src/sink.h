@@ -38,6 +38,7 @@ typedef struct fs_step_info {
     uint64_t src_seq; /* the batch during which the step was cut */
     uint64_t src_mark;
     bool final;
+    bool stopped; /* final without closing: the input was abandoned */
 } fs_step_info;
 
 /* Where records go: a file, stdout, a Kafka producer. write returns 0 or -1.

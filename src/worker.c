@@ -643,3 +643,15 @@ void fs_worker_finish(fs_worker *w)
     w->wm = INT64_MAX;
     cut_step(w, old, true);
 }
+
+void fs_worker_stop(fs_worker *w)
+{
+    fs_step *s = fs_xcalloc(1, sizeof(*s));
+    s->seq = w->steps++;
+    s->wm_before = s->wm = w->wm;
+    s->max_ts = w->max_ts;
+    s->src_seq = w->src_seq;
+    s->src_mark = w->src_mark;
+    s->final = s->stopped = true;
+    w->emit(w->emit_ctx, w->id, s);
+}

@@ -62,6 +62,7 @@ typedef struct fs_step {
     uint64_t src_seq;      /* the batch being processed when the step was cut */
     uint64_t src_mark;     /* the source's counter at that batch (fs_worker.src_mark) */
     bool final;
+    bool stopped;            /* final, but the input was abandoned: nothing closes */
     fs_window_slot **closed; /* ascending start */
     uint32_t n_closed;
     fs_cohort_delta *cohorts;
@@ -148,6 +149,9 @@ void fs_worker_process(fs_worker *w, const fs_event *ev, const uint8_t *status,
                        const uint16_t *part, uint32_t n);
 /* End of input: watermark +inf, every timer fires, every window closes. */
 void fs_worker_finish(fs_worker *w);
+/* The input stops without ending (shutdown): open windows stay unemitted,
+ * and a last step tells the sink to stop. */
+void fs_worker_stop(fs_worker *w);
 
 /* Which worker owns a customer hash. */
 static inline uint32_t fs_worker_owner(uint64_t hash, uint32_t n_workers)

@@ -1,0 +1,252 @@
+/* commit.c -- the offsets that are safe to commit (see commit.h).
+ *
+ * Three FIFOs, all short in practice: batch snapshots accumulate only
+ * between two steps, steps only while their records are in flight, and
+ * candidates only until the windows they wait for close.
+ */
+#include "commit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* ---- acknowledgements --------------------------------------------------- */
+
+void fs_acks_init(fs_acks *a)
+{
+    a->done = 0;
+    a->cap = 64;
+    a->ring = fs_xcalloc(a->cap, 1);
+}
+
+void fs_acks_free(fs_acks *a)
+{
+    free(a->ring);
+    a->ring = NULL;
+}
+
+static void acks_grow(fs_acks *a, uint64_t need)
+{
+    uint64_t cap = a->cap;
+    while (cap < need)
+        cap *= 2;
+    uint8_t *ring = fs_xcalloc(cap, 1);
+    for (uint64_t n = a->done; n < a->done + a->cap; n++)
+        ring[n % cap] = a->ring[n % a->cap];
+    free(a->ring);
+    a->ring = ring;
+    a->cap = cap;
+}
+
+void fs_acks_mark(fs_acks *a, uint64_t n)
+{
+    if (n < a->done)
+        return;
+    if (n - a->done >= a->cap)
+        acks_grow(a, n - a->done + 1);
+    a->ring[n % a->cap] = 1;
+    while (a->ring[a->done % a->cap]) {
+        a->ring[a->done % a->cap] = 0;
+        a->done++;
+    }
+}
+
+/* ---- the plan ----------------------------------------------------------- */
+
+typedef struct offsets {
+    uint64_t seq;  /* snapshots: the batch */
+    int64_t need;  /* candidates: the acknowledged watermark they wait for */
+    int64_t *next; /* next offset per partition, -1 unknown */
+    uint32_t n;
+} offsets;
+
+typedef struct offsets_fifo {
+    offsets *v;
+    size_t head, len, cap;
+} offsets_fifo;
+
+struct fs_commit_plan {
+    fs_window_spec win;
+    offsets_fifo snapshots, candidates;
+    fs_commit_step *steps;
+    size_t steps_head, steps_len, steps_cap;
+    fs_acks records, dead_letters;
+    int64_t acked_wm;
+    int64_t *safe;
+    uint32_t n_safe;
+};
+
+static void fifo_push(offsets_fifo *f, offsets o)
+{
+    if (f->head + f->len == f->cap) {
+        if (f->head > 0) {
+            memmove(f->v, f->v + f->head, f->len * sizeof(*f->v));
+            f->head = 0;
+        }
+        if (f->len == f->cap) {
+            f->cap = f->cap ? 2 * f->cap : 16;
+            f->v = fs_xrealloc(f->v, f->cap * sizeof(*f->v));
+        }
+    }
+    f->v[f->head + f->len++] = o;
+}
+
+static offsets *fifo_front(offsets_fifo *f)
+{
+    return f->len ? &f->v[f->head] : NULL;
+}
+
+static void fifo_pop(offsets_fifo *f)
+{
+    free(f->v[f->head].next);
+    f->head++;
+    f->len--;
+}
+
+static void fifo_free(offsets_fifo *f)
+{
+    while (f->len)
+        fifo_pop(f);
+    free(f->v);
+}
+
+static offsets offsets_copy(const int64_t *next, uint32_t n)
+{
+    offsets o = {.n = n, .next = fs_xmalloc((n ? n : 1) * sizeof(int64_t))};
+    if (n)
+        memcpy(o.next, next, n * sizeof(int64_t));
+    return o;
+}
+
+fs_commit_plan *fs_commit_plan_new(const fs_window_spec *win)
+{
+    fs_commit_plan *p = fs_xcalloc(1, sizeof(*p));
+    p->win = *win;
+    p->acked_wm = INT64_MIN;
+    fs_acks_init(&p->records);
+    fs_acks_init(&p->dead_letters);
+    return p;
+}
+
+void fs_commit_plan_free(fs_commit_plan *p)
+{
+    if (!p)
+        return;
+    fifo_free(&p->snapshots);
+    fifo_free(&p->candidates);
+    fs_acks_free(&p->records);
+    fs_acks_free(&p->dead_letters);
+    free(p->steps);
+    free(p->safe);
+    free(p);
+}
+
+void fs_commit_batch(fs_commit_plan *p, uint64_t seq, const int64_t *next, uint32_t n)
+{
+    offsets o = offsets_copy(next, n);
+    o.seq = seq;
+    fifo_push(&p->snapshots, o);
+}
+
+void fs_commit_step_done(fs_commit_plan *p, const fs_commit_step *step)
+{
+    if (p->steps_head + p->steps_len == p->steps_cap) {
+        memmove(p->steps, p->steps + p->steps_head, p->steps_len * sizeof(*p->steps));
+        p->steps_head = 0;
+        if (p->steps_len == p->steps_cap) {
+            p->steps_cap = p->steps_cap ? 2 * p->steps_cap : 16;
+            p->steps = fs_xrealloc(p->steps, p->steps_cap * sizeof(*p->steps));
+        }
+    }
+    p->steps[p->steps_head + p->steps_len++] = *step;
+}
+
+void fs_commit_record_acked(fs_commit_plan *p, uint64_t record)
+{
+    fs_acks_mark(&p->records, record);
+}
+
+void fs_commit_dead_letter_acked(fs_commit_plan *p, uint64_t dead_letter)
+{
+    fs_acks_mark(&p->dead_letters, dead_letter);
+}
+
+void fs_commit_forget(fs_commit_plan *p, uint32_t part)
+{
+    offsets_fifo *fifos[2] = {&p->snapshots, &p->candidates};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < fifos[k]->len; i++) {
+            offsets *o = &fifos[k]->v[fifos[k]->head + i];
+            if (part < o->n)
+                o->next[part] = -1;
+        }
+    if (part < p->n_safe)
+        p->safe[part] = -1;
+}
+
+/* The snapshot after batch k (the latest one at or before it); older
+ * snapshots are dropped, since later steps only ask about later batches. */
+static const offsets *snapshot_after(fs_commit_plan *p, uint64_t k)
+{
+    offsets *o;
+    while (p->snapshots.len > 1 && p->snapshots.v[p->snapshots.head + 1].seq <= k)
+        fifo_pop(&p->snapshots);
+    o = fifo_front(&p->snapshots);
+    return o && o->seq <= k ? o : NULL;
+}
+
+/* A step whose records (and the dead letters before it) are all
+ * acknowledged: the watermark is acknowledged up to it, and the offsets
+ * before its batch become a candidate. */
+static void step_acked(fs_commit_plan *p, const fs_commit_step *st)
+{
+    if (st->wm > p->acked_wm)
+        p->acked_wm = st->wm;
+    if (!st->final && st->src_seq == 0)
+        return; /* cut during the first batch: nothing before it */
+    const offsets *snap = snapshot_after(p, st->final ? st->src_seq : st->src_seq - 1);
+    if (!snap)
+        return;
+    offsets c = offsets_copy(snap->next, snap->n);
+    c.need =
+        st->final ? INT64_MIN : fs_window_end(&p->win, fs_window_last_start(&p->win, st->max_ts));
+    fifo_push(&p->candidates, c);
+}
+
+static void take_candidate(fs_commit_plan *p, const offsets *c)
+{
+    if (c->n > p->n_safe) {
+        p->safe = fs_xrealloc(p->safe, c->n * sizeof(*p->safe));
+        for (uint32_t i = p->n_safe; i < c->n; i++)
+            p->safe[i] = -1;
+        p->n_safe = c->n;
+    }
+    for (uint32_t i = 0; i < c->n; i++)
+        if (c->next[i] > p->safe[i])
+            p->safe[i] = c->next[i];
+}
+
+const int64_t *fs_commit_safe(fs_commit_plan *p, uint32_t *n)
+{
+    while (p->steps_len) {
+        const fs_commit_step *st = &p->steps[p->steps_head];
+        if (p->records.done < st->records_end || p->dead_letters.done < st->dead_letters_end)
+            break;
+        step_acked(p, st);
+        p->steps_head++;
+        p->steps_len--;
+    }
+    offsets *c;
+    while ((c = fifo_front(&p->candidates)) && c->need <= p->acked_wm) {
+        take_candidate(p, c);
+        fifo_pop(&p->candidates);
+    }
+    *n = p->n_safe;
+    return p->safe;
+}
+
+int64_t fs_commit_acked_wm(const fs_commit_plan *p)
+{
+    return p->acked_wm;
+}

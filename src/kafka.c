@@ -1,0 +1,150 @@
+/* kafka.c -- librdkafka clients and produce with back-pressure (see kafka.h). */
+#include "kafka.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef struct prop {
+    const char *key, *value;
+} prop;
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    fs_log_level l = level <= 3   ? FS_LOG_ERROR
+                     : level == 4 ? FS_LOG_WARN
+                     : level <= 6 ? FS_LOG_INFO
+                                  : FS_LOG_DEBUG;
+    fs_log(l, "librdkafka", "client=%s facility=%s text=\"%s\"", rd_kafka_name(rk), fac, buf);
+}
+
+static int set_prop(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
+                    size_t err_len)
+{
+    char why[256];
+    if (rd_kafka_conf_set(conf, key, value, why, sizeof(why)) == RD_KAFKA_CONF_OK)
+        return 0;
+    snprintf(err, err_len, "kafka.%s: %s", key, why);
+    return -1;
+}
+
+static const char *user_value(const fs_config *cfg, const char *key)
+{
+    const char *v = NULL;
+    for (size_t i = 0; i < cfg->n_kafka; i++)
+        if (!strcmp(cfg->kafka[i].key, key))
+            v = cfg->kafka[i].value;
+    return v;
+}
+
+static rd_kafka_conf_t *layered_conf(const fs_config *cfg, const prop *defaults, size_t n_defaults,
+                                     const prop *fixed, size_t n_fixed, char *err, size_t err_len)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    for (size_t i = 0; i < n_defaults; i++)
+        if (set_prop(conf, defaults[i].key, defaults[i].value, err, err_len))
+            goto fail;
+    for (size_t i = 0; i < cfg->n_kafka; i++)
+        if (set_prop(conf, cfg->kafka[i].key, cfg->kafka[i].value, err, err_len))
+            goto fail;
+    for (size_t i = 0; i < n_fixed; i++) {
+        const char *v = user_value(cfg, fixed[i].key);
+        if (v && strcmp(v, fixed[i].value))
+            fs_log(FS_LOG_WARN, "kafka property overridden: the stage depends on it",
+                   "property=%s configured=%s used=%s", fixed[i].key, v, fixed[i].value);
+        if (set_prop(conf, fixed[i].key, fixed[i].value, err, err_len))
+            goto fail;
+    }
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err,
+                              size_t err_len)
+{
+    char why[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof(why));
+    if (!rk) {
+        snprintf(err, err_len, "kafka: %s", why);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
+rd_kafka_t *fs_kafka_consumer_new(const fs_config *cfg, bool until_eof, fs_rebalance_fn rebalance,
+                                  void *opaque, char *err, size_t err_len)
+{
+    static const prop defaults[] = {
+        {"partition.assignment.strategy", "cooperative-sticky"},
+        {"auto.offset.reset", "earliest"},
+        {"group.id", "funnelstream"},
+        {"client.id", "funnelstream-consumer"},
+    };
+    const prop fixed[] = {
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"enable.partition.eof", until_eof ? "true" : "false"},
+    };
+    rd_kafka_conf_t *conf = layered_conf(cfg, defaults, sizeof(defaults) / sizeof(*defaults), fixed,
+                                         sizeof(fixed) / sizeof(*fixed), err, err_len);
+    if (!conf)
+        return NULL;
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance);
+    rd_kafka_conf_set_opaque(conf, opaque);
+    rd_kafka_t *rk = client_new(RD_KAFKA_CONSUMER, conf, err, err_len);
+    if (rk)
+        rd_kafka_poll_set_consumer(rk); /* one queue for messages, rebalances and errors */
+    return rk;
+}
+
+rd_kafka_t *fs_kafka_producer_new(const fs_config *cfg, fs_delivery_fn delivery, void *opaque,
+                                  char *err, size_t err_len)
+{
+    static const prop defaults[] = {
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"linger.ms", "5"},
+        {"client.id", "funnelstream-producer"},
+    };
+    rd_kafka_conf_t *conf =
+        layered_conf(cfg, defaults, sizeof(defaults) / sizeof(*defaults), NULL, 0, err, err_len);
+    if (!conf)
+        return NULL;
+    rd_kafka_conf_set_dr_msg_cb(conf, delivery);
+    rd_kafka_conf_set_opaque(conf, opaque);
+    return client_new(RD_KAFKA_PRODUCER, conf, err, err_len);
+}
+
+rd_kafka_resp_err_t fs_kafka_produce(rd_kafka_t *producer, const char *topic, const void *key,
+                                     size_t key_len, const void *value, size_t value_len,
+                                     const char *const *headers, size_t n_headers, void *opaque)
+{
+    for (;;) {
+        rd_kafka_headers_t *hdrs = NULL;
+        if (n_headers) {
+            hdrs = rd_kafka_headers_new(n_headers);
+            for (size_t i = 0; i < n_headers; i++)
+                rd_kafka_header_add(hdrs, headers[2 * i], -1, headers[2 * i + 1], -1);
+        }
+        rd_kafka_resp_err_t err =
+            hdrs ? rd_kafka_producev(
+                       producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                       RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+                       RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END)
+                 : rd_kafka_producev(
+                       producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                       RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+                       RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        if (err && hdrs)
+            rd_kafka_headers_destroy(hdrs); /* on success the message owns them */
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return err;
+        /* Room appears only as delivery reports are served: wait for one
+         * here rather than spin. */
+        rd_kafka_poll(producer, 100);
+    }
+}

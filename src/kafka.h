@@ -1,0 +1,46 @@
+/* kafka.h -- librdkafka clients configured from the config's kafka: section.
+ *
+ * Properties are applied in three layers: funnelstream's defaults, then the
+ * user's kafka: properties untouched (so a user may override any default),
+ * then the few settings the stage's guarantees depend on, which a user
+ * cannot change (a warning says so if they tried):
+ *
+ *   consumer defaults  partition.assignment.strategy=cooperative-sticky,
+ *                      auto.offset.reset=earliest, group.id=funnelstream
+ *   consumer, fixed    enable.auto.commit=false, enable.auto.offset.store=false
+ *                      (offsets are committed only after the records that
+ *                      depend on them are acknowledged), enable.partition.eof
+ *                      (true only with --until-eof)
+ *   producer defaults  enable.idempotence=true, acks=all, linger.ms=5
+ *
+ * librdkafka's own log lines go to the structured log (log.h).
+ */
+#ifndef FS_KAFKA_H
+#define FS_KAFKA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+
+typedef void (*fs_rebalance_fn)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                rd_kafka_topic_partition_list_t *parts, void *opaque);
+typedef void (*fs_delivery_fn)(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
+
+/* Both return NULL with a message in err (naming the property at fault). */
+rd_kafka_t *fs_kafka_consumer_new(const fs_config *cfg, bool until_eof, fs_rebalance_fn rebalance,
+                                  void *opaque, char *err, size_t err_len);
+rd_kafka_t *fs_kafka_producer_new(const fs_config *cfg, fs_delivery_fn delivery, void *opaque,
+                                  char *err, size_t err_len);
+
+/* Produces one message (copied) with optional headers (name/value pairs,
+ * n_headers of them). When the producer's queue is full it serves delivery
+ * reports on the calling thread until there is room: callers must accept
+ * that their delivery callback runs there too. Returns 0 or an error. */
+rd_kafka_resp_err_t fs_kafka_produce(rd_kafka_t *producer, const char *topic, const void *key,
+                                     size_t key_len, const void *value, size_t value_len,
+                                     const char *const *headers, size_t n_headers, void *opaque);
+
+#endif

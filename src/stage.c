@@ -1,0 +1,787 @@
+/* stage.c -- the pipeline stage: Kafka in, engine, Kafka out, on a libuv loop.
+ *
+ * Threads. The loop thread (everything in this file that is not a callback
+ * named *_from_*) consumes messages, fills engine batches, decides partition
+ * changes (assign, revoke, idle, end), commits offsets and serves the
+ * producer's delivery reports. The engine's workers decode and compute; its
+ * sink thread produces the records, and worker 0 the dead letters.
+ * librdkafka may run the delivery callback on any thread that polls the
+ * producer (fs_kafka_produce polls when the queue is full), so that callback
+ * only posts to the inbox, and a uv_async wakes the loop to read it.
+ *
+ * Wake-ups, never polling: librdkafka writes a byte to a pipe when the
+ * consumer queue (messages, rebalances, errors) or the producer's queue
+ * (delivery reports) becomes non-empty (rd_kafka_queue_io_event_enable), and
+ * uv_poll watches the pipes. A uv_timer marks idle partitions and another
+ * commits; uv_signal catches SIGINT and SIGTERM.
+ *
+ * Partitions: each message's Kafka partition number is its partition index
+ * in the engine, whose workers keep one clock per partition (worker.h). The
+ * loop tells them, in the batch stream, when a partition is assigned, idle
+ * (no message for idle_timeout), at its end (--until-eof: it holds nothing
+ * back any more) or revoked.
+ *
+ * Offsets are committed only when commit.h says the records depending on
+ * them are acknowledged.
+ *
+ * Ending. --until-eof: once every assigned partition is at its end, the open
+ * batch is published as the last one; the watermark goes to +inf, every
+ * window closes, and when the final records are acknowledged every consumed
+ * offset is committed. A signal: consumption stops, the open batch is
+ * published as a "stop" batch (open windows are not emitted: they are not
+ * closed), and once the sink is through, the producer is flushed and the safe
+ * offsets committed. Either way the consumer then leaves the group and the
+ * loop ends. A delivery failure stops the stage the same way but commits
+ * nothing more and exits 1.
+ */
+#include "stage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <uv.h>
+
+#include "commit.h"
+#include "engine.h"
+#include "kafka.h"
+#include "log.h"
+#include "util.h"
+
+#define MAX_PARTITIONS   65536 /* the engine's partition index is 16 bits */
+#define CONSUME_CHUNK    1024  /* messages per rd_kafka_consume_batch_queue */
+#define CONSUME_ROUNDS   64    /* chunks per wake-up before yielding to the loop */
+#define COMMIT_EVERY_MS  1000
+#define STATS_EVERY_MS   10000
+#define FLUSH_TIMEOUT_MS 60000
+
+enum { TAG_RECORD = 0, TAG_DEAD_LETTER = 1 };
+enum phase { RUNNING, ENDING, DONE };
+
+typedef struct part_state {
+    bool assigned, at_eof, idle;
+    int64_t next;     /* next offset to consume; -1 until a message */
+    uint64_t last_ms; /* loop time of the last message (or of the assignment) */
+} part_state;
+
+typedef struct inbox {
+    pthread_mutex_t lock;
+    uint64_t *acks; /* n << 1 | tag */
+    size_t n_acks, cap_acks;
+    fs_commit_step *steps;
+    size_t n_steps, cap_steps;
+    bool failed;
+    char failure[256];
+} inbox;
+
+typedef struct stage {
+    const fs_config *cfg;
+    bool until_eof;
+    enum phase phase;
+    int exit_code;
+    uv_loop_t loop;
+    uv_poll_t consumer_watch, producer_watch;
+    int consumer_pipe[2], producer_pipe[2];
+    uv_async_t wake;
+    uv_idle_t more; /* consume again next iteration: the queue was not drained */
+    uv_timer_t idle_timer, commit_timer, stats_timer;
+    uv_signal_t sigint, sigterm;
+    rd_kafka_t *consumer, *producer;
+    rd_kafka_queue_t *consumer_q, *producer_q;
+    fs_engine *engine;
+    fs_batch *open;
+    part_state *parts;
+    uint32_t n_parts;
+    int64_t *next_scratch;
+    int64_t *committed;
+    fs_commit_plan *plan;
+    inbox in;
+    bool sink_done;
+    _Atomic uint64_t records; /* numbered by the sink thread */
+    uint64_t dead_letters;    /* numbered by worker 0 */
+    uint64_t consumed, consumed_bytes, acked_records, acked_dead_letters, commits;
+} stage;
+
+/* ---- inbox: from any thread to the loop ---------------------------------- */
+
+static void inbox_fail(stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void inbox_fail(stage *s, const char *fmt, ...)
+{
+    pthread_mutex_lock(&s->in.lock);
+    if (!s->in.failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(s->in.failure, sizeof(s->in.failure), fmt, ap);
+        va_end(ap);
+        s->in.failed = true;
+    }
+    pthread_mutex_unlock(&s->in.lock);
+    uv_async_send(&s->wake);
+}
+
+static void *grow(void *v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return v;
+    *cap = *cap ? 2 * *cap : 64;
+    return fs_xrealloc(v, *cap * size);
+}
+
+static void delivered_from_any(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    (void)rk;
+    stage *s = opaque;
+    uintptr_t tag = (uintptr_t)msg->_private;
+    if (msg->err) {
+        inbox_fail(s, "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
+                   rd_kafka_err2str(msg->err));
+        return;
+    }
+    pthread_mutex_lock(&s->in.lock);
+    s->in.acks = grow(s->in.acks, &s->in.cap_acks, s->in.n_acks, sizeof(*s->in.acks));
+    s->in.acks[s->in.n_acks++] = tag;
+    pthread_mutex_unlock(&s->in.lock);
+    uv_async_send(&s->wake);
+}
+
+/* ---- engine output: records from the sink thread, dead letters from worker 0 */
+
+static int write_from_sink(void *ctx, const char *key, size_t key_len, const char *value,
+                           size_t value_len)
+{
+    stage *s = ctx;
+    uint64_t n = atomic_load_explicit(&s->records, memory_order_relaxed);
+    rd_kafka_resp_err_t err =
+        fs_kafka_produce(s->producer, s->cfg->output_topic, key, key_len, value, value_len, NULL, 0,
+                         (void *)(uintptr_t)(n << 1 | TAG_RECORD));
+    if (err) {
+        inbox_fail(s, "producing a record to %s: %s", s->cfg->output_topic, rd_kafka_err2str(err));
+        return -1;
+    }
+    atomic_store_explicit(&s->records, n + 1, memory_order_release);
+    return 0;
+}
+
+static void step_from_sink(void *ctx, const fs_step_info *info)
+{
+    stage *s = ctx;
+    fs_commit_step st = {
+        .records_end = atomic_load_explicit(&s->records, memory_order_acquire),
+        .dead_letters_end = info->src_mark,
+        .src_seq = info->src_seq,
+        .wm = info->wm,
+        .max_ts = info->max_ts,
+        .final = info->final && !info->stopped,
+        .stopped = info->stopped,
+    };
+    pthread_mutex_lock(&s->in.lock);
+    s->in.steps = grow(s->in.steps, &s->in.cap_steps, s->in.n_steps, sizeof(*s->in.steps));
+    s->in.steps[s->in.n_steps++] = st;
+    pthread_mutex_unlock(&s->in.lock);
+    uv_async_send(&s->wake);
+}
+
+static void dead_letter_from_worker(void *ctx, const fs_dead_letter *dl)
+{
+    stage *s = ctx;
+    char part[16];
+    snprintf(part, sizeof(part), "%" PRIu32, dl->part);
+    const char *headers[] = {"reason",           fs_reject_name(dl->reason),
+                             "source.topic",     s->cfg->input_topic,
+                             "source.partition", part};
+    rd_kafka_resp_err_t err = fs_kafka_produce(
+        s->producer, s->cfg->dead_letter_topic, dl->key, dl->key_len, dl->value, dl->value_len,
+        headers, 3, (void *)(uintptr_t)(s->dead_letters << 1 | TAG_DEAD_LETTER));
+    if (err)
+        inbox_fail(s, "producing a dead letter to %s: %s", s->cfg->dead_letter_topic,
+                   rd_kafka_err2str(err));
+    s->dead_letters++; /* numbered even when it failed: the engine counts every call */
+}
+
+/* ---- batches ---------------------------------------------------------------- */
+
+static fs_batch *open_batch(stage *s)
+{
+    if (!s->open)
+        s->open = fs_engine_batch_get(s->engine, s->cfg->input_format);
+    return s->open;
+}
+
+typedef enum publish_how { PUBLISH_MORE, PUBLISH_LAST, PUBLISH_STOP } publish_how;
+
+/* Publishes the open batch (an empty one if needed for LAST/STOP) and
+ * records where every partition stands after it. */
+static void publish(stage *s, publish_how how)
+{
+    if (!s->open && how == PUBLISH_MORE)
+        return;
+    fs_batch *b = open_batch(s);
+    uint64_t seq = b->seq; /* the slot may be recycled once published */
+    s->open = NULL;
+    if (how == PUBLISH_STOP)
+        fs_engine_batch_publish_stop(s->engine, b);
+    else
+        fs_engine_batch_publish(s->engine, b, how == PUBLISH_LAST);
+    for (uint32_t p = 0; p < s->n_parts; p++)
+        s->next_scratch[p] = s->parts[p].assigned ? s->parts[p].next : -1;
+    fs_commit_batch(s->plan, seq, s->next_scratch, s->n_parts);
+}
+
+/* Partition changes apply before the messages of their batch, so any
+ * messages already gathered go out first. */
+static void control(stage *s, uint32_t part, fs_part_op op)
+{
+    if (s->open && s->open->n > 0)
+        publish(s, PUBLISH_MORE);
+    fs_batch_add_ctl(open_batch(s), part, op);
+}
+
+static part_state *part_at(stage *s, uint32_t p)
+{
+    if (p >= s->n_parts) {
+        uint32_t n = p + 1;
+        s->parts = fs_xrealloc(s->parts, n * sizeof(*s->parts));
+        s->next_scratch = fs_xrealloc(s->next_scratch, n * sizeof(*s->next_scratch));
+        s->committed = fs_xrealloc(s->committed, n * sizeof(*s->committed));
+        for (uint32_t i = s->n_parts; i < n; i++) {
+            s->parts[i] = (part_state){.next = -1};
+            s->committed[i] = -1;
+        }
+        s->n_parts = n;
+    }
+    return &s->parts[p];
+}
+
+static void add_message(stage *s, const rd_kafka_message_t *m)
+{
+    part_state *ps = part_at(s, (uint32_t)m->partition);
+    size_t key_len = m->key ? m->key_len : 0, need = m->len + key_len;
+    fs_batch *b = open_batch(s);
+    if (b->n > 0 && b->len + need > b->cap) {
+        publish(s, PUBLISH_MORE);
+        b = open_batch(s);
+    }
+    fs_batch_reserve(b, need);
+    if (m->len)
+        memcpy(b->buf + b->len, m->payload, m->len);
+    if (key_len)
+        memcpy(b->buf + b->len + m->len, m->key, key_len);
+    fs_reject preset = m->len > FS_MAX_MESSAGE ? FS_REJECT_MALFORMED : FS_OK;
+    fs_batch_add_keyed(b, (uint32_t)b->len, (uint32_t)m->len, (uint32_t)key_len,
+                       (uint16_t)m->partition, preset);
+    b->len += need;
+    ps->next = m->offset + 1;
+    ps->last_ms = uv_now(&s->loop);
+    ps->idle = ps->at_eof = false;
+    s->consumed++;
+    s->consumed_bytes += m->len;
+    if (fs_batch_full(b))
+        publish(s, PUBLISH_MORE);
+}
+
+/* ---- ending ----------------------------------------------------------------- */
+
+static void stop_consuming(stage *s)
+{
+    uv_poll_stop(&s->consumer_watch);
+    uv_idle_stop(&s->more);
+}
+
+static void end_input(stage *s, publish_how how, const char *why)
+{
+    if (s->phase != RUNNING)
+        return;
+    fs_log(FS_LOG_INFO, "input ends", "reason=\"%s\" consumed=%" PRIu64, why, s->consumed);
+    s->phase = ENDING;
+    stop_consuming(s);
+    publish(s, how);
+}
+
+static void fail(stage *s, const char *why)
+{
+    fs_log(FS_LOG_ERROR, "stage failed: stopping without committing further", "error=\"%s\"", why);
+    s->exit_code = 1;
+    end_input(s, PUBLISH_STOP, "failure");
+}
+
+static bool all_at_eof(const stage *s)
+{
+    bool any = false;
+    for (uint32_t p = 0; p < s->n_parts; p++) {
+        if (!s->parts[p].assigned)
+            continue;
+        if (!s->parts[p].at_eof)
+            return false;
+        any = true;
+    }
+    return any;
+}
+
+/* ---- commits ---------------------------------------------------------------- */
+
+static void commit_safe(stage *s, bool sync, const rd_kafka_topic_partition_list_t *only)
+{
+    if (s->exit_code != 0)
+        return; /* after a failure nothing more is committed */
+    uint32_t n;
+    const int64_t *safe = fs_commit_safe(s->plan, &n);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
+    for (uint32_t p = 0; p < n && p < s->n_parts; p++) {
+        if (safe[p] < 0 || safe[p] <= s->committed[p] || !s->parts[p].assigned)
+            continue;
+        if (only && !rd_kafka_topic_partition_list_find(only, s->cfg->input_topic, (int32_t)p))
+            continue;
+        rd_kafka_topic_partition_list_add(list, s->cfg->input_topic, (int32_t)p)->offset = safe[p];
+    }
+    if (list->cnt > 0) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(s->consumer, list, !sync);
+        if (err) {
+            fs_log(FS_LOG_WARN, "offset commit failed", "error=\"%s\"", rd_kafka_err2str(err));
+        } else {
+            for (int i = 0; i < list->cnt; i++)
+                s->committed[list->elems[i].partition] = list->elems[i].offset;
+            s->commits++;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* ---- the end: flush, commit, leave the group -------------------------------- */
+
+static void read_inbox(stage *s);
+
+static void close_handles(stage *s)
+{
+    uv_close((uv_handle_t *)&s->consumer_watch, NULL);
+    uv_close((uv_handle_t *)&s->producer_watch, NULL);
+    uv_close((uv_handle_t *)&s->wake, NULL);
+    uv_close((uv_handle_t *)&s->more, NULL);
+    uv_close((uv_handle_t *)&s->idle_timer, NULL);
+    uv_close((uv_handle_t *)&s->commit_timer, NULL);
+    uv_close((uv_handle_t *)&s->stats_timer, NULL);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+}
+
+static void finish(stage *s)
+{
+    s->phase = DONE;
+    rd_kafka_resp_err_t err = rd_kafka_flush(s->producer, FLUSH_TIMEOUT_MS);
+    read_inbox(s); /* the acknowledgements the flush delivered */
+    if (err || rd_kafka_outq_len(s->producer) > 0) {
+        fs_log(FS_LOG_ERROR, "producer not flushed", "error=\"%s\" in_flight=%d",
+               rd_kafka_err2str(err), rd_kafka_outq_len(s->producer));
+        s->exit_code = 1;
+    }
+    commit_safe(s, true, NULL);
+    rd_kafka_consumer_close(s->consumer);
+    close_handles(s);
+}
+
+/* ---- the inbox, on the loop ------------------------------------------------- */
+
+static void read_inbox(stage *s)
+{
+    pthread_mutex_lock(&s->in.lock);
+    uint64_t *acks = s->in.acks;
+    size_t n_acks = s->in.n_acks;
+    fs_commit_step *steps = s->in.steps;
+    size_t n_steps = s->in.n_steps;
+    bool failed = s->in.failed;
+    char failure[sizeof(s->in.failure)];
+    memcpy(failure, s->in.failure, sizeof(failure));
+    s->in.acks = NULL;
+    s->in.n_acks = s->in.cap_acks = 0;
+    s->in.steps = NULL;
+    s->in.n_steps = s->in.cap_steps = 0;
+    s->in.failed = false;
+    pthread_mutex_unlock(&s->in.lock);
+
+    for (size_t i = 0; i < n_acks; i++) {
+        if ((acks[i] & 1) == TAG_RECORD) {
+            fs_commit_record_acked(s->plan, acks[i] >> 1);
+            s->acked_records++;
+        } else {
+            fs_commit_dead_letter_acked(s->plan, acks[i] >> 1);
+            s->acked_dead_letters++;
+        }
+    }
+    for (size_t i = 0; i < n_steps; i++) {
+        if (!steps[i].stopped)
+            fs_commit_step_done(s->plan, &steps[i]);
+        if (steps[i].final || steps[i].stopped)
+            s->sink_done = true;
+    }
+    free(acks);
+    free(steps);
+    if (failed && s->exit_code == 0)
+        fail(s, failure);
+}
+
+static void on_wake(uv_async_t *h)
+{
+    stage *s = h->data;
+    read_inbox(s);
+    if (s->phase == ENDING && s->sink_done)
+        finish(s);
+}
+
+/* ---- consuming -------------------------------------------------------------- */
+
+static void on_message(stage *s, const rd_kafka_message_t *m)
+{
+    if (!m->err) {
+        if (m->partition >= 0 && m->partition < MAX_PARTITIONS)
+            add_message(s, m);
+        return;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        part_state *ps = part_at(s, (uint32_t)m->partition);
+        if (s->until_eof && !ps->at_eof && ps->assigned)
+            control(s, (uint32_t)m->partition, FS_PART_IDLE); /* nothing more to wait for */
+        ps->at_eof = true;
+        return;
+    }
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%s%s%s", rd_kafka_err2str(m->err), m->len ? ": " : "",
+             m->len ? (const char *)m->payload : "");
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+        m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+        m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+        fail(s, msg);
+    else
+        fs_log(FS_LOG_WARN, "consumer error", "error=\"%s\"", msg);
+}
+
+static void on_more(uv_idle_t *h);
+
+/* Drains the consumer queue, a bounded amount per wake-up so that timers
+ * and delivery reports are served in between. */
+static void consume(stage *s)
+{
+    rd_kafka_message_t *msgs[CONSUME_CHUNK];
+    for (int round = 0; round < CONSUME_ROUNDS && s->phase == RUNNING; round++) {
+        ssize_t n = rd_kafka_consume_batch_queue(s->consumer_q, 0, msgs, CONSUME_CHUNK);
+        for (ssize_t i = 0; i < n; i++) {
+            if (s->phase == RUNNING)
+                on_message(s, msgs[i]);
+            rd_kafka_message_destroy(msgs[i]);
+        }
+        if (n < CONSUME_CHUNK) {
+            uv_idle_stop(&s->more);
+            if (s->phase != RUNNING)
+                return;
+            publish(s, PUBLISH_MORE); /* low rates: do not hold messages back */
+            if (s->until_eof && all_at_eof(s))
+                end_input(s, PUBLISH_LAST, "every assigned partition is at its end");
+            return;
+        }
+    }
+    if (s->phase == RUNNING) {
+        publish(s, PUBLISH_MORE);
+        uv_idle_start(&s->more, on_more);
+    }
+}
+
+static void on_more(uv_idle_t *h)
+{
+    consume(h->data);
+}
+
+static void drain_pipe(int fd)
+{
+    char buf[256];
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+}
+
+static void on_consumer_ready(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    stage *s = h->data;
+    drain_pipe(s->consumer_pipe[0]);
+    consume(s);
+}
+
+static void on_producer_ready(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    stage *s = h->data;
+    drain_pipe(s->producer_pipe[0]);
+    while (rd_kafka_poll(s->producer, 0) > 0)
+        ;
+}
+
+/* ---- rebalances (called from inside rd_kafka_consume_batch_queue) ------------ */
+
+static void assigned(stage *s, const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        if (p < 0 || p >= MAX_PARTITIONS) {
+            fail(s, "input partition number above 65535");
+            continue;
+        }
+        part_state *ps = part_at(s, (uint32_t)p);
+        *ps = (part_state){.assigned = true, .next = -1, .last_ms = uv_now(&s->loop)};
+        s->committed[p] = -1;
+        fs_commit_forget(s->plan, (uint32_t)p); /* consumption restarts from the commit */
+        if (s->phase == RUNNING)
+            control(s, (uint32_t)p, FS_PART_ASSIGN);
+        fs_log(FS_LOG_INFO, "partition assigned", "topic=%s partition=%" PRId32,
+               parts->elems[i].topic, p);
+    }
+}
+
+static void revoked(stage *s, const rd_kafka_topic_partition_list_t *parts)
+{
+    if (s->phase == RUNNING)
+        commit_safe(s, true, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        if (p < 0 || (uint32_t)p >= s->n_parts)
+            continue;
+        s->parts[p].assigned = false;
+        fs_commit_forget(s->plan, (uint32_t)p);
+        if (s->phase == RUNNING)
+            control(s, (uint32_t)p, FS_PART_REVOKE);
+        fs_log(FS_LOG_INFO, "partition revoked", "topic=%s partition=%" PRId32,
+               parts->elems[i].topic, p);
+    }
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    stage *s = opaque;
+    bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        assigned(s, parts);
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            aerr = rd_kafka_assign(rk, parts);
+    } else {
+        revoked(s, parts);
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, parts);
+        else
+            aerr = rd_kafka_assign(rk, NULL);
+    }
+    if (error) {
+        fs_log(FS_LOG_ERROR, "rebalance failed", "error=\"%s\"", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (aerr) {
+        fs_log(FS_LOG_ERROR, "rebalance failed", "error=\"%s\"", rd_kafka_err2str(aerr));
+    }
+}
+
+/* ---- timers and signals ------------------------------------------------------ */
+
+static void on_idle_check(uv_timer_t *h)
+{
+    stage *s = h->data;
+    if (s->phase != RUNNING)
+        return;
+    uint64_t now = uv_now(&s->loop);
+    bool changed = false;
+    for (uint32_t p = 0; p < s->n_parts; p++) {
+        part_state *ps = &s->parts[p];
+        if (ps->assigned && !ps->idle && now - ps->last_ms >= (uint64_t)s->cfg->idle_timeout_ms) {
+            ps->idle = true;
+            control(s, p, FS_PART_IDLE);
+            changed = true;
+            fs_log(FS_LOG_DEBUG, "partition idle", "partition=%" PRIu32, p);
+        }
+    }
+    if (changed)
+        publish(s, PUBLISH_MORE); /* the watermark may move now */
+}
+
+static void on_commit_tick(uv_timer_t *h)
+{
+    stage *s = h->data;
+    if (s->phase == RUNNING)
+        commit_safe(s, false, NULL);
+}
+
+static void on_stats_tick(uv_timer_t *h)
+{
+    stage *s = h->data;
+    fs_log(FS_LOG_INFO, "progress",
+           "consumed=%" PRIu64 " bytes=%" PRIu64 " records=%" PRIu64 " records_acked=%" PRIu64
+           " dead_letters=%" PRIu64 " commits=%" PRIu64 " acked_watermark=%" PRId64,
+           s->consumed, s->consumed_bytes, atomic_load(&s->records), s->acked_records,
+           s->acked_dead_letters, s->commits, fs_commit_acked_wm(s->plan));
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    stage *s = h->data;
+    fs_log(FS_LOG_INFO, "signal: stopping", "signal=%d", signum);
+    end_input(s, PUBLISH_STOP, "signal");
+}
+
+/* ---- set-up and tear-down ------------------------------------------------------ */
+
+static int event_pipe(rd_kafka_queue_t *q, int fds[2])
+{
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+        return -1;
+    rd_kafka_queue_io_event_enable(q, fds[1], "1", 1);
+    return 0;
+}
+
+static void watch_pipe(stage *s, int fd, uv_poll_t *h, uv_poll_cb cb)
+{
+    uv_poll_init(&s->loop, h, fd);
+    h->data = s;
+    uv_poll_start(h, UV_READABLE, cb);
+}
+
+static void init_handles(stage *s)
+{
+    watch_pipe(s, s->consumer_pipe[0], &s->consumer_watch, on_consumer_ready);
+    watch_pipe(s, s->producer_pipe[0], &s->producer_watch, on_producer_ready);
+    uv_async_init(&s->loop, &s->wake, on_wake);
+    uv_idle_init(&s->loop, &s->more);
+    uv_timer_init(&s->loop, &s->idle_timer);
+    uv_timer_init(&s->loop, &s->commit_timer);
+    uv_timer_init(&s->loop, &s->stats_timer);
+    uv_signal_init(&s->loop, &s->sigint);
+    uv_signal_init(&s->loop, &s->sigterm);
+    uv_handle_t *hs[] = {(uv_handle_t *)&s->wake,        (uv_handle_t *)&s->more,
+                         (uv_handle_t *)&s->idle_timer,  (uv_handle_t *)&s->commit_timer,
+                         (uv_handle_t *)&s->stats_timer, (uv_handle_t *)&s->sigint,
+                         (uv_handle_t *)&s->sigterm};
+    for (size_t i = 0; i < sizeof(hs) / sizeof(*hs); i++)
+        hs[i]->data = s;
+    uint64_t idle_every = (uint64_t)s->cfg->idle_timeout_ms / 4;
+    idle_every = idle_every < 10 ? 10 : idle_every > 1000 ? 1000 : idle_every;
+    uv_timer_start(&s->idle_timer, on_idle_check, idle_every, idle_every);
+    uv_timer_start(&s->commit_timer, on_commit_tick, COMMIT_EVERY_MS, COMMIT_EVERY_MS);
+    uv_timer_start(&s->stats_timer, on_stats_tick, STATS_EVERY_MS, STATS_EVERY_MS);
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+}
+
+static int open_clients(stage *s)
+{
+    char err[512];
+    s->consumer = fs_kafka_consumer_new(s->cfg, s->until_eof, on_rebalance, s, err, sizeof(err));
+    if (s->consumer)
+        s->producer = fs_kafka_producer_new(s->cfg, delivered_from_any, s, err, sizeof(err));
+    if (!s->consumer || !s->producer) {
+        fs_log(FS_LOG_ERROR, "cannot create the Kafka clients", "error=\"%s\"", err);
+        return -1;
+    }
+    s->consumer_q = rd_kafka_queue_get_consumer(s->consumer);
+    s->producer_q = rd_kafka_queue_get_main(s->producer);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, s->cfg->input_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(s->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        fs_log(FS_LOG_ERROR, "cannot subscribe", "topic=%s error=\"%s\"", s->cfg->input_topic,
+               rd_kafka_err2str(e));
+        return -1;
+    }
+    if (event_pipe(s->consumer_q, s->consumer_pipe) ||
+        event_pipe(s->producer_q, s->producer_pipe)) {
+        fs_log(FS_LOG_ERROR, "cannot create event pipes", "error=\"%s\"", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void close_fds(int fds[2])
+{
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+static void free_stage(stage *s)
+{
+    if (s->consumer_q)
+        rd_kafka_queue_destroy(s->consumer_q);
+    if (s->producer_q)
+        rd_kafka_queue_destroy(s->producer_q);
+    if (s->consumer)
+        rd_kafka_destroy(s->consumer);
+    if (s->producer)
+        rd_kafka_destroy(s->producer);
+    close_fds(s->consumer_pipe);
+    close_fds(s->producer_pipe);
+    fs_commit_plan_free(s->plan);
+    free(s->parts);
+    free(s->next_scratch);
+    free(s->committed);
+    free(s->in.acks);
+    free(s->in.steps);
+    pthread_mutex_destroy(&s->in.lock);
+}
+
+static void log_summary(stage *s)
+{
+    fs_engine_stats st = fs_engine_get_stats(s->engine);
+    fs_log(FS_LOG_INFO, "stage stopped",
+           "exit=%d consumed=%" PRIu64 " valid=%" PRIu64 " rejected=%" PRIu64
+           " late_events=%" PRIu64 " flow_records=%" PRIu64 " cohort_records=%" PRIu64
+           " records_acked=%" PRIu64 " dead_letters_acked=%" PRIu64 " commits=%" PRIu64,
+           s->exit_code, s->consumed, st.valid, st.rejected, st.late_events, st.flow_records,
+           st.cohort_records, s->acked_records, s->acked_dead_letters, s->commits);
+}
+
+int fs_stage_run(const fs_stage_opts *opts)
+{
+    stage s = {.cfg = opts->cfg,
+               .until_eof = opts->until_eof,
+               .consumer_pipe = {-1, -1},
+               .producer_pipe = {-1, -1}};
+    pthread_mutex_init(&s.in.lock, NULL);
+    fs_window_spec win = {opts->cfg->window_size_ms, opts->cfg->window_hop_ms,
+                          (uint32_t)(opts->cfg->window_size_ms / opts->cfg->window_hop_ms)};
+    s.plan = fs_commit_plan_new(&win);
+    if (open_clients(&s) != 0) {
+        if (s.consumer)
+            rd_kafka_consumer_close(s.consumer);
+        free_stage(&s);
+        return 1;
+    }
+    uint32_t threads = opts->threads ? opts->threads : fs_config_threads(opts->cfg);
+    fs_output out = {.write = write_from_sink,
+                     .ctx = &s,
+                     .format = opts->cfg->output_format,
+                     .dead_letter = opts->cfg->dead_letter_topic ? dead_letter_from_worker : NULL,
+                     .step_done = step_from_sink};
+    s.engine = fs_engine_new(opts->cfg, threads, out);
+    uv_loop_init(&s.loop);
+    init_handles(&s);
+    fs_log(FS_LOG_INFO, "stage running",
+           "input=%s output=%s dead_letter=%s threads=%" PRIu32 " until_eof=%s",
+           opts->cfg->input_topic, opts->cfg->output_topic,
+           opts->cfg->dead_letter_topic ? opts->cfg->dead_letter_topic : "-", threads,
+           opts->until_eof ? "true" : "false");
+    uv_run(&s.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&s.loop);
+    fs_engine_join(s.engine);
+    log_summary(&s);
+    fs_engine_free(s.engine);
+    int rc = s.exit_code;
+    free_stage(&s);
+    return rc;
+}
