@@ -1,0 +1,614 @@
+/* test_kafka_run.c -- `funnelstream run` against a Kafka-protocol broker.
+ *
+ * The test process hosts librdkafka's mock cluster (real TCP, real wire
+ * protocol) and plays the user around the binary: it produces events keyed
+ * by customer id, runs the stage, reads the output and dead-letter topics
+ * back and checks committed offsets. Expected results come from `replay` of
+ * the same events, which the other e2e tests check against hand-computed
+ * values and an independent reference implementation.
+ *
+ * What must be equal: the flow records and the final cohort records (the
+ * upsert topic's final state); intermediate cohort upserts depend on when
+ * the watermark moves, which differs between one file and N partitions.
+ * Nothing here waits on time: loops end on EOF or on a process exiting, and
+ * their deadlines only turn a hang into a failure.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "decode.h"
+#include "e2e_util.h"
+#include "frame.h"
+
+extern char **environ;
+
+#define DEADLINE_MS 120000
+
+static rd_kafka_t *mock_rk;
+static rd_kafka_mock_cluster_t *mock;
+static const char *bootstrap;
+
+/* ---- the broker and plain clients ---------------------------------------- */
+
+static int cluster_up(void **state)
+{
+    (void)state;
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    mock = mock_rk ? rd_kafka_mock_cluster_new(mock_rk, 1) : NULL;
+    if (!mock)
+        return -1;
+    bootstrap = rd_kafka_mock_cluster_bootstraps(mock);
+    return 0;
+}
+
+static int cluster_down(void **state)
+{
+    (void)state;
+    rd_kafka_mock_cluster_destroy(mock);
+    rd_kafka_destroy(mock_rk);
+    return 0;
+}
+
+static void topic(const char *name, int partitions)
+{
+    assert_int_equal(rd_kafka_mock_topic_create(mock, name, partitions, 1),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+static rd_kafka_t *client(rd_kafka_type_t type, const char *group)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err);
+    if (group) {
+        rd_kafka_conf_set(conf, "group.id", group, err, sizeof err);
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
+    }
+    if (type == RD_KAFKA_CONSUMER)
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof err);
+    assert_non_null(rk);
+    return rk;
+}
+
+static void produce(rd_kafka_t *p, const char *t, const char *key, size_t key_len,
+                    const char *value, size_t len)
+{
+    assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(t), RD_KAFKA_V_KEY(key, key_len),
+                                       RD_KAFKA_V_VALUE((void *)value, len),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+static void flush(rd_kafka_t *p)
+{
+    assert_int_equal(rd_kafka_flush(p, DEADLINE_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_outq_len(p), 0);
+    rd_kafka_destroy(p);
+}
+
+/* Produces every record of a .msgpack replay file, keyed by its customer_id
+ * (as SPEC §1 asks of producers), so a customer's events stay in order. */
+static size_t produce_file(const char *t, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    size_t len = (size_t)ftell(f);
+    rewind(f);
+    char *buf = malloc(len + 1);
+    assert_int_equal(fread(buf, 1, len, f), len);
+    fclose(f);
+    fs_decoder *dec = fs_decoder_new();
+    rd_kafka_t *p = client(RD_KAFKA_PRODUCER, NULL);
+    size_t n = 0;
+    for (size_t off = 0, m; off < len; off += m, n++) {
+        assert_int_equal(fs_frame_msgpack(buf + off, len - off, &m), FS_FRAME_OK);
+        fs_event ev;
+        size_t used = 0;
+        assert_int_equal(fs_decode(dec, FS_FORMAT_MSGPACK, buf + off, m, &ev, NULL, &used), FS_OK);
+        produce(p, t, ev.customer_id.ptr, ev.customer_id.len, buf + off, m);
+    }
+    flush(p);
+    fs_decoder_free(dec);
+    free(buf);
+    return n;
+}
+
+typedef struct consumed {
+    char *text; /* values, one per line */
+    size_t len, n;
+    char *headers; /* "reason=<r>|key=<k>\n" per message, when asked */
+    size_t hlen;
+} consumed;
+
+static void append(char **buf, size_t *len, const char *p, size_t n)
+{
+    *buf = realloc(*buf, *len + n + 2);
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    (*buf)[(*len)++] = '\n';
+    (*buf)[*len] = '\0';
+}
+
+/* Reads every partition of t from the beginning to its end. */
+static consumed consume_topic(const char *t, int partitions, bool with_headers)
+{
+    rd_kafka_t *c = client(RD_KAFKA_CONSUMER, "test-reader");
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = 0; p < partitions; p++)
+        rd_kafka_topic_partition_list_add(parts, t, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(c, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(parts);
+    consumed out = {.text = calloc(1, 1), .headers = calloc(1, 1)};
+    int eofs = 0;
+    for (int polls = 0; eofs < partitions && polls < DEADLINE_MS / 100; polls++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+        if (!m)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eofs++;
+        } else {
+            assert_int_equal(m->err, RD_KAFKA_RESP_ERR_NO_ERROR);
+            append(&out.text, &out.len, m->payload, m->len);
+            out.n++;
+            if (with_headers) {
+                rd_kafka_headers_t *h = NULL;
+                const void *v = NULL;
+                size_t vl = 0;
+                char line[512];
+                if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                    rd_kafka_header_get_last(h, "reason", &v, &vl);
+                int l = snprintf(line, sizeof line, "reason=%.*s|key=%.*s", (int)vl,
+                                 v ? (const char *)v : "", (int)m->key_len,
+                                 m->key ? (const char *)m->key : "");
+                append(&out.headers, &out.hlen, line, (size_t)l);
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    assert_int_equal(eofs, partitions);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return out;
+}
+
+static void consumed_free(consumed *c)
+{
+    free(c->text);
+    free(c->headers);
+}
+
+/* The group's committed offset of each partition (-1001: none). */
+static void committed(const char *group, const char *t, int partitions, int64_t *out)
+{
+    rd_kafka_t *c = client(RD_KAFKA_CONSUMER, group);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = 0; p < partitions; p++)
+        rd_kafka_topic_partition_list_add(parts, t, p);
+    assert_int_equal(rd_kafka_committed(c, parts, DEADLINE_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+    for (int p = 0; p < partitions; p++)
+        out[p] = parts->elems[p].offset;
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_destroy(c);
+}
+
+/* ---- configs ------------------------------------------------------------- */
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = calloc(1, (size_t)n + 1);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return s;
+}
+
+/* A config of tests/e2e/configs (funnels and windows not in configs/) with
+ * the topics and the Kafka section of this test in front. */
+static char *stage_config(const char *name, const char *in, const char *out, const char *dlq,
+                          const char *group, const char *format)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/e2e/configs/%s", getenv("FS_SOURCE_DIR"), name);
+    char *body = read_text(path);
+    size_t cap = strlen(body) + 1024;
+    char *yaml = malloc(cap);
+    int n = snprintf(yaml, cap,
+                     "input: {topic: %s, format: %s}\n"
+                     "output: {topic: %s}\n"
+                     "%s%s%s"
+                     "kafka:\n  bootstrap.servers: \"%s\"\n  group.id: %s\n"
+                     "%s",
+                     in, format, out, dlq ? "dead_letter: {topic: " : "", dlq ? dlq : "",
+                     dlq ? "}\n" : "", bootstrap, group, body);
+    assert_true(n > 0 && (size_t)n < cap);
+    free(body);
+    char *file = fs_e2e_write_text(".yaml", yaml);
+    free(yaml);
+    return file;
+}
+
+static char *generated(uint64_t events, uint64_t customers, const char *seed, const char *rate,
+                       const char *disorder)
+{
+    char ev[32], cu[32];
+    snprintf(ev, sizeof ev, "%llu", (unsigned long long)events);
+    snprintf(cu, sizeof cu, "%llu", (unsigned long long)customers);
+    char *path = fs_e2e_write_text(".msgpack", "");
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "generate", "--events", ev, "--customers", cu, "--seed", seed,
+                "--rate", rate, "--disorder", disorder, "--output", path);
+    assert_int_equal(r.status, 0);
+    fs_e2e_run_free(&r);
+    return path;
+}
+
+static void run_until_eof(const char *config, const char *threads, fs_e2e_run *r)
+{
+    FS_E2E_EXEC(r, NULL, 0, "run", "--config", config, "--threads", threads, "--until-eof");
+    if (r->status != 0)
+        fprintf(stderr, "%s", r->err);
+    assert_int_equal(r->status, 0);
+}
+
+/* ---- run --until-eof equals replay ---------------------------------------- */
+
+static void check_equals_replay(int partitions, const char *cfg_name)
+{
+    char in[64], out1[64], out4[64], g1[64], g4[64];
+    snprintf(in, sizeof in, "in-%d-%s", partitions, cfg_name);
+    snprintf(out1, sizeof out1, "out1-%d-%s", partitions, cfg_name);
+    snprintf(out4, sizeof out4, "out4-%d-%s", partitions, cfg_name);
+    snprintf(g1, sizeof g1, "g1-%d-%s", partitions, cfg_name);
+    snprintf(g4, sizeof g4, "g4-%d-%s", partitions, cfg_name);
+    topic(in, partitions);
+    topic(out1, 3);
+    topic(out4, 3);
+    /* 20000 events over ~6.7 minutes of event time, up to 2 s out of order:
+     * within the tolerance of every config used here */
+    char *events = generated(20000, 1500, "42", "50", "2000");
+    size_t n = produce_file(in, events);
+    assert_int_equal(n, 20000);
+
+    char *replay_cfg = stage_config(cfg_name, in, out1, NULL, g1, "msgpack");
+    char *replay_yaml = read_text(replay_cfg);
+    char *want = fs_e2e_replay_file_at(replay_yaml, events, 1, __FILE__, __LINE__);
+    free(replay_yaml);
+    char *want_canon = fs_e2e_canonical(want);
+    assert_true(fs_e2e_count_records(want, "flow", NULL) > 5);
+
+    const char *threads[2] = {"1", "4"};
+    const char *outs[2] = {out1, out4}, *groups[2] = {g1, g4};
+    for (int k = 0; k < 2; k++) {
+        char *cfg = stage_config(cfg_name, in, outs[k], NULL, groups[k], "msgpack");
+        fs_e2e_run r;
+        run_until_eof(cfg, threads[k], &r);
+        fs_e2e_run_free(&r);
+        consumed got = consume_topic(outs[k], 3, false);
+        char *got_canon = fs_e2e_canonical(got.text);
+        if (strcmp(got_canon, want_canon) != 0)
+            fprintf(stderr, "partitions=%d threads=%s config=%s: run differs from replay\n",
+                    partitions, threads[k], cfg_name);
+        assert_string_equal(got_canon, want_canon);
+        /* every consumed offset committed: 20000 messages over the partitions */
+        int64_t offs[16];
+        committed(groups[k], in, partitions, offs);
+        int64_t total = 0;
+        for (int p = 0; p < partitions; p++)
+            total += offs[p] < 0 ? 0 : offs[p];
+        assert_int_equal(total, 20000);
+        free(got_canon);
+        consumed_free(&got);
+        free(cfg);
+    }
+    free(want_canon);
+    free(want);
+    free(replay_cfg);
+    free(events);
+}
+
+static void test_one_partition(void **state)
+{
+    (void)state;
+    check_equals_replay(1, "exclusions.yaml");
+}
+
+static void test_three_partitions(void **state)
+{
+    (void)state;
+    check_equals_replay(3, "hopping.yaml");
+}
+
+static void test_eight_partitions(void **state)
+{
+    (void)state;
+    check_equals_replay(8, "four_funnels.yaml");
+}
+
+/* ---- dead letters ------------------------------------------------------------ */
+
+static const struct {
+    const char *value, *reason;
+} bad_messages[] = {
+    {"{\"customer_id\":\"a\",\"ts\":1.5,\"event\":\"ad_click\"}", "bad_ts"},
+    {"not json at all", "not_a_map"},
+    {"{\"customer_id\" \"a\"}", "malformed"},
+    {"{\"ts\":1732280400000,\"event\":\"ad_click\"}", "missing_customer_id"},
+    {"[1,2,3]", "not_a_map"},
+    {"{\"customer_id\":\"a\",\"ts\":1732280400000,\"event\":\"x\"} tail", "trailing_data"},
+};
+#define N_BAD (sizeof bad_messages / sizeof *bad_messages)
+
+static char *generated_jsonl(const char *events, const char *seed)
+{
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "generate", "--events", events, "--customers", "300", "--seed", seed,
+                "--rate", "20", "--format", "json");
+    assert_int_equal(r.status, 0);
+    char *text = r.out;
+    r.out = NULL;
+    fs_e2e_run_free(&r);
+    return text;
+}
+
+/* One partition, so arrival order is file order and even rejected_events
+ * (counted in the window open when they arrive) must equal replay's. */
+static void test_dead_letters(void **state)
+{
+    (void)state;
+    topic("dl-in", 1);
+    topic("dl-out", 1);
+    topic("dl-dlq", 2);
+    char *gen = generated_jsonl("3000", "5");
+    fs_e2e_lines lines;
+    fs_e2e_split_lines(gen, &lines);
+    rd_kafka_t *p = client(RD_KAFKA_PRODUCER, NULL);
+    char *all = calloc(1, 1);
+    size_t all_len = 0, bad = 0;
+    for (size_t i = 0; i < lines.n; i++) {
+        if (i % 500 == 100 && bad < N_BAD) {
+            char key[16];
+            int kl = snprintf(key, sizeof key, "bad%zu", bad);
+            produce(p, "dl-in", key, (size_t)kl, bad_messages[bad].value,
+                    strlen(bad_messages[bad].value));
+            append(&all, &all_len, bad_messages[bad].value, strlen(bad_messages[bad].value));
+            bad++;
+        }
+        produce(p, "dl-in", "k", 1, lines.v[i], strlen(lines.v[i]));
+        append(&all, &all_len, lines.v[i], strlen(lines.v[i]));
+    }
+    flush(p);
+    assert_int_equal(bad, N_BAD);
+
+    char *cfg = stage_config("exclusions.yaml", "dl-in", "dl-out", "dl-dlq", "g-dl", "json");
+    char *yaml = read_text(cfg);
+    char *want = fs_e2e_replay(yaml, all);
+    fs_e2e_run r;
+    run_until_eof(cfg, "2", &r);
+    assert_contains(r.err, "rejected=6", "stage summary");
+    fs_e2e_run_free(&r);
+
+    consumed dlq = consume_topic("dl-dlq", 2, true);
+    assert_int_equal(dlq.n, N_BAD);
+    for (size_t i = 0; i < N_BAD; i++) {
+        char line[512];
+        snprintf(line, sizeof line, "reason=%s|key=bad%zu\n", bad_messages[i].reason, i);
+        assert_contains(dlq.headers, line, "dead-letter reason and original key");
+        snprintf(line, sizeof line, "%s\n", bad_messages[i].value);
+        assert_contains(dlq.text, line, "dead-letter original value");
+    }
+    consumed got = consume_topic("dl-out", 1, false);
+    char *got_canon = fs_e2e_canonical(got.text), *want_canon = fs_e2e_canonical(want);
+    assert_string_equal(got_canon, want_canon);
+    assert_contains(want, "\"rejected_events\":1", "replay counts the rejections");
+
+    free(got_canon);
+    free(want_canon);
+    consumed_free(&got);
+    consumed_free(&dlq);
+    free(want);
+    free(yaml);
+    free(cfg);
+    free(all);
+    fs_e2e_lines_free(&lines);
+    free(gen);
+}
+
+/* ---- SIGTERM mid-stream ---------------------------------------------------- */
+
+static pid_t spawn_stage(const char *config, const char *err_path)
+{
+    const char *argv[] = {fs_e2e_bin(), "run", "--config", config, "--threads", "2", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err_path, O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+
+/* Blocks until the topic holds at least n messages (over all partitions). */
+static void await_messages(const char *t, int partitions, size_t n)
+{
+    rd_kafka_t *c = client(RD_KAFKA_CONSUMER, "test-waiter");
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = 0; p < partitions; p++)
+        rd_kafka_topic_partition_list_add(parts, t, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(c, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(parts);
+    size_t got = 0;
+    for (int polls = 0; got < n && polls < DEADLINE_MS / 100; polls++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+        if (m && !m->err)
+            got++;
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
+    assert_true(got >= n);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+}
+
+static uint64_t field_u64(const char *log, const char *key)
+{
+    const char *stop = strstr(log, "msg=\"stage stopped\"");
+    assert_non_null(stop);
+    const char *k = strstr(stop, key);
+    assert_non_null(k);
+    return strtoull(k + strlen(key), NULL, 10);
+}
+
+/* Stopping must flush every record produced, commit only offsets whose
+ * windows are acknowledged (never the still-open ones), and exit 0. */
+static void test_sigterm_mid_stream(void **state)
+{
+    (void)state;
+    topic("st-in", 3);
+    topic("st-out", 2);
+    char *events = generated(200000, 5000, "9", "500", "0");
+    produce_file("st-in", events);
+    char *cfg = stage_config("exclusions.yaml", "st-in", "st-out", NULL, "g-st", "msgpack");
+    char *err_path = fs_e2e_write_text(".log", "");
+    pid_t pid = spawn_stage(cfg, err_path);
+    await_messages("st-out", 2, 5);
+    kill(pid, SIGTERM);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    char *log = read_text(err_path);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fprintf(stderr, "%s", log);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    uint64_t acked = field_u64(log, "records_acked=");
+    uint64_t flows = field_u64(log, "flow_records="), cohorts = field_u64(log, "cohort_records=");
+    assert_int_equal(acked, flows + cohorts); /* the producer was flushed */
+    consumed out = consume_topic("st-out", 2, false);
+    assert_int_equal(out.n, acked);
+
+    int64_t offs[3];
+    committed("g-st", "st-in", 3, offs);
+    int64_t total = 0;
+    for (int p = 0; p < 3; p++)
+        total += offs[p] < 0 ? 0 : offs[p];
+    assert_true(total > 0);      /* closed windows' offsets are committed */
+    assert_true(total < 200000); /* the open windows' are not */
+
+    consumed_free(&out);
+    free(log);
+    free(err_path);
+    free(cfg);
+    free(events);
+}
+
+/* ---- kcat interop -------------------------------------------------------------- */
+
+static void test_kcat_interop(void **state)
+{
+    (void)state;
+    topic("kc-in", 3);
+    topic("kc-out", 1);
+    char *gen = generated_jsonl("2000", "13");
+    /* kcat reads "key<TAB>value" lines; the key is the customer id */
+    fs_e2e_lines lines;
+    fs_e2e_split_lines(gen, &lines);
+    char *keyed = calloc(1, 1);
+    size_t keyed_len = 0;
+    for (size_t i = 0; i < lines.n; i++) {
+        char *id = fs_e2e_field(lines.v[i], "customer_id"); /* with its quotes */
+        assert_non_null(id);
+        char *line = malloc(strlen(id) + strlen(lines.v[i]) + 2);
+        sprintf(line, "%.*s\t%s", (int)strlen(id) - 2, id + 1, lines.v[i]);
+        append(&keyed, &keyed_len, line, strlen(line));
+        free(line);
+        free(id);
+    }
+    char *keyed_path = fs_e2e_write_text(".txt", keyed);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "kcat -P -b '%s' -t kc-in -K '\t' -l '%s'", bootstrap, keyed_path);
+    assert_int_equal(system(cmd), 0);
+
+    char *cfg = stage_config("hopping.yaml", "kc-in", "kc-out", NULL, "g-kc", "json");
+    char *yaml = read_text(cfg);
+    char *want = fs_e2e_replay(yaml, gen);
+    fs_e2e_run r;
+    run_until_eof(cfg, "2", &r);
+    fs_e2e_run_free(&r);
+
+    char *out_path = fs_e2e_write_text(".txt", "");
+    snprintf(cmd, sizeof cmd, "kcat -C -b '%s' -t kc-out -o beginning -e -q -f '%%k %%s\\n' > '%s'",
+             bootstrap, out_path);
+    assert_int_equal(system(cmd), 0);
+    char *text = read_text(out_path);
+    fs_e2e_lines got;
+    fs_e2e_split_lines(text, &got);
+    char *values = calloc(1, 1);
+    size_t values_len = 0;
+    for (size_t i = 0; i < got.n; i++) {
+        char *sp = strchr(got.v[i], ' ');
+        assert_non_null(sp);
+        char *funnel = fs_e2e_field(sp + 1, "funnel"),
+             *start = fs_e2e_field(sp + 1, "window_start");
+        char key[256];
+        snprintf(key, sizeof key, "%.*s%s%s", (int)strlen(funnel) - 2, funnel + 1,
+                 strstr(sp + 1, "\"kind\":\"cohort\"") ? "/cohort/" : "/", start);
+        assert_int_equal((size_t)(sp - got.v[i]), strlen(key));
+        assert_memory_equal(got.v[i], key, strlen(key)); /* SPEC §4 record keys */
+        append(&values, &values_len, sp + 1, strlen(sp + 1));
+        free(funnel);
+        free(start);
+    }
+    char *got_canon = fs_e2e_canonical(values), *want_canon = fs_e2e_canonical(want);
+    assert_string_equal(got_canon, want_canon);
+
+    free(got_canon);
+    free(want_canon);
+    free(values);
+    fs_e2e_lines_free(&got);
+    free(text);
+    free(out_path);
+    free(want);
+    free(yaml);
+    free(cfg);
+    free(keyed_path);
+    free(keyed);
+    fs_e2e_lines_free(&lines);
+    free(gen);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_one_partition),      cmocka_unit_test(test_three_partitions),
+        cmocka_unit_test(test_eight_partitions),   cmocka_unit_test(test_dead_letters),
+        cmocka_unit_test(test_sigterm_mid_stream), cmocka_unit_test(test_kcat_interop),
+    };
+    return cmocka_run_group_tests(tests, cluster_up, cluster_down);
+}
