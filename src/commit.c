@@ -152,7 +152,8 @@ void fs_commit_batch(fs_commit_plan *p, uint64_t seq, const int64_t *next, uint3
 void fs_commit_step_done(fs_commit_plan *p, const fs_commit_step *step)
 {
     if (p->steps_head + p->steps_len == p->steps_cap) {
-        memmove(p->steps, p->steps + p->steps_head, p->steps_len * sizeof(*p->steps));
+        if (p->steps_head > 0)
+            memmove(p->steps, p->steps + p->steps_head, p->steps_len * sizeof(*p->steps));
         p->steps_head = 0;
         if (p->steps_len == p->steps_cap) {
             p->steps_cap = p->steps_cap ? 2 * p->steps_cap : 16;

@@ -524,7 +524,7 @@ static int parse_one_of(cfg_ctx *c, struct fy_node *n, size_t pos, const char *p
 
 static int parse_format(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
 {
-    int i;
+    int i = 0;
     if (parse_one_of(c, n, pos, path, "msgpack", "json", &i) < 0)
         return -1;
     *(fs_format *)dst = i ? FS_FORMAT_JSON : FS_FORMAT_MSGPACK;
@@ -533,7 +533,7 @@ static int parse_format(cfg_ctx *c, struct fy_node *n, size_t pos, const char *p
 
 static int parse_mode(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
 {
-    int i;
+    int i = 0;
     if (parse_one_of(c, n, pos, path, "open", "strict", &i) < 0)
         return -1;
     *(fs_mode *)dst = i ? FS_MODE_STRICT : FS_MODE_OPEN;
