@@ -921,6 +921,21 @@ static void test_bundled_default(void **state)
     fs_config_free(cfg);
 }
 
+/* The docker-compose stage: containers reach the broker as kafka:19092. */
+static void test_bundled_docker(void **state)
+{
+    (void)state;
+    fs_config *cfg = load_bundled("configs/docker.yaml");
+    assert_int_equal(cfg->n_funnels, 1);
+    assert_string_equal(cfg->funnels[0].name, "aida");
+    assert_string_equal(cfg->input_topic, "touchpoints");
+    assert_string_equal(cfg->dead_letter_topic, "touchpoints-dlq");
+    assert_string_equal(cfg->kafka[0].key, "bootstrap.servers");
+    assert_string_equal(cfg->kafka[0].value, "kafka:19092");
+    assert_int_equal(cfg->window_size_ms, 10000);
+    fs_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -948,6 +963,7 @@ int main(void)
         cmocka_unit_test(test_bundled_b2b),
         cmocka_unit_test(test_bundled_product),
         cmocka_unit_test(test_bundled_default),
+        cmocka_unit_test(test_bundled_docker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
