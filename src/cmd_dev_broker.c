@@ -19,12 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <uv.h>
 
 #include "commands.h"
 #include "config.h"
+#include "dev_broker.h"
 #include "log.h"
 
 static const char usage[] =
@@ -141,25 +140,6 @@ static void signals_wait(signal_loop *s, bool serve)
     uv_loop_close(&s->loop);
 }
 
-static int create_topics(rd_kafka_mock_cluster_t *mc, const fs_config *cfg, int partitions)
-{
-    const char *topics[3] = {cfg ? cfg->input_topic : "touchpoints",
-                             cfg ? cfg->output_topic : "funnel-metrics",
-                             cfg ? cfg->dead_letter_topic : NULL};
-    for (int i = 0; i < 3; i++) {
-        if (!topics[i])
-            continue;
-        rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(mc, topics[i], partitions, 1);
-        if (err) {
-            fprintf(stderr, "funnelstream dev-broker: creating topic '%s': %s\n", topics[i],
-                    rd_kafka_err2str(err));
-            return -1;
-        }
-        fs_log(FS_LOG_INFO, "topic created", "topic=%s partitions=%d", topics[i], partitions);
-    }
-    return 0;
-}
-
 int fs_cmd_dev_broker(int argc, char **argv)
 {
     broker_args a = {.partitions = 3, .brokers = 1};
@@ -172,20 +152,15 @@ int fs_cmd_dev_broker(int argc, char **argv)
         fprintf(stderr, "funnelstream dev-broker: %s\n", err);
         return 2;
     }
-    /* The mock cluster lives inside a client handle; this one never sends. */
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    /* quiet the notice that this client has no bootstrap.servers of its own */
-    rd_kafka_conf_set(conf, "log_level", "4", NULL, 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    rd_kafka_mock_cluster_t *mc = rk ? rd_kafka_mock_cluster_new(rk, (int)a.brokers) : NULL;
     signal_loop sl;
     signals_watch(&sl);
+    fs_dev_broker *broker =
+        fs_dev_broker_start(cfg, (int)a.partitions, (int)a.brokers, err, sizeof(err));
     rc = 1;
-    if (!mc) {
-        fprintf(stderr, "funnelstream dev-broker: cannot start the mock cluster%s%s\n",
-                rk ? "" : ": ", rk ? "" : err);
-    } else if (create_topics(mc, cfg, (int)a.partitions) == 0) {
-        const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
+    if (!broker) {
+        fprintf(stderr, "funnelstream dev-broker: %s\n", err);
+    } else {
+        const char *bootstrap = fs_dev_broker_bootstrap(broker);
         printf("%s\n", bootstrap);
         fflush(stdout);
         fs_log(FS_LOG_INFO, "dev broker ready", "bootstrap.servers=%s brokers=%ld", bootstrap,
@@ -193,10 +168,7 @@ int fs_cmd_dev_broker(int argc, char **argv)
         rc = 0;
     }
     signals_wait(&sl, rc == 0);
-    if (mc)
-        rd_kafka_mock_cluster_destroy(mc);
-    if (rk)
-        rd_kafka_destroy(rk);
+    fs_dev_broker_stop(broker);
     fs_config_free(cfg);
     return rc;
 }

@@ -251,3 +251,8 @@ int64_t fs_commit_acked_wm(const fs_commit_plan *p)
 {
     return p->acked_wm;
 }
+
+uint64_t fs_commit_records_acked(const fs_commit_plan *p)
+{
+    return p->records.done;
+}

@@ -65,6 +65,8 @@ void fs_commit_forget(fs_commit_plan *p, uint32_t part);
 /* Moves everything that became safe into the committable offsets; returns
  * them (-1: nothing to commit) and their count. */
 const int64_t *fs_commit_safe(fs_commit_plan *p, uint32_t *n);
+/* How many records (from 0, in order) are acknowledged. */
+uint64_t fs_commit_records_acked(const fs_commit_plan *p);
 /* The watermark up to which every record is acknowledged, as of the last
  * fs_commit_safe. */
 int64_t fs_commit_acked_wm(const fs_commit_plan *p);

@@ -38,6 +38,7 @@
  * abandoned half-way through validation.
  */
 #include "config.h"
+#include "util.h"
 
 #include <errno.h>
 #include <libfyaml.h>
@@ -1168,4 +1169,16 @@ uint32_t fs_config_threads(const fs_config *cfg)
         return (uint32_t)cfg->threads;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     return cores > 0 ? (uint32_t)cores : 1;
+}
+
+void fs_config_set_kafka(fs_config *cfg, const char *key, const char *value)
+{
+    for (size_t i = 0; i < cfg->n_kafka; i++)
+        if (!strcmp(cfg->kafka[i].key, key)) {
+            free(cfg->kafka[i].value);
+            cfg->kafka[i].value = fs_xstrdup(value);
+            return;
+        }
+    cfg->kafka = fs_xrealloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*cfg->kafka));
+    cfg->kafka[cfg->n_kafka++] = (fs_kv){fs_xstrdup(key), fs_xstrdup(value)};
 }

@@ -87,6 +87,10 @@ void fs_config_free(fs_config *cfg);
  * not positive, or overflowing. */
 int64_t fs_parse_duration(const char *s);
 
+/* Sets (or adds) a kafka: property, for commands that know better than the
+ * file (the demo's own broker). */
+void fs_config_set_kafka(fs_config *cfg, const char *key, const char *value);
+
 /* Worker threads to run: the config's `threads`, else one per online core. */
 uint32_t fs_config_threads(const fs_config *cfg);
 

@@ -240,6 +240,7 @@ fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format)
 void fs_engine_batch_publish(fs_engine *e, fs_batch *b, bool last)
 {
     b->last = last;
+    b->published_ns = fs_now_ns();
     atomic_store(&b->refs, e->n_workers);
     atomic_store_explicit(&b->state, (b->seq << 2) | PH_FRAMED, memory_order_release);
     e->next_seq++;
@@ -296,6 +297,7 @@ static void *worker_main(void *arg)
     for (uint64_t seq = 0;; seq++) {
         fs_batch *b = await_batch(e, t->dec, seq);
         w->src_seq = seq;
+        w->src_ns = b->published_ns;
         if (t->id == 0) /* the sink reads the source marks of worker 0's steps */
             w->src_mark = e->dead_letters;
         fs_journey_table_read_lock();

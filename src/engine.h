@@ -47,6 +47,7 @@ typedef struct fs_batch {
     bool stop;   /* with last: the input was abandoned, open windows are not emitted */
     /* engine-private */
     uint64_t seq;
+    uint64_t published_ns;  /* fs_now_ns at publication: steps report it for latency */
     _Atomic uint64_t state; /* seq << 2 | phase */
     _Atomic uint32_t refs;
 } fs_batch;

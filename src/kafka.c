@@ -29,6 +29,72 @@ static int set_prop(rd_kafka_conf_t *conf, const char *key, const char *value, c
     return -1;
 }
 
+/* Properties that librdkafka applies to one kind of client only (its
+ * CONFIGURATION.md marks them C or P). The kafka: section serves both
+ * clients, so each gets only what applies to it; librdkafka would otherwise
+ * warn about every consumer property at producer start-up. */
+static const char *const consumer_only[] = {
+    "group.id",
+    "group.instance.id",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "group.protocol.type",
+    "coordinator.query.interval.ms",
+    "max.poll.interval.ms",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "fetch.wait.max.ms",
+    "fetch.message.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.max.bytes",
+    "fetch.min.bytes",
+    "fetch.error.backoff.ms",
+    "isolation.level",
+    "enable.partition.eof",
+    "check.crcs",
+    "auto.offset.reset",
+    "consume.callback.max.messages",
+    "offset.store.method",
+    "allow.auto.create.topics",
+};
+static const char *const producer_only[] = {
+    "acks",
+    "request.required.acks",
+    "enable.idempotence",
+    "linger.ms",
+    "queue.buffering.max.ms",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes",
+    "batch.num.messages",
+    "batch.size",
+    "compression.codec",
+    "compression.type",
+    "compression.level",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "retries",
+    "message.send.max.retries",
+    "transactional.id",
+    "transaction.timeout.ms",
+    "partitioner",
+    "enable.gapless.guarantee",
+    "sticky.partitioning.linger.ms",
+    "request.timeout.ms",
+    "queue.buffering.backpressure.threshold",
+};
+
+static bool listed(const char *key, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(key, list[i]))
+            return true;
+    return false;
+}
+
 static const char *user_value(const fs_config *cfg, const char *key)
 {
     const char *v = NULL;
@@ -38,16 +104,21 @@ static const char *user_value(const fs_config *cfg, const char *key)
     return v;
 }
 
-static rd_kafka_conf_t *layered_conf(const fs_config *cfg, const prop *defaults, size_t n_defaults,
-                                     const prop *fixed, size_t n_fixed, char *err, size_t err_len)
+static rd_kafka_conf_t *layered_conf(const fs_config *cfg, rd_kafka_type_t type,
+                                     const prop *defaults, size_t n_defaults, const prop *fixed,
+                                     size_t n_fixed, char *err, size_t err_len)
 {
+    const char *const *other = type == RD_KAFKA_CONSUMER ? producer_only : consumer_only;
+    size_t n_other = type == RD_KAFKA_CONSUMER ? sizeof(producer_only) / sizeof(*producer_only)
+                                               : sizeof(consumer_only) / sizeof(*consumer_only);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_log_cb(conf, on_log);
     for (size_t i = 0; i < n_defaults; i++)
         if (set_prop(conf, defaults[i].key, defaults[i].value, err, err_len))
             goto fail;
     for (size_t i = 0; i < cfg->n_kafka; i++)
-        if (set_prop(conf, cfg->kafka[i].key, cfg->kafka[i].value, err, err_len))
+        if (!listed(cfg->kafka[i].key, other, n_other) &&
+            set_prop(conf, cfg->kafka[i].key, cfg->kafka[i].value, err, err_len))
             goto fail;
     for (size_t i = 0; i < n_fixed; i++) {
         const char *v = user_value(cfg, fixed[i].key);
@@ -89,8 +160,9 @@ rd_kafka_t *fs_kafka_consumer_new(const fs_config *cfg, bool until_eof, fs_rebal
         {"enable.auto.offset.store", "false"},
         {"enable.partition.eof", until_eof ? "true" : "false"},
     };
-    rd_kafka_conf_t *conf = layered_conf(cfg, defaults, sizeof(defaults) / sizeof(*defaults), fixed,
-                                         sizeof(fixed) / sizeof(*fixed), err, err_len);
+    rd_kafka_conf_t *conf =
+        layered_conf(cfg, RD_KAFKA_CONSUMER, defaults, sizeof(defaults) / sizeof(*defaults), fixed,
+                     sizeof(fixed) / sizeof(*fixed), err, err_len);
     if (!conf)
         return NULL;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance);
@@ -108,10 +180,12 @@ rd_kafka_t *fs_kafka_producer_new(const fs_config *cfg, fs_delivery_fn delivery,
         {"enable.idempotence", "true"},
         {"acks", "all"},
         {"linger.ms", "5"},
+        {"socket.nagle.disable", "true"}, /* Nagle + delayed ACKs add ~40 ms per record batch */
         {"client.id", "funnelstream-producer"},
     };
     rd_kafka_conf_t *conf =
-        layered_conf(cfg, defaults, sizeof(defaults) / sizeof(*defaults), NULL, 0, err, err_len);
+        layered_conf(cfg, RD_KAFKA_PRODUCER, defaults, sizeof(defaults) / sizeof(*defaults), NULL,
+                     0, err, err_len);
     if (!conf)
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, delivery);

@@ -11,9 +11,12 @@
  *                      (offsets are committed only after the records that
  *                      depend on them are acknowledged), enable.partition.eof
  *                      (true only with --until-eof)
- *   producer defaults  enable.idempotence=true, acks=all, linger.ms=5
+ *   producer defaults  enable.idempotence=true, acks=all, linger.ms=5,
+ *                      socket.nagle.disable=true (window close -> ack latency)
  *
- * librdkafka's own log lines go to the structured log (log.h).
+ * Properties that librdkafka defines for one kind of client only (group.id,
+ * acks, ...) are given to that client only. librdkafka's own log lines go to
+ * the structured log (log.h).
  */
 #ifndef FS_KAFKA_H
 #define FS_KAFKA_H

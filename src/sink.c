@@ -232,7 +232,8 @@ void fs_sink_step(fs_sink *s, fs_step **steps)
         emit_cohorts(s, st);
     }
     if (s->out.step_done) {
-        fs_step_info info = {st->wm, st->max_ts, st->src_seq, st->src_mark, st->final, st->stopped};
+        fs_step_info info = {st->wm,     st->max_ts, st->src_seq, st->src_mark,
+                             st->src_ns, st->final,  st->stopped};
         s->out.step_done(s->out.ctx, &info);
     }
     for (uint32_t w = 0; w < s->n_workers; w++)

@@ -37,6 +37,7 @@ typedef struct fs_step_info {
     int64_t max_ts;   /* highest valid ts of any event before the cut */
     uint64_t src_seq; /* the batch during which the step was cut */
     uint64_t src_mark;
+    uint64_t src_ns; /* when that batch was published: the step's windows closed then */
     bool final;
     bool stopped; /* final without closing: the input was abandoned */
 } fs_step_info;

@@ -55,6 +55,7 @@
 #include "engine.h"
 #include "kafka.h"
 #include "log.h"
+#include "sketch.h"
 #include "util.h"
 
 #define MAX_PARTITIONS   65536 /* the engine's partition index is 16 bits */
@@ -73,11 +74,21 @@ typedef struct part_state {
     uint64_t last_ms; /* loop time of the last message (or of the assignment) */
 } part_state;
 
+typedef struct inbox_step {
+    fs_commit_step step;
+    uint64_t src_ns; /* when the batch that closed its windows was published */
+} inbox_step;
+
+/* Steps whose records are in flight, for the close -> acknowledged latency. */
+typedef struct pending_latency {
+    uint64_t records_end, src_ns;
+} pending_latency;
+
 typedef struct inbox {
     pthread_mutex_t lock;
     uint64_t *acks; /* n << 1 | tag */
     size_t n_acks, cap_acks;
-    fs_commit_step *steps;
+    inbox_step *steps;
     size_t n_steps, cap_steps;
     bool failed;
     char failure[256];
@@ -97,6 +108,7 @@ typedef struct stage {
     uv_signal_t sigint, sigterm;
     rd_kafka_t *consumer, *producer;
     rd_kafka_queue_t *consumer_q, *producer_q;
+    rd_kafka_topic_t *warm[2]; /* output and dead-letter topics, known from the start */
     fs_engine *engine;
     fs_batch *open;
     part_state *parts;
@@ -109,6 +121,11 @@ typedef struct stage {
     _Atomic uint64_t records; /* numbered by the sink thread */
     uint64_t dead_letters;    /* numbered by worker 0 */
     uint64_t consumed, consumed_bytes, acked_records, acked_dead_letters, commits;
+    uint64_t first_message_ns;
+    pending_latency *latency_q; /* FIFO by records_end */
+    size_t latency_head, latency_len, latency_cap;
+    uint64_t latency_last_end;
+    fs_sketch close_to_ack_us; /* a window's close (its batch published) -> its records acked */
 } stage;
 
 /* ---- inbox: from any thread to the loop ---------------------------------- */
@@ -174,6 +191,7 @@ static int write_from_sink(void *ctx, const char *key, size_t key_len, const cha
 static void step_from_sink(void *ctx, const fs_step_info *info)
 {
     stage *s = ctx;
+    inbox_step is = {.src_ns = info->src_ns};
     fs_commit_step st = {
         .records_end = atomic_load_explicit(&s->records, memory_order_acquire),
         .dead_letters_end = info->src_mark,
@@ -185,7 +203,8 @@ static void step_from_sink(void *ctx, const fs_step_info *info)
     };
     pthread_mutex_lock(&s->in.lock);
     s->in.steps = grow(s->in.steps, &s->in.cap_steps, s->in.n_steps, sizeof(*s->in.steps));
-    s->in.steps[s->in.n_steps++] = st;
+    is.step = st;
+    s->in.steps[s->in.n_steps++] = is;
     pthread_mutex_unlock(&s->in.lock);
     uv_async_send(&s->wake);
 }
@@ -282,7 +301,8 @@ static void add_message(stage *s, const rd_kafka_message_t *m)
     ps->next = m->offset + 1;
     ps->last_ms = uv_now(&s->loop);
     ps->idle = ps->at_eof = false;
-    s->consumed++;
+    if (!s->consumed++)
+        s->first_message_ns = fs_now_ns();
     s->consumed_bytes += m->len;
     if (fs_batch_full(b))
         publish(s, PUBLISH_MORE);
@@ -300,7 +320,10 @@ static void end_input(stage *s, publish_how how, const char *why)
 {
     if (s->phase != RUNNING)
         return;
-    fs_log(FS_LOG_INFO, "input ends", "reason=\"%s\" consumed=%" PRIu64, why, s->consumed);
+    double secs = s->consumed ? (double)(fs_now_ns() - s->first_message_ns) / 1e9 : 0;
+    fs_log(FS_LOG_INFO, "input ends",
+           "reason=\"%s\" consumed=%" PRIu64 " consume_s=%.3f events_per_s=%.0f", why, s->consumed,
+           secs, secs > 0 ? (double)s->consumed / secs : 0.0);
     s->phase = ENDING;
     stop_consuming(s);
     publish(s, how);
@@ -389,12 +412,45 @@ static void finish(stage *s)
 
 /* ---- the inbox, on the loop ------------------------------------------------- */
 
+static void latency_push(stage *s, uint64_t records_end, uint64_t src_ns)
+{
+    if (s->latency_head + s->latency_len == s->latency_cap) {
+        if (s->latency_head > 0)
+            memmove(s->latency_q, s->latency_q + s->latency_head,
+                    s->latency_len * sizeof(*s->latency_q));
+        s->latency_head = 0;
+        if (s->latency_len == s->latency_cap) {
+            s->latency_cap = s->latency_cap ? 2 * s->latency_cap : 64;
+            s->latency_q = fs_xrealloc(s->latency_q, s->latency_cap * sizeof(*s->latency_q));
+        }
+    }
+    s->latency_q[s->latency_head + s->latency_len++] = (pending_latency){records_end, src_ns};
+}
+
+/* Steps whose every record is now acknowledged: their latency is known. */
+static void latency_settle(stage *s)
+{
+    uint64_t acked = fs_commit_records_acked(s->plan), now = fs_now_ns();
+    while (s->latency_len && s->latency_q[s->latency_head].records_end <= acked) {
+        uint64_t from = s->latency_q[s->latency_head].src_ns;
+        fs_sketch_add(&s->close_to_ack_us, now > from ? (int64_t)((now - from) / 1000) : 0);
+        s->latency_head++;
+        s->latency_len--;
+    }
+}
+
+static double latency_ms(const stage *s, double q)
+{
+    int64_t us;
+    return fs_sketch_quantile(&s->close_to_ack_us, q, &us) ? (double)us / 1000 : 0;
+}
+
 static void read_inbox(stage *s)
 {
     pthread_mutex_lock(&s->in.lock);
     uint64_t *acks = s->in.acks;
     size_t n_acks = s->in.n_acks;
-    fs_commit_step *steps = s->in.steps;
+    inbox_step *steps = s->in.steps;
     size_t n_steps = s->in.n_steps;
     bool failed = s->in.failed;
     char failure[sizeof(s->in.failure)];
@@ -416,11 +472,17 @@ static void read_inbox(stage *s)
         }
     }
     for (size_t i = 0; i < n_steps; i++) {
-        if (!steps[i].stopped)
-            fs_commit_step_done(s->plan, &steps[i]);
-        if (steps[i].final || steps[i].stopped)
+        const fs_commit_step *st = &steps[i].step;
+        if (!st->stopped)
+            fs_commit_step_done(s->plan, st);
+        if (st->records_end > s->latency_last_end) {
+            latency_push(s, st->records_end, steps[i].src_ns);
+            s->latency_last_end = st->records_end;
+        }
+        if (st->final || st->stopped)
             s->sink_done = true;
     }
+    latency_settle(s);
     free(acks);
     free(steps);
     if (failed && s->exit_code == 0)
@@ -623,9 +685,11 @@ static void on_stats_tick(uv_timer_t *h)
     stage *s = h->data;
     fs_log(FS_LOG_INFO, "progress",
            "consumed=%" PRIu64 " bytes=%" PRIu64 " records=%" PRIu64 " records_acked=%" PRIu64
-           " dead_letters=%" PRIu64 " commits=%" PRIu64 " acked_watermark=%" PRId64,
+           " dead_letters=%" PRIu64 " commits=%" PRIu64 " acked_watermark=%" PRId64
+           " close_to_ack_ms_p50=%.1f close_to_ack_ms_p99=%.1f",
            s->consumed, s->consumed_bytes, atomic_load(&s->records), s->acked_records,
-           s->acked_dead_letters, s->commits, fs_commit_acked_wm(s->plan));
+           s->acked_dead_letters, s->commits, fs_commit_acked_wm(s->plan), latency_ms(s, 0.5),
+           latency_ms(s, 0.99));
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -688,6 +752,11 @@ static int open_clients(stage *s)
         fs_log(FS_LOG_ERROR, "cannot create the Kafka clients", "error=\"%s\"", err);
         return -1;
     }
+    /* Naming the topics now makes the producer fetch their metadata at once,
+     * instead of delaying the first window's records by a metadata round. */
+    s->warm[0] = rd_kafka_topic_new(s->producer, s->cfg->output_topic, NULL);
+    if (s->cfg->dead_letter_topic)
+        s->warm[1] = rd_kafka_topic_new(s->producer, s->cfg->dead_letter_topic, NULL);
     s->consumer_q = rd_kafka_queue_get_consumer(s->consumer);
     s->producer_q = rd_kafka_queue_get_main(s->producer);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
@@ -720,6 +789,9 @@ static void free_stage(stage *s)
         rd_kafka_queue_destroy(s->consumer_q);
     if (s->producer_q)
         rd_kafka_queue_destroy(s->producer_q);
+    for (int i = 0; i < 2; i++)
+        if (s->warm[i])
+            rd_kafka_topic_destroy(s->warm[i]);
     if (s->consumer)
         rd_kafka_destroy(s->consumer);
     if (s->producer)
@@ -732,6 +804,8 @@ static void free_stage(stage *s)
     free(s->committed);
     free(s->in.acks);
     free(s->in.steps);
+    free(s->latency_q);
+    fs_sketch_free(&s->close_to_ack_us);
     pthread_mutex_destroy(&s->in.lock);
 }
 
@@ -741,9 +815,11 @@ static void log_summary(stage *s)
     fs_log(FS_LOG_INFO, "stage stopped",
            "exit=%d consumed=%" PRIu64 " valid=%" PRIu64 " rejected=%" PRIu64
            " late_events=%" PRIu64 " flow_records=%" PRIu64 " cohort_records=%" PRIu64
-           " records_acked=%" PRIu64 " dead_letters_acked=%" PRIu64 " commits=%" PRIu64,
+           " records_acked=%" PRIu64 " dead_letters_acked=%" PRIu64 " commits=%" PRIu64
+           " closes=%" PRIu64 " close_to_ack_ms_p50=%.1f close_to_ack_ms_p99=%.1f",
            s->exit_code, s->consumed, st.valid, st.rejected, st.late_events, st.flow_records,
-           st.cohort_records, s->acked_records, s->acked_dead_letters, s->commits);
+           st.cohort_records, s->acked_records, s->acked_dead_letters, s->commits,
+           s->close_to_ack_us.count, latency_ms(s, 0.5), latency_ms(s, 0.99));
 }
 
 int fs_stage_run(const fs_stage_opts *opts)
@@ -753,6 +829,7 @@ int fs_stage_run(const fs_stage_opts *opts)
                .consumer_pipe = {-1, -1},
                .producer_pipe = {-1, -1}};
     pthread_mutex_init(&s.in.lock, NULL);
+    fs_sketch_init(&s.close_to_ack_us);
     fs_window_spec win = {opts->cfg->window_size_ms, opts->cfg->window_hop_ms,
                           (uint32_t)(opts->cfg->window_size_ms / opts->cfg->window_hop_ms)};
     s.plan = fs_commit_plan_new(&win);

@@ -464,6 +464,7 @@ static void cut_step(fs_worker *w, int64_t wm_before, bool final)
     s->max_ts = w->max_ts;
     s->src_seq = w->src_seq;
     s->src_mark = w->src_mark;
+    s->src_ns = w->src_ns;
     s->final = final;
     collect_closed(w, s, final);
     collect_cohorts(w, s);
@@ -652,6 +653,7 @@ void fs_worker_stop(fs_worker *w)
     s->max_ts = w->max_ts;
     s->src_seq = w->src_seq;
     s->src_mark = w->src_mark;
+    s->src_ns = w->src_ns;
     s->final = s->stopped = true;
     w->emit(w->emit_ctx, w->id, s);
 }

@@ -61,6 +61,7 @@ typedef struct fs_step {
     int64_t max_ts;        /* highest valid ts seen in any partition so far */
     uint64_t src_seq;      /* the batch being processed when the step was cut */
     uint64_t src_mark;     /* the source's counter at that batch (fs_worker.src_mark) */
+    uint64_t src_ns;       /* when that batch was published (fs_now_ns) */
     bool final;
     bool stopped;            /* final, but the input was abandoned: nothing closes */
     fs_window_slot **closed; /* ascending start */
@@ -116,10 +117,10 @@ typedef struct fs_worker {
     int64_t max_ts, wm;   /* max_ts: over all partitions */
     fs_part_clock *parts; /* indexed by partition index */
     uint32_t n_parts;
-    int64_t min_part_ts;        /* min max_ts over active partitions (INT64_MIN: one unseen) */
-    uint64_t src_seq, src_mark; /* set by the engine before each batch, copied into steps */
-    uint64_t pending_rejected;  /* before the first watermark */
-    fs_dict labels;             /* channel and segment names -> ids */
+    int64_t min_part_ts; /* min max_ts over active partitions (INT64_MIN: one unseen) */
+    uint64_t src_seq, src_mark, src_ns; /* set by the engine before each batch, copied into steps */
+    uint64_t pending_rejected;          /* before the first watermark */
+    fs_dict labels;                     /* channel and segment names -> ids */
     uint32_t labels_sent;
     fs_i64map windows;         /* start -> fs_window_slot */
     fs_window_slot *last_slot; /* cache of the most recently used slot */
