@@ -11,5 +11,6 @@ int fs_cmd_replay(int argc, char **argv);
 int fs_cmd_generate(int argc, char **argv);
 int fs_cmd_dev_broker(int argc, char **argv);
 int fs_cmd_run(int argc, char **argv);
+int fs_cmd_demo(int argc, char **argv);
 
 #endif

@@ -8,6 +8,12 @@
  * start_ts; disorder_ms > 0 shuffles them by up to that much (bounded
  * disorder); malformed_ppm > 0 replaces that many per million records with
  * malformed ones (truncated, wrong types, garbage bytes, ...).
+ *
+ * Two ways to get the records: fs_generate writes them all to a stream;
+ * fs_gen_new / fs_gen_next / fs_gen_free hand them out one at a time with
+ * the customer id as a key (to produce them to Kafka, or to stamp them with
+ * the wall clock). fs_generate is a loop over fs_gen_next, so both give the
+ * same records.
  */
 #ifndef FS_GENERATE_H
 #define FS_GENERATE_H
@@ -30,8 +36,31 @@ typedef struct fs_gen_opts {
 
 void fs_gen_opts_default(fs_gen_opts *opts);
 
-/* Writes opts->events records to out. Returns 0, or -1 with errno set on a
- * write error. */
+/* A record-at-a-time generator. */
+typedef struct fs_gen fs_gen;
+
+/* Copies opts. Returns NULL with errno = EINVAL when customers is 0 or rate
+ * is not positive. Here events == 0 means "no end". */
+fs_gen *fs_gen_new(const fs_gen_opts *opts);
+
+/* Encodes record i (the i-th call, from 0) into a buffer of g and points
+ * *value at it: one MessagePack object, or one JSON line WITHOUT its '\n'.
+ * *key is the record's customer_id string, malformed ones included (for
+ * the malformed records that have none: NULL, *key_len 0). Both stay valid until the next call or
+ * fs_gen_free. Returns 0, or 1 when opts->events records were handed out.
+ *
+ * ts_override INT64_MIN: the event time is start_ts + i * 1000 / rate moved
+ * back by the disorder, exactly as fs_generate writes it. Any other value is
+ * the record's ts instead (e.g. the wall clock); the random draw for the
+ * disorder is still made and thrown away, so everything but ts stays the
+ * same record for record. */
+int fs_gen_next(fs_gen *g, int64_t ts_override, const char **value, size_t *value_len,
+                const char **key, size_t *key_len);
+
+void fs_gen_free(fs_gen *g);
+
+/* Writes opts->events records to out (JSON: each line ends in '\n').
+ * Returns 0, or -1 with errno set: EINVAL for bad opts, else a write error. */
 int fs_generate(const fs_gen_opts *opts, FILE *out);
 
 #endif

@@ -177,9 +177,7 @@ rd_kafka_t *fs_kafka_producer_new(const fs_config *cfg, fs_delivery_fn delivery,
                                   char *err, size_t err_len)
 {
     static const prop defaults[] = {
-        {"enable.idempotence", "true"},
-        {"acks", "all"},
-        {"linger.ms", "5"},
+        {"enable.idempotence", "true"},         {"acks", "all"}, {"linger.ms", "5"},
         {"socket.nagle.disable", "true"}, /* Nagle + delayed ACKs add ~40 ms per record batch */
         {"client.id", "funnelstream-producer"},
     };

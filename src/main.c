@@ -15,7 +15,7 @@ static const char usage[] =
     "  generate    write synthetic touchpoint traffic, deterministic for a seed\n"
     "  run         the Kafka pipeline stage: input topic in, funnel metrics out\n"
     "  dev-broker  an embedded Kafka-protocol broker for trying the stage on one machine\n"
-    "  demo        broker + traffic + stage, live in the terminal (not in this build yet)\n"
+    "  demo        broker + traffic + stage on this machine, funnels live in the terminal\n"
     "\n"
     "`funnelstream <command> --help` describes each command.\n";
 
@@ -42,10 +42,8 @@ int main(int argc, char **argv)
         return fs_cmd_dev_broker(argc - 1, argv + 1);
     if (!strcmp(cmd, "run"))
         return fs_cmd_run(argc - 1, argv + 1);
-    if (!strcmp(cmd, "demo")) {
-        fprintf(stderr, "funnelstream: '%s' is not available in this build yet\n", cmd);
-        return 2;
-    }
+    if (!strcmp(cmd, "demo"))
+        return fs_cmd_demo(argc - 1, argv + 1);
     fprintf(stderr, "funnelstream: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

@@ -915,3 +915,144 @@ void fs_e2e_assert_contains_at(const char *hay, const char *needle, const char *
         _fail(file, line);
     }
 }
+
+/* ---- processes in the background ---- */
+
+#include <signal.h>
+
+/* Children still running. A failing assertion jumps out of the test that
+ * would have stopped them, so they are killed at exit: a leftover broker
+ * holds ctest's output pipe open and ctest would wait for it forever. */
+static pid_t live_pids[64];
+static size_t n_live;
+
+static void kill_live(void)
+{
+    for (size_t i = 0; i < n_live; i++) {
+        kill(live_pids[i], SIGKILL);
+        waitpid(live_pids[i], NULL, 0);
+    }
+    n_live = 0;
+}
+
+static void track_child(pid_t pid)
+{
+    static bool registered;
+    if (!registered) {
+        atexit(kill_live);
+        registered = true;
+    }
+    if (n_live < sizeof live_pids / sizeof live_pids[0])
+        live_pids[n_live++] = pid;
+}
+
+static void untrack_child(pid_t pid)
+{
+    for (size_t i = 0; i < n_live; i++)
+        if (live_pids[i] == pid)
+            live_pids[i] = live_pids[--n_live];
+}
+
+void fs_e2e_broker_start(fs_e2e_broker *b, const char *const *extra)
+{
+    const char *argv[32] = {fs_e2e_bin(), "dev-broker"};
+    int argc = 2;
+    for (; extra && *extra && argc < 31; extra++)
+        argv[argc++] = *extra;
+    argv[argc] = NULL;
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&fa, out[0]);
+    posix_spawn_file_actions_addclose(&fa, out[1]);
+    int rc = posix_spawn(&b->pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    assert_int_equal(rc, 0);
+    track_child(b->pid);
+    /* The broker prints its address once it listens: reading blocks until then. */
+    size_t n = 0;
+    char c;
+    while (n + 1 < sizeof b->bootstrap && read(out[0], &c, 1) == 1 && c != '\n')
+        b->bootstrap[n++] = c;
+    b->bootstrap[n] = '\0';
+    close(out[0]);
+    if (!strchr(b->bootstrap, ':')) {
+        print_error("dev-broker printed no bootstrap address: '%s'\n", b->bootstrap);
+        fail(); /* kill_live stops it */
+    }
+}
+
+static int wait_status(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+}
+
+int fs_e2e_broker_stop(fs_e2e_broker *b, int sig)
+{
+    kill(b->pid, sig);
+    int status = wait_status(b->pid);
+    untrack_child(b->pid);
+    return status;
+}
+
+void fs_e2e_bg_start(fs_e2e_bg *bg, const char *const *args)
+{
+    char *out_path, *err_path;
+    bg->out_fd = make_temp(".out", &out_path);
+    bg->err_fd = make_temp(".err", &err_path);
+    size_t argc = 0;
+    while (args[argc])
+        argc++;
+    char **argv = xmalloc((argc + 2) * sizeof(*argv));
+    argv[0] = (char *)fs_e2e_bin();
+    for (size_t i = 0; i < argc; i++)
+        argv[i + 1] = (char *)args[i];
+    argv[argc + 1] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, bg->out_fd, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, bg->err_fd, STDERR_FILENO);
+    int rc = posix_spawn(&bg->pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    free(argv);
+    unlink(out_path); /* the open descriptors keep the files */
+    unlink(err_path);
+    free(out_path);
+    free(err_path);
+    if (rc != 0) {
+        print_error("posix_spawn %s: %s\n", fs_e2e_bin(), strerror(rc));
+        fail();
+    }
+    track_child(bg->pid);
+}
+
+void fs_e2e_bg_finish(fs_e2e_bg *bg, int sig, fs_e2e_run *run)
+{
+    memset(run, 0, sizeof(*run));
+    if (sig)
+        kill(bg->pid, sig);
+    run->status = wait_status(bg->pid);
+    untrack_child(bg->pid);
+    run->out = read_fd(bg->out_fd, &run->out_len);
+    run->err = read_fd(bg->err_fd, &run->err_len);
+    close(bg->out_fd);
+    close(bg->err_fd);
+}
+
+char *fs_e2e_read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    char *data = read_fd(fd, len);
+    close(fd);
+    return data;
+}

@@ -148,4 +148,36 @@ void fs_e2e_assert_contains_at(const char *hay, const char *needle, const char *
 #define assert_contains(hay, needle, what)                                                         \
     fs_e2e_assert_contains_at((hay), (needle), (what), __FILE__, __LINE__)
 
+/* ---- processes in the background ---- */
+
+#include <sys/types.h>
+
+/* A running `FS_BIN dev-broker` (librdkafka's mock cluster). */
+typedef struct fs_e2e_broker {
+    pid_t pid;
+    char bootstrap[256]; /* "host:port", the first line it printed */
+} fs_e2e_broker;
+
+/* Starts the dev broker with extra arguments (NULL-terminated, may be NULL)
+ * and waits for its bootstrap line; fails the test without one. */
+void fs_e2e_broker_start(fs_e2e_broker *b, const char *const *extra);
+/* Sends sig and waits: the exit code, 128 + signal number when killed. */
+int fs_e2e_broker_stop(fs_e2e_broker *b, int sig);
+
+/* FS_BIN with args (NULL-terminated, not including argv[0]) running in the
+ * background: stdin /dev/null, stdout and stderr to temporary files. */
+typedef struct fs_e2e_bg {
+    pid_t pid;
+    int out_fd, err_fd;
+} fs_e2e_bg;
+
+void fs_e2e_bg_start(fs_e2e_bg *bg, const char *const *args);
+#define FS_E2E_BG_START(bg, ...) fs_e2e_bg_start((bg), (const char *const[]){__VA_ARGS__, NULL})
+/* Sends sig (0: none), waits for the exit and fills run as fs_e2e_exec does. */
+void fs_e2e_bg_finish(fs_e2e_bg *bg, int sig, fs_e2e_run *run);
+
+/* A whole file (malloc'd, NUL-terminated), its length in *len; NULL when it
+ * cannot be read. */
+char *fs_e2e_read_file(const char *path, size_t *len);
+
 #endif
