@@ -534,12 +534,14 @@ static void update_watermark(fs_worker *w)
         return; /* nothing active, or some active partition has not spoken yet */
     int64_t wm = fs_sat_sub(min, w->max_out_of_orderness);
     if (!w->have_wm) {
+        /* The first watermark: events counted while an assigned partition
+         * held it back may already lie in windows it closes. */
         w->have_wm = true;
-        w->wm = wm;
         if (w->pending_rejected) {
             slot_at(w, fs_window_earliest_open(&w->win, wm))->rejected += w->pending_rejected;
             w->pending_rejected = 0;
         }
+        advance_watermark(w, wm);
     } else if (wm > w->wm) {
         advance_watermark(w, wm);
     }
