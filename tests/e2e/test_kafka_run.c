@@ -20,13 +20,10 @@
 
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -35,8 +32,6 @@
 #include "decode.h"
 #include "e2e_util.h"
 #include "frame.h"
-
-extern char **environ;
 
 #define DEADLINE_MS 120000
 
@@ -150,8 +145,8 @@ static void append(char **buf, size_t *len, const char *p, size_t n)
     (*buf)[*len] = '\0';
 }
 
-/* Reads every partition of t from the beginning to its end. */
-static consumed consume_topic(const char *t, int partitions, bool with_headers)
+/* A consumer assigned every partition of t from the beginning (no group). */
+static rd_kafka_t *reader(const char *t, int partitions)
 {
     rd_kafka_t *c = client(RD_KAFKA_CONSUMER, "test-reader");
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
@@ -159,6 +154,13 @@ static consumed consume_topic(const char *t, int partitions, bool with_headers)
         rd_kafka_topic_partition_list_add(parts, t, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
     assert_int_equal(rd_kafka_assign(c, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
     rd_kafka_topic_partition_list_destroy(parts);
+    return c;
+}
+
+/* Reads every partition of t from the beginning to its end. */
+static consumed consume_topic(const char *t, int partitions, bool with_headers)
+{
+    rd_kafka_t *c = reader(t, partitions);
     consumed out = {.text = calloc(1, 1), .headers = calloc(1, 1)};
     int eofs = 0;
     for (int polls = 0; eofs < partitions && polls < DEADLINE_MS / 100; polls++) {
@@ -216,14 +218,9 @@ static void committed(const char *group, const char *t, int partitions, int64_t 
 
 static char *read_text(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = calloc(1, (size_t)n + 1);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
+    size_t len;
+    char *s = fs_e2e_read_file(path, &len);
+    assert_non_null(s);
     return s;
 }
 
@@ -440,29 +437,10 @@ static void test_dead_letters(void **state)
 
 /* ---- SIGTERM mid-stream ---------------------------------------------------- */
 
-static pid_t spawn_stage(const char *config, const char *err_path)
-{
-    const char *argv[] = {fs_e2e_bin(), "run", "--config", config, "--threads", "2", NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err_path, O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    pid_t pid;
-    assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
-}
-
 /* Blocks until the topic holds at least n messages (over all partitions). */
 static void await_messages(const char *t, int partitions, size_t n)
 {
-    rd_kafka_t *c = client(RD_KAFKA_CONSUMER, "test-waiter");
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
-    for (int p = 0; p < partitions; p++)
-        rd_kafka_topic_partition_list_add(parts, t, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    assert_int_equal(rd_kafka_assign(c, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
-    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_t *c = reader(t, partitions);
     size_t got = 0;
     for (int polls = 0; got < n && polls < DEADLINE_MS / 100; polls++) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
@@ -472,6 +450,32 @@ static void await_messages(const char *t, int partitions, size_t n)
             rd_kafka_message_destroy(m);
     }
     assert_true(got >= n);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+}
+
+static int64_t committed_total(const char *group, const char *t, int partitions)
+{
+    int64_t offs[16], total = 0;
+    committed(group, t, partitions, offs);
+    for (int p = 0; p < partitions; p++)
+        total += offs[p] < 0 ? 0 : offs[p];
+    return total;
+}
+
+/* Blocks until the group has committed something: the stage commits once
+ * the windows of some consumed events are acknowledged (then within its
+ * 1 s commit tick). Between checks it waits on the output topic. */
+static void await_commit(const char *group, const char *in, int partitions, const char *out)
+{
+    rd_kafka_t *c = reader(out, 1);
+    int rounds = 0;
+    while (committed_total(group, in, partitions) == 0 && rounds++ < DEADLINE_MS / 100) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
+    assert_true(committed_total(group, in, partitions) > 0);
     rd_kafka_consumer_close(c);
     rd_kafka_destroy(c);
 }
@@ -495,17 +499,16 @@ static void test_sigterm_mid_stream(void **state)
     char *events = generated(200000, 5000, "9", "500", "0");
     produce_file("st-in", events);
     char *cfg = stage_config("exclusions.yaml", "st-in", "st-out", NULL, "g-st", "msgpack");
-    char *err_path = fs_e2e_write_text(".log", "");
-    pid_t pid = spawn_stage(cfg, err_path);
+    fs_e2e_bg stage;
+    FS_E2E_BG_START(&stage, "run", "--config", cfg, "--threads", "2");
     await_messages("st-out", 2, 5);
-    kill(pid, SIGTERM);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    char *log = read_text(err_path);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fprintf(stderr, "%s", log);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    await_commit("g-st", "st-in", 3, "st-out");
+    fs_e2e_run r;
+    fs_e2e_bg_finish(&stage, SIGTERM, &r);
+    if (r.status != 0)
+        fprintf(stderr, "%s", r.err);
+    assert_int_equal(r.status, 0);
+    const char *log = r.err;
 
     uint64_t acked = field_u64(log, "records_acked=");
     uint64_t flows = field_u64(log, "flow_records="), cohorts = field_u64(log, "cohort_records=");
@@ -513,17 +516,12 @@ static void test_sigterm_mid_stream(void **state)
     consumed out = consume_topic("st-out", 2, false);
     assert_int_equal(out.n, acked);
 
-    int64_t offs[3];
-    committed("g-st", "st-in", 3, offs);
-    int64_t total = 0;
-    for (int p = 0; p < 3; p++)
-        total += offs[p] < 0 ? 0 : offs[p];
+    int64_t total = committed_total("g-st", "st-in", 3);
     assert_true(total > 0);      /* closed windows' offsets are committed */
     assert_true(total < 200000); /* the open windows' are not */
 
     consumed_free(&out);
-    free(log);
-    free(err_path);
+    fs_e2e_run_free(&r);
     free(cfg);
     free(events);
 }
