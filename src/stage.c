@@ -24,6 +24,11 @@
  * Offsets are committed only when commit.h says the records depending on
  * them are acknowledged.
  *
+ * Latency: every batch carries its publication time into the steps cut
+ * while it is applied; when all records up to a step's are acknowledged,
+ * now minus that time is one sample of "window closed -> its records
+ * acknowledged" (p50/p99 in the progress and summary logs).
+ *
  * Ending. --until-eof: once every assigned partition is at its end, the open
  * batch is published as the last one; the watermark goes to +inf, every
  * window closes, and when the final records are acknowledged every consumed
