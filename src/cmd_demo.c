@@ -8,7 +8,8 @@
  *            customer, with the wall clock as event time;
  *   stage    the real `run` stage (stage.h) on a thread of this process;
  *   screen   this thread reads the output topic like any consumer and prints
- *            one line per funnel as each window closes.
+ *            one line per funnel as each window closes, after the URL of the
+ *            stage's dashboard (http.listen, or any free port if it is taken).
  * The config is configs/demo.yaml, built into the binary (10-second windows,
  * so the first lines appear about 12 s after start), or --config.
  *
@@ -121,6 +122,7 @@ static int parse_args(int argc, char **argv, demo_args *a)
 
 typedef struct stage_thread {
     fs_stage_opts opts;
+    _Atomic int http_port;
     int rc;
     atomic_bool done;
 } stage_thread;
@@ -247,7 +249,15 @@ static int screen(const char *bootstrap, const char *topic, int partitions, stag
     rd_kafka_topic_partition_list_destroy(parts);
     /* The poll waits for a message or 250 ms: the stage's end is noticed
      * that fast, and nothing spins. */
+    bool url_shown = false;
     while (!atomic_load(&st->done)) {
+        int port = atomic_load(&st->http_port);
+        if (!url_shown && port > 0) {
+            printf("Dashboard: http://127.0.0.1:%d/   (metrics: /metrics, API: /api/funnels)\n\n",
+                   port);
+            fflush(stdout);
+            url_shown = true;
+        }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 250);
         if (!m)
             continue;
@@ -298,7 +308,8 @@ int fs_cmd_demo(int argc, char **argv)
            bootstrap, a.rate, a.customers, cfg->window_size_ms / 1000);
     fflush(stdout);
 
-    stage_thread st = {.opts = {.cfg = cfg, .threads = (uint32_t)a.threads}};
+    stage_thread st = {.opts = {.cfg = cfg, .threads = (uint32_t)a.threads, .http_any_port = true}};
+    st.opts.http_port = &st.http_port;
     pthread_t stage;
     pthread_create(&stage, NULL, stage_main, &st);
     pid_t traffic = spawn_traffic(&a, bootstrap, cfg->input_topic);

@@ -7,5 +7,7 @@
 
 extern const char fs_embedded_demo_yaml[]; /* configs/demo.yaml */
 extern const size_t fs_embedded_demo_yaml_len;
+extern const char fs_embedded_dashboard_html[]; /* web/dashboard.html */
+extern const size_t fs_embedded_dashboard_html_len;
 
 #endif

@@ -31,6 +31,10 @@ typedef struct worker_thread {
     uint32_t id;
     fs_decoder *dec;
     pthread_t thread;
+    /* The worker's counters as of its last batch, for live readers: copied
+     * under the lock once per batch, so the hot path keeps plain counters. */
+    pthread_mutex_t snap_lock;
+    fs_worker_stats snap;
 } worker_thread;
 
 struct fs_engine {
@@ -312,6 +316,10 @@ static void *worker_main(void *arg)
             w->src_mark = e->dead_letters; /* a final step follows every dead letter */
             atomic_fetch_add_explicit(&e->messages_done, b->n, memory_order_relaxed);
         }
+        pthread_mutex_lock(&t->snap_lock);
+        t->snap = w->stats;
+        t->snap.windows_open = w->windows.count;
+        pthread_mutex_unlock(&t->snap_lock);
         if (release_batch(e, b))
             atomic_store_explicit(&e->batches_done, seq + 1, memory_order_release);
         if (last)
@@ -376,6 +384,7 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
     for (uint32_t i = 0; i < e->n_workers; i++) {
         fs_worker_init(&e->workers[i], i, e->n_workers, cfg, e->funnels, e->table, on_step, e);
         e->wt[i] = (worker_thread){.e = e, .id = i, .dec = fs_decoder_new()};
+        pthread_mutex_init(&e->wt[i].snap_lock, NULL);
     }
     for (uint32_t i = 0; i < e->n_workers; i++)
         pthread_create(&e->wt[i].thread, NULL, worker_main, &e->wt[i]);
@@ -403,29 +412,56 @@ uint64_t fs_engine_batches_done(fs_engine *e)
     return atomic_load_explicit(&e->batches_done, memory_order_acquire);
 }
 
-fs_engine_stats fs_engine_get_stats(fs_engine *e)
+static fs_engine_stats sum_stats(fs_engine *e, const fs_worker_stats *ws)
 {
     fs_engine_stats st = {0};
-    st.valid = e->workers[0].stats.events_valid;
+    st.valid = ws[0].events_valid;
     for (int r = 1; r < FS_REJECT_COUNT; r++) {
-        st.rejected_by[r] = e->workers[0].stats.rejected[r];
+        st.rejected_by[r] = ws[0].rejected[r];
         st.rejected += st.rejected_by[r];
     }
     st.messages = st.valid + st.rejected;
     for (uint32_t i = 0; i < e->n_workers; i++) {
-        const fs_worker_stats *ws = &e->workers[i].stats;
-        st.late_events += ws->late_events;
-        st.journeys_started += ws->journeys_started;
-        st.journeys_completed += ws->journeys_completed;
-        st.journeys_abandoned += ws->journeys_abandoned;
-        st.journeys_excluded += ws->journeys_excluded;
-        st.journeys_active += ws->journeys_active;
-        st.journeys_active_peak += ws->journeys_active_peak;
+        st.late_events += ws[i].late_events;
+        st.journeys_started += ws[i].journeys_started;
+        st.journeys_completed += ws[i].journeys_completed;
+        st.journeys_abandoned += ws[i].journeys_abandoned;
+        st.journeys_excluded += ws[i].journeys_excluded;
+        st.journeys_active += ws[i].journeys_active;
+        st.journeys_active_peak += ws[i].journeys_active_peak;
+        st.events_ignored += ws[i].events_ignored;
     }
+    st.windows_open = ws[0].windows_open; /* every worker holds the same windows */
+    st.table_bytes = fs_journey_table_bytes(e->table);
     fs_sink_stats ss = fs_sink_get_stats(e->sink);
     st.flow_records = ss.flow_records;
     st.cohort_records = ss.cohort_records;
     st.write_errors = ss.write_errors;
+    return st;
+}
+
+fs_engine_stats fs_engine_get_stats(fs_engine *e)
+{
+    fs_worker_stats *ws = fs_xmalloc(e->n_workers * sizeof(*ws));
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        ws[i] = e->workers[i].stats;
+        ws[i].windows_open = e->workers[i].windows.count;
+    }
+    fs_engine_stats st = sum_stats(e, ws);
+    free(ws);
+    return st;
+}
+
+fs_engine_stats fs_engine_live_stats(fs_engine *e)
+{
+    fs_worker_stats *ws = fs_xmalloc(e->n_workers * sizeof(*ws));
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        pthread_mutex_lock(&e->wt[i].snap_lock);
+        ws[i] = e->wt[i].snap;
+        pthread_mutex_unlock(&e->wt[i].snap_lock);
+    }
+    fs_engine_stats st = sum_stats(e, ws);
+    free(ws);
     return st;
 }
 
@@ -437,6 +473,7 @@ void fs_engine_free(fs_engine *e)
     for (uint32_t i = 0; i < e->n_workers; i++) {
         fs_worker_destroy(&e->workers[i]);
         fs_decoder_free(e->wt[i].dec);
+        pthread_mutex_destroy(&e->wt[i].snap_lock);
     }
     fs_sink_free(e->sink);
     fs_journey_table_free(e->table);

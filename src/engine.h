@@ -79,6 +79,9 @@ typedef struct fs_engine_stats {
     /* Sum of the workers' peaks: an upper bound of the peak of the total,
      * and close to it because hashing spreads customers evenly. */
     uint64_t journeys_active_peak;
+    uint64_t events_ignored; /* valid, but of a type no funnel uses */
+    uint64_t windows_open;
+    uint64_t table_bytes; /* journey table estimate */
     uint64_t flow_records, cohort_records, write_errors;
 } fs_engine_stats;
 
@@ -93,6 +96,9 @@ void fs_engine_batch_publish_stop(fs_engine *e, fs_batch *b);
 /* After the last batch: waits until every record is written. */
 void fs_engine_join(fs_engine *e);
 fs_engine_stats fs_engine_get_stats(fs_engine *e); /* after join */
+/* While running, from any thread: the same counters as of each worker's
+ * last finished batch (records: as of the sink's last step). */
+fs_engine_stats fs_engine_live_stats(fs_engine *e);
 /* Live counters, readable from any thread while running (approximate). */
 uint64_t fs_engine_messages_done(fs_engine *e);
 /* How many batches every worker has finished: a source may reuse what it

@@ -368,3 +368,18 @@ void fs_journey_table_prefetch_entry(fs_journey_table *t, uint64_t hash)
     if (c)
         __builtin_prefetch(c);
 }
+
+size_t fs_journey_table_bytes(const fs_journey_table *t)
+{
+    size_t bytes = t->n_owners * sizeof(oa_segment);
+    for (uint32_t i = 0; i < t->n_owners; i++) {
+        const oa_segment *s = &t->seg[i];
+        oa_array *a = atomic_load_explicit(&s->arr, memory_order_acquire);
+        size_t n = atomic_load_explicit(&s->count, memory_order_relaxed);
+        if (a)
+            bytes += sizeof(*a) + (a->mask + 1) * sizeof(oa_slot);
+        /* entries: header, journey pointers and an id of typical length */
+        bytes += n * (sizeof(fs_customer) + t->n_funnels * sizeof(fs_journey *) + 24);
+    }
+    return bytes;
+}

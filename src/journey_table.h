@@ -66,6 +66,9 @@ fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const c
  * after a grace period. */
 void fs_journey_table_remove(fs_journey_table *t, fs_customer *c);
 size_t fs_journey_table_count(const fs_journey_table *t);
+/* Any thread: an estimate of the memory held by slots and entries (the
+ * array a reader loads may be a stale one; good enough for a gauge). */
+size_t fs_journey_table_bytes(const fs_journey_table *t);
 
 /* Owner only: cache hints for a lookup of `hash` a few events from now, so
  * a worker can overlap the memory latency of several lookups. _slot loads

@@ -1,6 +1,8 @@
 /* sink.c -- merge worker partials, emit flow and cohort records (see sink.h). */
 #include "sink.h"
 
+#include <stdatomic.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +28,8 @@ struct fs_sink {
     label_xlate *xlate; /* per worker */
     fs_i64map *cohorts; /* per funnel: start -> fs_cohort totals */
     fs_buf rec, key;
-    fs_sink_stats stats;
+    /* written by the sink thread only, read live by others */
+    _Atomic uint64_t flow_records, cohort_records, write_errors;
 };
 
 fs_sink *fs_sink_new(const fs_config *cfg, const fs_funnels *funnels, uint32_t n_workers,
@@ -71,7 +74,11 @@ void fs_sink_free(fs_sink *s)
 
 fs_sink_stats fs_sink_get_stats(const fs_sink *s)
 {
-    return s->stats;
+    return (fs_sink_stats){
+        atomic_load_explicit(&s->flow_records, memory_order_relaxed),
+        atomic_load_explicit(&s->cohort_records, memory_order_relaxed),
+        atomic_load_explicit(&s->write_errors, memory_order_relaxed),
+    };
 }
 
 static void learn_labels(fs_sink *s, uint32_t worker, const fs_step *st)
@@ -89,7 +96,7 @@ static void learn_labels(fs_sink *s, uint32_t worker, const fs_step *st)
 static void write_record(fs_sink *s)
 {
     if (s->out.write(s->out.ctx, s->key.p, s->key.len, s->rec.p, s->rec.len) != 0)
-        s->stats.write_errors++;
+        atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
 }
 
 static void emit_flow(fs_sink *s, const fs_funnel *f, int64_t start, const fs_flow *flow,
@@ -100,7 +107,7 @@ static void emit_flow(fs_sink *s, const fs_funnel *f, int64_t start, const fs_fl
     fs_record_flow_key(&s->key, f->cfg, w);
     fs_record_flow(&s->rec, s->format, f->cfg, w, flow, rejected, &s->labels);
     write_record(s);
-    s->stats.flow_records++;
+    atomic_fetch_add_explicit(&s->flow_records, 1, memory_order_relaxed);
 }
 
 /* Merges the windows of equal start across workers (each list is sorted) and
@@ -213,7 +220,7 @@ static void emit_cohorts(fs_sink *s, const fs_step *st)
         fs_record_cohort_key(&s->key, fn->cfg, w);
         fs_record_cohort(&s->rec, s->format, fn->cfg, w, due[i].c, due[i].final);
         write_record(s);
-        s->stats.cohort_records++;
+        atomic_fetch_add_explicit(&s->cohort_records, 1, memory_order_relaxed);
         due[i].c->dirty = false;
         if (due[i].final)
             free(fs_i64map_remove(&s->cohorts[due[i].funnel], due[i].start));

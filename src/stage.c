@@ -29,6 +29,13 @@
  * now minus that time is one sample of "window closed -> its records
  * acknowledged" (p50/p99 in the progress and summary logs).
  *
+ * HTTP (http.h), on the same loop: /metrics (Prometheus, metrics.h),
+ * /health (the loop answers), /ready (partitions assigned, no failure,
+ * consumer lag below READY_MAX_LAG), /api/funnels (board.h) and the
+ * dashboard at /, built into the binary. A taken http.listen address is
+ * logged as an error and the stage runs on without HTTP: the data path
+ * matters more than its observation.
+ *
  * Ending. --until-eof: once every assigned partition is at its end, the open
  * batch is published as the last one; the watermark goes to +inf, every
  * window closes, and when the final records are acknowledged every consumed
@@ -56,10 +63,14 @@
 #include <librdkafka/rdkafka.h>
 #include <uv.h>
 
+#include "board.h"
 #include "commit.h"
+#include "embedded.h"
 #include "engine.h"
+#include "http.h"
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
 #include "sketch.h"
 #include "util.h"
 
@@ -69,6 +80,7 @@
 #define COMMIT_EVERY_MS  1000
 #define STATS_EVERY_MS   10000
 #define FLUSH_TIMEOUT_MS 60000
+#define READY_MAX_LAG    100000 /* messages behind, over all partitions */
 
 enum { TAG_RECORD = 0, TAG_DEAD_LETTER = 1 };
 enum phase { RUNNING, ENDING, DONE };
@@ -131,6 +143,10 @@ typedef struct stage {
     size_t latency_head, latency_len, latency_cap;
     uint64_t latency_last_end;
     fs_sketch close_to_ack_us; /* a window's close (its batch published) -> its records acked */
+    fs_latency_histogram close_to_ack;
+    uint64_t rebalances;
+    fs_http *http;
+    fs_board *board;
 } stage;
 
 /* ---- inbox: from any thread to the loop ---------------------------------- */
@@ -181,6 +197,7 @@ static int write_from_sink(void *ctx, const char *key, size_t key_len, const cha
                            size_t value_len)
 {
     stage *s = ctx;
+    fs_board_post(s->board, key, key_len, value, value_len);
     uint64_t n = atomic_load_explicit(&s->records, memory_order_relaxed);
     rd_kafka_resp_err_t err =
         fs_kafka_produce(s->producer, s->cfg->output_topic, key, key_len, value, value_len, NULL, 0,
@@ -389,6 +406,7 @@ static void read_inbox(stage *s);
 
 static void close_handles(stage *s)
 {
+    fs_http_stop(s->http);
     uv_close((uv_handle_t *)&s->consumer_watch, NULL);
     uv_close((uv_handle_t *)&s->producer_watch, NULL);
     uv_close((uv_handle_t *)&s->wake, NULL);
@@ -438,7 +456,9 @@ static void latency_settle(stage *s)
     uint64_t acked = fs_commit_records_acked(s->plan), now = fs_now_ns();
     while (s->latency_len && s->latency_q[s->latency_head].records_end <= acked) {
         uint64_t from = s->latency_q[s->latency_head].src_ns;
-        fs_sketch_add(&s->close_to_ack_us, now > from ? (int64_t)((now - from) / 1000) : 0);
+        uint64_t ns = now > from ? now - from : 0;
+        fs_sketch_add(&s->close_to_ack_us, (int64_t)(ns / 1000));
+        fs_latency_observe(&s->close_to_ack, (double)ns / 1e9);
         s->latency_head++;
         s->latency_len--;
     }
@@ -632,6 +652,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     stage *s = opaque;
+    s->rebalances++;
     bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -702,6 +723,136 @@ static void on_signal(uv_signal_t *h, int signum)
     stage *s = h->data;
     fs_log(FS_LOG_INFO, "signal: stopping", "signal=%d", signum);
     end_input(s, PUBLISH_STOP, "signal");
+}
+
+/* ---- HTTP ------------------------------------------------------------------ */
+
+static int64_t partition_lag(stage *s, int32_t p)
+{
+    int64_t lo, hi;
+    const part_state *ps = &s->parts[p];
+    if (ps->next < 0 ||
+        rd_kafka_get_watermark_offsets(s->consumer, s->cfg->input_topic, p, &lo, &hi) != 0 ||
+        hi < 0)
+        return -1;
+    return hi > ps->next ? hi - ps->next : 0;
+}
+
+static bool is_ready(stage *s, int64_t *lag_total)
+{
+    bool any = false;
+    *lag_total = 0;
+    for (uint32_t p = 0; p < s->n_parts; p++) {
+        if (!s->parts[p].assigned)
+            continue;
+        any = true;
+        int64_t lag = partition_lag(s, (int32_t)p);
+        if (lag > 0)
+            *lag_total += lag;
+    }
+    return any && s->exit_code == 0 && s->phase == RUNNING && *lag_total < READY_MAX_LAG;
+}
+
+static void serve_metrics(void *ctx, const char *path, size_t len, fs_http_response *res)
+{
+    (void)path;
+    (void)len;
+    stage *s = ctx;
+    fs_metrics_partition *parts = fs_xcalloc(s->n_parts ? s->n_parts : 1, sizeof(*parts));
+    size_t n = 0;
+    for (uint32_t p = 0; p < s->n_parts; p++)
+        if (s->parts[p].assigned)
+            parts[n++] = (fs_metrics_partition){(int32_t)p, partition_lag(s, (int32_t)p),
+                                                s->committed[p], s->parts[p].idle};
+    int64_t lag;
+    fs_metrics m = {
+        .engine = fs_engine_live_stats(s->engine),
+        .consumed = s->consumed,
+        .consumed_bytes = s->consumed_bytes,
+        .records_acked = s->acked_records,
+        .dead_letters_acked = s->acked_dead_letters,
+        .commits = s->commits,
+        .rebalances = s->rebalances,
+        .producer_queue = rd_kafka_outq_len(s->producer),
+        .acked_watermark_ms = fs_commit_acked_wm(s->plan),
+        .ready = is_ready(s, &lag),
+        .parts = parts,
+        .n_parts = n,
+        .latency = &s->close_to_ack,
+    };
+    fs_metrics_render(&m, &res->body);
+    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    free(parts);
+}
+
+static void serve_health(void *ctx, const char *path, size_t len, fs_http_response *res)
+{
+    (void)ctx;
+    (void)path;
+    (void)len;
+    fs_buf_puts(&res->body, "ok\n");
+}
+
+static void serve_ready(void *ctx, const char *path, size_t len, fs_http_response *res)
+{
+    (void)path;
+    (void)len;
+    stage *s = ctx;
+    int64_t lag;
+    bool ready = is_ready(s, &lag);
+    char text[160];
+    snprintf(text, sizeof text, "%s: lag=%" PRId64 " phase=%s\n", ready ? "ready" : "not ready",
+             lag, s->phase == RUNNING ? "running" : "stopping");
+    res->status = ready ? 200 : 503;
+    fs_buf_puts(&res->body, text);
+}
+
+static void serve_funnels(void *ctx, const char *path, size_t len, fs_http_response *res)
+{
+    (void)path;
+    (void)len;
+    stage *s = ctx;
+    fs_board_render(s->board, fs_commit_acked_wm(s->plan), &res->body);
+    res->content_type = "application/json";
+}
+
+static void serve_dashboard(void *ctx, const char *path, size_t len, fs_http_response *res)
+{
+    (void)ctx;
+    if (len > 0 && !(len == 10 && !memcmp(path, "index.html", 10))) {
+        res->status = 404;
+        fs_buf_puts(&res->body, "not found\n");
+        return;
+    }
+    fs_buf_put(&res->body, fs_embedded_dashboard_html, fs_embedded_dashboard_html_len);
+    res->content_type = "text/html; charset=utf-8";
+}
+
+static void start_http(stage *s, const fs_stage_opts *opts)
+{
+    const fs_http_route routes[] = {
+        {"/metrics", serve_metrics, s}, {"/health", serve_health, s},
+        {"/ready", serve_ready, s},     {"/api/funnels", serve_funnels, s},
+        {"/", serve_dashboard, s},
+    };
+    size_t n = sizeof(routes) / sizeof(*routes);
+    char err[256];
+    s->http = fs_http_start(&s->loop, s->cfg->http_listen, routes, n, err, sizeof err);
+    if (!s->http && opts->http_any_port) {
+        char any[160];
+        const char *colon = strrchr(s->cfg->http_listen, ':');
+        snprintf(any, sizeof any, "%.*s:0", (int)(colon ? colon - s->cfg->http_listen : 0),
+                 s->cfg->http_listen);
+        s->http = fs_http_start(&s->loop, any, routes, n, err, sizeof err);
+    }
+    if (!s->http) {
+        fs_log(FS_LOG_ERROR, "no HTTP: metrics, API and dashboard are off", "error=\"%s\"", err);
+        return;
+    }
+    fs_log(FS_LOG_INFO, "http listening", "listen=%s port=%d", s->cfg->http_listen,
+           fs_http_port(s->http));
+    if (opts->http_port)
+        atomic_store(opts->http_port, fs_http_port(s->http));
 }
 
 /* ---- set-up and tear-down ------------------------------------------------------ */
@@ -810,6 +961,8 @@ static void free_stage(stage *s)
     free(s->in.acks);
     free(s->in.steps);
     free(s->latency_q);
+    fs_http_free(s->http);
+    fs_board_free(s->board);
     fs_sketch_free(&s->close_to_ack_us);
     pthread_mutex_destroy(&s->in.lock);
 }
@@ -853,6 +1006,8 @@ int fs_stage_run(const fs_stage_opts *opts)
     s.engine = fs_engine_new(opts->cfg, threads, out);
     uv_loop_init(&s.loop);
     init_handles(&s);
+    s.board = fs_board_new(opts->cfg);
+    start_http(&s, opts);
     fs_log(FS_LOG_INFO, "stage running",
            "input=%s output=%s dead_letter=%s threads=%" PRIu32 " until_eof=%s",
            opts->cfg->input_topic, opts->cfg->output_topic,

@@ -355,6 +355,8 @@ static void apply_event(fs_worker *w, const fs_event *ev)
     int32_t type = fs_funnels_type_id(w->funnels, ev->event);
     fs_customer *c = fs_journey_table_find(w->table, ev->customer_hash, ev->customer_id.ptr,
                                            ev->customer_id.len);
+    if (type < 0)
+        w->stats.events_ignored++;
     if (!c && type < 0)
         return; /* no journey to expire, no funnel that cares */
     event_ctx x = {ev, UINT32_MAX, UINT32_MAX};

@@ -103,6 +103,8 @@ typedef struct fs_worker_stats {
     uint64_t journeys_started, journeys_completed, journeys_abandoned, journeys_excluded;
     uint64_t journeys_active;
     uint64_t journeys_active_peak; /* highest journeys_active so far */
+    uint64_t events_ignored;       /* valid events of a type no funnel uses (owned ones) */
+    uint64_t windows_open;         /* at the last snapshot (fs_worker_snapshot) */
 } fs_worker_stats;
 
 typedef struct fs_worker {

@@ -1,0 +1,119 @@
+/* board.c -- latest and recent flow records per funnel (see board.h).
+ *
+ * Each funnel keeps a ring of FS_BOARD_RECENT record copies; `next` is the
+ * slot the next record goes to, so the ring read from `next` onwards is
+ * oldest first. Records arrive in window order per funnel (the sink emits
+ * windows ascending), so the newest is always the latest window.
+ */
+#include "board.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+typedef struct funnel_board {
+    const fs_funnel_cfg *cfg;
+    char *recent[FS_BOARD_RECENT];
+    size_t len[FS_BOARD_RECENT];
+    uint32_t next, count;
+} funnel_board;
+
+struct fs_board {
+    pthread_mutex_t lock;
+    size_t n;
+    funnel_board *f;
+};
+
+fs_board *fs_board_new(const fs_config *cfg)
+{
+    fs_board *b = fs_xcalloc(1, sizeof(*b));
+    pthread_mutex_init(&b->lock, NULL);
+    b->n = cfg->n_funnels;
+    b->f = fs_xcalloc(b->n, sizeof(*b->f));
+    for (size_t i = 0; i < b->n; i++)
+        b->f[i].cfg = &cfg->funnels[i];
+    return b;
+}
+
+void fs_board_free(fs_board *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        for (uint32_t k = 0; k < FS_BOARD_RECENT; k++)
+            free(b->f[i].recent[k]);
+    free(b->f);
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}
+
+void fs_board_post(fs_board *b, const char *key, size_t key_len, const char *json, size_t len)
+{
+    const char *slash = memchr(key, '/', key_len);
+    if (!slash || memchr(slash + 1, '/', key_len - (size_t)(slash + 1 - key)))
+        return; /* not "<funnel>/<start>": a cohort record */
+    if (len == 0 || json[0] != '{')
+        return; /* not JSON */
+    size_t name_len = (size_t)(slash - key);
+    pthread_mutex_lock(&b->lock);
+    for (size_t i = 0; i < b->n; i++) {
+        funnel_board *f = &b->f[i];
+        if (strlen(f->cfg->name) != name_len || memcmp(f->cfg->name, key, name_len))
+            continue;
+        free(f->recent[f->next]);
+        f->recent[f->next] = fs_xmemdup0(json, len);
+        f->len[f->next] = len;
+        f->next = (f->next + 1) % FS_BOARD_RECENT;
+        if (f->count < FS_BOARD_RECENT)
+            f->count++;
+        break;
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void render_funnel(const funnel_board *f, fs_buf *out)
+{
+    fs_buf_puts(out, "{\"name\":");
+    fs_buf_json_str(out, f->cfg->name, strlen(f->cfg->name));
+    fs_buf_puts(out, ",\"stages\":[");
+    for (size_t s = 0; s < f->cfg->n_stages; s++) {
+        if (s)
+            fs_buf_putc(out, ',');
+        fs_buf_json_str(out, f->cfg->stages[s].name, strlen(f->cfg->stages[s].name));
+    }
+    fs_buf_puts(out, "],\"latest\":");
+    uint32_t newest = (f->next + FS_BOARD_RECENT - 1) % FS_BOARD_RECENT;
+    if (f->count)
+        fs_buf_put(out, f->recent[newest], f->len[newest]);
+    else
+        fs_buf_puts(out, "null");
+    fs_buf_puts(out, ",\"recent\":[");
+    uint32_t first = (f->next + FS_BOARD_RECENT - f->count) % FS_BOARD_RECENT;
+    for (uint32_t k = 0; k < f->count; k++) {
+        uint32_t slot = (first + k) % FS_BOARD_RECENT;
+        if (k)
+            fs_buf_putc(out, ',');
+        fs_buf_put(out, f->recent[slot], f->len[slot]);
+    }
+    fs_buf_puts(out, "]}");
+}
+
+void fs_board_render(fs_board *b, int64_t watermark, fs_buf *out)
+{
+    fs_buf_puts(out, "{\"watermark\":");
+    if (watermark == INT64_MIN || watermark == INT64_MAX)
+        fs_buf_puts(out, "null");
+    else
+        fs_buf_i64(out, watermark);
+    fs_buf_puts(out, ",\"funnels\":[");
+    pthread_mutex_lock(&b->lock);
+    for (size_t i = 0; i < b->n; i++) {
+        if (i)
+            fs_buf_putc(out, ',');
+        render_funnel(&b->f[i], out);
+    }
+    pthread_mutex_unlock(&b->lock);
+    fs_buf_puts(out, "]}\n");
+}

@@ -1,0 +1,31 @@
+/* board.h -- the latest closed windows of every funnel, for the HTTP API.
+ *
+ * The sink thread posts each flow record as it writes it (JSON text, keyed
+ * "<funnel>/<window_start>"); the loop thread renders /api/funnels from the
+ * board: per funnel, in config order, its stages, the latest record and the
+ * last FS_BOARD_RECENT records, oldest first. A mutex guards the board;
+ * posts happen once per window and funnel, so it is never contended.
+ * Records in MessagePack (output.format: msgpack) are not posted: the API
+ * then shows no records.
+ */
+#ifndef FS_BOARD_H
+#define FS_BOARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+
+#define FS_BOARD_RECENT 60
+
+typedef struct fs_board fs_board;
+
+fs_board *fs_board_new(const fs_config *cfg);
+void fs_board_free(fs_board *b);
+/* A record as written to the output: flow records are kept, others ignored. */
+void fs_board_post(fs_board *b, const char *key, size_t key_len, const char *json, size_t len);
+/* The /api/funnels document; watermark INT64_MIN renders as null. */
+void fs_board_render(fs_board *b, int64_t watermark, fs_buf *out);
+
+#endif

@@ -1,0 +1,49 @@
+/* http.h -- a small HTTP/1.1 server on a libuv loop, over libh2o.
+ *
+ * The stage serves its metrics, health, API and dashboard from the loop it
+ * already runs (SPEC: one process, observable). Handlers are plain
+ * functions that fill a response; they run on the loop thread and must not
+ * block. Routes match by path prefix, longest first (h2o's path matching);
+ * only GET and HEAD are answered. Every response closes its connection
+ * (no keep-alive), so a stopping process is never held up by a browser;
+ * the clients are dashboards and scrapers polling once a second or less.
+ */
+#ifndef FS_HTTP_H
+#define FS_HTTP_H
+
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "buf.h"
+
+typedef struct fs_http_response {
+    int status;               /* 200 unless the handler says otherwise */
+    const char *content_type; /* default "text/plain; charset=utf-8" */
+    fs_buf body;
+} fs_http_response;
+
+/* path: the request path after the route's prefix (no query string). */
+typedef void (*fs_http_handler)(void *ctx, const char *path, size_t path_len,
+                                fs_http_response *res);
+
+typedef struct fs_http_route {
+    const char *prefix; /* "/metrics", "/api/journeys/", "/" */
+    fs_http_handler fn;
+    void *ctx;
+} fs_http_route;
+
+typedef struct fs_http fs_http;
+
+/* listen: "host:port" (IPv4 or [IPv6]); port 0 picks a free one. Returns
+ * NULL with a message in err. */
+fs_http *fs_http_start(uv_loop_t *loop, const char *listen, const fs_http_route *routes,
+                       size_t n_routes, char *err, size_t err_len);
+/* The port actually bound. */
+int fs_http_port(const fs_http *h);
+/* Stops accepting; open connections end on their own (idle timeout). */
+void fs_http_stop(fs_http *h);
+/* After the loop has ended. */
+void fs_http_free(fs_http *h);
+
+#endif

@@ -1,0 +1,138 @@
+/* metrics.c -- Prometheus text exposition of an fs_metrics snapshot. */
+#include "metrics.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "event.h"
+
+const double fs_latency_bounds[FS_LATENCY_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                      0.25,  0.5,    1,     2.5,  5,     10};
+
+void fs_latency_observe(fs_latency_histogram *h, double seconds)
+{
+    size_t i = 0;
+    while (i < FS_LATENCY_BUCKETS && seconds > fs_latency_bounds[i])
+        i++;
+    h->bucket[i]++;
+    h->count++;
+    h->sum_seconds += seconds;
+}
+
+static void family(fs_buf *out, const char *name, const char *type, const char *help)
+{
+    char line[512];
+    snprintf(line, sizeof line, "# HELP funnelstream_%s %s\n# TYPE funnelstream_%s %s\n", name,
+             help, name, type);
+    fs_buf_puts(out, line);
+}
+
+/* name{labels} value */
+static void sample(fs_buf *out, const char *name, const char *labels, double value)
+{
+    char line[512];
+    snprintf(line, sizeof line, "funnelstream_%s%s%s%s %.17g\n", name, labels ? "{" : "",
+             labels ? labels : "", labels ? "}" : "", value);
+    fs_buf_puts(out, line);
+}
+
+static void one(fs_buf *out, const char *name, const char *type, const char *help, double v)
+{
+    family(out, name, type, help);
+    sample(out, name, NULL, v);
+}
+
+static void events(fs_buf *out, const fs_engine_stats *e)
+{
+    family(out, "events_total", "counter",
+           "Input messages by outcome (accepted: valid events; late: events with a count in a "
+           "closed window; ignored: valid events of a type no funnel uses).");
+    sample(out, "events_total", "outcome=\"accepted\"", (double)e->valid);
+    sample(out, "events_total", "outcome=\"rejected\"", (double)e->rejected);
+    sample(out, "events_total", "outcome=\"late\"", (double)e->late_events);
+    sample(out, "events_total", "outcome=\"ignored\"", (double)e->events_ignored);
+    family(out, "rejected_total", "counter", "Rejected messages by reason.");
+    for (int r = 1; r < FS_REJECT_COUNT; r++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "reason=\"%s\"", fs_reject_name((fs_reject)r));
+        sample(out, "rejected_total", labels, (double)e->rejected_by[r]);
+    }
+}
+
+static void partitions(fs_buf *out, const fs_metrics *m)
+{
+    family(out, "consumer_lag", "gauge",
+           "Messages between the consumer's position and the end of each assigned input "
+           "partition (-1: not known yet).");
+    for (size_t i = 0; i < m->n_parts; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "partition=\"%d\"", m->parts[i].partition);
+        sample(out, "consumer_lag", labels, (double)m->parts[i].lag);
+    }
+    family(out, "committed_offset", "gauge", "Last committed offset of each assigned partition.");
+    for (size_t i = 0; i < m->n_parts; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "partition=\"%d\"", m->parts[i].partition);
+        sample(out, "committed_offset", labels, (double)m->parts[i].committed);
+    }
+    family(out, "partition_idle", "gauge",
+           "1 while a partition does not hold the watermark back (idle or at its end).");
+    for (size_t i = 0; i < m->n_parts; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "partition=\"%d\"", m->parts[i].partition);
+        sample(out, "partition_idle", labels, m->parts[i].idle ? 1 : 0);
+    }
+}
+
+static void latency(fs_buf *out, const fs_latency_histogram *h)
+{
+    family(out, "close_to_ack_seconds", "histogram",
+           "From the batch that closed a window to the acknowledgement of all its records.");
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= FS_LATENCY_BUCKETS; i++) {
+        cum += h->bucket[i];
+        char labels[64];
+        if (i < FS_LATENCY_BUCKETS)
+            snprintf(labels, sizeof labels, "le=\"%g\"", fs_latency_bounds[i]);
+        else
+            snprintf(labels, sizeof labels, "le=\"+Inf\"");
+        sample(out, "close_to_ack_seconds_bucket", labels, (double)cum);
+    }
+    sample(out, "close_to_ack_seconds_sum", NULL, h->sum_seconds);
+    sample(out, "close_to_ack_seconds_count", NULL, (double)h->count);
+}
+
+void fs_metrics_render(const fs_metrics *m, fs_buf *out)
+{
+    const fs_engine_stats *e = &m->engine;
+    events(out, e);
+    one(out, "consumed_bytes_total", "counter", "Bytes of message values consumed.",
+        (double)m->consumed_bytes);
+    one(out, "active_journeys", "gauge", "Journeys in progress.", (double)e->journeys_active);
+    one(out, "journey_table_bytes", "gauge",
+        "Estimated memory of the journey table's slots "
+        "and entries.",
+        (double)e->table_bytes);
+    one(out, "open_windows", "gauge", "Windows not closed yet.", (double)e->windows_open);
+    family(out, "records_emitted_total", "counter", "Records written to the output topic.");
+    sample(out, "records_emitted_total", "kind=\"flow\"", (double)e->flow_records);
+    sample(out, "records_emitted_total", "kind=\"cohort\"", (double)e->cohort_records);
+    one(out, "records_acked_total", "counter", "Records acknowledged by the output topic.",
+        (double)m->records_acked);
+    one(out, "dead_letters_acked_total", "counter",
+        "Rejected messages acknowledged by the dead-letter topic.", (double)m->dead_letters_acked);
+    one(out, "producer_queue", "gauge", "Messages waiting in the producer (librdkafka outq).",
+        (double)m->producer_queue);
+    one(out, "commits_total", "counter", "Offset commits made.", (double)m->commits);
+    one(out, "rebalances_total", "counter", "Partition assignments and revocations.",
+        (double)m->rebalances);
+    one(out, "restore_seconds", "gauge",
+        "Time spent restoring state at start-up (0: no durable state yet).", m->restore_seconds);
+    one(out, "acked_watermark_seconds", "gauge",
+        "Event time up to which every record is acknowledged (0: none yet).",
+        m->acked_watermark_ms == INT64_MIN ? 0 : (double)m->acked_watermark_ms / 1000);
+    one(out, "ready", "gauge", "1 when /ready answers 200.", m->ready ? 1 : 0);
+    partitions(out, m);
+    if (m->latency)
+        latency(out, m->latency);
+}

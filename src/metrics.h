@@ -1,0 +1,52 @@
+/* metrics.h -- the stage's counters in the Prometheus text exposition format.
+ *
+ * The stage fills an fs_metrics snapshot on the loop thread (engine
+ * counters via fs_engine_live_stats, its own, librdkafka's queue and lag
+ * figures) and this module renders it, so formatting is testable on its own
+ * (tests/unit/test_metrics.c feeds the output to promtool when available).
+ * Every family has # HELP and # TYPE; counters end in _total; the latency
+ * is a histogram in seconds.
+ */
+#ifndef FS_METRICS_H
+#define FS_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "engine.h"
+
+#define FS_LATENCY_BUCKETS 13 /* finite bounds; +Inf is implicit */
+extern const double fs_latency_bounds[FS_LATENCY_BUCKETS];
+
+typedef struct fs_metrics_partition {
+    int32_t partition;
+    int64_t lag;       /* high watermark - position; -1 unknown */
+    int64_t committed; /* -1 none */
+    bool idle;
+} fs_metrics_partition;
+
+typedef struct fs_latency_histogram {
+    uint64_t bucket[FS_LATENCY_BUCKETS + 1]; /* per bucket (not cumulative); last: > every bound */
+    uint64_t count;
+    double sum_seconds;
+} fs_latency_histogram;
+
+void fs_latency_observe(fs_latency_histogram *h, double seconds);
+
+typedef struct fs_metrics {
+    fs_engine_stats engine;
+    uint64_t consumed, consumed_bytes, records_acked, dead_letters_acked, commits, rebalances;
+    int64_t producer_queue;
+    double restore_seconds;
+    int64_t acked_watermark_ms; /* INT64_MIN: none yet */
+    bool ready;
+    const fs_metrics_partition *parts;
+    size_t n_parts;
+    const fs_latency_histogram *latency;
+} fs_metrics;
+
+void fs_metrics_render(const fs_metrics *m, fs_buf *out);
+
+#endif
