@@ -1,0 +1,124 @@
+/* test_board.c -- latest and recent flow records per funnel (src/board.h),
+ * and the Prometheus rendering of the stage's counters (src/metrics.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "board.h"
+#include "metrics.h"
+
+static const char yaml[] = "funnels:\n"
+                           "  - name: f\n"
+                           "    stages: [{name: a, events: [a]}, {name: b, events: [b]}]\n"
+                           "  - name: g\n"
+                           "    stages: [{name: x, events: [x]}, {name: y, events: [y]}]\n";
+
+static fs_config *config(void)
+{
+    char err[256];
+    fs_config *cfg = fs_config_parse(yaml, sizeof yaml - 1, "test", err, sizeof err);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+static char *render(fs_board *b, int64_t wm)
+{
+    static fs_buf out;
+    out.len = 0;
+    fs_board_render(b, wm, &out);
+    fs_buf_putc(&out, '\0');
+    return out.p;
+}
+
+static void test_empty_board(void **state)
+{
+    (void)state;
+    fs_config *cfg = config();
+    fs_board *b = fs_board_new(cfg);
+    assert_string_equal(
+        render(b, INT64_MIN),
+        "{\"watermark\":null,\"funnels\":["
+        "{\"name\":\"f\",\"stages\":[\"a\",\"b\"],\"latest\":null,\"recent\":[]},"
+        "{\"name\":\"g\",\"stages\":[\"x\",\"y\"],\"latest\":null,\"recent\":[]}]}\n");
+    fs_board_free(b);
+    fs_config_free(cfg);
+}
+
+/* Cohort records and non-JSON values are ignored; the ring keeps the last
+ * FS_BOARD_RECENT records oldest first and the newest is `latest`. */
+static void test_latest_and_recent(void **state)
+{
+    (void)state;
+    fs_config *cfg = config();
+    fs_board *b = fs_board_new(cfg);
+    fs_board_post(b, "f/cohort/0", 10, "{\"c\":1}", 7);
+    fs_board_post(b, "f/0", 3, "\x82\xa1", 2);
+    for (int i = 0; i < FS_BOARD_RECENT + 5; i++) {
+        char key[32], rec[32];
+        int kl = snprintf(key, sizeof key, "g/%d", i);
+        int rl = snprintf(rec, sizeof rec, "{\"w\":%d}", i);
+        fs_board_post(b, key, (size_t)kl, rec, (size_t)rl);
+    }
+    char *doc = render(b, 42);
+    assert_non_null(strstr(doc, "{\"watermark\":42,"));
+    assert_non_null(strstr(doc, "\"name\":\"f\",\"stages\":[\"a\",\"b\"],\"latest\":null"));
+    assert_non_null(strstr(doc, "\"latest\":{\"w\":64},\"recent\":[{\"w\":5},{\"w\":6},"));
+    assert_non_null(strstr(doc, "{\"w\":63},{\"w\":64}]}]}"));
+    assert_null(strstr(doc, "{\"w\":4}"));
+    fs_board_free(b);
+    fs_config_free(cfg);
+}
+
+static void test_metrics_text(void **state)
+{
+    (void)state;
+    fs_latency_histogram h = {0};
+    fs_latency_observe(&h, 0.0005); /* le 0.001 */
+    fs_latency_observe(&h, 0.05);   /* le 0.05 */
+    fs_latency_observe(&h, 60);     /* +Inf only */
+    fs_metrics_partition parts[] = {{0, 12, 100, false}, {3, -1, -1, true}};
+    fs_metrics m = {.consumed = 7, .ready = true, .parts = parts, .n_parts = 2, .latency = &h};
+    m.engine.valid = 5;
+    m.engine.rejected_by[1] = 2;
+    m.engine.rejected = 2;
+    m.acked_watermark_ms = INT64_MIN;
+    fs_buf out = {0};
+    fs_metrics_render(&m, &out);
+    fs_buf_putc(&out, '\0');
+    const char *want[] = {
+        "# TYPE funnelstream_events_total counter\n",
+        "funnelstream_events_total{outcome=\"accepted\"} 5\n",
+        "funnelstream_rejected_total{reason=\"bad_start_byte\"} 2\n",
+        "funnelstream_consumer_lag{partition=\"0\"} 12\n",
+        "funnelstream_consumer_lag{partition=\"3\"} -1\n",
+        "funnelstream_partition_idle{partition=\"3\"} 1\n",
+        "funnelstream_close_to_ack_seconds_bucket{le=\"0.001\"} 1\n",
+        "funnelstream_close_to_ack_seconds_bucket{le=\"0.05\"} 2\n",
+        "funnelstream_close_to_ack_seconds_bucket{le=\"10\"} 2\n",
+        "funnelstream_close_to_ack_seconds_bucket{le=\"+Inf\"} 3\n",
+        "funnelstream_close_to_ack_seconds_count 3\n",
+        "funnelstream_ready 1\n",
+        "funnelstream_acked_watermark_seconds 0\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        if (!strstr(out.p, want[i]))
+            fail_msg("missing: %s\nin:\n%s", want[i], out.p);
+    }
+    fs_buf_free(&out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_empty_board),
+        cmocka_unit_test(test_latest_and_recent),
+        cmocka_unit_test(test_metrics_text),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
