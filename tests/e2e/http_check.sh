@@ -93,8 +93,10 @@ elif [ $rc -ne 0 ]; then
 fi
 
 kill -INT -- -"$pid"
+set +e
 wait "$pid"
 status=$?
-[ $status -eq 0 ] || fail "demo exit $status after SIGINT"
+set -e
+[ $status -eq 0 ] || { cat "$work/demo.err"; fail "demo exit $status after SIGINT"; }
 trap 'rm -rf "$work"' EXIT
 echo "http_check: ok"
