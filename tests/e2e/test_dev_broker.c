@@ -14,7 +14,6 @@
 #include <cmocka.h>
 
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,50 +24,8 @@
 
 #include "e2e_util.h"
 
-extern char **environ;
-
 #define MESSAGES    500
 #define DEADLINE_MS 60000
-
-typedef struct broker {
-    pid_t pid;
-    char bootstrap[256];
-} broker;
-
-/* Starts dev-broker with extra args and reads its first stdout line. */
-static void broker_start(broker *b, const char *const *extra)
-{
-    const char *argv[16] = {fs_e2e_bin(), "dev-broker"};
-    int argc = 2;
-    for (; extra && *extra && argc < 15; extra++)
-        argv[argc++] = *extra;
-    argv[argc] = NULL;
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    posix_spawn_file_actions_addclose(&fa, out[1]);
-    assert_int_equal(posix_spawn(&b->pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    size_t n = 0;
-    char c;
-    while (n + 1 < sizeof b->bootstrap && read(out[0], &c, 1) == 1 && c != '\n')
-        b->bootstrap[n++] = c;
-    b->bootstrap[n] = '\0';
-    close(out[0]);
-    assert_non_null(strchr(b->bootstrap, ':')); /* "host:port" */
-}
-
-static int broker_stop(broker *b, int sig)
-{
-    int status;
-    kill(b->pid, sig);
-    assert_int_equal(waitpid(b->pid, &status, 0), b->pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap)
 {
@@ -146,15 +103,15 @@ static int consume_all(const char *bootstrap, const char *topic, int partitions)
 static void test_default_topics_produce_consume_sigint(void **state)
 {
     (void)state;
-    broker b;
-    broker_start(&b, (const char *const[]){"--partitions", "3", NULL});
+    fs_e2e_broker b;
+    fs_e2e_broker_start(&b, (const char *const[]){"--partitions", "3", NULL});
     rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, b.bootstrap);
     assert_int_equal(partitions_of(rk, "touchpoints"), 3);
     assert_int_equal(partitions_of(rk, "funnel-metrics"), 3);
     rd_kafka_destroy(rk);
     produce_all(b.bootstrap, "touchpoints");
     assert_int_equal(consume_all(b.bootstrap, "touchpoints", 3), MESSAGES);
-    assert_int_equal(broker_stop(&b, SIGINT), 0);
+    assert_int_equal(fs_e2e_broker_stop(&b, SIGINT), 0);
 }
 
 static void test_topics_from_config_sigterm(void **state)
@@ -170,14 +127,14 @@ static void test_topics_from_config_sigterm(void **state)
                                            "    stages:\n"
                                            "      - {name: a, events: [a]}\n"
                                            "      - {name: b, events: [b]}\n");
-    broker b;
-    broker_start(&b, (const char *const[]){"--config", cfg, "--partitions", "2", NULL});
+    fs_e2e_broker b;
+    fs_e2e_broker_start(&b, (const char *const[]){"--config", cfg, "--partitions", "2", NULL});
     rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, b.bootstrap);
     assert_int_equal(partitions_of(rk, "tp-in"), 2);
     assert_int_equal(partitions_of(rk, "tp-out"), 2);
     assert_int_equal(partitions_of(rk, "tp-dlq"), 2);
     rd_kafka_destroy(rk);
-    assert_int_equal(broker_stop(&b, SIGTERM), 0);
+    assert_int_equal(fs_e2e_broker_stop(&b, SIGTERM), 0);
     free(cfg);
 }
 
