@@ -154,6 +154,12 @@ rd_kafka_t *fs_kafka_consumer_new(const fs_config *cfg, bool until_eof, fs_rebal
         {"auto.offset.reset", "earliest"},
         {"group.id", "funnelstream"},
         {"client.id", "funnelstream-consumer"},
+        /* librdkafka stops fetching once this many messages wait locally and
+         * (2.0.2) only looks again ~0.5 s later: with the default 100000 an
+         * engine that briefly falls behind idles after catching up
+         * (bench/RESULTS.md). Memory stays bounded by
+         * queued.max.messages.kbytes. */
+        {"queued.min.messages", "1000000"},
     };
     const prop fixed[] = {
         {"enable.auto.commit", "false"},

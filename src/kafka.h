@@ -6,7 +6,8 @@
  * cannot change (a warning says so if they tried):
  *
  *   consumer defaults  partition.assignment.strategy=cooperative-sticky,
- *                      auto.offset.reset=earliest, group.id=funnelstream
+ *                      auto.offset.reset=earliest, group.id=funnelstream,
+ *                      queued.min.messages=1000000 (no fetch stall, see kafka.c)
  *   consumer, fixed    enable.auto.commit=false, enable.auto.offset.store=false
  *                      (offsets are committed only after the records that
  *                      depend on them are acknowledged), enable.partition.eof
