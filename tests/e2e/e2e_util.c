@@ -233,6 +233,39 @@ static char *read_fd(int fd, size_t *len)
 
 /* ---- running the binary ---- */
 
+/* FS_BIN with args (NULL-terminated, without argv[0]) and the given stdin,
+ * stdout and stderr. Returns posix_spawn's result. */
+static int spawn_bin(const char *const *args, int in_fd, int out_fd, int err_fd, pid_t *pid)
+{
+    size_t argc = 0;
+    while (args[argc])
+        argc++;
+    char **argv = xmalloc((argc + 2) * sizeof(*argv));
+    argv[0] = (char *)fs_e2e_bin();
+    for (size_t i = 0; i < argc; i++)
+        argv[i + 1] = (char *)args[i];
+    argv[argc + 1] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in_fd, STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, err_fd, STDERR_FILENO);
+    int rc = posix_spawn(pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    free(argv);
+    return rc;
+}
+
+/* The exit code; 128 + signal number when killed; -1 when unknown. */
+static int wait_status(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+}
+
 void fs_e2e_exec(fs_e2e_run *run, const char *in, size_t in_len, const char *const *args)
 {
     memset(run, 0, sizeof(*run));
@@ -249,32 +282,10 @@ void fs_e2e_exec(fs_e2e_run *run, const char *in, size_t in_len, const char *con
     int out_fd = make_temp(".out", &out_path);
     int err_fd = make_temp(".err", &err_path);
 
-    size_t argc = 0;
-    while (args[argc])
-        argc++;
-    char **argv = xmalloc((argc + 2) * sizeof(*argv));
-    argv[0] = (char *)fs_e2e_bin();
-    for (size_t i = 0; i < argc; i++)
-        argv[i + 1] = (char *)args[i];
-    argv[argc + 1] = NULL;
-
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in_fd, STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, err_fd, STDERR_FILENO);
     pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    free(argv);
+    int rc = spawn_bin(args, in_fd, out_fd, err_fd, &pid);
     if (rc == 0) {
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-        if (WIFEXITED(st))
-            run->status = WEXITSTATUS(st);
-        else if (WIFSIGNALED(st))
-            run->status = 128 + WTERMSIG(st);
+        run->status = wait_status(pid);
     } else {
         fprintf(stderr, "e2e: posix_spawn %s: %s\n", fs_e2e_bin(), strerror(rc));
     }
@@ -985,15 +996,6 @@ void fs_e2e_broker_start(fs_e2e_broker *b, const char *const *extra)
     }
 }
 
-static int wait_status(pid_t pid)
-{
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
-}
-
 int fs_e2e_broker_stop(fs_e2e_broker *b, int sig)
 {
     kill(b->pid, sig);
@@ -1007,22 +1009,9 @@ void fs_e2e_bg_start(fs_e2e_bg *bg, const char *const *args)
     char *out_path, *err_path;
     bg->out_fd = make_temp(".out", &out_path);
     bg->err_fd = make_temp(".err", &err_path);
-    size_t argc = 0;
-    while (args[argc])
-        argc++;
-    char **argv = xmalloc((argc + 2) * sizeof(*argv));
-    argv[0] = (char *)fs_e2e_bin();
-    for (size_t i = 0; i < argc; i++)
-        argv[i + 1] = (char *)args[i];
-    argv[argc + 1] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, bg->out_fd, STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, bg->err_fd, STDERR_FILENO);
-    int rc = posix_spawn(&bg->pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    free(argv);
+    int in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int rc = spawn_bin(args, in_fd, bg->out_fd, bg->err_fd, &bg->pid);
+    close(in_fd);
     unlink(out_path); /* the open descriptors keep the files */
     unlink(err_path);
     free(out_path);
