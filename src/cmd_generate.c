@@ -338,16 +338,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         p->first_failure = m->err;
 }
 
-static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    fs_log_level l = level <= 3   ? FS_LOG_ERROR
-                     : level == 4 ? FS_LOG_WARN
-                     : level <= 6 ? FS_LOG_INFO
-                                  : FS_LOG_DEBUG;
-    fs_log(l, "librdkafka", "facility=%s text=\"%s\"", fac, buf);
-}
-
 static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value)
 {
     char err[512];
@@ -370,7 +360,7 @@ static int producer_open(producer *p, const char *brokers)
         return 2;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_log_cb(conf, on_kafka_log);
+    rd_kafka_conf_set_log_cb(conf, fs_kafka_log);
     rd_kafka_conf_set_opaque(conf, p);
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!p->rk) { /* on failure the conf is still ours */

@@ -10,7 +10,7 @@ typedef struct prop {
     const char *key, *value;
 } prop;
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+void fs_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     fs_log_level l = level <= 3   ? FS_LOG_ERROR
                      : level == 4 ? FS_LOG_WARN
@@ -112,7 +112,7 @@ static rd_kafka_conf_t *layered_conf(const fs_config *cfg, rd_kafka_type_t type,
     size_t n_other = type == RD_KAFKA_CONSUMER ? sizeof(producer_only) / sizeof(*producer_only)
                                                : sizeof(consumer_only) / sizeof(*consumer_only);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_log_cb(conf, fs_kafka_log);
     for (size_t i = 0; i < n_defaults; i++)
         if (set_prop(conf, defaults[i].key, defaults[i].value, err, err_len))
             goto fail;

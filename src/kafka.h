@@ -39,6 +39,10 @@ rd_kafka_t *fs_kafka_consumer_new(const fs_config *cfg, bool until_eof, fs_rebal
 rd_kafka_t *fs_kafka_producer_new(const fs_config *cfg, fs_delivery_fn delivery, void *opaque,
                                   char *err, size_t err_len);
 
+/* A librdkafka log callback (rd_kafka_conf_set_log_cb) writing to log.h,
+ * syslog levels mapped to ours. */
+void fs_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
 /* Produces one message (copied) with optional headers (name/value pairs,
  * n_headers of them). When the producer's queue is full it serves delivery
  * reports on the calling thread until there is room: callers must accept
