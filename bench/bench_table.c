@@ -321,7 +321,7 @@ static bool apply(shared *sh, const op *o)
     case OP_UPDATE:
         if (!c || !c->journey[0])
             return false;
-        fs_journey_touch(c->journey[0], (uint32_t)(o->hash >> 62));
+        free(fs_journey_touch(c->journey[0], (uint32_t)(o->hash >> 62)));
         if (c->journey[0]->max_stage < 3)
             c->journey[0]->max_stage++;
         return true;

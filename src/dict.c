@@ -29,6 +29,9 @@ void fs_dict_free(fs_dict *d)
         free(d->names[i]);
     free(d->names);
     free(d->lens);
+    for (uint32_t i = 0; i < d->n_outgrown; i++)
+        free(d->outgrown[i]);
+    free(d->outgrown);
     free(d->slots);
     memset(d, 0, sizeof(*d));
 }
@@ -61,6 +64,43 @@ static void grow(fs_dict *d)
     free(old);
 }
 
+static void *copy_out(void *old, uint32_t n, size_t size, uint32_t cap)
+{
+    void *a = fs_xmalloc(cap * size);
+    if (n)
+        memcpy(a, old, n * size);
+    return a;
+}
+
+/* Doubles the name arrays. The old ones stay allocated for readers that
+ * loaded them (see dict.h); the new pointers are published before the
+ * count that makes their new entries visible. */
+static void grow_names(fs_dict *d)
+{
+    uint32_t cap = d->cap ? d->cap * 2 : 16;
+    char **names = copy_out(d->names, d->count, sizeof(*names), cap);
+    uint32_t *lens = copy_out(d->lens, d->count, sizeof(*lens), cap);
+    if (d->names) {
+        d->outgrown = fs_xrealloc(d->outgrown, (d->n_outgrown + 2) * sizeof(*d->outgrown));
+        d->outgrown[d->n_outgrown++] = d->names;
+        d->outgrown[d->n_outgrown++] = d->lens;
+    }
+    __atomic_store_n(&d->names, names, __ATOMIC_RELEASE);
+    __atomic_store_n(&d->lens, lens, __ATOMIC_RELEASE);
+    d->cap = cap;
+}
+
+const char *fs_dict_name_shared(const fs_dict *d, uint32_t id, uint32_t *len)
+{
+    if (id >= __atomic_load_n(&d->count, __ATOMIC_ACQUIRE))
+        return NULL;
+    /* loaded after count: arrays at least as new as the one holding id */
+    char **names = __atomic_load_n(&d->names, __ATOMIC_ACQUIRE);
+    uint32_t *lens = __atomic_load_n(&d->lens, __ATOMIC_ACQUIRE);
+    *len = lens[id];
+    return names[id];
+}
+
 uint32_t fs_dict_find(const fs_dict *d, const char *s, size_t len)
 {
     return d->slots[probe(d, XXH3_64bits(s, len), s, len)].id;
@@ -72,14 +112,12 @@ uint32_t fs_dict_intern(fs_dict *d, const char *s, size_t len)
     size_t i = probe(d, hash, s, len);
     if (d->slots[i].id != EMPTY)
         return d->slots[i].id;
-    if (d->count == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 16;
-        d->names = fs_xrealloc(d->names, d->cap * sizeof(*d->names));
-        d->lens = fs_xrealloc(d->lens, d->cap * sizeof(*d->lens));
-    }
-    uint32_t id = d->count++;
+    if (d->count == d->cap)
+        grow_names(d);
+    uint32_t id = d->count;
     d->names[id] = fs_xmemdup0(s, len);
     d->lens[id] = (uint32_t)len;
+    __atomic_store_n(&d->count, id + 1, __ATOMIC_RELEASE);
     d->slots[i].hash = hash;
     d->slots[i].id = id;
     if ((size_t)d->count * 2 > d->mask + 1)

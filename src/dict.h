@@ -7,6 +7,12 @@
  *
  * Open addressing with linear probing over (hash, id) slots at load <= 1/2;
  * names live in an array of pointers indexed by id.
+ *
+ * One reader on another thread may resolve ids while the owner adds
+ * (fs_dict_name_shared): the owner publishes `count` last, and when the name
+ * arrays grow it keeps the old ones until fs_dict_free instead of freeing
+ * them, so a reader holding an old array still reads valid, unchanged
+ * entries. The old arrays add up to less than the current one.
  */
 #ifndef FS_DICT_H
 #define FS_DICT_H
@@ -25,6 +31,8 @@ typedef struct fs_dict {
     char **names;
     uint32_t *lens;
     uint32_t count, cap;
+    void **outgrown; /* earlier names/lens arrays, freed by fs_dict_free */
+    uint32_t n_outgrown;
 } fs_dict;
 
 void fs_dict_init(fs_dict *d);
@@ -41,5 +49,8 @@ static inline uint32_t fs_dict_len(const fs_dict *d, uint32_t id)
 {
     return d->lens[id];
 }
+/* Any thread, while the owner may be adding: the name of `id` and its
+ * length, or NULL if the owner has not published it yet. */
+const char *fs_dict_name_shared(const fs_dict *d, uint32_t id, uint32_t *len);
 
 #endif

@@ -407,6 +407,32 @@ uint64_t fs_engine_messages_done(fs_engine *e)
     return atomic_load_explicit(&e->messages_done, memory_order_relaxed);
 }
 
+void fs_engine_reader_enter(void)
+{
+    fs_journey_table_thread_enter();
+}
+
+void fs_engine_reader_leave(void)
+{
+    fs_journey_table_thread_leave();
+}
+
+uint32_t fs_engine_read_journeys(fs_engine *e, const char *id, size_t len, fs_journey_view *out,
+                                 uint32_t *owner)
+{
+    return fs_journey_table_read(e->table, fs_hash_customer(id, len), id, len, out, owner);
+}
+
+const char *fs_engine_label(fs_engine *e, uint32_t owner, uint32_t id, uint32_t *len)
+{
+    return owner < e->n_workers ? fs_dict_name_shared(&e->workers[owner].labels, id, len) : NULL;
+}
+
+uint32_t fs_engine_funnels(const fs_engine *e)
+{
+    return e->funnels->n;
+}
+
 uint64_t fs_engine_batches_done(fs_engine *e)
 {
     return atomic_load_explicit(&e->batches_done, memory_order_acquire);

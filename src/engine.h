@@ -106,4 +106,18 @@ uint64_t fs_engine_messages_done(fs_engine *e);
 uint64_t fs_engine_batches_done(fs_engine *e);
 void fs_engine_free(fs_engine *e);
 
+/* Live journey lookups from a thread that is not one of the engine's:
+ * between fs_engine_reader_enter and _leave, on that thread, any number of
+ * fs_engine_read_journeys calls, concurrent with the workers. */
+void fs_engine_reader_enter(void);
+void fs_engine_reader_leave(void);
+/* Copies customer `id`'s active journeys into out[0..n_funnels) (funnel
+ * order); returns how many. fs_engine_label names their channels. */
+uint32_t fs_engine_read_journeys(fs_engine *e, const char *id, size_t len, fs_journey_view *out,
+                                 uint32_t *owner);
+/* The name of label `id` of worker `owner` (a channel in a journey view). */
+const char *fs_engine_label(fs_engine *e, uint32_t owner, uint32_t id, uint32_t *len);
+/* How many funnels (the size of fs_engine_read_journeys' out). */
+uint32_t fs_engine_funnels(const fs_engine *e);
+
 #endif

@@ -62,7 +62,16 @@ typedef struct fs_touch_count {
 
 /* One active journey of one customer in one funnel. 72 bytes; a journey with
  * more than FS_JOURNEY_INLINE_TOUCHES distinct channels moves its touch
- * counts to the heap. */
+ * counts to the heap.
+ *
+ * Sharing: the owner worker is the only writer, but fs_journey_copy may run
+ * on any thread while the journey is reachable from the journey table. The
+ * fields set by fs_journey_init are written before the journey is published
+ * and never again while a reader can hold it (journey_table.h: journeys are
+ * reused only after a grace period). max_stage, n_touches, touch_cap, the
+ * heap pointer and the touch counts change in place: the owner writes them
+ * with release stores (fs_journey_set_stage, fs_journey_touch) and readers
+ * load them with acquire loads, both free on x86. */
 typedef struct fs_journey {
     int64_t start_ts;
     int64_t expiry_ts; /* start_ts + conversion_window, saturated */
@@ -85,9 +94,37 @@ static inline fs_touch_count *fs_journey_touches(fs_journey *j)
 }
 void fs_journey_init(fs_journey *j, const fs_funnel *f, int64_t ts, uint32_t stage,
                      uint32_t channel);
-void fs_journey_touch(fs_journey *j, uint32_t channel);
-void fs_journey_release(fs_journey *j); /* frees heap touches, not j */
+static inline void fs_journey_set_stage(fs_journey *j, uint32_t stage)
+{
+    __atomic_store_n(&j->max_stage, (uint8_t)stage, __ATOMIC_RELEASE);
+}
+/* Counts a touch of `channel`. Returns the touch array it outgrew, if any:
+ * the caller frees it once no reader can hold it. */
+fs_touch_count *fs_journey_touch(fs_journey *j, uint32_t channel);
+/* The heap touch array of a journey, or NULL: freed by the caller with j. */
+static inline fs_touch_count *fs_journey_heap(const fs_journey *j)
+{
+    return j->touch_cap ? j->t.heap_touches : NULL;
+}
+void fs_journey_release(fs_journey *j); /* frees heap touches, not j: no reader may hold j */
 uint64_t fs_journey_total_touches(fs_journey *j);
+
+/* What a reader on another thread sees of a journey (channels as the owner's
+ * label ids). At most FS_JOURNEY_COPY_TOUCHES channels are copied. */
+#define FS_JOURNEY_COPY_TOUCHES 16
+
+typedef struct fs_journey_view {
+    uint32_t funnel, max_stage;
+    int64_t start_ts, expiry_ts;
+    uint32_t first_channel;
+    uint32_t n_touches; /* distinct channels copied into touch[] */
+    fs_touch_count touch[FS_JOURNEY_COPY_TOUCHES];
+} fs_journey_view;
+
+/* Any thread, while j is reachable from the table (inside a read section).
+ * Memory-safe at any moment; a copy taken while the owner changes j may be
+ * torn, which the customer's sequence counter tells (journey_table.h). */
+void fs_journey_copy(const fs_journey *j, fs_journey_view *out);
 
 typedef enum fs_action {
     FS_ACT_IGNORE = 0, /* nothing for this funnel (besides a possible expiry) */

@@ -34,6 +34,53 @@ struct fs_http {
     bool listening;
 };
 
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
+    }
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+long fs_http_unescape(const char *in, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (c == '%') {
+            int hi = i + 2 < len ? hex_digit(in[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_digit(in[i + 2]) : -1;
+            if (lo < 0)
+                return -1;
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (n == cap)
+            return -1;
+        out[n++] = c;
+    }
+    return (long)n;
+}
+
 static int on_request(h2o_handler_t *self, h2o_req_t *req)
 {
     route_handler *rh = (route_handler *)self;
@@ -52,7 +99,7 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
     fs_http_response res = {.status = 200, .content_type = "text/plain; charset=utf-8"};
     rh->route.fn(rh->route.ctx, rest, rest_len, &res);
     req->res.status = res.status;
-    req->res.reason = res.status == 200 ? "OK" : res.status == 404 ? "Not Found" : "Error";
+    req->res.reason = reason(res.status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, res.content_type,
                    strlen(res.content_type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,

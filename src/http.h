@@ -45,5 +45,8 @@ int fs_http_port(const fs_http *h);
 void fs_http_stop(fs_http *h);
 /* After the loop has ended. */
 void fs_http_free(fs_http *h);
+/* Decodes the %XX escapes of a path segment into out (cap bytes). Returns
+ * the decoded length, or -1 for a malformed escape or one that would not fit. */
+long fs_http_unescape(const char *in, size_t len, char *out, size_t cap);
 
 #endif

@@ -30,6 +30,19 @@
  *     bumped around it) and frees the old one after an RCU grace period.
  *   - Removed entries are freed after a grace period too, in batches of
  *     RETIRE_BATCH pointers per call_rcu, so live entries carry no rcu_head.
+ *   - Journeys (and outgrown touch arrays) are read only by
+ *     fs_journey_table_read, which counts itself in the segment's `readers`
+ *     around its copy. Ended ones first go to the owner's limbo. To empty
+ *     it, the owner reads `readers` with an RMW: if it is 0, any reader
+ *     that comes later is ordered after the owner's unpublishing stores and
+ *     cannot reach what is in the limbo, and any earlier one has finished,
+ *     so the journeys are reused at once, still warm in the cache. Otherwise
+ *     they wait for a grace period in the same batches as removed entries;
+ *     the callback then pushes their batch onto the segment's `ready` stack
+ *     (the call_rcu thread is its only pusher, the owner takes the whole
+ *     stack with one exchange, so there is no ABA) for the owner to reuse.
+ *     Either way a journey is never rewritten while a reader may copy it,
+ *     and with no API lookups running no call_rcu is spent on journeys.
  * Data the reader validates with `seq` is read with acquire loads and written
  * with release stores (free on x86), which orders them against `seq` without
  * standalone fences (which ThreadSanitizer does not model).
@@ -42,6 +55,7 @@
 #include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +66,7 @@
 
 #define RETIRE_BATCH 256
 #define MIN_SLOTS    1024
+#define MAX_SPARE    4096 /* reusable journeys an owner keeps; more are freed */
 
 static char grace_period_sync; /* stands for "all earlier read sections ended" */
 
@@ -66,10 +81,15 @@ typedef struct oa_array {
     oa_slot slot[];
 } oa_array;
 
+struct oa_segment;
+
 typedef struct oa_retired {
     struct rcu_head rcu;
-    uint32_t n;
-    fs_customer *c[RETIRE_BATCH];
+    struct oa_segment *seg;
+    struct oa_retired *next; /* on the ready stack */
+    uint32_t n_mem, n_journeys;
+    void *mem[RETIRE_BATCH];           /* entries, touch arrays: freed */
+    fs_journey *journey[RETIRE_BATCH]; /* given back to the owner */
 } oa_retired;
 
 typedef struct oa_segment {
@@ -77,7 +97,12 @@ typedef struct oa_segment {
     _Atomic(oa_array *) arr;
     atomic_size_t count;
     size_t min_slots;
-    oa_retired *retired; /* owner only: removed entries awaiting call_rcu */
+    atomic_uint readers;         /* fs_journey_table_read calls in this segment */
+    oa_retired *limbo;           /* owner only: ended journeys, outgrown touch arrays */
+    oa_retired *retired;         /* owner only: awaiting call_rcu */
+    _Atomic(oa_retired *) ready; /* past their grace period, journeys to reuse */
+    void *spare; /* owner only: reusable journeys, linked through their first bytes */
+    uint32_t n_spare;
 } oa_segment;
 
 struct fs_journey_table {
@@ -140,9 +165,17 @@ static void free_batch(struct rcu_head *rcu)
     oa_retired *r = caa_container_of(rcu, oa_retired, rcu);
     fs_tsan_acquire(&grace_period_sync);
     fs_tsan_acquire(r);
-    for (uint32_t i = 0; i < r->n; i++)
-        free(r->c[i]);
-    free(r);
+    for (uint32_t i = 0; i < r->n_mem; i++)
+        free(r->mem[i]);
+    if (r->n_journeys == 0) {
+        free(r);
+        return;
+    }
+    oa_segment *s = r->seg;
+    r->next = atomic_load_explicit(&s->ready, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&s->ready, &r->next, r, memory_order_release,
+                                                  memory_order_relaxed))
+        ;
 }
 
 static void free_array(struct rcu_head *rcu)
@@ -163,16 +196,48 @@ static void flush_retired(oa_segment *s)
     s->retired = NULL;
 }
 
+static void drain_limbo(oa_segment *s); /* below, with the other deferred reuse */
+
+static void free_spares(oa_segment *s)
+{
+    oa_retired *r = atomic_load_explicit(&s->ready, memory_order_acquire);
+    while (r) {
+        oa_retired *next = r->next;
+        for (uint32_t i = 0; i < r->n_journeys; i++)
+            free(r->journey[i]);
+        free(r);
+        r = next;
+    }
+    while (s->spare) {
+        void *next = *(void **)s->spare;
+        free(s->spare);
+        s->spare = next;
+    }
+}
+
 void fs_journey_table_free(fs_journey_table *t)
 {
     if (!t)
         return;
-    urcu_memb_register_thread(); /* call_rcu wants a registered thread */
-    for (uint32_t i = 0; i < t->n_owners; i++)
-        flush_retired(&t->seg[i]);
-    urcu_memb_unregister_thread();
-    urcu_memb_barrier(); /* the batches are freed before the table goes */
+    /* Batches not handed to call_rcu yet: wait out their readers here (the
+     * calling thread may or may not be registered, so no call_rcu), then
+     * let the callbacks already queued finish before the table goes. */
+    urcu_memb_synchronize_rcu();
     for (uint32_t i = 0; i < t->n_owners; i++) {
+        if (t->seg[i].limbo) {
+            drain_limbo(&t->seg[i]); /* no reader is left: frees or spares all of it */
+            free(t->seg[i].limbo);
+        }
+        oa_retired *r = t->seg[i].retired;
+        t->seg[i].retired = NULL;
+        if (r) {
+            fs_tsan_release(r);
+            free_batch(&r->rcu);
+        }
+    }
+    urcu_memb_barrier();
+    for (uint32_t i = 0; i < t->n_owners; i++) {
+        free_spares(&t->seg[i]);
         oa_array *a = atomic_load_explicit(&t->seg[i].arr, memory_order_relaxed);
         for (size_t k = 0; k <= a->mask; k++) {
             fs_customer *c = atomic_load_explicit(&a->slot[k].c, memory_order_relaxed);
@@ -245,6 +310,39 @@ fs_customer *fs_journey_table_find(fs_journey_table *t, uint64_t hash, const cha
     }
 }
 
+/* One copy of c's journeys; false if the owner was changing them meanwhile. */
+static bool copy_journeys(const fs_customer *c, uint32_t nf, fs_journey_view *out, uint32_t *n)
+{
+    uint32_t seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+    if (seq & 1)
+        return false;
+    *n = 0;
+    for (uint32_t f = 0; f < nf; f++) {
+        const fs_journey *j = __atomic_load_n(&c->journey[f], __ATOMIC_ACQUIRE);
+        if (j)
+            fs_journey_copy(j, &out[(*n)++]);
+    }
+    /* the copy's loads are acquires, so this load cannot move above them */
+    return __atomic_load_n(&c->seq, __ATOMIC_RELAXED) == seq;
+}
+
+uint32_t fs_journey_table_read(fs_journey_table *t, uint64_t hash, const char *id, size_t len,
+                               fs_journey_view *out, uint32_t *owner)
+{
+    *owner = fs_journey_table_owner(hash, t->n_owners);
+    oa_segment *s = &t->seg[*owner];
+    uint32_t n = 0;
+    atomic_fetch_add_explicit(&s->readers, 1, memory_order_acq_rel); /* see drain_limbo */
+    fs_journey_table_read_lock();
+    fs_customer *c = fs_journey_table_find(t, hash, id, len);
+    for (unsigned tries = 1; c && !copy_journeys(c, t->n_funnels, out, &n); tries++)
+        if (tries % 64 == 0)
+            sched_yield(); /* the owner may have been preempted mid-change */
+    fs_journey_table_read_unlock();
+    atomic_fetch_sub_explicit(&s->readers, 1, memory_order_release);
+    return c ? n : 0;
+}
+
 /* Owner only, the array not yet published or the entry known absent. */
 static void place(oa_array *a, uint64_t hash, fs_customer *c)
 {
@@ -288,6 +386,121 @@ fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const c
     place(a, hash, c);
     atomic_store_explicit(&s->count, count + 1, memory_order_relaxed);
     return c;
+}
+
+/* ---- deferred reuse ------------------------------------------------------ */
+
+static oa_retired *batch_new(oa_segment *s)
+{
+    oa_retired *r = fs_xcalloc(1, sizeof(oa_retired));
+    r->seg = s;
+    return r;
+}
+
+/* Into the batch for call_rcu (removed entries, and the limbo's contents
+ * when a reader was active). */
+static void retire_mem(oa_segment *s, void *p)
+{
+    if (!s->retired)
+        s->retired = batch_new(s);
+    s->retired->mem[s->retired->n_mem++] = p;
+    if (s->retired->n_mem == RETIRE_BATCH)
+        flush_retired(s);
+}
+
+static void retire_journey(oa_segment *s, fs_journey *j)
+{
+    if (!s->retired)
+        s->retired = batch_new(s);
+    s->retired->journey[s->retired->n_journeys++] = j;
+    if (s->retired->n_journeys == RETIRE_BATCH)
+        flush_retired(s);
+}
+
+static void spare_journey(oa_segment *s, fs_journey *j)
+{
+    if (s->n_spare >= MAX_SPARE) {
+        free(j);
+        return;
+    }
+    *(void **)j = s->spare;
+    s->spare = j;
+    s->n_spare++;
+}
+
+/* Empties the limbo. With no journey reader in the segment, nobody can hold
+ * what is in it (see the top of the file), so it is reused or freed at
+ * once; otherwise it waits for a grace period like a removed entry. */
+static void drain_limbo(oa_segment *s)
+{
+    oa_retired *l = s->limbo;
+    if (atomic_fetch_add_explicit(&s->readers, 0, memory_order_acq_rel) == 0) {
+        for (uint32_t i = 0; i < l->n_mem; i++)
+            free(l->mem[i]);
+        for (uint32_t i = 0; i < l->n_journeys; i++)
+            spare_journey(s, l->journey[i]);
+    } else {
+        for (uint32_t i = 0; i < l->n_mem; i++)
+            retire_mem(s, l->mem[i]);
+        for (uint32_t i = 0; i < l->n_journeys; i++)
+            retire_journey(s, l->journey[i]);
+    }
+    l->n_mem = l->n_journeys = 0;
+}
+
+static oa_retired *limbo(oa_segment *s)
+{
+    if (!s->limbo)
+        s->limbo = batch_new(s);
+    return s->limbo;
+}
+
+void fs_journey_table_retire_mem(fs_journey_table *t, uint32_t owner, void *p)
+{
+    if (!p)
+        return;
+    oa_segment *s = &t->seg[owner];
+    oa_retired *l = limbo(s);
+    l->mem[l->n_mem++] = p;
+    if (l->n_mem == RETIRE_BATCH)
+        drain_limbo(s);
+}
+
+void fs_journey_table_retire_journey(fs_journey_table *t, uint32_t owner, fs_journey *j)
+{
+    oa_segment *s = &t->seg[owner];
+    oa_retired *l = limbo(s);
+    l->journey[l->n_journeys++] = j;
+    if (l->n_journeys == RETIRE_BATCH)
+        drain_limbo(s);
+}
+
+/* Moves the journeys of every batch past its grace period to the spare list. */
+static void take_ready(oa_segment *s)
+{
+    oa_retired *r = atomic_exchange_explicit(&s->ready, NULL, memory_order_acquire);
+    while (r) {
+        oa_retired *next = r->next;
+        for (uint32_t i = 0; i < r->n_journeys; i++)
+            spare_journey(s, r->journey[i]);
+        free(r);
+        r = next;
+    }
+}
+
+fs_journey *fs_journey_table_journey_new(fs_journey_table *t, uint32_t owner)
+{
+    oa_segment *s = &t->seg[owner];
+    if (!s->spare && s->limbo && s->limbo->n_journeys)
+        drain_limbo(s);
+    if (!s->spare)
+        take_ready(s);
+    void *j = s->spare;
+    if (!j)
+        return fs_xmalloc(sizeof(fs_journey));
+    s->spare = *(void **)j;
+    s->n_spare--;
+    return j;
 }
 
 /* Is home `h` cyclically outside (hole, j]? Then the entry at j may fill the hole. */
@@ -337,11 +550,7 @@ void fs_journey_table_remove(fs_journey_table *t, fs_customer *c)
     size_t count = atomic_load_explicit(&s->count, memory_order_relaxed) - 1;
     atomic_store_explicit(&s->count, count, memory_order_relaxed);
 
-    if (!s->retired)
-        s->retired = fs_xcalloc(1, sizeof(oa_retired));
-    s->retired->c[s->retired->n++] = c;
-    if (s->retired->n == RETIRE_BATCH)
-        flush_retired(s);
+    retire_mem(s, c);
 
     if (a->mask + 1 > s->min_slots && count < (a->mask + 1) / 8)
         resize(s, (a->mask + 1) / 2);

@@ -14,8 +14,15 @@
  *   - any registered thread may look up entries inside an
  *     fs_journey_table_read_lock/unlock section (urcu-memb); removed entries
  *     and outgrown arrays are freed only after a grace period, so a reader
- *     never touches freed memory. Reading a found entry's journeys is NOT
- *     covered: the owner changes them in place.
+ *     never touches freed memory;
+ *   - journeys are reachable too: the owner allocates them with
+ *     fs_journey_table_journey_new and hands ended ones (and outgrown touch
+ *     arrays) to fs_journey_table_retire_*, which reuse or free them only
+ *     after a grace period. A reader copies a customer's journeys with
+ *     fs_journey_table_read, a seqlock over the customer's `seq`: the owner
+ *     makes it odd while it changes the customer's journeys
+ *     (fs_customer_write_begin/end), and a reader retries a copy during
+ *     which it was odd or moved.
  * Threads that use the table call fs_journey_table_thread_enter/leave.
  * Why this design and not liburcu's cds_lfht: bench/RESULTS.md.
  */
@@ -33,8 +40,25 @@ typedef struct fs_customer {
     uint64_t hash;
     uint8_t id_len;
     uint8_t n_active;      /* journeys != NULL */
+    uint32_t seq;          /* odd while the owner changes the journeys */
     fs_journey *journey[]; /* n_funnels slots, then the id bytes */
 } fs_customer;
+
+/* Owner only, around every change to c's journeys. The release stores of
+ * the changes themselves (funnel.h) order them after the odd count. */
+static inline void fs_customer_write_begin(fs_customer *c)
+{
+    __atomic_store_n(&c->seq, c->seq + 1, __ATOMIC_RELAXED);
+}
+static inline void fs_customer_write_end(fs_customer *c)
+{
+    __atomic_store_n(&c->seq, c->seq + 1, __ATOMIC_RELEASE);
+}
+/* Owner only: publishes (or, with NULL, unpublishes) c's journey in funnel f. */
+static inline void fs_customer_set_journey(fs_customer *c, uint32_t f, fs_journey *j)
+{
+    __atomic_store_n(&c->journey[f], j, __ATOMIC_RELEASE);
+}
 
 static inline const char *fs_customer_id(const fs_customer *c, uint32_t n_funnels)
 {
@@ -66,6 +90,22 @@ fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const c
  * after a grace period. */
 void fs_journey_table_remove(fs_journey_table *t, fs_customer *c);
 size_t fs_journey_table_count(const fs_journey_table *t);
+
+/* Owner `owner` only: a journey to initialise and publish; a reused one
+ * whose grace period has passed, else a new one. */
+fs_journey *fs_journey_table_journey_new(fs_journey_table *t, uint32_t owner);
+/* Owner only: j has been unpublished; it is reused after a grace period. */
+void fs_journey_table_retire_journey(fs_journey_table *t, uint32_t owner, fs_journey *j);
+/* Owner only: memory a reader may still hold (a touch array); freed after
+ * a grace period. NULL is ignored. */
+void fs_journey_table_retire_mem(fs_journey_table *t, uint32_t owner, void *p);
+
+/* Any registered thread, outside a read section: copies the active
+ * journeys of customer `id` into out[0..n_funnels) (funnel order) and
+ * returns how many there are; 0 for a customer the table does not hold.
+ * Channel ids are label ids of the customer's owner, which goes to *owner. */
+uint32_t fs_journey_table_read(fs_journey_table *t, uint64_t hash, const char *id, size_t len,
+                               fs_journey_view *out, uint32_t *owner);
 /* Any thread: an estimate of the memory held by slots and entries (the
  * array a reader loads may be a stale one; good enough for a gauge). */
 size_t fs_journey_table_bytes(const fs_journey_table *t);

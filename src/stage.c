@@ -70,6 +70,7 @@
 #include "http.h"
 #include "kafka.h"
 #include "log.h"
+#include "lookup.h"
 #include "metrics.h"
 #include "sketch.h"
 #include "util.h"
@@ -816,6 +817,22 @@ static void serve_funnels(void *ctx, const char *path, size_t len, fs_http_respo
     res->content_type = "application/json";
 }
 
+/* /api/journeys/<customer_id>, the id percent-encoded as a path segment. */
+static void serve_journeys(void *ctx, const char *path, size_t len, fs_http_response *res)
+{
+    stage *s = ctx;
+    char id[FS_MAX_CUSTOMER_ID];
+    long n = fs_http_unescape(path, len, id, sizeof id);
+    if (n <= 0) {
+        res->status = n < 0 ? 400 : 404;
+        fs_buf_puts(&res->body, "want /api/journeys/<customer_id>: a percent-encoded id of "
+                                "1 to 128 bytes\n");
+        return;
+    }
+    fs_lookup_render(s->engine, s->cfg, id, (size_t)n, &res->body);
+    res->content_type = "application/json";
+}
+
 static void serve_dashboard(void *ctx, const char *path, size_t len, fs_http_response *res)
 {
     (void)ctx;
@@ -831,8 +848,11 @@ static void serve_dashboard(void *ctx, const char *path, size_t len, fs_http_res
 static void start_http(stage *s, const fs_stage_opts *opts)
 {
     const fs_http_route routes[] = {
-        {"/metrics", serve_metrics, s}, {"/health", serve_health, s},
-        {"/ready", serve_ready, s},     {"/api/funnels", serve_funnels, s},
+        {"/metrics", serve_metrics, s},
+        {"/health", serve_health, s},
+        {"/ready", serve_ready, s},
+        {"/api/funnels", serve_funnels, s},
+        {"/api/journeys/", serve_journeys, s},
         {"/", serve_dashboard, s},
     };
     size_t n = sizeof(routes) / sizeof(*routes);
@@ -1013,7 +1033,9 @@ int fs_stage_run(const fs_stage_opts *opts)
            opts->cfg->input_topic, opts->cfg->output_topic,
            opts->cfg->dead_letter_topic ? opts->cfg->dead_letter_topic : "-", threads,
            opts->until_eof ? "true" : "false");
+    fs_engine_reader_enter(); /* /api/journeys reads the journey table from this thread */
     uv_run(&s.loop, UV_RUN_DEFAULT);
+    fs_engine_reader_leave();
     uv_loop_close(&s.loop);
     fs_engine_join(s.engine);
     log_summary(&s);

@@ -89,11 +89,6 @@ void fs_worker_destroy(fs_worker *w)
     free(w->cohort_delta);
     fs_expiry_free(&w->timers);
     free(w->parts);
-    while (w->spare_journeys) {
-        void *next = *(void **)w->spare_journeys;
-        free(w->spare_journeys);
-        w->spare_journeys = next;
-    }
     fs_dict_free(&w->labels);
     free(w->scratch_flows);
 }
@@ -200,36 +195,13 @@ static uint32_t segment_of(fs_worker *w, event_ctx *x)
     return x->segment;
 }
 
-#define MAX_SPARE_JOURNEYS 4096
-
-static fs_journey *journey_alloc(fs_worker *w)
-{
-    void *j = w->spare_journeys;
-    if (!j)
-        return fs_xmalloc(sizeof(fs_journey));
-    w->spare_journeys = *(void **)j;
-    w->n_spare_journeys--;
-    return j;
-}
-
-static void journey_free(fs_worker *w, fs_journey *j)
-{
-    if (w->n_spare_journeys >= MAX_SPARE_JOURNEYS) {
-        free(j);
-        return;
-    }
-    *(void **)j = w->spare_journeys;
-    w->spare_journeys = j;
-    w->n_spare_journeys++;
-}
-
 static fs_journey *start_journey(fs_worker *w, fs_customer *c, const fs_funnel *f, int64_t ts,
                                  uint32_t stage, uint32_t channel)
 {
-    fs_journey *j = journey_alloc(w);
+    fs_journey *j = fs_journey_table_journey_new(w->table, w->id);
     fs_journey_init(j, f, ts, stage, channel);
     j->owner = c;
-    c->journey[f->index] = j;
+    fs_customer_set_journey(c, f->index, j);
     c->n_active++;
     fs_expiry_add(&w->timers, j);
     w->stats.journeys_started++;
@@ -238,15 +210,21 @@ static fs_journey *start_journey(fs_worker *w, fs_customer *c, const fs_funnel *
     return j;
 }
 
+/* Readers may still be copying j: the table reuses it after a grace period. */
 static void end_journey(fs_worker *w, fs_customer *c, const fs_funnel *f)
 {
     fs_journey *j = c->journey[f->index];
     fs_expiry_remove(&w->timers, j);
-    fs_journey_release(j);
-    journey_free(w, j);
-    c->journey[f->index] = NULL;
+    fs_customer_set_journey(c, f->index, NULL);
+    fs_journey_table_retire_mem(w->table, w->id, fs_journey_heap(j));
+    fs_journey_table_retire_journey(w->table, w->id, j);
     c->n_active--;
     w->stats.journeys_active--;
+}
+
+static void touch(fs_worker *w, fs_journey *j, uint32_t channel)
+{
+    fs_journey_table_retire_mem(w->table, w->id, fs_journey_touch(j, channel));
 }
 
 /* reached[from..to] (+ skipped below `to`) for the event's channel and segment. */
@@ -338,8 +316,8 @@ static bool reach_stage(fs_worker *w, fs_customer *c, const fs_funnel *f, event_
     } else {
         late = count_reach(w, f, x, j->max_stage + 1u, d->stage, false);
         cu.from = j->max_stage + 1u;
-        fs_journey_touch(j, channel_of(w, x));
-        j->max_stage = (uint8_t)d->stage;
+        touch(w, j, channel_of(w, x));
+        fs_journey_set_stage(j, d->stage);
     }
     count_cohort(w, f, j->start_ts, cu);
     if (d->completes) {
@@ -360,6 +338,8 @@ static void apply_event(fs_worker *w, const fs_event *ev)
     if (!c && type < 0)
         return; /* no journey to expire, no funnel that cares */
     event_ctx x = {ev, UINT32_MAX, UINT32_MAX};
+    if (c)
+        fs_customer_write_begin(c);
     for (uint32_t fi = 0; fi < w->funnels->n; fi++) {
         const fs_funnel *f = &w->funnels->funnel[fi];
         fs_journey *j = c ? c->journey[fi] : NULL;
@@ -381,12 +361,14 @@ static void apply_event(fs_worker *w, const fs_event *ev)
             end_journey(w, c, f);
             break;
         case FS_ACT_TOUCH:
-            fs_journey_touch(j, channel_of(w, &x));
+            touch(w, j, channel_of(w, &x));
             break;
         case FS_ACT_START:
-            if (!c)
+            if (!c) {
                 c = fs_journey_table_insert(w->table, ev->customer_hash, ev->customer_id.ptr,
                                             ev->customer_id.len);
+                fs_customer_write_begin(c);
+            }
             /* fall through */
         case FS_ACT_ADVANCE:
             late |= reach_stage(w, c, f, &x, j, &d);
@@ -395,7 +377,10 @@ static void apply_event(fs_worker *w, const fs_event *ev)
         if (late)
             count_late(w, fi);
     }
-    if (c && c->n_active == 0)
+    if (!c)
+        return;
+    fs_customer_write_end(c);
+    if (c->n_active == 0)
         fs_journey_table_remove(w->table, c);
 }
 
@@ -484,7 +469,9 @@ static void fire_timers(fs_worker *w, int64_t new_wm, bool all)
         const fs_funnel *f = &w->funnels->funnel[j->funnel];
         if (count_expiry(w, f, j))
             count_late(w, f->index);
+        fs_customer_write_begin(c);
         end_journey(w, c, f);
+        fs_customer_write_end(c);
         if (c->n_active == 0)
             fs_journey_table_remove(w->table, c);
     }

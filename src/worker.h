@@ -128,11 +128,6 @@ typedef struct fs_worker {
     fs_window_slot *last_slot; /* cache of the most recently used slot */
     fs_i64map *cohort_delta;   /* per funnel: start -> fs_cohort */
     fs_expiry_heap timers;
-    /* Ended journeys kept for reuse (linked through their first bytes): a
-     * stream starts and ends journeys at a high rate, and the owner is the
-     * only thread that allocates or frees them, so no allocator is needed. */
-    void *spare_journeys;
-    uint32_t n_spare_journeys;
     fs_flow **scratch_flows; /* per_time entries */
     uint64_t steps;
     fs_step_fn emit;

@@ -1,0 +1,62 @@
+/* lookup.c -- one customer's live journeys as JSON (see lookup.h). */
+#include "lookup.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static void put_label(fs_buf *out, fs_engine *e, uint32_t owner, uint32_t label)
+{
+    uint32_t len;
+    const char *name = fs_engine_label(e, owner, label, &len);
+    if (name)
+        fs_buf_json_str(out, name, len);
+    else
+        fs_buf_puts(out, "null"); /* not reachable for a validated copy */
+}
+
+static void render_journey(fs_buf *out, fs_engine *e, const fs_config *cfg, uint32_t owner,
+                           const fs_journey_view *v)
+{
+    const fs_funnel_cfg *f = &cfg->funnels[v->funnel];
+    fs_buf_puts(out, "{\"funnel\":");
+    fs_buf_json_str(out, f->name, strlen(f->name));
+    fs_buf_puts(out, ",\"stage\":");
+    fs_buf_u64(out, v->max_stage);
+    fs_buf_puts(out, ",\"stage_name\":");
+    const char *stage = v->max_stage < f->n_stages ? f->stages[v->max_stage].name : "";
+    fs_buf_json_str(out, stage, strlen(stage));
+    fs_buf_puts(out, ",\"started_at\":");
+    fs_buf_i64(out, v->start_ts);
+    fs_buf_puts(out, ",\"expires_at\":");
+    fs_buf_i64(out, v->expiry_ts);
+    fs_buf_puts(out, ",\"first_channel\":");
+    put_label(out, e, owner, v->first_channel);
+    fs_buf_puts(out, ",\"touches\":[");
+    for (uint32_t i = 0; i < v->n_touches; i++) {
+        fs_buf_puts(out, i ? ",{\"channel\":" : "{\"channel\":");
+        put_label(out, e, owner, v->touch[i].channel);
+        fs_buf_puts(out, ",\"count\":");
+        fs_buf_u64(out, v->touch[i].count);
+        fs_buf_putc(out, '}');
+    }
+    fs_buf_puts(out, "]}");
+}
+
+void fs_lookup_render(fs_engine *e, const fs_config *cfg, const char *id, size_t len, fs_buf *out)
+{
+    uint32_t nf = fs_engine_funnels(e), owner;
+    fs_journey_view *views = fs_xmalloc(nf * sizeof(*views));
+    uint32_t n = fs_engine_read_journeys(e, id, len, views, &owner);
+    fs_buf_puts(out, "{\"customer_id\":");
+    fs_buf_json_str(out, id, len);
+    fs_buf_puts(out, ",\"journeys\":[");
+    for (uint32_t i = 0; i < n; i++) {
+        if (i)
+            fs_buf_putc(out, ',');
+        render_journey(out, e, cfg, owner, &views[i]);
+    }
+    fs_buf_puts(out, "]}\n");
+    free(views);
+}
