@@ -8,6 +8,7 @@
 #include "board.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,7 @@ typedef struct funnel_board {
 
 struct fs_board {
     pthread_mutex_t lock;
+    int64_t window_size;
     size_t n;
     funnel_board *f;
 };
@@ -31,6 +33,7 @@ fs_board *fs_board_new(const fs_config *cfg)
     fs_board *b = fs_xcalloc(1, sizeof(*b));
     pthread_mutex_init(&b->lock, NULL);
     b->n = cfg->n_funnels;
+    b->window_size = cfg->window_size_ms;
     b->f = fs_xcalloc(b->n, sizeof(*b->f));
     for (size_t i = 0; i < b->n; i++)
         b->f[i].cfg = &cfg->funnels[i];
@@ -73,6 +76,40 @@ void fs_board_post(fs_board *b, const char *key, size_t key_len, const char *jso
     pthread_mutex_unlock(&b->lock);
 }
 
+static void put_counts(fs_buf *out, const char *name, const uint64_t *v, uint32_t n)
+{
+    fs_buf_puts(out, name);
+    for (uint32_t s = 0; s < n; s++) {
+        fs_buf_putc(out, s ? ',' : '[');
+        fs_buf_u64(out, v[s]);
+    }
+    fs_buf_putc(out, ']');
+}
+
+/* The open windows of funnel `f`: a run of the sorted array. */
+static void render_open(const fs_board *b, uint32_t f, const fs_open_count *open, uint32_t n,
+                        fs_buf *out)
+{
+    fs_buf_puts(out, ",\"open\":[");
+    bool first = true;
+    for (uint32_t i = 0; i < n; i++) {
+        const fs_open_count *o = &open[i];
+        if (o->funnel != f)
+            continue;
+        fs_buf_puts(out, first ? "{\"window_start\":" : ",{\"window_start\":");
+        first = false;
+        fs_buf_i64(out, o->start);
+        fs_buf_puts(out, ",\"window_end\":");
+        fs_buf_i64(out, fs_sat_add(o->start, b->window_size));
+        put_counts(out, ",\"entered\":", o->entered, o->n_stages);
+        put_counts(out, ",\"reached\":", o->reached, o->n_stages);
+        fs_buf_puts(out, ",\"completed\":");
+        fs_buf_u64(out, o->completed);
+        fs_buf_putc(out, '}');
+    }
+    fs_buf_putc(out, ']');
+}
+
 static void render_funnel(const funnel_board *f, fs_buf *out)
 {
     fs_buf_puts(out, "{\"name\":");
@@ -97,10 +134,11 @@ static void render_funnel(const funnel_board *f, fs_buf *out)
             fs_buf_putc(out, ',');
         fs_buf_put(out, f->recent[slot], f->len[slot]);
     }
-    fs_buf_puts(out, "]}");
+    fs_buf_putc(out, ']');
 }
 
-void fs_board_render(fs_board *b, int64_t watermark, fs_buf *out)
+void fs_board_render(fs_board *b, int64_t watermark, const fs_open_count *open, uint32_t n_open,
+                     fs_buf *out)
 {
     fs_buf_puts(out, "{\"watermark\":");
     if (watermark == INT64_MIN || watermark == INT64_MAX)
@@ -113,6 +151,8 @@ void fs_board_render(fs_board *b, int64_t watermark, fs_buf *out)
         if (i)
             fs_buf_putc(out, ',');
         render_funnel(&b->f[i], out);
+        render_open(b, (uint32_t)i, open, n_open, out);
+        fs_buf_putc(out, '}');
     }
     pthread_mutex_unlock(&b->lock);
     fs_buf_puts(out, "]}\n");

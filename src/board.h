@@ -7,6 +7,10 @@
  * posts happen once per window and funnel, so it is never contended.
  * Records in MessagePack (output.format: msgpack) are not posted: the API
  * then shows no records.
+ *
+ * Next to the closed records, each funnel shows the running counts of its
+ * windows still open ("open": entered, reached and completed so far), which
+ * the caller takes from the engine (fs_engine_open_counts) at render time.
  */
 #ifndef FS_BOARD_H
 #define FS_BOARD_H
@@ -16,6 +20,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "worker.h"
 
 #define FS_BOARD_RECENT 60
 
@@ -25,7 +30,9 @@ fs_board *fs_board_new(const fs_config *cfg);
 void fs_board_free(fs_board *b);
 /* A record as written to the output: flow records are kept, others ignored. */
 void fs_board_post(fs_board *b, const char *key, size_t key_len, const char *json, size_t len);
-/* The /api/funnels document; watermark INT64_MIN renders as null. */
-void fs_board_render(fs_board *b, int64_t watermark, fs_buf *out);
+/* The /api/funnels document; watermark INT64_MIN renders as null. open:
+ * fs_engine_open_counts' array (sorted by funnel, then window start). */
+void fs_board_render(fs_board *b, int64_t watermark, const fs_open_count *open, uint32_t n_open,
+                     fs_buf *out);
 
 #endif

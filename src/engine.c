@@ -35,6 +35,10 @@ typedef struct worker_thread {
      * under the lock once per batch, so the hot path keeps plain counters. */
     pthread_mutex_t snap_lock;
     fs_worker_stats snap;
+    /* The running counts of its open windows, double-buffered: the worker
+     * fills `open_work` outside the lock and swaps it in under it. */
+    fs_open_count *open_snap, *open_work;
+    uint32_t n_open, cap_snap, cap_work;
 } worker_thread;
 
 struct fs_engine {
@@ -291,6 +295,22 @@ static void send_dead_letters(fs_engine *e, const fs_batch *b)
     }
 }
 
+static void publish_snapshot(worker_thread *t, const fs_worker *w)
+{
+    uint32_t n = fs_worker_open_counts(w, &t->open_work, &t->cap_work);
+    pthread_mutex_lock(&t->snap_lock);
+    t->snap = w->stats;
+    t->snap.windows_open = w->windows.count;
+    fs_open_count *p = t->open_snap;
+    uint32_t cap = t->cap_snap;
+    t->open_snap = t->open_work;
+    t->cap_snap = t->cap_work;
+    t->open_work = p;
+    t->cap_work = cap;
+    t->n_open = n;
+    pthread_mutex_unlock(&t->snap_lock);
+}
+
 static void *worker_main(void *arg)
 {
     worker_thread *t = arg;
@@ -316,10 +336,7 @@ static void *worker_main(void *arg)
             w->src_mark = e->dead_letters; /* a final step follows every dead letter */
             atomic_fetch_add_explicit(&e->messages_done, b->n, memory_order_relaxed);
         }
-        pthread_mutex_lock(&t->snap_lock);
-        t->snap = w->stats;
-        t->snap.windows_open = w->windows.count;
-        pthread_mutex_unlock(&t->snap_lock);
+        publish_snapshot(t, w);
         if (release_batch(e, b))
             atomic_store_explicit(&e->batches_done, seq + 1, memory_order_release);
         if (last)
@@ -491,6 +508,52 @@ fs_engine_stats fs_engine_live_stats(fs_engine *e)
     return st;
 }
 
+static int cmp_open(const void *a, const void *b)
+{
+    const fs_open_count *x = a, *y = b;
+    if (x->funnel != y->funnel)
+        return x->funnel < y->funnel ? -1 : 1;
+    return (x->start > y->start) - (x->start < y->start);
+}
+
+/* Sums entries of equal (funnel, start) of a sorted array in place. */
+static uint32_t merge_open(fs_open_count *o, uint32_t n)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (k && o[k - 1].funnel == o[i].funnel && o[k - 1].start == o[i].start) {
+            fs_open_count *into = &o[k - 1];
+            into->completed += o[i].completed;
+            for (uint32_t s = 0; s < into->n_stages; s++) {
+                into->entered[s] += o[i].entered[s];
+                into->reached[s] += o[i].reached[s];
+            }
+        } else if (k++ != i) {
+            o[k - 1] = o[i];
+        }
+    }
+    return k;
+}
+
+uint32_t fs_engine_open_counts(fs_engine *e, fs_open_count **out)
+{
+    fs_open_count *all = NULL;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        worker_thread *t = &e->wt[i];
+        pthread_mutex_lock(&t->snap_lock);
+        all = fs_xrealloc(all, (n + t->n_open + 1) * sizeof(*all));
+        if (t->n_open)
+            memcpy(all + n, t->open_snap, t->n_open * sizeof(*all));
+        n += t->n_open;
+        pthread_mutex_unlock(&t->snap_lock);
+    }
+    if (n > 1)
+        qsort(all, n, sizeof(*all), cmp_open);
+    *out = all;
+    return merge_open(all, n);
+}
+
 void fs_engine_free(fs_engine *e)
 {
     if (!e)
@@ -500,6 +563,8 @@ void fs_engine_free(fs_engine *e)
         fs_worker_destroy(&e->workers[i]);
         fs_decoder_free(e->wt[i].dec);
         pthread_mutex_destroy(&e->wt[i].snap_lock);
+        free(e->wt[i].open_snap);
+        free(e->wt[i].open_work);
     }
     fs_sink_free(e->sink);
     fs_journey_table_free(e->table);

@@ -99,6 +99,10 @@ fs_engine_stats fs_engine_get_stats(fs_engine *e); /* after join */
 /* While running, from any thread: the same counters as of each worker's
  * last finished batch (records: as of the sink's last step). */
 fs_engine_stats fs_engine_live_stats(fs_engine *e);
+/* While running, from any thread: the running counts of the windows still
+ * open, summed over the workers as of each one's last finished batch,
+ * ascending by funnel, then window start. The caller frees *out. */
+uint32_t fs_engine_open_counts(fs_engine *e, fs_open_count **out);
 /* Live counters, readable from any thread while running (approximate). */
 uint64_t fs_engine_messages_done(fs_engine *e);
 /* How many batches every worker has finished: a source may reuse what it

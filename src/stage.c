@@ -813,7 +813,10 @@ static void serve_funnels(void *ctx, const char *path, size_t len, fs_http_respo
     (void)path;
     (void)len;
     stage *s = ctx;
-    fs_board_render(s->board, fs_commit_acked_wm(s->plan), &res->body);
+    fs_open_count *open;
+    uint32_t n = fs_engine_open_counts(s->engine, &open);
+    fs_board_render(s->board, fs_commit_acked_wm(s->plan), open, n, &res->body);
+    free(open);
     res->content_type = "application/json";
 }
 

@@ -628,6 +628,31 @@ void fs_worker_process(fs_worker *w, const fs_event *ev, const uint8_t *status,
     }
 }
 
+uint32_t fs_worker_open_counts(const fs_worker *w, fs_open_count **out, uint32_t *cap)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i <= w->windows.mask; i++) {
+        const fs_window_slot *slot = w->windows.slots[i].value;
+        for (uint32_t f = 0; slot && f < w->funnels->n; f++) {
+            const fs_flow *fl = slot->flow[f];
+            if (!fl)
+                continue;
+            if (n == *cap) {
+                *cap = *cap ? *cap * 2 : 8;
+                *out = fs_xrealloc(*out, *cap * sizeof(**out));
+            }
+            fs_open_count *o = &(*out)[n++];
+            o->start = slot->start;
+            o->funnel = f;
+            o->n_stages = fl->n_stages;
+            o->completed = fl->completed;
+            memcpy(o->entered, fl->entered, fl->n_stages * sizeof(*fl->entered));
+            memcpy(o->reached, fl->reached, fl->n_stages * sizeof(*fl->reached));
+        }
+    }
+    return n;
+}
+
 void fs_worker_finish(fs_worker *w)
 {
     int64_t old = w->wm;

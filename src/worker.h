@@ -157,6 +157,18 @@ static inline uint32_t fs_worker_owner(uint64_t hash, uint32_t n_workers)
     return fs_journey_table_owner(hash, n_workers); /* the table's segments follow it */
 }
 
+/* This worker's running counts of one funnel in one window still open. */
+typedef struct fs_open_count {
+    int64_t start;
+    uint32_t funnel, n_stages;
+    uint64_t completed;
+    uint64_t entered[FS_MAX_STAGES], reached[FS_MAX_STAGES];
+} fs_open_count;
+
+/* Copies the running counts of the open windows (funnels that counted
+ * anything) into *out, grown as needed (*cap entries); returns how many. */
+uint32_t fs_worker_open_counts(const fs_worker *w, fs_open_count **out, uint32_t *cap);
+
 void fs_step_free(fs_step *s, uint32_t n_funnels);
 void fs_window_slot_free(fs_window_slot *slot, uint32_t n_funnels);
 

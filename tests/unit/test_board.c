@@ -27,13 +27,18 @@ static fs_config *config(void)
     return cfg;
 }
 
-static char *render(fs_board *b, int64_t wm)
+static char *render_open(fs_board *b, int64_t wm, const fs_open_count *open, uint32_t n)
 {
     static fs_buf out;
     out.len = 0;
-    fs_board_render(b, wm, &out);
+    fs_board_render(b, wm, open, n, &out);
     fs_buf_putc(&out, '\0');
     return out.p;
+}
+
+static char *render(fs_board *b, int64_t wm)
+{
+    return render_open(b, wm, NULL, 0);
 }
 
 static void test_empty_board(void **state)
@@ -44,8 +49,9 @@ static void test_empty_board(void **state)
     assert_string_equal(
         render(b, INT64_MIN),
         "{\"watermark\":null,\"funnels\":["
-        "{\"name\":\"f\",\"stages\":[\"a\",\"b\"],\"latest\":null,\"recent\":[]},"
-        "{\"name\":\"g\",\"stages\":[\"x\",\"y\"],\"latest\":null,\"recent\":[]}]}\n");
+        "{\"name\":\"f\",\"stages\":[\"a\",\"b\"],\"latest\":null,\"recent\":[],\"open\":[]},"
+        "{\"name\":\"g\",\"stages\":[\"x\",\"y\"],\"latest\":null,\"recent\":[],\"open\":[]}]}"
+        "\n");
     fs_board_free(b);
     fs_config_free(cfg);
 }
@@ -69,8 +75,43 @@ static void test_latest_and_recent(void **state)
     assert_non_null(strstr(doc, "{\"watermark\":42,"));
     assert_non_null(strstr(doc, "\"name\":\"f\",\"stages\":[\"a\",\"b\"],\"latest\":null"));
     assert_non_null(strstr(doc, "\"latest\":{\"w\":64},\"recent\":[{\"w\":5},{\"w\":6},"));
-    assert_non_null(strstr(doc, "{\"w\":63},{\"w\":64}]}]}"));
+    assert_non_null(strstr(doc, "{\"w\":63},{\"w\":64}],\"open\":[]}]}"));
     assert_null(strstr(doc, "{\"w\":4}"));
+    fs_board_free(b);
+    fs_config_free(cfg);
+}
+
+/* Running counts go to their funnel, windows in the order given, with
+ * window_end = start + the window size (default 1 minute). */
+static void test_open_windows(void **state)
+{
+    (void)state;
+    fs_config *cfg = config();
+    fs_board *b = fs_board_new(cfg);
+    fs_open_count open[3] = {
+        {.start = 0,
+         .funnel = 0,
+         .n_stages = 2,
+         .completed = 1,
+         .entered = {3, 1},
+         .reached = {3, 1}},
+        {.start = 60000, .funnel = 0, .n_stages = 2, .entered = {2, 0}, .reached = {2, 0}},
+        {.start = 0,
+         .funnel = 1,
+         .n_stages = 2,
+         .entered = {0, 5},
+         .reached = {5, 5},
+         .completed = 5},
+    };
+    char *doc = render_open(b, 7, open, 3);
+    assert_non_null(strstr(doc, "\"name\":\"f\",\"stages\":[\"a\",\"b\"],\"latest\":null,"
+                                "\"recent\":[],\"open\":["
+                                "{\"window_start\":0,\"window_end\":60000,\"entered\":[3,1],"
+                                "\"reached\":[3,1],\"completed\":1},"
+                                "{\"window_start\":60000,\"window_end\":120000,\"entered\":[2,0],"
+                                "\"reached\":[2,0],\"completed\":0}]}"));
+    assert_non_null(strstr(doc, "\"open\":[{\"window_start\":0,\"window_end\":60000,"
+                                "\"entered\":[0,5],\"reached\":[5,5],\"completed\":5}]}]}"));
     fs_board_free(b);
     fs_config_free(cfg);
 }
@@ -118,6 +159,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_board),
         cmocka_unit_test(test_latest_and_recent),
+        cmocka_unit_test(test_open_windows),
         cmocka_unit_test(test_metrics_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

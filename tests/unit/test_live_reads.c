@@ -1,6 +1,7 @@
-/* test_table_reads.c -- live journey lookups while the workers write
- * (fs_engine_read_journeys: journey_table.h's copy protocol, funnel.h's
- * shared fields, dict.h's shared names).
+/* test_live_reads.c -- reading a running engine from another thread: journey
+ * lookups while the workers write (fs_engine_read_journeys: journey_table.h's
+ * copy protocol, funnel.h's shared fields, dict.h's shared names) and the
+ * running counts of open windows (fs_engine_open_counts).
  *
  * 1. Exact: a few hand-built customers are applied, the test waits for the
  *    step that proves every worker is past them, and each lookup must equal
@@ -12,6 +13,8 @@
  *    The source publishes a batch only after the reader has finished a round
  *    since the last one, so reads and writes interleave without sleeps.
  *    Under ThreadSanitizer (scripts/test) this is the race check.
+ * 3. Open windows: counts of customers owned by both workers, summed, for a
+ *    window that has not closed, equal to the hand count.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -73,18 +76,23 @@ static void on_step(void *ctx, const fs_step_info *info)
     pthread_mutex_unlock(&h->lock);
 }
 
-static void start(harness *h)
+static void start_with(harness *h, const char *config)
 {
     char err[256];
     memset(h, 0, sizeof *h);
     h->wm = INT64_MIN;
-    h->cfg = fs_config_parse(yaml, sizeof yaml - 1, "test", err, sizeof err);
+    h->cfg = fs_config_parse(config, strlen(config), "test", err, sizeof err);
     assert_non_null(h->cfg);
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->cond, NULL);
     fs_output o = {.write = on_record, .ctx = h, .format = FS_FORMAT_JSON, .step_done = on_step};
     h->engine = fs_engine_new(h->cfg, 2, o);
     assert_non_null(h->engine);
+}
+
+static void start(harness *h)
+{
+    start_with(h, yaml);
 }
 
 static void finish(harness *h)
@@ -353,11 +361,61 @@ static void test_reads_while_workers_write(void **state)
     pthread_mutex_destroy(&h.lock);
 }
 
+/* ---- 3. open windows ----------------------------------------------------- */
+
+/* 30 s of out-of-orderness keeps [0, 60 s) open through an event at 45 s,
+ * whose watermark (15 s) crosses the 10 s cohort emission boundary: that
+ * step proves both workers are past the first batch. */
+static const char open_yaml[] = "window: {size: 1m, max_out_of_orderness: 30s}\n"
+                                "cohort: {emit_interval: 10s}\n"
+                                "funnels:\n"
+                                "  - name: f\n"
+                                "    stages:\n"
+                                "      - {name: s_a, events: [a]}\n"
+                                "      - {name: s_b, events: [b]}\n"
+                                "      - {name: s_c, events: [c]}\n";
+
+static void test_open_window_counts(void **state)
+{
+    (void)state;
+    harness h;
+    start_with(&h, open_yaml);
+    ev evs[40];
+    size_t n = 0;
+    char ids[20][8];
+    for (int c = 0; c < 20; c++) { /* 20 customers: both workers own some */
+        snprintf(ids[c], sizeof ids[c], "u%d", c);
+        evs[n++] = (ev){ids[c], c * 100, "a", "email"};
+        if (c % 2 == 0) /* 10 go on: 8 to b, 2 (c = 0, 10) straight to c, completing */
+            evs[n++] = (ev){ids[c], 5000 + c * 100, c % 5 == 0 ? "c" : "b", "email"};
+    }
+    publish(&h, evs, n, false);
+    const ev later = {"other", 45000, "zzz", "email"};
+    publish(&h, &later, 1, false);
+    await_watermark(&h, T0 + 10000);
+
+    fs_open_count *open;
+    uint32_t k = fs_engine_open_counts(h.engine, &open);
+    assert_int_equal(k, 1);
+    assert_int_equal(open[0].funnel, 0);
+    assert_int_equal(open[0].start, T0);
+    assert_int_equal(open[0].n_stages, 3);
+    assert_int_equal(open[0].entered[0], 20);
+    assert_int_equal(open[0].reached[0], 20);
+    assert_int_equal(open[0].reached[1], 10);
+    assert_int_equal(open[0].reached[2], 2); /* c = 0, 10 */
+    assert_int_equal(open[0].completed, 2);
+    free(open);
+    publish(&h, NULL, 0, true);
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup_equals_hand_worked_journeys),
         cmocka_unit_test(test_reads_while_workers_write),
+        cmocka_unit_test(test_open_window_counts),
     };
     fs_engine_reader_enter(); /* test 1 reads from this thread */
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
