@@ -5,8 +5,8 @@
  * board: per funnel, in config order, its stages, the latest record and the
  * last FS_BOARD_RECENT records, oldest first. A mutex guards the board;
  * posts happen once per window and funnel, so it is never contended.
- * Records in MessagePack (output.format: msgpack) are not posted: the API
- * then shows no records.
+ * With output.format msgpack the sink still hands the board each flow
+ * record in JSON (fs_output.flow_json), so the API looks the same.
  *
  * Next to the closed records, each funnel shows the running counts of its
  * windows still open ("open": entered, reached and completed so far), which

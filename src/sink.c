@@ -28,6 +28,7 @@ struct fs_sink {
     label_xlate *xlate; /* per worker */
     fs_i64map *cohorts; /* per funnel: start -> fs_cohort totals */
     fs_buf rec, key;
+    fs_buf json; /* a flow record again in JSON for out.flow_json, when rec is not */
     /* written by the sink thread only, read live by others */
     _Atomic uint64_t flow_records, cohort_records, write_errors;
 };
@@ -68,6 +69,7 @@ void fs_sink_free(fs_sink *s)
     free(s->xlate);
     fs_dict_free(&s->labels);
     fs_buf_free(&s->rec);
+    fs_buf_free(&s->json);
     fs_buf_free(&s->key);
     free(s);
 }
@@ -107,6 +109,13 @@ static void emit_flow(fs_sink *s, const fs_funnel *f, int64_t start, const fs_fl
     fs_record_flow_key(&s->key, f->cfg, w);
     fs_record_flow(&s->rec, s->format, f->cfg, w, flow, rejected, &s->labels);
     write_record(s);
+    if (s->out.flow_json && s->format == FS_FORMAT_JSON) {
+        s->out.flow_json(s->out.ctx, s->key.p, s->key.len, s->rec.p, s->rec.len);
+    } else if (s->out.flow_json) {
+        s->json.len = 0;
+        fs_record_flow(&s->json, FS_FORMAT_JSON, f->cfg, w, flow, rejected, &s->labels);
+        s->out.flow_json(s->out.ctx, s->key.p, s->key.len, s->json.p, s->json.len);
+    }
     atomic_fetch_add_explicit(&s->flow_records, 1, memory_order_relaxed);
 }
 

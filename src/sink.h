@@ -45,13 +45,16 @@ typedef struct fs_step_info {
 /* Where records go: a file, stdout, a Kafka producer. write returns 0 or -1.
  * The optional hooks serve sources that must know what has been written:
  * dead_letter is called from one worker thread, in input order, for every
- * rejected message; step_done from the sink thread after each step. */
+ * rejected message; step_done from the sink thread after each step;
+ * flow_json from the sink thread with every flow record in JSON, whatever
+ * the output format (for the HTTP API). */
 typedef struct fs_output {
     int (*write)(void *ctx, const char *key, size_t key_len, const char *value, size_t value_len);
     void *ctx;
     fs_format format; /* how records are encoded */
     void (*dead_letter)(void *ctx, const fs_dead_letter *dl);
     void (*step_done)(void *ctx, const fs_step_info *info);
+    void (*flow_json)(void *ctx, const char *key, size_t key_len, const char *json, size_t len);
 } fs_output;
 
 typedef struct fs_sink fs_sink;

@@ -194,11 +194,16 @@ static void delivered_from_any(rd_kafka_t *rk, const rd_kafka_message_t *msg, vo
 
 /* ---- engine output: records from the sink thread, dead letters from worker 0 */
 
+static void flow_to_board(void *ctx, const char *key, size_t key_len, const char *json, size_t len)
+{
+    stage *s = ctx;
+    fs_board_post(s->board, key, key_len, json, len);
+}
+
 static int write_from_sink(void *ctx, const char *key, size_t key_len, const char *value,
                            size_t value_len)
 {
     stage *s = ctx;
-    fs_board_post(s->board, key, key_len, value, value_len);
     uint64_t n = atomic_load_explicit(&s->records, memory_order_relaxed);
     rd_kafka_resp_err_t err =
         fs_kafka_produce(s->producer, s->cfg->output_topic, key, key_len, value, value_len, NULL, 0,
@@ -1025,7 +1030,8 @@ int fs_stage_run(const fs_stage_opts *opts)
                      .ctx = &s,
                      .format = opts->cfg->output_format,
                      .dead_letter = opts->cfg->dead_letter_topic ? dead_letter_from_worker : NULL,
-                     .step_done = step_from_sink};
+                     .step_done = step_from_sink,
+                     .flow_json = flow_to_board};
     s.engine = fs_engine_new(opts->cfg, threads, out);
     uv_loop_init(&s.loop);
     init_handles(&s);

@@ -15,6 +15,8 @@
  *    Under ThreadSanitizer (scripts/test) this is the race check.
  * 3. Open windows: counts of customers owned by both workers, summed, for a
  *    window that has not closed, equal to the hand count.
+ * 4. The API's copy of flow records (fs_output.flow_json) is the JSON
+ *    record even when the output is MessagePack.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -410,12 +412,89 @@ static void test_open_window_counts(void **state)
     finish(&h);
 }
 
+/* ---- 4. flow records for the API ------------------------------------------ */
+
+typedef struct texts {
+    char buf[1 << 15];
+    size_t len;
+    int n;
+} texts;
+
+typedef struct outputs {
+    texts written, json; /* what the output got, what flow_json got */
+} outputs;
+
+static void append(texts *t, const char *key, size_t key_len, const char *v, size_t len)
+{
+    const char *slash = memchr(key, '/', key_len);
+    if (!slash || memchr(slash + 1, '/', key_len - (size_t)(slash + 1 - key)))
+        return; /* flow records only: "<funnel>/<start>" */
+    assert_true(t->len + len + 1 < sizeof t->buf);
+    memcpy(t->buf + t->len, v, len);
+    t->len += len;
+    t->buf[t->len++] = '\n';
+    t->n++;
+}
+
+static int collect_record(void *ctx, const char *key, size_t key_len, const char *v, size_t len)
+{
+    append(&((outputs *)ctx)->written, key, key_len, v, len);
+    return 0;
+}
+
+static void collect_json(void *ctx, const char *key, size_t key_len, const char *v, size_t len)
+{
+    append(&((outputs *)ctx)->json, key, key_len, v, len);
+}
+
+static void run_records(fs_format format, outputs *out)
+{
+    char err[256];
+    fs_config *cfg = fs_config_parse(yaml, sizeof yaml - 1, "test", err, sizeof err);
+    assert_non_null(cfg);
+    fs_output o = {
+        .write = collect_record, .ctx = out, .format = format, .flow_json = collect_json};
+    fs_engine *e = fs_engine_new(cfg, 2, o);
+    static const char *const types[] = {"a", "b", "c", "x"};
+    fs_batch *b = fs_engine_batch_get(e, FS_FORMAT_JSON);
+    for (int i = 0; i < 300; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "k%d", i % 37);
+        ev x = {id, i * 1000, types[i % 4], channels[i % 6]};
+        add(b, &x);
+    }
+    fs_engine_batch_publish(e, b, true);
+    fs_engine_join(e);
+    fs_engine_free(e);
+    fs_config_free(cfg);
+}
+
+static void test_flow_json_for_msgpack_output(void **state)
+{
+    (void)state;
+    outputs *o = calloc(2, sizeof *o);
+    assert_non_null(o);
+    run_records(FS_FORMAT_JSON, &o[0]);
+    run_records(FS_FORMAT_MSGPACK, &o[1]);
+    assert_true(o[0].written.n > 1); /* 300 s of events: several windows */
+    /* JSON output: flow_json gets exactly the records written */
+    assert_int_equal(o[0].json.len, o[0].written.len);
+    assert_memory_equal(o[0].json.buf, o[0].written.buf, o[0].written.len);
+    /* MessagePack output: as many records, and flow_json gets their JSON */
+    assert_int_equal(o[1].written.n, o[0].written.n);
+    assert_int_not_equal(o[1].written.buf[0], '{');
+    assert_int_equal(o[1].json.len, o[0].written.len);
+    assert_memory_equal(o[1].json.buf, o[0].written.buf, o[0].written.len);
+    free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup_equals_hand_worked_journeys),
         cmocka_unit_test(test_reads_while_workers_write),
         cmocka_unit_test(test_open_window_counts),
+        cmocka_unit_test(test_flow_json_for_msgpack_output),
     };
     fs_engine_reader_enter(); /* test 1 reads from this thread */
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
