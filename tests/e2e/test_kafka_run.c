@@ -241,6 +241,7 @@ static char *stage_config(const char *name, const char *in, const char *out, con
     int n = snprintf(yaml, cap,
                      "input: {topic: %s, format: %s}\n"
                      "output: {topic: %s}\n"
+                     "http: {listen: \"127.0.0.1:0\"}\n" /* any free port: tests run in parallel */
                      "%s%s%s"
                      "kafka:\n  bootstrap.servers: \"%s\"\n  group.id: %s\n"
                      "%s",
@@ -493,6 +494,47 @@ static uint64_t field_u64(const char *log, const char *key)
     return strtoull(k + strlen(key), NULL, 10);
 }
 
+/* The HTTP port a running stage logged ("http listening ... port=N"). */
+static int http_port(const fs_e2e_bg *stage)
+{
+    char log[65536];
+    ssize_t n = pread(stage->err_fd, log, sizeof log - 1, 0);
+    assert_true(n > 0);
+    log[n] = '\0';
+    const char *line = strstr(log, "msg=\"http listening\"");
+    assert_non_null(line);
+    const char *port = strstr(line, " port=");
+    assert_non_null(port);
+    return atoi(port + 6);
+}
+
+/* Looks up 200 of the generator's customers (c0.., acct-0..) through
+ * /api/journeys on the running stage; returns how many journeys it saw. In
+ * the ThreadSanitizer run of this test these are the loop thread's reads of
+ * the journey table next to the workers' writes. */
+static int lookup_journeys(int port)
+{
+    char cmd[16384];
+    int n = snprintf(cmd, sizeof cmd, "curl -sf");
+    for (int i = 0; i < 100; i++)
+        n += snprintf(
+            cmd + n, sizeof cmd - (size_t)n,
+            " http://127.0.0.1:%d/api/journeys/c%d http://127.0.0.1:%d/api/journeys/acct-%d", port,
+            i, port, i);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char buf[4096];
+    int journeys = 0, docs = 0;
+    while (fgets(buf, sizeof buf, p)) {
+        docs += strstr(buf, "{\"customer_id\":") != NULL;
+        for (const char *f = buf; (f = strstr(f, "{\"funnel\":")); f++)
+            journeys++;
+    }
+    assert_int_equal(pclose(p), 0);
+    assert_int_equal(docs, 200);
+    return journeys;
+}
+
 /* Stopping must flush every record produced, commit only offsets whose
  * windows are acknowledged (never the still-open ones), and exit 0. */
 static void test_sigterm_mid_stream(void **state)
@@ -506,6 +548,7 @@ static void test_sigterm_mid_stream(void **state)
     fs_e2e_bg stage;
     FS_E2E_BG_START(&stage, "run", "--config", cfg, "--threads", "2");
     await_messages("st-out", 2, 5);
+    assert_true(lookup_journeys(http_port(&stage)) > 0);
     await_commit("g-st", "st-in", 3, "st-out");
     fs_e2e_run r;
     fs_e2e_bg_finish(&stage, SIGTERM, &r);
