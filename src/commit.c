@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fifo.h"
 #include "util.h"
 
 /* ---- acknowledgements --------------------------------------------------- */
@@ -61,54 +62,32 @@ typedef struct offsets {
     uint32_t n;
 } offsets;
 
-typedef struct offsets_fifo {
-    offsets *v;
-    size_t head, len, cap;
-} offsets_fifo;
-
 struct fs_commit_plan {
     fs_window_spec win;
-    offsets_fifo snapshots, candidates;
-    fs_commit_step *steps;
-    size_t steps_head, steps_len, steps_cap;
+    fs_fifo snapshots, candidates; /* of offsets */
+    fs_fifo steps;                 /* of fs_commit_step */
     fs_acks records, dead_letters;
     int64_t acked_wm;
     int64_t *safe;
     uint32_t n_safe;
 };
 
-static void fifo_push(offsets_fifo *f, offsets o)
+static void push_offsets(fs_fifo *f, offsets o)
 {
-    if (f->head + f->len == f->cap) {
-        if (f->head > 0) {
-            memmove(f->v, f->v + f->head, f->len * sizeof(*f->v));
-            f->head = 0;
-        }
-        if (f->len == f->cap) {
-            f->cap = f->cap ? 2 * f->cap : 16;
-            f->v = fs_xrealloc(f->v, f->cap * sizeof(*f->v));
-        }
-    }
-    f->v[f->head + f->len++] = o;
+    *(offsets *)fs_fifo_push(f) = o;
 }
 
-static offsets *fifo_front(offsets_fifo *f)
+static void pop_offsets(fs_fifo *f)
 {
-    return f->len ? &f->v[f->head] : NULL;
+    free(((offsets *)fs_fifo_front(f))->next);
+    fs_fifo_pop(f);
 }
 
-static void fifo_pop(offsets_fifo *f)
-{
-    free(f->v[f->head].next);
-    f->head++;
-    f->len--;
-}
-
-static void fifo_free(offsets_fifo *f)
+static void free_offsets(fs_fifo *f)
 {
     while (f->len)
-        fifo_pop(f);
-    free(f->v);
+        pop_offsets(f);
+    fs_fifo_free(f);
 }
 
 static offsets offsets_copy(const int64_t *next, uint32_t n)
@@ -124,6 +103,9 @@ fs_commit_plan *fs_commit_plan_new(const fs_window_spec *win)
     fs_commit_plan *p = fs_xcalloc(1, sizeof(*p));
     p->win = *win;
     p->acked_wm = INT64_MIN;
+    fs_fifo_init(&p->snapshots, sizeof(offsets));
+    fs_fifo_init(&p->candidates, sizeof(offsets));
+    fs_fifo_init(&p->steps, sizeof(fs_commit_step));
     fs_acks_init(&p->records);
     fs_acks_init(&p->dead_letters);
     return p;
@@ -133,11 +115,11 @@ void fs_commit_plan_free(fs_commit_plan *p)
 {
     if (!p)
         return;
-    fifo_free(&p->snapshots);
-    fifo_free(&p->candidates);
+    free_offsets(&p->snapshots);
+    free_offsets(&p->candidates);
     fs_acks_free(&p->records);
     fs_acks_free(&p->dead_letters);
-    free(p->steps);
+    fs_fifo_free(&p->steps);
     free(p->safe);
     free(p);
 }
@@ -146,21 +128,12 @@ void fs_commit_batch(fs_commit_plan *p, uint64_t seq, const int64_t *next, uint3
 {
     offsets o = offsets_copy(next, n);
     o.seq = seq;
-    fifo_push(&p->snapshots, o);
+    push_offsets(&p->snapshots, o);
 }
 
 void fs_commit_step_done(fs_commit_plan *p, const fs_commit_step *step)
 {
-    if (p->steps_head + p->steps_len == p->steps_cap) {
-        if (p->steps_head > 0)
-            memmove(p->steps, p->steps + p->steps_head, p->steps_len * sizeof(*p->steps));
-        p->steps_head = 0;
-        if (p->steps_len == p->steps_cap) {
-            p->steps_cap = p->steps_cap ? 2 * p->steps_cap : 16;
-            p->steps = fs_xrealloc(p->steps, p->steps_cap * sizeof(*p->steps));
-        }
-    }
-    p->steps[p->steps_head + p->steps_len++] = *step;
+    *(fs_commit_step *)fs_fifo_push(&p->steps) = *step;
 }
 
 void fs_commit_record_acked(fs_commit_plan *p, uint64_t record)
@@ -175,10 +148,10 @@ void fs_commit_dead_letter_acked(fs_commit_plan *p, uint64_t dead_letter)
 
 void fs_commit_forget(fs_commit_plan *p, uint32_t part)
 {
-    offsets_fifo *fifos[2] = {&p->snapshots, &p->candidates};
+    fs_fifo *fifos[2] = {&p->snapshots, &p->candidates};
     for (int k = 0; k < 2; k++)
         for (size_t i = 0; i < fifos[k]->len; i++) {
-            offsets *o = &fifos[k]->v[fifos[k]->head + i];
+            offsets *o = fs_fifo_at(fifos[k], i);
             if (part < o->n)
                 o->next[part] = -1;
         }
@@ -190,10 +163,9 @@ void fs_commit_forget(fs_commit_plan *p, uint32_t part)
  * snapshots are dropped, since later steps only ask about later batches. */
 static const offsets *snapshot_after(fs_commit_plan *p, uint64_t k)
 {
-    offsets *o;
-    while (p->snapshots.len > 1 && p->snapshots.v[p->snapshots.head + 1].seq <= k)
-        fifo_pop(&p->snapshots);
-    o = fifo_front(&p->snapshots);
+    while (p->snapshots.len > 1 && ((offsets *)fs_fifo_at(&p->snapshots, 1))->seq <= k)
+        pop_offsets(&p->snapshots);
+    const offsets *o = fs_fifo_front(&p->snapshots);
     return o && o->seq <= k ? o : NULL;
 }
 
@@ -212,7 +184,7 @@ static void step_acked(fs_commit_plan *p, const fs_commit_step *st)
     offsets c = offsets_copy(snap->next, snap->n);
     c.need =
         st->final ? INT64_MIN : fs_window_end(&p->win, fs_window_last_start(&p->win, st->max_ts));
-    fifo_push(&p->candidates, c);
+    push_offsets(&p->candidates, c);
 }
 
 static void take_candidate(fs_commit_plan *p, const offsets *c)
@@ -230,18 +202,17 @@ static void take_candidate(fs_commit_plan *p, const offsets *c)
 
 const int64_t *fs_commit_safe(fs_commit_plan *p, uint32_t *n)
 {
-    while (p->steps_len) {
-        const fs_commit_step *st = &p->steps[p->steps_head];
+    const fs_commit_step *st;
+    while ((st = fs_fifo_front(&p->steps))) {
         if (p->records.done < st->records_end || p->dead_letters.done < st->dead_letters_end)
             break;
         step_acked(p, st);
-        p->steps_head++;
-        p->steps_len--;
+        fs_fifo_pop(&p->steps);
     }
-    offsets *c;
-    while ((c = fifo_front(&p->candidates)) && c->need <= p->acked_wm) {
+    const offsets *c;
+    while ((c = fs_fifo_front(&p->candidates)) && c->need <= p->acked_wm) {
         take_candidate(p, c);
-        fifo_pop(&p->candidates);
+        pop_offsets(&p->candidates);
     }
     *n = p->n_safe;
     return p->safe;

@@ -67,6 +67,7 @@
 #include "commit.h"
 #include "embedded.h"
 #include "engine.h"
+#include "fifo.h"
 #include "http.h"
 #include "kafka.h"
 #include "log.h"
@@ -140,8 +141,7 @@ typedef struct stage {
     uint64_t dead_letters;    /* numbered by worker 0 */
     uint64_t consumed, consumed_bytes, acked_records, acked_dead_letters, commits;
     uint64_t first_message_ns;
-    pending_latency *latency_q; /* FIFO by records_end */
-    size_t latency_head, latency_len, latency_cap;
+    fs_fifo latency_q; /* of pending_latency, by records_end */
     uint64_t latency_last_end;
     fs_sketch close_to_ack_us; /* a window's close (its batch published) -> its records acked */
     fs_latency_histogram close_to_ack;
@@ -443,30 +443,20 @@ static void finish(stage *s)
 
 static void latency_push(stage *s, uint64_t records_end, uint64_t src_ns)
 {
-    if (s->latency_head + s->latency_len == s->latency_cap) {
-        if (s->latency_head > 0)
-            memmove(s->latency_q, s->latency_q + s->latency_head,
-                    s->latency_len * sizeof(*s->latency_q));
-        s->latency_head = 0;
-        if (s->latency_len == s->latency_cap) {
-            s->latency_cap = s->latency_cap ? 2 * s->latency_cap : 64;
-            s->latency_q = fs_xrealloc(s->latency_q, s->latency_cap * sizeof(*s->latency_q));
-        }
-    }
-    s->latency_q[s->latency_head + s->latency_len++] = (pending_latency){records_end, src_ns};
+    *(pending_latency *)fs_fifo_push(&s->latency_q) = (pending_latency){records_end, src_ns};
 }
 
 /* Steps whose every record is now acknowledged: their latency is known. */
 static void latency_settle(stage *s)
 {
     uint64_t acked = fs_commit_records_acked(s->plan), now = fs_now_ns();
-    while (s->latency_len && s->latency_q[s->latency_head].records_end <= acked) {
-        uint64_t from = s->latency_q[s->latency_head].src_ns;
+    const pending_latency *p;
+    while ((p = fs_fifo_front(&s->latency_q)) && p->records_end <= acked) {
+        uint64_t from = p->src_ns;
         uint64_t ns = now > from ? now - from : 0;
         fs_sketch_add(&s->close_to_ack_us, (int64_t)(ns / 1000));
         fs_latency_observe(&s->close_to_ack, (double)ns / 1e9);
-        s->latency_head++;
-        s->latency_len--;
+        fs_fifo_pop(&s->latency_q);
     }
 }
 
@@ -988,7 +978,7 @@ static void free_stage(stage *s)
     free(s->committed);
     free(s->in.acks);
     free(s->in.steps);
-    free(s->latency_q);
+    fs_fifo_free(&s->latency_q);
     fs_http_free(s->http);
     fs_board_free(s->board);
     fs_sketch_free(&s->close_to_ack_us);
@@ -1016,6 +1006,7 @@ int fs_stage_run(const fs_stage_opts *opts)
                .producer_pipe = {-1, -1}};
     pthread_mutex_init(&s.in.lock, NULL);
     fs_sketch_init(&s.close_to_ack_us);
+    fs_fifo_init(&s.latency_q, sizeof(pending_latency));
     fs_window_spec win = {opts->cfg->window_size_ms, opts->cfg->window_hop_ms,
                           (uint32_t)(opts->cfg->window_size_ms / opts->cfg->window_hop_ms)};
     s.plan = fs_commit_plan_new(&win);
