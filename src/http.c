@@ -81,6 +81,22 @@ long fs_http_unescape(const char *in, size_t len, char *out, size_t cap)
     return (long)n;
 }
 
+const char *fs_http_query_param(const fs_http_request *req, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    const char *q = req->query, *end = q + req->query_len;
+    while (q && q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp ? amp : end;
+        if ((size_t)(stop - q) > n && q[n] == '=' && memcmp(q, name, n) == 0) {
+            *len = (size_t)(stop - q) - n - 1;
+            return q + n + 1;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
 static int on_request(h2o_handler_t *self, h2o_req_t *req)
 {
     route_handler *rh = (route_handler *)self;
@@ -90,14 +106,19 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    const char *path = req->path.base, *rest = path;
-    size_t rest_len = len;
-    if (len >= rh->prefix_len) {
-        rest = path + rh->prefix_len;
-        rest_len = len - rh->prefix_len;
-    }
+    const char *path = req->path.base;
     fs_http_response res = {.status = 200, .content_type = "text/plain; charset=utf-8"};
-    rh->route.fn(rh->route.ctx, rest, rest_len, &res);
+    if (len >= rh->prefix_len && memcmp(path, rh->route.prefix, rh->prefix_len) == 0) {
+        fs_http_request r = {path + rh->prefix_len, len - rh->prefix_len, NULL, 0};
+        if (req->query_at != SIZE_MAX) {
+            r.query = path + req->query_at + 1;
+            r.query_len = req->path.len - req->query_at - 1;
+        }
+        rh->route.fn(rh->route.ctx, &r, &res);
+    } else { /* routed by a normalized path the raw one does not spell out */
+        res.status = 404;
+        fs_buf_puts(&res.body, "not found\n");
+    }
     req->res.status = res.status;
     req->res.reason = reason(res.status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, res.content_type,

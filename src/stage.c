@@ -74,6 +74,7 @@
 #include "lookup.h"
 #include "metrics.h"
 #include "sketch.h"
+#include "utf8.h"
 #include "util.h"
 
 #define MAX_PARTITIONS   65536 /* the engine's partition index is 16 bits */
@@ -749,10 +750,9 @@ static bool is_ready(stage *s, int64_t *lag_total)
     return any && s->exit_code == 0 && s->phase == RUNNING && *lag_total < READY_MAX_LAG;
 }
 
-static void serve_metrics(void *ctx, const char *path, size_t len, fs_http_response *res)
+static void serve_metrics(void *ctx, const fs_http_request *req, fs_http_response *res)
 {
-    (void)path;
-    (void)len;
+    (void)req;
     stage *s = ctx;
     fs_metrics_partition *parts = fs_xcalloc(s->n_parts ? s->n_parts : 1, sizeof(*parts));
     size_t n = 0;
@@ -781,18 +781,16 @@ static void serve_metrics(void *ctx, const char *path, size_t len, fs_http_respo
     free(parts);
 }
 
-static void serve_health(void *ctx, const char *path, size_t len, fs_http_response *res)
+static void serve_health(void *ctx, const fs_http_request *req, fs_http_response *res)
 {
     (void)ctx;
-    (void)path;
-    (void)len;
+    (void)req;
     fs_buf_puts(&res->body, "ok\n");
 }
 
-static void serve_ready(void *ctx, const char *path, size_t len, fs_http_response *res)
+static void serve_ready(void *ctx, const fs_http_request *req, fs_http_response *res)
 {
-    (void)path;
-    (void)len;
+    (void)req;
     stage *s = ctx;
     int64_t lag;
     bool ready = is_ready(s, &lag);
@@ -803,10 +801,9 @@ static void serve_ready(void *ctx, const char *path, size_t len, fs_http_respons
     fs_buf_puts(&res->body, text);
 }
 
-static void serve_funnels(void *ctx, const char *path, size_t len, fs_http_response *res)
+static void serve_funnels(void *ctx, const fs_http_request *req, fs_http_response *res)
 {
-    (void)path;
-    (void)len;
+    (void)req;
     stage *s = ctx;
     fs_open_count *open;
     uint32_t n = fs_engine_open_counts(s->engine, &open);
@@ -815,26 +812,47 @@ static void serve_funnels(void *ctx, const char *path, size_t len, fs_http_respo
     res->content_type = "application/json";
 }
 
-/* /api/journeys/<customer_id>, the id percent-encoded as a path segment. */
-static void serve_journeys(void *ctx, const char *path, size_t len, fs_http_response *res)
+static void json_error(fs_http_response *res, int status, const char *msg)
 {
-    stage *s = ctx;
-    char id[FS_MAX_CUSTOMER_ID];
-    long n = fs_http_unescape(path, len, id, sizeof id);
-    if (n <= 0) {
-        res->status = n < 0 ? 400 : 404;
-        fs_buf_puts(&res->body, "want /api/journeys/<customer_id>: a percent-encoded id of "
-                                "1 to 128 bytes\n");
-        return;
-    }
-    fs_lookup_render(s->engine, s->cfg, id, (size_t)n, &res->body);
-    res->content_type = "application/json";
+    res->status = status;
+    fs_buf_puts(&res->body, "{\"error\":");
+    fs_buf_json_str(&res->body, msg, strlen(msg));
+    fs_buf_puts(&res->body, "}\n");
 }
 
-static void serve_dashboard(void *ctx, const char *path, size_t len, fs_http_response *res)
+/* /api/journeys/<customer_id>, the id percent-encoded as a path segment, or
+ * /api/journeys?id=<customer_id> for the ids a path cannot carry (h2o
+ * resolves "." and ".." segments before routing). */
+static void serve_journeys(void *ctx, const fs_http_request *req, fs_http_response *res)
+{
+    stage *s = ctx;
+    res->content_type = "application/json";
+    const char *raw = NULL;
+    size_t raw_len = 0;
+    if (req->path_len > 1 && req->path[0] == '/') {
+        raw = req->path + 1;
+        raw_len = req->path_len - 1;
+    } else if (req->path_len == 0) {
+        raw = fs_http_query_param(req, "id", &raw_len);
+    }
+    char id[FS_MAX_CUSTOMER_ID];
+    long n = raw ? fs_http_unescape(raw, raw_len, id, sizeof id) : -1;
+    const char *error = !raw     ? "want /api/journeys/<customer_id> or /api/journeys?id=<id>"
+                        : n < 0  ? "the id is badly percent-encoded or longer than 128 bytes"
+                        : n == 0 ? "the id is empty"
+                        : !fs_utf8_valid(id, (size_t)n)
+                            ? "the id is not UTF-8: no event can carry it"
+                            : NULL;
+    if (error)
+        json_error(res, raw ? 400 : 404, error);
+    else
+        fs_lookup_render(s->engine, s->cfg, id, (size_t)n, &res->body);
+}
+
+static void serve_dashboard(void *ctx, const fs_http_request *req, fs_http_response *res)
 {
     (void)ctx;
-    if (len > 0 && !(len == 10 && !memcmp(path, "index.html", 10))) {
+    if (req->path_len > 0 && !(req->path_len == 10 && !memcmp(req->path, "index.html", 10))) {
         res->status = 404;
         fs_buf_puts(&res->body, "not found\n");
         return;
@@ -846,12 +864,9 @@ static void serve_dashboard(void *ctx, const char *path, size_t len, fs_http_res
 static void start_http(stage *s, const fs_stage_opts *opts)
 {
     const fs_http_route routes[] = {
-        {"/metrics", serve_metrics, s},
-        {"/health", serve_health, s},
-        {"/ready", serve_ready, s},
-        {"/api/funnels", serve_funnels, s},
-        {"/api/journeys/", serve_journeys, s},
-        {"/", serve_dashboard, s},
+        {"/metrics", serve_metrics, s},       {"/health", serve_health, s},
+        {"/ready", serve_ready, s},           {"/api/funnels", serve_funnels, s},
+        {"/api/journeys", serve_journeys, s}, {"/", serve_dashboard, s},
     };
     size_t n = sizeof(routes) / sizeof(*routes);
     char err[256];

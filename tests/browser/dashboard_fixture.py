@@ -3,8 +3,9 @@
 /api/funnels document, so the dashboard can be developed and tested against
 realistic data without a running server.
 
-Usage: dashboard_fixture.py [REPLAY.jsonl|-] [--until MS | --all] [--empty FUNNEL]...
-                            > fixture.json
+Usage: dashboard_fixture.py [REPLAY.jsonl|-] [--until MS | --all] [--open K]
+                            [--no-open FUNNEL]... [--empty FUNNEL]...
+                            [--starting FUNNEL]... > fixture.json
 
 Reads JSON lines (the replay output), keeps the "kind":"flow" records and
 builds {"watermark", "funnels": [{name, stages, latest, recent}]} the way the
@@ -19,7 +20,16 @@ window in which some funnel reached anything; `--until MS` keeps the records
 with window_end <= MS instead (a snapshot of a live run at that point), and
 `--all` keeps everything.
 `--empty NAME` adds a funnel whose first window has not closed yet (latest
-null, recent []), to exercise the page's waiting state.
+null, recent []) and that has no "open" field at all (an older server), to
+exercise the page's waiting state.
+
+`--open K` turns the last K kept windows of every funnel into its "open"
+list (window_start, window_end, entered, reached, completed; oldest first),
+the running counts of windows not closed yet: they leave latest/recent and
+the watermark (a live server has not closed them). Without --open, funnels
+have no "open" field. `--no-open NAME` gives that funnel "open": [] instead.
+`--starting NAME` adds a funnel with no closed window but one open window
+(made-up counts), the state of every funnel in the first seconds of a run.
 """
 import argparse
 import json
@@ -37,7 +47,12 @@ def flow_records(lines):
                 yield rec
 
 
-def build(records, until=None, empty=()):
+def open_entry(r):
+    return {"window_start": r["window_start"], "window_end": r["window_end"],
+            "entered": r["entered"], "reached": r["reached"], "completed": r["completed"]}
+
+
+def build(records, until=None, empty=(), n_open=None, no_open=(), starting=()):
     if until is None:  # default: stop at the end of the activity (see above)
         active = [r["window_end"] for r in records if any(r["reached"])]
         until = max(active) if active else None
@@ -50,23 +65,35 @@ def build(records, until=None, empty=()):
                                                "stages": rec["stages"],
                                                "records": []})
         f["records"].append(rec)
-        if watermark is None or rec["window_end"] > watermark:
-            watermark = rec["window_end"]
     out = []
     for f in funnels.values():
         recs = sorted(f["records"], key=lambda r: r["window_start"])
-        out.append({
+        k = n_open if n_open and f["name"] not in no_open else 0
+        closed, still_open = recs[:len(recs) - k], recs[len(recs) - k:]
+        for r in closed:
+            if watermark is None or r["window_end"] > watermark:
+                watermark = r["window_end"]
+        entry = {
             "name": f["name"],
             "stages": f["stages"],
-            "latest": recs[-1],
+            "latest": closed[-1] if closed else None,
             "recent": [{"window_start": r["window_start"],
                         "window_end": r["window_end"],
                         "reached": r["reached"],
-                        "completed": r["completed"]} for r in recs[-RECENT:]],
-        })
+                        "completed": r["completed"]} for r in closed[-RECENT:]],
+        }
+        if n_open is not None:
+            entry["open"] = [open_entry(r) for r in still_open]
+        out.append(entry)
     for name in empty:
         out.append({"name": name, "stages": ["first", "second"],
                     "latest": None, "recent": []})
+    for name in starting:
+        start = (watermark or 0) // 10000 * 10000
+        out.append({"name": name, "stages": ["visit", "signup", "paid"], "latest": None,
+                    "recent": [], "open": [{"window_start": start, "window_end": start + 10000,
+                                            "entered": [5, 1, 0], "reached": [6, 3, 1],
+                                            "completed": 1}]})
     return {"watermark": watermark, "funnels": out}
 
 
@@ -77,6 +104,12 @@ def main(argv):
     ap.add_argument("--all", action="store_true", help="keep every record, the flush too")
     ap.add_argument("--empty", action="append", default=[], metavar="FUNNEL",
                     help="add a funnel with no closed window yet")
+    ap.add_argument("--open", type=int, dest="n_open", metavar="K",
+                    help="the last K windows of each funnel are still open")
+    ap.add_argument("--no-open", action="append", default=[], metavar="FUNNEL",
+                    help='with --open: this funnel has "open": []')
+    ap.add_argument("--starting", action="append", default=[], metavar="FUNNEL",
+                    help="add a funnel with no closed window and one open window")
     args = ap.parse_args(argv)
     src = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
     with src:
@@ -84,7 +117,7 @@ def main(argv):
     until = args.until
     if args.all:
         until = max((r["window_end"] for r in records), default=0)
-    json.dump(build(records, until, args.empty), sys.stdout, separators=(",", ":"))
+    json.dump(build(records, until, args.empty, args.n_open, args.no_open, args.starting), sys.stdout, separators=(",", ":"))
     sys.stdout.write("\n")
     return 0
 

@@ -8,12 +8,22 @@
 #     and has the families issue 5 names;
 #   /api/funnels is JSON with every funnel of configs/demo.yaml, and the
 #     demo's last printed line of a funnel is one of the API's recent
-#     records of it (both come from the output topic);
+#     records of it (both come from the output topic); when a funnel has
+#     "open" (running counts of the windows not closed yet), its shape and
+#     the per-window invariants of the counting (see the comment there);
+#   /api/journeys/<id>: a customer with active journeys is found among
+#     c0..c499 and its journeys agree with configs/demo.yaml; an unknown id
+#     is 200 with no journeys, "%63%31" is decoded to c1, a bad escape and a
+#     129-byte id are 400, an empty id 404;
 #   / serves the dashboard, and headless Chromium renders the same stage
-#     counts as /api/funnels (tests/browser/dashboard_check.sh; the
-#     screenshot is kept in $FS_TMP/dashboard.png).
+#     counts and open window as /api/funnels and that customer's journeys
+#     as /api/journeys (tests/browser/dashboard_check.sh; the screenshot is
+#     kept in $FS_TMP/dashboard.png).
+# Before the demo, tests/browser/fixture_check.sh checks the dashboard
+# against fixed data, where open windows and lookups compare exactly
+# (screenshot $FS_TMP/dashboard-fixture.png).
 # Then SIGINT must stop the demo with exit 0. Every wait is on the demo's
-# own output; nothing sleeps.
+# (or the devserver's) own output; nothing sleeps.
 set -euo pipefail
 BIN=${FS_BIN:?}
 SRC=${FS_SOURCE_DIR:?}
@@ -21,6 +31,19 @@ TMP=${FS_TMP:-/tmp}
 PY=/usr/bin/python3
 work=$(mktemp -d "$TMP/http-XXXXXX")
 out=$work/demo.out
+
+# Fixed data first: a failure there is about the page, not the engine.
+set +e
+bash "$SRC/tests/browser/fixture_check.sh" "$BIN" "$TMP/dashboard-fixture.png"
+rc=$?
+set -e
+if [ $rc -eq 77 ]; then
+  echo "chromium not installed: fixture browser check skipped"
+elif [ $rc -ne 0 ]; then
+  echo "FAIL: fixture_check.sh exit $rc"
+  rm -rf "$work"
+  exit 1
+fi
 
 setsid "$BIN" demo --rate 400 >"$out" 2>"$work/demo.err" &
 pid=$!
@@ -87,9 +110,128 @@ assert checked >= 1, "no funnel had a closed window"
 print(f"/api/funnels: {checked} funnels match the demo's lines")
 PY
 
+# "open": per funnel, the running counts of the windows not closed yet
+# (absent from servers before it; then nothing to check). Asserted per
+# window, from how src/worker.c counts (count_reach, count_completion; all
+# in the windows open at the event's ts): a start at stage k adds entered[k]
+# and reached[0..k]; an advance adds reached[max_stage+1..k], never
+# reached[0]; reaching stage n-1 always completes (funnel.c), adding
+# `completed` with that same reached[n-1]. Each worker's snapshot is taken
+# between batches, and sums keep equalities, so per window:
+# sum(entered) == reached[0], completed == reached[n-1], entered[s] <=
+# reached[s], and a strict funnel only enters at stage 0. The same holds for
+# the closed `latest` record, checked alongside.
+# NOT asserted: reached[s] >= reached[s+1]. A journey that started in an
+# earlier window and advances in this one adds reached[s+1] here without
+# reached[s] (closed windows show it too, e.g. aida reached [79,80,76,..]).
+# Nor that an open window is absent from `recent`: the sink may post a
+# window's record before every worker's next snapshot drops it.
+curl -sf "${url}api/funnels" >"$work/funnels2.json"
+$PY - "$work/funnels2.json" "$SRC/configs/demo.yaml" <<'PY'
+import json, re, sys, yaml
+doc = json.load(open(sys.argv[1]))
+cfg = yaml.safe_load(open(sys.argv[2]))
+def ms(text):
+    n, unit = re.fullmatch(r"(\d+)(ms|s|m|h|d)", str(text)).groups()
+    return int(n) * {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}[unit]
+size = ms(cfg["window"]["size"])
+hop = ms(cfg["window"].get("hop", cfg["window"]["size"]))
+modes = {f["name"]: f.get("mode", "open") for f in cfg["funnels"]}
+def counts_ok(where, e, r, c, n, mode):
+    assert len(e) == n and len(r) == n, where
+    assert all(isinstance(x, int) and x >= 0 for x in e + r + [c]), where
+    assert all(a <= b for a, b in zip(e, r)), (where, "entered > reached")
+    assert sum(e) == r[0], (where, "sum(entered) != reached[0]")
+    assert c == r[-1], (where, "completed != reached[n-1]")
+    if mode == "strict":
+        assert not any(e[1:]), (where, "a strict funnel entered past stage 0")
+seen = 0
+for f in doc["funnels"]:
+    n = len(f["stages"])
+    if f.get("latest"):
+        l = f["latest"]
+        counts_ok((f["name"], "latest"), l["entered"], l["reached"], l["completed"], n, modes[f["name"]])
+    if "open" not in f:
+        continue
+    ws = f["open"]
+    assert isinstance(ws, list), (f["name"], ws)
+    starts = [w["window_start"] for w in ws]
+    assert starts == sorted(set(starts)), (f["name"], "not ascending", starts)
+    for w in ws:
+        where = (f["name"], w)
+        assert set(w) >= {"window_start", "window_end", "entered", "reached", "completed"}, where
+        assert w["window_end"] - w["window_start"] == size and w["window_start"] % hop == 0, where
+        counts_ok(where, w["entered"], w["reached"], w["completed"], n, modes[f["name"]])
+        seen += 1
+print(f"/api/funnels open: {seen} open window(s) checked" if seen else
+      "/api/funnels has no \"open\" windows: not checked")
+PY
+
+# /api/journeys: the first of c0..c499 (src/generate.c names customers
+# c0..c<M-1>) with an active journey; 400 ids at the demo's rate leave
+# plenty, so none at all is a failure.
+cust=""
+for i in $(seq 0 499); do
+  curl -sf "${url}api/journeys/c$i" >"$work/journeys.json" || fail "/api/journeys/c$i: HTTP error"
+  if grep -q '"funnel":' "$work/journeys.json"; then cust=c$i; break; fi
+done
+[ -n "$cust" ] || fail "no customer among c0..c499 has an active journey"
+$PY - "$work/journeys.json" "$SRC/configs/demo.yaml" "$cust" <<'PY'
+import json, re, sys, yaml
+doc = json.load(open(sys.argv[1], encoding="utf-8"))
+cfg = yaml.safe_load(open(sys.argv[2]))
+def ms(text):
+    n, unit = re.fullmatch(r"(\d+)(ms|s|m|h|d)", str(text)).groups()
+    return int(n) * {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}[unit]
+funnels = {f["name"]: f for f in cfg["funnels"]}
+assert doc["customer_id"] == sys.argv[3], doc
+js = doc["journeys"]
+assert js, doc
+assert len({j["funnel"] for j in js}) == len(js), ("two journeys in one funnel", doc)
+for j in js:
+    f = funnels.get(j["funnel"])
+    assert f is not None, ("not a funnel of demo.yaml", j)
+    stages = [s["name"] for s in f["stages"]]
+    # The last stage completes (and ends) a journey, so it is never active.
+    assert isinstance(j["stage"], int) and 0 <= j["stage"] < len(stages) - 1, j
+    assert j["stage_name"] == stages[j["stage"]], (j, stages)
+    assert j["started_at"] < j["expires_at"], j
+    assert j["expires_at"] - j["started_at"] == ms(f["conversion_window"]), (j, f["conversion_window"])
+    chans = [t["channel"] for t in j["touches"]]
+    assert chans and len(set(chans)) == len(chans), ("touches empty or repeated", j)
+    assert all(isinstance(t["count"], int) and t["count"] >= 1 for t in j["touches"]), j
+    assert j["first_channel"] in chans, j
+print(f"/api/journeys/{sys.argv[3]}: {len(js)} active journey(s) agree with demo.yaml")
+PY
+
+status() { curl -s -o "$work/body" -w '%{http_code}' "${url}api/journeys/$1"; }
+jfield() { $PY -c 'import json, sys; d = json.load(open(sys.argv[1])); print(json.dumps(d[sys.argv[2]]))' "$work/body" "$1"; }
+[ "$(status no-such-customer)" = 200 ] || fail "unknown customer: HTTP $(status no-such-customer)"
+[ "$(jfield customer_id)" = '"no-such-customer"' ] && [ "$(jfield journeys)" = '[]' ] ||
+  fail "unknown customer: $(cat "$work/body")"
+[ "$(status %63%31)" = 200 ] && [ "$(jfield customer_id)" = '"c1"' ] ||
+  fail "/api/journeys/%63%31: $(cat "$work/body")"
+[ "$(status %zz)" = 400 ] || fail "/api/journeys/%zz: HTTP $(status %zz), want 400"
+[ "$(status c%4)" = 400 ] || fail "/api/journeys/c%4: HTTP $(status c%4), want 400"
+[ "$(status "")" = 404 ] || fail "/api/journeys/: HTTP $(status ""), want 404"
+id128=$(printf 'x%.0s' $(seq 128))
+[ "$(status "$id128")" = 200 ] || fail "128-byte id: HTTP $(status "$id128"), want 200"
+[ "$(status "${id128}x")" = 400 ] || fail "129-byte id: HTTP $(status "${id128}x"), want 400"
+qstatus() { curl -s -o "$work/body" -w '%{http_code}' "${url}api/journeys?$1"; }
+[ "$(qstatus id=c1)" = 200 ] && [ "$(jfield customer_id)" = '"c1"' ] ||
+  fail "/api/journeys?id=c1: $(cat "$work/body")"
+[ "$(qstatus 'x=1&id=%2E%2E')" = 200 ] && [ "$(jfield customer_id)" = '".."' ] ||
+  fail "/api/journeys?id=%2E%2E (an id no path can carry): $(cat "$work/body")"
+[ "$(qstatus id=)" = 400 ] || fail "/api/journeys?id=: HTTP $(qstatus id=), want 400"
+[ "$(status %FF)" = 400 ] && jfield error >/dev/null ||
+  fail "/api/journeys/%FF (not UTF-8): HTTP $(status %FF), want 400 with a JSON error"
+code=$(curl -s -o "$work/body" -w '%{http_code}' "${url}api/%6Aourneys/c1")
+[ "$code" = 404 ] || fail "/api/%6Aourneys/c1 (routed by the normalized path only): HTTP $code, want 404"
+echo "/api/journeys: errors and escapes ok"
+
 curl -sf "$url" | grep -q "<html" || fail "/ is not the dashboard"
 set +e
-bash "$SRC/tests/browser/dashboard_check.sh" "$url" "$TMP/dashboard.png"
+bash "$SRC/tests/browser/dashboard_check.sh" "${url}?customer=$cust" "$TMP/dashboard.png"
 rc=$?
 set -e
 if [ $rc -eq 77 ]; then
