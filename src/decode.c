@@ -312,17 +312,6 @@ static size_t raw_end(const jsmntok_t *t)
     return (size_t)t->end + (t->type == JSMN_STRING);
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Reads \uXXXX at s[i..n) (i at the backslash); -1 when it is not one. */
 static long read_u_escape(const char *s, size_t i, size_t n)
 {
@@ -330,7 +319,7 @@ static long read_u_escape(const char *s, size_t i, size_t n)
         return -1;
     long cp = 0;
     for (size_t k = 2; k < 6; k++) {
-        int h = hex_digit(s[i + k]);
+        int h = fs_hex_digit(s[i + k]);
         if (h < 0)
             return -1;
         cp = cp * 16 + h;

@@ -50,25 +50,14 @@ static const char *reason(int status)
     }
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 long fs_http_unescape(const char *in, size_t len, char *out, size_t cap)
 {
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         char c = in[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hex_digit(in[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_digit(in[i + 2]) : -1;
+            int hi = i + 2 < len ? fs_hex_digit(in[i + 1]) : -1;
+            int lo = hi >= 0 ? fs_hex_digit(in[i + 2]) : -1;
             if (lo < 0)
                 return -1;
             c = (char)(hi << 4 | lo);

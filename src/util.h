@@ -37,6 +37,18 @@ static inline int64_t fs_sat_sub(int64_t a, int64_t b)
     return r;
 }
 
+/* The value of a hexadecimal digit, or -1 (JSON \u escapes, URL %XX). */
+static inline int fs_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* Monotonic clock in nanoseconds, for progress and latency reporting only
  * (never for event-time decisions). */
 uint64_t fs_now_ns(void);

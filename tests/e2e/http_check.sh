@@ -32,18 +32,21 @@ PY=/usr/bin/python3
 work=$(mktemp -d "$TMP/http-XXXXXX")
 out=$work/demo.out
 
+# A browser check script; its exit 77 (no Chromium) is a skip, not a failure.
+browser_check() { # what script args...
+  local what=$1 rc
+  shift
+  set +e
+  bash "$@"
+  rc=$?
+  set -e
+  [ $rc -eq 77 ] && echo "chromium not installed: $what skipped"
+  [ $rc -eq 0 ] || [ $rc -eq 77 ] || { echo "FAIL: $what: exit $rc"; return 1; }
+}
+
 # Fixed data first: a failure there is about the page, not the engine.
-set +e
-bash "$SRC/tests/browser/fixture_check.sh" "$BIN" "$TMP/dashboard-fixture.png"
-rc=$?
-set -e
-if [ $rc -eq 77 ]; then
-  echo "chromium not installed: fixture browser check skipped"
-elif [ $rc -ne 0 ]; then
-  echo "FAIL: fixture_check.sh exit $rc"
-  rm -rf "$work"
-  exit 1
-fi
+browser_check "fixture browser check" "$SRC/tests/browser/fixture_check.sh" "$BIN" \
+  "$TMP/dashboard-fixture.png" || { rm -rf "$work"; exit 1; }
 
 setsid "$BIN" demo --rate 400 >"$out" 2>"$work/demo.err" &
 pid=$!
@@ -230,15 +233,8 @@ code=$(curl -s -o "$work/body" -w '%{http_code}' "${url}api/%6Aourneys/c1")
 echo "/api/journeys: errors and escapes ok"
 
 curl -sf "$url" | grep -q "<html" || fail "/ is not the dashboard"
-set +e
-bash "$SRC/tests/browser/dashboard_check.sh" "${url}?customer=$cust" "$TMP/dashboard.png"
-rc=$?
-set -e
-if [ $rc -eq 77 ]; then
-  echo "chromium not installed: browser check skipped"
-elif [ $rc -ne 0 ]; then
-  fail "dashboard_check.sh exit $rc"
-fi
+browser_check "browser check" "$SRC/tests/browser/dashboard_check.sh" "${url}?customer=$cust" \
+  "$TMP/dashboard.png" || exit 1
 
 kill -INT -- -"$pid"
 set +e
