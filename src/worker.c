@@ -210,7 +210,7 @@ static fs_journey *start_journey(fs_worker *w, fs_customer *c, const fs_funnel *
     return j;
 }
 
-/* Readers may still be copying j: the table reuses it after a grace period. */
+/* A lookup may still be copying j: the table reuses it once none can (journey_table.h). */
 static void end_journey(fs_worker *w, fs_customer *c, const fs_funnel *f)
 {
     fs_journey *j = c->journey[f->index];
