@@ -67,8 +67,8 @@ typedef struct fs_touch_count {
  * Sharing: the owner worker is the only writer, but fs_journey_copy may run
  * on any thread while the journey is reachable from the journey table. The
  * fields set by fs_journey_init are written before the journey is published
- * and never again while a reader can hold it (journey_table.h: journeys are
- * reused only after a grace period). max_stage, n_touches, touch_cap, the
+ * and never again while a reader can hold it (journey_table.h: an ended
+ * journey is reused only once no lookup can still reach it). max_stage, n_touches, touch_cap, the
  * heap pointer and the touch counts change in place: the owner writes them
  * with release stores (fs_journey_set_stage, fs_journey_touch) and readers
  * load them with acquire loads, both free on x86. */

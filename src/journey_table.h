@@ -18,7 +18,8 @@
  *   - journeys are reachable too: the owner allocates them with
  *     fs_journey_table_journey_new and hands ended ones (and outgrown touch
  *     arrays) to fs_journey_table_retire_*, which reuse or free them only
- *     after a grace period. A reader copies a customer's journeys with
+ *     once no lookup can reach them (at once when none is running, else
+ *     after a grace period). A reader copies a customer's journeys with
  *     fs_journey_table_read, a seqlock over the customer's `seq`: the owner
  *     makes it odd while it changes the customer's journeys
  *     (fs_customer_write_begin/end), and a reader retries a copy during
@@ -92,12 +93,13 @@ void fs_journey_table_remove(fs_journey_table *t, fs_customer *c);
 size_t fs_journey_table_count(const fs_journey_table *t);
 
 /* Owner `owner` only: a journey to initialise and publish; a reused one
- * whose grace period has passed, else a new one. */
+ * that no lookup can reach any more, else a new one. */
 fs_journey *fs_journey_table_journey_new(fs_journey_table *t, uint32_t owner);
-/* Owner only: j has been unpublished; it is reused after a grace period. */
+/* Owner only: j has been unpublished; it is reused once no lookup can
+ * reach it. */
 void fs_journey_table_retire_journey(fs_journey_table *t, uint32_t owner, fs_journey *j);
-/* Owner only: memory a reader may still hold (a touch array); freed after
- * a grace period. NULL is ignored. */
+/* Owner only: memory a lookup may still hold (a touch array); freed once
+ * none can. NULL is ignored. */
 void fs_journey_table_retire_mem(fs_journey_table *t, uint32_t owner, void *p);
 
 /* Any registered thread, outside a read section: copies the active
