@@ -253,7 +253,8 @@ static int screen(const char *bootstrap, const char *topic, int partitions, stag
     while (!atomic_load(&st->done)) {
         int port = atomic_load(&st->http_port);
         if (!url_shown && port > 0) {
-            printf("Dashboard: http://127.0.0.1:%d/   (metrics: /metrics, API: /api/funnels)\n\n",
+            printf("Dashboard: http://127.0.0.1:%d/   (metrics: /metrics, API: /api/funnels, "
+                   "/api/journeys/<customer_id>, e.g. c1)\n\n",
                    port);
             fflush(stdout);
             url_shown = true;
