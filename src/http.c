@@ -72,6 +72,8 @@ long fs_http_unescape(const char *in, size_t len, char *out, size_t cap)
 
 const char *fs_http_query_param(const fs_http_request *req, const char *name, size_t *len)
 {
+    if (!req->query)
+        return NULL;
     size_t n = strlen(name);
     const char *q = req->query, *end = q + req->query_len;
     while (q && q < end) {
