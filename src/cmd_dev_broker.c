@@ -11,7 +11,6 @@
  * librdkafka 2.0 API has no way to choose one, so --port accepts only 0), it
  * keeps data in memory only, and it keeps a bounded log per partition.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -21,6 +20,7 @@
 
 #include <uv.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "config.h"
 #include "dev_broker.h"
@@ -49,19 +49,6 @@ typedef struct broker_args {
     const char *config;
 } broker_args;
 
-static int parse_count(const char *flag, const char *s, long max, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < 1 || v > max) {
-        fprintf(stderr, "funnelstream dev-broker: %s: '%s' is not in 1..%ld\n", flag, s, max);
-        return 2;
-    }
-    *out = v;
-    return -1;
-}
-
 static int parse_args(int argc, char **argv, broker_args *a)
 {
     static const struct option opts[] = {{"partitions", required_argument, NULL, 'p'},
@@ -70,17 +57,17 @@ static int parse_args(int argc, char **argv, broker_args *a)
                                          {"port", required_argument, NULL, 'P'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    int c, rc;
+    int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "p:b:c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'p':
-            if ((rc = parse_count("--partitions", optarg, 1000, &a->partitions)) >= 0)
-                return rc;
+            if (fs_cli_long("dev-broker", "--partitions", optarg, 1, 1000, &a->partitions))
+                return 2;
             break;
         case 'b':
-            if ((rc = parse_count("--brokers", optarg, 16, &a->brokers)) >= 0)
-                return rc;
+            if (fs_cli_long("dev-broker", "--brokers", optarg, 1, 16, &a->brokers))
+                return 2;
             break;
         case 'c':
             a->config = optarg;
@@ -100,10 +87,8 @@ static int parse_args(int argc, char **argv, broker_args *a)
             return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "funnelstream dev-broker: unexpected argument '%s'\n", argv[optind]);
+    if (fs_cli_no_extra("dev-broker", argc, argv, optind))
         return 2;
-    }
     return -1;
 }
 

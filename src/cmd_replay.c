@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "config.h"
 #include "engine.h"
@@ -102,7 +103,7 @@ static int parse_args(int argc, char **argv, replay_args *a)
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:i:o:t:f:qh", opts, NULL)) != -1) {
-        char *end;
+        int rc = 0;
         switch (c) {
         case 'c':
             a->config = optarg;
@@ -120,18 +121,10 @@ static int parse_args(int argc, char **argv, replay_args *a)
             a->quiet = true;
             break;
         case 't':
-            a->threads = strtol(optarg, &end, 10);
-            if (*end || a->threads < 1 || a->threads > 1024) {
-                fprintf(stderr, "funnelstream replay: --threads: '%s' is not in 1..1024\n", optarg);
-                return 2;
-            }
+            rc = fs_cli_long("replay", "--threads", optarg, 1, 1024, &a->threads);
             break;
         case 'L':
-            if (fs_log_parse_level(optarg) < 0) {
-                fprintf(stderr, "funnelstream replay: --log-level: unknown level '%s'\n", optarg);
-                return 2;
-            }
-            fs_log_set_level((fs_log_level)fs_log_parse_level(optarg));
+            rc = fs_cli_log_level("replay", optarg);
             break;
         case 'h':
             fputs(usage, stdout);
@@ -140,11 +133,11 @@ static int parse_args(int argc, char **argv, replay_args *a)
             fputs(usage, stderr);
             return 2;
         }
+        if (rc)
+            return rc;
     }
-    if (optind < argc) {
-        fprintf(stderr, "funnelstream replay: unexpected argument '%s'\n", argv[optind]);
+    if (fs_cli_no_extra("replay", argc, argv, optind))
         return 2;
-    }
     if (!a->config || !a->input) {
         fprintf(stderr, "funnelstream replay: --%s is required (see --help)\n",
                 a->config ? "input" : "config");
