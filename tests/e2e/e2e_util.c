@@ -235,7 +235,11 @@ static char *read_fd(int fd, size_t *len)
 
 /* FS_BIN with args (NULL-terminated, without argv[0]) and the given stdin,
  * stdout and stderr. Returns posix_spawn's result. */
-static int spawn_bin(const char *const *args, int in_fd, int out_fd, int err_fd, pid_t *pid)
+/* Spawns the binary with args; a descriptor < 0 is inherited. own_group:
+ * in a process group of its own, so a signal to -pid reaches its children
+ * as Ctrl-C in a terminal would. */
+static int spawn_bin(const char *const *args, int in_fd, int out_fd, int err_fd, bool own_group,
+                     pid_t *pid)
 {
     size_t argc = 0;
     while (args[argc])
@@ -247,10 +251,18 @@ static int spawn_bin(const char *const *args, int in_fd, int out_fd, int err_fd,
     argv[argc + 1] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in_fd, STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, err_fd, STDERR_FILENO);
-    int rc = posix_spawn(pid, argv[0], &fa, NULL, argv, environ);
+    const int fds[3] = {in_fd, out_fd, err_fd};
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0)
+            posix_spawn_file_actions_adddup2(&fa, fds[i], i);
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    if (own_group) {
+        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+        posix_spawnattr_setpgroup(&at, 0);
+    }
+    int rc = posix_spawn(pid, argv[0], &fa, &at, argv, environ);
+    posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
     free(argv);
     return rc;
@@ -283,7 +295,7 @@ void fs_e2e_exec(fs_e2e_run *run, const char *in, size_t in_len, const char *con
     int err_fd = make_temp(".err", &err_path);
 
     pid_t pid;
-    int rc = spawn_bin(args, in_fd, out_fd, err_fd, &pid);
+    int rc = spawn_bin(args, in_fd, out_fd, err_fd, false, &pid);
     if (rc == 0) {
         run->status = wait_status(pid);
     } else {
@@ -964,32 +976,42 @@ static void untrack_child(pid_t pid)
             live_pids[i] = live_pids[--n_live];
 }
 
+int fs_e2e_spawn_piped(const char *const *args, bool own_group, pid_t *pid)
+{
+    int out[2];
+    assert_int_equal(pipe2(out, O_CLOEXEC), 0); /* dup2 onto stdout clears the flag there */
+    int rc = spawn_bin(args, -1, out[1], -1, own_group, pid);
+    close(out[1]);
+    if (rc != 0) {
+        print_error("posix_spawn %s: %s\n", fs_e2e_bin(), strerror(rc));
+        fail();
+    }
+    track_child(*pid);
+    return out[0];
+}
+
+int fs_e2e_wait(pid_t pid)
+{
+    int status = wait_status(pid);
+    untrack_child(pid);
+    return status;
+}
+
 void fs_e2e_broker_start(fs_e2e_broker *b, const char *const *extra)
 {
-    const char *argv[32] = {fs_e2e_bin(), "dev-broker"};
-    int argc = 2;
+    const char *args[32] = {"dev-broker"};
+    int argc = 1;
     for (; extra && *extra && argc < 31; extra++)
-        argv[argc++] = *extra;
-    argv[argc] = NULL;
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    posix_spawn_file_actions_addclose(&fa, out[1]);
-    int rc = posix_spawn(&b->pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    assert_int_equal(rc, 0);
-    track_child(b->pid);
+        args[argc++] = *extra;
+    args[argc] = NULL;
+    int out = fs_e2e_spawn_piped(args, false, &b->pid);
     /* The broker prints its address once it listens: reading blocks until then. */
     size_t n = 0;
     char c;
-    while (n + 1 < sizeof b->bootstrap && read(out[0], &c, 1) == 1 && c != '\n')
+    while (n + 1 < sizeof b->bootstrap && read(out, &c, 1) == 1 && c != '\n')
         b->bootstrap[n++] = c;
     b->bootstrap[n] = '\0';
-    close(out[0]);
+    close(out);
     if (!strchr(b->bootstrap, ':')) {
         print_error("dev-broker printed no bootstrap address: '%s'\n", b->bootstrap);
         fail(); /* kill_live stops it */
@@ -999,9 +1021,7 @@ void fs_e2e_broker_start(fs_e2e_broker *b, const char *const *extra)
 int fs_e2e_broker_stop(fs_e2e_broker *b, int sig)
 {
     kill(b->pid, sig);
-    int status = wait_status(b->pid);
-    untrack_child(b->pid);
-    return status;
+    return fs_e2e_wait(b->pid);
 }
 
 void fs_e2e_bg_start(fs_e2e_bg *bg, const char *const *args)
@@ -1010,7 +1030,7 @@ void fs_e2e_bg_start(fs_e2e_bg *bg, const char *const *args)
     bg->out_fd = make_temp(".out", &out_path);
     bg->err_fd = make_temp(".err", &err_path);
     int in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int rc = spawn_bin(args, in_fd, bg->out_fd, bg->err_fd, &bg->pid);
+    int rc = spawn_bin(args, in_fd, bg->out_fd, bg->err_fd, false, &bg->pid);
     close(in_fd);
     unlink(out_path); /* the open descriptors keep the files */
     unlink(err_path);

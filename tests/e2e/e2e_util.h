@@ -16,6 +16,7 @@
 #ifndef FS_E2E_UTIL_H
 #define FS_E2E_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -157,6 +158,16 @@ typedef struct fs_e2e_broker {
     pid_t pid;
     char bootstrap[256]; /* "host:port", the first line it printed */
 } fs_e2e_broker;
+
+/* Starts the binary with args (NULL-terminated, without the binary) and its
+ * stdout on a pipe, whose read end is returned; stdin and stderr are the
+ * test's. own_group: a process group of its own, so kill(-pid, sig) reaches
+ * its children too. The child is killed if the test fails before
+ * fs_e2e_wait. */
+int fs_e2e_spawn_piped(const char *const *args, bool own_group, pid_t *pid);
+/* Waits for a child of fs_e2e_spawn_piped: its exit code, 128 + signal
+ * number when killed, -1 when unknown. */
+int fs_e2e_wait(pid_t pid);
 
 /* Starts the dev broker with extra arguments (NULL-terminated, may be NULL)
  * and waits for its bootstrap line; fails the test without one. */

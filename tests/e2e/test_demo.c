@@ -16,17 +16,14 @@
 #include <cmocka.h>
 
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "e2e_util.h"
 
-extern char **environ;
 
 static const char *const funnels[] = {"aida", "product", "b2b_pipeline"};
 static const char *const first_stage[] = {"awareness", "view", "suspect"};
@@ -54,26 +51,11 @@ static void check_line(const char *line, int f)
 static void test_demo_shows_every_funnel(void **state)
 {
     (void)state;
-    const char *argv[] = {fs_e2e_bin(), "demo", "--rate", "400", NULL};
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    posix_spawn_file_actions_addclose(&fa, out[1]);
+    const char *args[] = {"demo", "--rate", "400", NULL};
     /* its own process group, so the SIGINT below reaches the traffic child
      * as Ctrl-C in a terminal would */
-    posix_spawnattr_t at;
-    posix_spawnattr_init(&at);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&at, 0);
     pid_t pid;
-    assert_int_equal(posix_spawn(&pid, argv[0], &fa, &at, (char *const *)argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(out[1]);
-    FILE *f = fdopen(out[0], "r");
+    FILE *f = fdopen(fs_e2e_spawn_piped(args, true, &pid), "r");
     bool seen[3] = {false, false, false};
     char line[4096];
     while ((!seen[0] || !seen[1] || !seen[2]) && fgets(line, sizeof line, f)) {
@@ -92,10 +74,7 @@ static void test_demo_shows_every_funnel(void **state)
     while (fgets(line, sizeof line, f)) /* lines of windows already closed */
         ;
     fclose(f);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(fs_e2e_wait(pid), 0); /* exited, with 0 */
 }
 
 int main(void)
