@@ -24,7 +24,6 @@
 
 #include "e2e_util.h"
 
-
 static const char *const funnels[] = {"aida", "product", "b2b_pipeline"};
 static const char *const first_stage[] = {"awareness", "view", "suspect"};
 
