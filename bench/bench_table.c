@@ -1,5 +1,5 @@
 /* bench_table.c -- the journey table: the engine's open-addressing table
- * (src/journey_table.c, "oa") against the former cds_lfht one
+ * (src/core/journey_table.c, "oa") against the former cds_lfht one
  * (bench/table_lfht.c, "lfht"), same workload.
  *
  * The workload imitates the engine: customers "c0000000".."c9999999" hashed

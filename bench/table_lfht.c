@@ -1,7 +1,7 @@
 /* table_lfht.c -- the journey table on liburcu's cds_lfht, kept for bench_table.
  *
  * This was the engine's journey table until bench_table showed the
- * open-addressing design (src/journey_table.c) 1.35-5.7x faster; see
+ * open-addressing design (src/core/journey_table.c) 1.35-5.7x faster; see
  * bench/RESULTS.md.
  *
  * Memory layout of one entry (one allocation):

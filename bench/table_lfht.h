@@ -1,6 +1,6 @@
 /* table_lfht.h -- the former journey table on liburcu's cds_lfht (bench only).
  *
- * Same contract as src/journey_table.h, without owner segments: one shared
+ * Same contract as src/core/journey_table.h, without owner segments: one shared
  * cds_lfht for all workers. bench_table.c measures it against the engine's
  * table; bench/RESULTS.md has the figures.
  */

@@ -8,12 +8,12 @@ GET /api/funnels  -> FIXTURE.json (application/json), re-read on every request,
                      so editing the file changes what the page sees next poll.
 GET /api/journeys/<customer_id>, GET /api/journeys?id=<customer_id>
                   -> {"customer_id": ID, "journeys": JOURNEYS[ID] or []}, with
-                     the server's rules (src/stage.c serve_journeys): ID is
+                     the server's rules (src/stage/stage.c serve_journeys): ID is
                      percent-encoded, decoded byte-wise; a bad escape, more
                      than 128 bytes, an empty id= or bytes that are not UTF-8
                      -> 400; no id at all -> 404; errors are {"error": ...}.
                      JOURNEYS.json maps customer ids to journey lists
-                     (src/lookup.h); re-read on every request; without it
+                     (src/http/lookup.h); re-read on every request; without it
                      every customer has none.
 Anything else is 404. PORT 0 picks a free port. The first stdout line is
 "listening on http://127.0.0.1:PORT/" (flushed), so a test can start the server
@@ -25,7 +25,7 @@ import json
 import re
 import sys
 
-MAX_CUSTOMER_ID = 128  # src/event.h FS_MAX_CUSTOMER_ID
+MAX_CUSTOMER_ID = 128  # src/codec/event.h FS_MAX_CUSTOMER_ID
 
 
 def unescape(raw):

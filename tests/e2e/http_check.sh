@@ -115,7 +115,7 @@ PY
 
 # "open": per funnel, the running counts of the windows not closed yet
 # (absent from servers before it; then nothing to check). Asserted per
-# window, from how src/worker.c counts (count_reach, count_completion; all
+# window, from how src/core/worker.c counts (count_reach, count_completion; all
 # in the windows open at the event's ts): a start at stage k adds entered[k]
 # and reached[0..k]; an advance adds reached[max_stage+1..k], never
 # reached[0]; reaching stage n-1 always completes (funnel.c), adding
@@ -170,7 +170,7 @@ print(f"/api/funnels open: {seen} open window(s) checked" if seen else
       "/api/funnels has no \"open\" windows: not checked")
 PY
 
-# /api/journeys: the first of c0..c499 (src/generate.c names customers
+# /api/journeys: the first of c0..c499 (src/cli/generate.c names customers
 # c0..c<M-1>) with an active journey; 400 ids at the demo's rate leave
 # plenty, so none at all is a failure.
 cust=""

@@ -24,11 +24,11 @@ command -v clang >/dev/null || { echo "run.sh: clang not found (run scripts/setu
 deps=$(pkg-config --cflags --libs msgpack libxxhash) ||
     { echo "run.sh: pkg-config cannot find msgpack/libxxhash (run scripts/setup)" >&2; exit 2; }
 
-srcs=("$root/src/decode.c" "$root/src/frame.c" "$root/src/utf8.c" "$root/src/event.c"
-      "$root/src/util.c")
+srcs=("$root/src/codec/decode.c" "$root/src/codec/frame.c" "$root/src/base/utf8.c" "$root/src/codec/event.c"
+      "$root/src/base/util.c")
 cflags=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-        -Wall -Wextra -I"$root/src")
+        -Wall -Wextra -I"$root/src/base" -I"$root/src/codec")
 
 mkdir -p "$out"
 failed=()

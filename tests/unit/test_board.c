@@ -1,5 +1,5 @@
-/* test_board.c -- latest and recent flow records per funnel (src/board.h),
- * and the Prometheus rendering of the stage's counters (src/metrics.h). */
+/* test_board.c -- latest and recent flow records per funnel (src/http/board.h),
+ * and the Prometheus rendering of the stage's counters (src/http/metrics.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_commit.c -- which offsets may be committed (src/commit.h).
+/* test_commit.c -- which offsets may be committed (src/kafka/commit.h).
  *
  * Windows are tumbling, 1000 ms. Each case feeds batch snapshots, finished
  * steps and acknowledgements in the order the stage sees them and checks

@@ -1,4 +1,4 @@
-/* test_config.c -- the YAML config loader (src/config.c, SPEC §6).
+/* test_config.c -- the YAML config loader (src/core/config.c, SPEC §6).
  *
  * Every validation rule has a failing case whose message must name the right
  * line and field; the SPEC example and the bundled configs must load with the

@@ -1,4 +1,4 @@
-/* test_fifo.c -- the growable FIFO (src/fifo.h): order is kept across the
+/* test_fifo.c -- the growable FIFO (src/base/fifo.h): order is kept across the
  * moves to the front and the growths, and a queue drained as fast as it
  * fills does not grow. */
 #include <setjmp.h>

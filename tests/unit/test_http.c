@@ -1,4 +1,4 @@
-/* test_http.c -- the HTTP layer's pure helpers (src/http.h): decoding a
+/* test_http.c -- the HTTP layer's pure helpers (src/http/http.h): decoding a
  * percent-encoded id and finding a query parameter. The server itself runs
  * in tests/e2e/http_check.sh and test_kafka_run. */
 #include <setjmp.h>

@@ -6,7 +6,7 @@
  *   fs_journey_table { n_funnels, n_owners, seg[n_owners] }   one cache line per segment
  *   segment     { seq, arr, count, ... }                 written by its owner only
  *   oa_array    { mask, rcu, slot[mask + 1] }            slot = { hash, fs_customer * }
- *   fs_customer (src/journey_table.h) + id bytes         one malloc per entry
+ *   fs_customer (src/core/journey_table.h) + id bytes         one malloc per entry
  *
  * A slot is empty when its entry pointer is NULL. The slot's home is
  * hash & mask (the low bits; the owner is chosen by the high bits, as in
