@@ -1,8 +1,13 @@
 /* engine.c -- batch ring, worker threads and the sink thread (see engine.h).
  *
- * Slot state is one atomic word, seq << 2 | phase, so a thread that reads it
- * learns in one load both which batch a slot holds and how far it got: a
- * worker waiting for batch 7 cannot mistake a recycled slot for it. Every
+ * Slot state is one atomic word, seq << PH_BITS | phase, so a thread that
+ * reads it learns in one load both which batch a slot holds and how far it
+ * got: a worker waiting for batch 7 cannot mistake a recycled slot for it.
+ * Decoding may run ahead on any thread; routing (route.h) runs in batch
+ * order, done by the first worker that waits for a decoded batch: a worker
+ * waits for batch seq only once it has applied seq - 1, which was routed,
+ * so the router's state passes from thread to thread through the slots'
+ * release/acquire stores. Every
  * phase change bumps `gen` and wakes sleepers; a waiter reads `gen` before
  * checking and sleeps only while it is unchanged, so no wake-up is lost.
  */
@@ -20,7 +25,14 @@
 #include "journey_table.h"
 #include "util.h"
 
-enum { PH_EMPTY = 0, PH_FRAMED = 1, PH_DECODING = 2, PH_DECODED = 3 };
+enum { PH_EMPTY, PH_FRAMED, PH_DECODING, PH_DECODED, PH_ROUTING, PH_ROUTED };
+#define PH_BITS 3
+#define PH_MASK ((1ull << PH_BITS) - 1)
+
+static bool is_at(uint64_t st, uint64_t seq, uint64_t phase)
+{
+    return st == (seq << PH_BITS | phase);
+}
 
 typedef struct step_queue {
     fs_step *head, *tail;
@@ -45,6 +57,7 @@ struct fs_engine {
     const fs_config *cfg;
     fs_funnels *funnels;
     fs_journey_table *table;
+    fs_router router; /* used by one thread at a time, in batch order */
     uint32_t n_workers;
     uint32_t ring_size;
     fs_batch *ring;
@@ -129,7 +142,7 @@ void fs_batch_add_ctl(fs_batch *b, uint32_t part, fs_part_op op)
     b->ctl[b->n_ctl++] = (fs_part_ctl){part, op};
 }
 
-static void batch_init(fs_batch *b)
+static void batch_init(fs_batch *b, uint32_t n_workers)
 {
     memset(b, 0, sizeof(*b));
     b->msg_cap = FS_BATCH_MSGS;
@@ -139,11 +152,15 @@ static void batch_init(fs_batch *b)
     b->part = fs_xmalloc(b->msg_cap * sizeof(*b->part));
     b->status = fs_xmalloc(b->msg_cap);
     b->ev = fs_xmalloc(b->msg_cap * sizeof(*b->ev));
+    b->type = fs_xmalloc(b->msg_cap * sizeof(*b->type));
+    fs_routed_init(&b->route, n_workers, b->msg_cap);
     fs_batch_reserve(b, FS_BATCH_BYTES);
 }
 
-static void batch_destroy(fs_batch *b)
+static void batch_destroy(fs_batch *b, uint32_t n_workers)
 {
+    free(b->type);
+    fs_routed_destroy(&b->route, n_workers);
     free(b->buf);
     free(b->scratch);
     free(b->off);
@@ -155,7 +172,7 @@ static void batch_destroy(fs_batch *b)
     free(b->ev);
 }
 
-static void decode_batch(fs_decoder *dec, fs_batch *b)
+static void decode_batch(const fs_funnels *funnels, fs_decoder *dec, fs_batch *b)
 {
     if (b->format == FS_FORMAT_JSON && !b->scratch)
         b->scratch = fs_xmalloc(b->cap);
@@ -169,16 +186,29 @@ static void decode_batch(fs_decoder *dec, fs_batch *b)
                                                               &b->ev[i], scratch, &used)
                                            : fs_decode(dec, b->format, msg, b->msg_len[i],
                                                        &b->ev[i], scratch, &used));
+        if (b->status[i] == FS_OK)
+            b->type[i] = fs_funnels_type_id(funnels, b->ev[i].event);
     }
 }
 
 static bool try_decode(fs_engine *e, fs_decoder *dec, fs_batch *b, uint64_t st)
 {
-    uint64_t base = st & ~3ull;
+    uint64_t base = st & ~PH_MASK;
     if (!atomic_compare_exchange_strong(&b->state, &st, base | PH_DECODING))
         return false;
-    decode_batch(dec, b);
+    decode_batch(e->funnels, dec, b);
     atomic_store_explicit(&b->state, base | PH_DECODED, memory_order_release);
+    notify(e);
+    return true;
+}
+
+static bool try_route(fs_engine *e, fs_batch *b, uint64_t st)
+{
+    uint64_t base = st & ~PH_MASK;
+    if (!atomic_compare_exchange_strong(&b->state, &st, base | PH_ROUTING))
+        return false;
+    fs_router_route(&e->router, b->ctl, b->n_ctl, b->ev, b->status, b->part, b->n, &b->route);
+    atomic_store_explicit(&b->state, base | PH_ROUTED, memory_order_release);
     notify(e);
     return true;
 }
@@ -189,7 +219,7 @@ static bool help_decode(fs_engine *e, fs_decoder *dec, uint64_t from)
     for (uint64_t seq = from; seq < from + e->ring_size - 1; seq++) {
         fs_batch *b = &e->ring[seq % e->ring_size];
         uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
-        if ((st >> 2) == seq && (st & 3) == PH_FRAMED && try_decode(e, dec, b, st))
+        if (is_at(st, seq, PH_FRAMED) && try_decode(e, dec, b, st))
             return true;
     }
     return false;
@@ -201,11 +231,14 @@ static fs_batch *await_batch(fs_engine *e, fs_decoder *dec, uint64_t seq)
     for (;;) {
         uint32_t seen = atomic_load(&e->gen);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
-        if ((st >> 2) == seq && (st & 3) == PH_DECODED)
+        if (is_at(st, seq, PH_ROUTED))
             return b;
-        if ((st >> 2) == seq && (st & 3) == PH_FRAMED) {
-            if (try_decode(e, dec, b, st))
-                return b;
+        if (is_at(st, seq, PH_DECODED)) {
+            try_route(e, b, st);
+            continue;
+        }
+        if (is_at(st, seq, PH_FRAMED)) {
+            try_decode(e, dec, b, st);
             continue;
         }
         if (help_decode(e, dec, seq + 1))
@@ -220,7 +253,7 @@ static bool release_batch(fs_engine *e, fs_batch *b)
     if (atomic_fetch_sub(&b->refs, 1) != 1)
         return false;
     uint64_t st = atomic_load(&b->state);
-    atomic_store_explicit(&b->state, (st & ~3ull) | PH_EMPTY, memory_order_release);
+    atomic_store_explicit(&b->state, (st & ~PH_MASK) | PH_EMPTY, memory_order_release);
     notify(e);
     return true;
 }
@@ -230,7 +263,7 @@ fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format)
     fs_batch *b = &e->ring[e->next_seq % e->ring_size];
     for (;;) {
         uint32_t seen = atomic_load(&e->gen);
-        if ((atomic_load_explicit(&b->state, memory_order_acquire) & 3) == PH_EMPTY)
+        if ((atomic_load_explicit(&b->state, memory_order_acquire) & PH_MASK) == PH_EMPTY)
             break;
         wait_change(e, seen);
     }
@@ -250,7 +283,7 @@ void fs_engine_batch_publish(fs_engine *e, fs_batch *b, bool last)
     b->last = last;
     b->published_ns = fs_now_ns();
     atomic_store(&b->refs, e->n_workers);
-    atomic_store_explicit(&b->state, (b->seq << 2) | PH_FRAMED, memory_order_release);
+    atomic_store_explicit(&b->state, (b->seq << PH_BITS) | PH_FRAMED, memory_order_release);
     e->next_seq++;
     notify(e);
 }
@@ -325,8 +358,7 @@ static void *worker_main(void *arg)
         if (t->id == 0) /* the sink reads the source marks of worker 0's steps */
             w->src_mark = e->dead_letters;
         fs_journey_table_read_lock();
-        fs_worker_control(w, b->ctl, b->n_ctl);
-        fs_worker_process(w, b->ev, b->status, b->part, b->n);
+        fs_worker_apply(w, b->ev, b->type, b->status, b->n, &b->route);
         fs_journey_table_read_unlock();
         bool last = b->last;
         stop = b->stop;
@@ -387,10 +419,11 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
         free(e);
         return NULL;
     }
+    fs_router_init(&e->router, cfg, e->n_workers);
     e->ring_size = 2 * e->n_workers + 4;
     e->ring = fs_xcalloc(e->ring_size, sizeof(*e->ring));
     for (uint32_t i = 0; i < e->ring_size; i++)
-        batch_init(&e->ring[i]);
+        batch_init(&e->ring[i], e->n_workers);
     pthread_mutex_init(&e->step_lock, NULL);
     pthread_cond_init(&e->step_cond, NULL);
     e->queues = fs_xcalloc(e->n_workers, sizeof(*e->queues));
@@ -567,9 +600,10 @@ void fs_engine_free(fs_engine *e)
         free(e->wt[i].open_work);
     }
     fs_sink_free(e->sink);
+    fs_router_destroy(&e->router);
     fs_journey_table_free(e->table);
     for (uint32_t i = 0; i < e->ring_size; i++)
-        batch_destroy(&e->ring[i]);
+        batch_destroy(&e->ring[i], e->n_workers);
     free(e->ring);
     free(e->queues);
     free(e->workers);

@@ -2,10 +2,11 @@
  *
  * A source (replay file, Kafka consumer) fills batches of raw messages and
  * publishes them in order. Batches live in a ring of slots; each slot moves
- * through EMPTY -> FRAMED (published) -> DECODING -> DECODED -> EMPTY.
- * Any worker may decode any FRAMED batch, so decoding runs on all cores;
- * then every worker walks every batch in order (worker.h explains why) and
- * the last one to finish a batch recycles its slot. Workers hand their steps
+ * through EMPTY -> FRAMED (published) -> DECODING -> DECODED -> ROUTING ->
+ * ROUTED -> EMPTY. Any worker may decode any FRAMED batch, so decoding runs
+ * on all cores; routing (route.h) then runs once per batch, in order, and
+ * gives each worker the list of messages it owns; each worker applies its
+ * list (worker.h), and the last one to finish a batch recycles its slot. Workers hand their steps
  * to the sink thread, which merges them and writes records to the output.
  *
  * Waiting is on a futex-backed generation counter: a thread that finds
@@ -22,6 +23,7 @@
 #include "config.h"
 #include "decode.h"
 #include "event.h"
+#include "route.h"
 #include "sink.h"
 #include "worker.h"
 
@@ -38,8 +40,10 @@ typedef struct fs_batch {
     uint16_t *part;    /* input partition index (fs_part_ctl) */
     uint8_t *status;   /* fs_reject: preset by the source (framing) or set by decoding */
     fs_event *ev;
+    int32_t *type;    /* the event type's id (fs_funnels_type_id) of each valid event */
     char *scratch;    /* JSON unescaping, cap bytes: message i may use scratch[off[i]..] */
     fs_part_ctl *ctl; /* partition changes to apply before the messages */
+    fs_routed route;  /* who applies which message (route.h), filled in batch order */
     uint32_t n_ctl, ctl_cap;
     fs_format format;
     bool framed; /* the source framed every FS_OK message (fs_decode_framed) */

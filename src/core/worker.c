@@ -1,18 +1,19 @@
 /* worker.c -- events -> journeys -> window partials (see worker.h).
  *
- * Order of work for one valid event at time t (SPEC §2, §3):
- *   1. the watermark moves: max_ts - max_out_of_orderness; if it advanced,
- *      expiry timers below it fire (counted at their expiry time), then, if a
- *      window boundary or cohort emission boundary was crossed, a step is cut;
- *   2. if this worker owns the customer, each funnel's state machine decides
- *      what the event does and the counts go to every open window holding the
- *      count's time. A count whose window has closed is "late": it is dropped
- *      from that window and the event adds 1 to late_events of the funnel in
- *      the earliest open window.
+ * Order of work for one message of this worker's list (route.h):
+ *   1. sync points before it: the watermark moves; expiry timers below it
+ *      fire (counted at their expiry time), then, at a step, the windows the
+ *      watermark closed are cut;
+ *   2. the watermark catches up with the message's; then, for a valid event,
+ *      each funnel's state machine decides what it does and the counts go to
+ *      every open window holding the count's time. A count whose window has
+ *      closed is "late": it is dropped from that window and the event adds 1
+ *      to late_events of the funnel in the earliest open window.
  * Rejected messages are counted (worker 0) in the earliest open window.
  */
 #include "worker.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,7 +58,7 @@ void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_conf
     w->win.per_time = (uint32_t)(cfg->window_size_ms / cfg->window_hop_ms);
     w->max_out_of_orderness = cfg->max_out_of_orderness_ms;
     w->emit_interval = cfg->cohort_emit_interval_ms;
-    w->max_ts = w->wm = w->min_part_ts = INT64_MIN;
+    w->wm = w->max_ts = INT64_MIN;
     fs_dict_init(&w->labels);
     fs_i64map_init(&w->windows);
     w->cohort_delta = fs_xcalloc(funnels->n, sizeof(*w->cohort_delta));
@@ -88,7 +89,6 @@ void fs_worker_destroy(fs_worker *w)
         free_map_values(&w->cohort_delta[f], 0, false);
     free(w->cohort_delta);
     fs_expiry_free(&w->timers);
-    free(w->parts);
     fs_dict_free(&w->labels);
     free(w->scratch_flows);
 }
@@ -328,9 +328,8 @@ static bool reach_stage(fs_worker *w, fs_customer *c, const fs_funnel *f, event_
     return late;
 }
 
-static void apply_event(fs_worker *w, const fs_event *ev)
+static void apply_event(fs_worker *w, const fs_event *ev, int32_t type)
 {
-    int32_t type = fs_funnels_type_id(w->funnels, ev->event);
     fs_customer *c = fs_journey_table_find(w->table, ev->customer_hash, ev->customer_id.ptr,
                                            ev->customer_id.len);
     if (type < 0)
@@ -442,13 +441,13 @@ static void collect_labels(fs_worker *w, fs_step *s)
     w->labels_sent = w->labels.count;
 }
 
-static void cut_step(fs_worker *w, int64_t wm_before, bool final)
+static void cut_step(fs_worker *w, int64_t wm_before, int64_t max_ts, bool final)
 {
     fs_step *s = fs_xcalloc(1, sizeof(*s));
     s->seq = w->steps++;
     s->wm_before = wm_before;
     s->wm = w->wm;
-    s->max_ts = w->max_ts;
+    s->max_ts = max_ts;
     s->src_seq = w->src_seq;
     s->src_mark = w->src_mark;
     s->src_ns = w->src_ns;
@@ -477,101 +476,29 @@ static void fire_timers(fs_worker *w, int64_t new_wm, bool all)
     }
 }
 
-static bool crosses(int64_t a, int64_t b, int64_t every)
+/* The watermark moves to new_wm (later than w->wm): timers below it fire
+ * first, against the windows as they were. */
+static void catch_up(fs_worker *w, int64_t new_wm)
 {
-    return fs_floor_div(a, every) != fs_floor_div(b, every);
-}
-
-static void advance_watermark(fs_worker *w, int64_t new_wm)
-{
-    int64_t old = w->wm;
     fire_timers(w, new_wm, false);
     w->wm = new_wm;
-    if (crosses(old, new_wm, w->win.hop) || crosses(old, new_wm, w->emit_interval))
-        cut_step(w, old, false);
 }
 
-enum { PART_NONE = 0, PART_ACTIVE = 1, PART_IDLE = 2 };
-
-static fs_part_clock *part_clock(fs_worker *w, uint32_t p)
+static void sync_point(fs_worker *w, const fs_sync *sp)
 {
-    if (__builtin_expect(p >= w->n_parts, 0)) {
-        uint32_t n = p + 1 > 2 * w->n_parts ? p + 1 : 2 * w->n_parts;
-        w->parts = fs_xrealloc(w->parts, n * sizeof(*w->parts));
-        memset(w->parts + w->n_parts, 0, (n - w->n_parts) * sizeof(*w->parts));
-        w->n_parts = n;
-    }
-    return &w->parts[p];
-}
-
-/* The instance watermark from the partition clocks; advances it if it grew. */
-static void update_watermark(fs_worker *w)
-{
-    bool any = false;
-    int64_t min = INT64_MAX;
-    for (uint32_t p = 0; p < w->n_parts; p++) {
-        const fs_part_clock *pc = &w->parts[p];
-        if (pc->state != PART_ACTIVE)
-            continue;
-        any = true;
-        int64_t ts = pc->seen ? pc->max_ts : INT64_MIN;
-        if (ts < min)
-            min = ts;
-    }
-    w->min_part_ts = any ? min : INT64_MIN;
-    if (!any || (min == INT64_MIN && !w->have_wm))
-        return; /* nothing active, or some active partition has not spoken yet */
-    int64_t wm = fs_sat_sub(min, w->max_out_of_orderness);
-    if (!w->have_wm) {
-        /* The first watermark: events counted while an assigned partition
-         * held it back may already lie in windows it closes. */
+    if (sp->first) {
+        /* The first watermark: rejections counted while an assigned
+         * partition held it back may already lie in windows it closes. */
         w->have_wm = true;
         if (w->pending_rejected) {
-            slot_at(w, fs_window_earliest_open(&w->win, wm))->rejected += w->pending_rejected;
+            slot_at(w, fs_window_earliest_open(&w->win, sp->wm))->rejected += w->pending_rejected;
             w->pending_rejected = 0;
         }
-        advance_watermark(w, wm);
-    } else if (wm > w->wm) {
-        advance_watermark(w, wm);
     }
-}
-
-/* Raising a partition's clock moves the minimum only if that partition was
- * at the minimum (or was not counted), so most events skip the scan. */
-static void observe_ts(fs_worker *w, uint32_t part, int64_t ts)
-{
-    fs_part_clock *pc = part_clock(w, part);
-    bool rescan = pc->state != PART_ACTIVE || !pc->seen || pc->max_ts <= w->min_part_ts;
-    if (!pc->seen || ts > pc->max_ts)
-        pc->max_ts = ts;
-    pc->seen = true;
-    pc->state = PART_ACTIVE;
-    if (ts > w->max_ts)
-        w->max_ts = ts;
-    if (rescan)
-        update_watermark(w);
-}
-
-void fs_worker_control(fs_worker *w, const fs_part_ctl *ctl, uint32_t n)
-{
-    if (n == 0)
-        return;
-    for (uint32_t i = 0; i < n; i++) {
-        fs_part_clock *pc = part_clock(w, ctl[i].part);
-        switch (ctl[i].op) {
-        case FS_PART_ASSIGN:
-            *pc = (fs_part_clock){.state = PART_ACTIVE};
-            break;
-        case FS_PART_IDLE:
-            if (pc->state == PART_ACTIVE)
-                pc->state = PART_IDLE;
-            break;
-        case FS_PART_REVOKE:
-            pc->state = PART_NONE;
-            break;
-        }
-    }
-    update_watermark(w);
+    if (sp->first || sp->wm > w->wm)
+        catch_up(w, sp->wm);
+    if (sp->step)
+        cut_step(w, sp->wm_before, sp->max_ts, false);
 }
 
 /* Lookups are random accesses into a table much larger than the caches,
@@ -583,49 +510,55 @@ void fs_worker_control(fs_worker *w, const fs_part_ctl *ctl, uint32_t n)
 #define AHEAD_ENTRY    6
 #define AHEAD_JOURNEYS 2
 
-static bool owns(const fs_worker *w, const fs_event *ev, const uint8_t *status, uint32_t k)
+static void prefetch_ahead(fs_worker *w, const fs_event *ev, const uint8_t *status,
+                           const fs_route_ent *own, uint32_t n, uint32_t k)
 {
-    return status[k] == FS_OK && fs_worker_owner(ev[k].customer_hash, w->n_workers) == w->id;
-}
-
-static void prefetch_ahead(fs_worker *w, const fs_event *ev, const uint8_t *status, uint32_t n,
-                           uint32_t i)
-{
-    uint32_t k = i + AHEAD_SLOT;
-    if (k < n && owns(w, ev, status, k))
-        fs_journey_table_prefetch_slot(w->table, ev[k].customer_hash);
-    k = i + AHEAD_ENTRY;
-    if (k < n && owns(w, ev, status, k))
-        fs_journey_table_prefetch_entry(w->table, ev[k].customer_hash);
-    k = i + AHEAD_JOURNEYS;
-    if (k < n && owns(w, ev, status, k)) {
-        fs_customer *c = fs_journey_table_find(w->table, ev[k].customer_hash, ev[k].customer_id.ptr,
-                                               ev[k].customer_id.len);
+    const fs_event *e;
+    if (k + AHEAD_SLOT < n && status[own[k + AHEAD_SLOT].idx] == FS_OK)
+        fs_journey_table_prefetch_slot(w->table, ev[own[k + AHEAD_SLOT].idx].customer_hash);
+    if (k + AHEAD_ENTRY < n && status[own[k + AHEAD_ENTRY].idx] == FS_OK)
+        fs_journey_table_prefetch_entry(w->table, ev[own[k + AHEAD_ENTRY].idx].customer_hash);
+    if (k + AHEAD_JOURNEYS < n && status[own[k + AHEAD_JOURNEYS].idx] == FS_OK) {
+        e = &ev[own[k + AHEAD_JOURNEYS].idx];
+        fs_customer *c = fs_journey_table_find(w->table, e->customer_hash, e->customer_id.ptr,
+                                               e->customer_id.len);
         for (uint32_t f = 0; c && f < w->funnels->n; f++)
             if (c->journey[f])
                 __builtin_prefetch(c->journey[f]);
     }
 }
 
-void fs_worker_process(fs_worker *w, const fs_event *ev, const uint8_t *status,
-                       const uint16_t *part, uint32_t n)
+void fs_worker_apply(fs_worker *w, const fs_event *ev, const int32_t *type, const uint8_t *status,
+                     uint32_t n, const fs_routed *rt)
 {
-    for (uint32_t i = 0; i < n; i++) {
-        prefetch_ahead(w, ev, status, n, i);
+    const fs_route_ent *own = rt->own[w->id];
+    uint32_t n_own = rt->n_own[w->id], next_sync = 0;
+    (void)n; /* for the assertion */
+    for (uint32_t k = 0; k < n_own; k++) {
+        uint32_t i = own[k].idx;
+        assert(i < n && (status[i] == FS_OK || w->id == 0));
+        prefetch_ahead(w, ev, status, own, n_own, k);
+        while (next_sync < rt->n_sync && rt->sync[next_sync].pos <= i)
+            sync_point(w, &rt->sync[next_sync++]);
+        if (own[k].wm > w->wm)
+            catch_up(w, own[k].wm);
         if (status[i] != FS_OK) {
-            if (w->id == 0)
-                count_rejected(w, (fs_reject)status[i]);
+            count_rejected(w, (fs_reject)status[i]);
             continue;
         }
-        w->stats.events_valid++;
-        const fs_part_clock *pc = part[i] < w->n_parts ? &w->parts[part[i]] : NULL;
-        if (!pc || pc->state != PART_ACTIVE || !pc->seen || ev[i].ts > pc->max_ts)
-            observe_ts(w, part[i], ev[i].ts);
-        if (fs_worker_owner(ev[i].customer_hash, w->n_workers) == w->id) {
-            w->stats.events_owned++;
-            apply_event(w, &ev[i]);
-        }
+        w->stats.events_owned++;
+        apply_event(w, &ev[i], type[i]);
     }
+    while (next_sync < rt->n_sync)
+        sync_point(w, &rt->sync[next_sync++]);
+    /* Every worker ends the batch at the same watermark, so that what
+     * follows a batch (the next one's sync points, the final step) starts
+     * from the same place for all. */
+    if (rt->have_wm && rt->wm > w->wm)
+        catch_up(w, rt->wm);
+    w->max_ts = rt->max_ts;
+    if (w->id == 0)
+        w->stats.events_valid += rt->n_valid;
 }
 
 uint32_t fs_worker_open_counts(const fs_worker *w, fs_open_count **out, uint32_t *cap)
@@ -658,7 +591,7 @@ void fs_worker_finish(fs_worker *w)
     int64_t old = w->wm;
     fire_timers(w, INT64_MAX, true);
     w->wm = INT64_MAX;
-    cut_step(w, old, true);
+    cut_step(w, old, w->max_ts, true);
 }
 
 void fs_worker_stop(fs_worker *w)

@@ -1,29 +1,23 @@
 /* worker.h -- one worker: events of the customers it owns -> journeys -> window partials.
  *
- * Every worker sees every event of the input, in input order (batches are
- * shared, not split). From the timestamps of all valid events it computes
- * the same watermark sequence as every other worker; it applies to journeys
- * only the events of customers it owns (routing by customer hash). So each
- * worker's windows hold a partial of every metric, and all workers cut their
- * partials at the same watermark points: the "steps". A step carries the
- * windows closed at that point, the cohort deltas accumulated since the last
- * step and the labels first seen since then; the sink merges step k of all
- * workers into records. Nothing here depends on how many workers there are,
- * which is why the output is byte-identical for any --threads.
+ * Customers are split between the workers by hash (fs_worker_owner); a
+ * worker applies the events of its own customers only, which the router
+ * (route.h) lists for it in input order, each with the watermark in force
+ * at that point of the stream. The router also lists the sync points where
+ * every worker cuts its partials at the same watermark: the "steps". A step
+ * carries the windows closed at that point, the cohort deltas accumulated
+ * since the last step and the labels first seen since then; the sink merges
+ * step k of all workers into records. Nothing here depends on how many
+ * workers there are, which is why the output is byte-identical for any
+ * --threads.
+ *
+ * A worker's watermark may lag the stream's between its own events (it
+ * moves on at each own event and at each sync point): no window closes
+ * between two sync points, and a timer of one of its journeys can only
+ * matter to an event of that customer, before which it catches up, so the
+ * lag changes nothing that is counted.
  *
  * Partition-wide counts (rejected events) are kept by worker 0 only.
- *
- * Input partitions (SPEC §3): every message carries the index of the input
- * partition it came from (always 0 in replay). Each partition has its own
- * clock, the highest ts seen in it; the instance watermark is the minimum
- * over the partitions that are active, minus max_out_of_orderness, and it
- * never goes back. A partition becomes active with its first event or when
- * the source assigns it (then it holds the watermark until its first event:
- * it may hold older data), and stops counting when the source marks it idle
- * (no message for idle_timeout of wall-clock time, or at its end with
- * --until-eof) or revoked. Idleness is wall-clock, so the source decides it
- * and tells every worker at the same point of the stream (fs_part_ctl at the
- * head of a batch): all workers still compute the same watermarks.
  */
 #ifndef FS_WORKER_H
 #define FS_WORKER_H
@@ -39,6 +33,7 @@
 #include "funnel.h"
 #include "i64map.h"
 #include "journey_table.h"
+#include "route.h"
 #include "window.h"
 
 /* One window of one worker: a flow partial per funnel (NULL until counted)
@@ -75,28 +70,10 @@ typedef struct fs_step {
     struct fs_step *next; /* queue link, owned by the engine */
 } fs_step;
 
-/* Partition changes the source decides (wall clock, rebalances). */
-typedef enum fs_part_op {
-    FS_PART_ASSIGN = 1, /* active, no event yet: holds the watermark */
-    FS_PART_IDLE = 2,   /* no longer counts until its next event */
-    FS_PART_REVOKE = 3, /* gone */
-} fs_part_op;
-
-typedef struct fs_part_ctl {
-    uint32_t part;
-    fs_part_op op;
-} fs_part_ctl;
-
-typedef struct fs_part_clock {
-    int64_t max_ts;
-    uint8_t state; /* 0 unknown/revoked, 1 active, 2 idle */
-    bool seen;     /* max_ts is valid */
-} fs_part_clock;
-
 typedef void (*fs_step_fn)(void *ctx, uint32_t worker, fs_step *step);
 
 typedef struct fs_worker_stats {
-    uint64_t events_valid;              /* valid events seen (all workers see all) */
+    uint64_t events_valid;              /* valid events of the input (worker 0 only) */
     uint64_t events_owned;              /* valid events applied by this worker */
     uint64_t rejected[FS_REJECT_COUNT]; /* worker 0 only */
     uint64_t late_events;
@@ -116,10 +93,8 @@ typedef struct fs_worker {
     int64_t max_out_of_orderness;
     int64_t emit_interval;
     bool have_wm;
-    int64_t max_ts, wm;   /* max_ts: over all partitions */
-    fs_part_clock *parts; /* indexed by partition index */
-    uint32_t n_parts;
-    int64_t min_part_ts; /* min max_ts over active partitions (INT64_MIN: one unseen) */
+    int64_t wm;     /* the watermark as of the last sync or own event (route.h) */
+    int64_t max_ts; /* highest valid ts of the input, as of the last batch */
     uint64_t src_seq, src_mark, src_ns; /* set by the engine before each batch, copied into steps */
     uint64_t pending_rejected;          /* before the first watermark */
     fs_dict labels;                     /* channel and segment names -> ids */
@@ -139,12 +114,11 @@ void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_conf
                     const fs_funnels *funnels, fs_journey_table *table, fs_step_fn emit,
                     void *emit_ctx);
 void fs_worker_destroy(fs_worker *w);
-/* Applies partition changes (at the head of a batch, before its messages). */
-void fs_worker_control(fs_worker *w, const fs_part_ctl *ctl, uint32_t n);
-/* Applies one decoded batch: status[i] is FS_OK for a valid ev[i], which
- * came from input partition part[i]. */
-void fs_worker_process(fs_worker *w, const fs_event *ev, const uint8_t *status,
-                       const uint16_t *part, uint32_t n);
+/* Applies one decoded and routed batch: the messages the router gave this
+ * worker (rt->own[w->id]: ev[i] valid when status[i] == FS_OK, its event
+ * type's id type[i]) and the sync points, in stream order. */
+void fs_worker_apply(fs_worker *w, const fs_event *ev, const int32_t *type, const uint8_t *status,
+                     uint32_t n, const fs_routed *rt);
 /* End of input: watermark +inf, every timer fires, every window closes. */
 void fs_worker_finish(fs_worker *w);
 /* The input stops without ending (shutdown): open windows stay unemitted,

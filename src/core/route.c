@@ -1,0 +1,182 @@
+/* route.c -- partition clocks, the watermark and per-worker event lists (see route.h).
+ *
+ * The watermark rules are the ones a worker applied to every event before
+ * the router existed; only where they run has changed. Raising a
+ * partition's clock moves the minimum over the partitions only if that
+ * partition was at the minimum (or was not counted), so most events skip
+ * the scan over partitions.
+ */
+#include "route.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journey_table.h"
+#include "util.h"
+
+enum { PART_NONE = 0, PART_ACTIVE = 1, PART_IDLE = 2 };
+
+void fs_routed_init(fs_routed *r, uint32_t n_workers, uint32_t msg_cap)
+{
+    memset(r, 0, sizeof(*r));
+    r->own = fs_xcalloc(n_workers, sizeof(*r->own));
+    r->n_own = fs_xcalloc(n_workers, sizeof(*r->n_own));
+    /* Any worker may own every message of a batch. */
+    for (uint32_t w = 0; w < n_workers; w++)
+        r->own[w] = fs_xmalloc(msg_cap * sizeof(*r->own[w]));
+}
+
+void fs_routed_destroy(fs_routed *r, uint32_t n_workers)
+{
+    for (uint32_t w = 0; w < n_workers; w++)
+        free(r->own[w]);
+    free(r->own);
+    free(r->n_own);
+    free(r->sync);
+}
+
+void fs_router_init(fs_router *r, const fs_config *cfg, uint32_t n_workers)
+{
+    memset(r, 0, sizeof(*r));
+    r->n_workers = n_workers;
+    r->win.size = cfg->window_size_ms;
+    r->win.hop = cfg->window_hop_ms;
+    r->win.per_time = (uint32_t)(cfg->window_size_ms / cfg->window_hop_ms);
+    r->max_out_of_orderness = cfg->max_out_of_orderness_ms;
+    r->emit_interval = cfg->cohort_emit_interval_ms;
+    r->wm = r->max_ts = r->min_part_ts = INT64_MIN;
+}
+
+void fs_router_destroy(fs_router *r)
+{
+    free(r->parts);
+}
+
+static fs_part_clock *part_clock(fs_router *r, uint32_t p)
+{
+    if (__builtin_expect(p >= r->n_parts, 0)) {
+        uint32_t n = p + 1 > 2 * r->n_parts ? p + 1 : 2 * r->n_parts;
+        r->parts = fs_xrealloc(r->parts, n * sizeof(*r->parts));
+        memset(r->parts + r->n_parts, 0, (n - r->n_parts) * sizeof(*r->parts));
+        r->n_parts = n;
+    }
+    return &r->parts[p];
+}
+
+static bool crosses(int64_t a, int64_t b, int64_t every)
+{
+    return fs_floor_div(a, every) != fs_floor_div(b, every);
+}
+
+static void push_sync(fs_routed *out, fs_sync s)
+{
+    if (out->n_sync == out->sync_cap) {
+        out->sync_cap = out->sync_cap ? 2 * out->sync_cap : 16;
+        out->sync = fs_xrealloc(out->sync, out->sync_cap * sizeof(*out->sync));
+    }
+    assert(out->n_sync == 0 ||
+           (out->sync[out->n_sync - 1].pos <= s.pos && out->sync[out->n_sync - 1].wm < s.wm));
+    out->sync[out->n_sync++] = s;
+}
+
+/* The watermark moves to new_wm before message pos is applied. */
+static void advance(fs_router *r, fs_routed *out, uint32_t pos, int64_t new_wm, bool first)
+{
+    int64_t old = r->wm;
+    assert(first || new_wm > old);
+    r->wm = new_wm;
+    bool step = crosses(old, new_wm, r->win.hop) || crosses(old, new_wm, r->emit_interval);
+    if (first || step)
+        push_sync(out, (fs_sync){.pos = pos,
+                                 .first = first,
+                                 .step = step,
+                                 .wm_before = old,
+                                 .wm = new_wm,
+                                 .max_ts = r->max_ts});
+}
+
+/* The instance watermark from the partition clocks; advances it if it grew. */
+static void update_watermark(fs_router *r, fs_routed *out, uint32_t pos)
+{
+    bool any = false;
+    int64_t min = INT64_MAX;
+    for (uint32_t p = 0; p < r->n_parts; p++) {
+        const fs_part_clock *pc = &r->parts[p];
+        if (pc->state != PART_ACTIVE)
+            continue;
+        any = true;
+        int64_t ts = pc->seen ? pc->max_ts : INT64_MIN;
+        if (ts < min)
+            min = ts;
+    }
+    r->min_part_ts = any ? min : INT64_MIN;
+    if (!any || (min == INT64_MIN && !r->have_wm))
+        return; /* nothing active, or some active partition has not spoken yet */
+    int64_t wm = fs_sat_sub(min, r->max_out_of_orderness);
+    if (!r->have_wm) {
+        r->have_wm = true;
+        advance(r, out, pos, wm, true);
+    } else if (wm > r->wm) {
+        advance(r, out, pos, wm, false);
+    }
+}
+
+static void observe_ts(fs_router *r, fs_routed *out, uint32_t pos, uint32_t part, int64_t ts)
+{
+    fs_part_clock *pc = part_clock(r, part);
+    bool rescan = pc->state != PART_ACTIVE || !pc->seen || pc->max_ts <= r->min_part_ts;
+    if (!pc->seen || ts > pc->max_ts)
+        pc->max_ts = ts;
+    pc->seen = true;
+    pc->state = PART_ACTIVE;
+    if (ts > r->max_ts)
+        r->max_ts = ts;
+    if (rescan)
+        update_watermark(r, out, pos);
+}
+
+static void control(fs_router *r, fs_routed *out, const fs_part_ctl *ctl, uint32_t n)
+{
+    if (n == 0)
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        fs_part_clock *pc = part_clock(r, ctl[i].part);
+        switch (ctl[i].op) {
+        case FS_PART_ASSIGN:
+            *pc = (fs_part_clock){.state = PART_ACTIVE};
+            break;
+        case FS_PART_IDLE:
+            if (pc->state == PART_ACTIVE)
+                pc->state = PART_IDLE;
+            break;
+        case FS_PART_REVOKE:
+            pc->state = PART_NONE;
+            break;
+        }
+    }
+    update_watermark(r, out, 0);
+}
+
+void fs_router_route(fs_router *r, const fs_part_ctl *ctl, uint32_t n_ctl, const fs_event *ev,
+                     const uint8_t *status, const uint16_t *part, uint32_t n, fs_routed *out)
+{
+    memset(out->n_own, 0, r->n_workers * sizeof(*out->n_own));
+    out->n_sync = 0;
+    out->n_valid = 0;
+    control(r, out, ctl, n_ctl);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t w = 0;
+        if (status[i] == FS_OK) {
+            out->n_valid++;
+            const fs_part_clock *pc = part[i] < r->n_parts ? &r->parts[part[i]] : NULL;
+            if (!pc || pc->state != PART_ACTIVE || !pc->seen || ev[i].ts > pc->max_ts)
+                observe_ts(r, out, i, part[i], ev[i].ts);
+            w = fs_journey_table_owner(ev[i].customer_hash, r->n_workers);
+        }
+        out->own[w][out->n_own[w]++] = (fs_route_ent){.wm = r->wm, .idx = i};
+    }
+    out->have_wm = r->have_wm;
+    out->wm = r->wm;
+    out->max_ts = r->max_ts;
+}
