@@ -13,11 +13,13 @@
  */
 #include "engine.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -75,6 +77,11 @@ struct fs_engine {
     uint64_t dead_letters; /* worker 0 only: dead_letter calls so far */
     _Atomic uint64_t messages_done, batches_done;
     bool joined;
+    struct {
+        void *addr;
+        size_t len;
+    } * mappings; /* the source thread's, unmapped at free */
+    uint32_t n_mappings;
 };
 
 /* ---- waiting ------------------------------------------------------------ */
@@ -104,17 +111,21 @@ static void wait_change(fs_engine *e, uint32_t seen)
 
 void fs_batch_reserve(fs_batch *b, size_t extra)
 {
+    assert(b->buf == b->mem);
     if (b->len + extra <= b->cap)
         return;
     size_t cap = b->cap ? b->cap : FS_BATCH_BYTES;
     while (cap < b->len + extra)
         cap *= 2;
-    b->buf = fs_xrealloc(b->buf, cap);
-    b->cap = cap;
-    if (b->scratch) {
-        free(b->scratch);
-        b->scratch = NULL;
-    }
+    b->buf = b->mem = fs_xrealloc(b->mem, cap);
+    b->cap = b->mem_cap = cap;
+}
+
+void fs_batch_view(fs_batch *b, const char *bytes, size_t len)
+{
+    assert(b->n == 0 && b->len == 0);
+    b->buf = (char *)bytes; /* never written through: decoding only reads */
+    b->len = b->cap = len;
 }
 
 void fs_batch_add(fs_batch *b, uint32_t off, uint32_t len, fs_reject preset)
@@ -161,7 +172,7 @@ static void batch_destroy(fs_batch *b, uint32_t n_workers)
 {
     free(b->type);
     fs_routed_destroy(&b->route, n_workers);
-    free(b->buf);
+    free(b->mem);
     free(b->scratch);
     free(b->off);
     free(b->msg_len);
@@ -174,8 +185,11 @@ static void batch_destroy(fs_batch *b, uint32_t n_workers)
 
 static void decode_batch(const fs_funnels *funnels, fs_decoder *dec, fs_batch *b)
 {
-    if (b->format == FS_FORMAT_JSON && !b->scratch)
-        b->scratch = fs_xmalloc(b->cap);
+    if (b->format == FS_FORMAT_JSON && b->scratch_cap < b->len) {
+        free(b->scratch);
+        b->scratch_cap = b->len > FS_BATCH_BYTES ? b->len : FS_BATCH_BYTES;
+        b->scratch = fs_xmalloc(b->scratch_cap);
+    }
     for (uint32_t i = 0; i < b->n; i++) {
         if (b->status[i] != FS_OK)
             continue;
@@ -269,6 +283,8 @@ fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format)
     }
     b->n = 0;
     b->n_ctl = 0;
+    b->buf = b->mem;
+    b->cap = b->mem_cap;
     b->len = 0;
     b->format = format;
     b->last = false;
@@ -442,6 +458,13 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
     return e;
 }
 
+void fs_engine_adopt_mapping(fs_engine *e, void *addr, size_t len)
+{
+    e->mappings = fs_xrealloc(e->mappings, (e->n_mappings + 1) * sizeof(*e->mappings));
+    e->mappings[e->n_mappings].addr = addr;
+    e->mappings[e->n_mappings++].len = len;
+}
+
 void fs_engine_join(fs_engine *e)
 {
     if (e->joined)
@@ -611,5 +634,8 @@ void fs_engine_free(fs_engine *e)
     pthread_mutex_destroy(&e->step_lock);
     pthread_cond_destroy(&e->step_cond);
     fs_funnels_free(e->funnels);
+    for (uint32_t i = 0; i < e->n_mappings; i++)
+        munmap(e->mappings[i].addr, e->mappings[i].len);
+    free(e->mappings);
     free(e);
 }

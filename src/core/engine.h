@@ -32,16 +32,19 @@
 #define FS_MAX_MESSAGE (64u << 20) /* a longer message is rejected unread */
 
 typedef struct fs_batch {
-    char *buf; /* raw message bytes */
+    char *buf; /* raw message bytes: the batch's own `mem`, or a view (fs_batch_view) */
     size_t len, cap;
+    char *mem; /* the batch's own buffer, mem_cap bytes */
+    size_t mem_cap;
     uint32_t n, msg_cap;
     uint32_t *off, *msg_len;
     uint32_t *key_len; /* a message's key, if any, follows its value in buf */
     uint16_t *part;    /* input partition index (fs_part_ctl) */
     uint8_t *status;   /* fs_reject: preset by the source (framing) or set by decoding */
     fs_event *ev;
-    int32_t *type;    /* the event type's id (fs_funnels_type_id) of each valid event */
-    char *scratch;    /* JSON unescaping, cap bytes: message i may use scratch[off[i]..] */
+    int32_t *type; /* the event type's id (fs_funnels_type_id) of each valid event */
+    char *scratch; /* JSON unescaping, len bytes: message i may use scratch[off[i]..] */
+    size_t scratch_cap;
     fs_part_ctl *ctl; /* partition changes to apply before the messages */
     fs_routed route;  /* who applies which message (route.h), filled in batch order */
     uint32_t n_ctl, ctl_cap;
@@ -52,7 +55,7 @@ typedef struct fs_batch {
     /* engine-private */
     uint64_t seq;
     uint64_t published_ns;  /* fs_now_ns at publication: steps report it for latency */
-    _Atomic uint64_t state; /* seq << 2 | phase */
+    _Atomic uint64_t state; /* seq << PH_BITS | phase */
     _Atomic uint32_t refs;
 } fs_batch;
 
@@ -64,8 +67,11 @@ void fs_batch_add(fs_batch *b, uint32_t off, uint32_t len, fs_reject preset);
 void fs_batch_add_keyed(fs_batch *b, uint32_t off, uint32_t len, uint32_t key_len, uint16_t part,
                         fs_reject preset);
 void fs_batch_add_ctl(fs_batch *b, uint32_t part, fs_part_op op);
-/* Makes room for `extra` more bytes in buf (and scratch). */
+/* Makes room for `extra` more bytes in buf (not a view). */
 void fs_batch_reserve(fs_batch *b, size_t extra);
+/* Makes b's bytes the caller's bytes[0..len), without copying: they must
+ * stay valid and unchanged until the engine is joined (a mapped file). */
+void fs_batch_view(fs_batch *b, const char *bytes, size_t len);
 static inline bool fs_batch_full(const fs_batch *b)
 {
     return b->n == b->msg_cap || b->len >= FS_BATCH_BYTES;
@@ -97,6 +103,9 @@ void fs_engine_batch_publish(fs_engine *e, fs_batch *b, bool last);
 /* Publishes b as the last batch of an input that stops without ending
  * (shutdown): the engine applies it and stops without closing windows. */
 void fs_engine_batch_publish_stop(fs_engine *e, fs_batch *b);
+/* The engine unmaps addr[0..len) when it is freed: batches may view it
+ * (fs_batch_view) until then. */
+void fs_engine_adopt_mapping(fs_engine *e, void *addr, size_t len);
 /* After the last batch: waits until every record is written. */
 void fs_engine_join(fs_engine *e);
 fs_engine_stats fs_engine_get_stats(fs_engine *e); /* after join */

@@ -1,6 +1,10 @@
 /* replay.c -- read a replay stream into engine batches (see replay.h).
  *
- * Invariant of the loop: b->buf[0..scan) is framed into b's messages,
+ * A regular file is mapped and each batch is a view of the mapping (no copy,
+ * no read calls); a pipe or a file that cannot be mapped is read into the
+ * batches' own buffers. Both cut the stream into the same batches.
+ *
+ * Invariant of the read loop: b->buf[0..scan) is framed into b's messages,
  * b->buf[scan..len) is read but not yet framed. A batch is published when it
  * holds FS_BATCH_MSGS messages or FS_BATCH_BYTES framed bytes, or when its
  * buffer is full; the unframed tail then moves to the next batch. A single
@@ -12,6 +16,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "frame.h"
@@ -92,8 +98,85 @@ static bool skip_line(fs_batch *b, size_t scan)
     return true;
 }
 
+/* Frames one message of the mapping at map[pos..size) into b (a view that
+ * will start at map + base); returns the bytes it covers. At the end of the
+ * mapping an incomplete object is one rejection, an unterminated line the
+ * last line, as at the end of a read stream. */
+static size_t frame_mapped(fs_batch *b, const char *map, size_t size, size_t base, size_t pos)
+{
+    const char *p = map + pos;
+    size_t avail = size - pos, len = 0, consumed = 0;
+    uint32_t off = (uint32_t)(pos - base);
+    fs_reject r;
+    if (b->format == FS_FORMAT_MSGPACK) {
+        fs_frame_status st = fs_frame_msgpack(p, avail, &len);
+        if (st == FS_FRAME_NEED_MORE)
+            len = avail;
+        r = st == FS_FRAME_OK          ? FS_OK
+            : st == FS_FRAME_NEED_MORE ? FS_REJECT_TRUNCATED
+            : len == 1                 ? FS_REJECT_BAD_START_BYTE
+                                       : FS_REJECT_MALFORMED;
+        consumed = len;
+    } else {
+        if (fs_frame_jsonl(p, avail, &len, &consumed) == FS_FRAME_NEED_MORE)
+            len = consumed = avail;
+        if (fs_line_is_blank(p, len))
+            return consumed;
+        r = FS_OK;
+    }
+    if (len >= FS_MAX_MESSAGE) /* rejected unread, as by the read loop */
+        fs_batch_add(b, off, 0, r == FS_OK ? FS_REJECT_MALFORMED : r);
+    else
+        fs_batch_add(b, off, (uint32_t)len, r);
+    return consumed;
+}
+
+/* The mapped file as batches: each a view of up to FS_BATCH_BYTES of whole
+ * messages (one longer message makes a batch of its own). */
+static void feed_mapped(fs_engine *e, const char *map, size_t size, fs_format format, bool last,
+                        fs_replay_progress_fn progress, void *progress_ctx)
+{
+    size_t pos = 0;
+    fs_batch *b = fs_engine_batch_get(e, format);
+    while (pos < size) {
+        size_t base = pos;
+        b->framed = true;
+        while (pos < size && b->n < b->msg_cap && pos - base < FS_BATCH_BYTES)
+            pos += frame_mapped(b, map, size, base, pos);
+        fs_batch_view(b, map + base, pos - base);
+        if (progress)
+            progress(progress_ctx, pos);
+        if (pos == size)
+            break;
+        fs_engine_batch_publish(e, b, false);
+        b = fs_engine_batch_get(e, format);
+    }
+    fs_engine_batch_publish(e, b, last);
+}
+
+static int feed_read(fs_engine *e, int fd, fs_format format, bool last,
+                     fs_replay_progress_fn progress, void *progress_ctx);
+
 int fs_replay_feed(fs_engine *e, int fd, fs_format format, bool last,
                    fs_replay_progress_fn progress, void *progress_ctx)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        off_t at = lseek(fd, 0, SEEK_CUR);
+        size_t size = (size_t)st.st_size;
+        void *map = at == 0 ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+        if (map != MAP_FAILED) {
+            madvise(map, size, MADV_SEQUENTIAL);
+            feed_mapped(e, map, size, format, last, progress, progress_ctx);
+            fs_engine_adopt_mapping(e, map, size);
+            return 0;
+        }
+    }
+    return feed_read(e, fd, format, last, progress, progress_ctx);
+}
+
+static int feed_read(fs_engine *e, int fd, fs_format format, bool last,
+                     fs_replay_progress_fn progress, void *progress_ctx)
 {
     fs_batch *b = fs_engine_batch_get(e, format);
     b->framed = true; /* frame_one framed every message it adds as FS_OK */

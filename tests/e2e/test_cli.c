@@ -320,6 +320,64 @@ static void test_msgpack_equals_json_and_threads_agree(void **state)
     free(mp_path);
 }
 
+/* A file is mapped and cut into views, a pipe is read into buffers
+ * (src/core/replay.c): both must frame a damaged stream the same way, in
+ * the records and in the rejection counts of the summary line. */
+static void expect_file_equals_stdin(const char *data, size_t len, const char *suffix,
+                                     const char *format)
+{
+    char *path = fs_e2e_write_file(suffix, data, len);
+    char *cfg_path = fs_e2e_write_text(".yaml", good_cfg);
+    fs_e2e_run from_file, from_stdin;
+    FS_E2E_EXEC(&from_file, NULL, 0, "replay", "--config", cfg_path, "--input", path, "--threads",
+                "2");
+    FS_E2E_EXEC(&from_stdin, data, len, "replay", "--config", cfg_path, "--input", "-", "--format",
+                format, "--threads", "2");
+    assert_status(&from_file, 0);
+    assert_status(&from_stdin, 0);
+    assert_string_equal(from_stdin.out, from_file.out);
+    const char *counts[] = {" events=", " valid=", " rejected="};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        const char *x = strstr(from_file.err, counts[i]), *y = strstr(from_stdin.err, counts[i]);
+        assert_non_null(x);
+        assert_non_null(y);
+        assert_int_equal(strtoll(x + strlen(counts[i]), NULL, 10),
+                         strtoll(y + strlen(counts[i]), NULL, 10));
+    }
+    assert_contains(from_file.err, " rejected=3 ", "summary of the damaged stream");
+    fs_e2e_run_free(&from_file);
+    fs_e2e_run_free(&from_stdin);
+    free(path);
+    free(cfg_path);
+}
+
+static void test_damaged_file_equals_damaged_stdin(void **state)
+{
+    (void)state;
+    size_t mp_len;
+    char *mp = fs_e2e_msgpack(some_events, N_SOME, &mp_len);
+    /* a byte that cannot start an object, the events, a non-map, and an
+     * object cut short by the end of the input */
+    size_t len = 1 + mp_len + 1 + 3;
+    char *damaged = malloc(len);
+    assert_non_null(damaged);
+    damaged[0] = (char)0xc1;
+    memcpy(damaged + 1, mp, mp_len);
+    memcpy(damaged + 1 + mp_len, "\x01\x82\xa1\x61", 4);
+    expect_file_equals_stdin(damaged, len, ".msgpack", "msgpack");
+
+    char *js = fs_e2e_jsonl(some_events, N_SOME);
+    size_t js_len = strlen(js);
+    char *text = malloc(js_len + 64);
+    assert_non_null(text);
+    int n = snprintf(text, js_len + 64, "\n  \nnot json\n%s[1]\n{\"customer_id\": \"c", js);
+    expect_file_equals_stdin(text, (size_t)n, ".jsonl", "json");
+    free(text);
+    free(js);
+    free(damaged);
+    free(mp);
+}
+
 /* ---- generate ---- */
 
 static char *generate(const char *seed, const char *format)
@@ -431,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_input_missing),
         cmocka_unit_test(test_stdin_equals_file_and_output_file_equals_stdout),
         cmocka_unit_test(test_msgpack_equals_json_and_threads_agree),
+        cmocka_unit_test(test_damaged_file_equals_damaged_stdin),
         cmocka_unit_test(test_generate_deterministic),
         cmocka_unit_test(test_generate_output_file),
     };
