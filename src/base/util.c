@@ -15,6 +15,15 @@ static void *check(void *p, size_t n)
     return p;
 }
 
+void fs_xcheck(int rc, const char *call)
+{
+    if (rc == 0)
+        return;
+    fprintf(stderr, "level=fatal msg=\"%s failed\" error=\"%s\"\n", call,
+            strerror(rc < 0 ? -rc : rc));
+    abort();
+}
+
 void *fs_xmalloc(size_t n)
 {
     return check(malloc(n), n);

@@ -15,6 +15,12 @@ void *fs_xrealloc(void *p, size_t n);
 char *fs_xstrdup(const char *s);
 char *fs_xmemdup0(const char *s, size_t len); /* copy of s[0..len) plus a NUL */
 
+/* Setup calls that fail only when the process is out of resources (thread
+ * creation, mutex and libuv handle initialisation): rc is 0 on success, an
+ * errno value (pthreads) or a negative one (libuv) otherwise, which is
+ * logged with the call's name before the process aborts, like out of memory. */
+void fs_xcheck(int rc, const char *call);
+
 /* Floor division and saturating arithmetic for event-time math, where
  * timestamps may be anywhere in int64 (SPEC: any integer). */
 static inline int64_t fs_floor_div(int64_t a, int64_t b)

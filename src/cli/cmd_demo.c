@@ -44,6 +44,7 @@
 #include "embedded.h"
 #include "log.h"
 #include "stage.h"
+#include "util.h"
 
 extern char **environ;
 
@@ -312,7 +313,7 @@ int fs_cmd_demo(int argc, char **argv)
     stage_thread st = {.opts = {.cfg = cfg, .threads = (uint32_t)a.threads, .http_any_port = true}};
     st.opts.http_port = &st.http_port;
     pthread_t stage;
-    pthread_create(&stage, NULL, stage_main, &st);
+    fs_xcheck(pthread_create(&stage, NULL, stage_main, &st), "pthread_create");
     pid_t traffic = spawn_traffic(&a, bootstrap, cfg->input_topic);
     if (traffic < 0)
         fs_log(FS_LOG_ERROR, "cannot start the traffic generator", NULL);

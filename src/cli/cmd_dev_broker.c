@@ -25,6 +25,7 @@
 #include "config.h"
 #include "dev_broker.h"
 #include "log.h"
+#include "util.h"
 
 static const char usage[] =
     "Usage: funnelstream dev-broker [--partitions N] [--brokers B] [--config FILE]\n"
@@ -107,11 +108,11 @@ typedef struct signal_loop {
  * the loop runs is not lost to the default action. */
 static void signals_watch(signal_loop *s)
 {
-    uv_loop_init(&s->loop);
-    uv_signal_init(&s->loop, &s->sigint);
-    uv_signal_init(&s->loop, &s->sigterm);
-    uv_signal_start(&s->sigint, on_signal, SIGINT);
-    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    fs_xcheck(uv_loop_init(&s->loop), "uv_loop_init");
+    fs_xcheck(uv_signal_init(&s->loop, &s->sigint), "uv_signal_init");
+    fs_xcheck(uv_signal_init(&s->loop, &s->sigterm), "uv_signal_init");
+    fs_xcheck(uv_signal_start(&s->sigint, on_signal, SIGINT), "uv_signal_start");
+    fs_xcheck(uv_signal_start(&s->sigterm, on_signal, SIGTERM), "uv_signal_start");
 }
 
 /* Runs until one of the signals, then closes the loop. */

@@ -39,6 +39,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "replay.h"
+#include "util.h"
 
 static const char usage[] =
     "Usage: funnelstream generate --events N --customers M [options]\n"
@@ -449,15 +450,15 @@ static void on_signal(uv_signal_t *sig, int signum)
 static void produce_realtime(producer *p, double rate, uint64_t events)
 {
     pacer pc = {.p = p, .rate = rate, .events = events};
-    uv_loop_init(&pc.loop);
-    uv_signal_init(&pc.loop, &pc.sigint);
-    uv_signal_init(&pc.loop, &pc.sigterm);
-    uv_signal_start(&pc.sigint, on_signal, SIGINT);
-    uv_signal_start(&pc.sigterm, on_signal, SIGTERM);
-    uv_timer_init(&pc.loop, &pc.tick);
+    fs_xcheck(uv_loop_init(&pc.loop), "uv_loop_init");
+    fs_xcheck(uv_signal_init(&pc.loop, &pc.sigint), "uv_signal_init");
+    fs_xcheck(uv_signal_init(&pc.loop, &pc.sigterm), "uv_signal_init");
+    fs_xcheck(uv_signal_start(&pc.sigint, on_signal, SIGINT), "uv_signal_start");
+    fs_xcheck(uv_signal_start(&pc.sigterm, on_signal, SIGTERM), "uv_signal_start");
+    fs_xcheck(uv_timer_init(&pc.loop, &pc.tick), "uv_timer_init");
     pc.tick.data = &pc;
     pc.start_ns = uv_hrtime();
-    uv_timer_start(&pc.tick, on_tick, 0, TICK_MS);
+    fs_xcheck(uv_timer_start(&pc.tick, on_tick, 0, TICK_MS), "uv_timer_start");
     uv_run(&pc.loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&pc.tick, NULL);
     uv_close((uv_handle_t *)&pc.sigint, NULL);

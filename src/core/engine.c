@@ -440,8 +440,8 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
     e->ring = fs_xcalloc(e->ring_size, sizeof(*e->ring));
     for (uint32_t i = 0; i < e->ring_size; i++)
         batch_init(&e->ring[i], e->n_workers);
-    pthread_mutex_init(&e->step_lock, NULL);
-    pthread_cond_init(&e->step_cond, NULL);
+    fs_xcheck(pthread_mutex_init(&e->step_lock, NULL), "pthread_mutex_init");
+    fs_xcheck(pthread_cond_init(&e->step_cond, NULL), "pthread_cond_init");
     e->queues = fs_xcalloc(e->n_workers, sizeof(*e->queues));
     e->out = out;
     e->sink = fs_sink_new(cfg, e->funnels, e->n_workers, out);
@@ -450,11 +450,11 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
     for (uint32_t i = 0; i < e->n_workers; i++) {
         fs_worker_init(&e->workers[i], i, e->n_workers, cfg, e->funnels, e->table, on_step, e);
         e->wt[i] = (worker_thread){.e = e, .id = i, .dec = fs_decoder_new()};
-        pthread_mutex_init(&e->wt[i].snap_lock, NULL);
+        fs_xcheck(pthread_mutex_init(&e->wt[i].snap_lock, NULL), "pthread_mutex_init");
     }
     for (uint32_t i = 0; i < e->n_workers; i++)
-        pthread_create(&e->wt[i].thread, NULL, worker_main, &e->wt[i]);
-    pthread_create(&e->sink_thread, NULL, sink_main, e);
+        fs_xcheck(pthread_create(&e->wt[i].thread, NULL, worker_main, &e->wt[i]), "pthread_create");
+    fs_xcheck(pthread_create(&e->sink_thread, NULL, sink_main, e), "pthread_create");
     return e;
 }
 

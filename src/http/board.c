@@ -31,7 +31,7 @@ struct fs_board {
 fs_board *fs_board_new(const fs_config *cfg)
 {
     fs_board *b = fs_xcalloc(1, sizeof(*b));
-    pthread_mutex_init(&b->lock, NULL);
+    fs_xcheck(pthread_mutex_init(&b->lock, NULL), "pthread_mutex_init");
     b->n = cfg->n_funnels;
     b->window_size = cfg->window_size_ms;
     b->f = fs_xcalloc(b->n, sizeof(*b->f));

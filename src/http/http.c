@@ -130,7 +130,7 @@ static void on_accept(uv_stream_t *listener, int status)
     if (status != 0)
         return;
     uv_tcp_t *conn = fs_xmalloc(sizeof(*conn));
-    uv_tcp_init(listener->loop, conn);
+    fs_xcheck(uv_tcp_init(listener->loop, conn), "uv_tcp_init");
     if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
         uv_close((uv_handle_t *)conn, (uv_close_cb)free);
         return;
@@ -172,7 +172,7 @@ fs_http *fs_http_start(uv_loop_t *loop, const char *listen, const fs_http_route 
     }
     fs_http *h = fs_xcalloc(1, sizeof(*h));
     h->listener = fs_xmalloc(sizeof(*h->listener));
-    uv_tcp_init(loop, h->listener);
+    fs_xcheck(uv_tcp_init(loop, h->listener), "uv_tcp_init");
     h->listener->data = h;
     int rc = uv_tcp_bind(h->listener, (struct sockaddr *)&addr, 0);
     if (rc == 0)

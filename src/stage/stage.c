@@ -572,7 +572,7 @@ static void consume(stage *s)
     }
     if (s->phase == RUNNING) {
         publish(s, PUBLISH_MORE);
-        uv_idle_start(&s->more, on_more);
+        fs_xcheck(uv_idle_start(&s->more, on_more), "uv_idle_start");
     }
 }
 
@@ -900,22 +900,22 @@ static int event_pipe(rd_kafka_queue_t *q, int fds[2])
 
 static void watch_pipe(stage *s, int fd, uv_poll_t *h, uv_poll_cb cb)
 {
-    uv_poll_init(&s->loop, h, fd);
+    fs_xcheck(uv_poll_init(&s->loop, h, fd), "uv_poll_init");
     h->data = s;
-    uv_poll_start(h, UV_READABLE, cb);
+    fs_xcheck(uv_poll_start(h, UV_READABLE, cb), "uv_poll_start");
 }
 
 static void init_handles(stage *s)
 {
     watch_pipe(s, s->consumer_pipe[0], &s->consumer_watch, on_consumer_ready);
     watch_pipe(s, s->producer_pipe[0], &s->producer_watch, on_producer_ready);
-    uv_async_init(&s->loop, &s->wake, on_wake);
-    uv_idle_init(&s->loop, &s->more);
-    uv_timer_init(&s->loop, &s->idle_timer);
-    uv_timer_init(&s->loop, &s->commit_timer);
-    uv_timer_init(&s->loop, &s->stats_timer);
-    uv_signal_init(&s->loop, &s->sigint);
-    uv_signal_init(&s->loop, &s->sigterm);
+    fs_xcheck(uv_async_init(&s->loop, &s->wake, on_wake), "uv_async_init");
+    fs_xcheck(uv_idle_init(&s->loop, &s->more), "uv_idle_init");
+    fs_xcheck(uv_timer_init(&s->loop, &s->idle_timer), "uv_timer_init");
+    fs_xcheck(uv_timer_init(&s->loop, &s->commit_timer), "uv_timer_init");
+    fs_xcheck(uv_timer_init(&s->loop, &s->stats_timer), "uv_timer_init");
+    fs_xcheck(uv_signal_init(&s->loop, &s->sigint), "uv_signal_init");
+    fs_xcheck(uv_signal_init(&s->loop, &s->sigterm), "uv_signal_init");
     uv_handle_t *hs[] = {(uv_handle_t *)&s->wake,        (uv_handle_t *)&s->more,
                          (uv_handle_t *)&s->idle_timer,  (uv_handle_t *)&s->commit_timer,
                          (uv_handle_t *)&s->stats_timer, (uv_handle_t *)&s->sigint,
@@ -924,11 +924,14 @@ static void init_handles(stage *s)
         hs[i]->data = s;
     uint64_t idle_every = (uint64_t)s->cfg->idle_timeout_ms / 4;
     idle_every = idle_every < 10 ? 10 : idle_every > 1000 ? 1000 : idle_every;
-    uv_timer_start(&s->idle_timer, on_idle_check, idle_every, idle_every);
-    uv_timer_start(&s->commit_timer, on_commit_tick, COMMIT_EVERY_MS, COMMIT_EVERY_MS);
-    uv_timer_start(&s->stats_timer, on_stats_tick, STATS_EVERY_MS, STATS_EVERY_MS);
-    uv_signal_start(&s->sigint, on_signal, SIGINT);
-    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    fs_xcheck(uv_timer_start(&s->idle_timer, on_idle_check, idle_every, idle_every),
+              "uv_timer_start");
+    fs_xcheck(uv_timer_start(&s->commit_timer, on_commit_tick, COMMIT_EVERY_MS, COMMIT_EVERY_MS),
+              "uv_timer_start");
+    fs_xcheck(uv_timer_start(&s->stats_timer, on_stats_tick, STATS_EVERY_MS, STATS_EVERY_MS),
+              "uv_timer_start");
+    fs_xcheck(uv_signal_start(&s->sigint, on_signal, SIGINT), "uv_signal_start");
+    fs_xcheck(uv_signal_start(&s->sigterm, on_signal, SIGTERM), "uv_signal_start");
 }
 
 static int open_clients(stage *s)
@@ -1019,7 +1022,7 @@ int fs_stage_run(const fs_stage_opts *opts)
                .until_eof = opts->until_eof,
                .consumer_pipe = {-1, -1},
                .producer_pipe = {-1, -1}};
-    pthread_mutex_init(&s.in.lock, NULL);
+    fs_xcheck(pthread_mutex_init(&s.in.lock, NULL), "pthread_mutex_init");
     fs_sketch_init(&s.close_to_ack_us);
     fs_fifo_init(&s.latency_q, sizeof(pending_latency));
     fs_window_spec win = {opts->cfg->window_size_ms, opts->cfg->window_hop_ms,
@@ -1039,7 +1042,7 @@ int fs_stage_run(const fs_stage_opts *opts)
                      .step_done = step_from_sink,
                      .flow_json = flow_to_board};
     s.engine = fs_engine_new(opts->cfg, threads, out);
-    uv_loop_init(&s.loop);
+    fs_xcheck(uv_loop_init(&s.loop), "uv_loop_init");
     init_handles(&s);
     s.board = fs_board_new(opts->cfg);
     start_http(&s, opts);
