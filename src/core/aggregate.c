@@ -97,7 +97,7 @@ static void label_map_merge(fs_label_map *into, const fs_label_map *from, const 
 {
     for (uint32_t i = 0; i < from->count; i++) {
         const fs_label_stats *src = from->stats[i];
-        fs_label_stats *dst = label_map_get(into, xlate[src->label], n_stages);
+        fs_label_stats *dst = label_map_get(into, xlate ? xlate[src->label] : src->label, n_stages);
         dst->completed += src->completed;
         dst->first_touch += src->first_touch;
         dst->last_touch += src->last_touch;

@@ -59,7 +59,8 @@ void fs_flow_free(fs_flow *f);
 /* Counters of a label, created zeroed on first use. */
 fs_label_stats *fs_flow_channel(fs_flow *f, uint32_t label);
 fs_label_stats *fs_flow_segment(fs_flow *f, uint32_t label);
-/* into += from, with from's label ids translated through xlate[]. */
+/* into += from, with from's label ids translated through xlate[] (NULL:
+ * the same ids). */
 void fs_flow_merge(fs_flow *into, const fs_flow *from, const uint32_t *xlate);
 
 fs_cohort *fs_cohort_new(uint32_t n_stages);

@@ -51,8 +51,9 @@ typedef struct worker_thread {
     fs_worker_stats snap;
     /* The running counts of its open windows, double-buffered: the worker
      * fills `open_work` outside the lock and swaps it in under it. */
-    fs_open_count *open_snap, *open_work;
+    fs_open_count *open_snap, *open_work; /* per pane */
     uint32_t n_open, cap_snap, cap_work;
+    int64_t open_wm; /* the worker's watermark at the snapshot */
 } worker_thread;
 
 struct fs_engine {
@@ -349,7 +350,7 @@ static void publish_snapshot(worker_thread *t, const fs_worker *w)
     uint32_t n = fs_worker_open_counts(w, &t->open_work, &t->cap_work);
     pthread_mutex_lock(&t->snap_lock);
     t->snap = w->stats;
-    t->snap.windows_open = w->windows.count;
+    t->snap.windows_open = fs_panes_count(&w->windows);
     fs_open_count *p = t->open_snap;
     uint32_t cap = t->cap_snap;
     t->open_snap = t->open_work;
@@ -357,6 +358,7 @@ static void publish_snapshot(worker_thread *t, const fs_worker *w)
     t->open_work = p;
     t->cap_work = cap;
     t->n_open = n;
+    t->open_wm = w->wm;
     pthread_mutex_unlock(&t->snap_lock);
 }
 
@@ -530,7 +532,9 @@ static fs_engine_stats sum_stats(fs_engine *e, const fs_worker_stats *ws)
         st.journeys_active_peak += ws[i].journeys_active_peak;
         st.events_ignored += ws[i].events_ignored;
     }
-    st.windows_open = ws[0].windows_open; /* every worker holds the same windows */
+    for (uint32_t i = 0; i < e->n_workers; i++) /* workers hold windows they counted in */
+        if (ws[i].windows_open > st.windows_open)
+            st.windows_open = ws[i].windows_open;
     st.table_bytes = fs_journey_table_bytes(e->table);
     fs_sink_stats ss = fs_sink_get_stats(e->sink);
     st.flow_records = ss.flow_records;
@@ -544,7 +548,7 @@ fs_engine_stats fs_engine_get_stats(fs_engine *e)
     fs_worker_stats *ws = fs_xmalloc(e->n_workers * sizeof(*ws));
     for (uint32_t i = 0; i < e->n_workers; i++) {
         ws[i] = e->workers[i].stats;
-        ws[i].windows_open = e->workers[i].windows.count;
+        ws[i].windows_open = fs_panes_count(&e->workers[i].windows);
     }
     fs_engine_stats st = sum_stats(e, ws);
     free(ws);
@@ -591,19 +595,35 @@ static uint32_t merge_open(fs_open_count *o, uint32_t n)
     return k;
 }
 
+/* Appends to all[*n..] the counts of pane `p` for each window holding it
+ * that is open at wm. */
+static fs_open_count *pane_windows(const fs_window_spec *win, const fs_open_count *p, int64_t wm,
+                                   fs_open_count *all, uint32_t *n)
+{
+    all = fs_xrealloc(all, (*n + win->per_time + 1) * sizeof(*all));
+    for (uint32_t k = 0; k < win->per_time; k++) {
+        __int128 start = (__int128)p->start - (__int128)k * win->hop;
+        if (start < INT64_MIN || fs_window_is_closed(win, (int64_t)start, wm))
+            break; /* earlier windows end earlier */
+        all[*n] = *p;
+        all[(*n)++].start = (int64_t)start;
+    }
+    return all;
+}
+
 uint32_t fs_engine_open_counts(fs_engine *e, fs_open_count **out)
 {
     fs_open_count *all = NULL;
     uint32_t n = 0;
+    fs_window_spec win = e->workers[0].win;
     for (uint32_t i = 0; i < e->n_workers; i++) {
         worker_thread *t = &e->wt[i];
         pthread_mutex_lock(&t->snap_lock);
-        all = fs_xrealloc(all, (n + t->n_open + 1) * sizeof(*all));
-        if (t->n_open)
-            memcpy(all + n, t->open_snap, t->n_open * sizeof(*all));
-        n += t->n_open;
+        for (uint32_t k = 0; k < t->n_open; k++)
+            all = pane_windows(&win, &t->open_snap[k], t->open_wm, all, &n);
         pthread_mutex_unlock(&t->snap_lock);
     }
+    all = fs_xrealloc(all, (n + 1) * sizeof(*all));
     if (n > 1)
         qsort(all, n, sizeof(*all), cmp_open);
     *out = all;

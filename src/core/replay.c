@@ -15,12 +15,14 @@
 #include "replay.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "frame.h"
+#include "util.h"
 
 int fs_format_from_path(const char *path)
 {
@@ -131,13 +133,32 @@ static size_t frame_mapped(fs_batch *b, const char *map, size_t size, size_t bas
     return consumed;
 }
 
+/* Pages of the mapping that every worker is done with are dropped from the
+ * process (the page cache keeps them), so that resident memory stays the
+ * size of the batches in flight, not of the file. ends[k] is where the
+ * k-th batch of this mapping (seq first_seq + k) ended. */
+static void release_done(fs_engine *e, char *map, const size_t *ends, uint64_t first_seq,
+                         size_t *released)
+{
+    uint64_t done = fs_engine_batches_done(e);
+    if (done <= first_seq)
+        return;
+    size_t upto = ends[done - 1 - first_seq] & ~((size_t)sysconf(_SC_PAGESIZE) - 1);
+    if (upto > *released) {
+        madvise(map + *released, upto - *released, MADV_DONTNEED);
+        *released = upto;
+    }
+}
+
 /* The mapped file as batches: each a view of up to FS_BATCH_BYTES of whole
  * messages (one longer message makes a batch of its own). */
-static void feed_mapped(fs_engine *e, const char *map, size_t size, fs_format format, bool last,
+static void feed_mapped(fs_engine *e, char *map, size_t size, fs_format format, bool last,
                         fs_replay_progress_fn progress, void *progress_ctx)
 {
-    size_t pos = 0;
+    size_t pos = 0, released = 0, n_batches = 0, cap = 64;
+    size_t *ends = fs_xmalloc(cap * sizeof(*ends));
     fs_batch *b = fs_engine_batch_get(e, format);
+    uint64_t first_seq = b->seq;
     while (pos < size) {
         size_t base = pos;
         b->framed = true;
@@ -148,10 +169,15 @@ static void feed_mapped(fs_engine *e, const char *map, size_t size, fs_format fo
             progress(progress_ctx, pos);
         if (pos == size)
             break;
+        if (n_batches == cap)
+            ends = fs_xrealloc(ends, (cap *= 2) * sizeof(*ends));
+        ends[n_batches++] = pos;
         fs_engine_batch_publish(e, b, false);
         b = fs_engine_batch_get(e, format);
+        release_done(e, map, ends, first_seq, &released);
     }
     fs_engine_batch_publish(e, b, last);
+    free(ends);
 }
 
 static int feed_read(fs_engine *e, int fd, fs_format format, bool last,

@@ -19,15 +19,6 @@
 
 #include "util.h"
 
-void fs_window_slot_free(fs_window_slot *slot, uint32_t n_funnels)
-{
-    if (!slot)
-        return;
-    for (uint32_t f = 0; f < n_funnels; f++)
-        fs_flow_free(slot->flow[f]);
-    free(slot);
-}
-
 void fs_step_free(fs_step *s, uint32_t n_funnels)
 {
     if (!s)
@@ -60,12 +51,15 @@ void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_conf
     w->emit_interval = cfg->cohort_emit_interval_ms;
     w->wm = w->max_ts = INT64_MIN;
     fs_dict_init(&w->labels);
-    fs_i64map_init(&w->windows);
+    w->n_stages = fs_xmalloc(funnels->n * sizeof(*w->n_stages));
+    for (uint32_t f = 0; f < funnels->n; f++)
+        w->n_stages[f] = funnels->funnel[f].n_stages;
+    fs_panes_init(&w->windows, &w->win, funnels->n, w->n_stages);
     w->cohort_delta = fs_xcalloc(funnels->n, sizeof(*w->cohort_delta));
     for (uint32_t f = 0; f < funnels->n; f++)
         fs_i64map_init(&w->cohort_delta[f]);
     fs_expiry_init(&w->timers);
-    w->scratch_flows = fs_xcalloc(w->win.per_time, sizeof(*w->scratch_flows));
+    w->scratch_flows = fs_xcalloc(1, sizeof(*w->scratch_flows));
     w->emit = emit;
     w->emit_ctx = emit_ctx;
 }
@@ -84,7 +78,8 @@ static void free_map_values(fs_i64map *m, uint32_t n_funnels, bool slots)
 
 void fs_worker_destroy(fs_worker *w)
 {
-    free_map_values(&w->windows, w->funnels->n, true);
+    fs_panes_free(&w->windows);
+    free(w->n_stages);
     for (uint32_t f = 0; f < w->funnels->n; f++)
         free_map_values(&w->cohort_delta[f], 0, false);
     free(w->cohort_delta);
@@ -95,47 +90,19 @@ void fs_worker_destroy(fs_worker *w)
 
 /* ---- windows ------------------------------------------------------------ */
 
-static fs_window_slot *slot_at(fs_worker *w, int64_t start)
-{
-    if (w->last_slot && w->last_slot->start == start)
-        return w->last_slot;
-    fs_window_slot *slot = fs_i64map_get(&w->windows, start);
-    if (!slot) {
-        slot = fs_xcalloc(1, sizeof(*slot) + w->funnels->n * sizeof(fs_flow *));
-        slot->start = start;
-        fs_i64map_put(&w->windows, start, slot);
-    }
-    w->last_slot = slot;
-    return slot;
-}
-
-static fs_flow *flow_at(fs_worker *w, int64_t start, uint32_t funnel)
-{
-    fs_window_slot *slot = slot_at(w, start);
-    if (!slot->flow[funnel])
-        slot->flow[funnel] = fs_flow_new(w->funnels->funnel[funnel].n_stages);
-    return slot->flow[funnel];
-}
-
-/* The open windows of `funnel` that contain ts, into w->scratch_flows.
- * *late is set when some window containing ts is already closed. */
+/* The open windows of `funnel` that contain ts, into w->scratch_flows: one
+ * pane stands for all of them (pane.h). *late is set when some window
+ * containing ts is already closed. */
 static uint32_t open_flows(fs_worker *w, uint32_t funnel, int64_t ts, bool *late)
 {
-    uint32_t n = 0;
-    int64_t start = fs_window_last_start(&w->win, ts);
-    for (uint32_t i = 0; i < w->win.per_time; i++, start -= w->win.hop) {
-        if (fs_window_is_closed(&w->win, start, w->wm)) {
-            *late = true;
-            break; /* earlier windows end even earlier */
-        }
-        w->scratch_flows[n++] = flow_at(w, start, funnel);
-    }
-    return n;
+    fs_flow *fl = fs_panes_flow(&w->windows, funnel, ts, w->wm, late);
+    w->scratch_flows[0] = fl;
+    return fl ? 1 : 0;
 }
 
 static void count_late(fs_worker *w, uint32_t funnel)
 {
-    flow_at(w, fs_window_earliest_open(&w->win, w->wm), funnel)->late_events++;
+    fs_panes_add_late(&w->windows, funnel, w->wm);
     w->stats.late_events++;
 }
 
@@ -145,7 +112,7 @@ static void count_rejected(fs_worker *w, fs_reject reason)
     if (!w->have_wm)
         w->pending_rejected++;
     else
-        slot_at(w, fs_window_earliest_open(&w->win, w->wm))->rejected++;
+        fs_panes_add_rejected(&w->windows, w->wm, 1);
 }
 
 /* ---- cohorts ------------------------------------------------------------ */
@@ -385,30 +352,9 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type)
 
 /* ---- watermark and steps ------------------------------------------------ */
 
-static int cmp_slot(const void *a, const void *b)
-{
-    int64_t x = (*(fs_window_slot *const *)a)->start, y = (*(fs_window_slot *const *)b)->start;
-    return (x > y) - (x < y);
-}
-
 static void collect_closed(fs_worker *w, fs_step *s, bool all)
 {
-    uint32_t cap = 0;
-    for (size_t i = 0; i <= w->windows.mask; i++) {
-        fs_window_slot *slot = w->windows.slots[i].value;
-        if (!slot || !(all || fs_window_is_closed(&w->win, slot->start, s->wm)))
-            continue;
-        if (s->n_closed == cap) {
-            cap = cap ? cap * 2 : 4;
-            s->closed = fs_xrealloc(s->closed, cap * sizeof(*s->closed));
-        }
-        s->closed[s->n_closed++] = slot;
-    }
-    for (uint32_t i = 0; i < s->n_closed; i++)
-        fs_i64map_remove(&w->windows, s->closed[i]->start);
-    if (s->n_closed > 1) /* qsort must not see the NULL of an empty list */
-        qsort(s->closed, s->n_closed, sizeof(*s->closed), cmp_slot);
-    w->last_slot = NULL;
+    s->closed = fs_panes_close(&w->windows, s->wm, all, &s->n_closed);
 }
 
 static void collect_cohorts(fs_worker *w, fs_step *s)
@@ -491,7 +437,7 @@ static void sync_point(fs_worker *w, const fs_sync *sp)
          * partition held it back may already lie in windows it closes. */
         w->have_wm = true;
         if (w->pending_rejected) {
-            slot_at(w, fs_window_earliest_open(&w->win, sp->wm))->rejected += w->pending_rejected;
+            fs_panes_add_rejected(&w->windows, sp->wm, w->pending_rejected);
             w->pending_rejected = 0;
         }
     }
@@ -564,8 +510,9 @@ void fs_worker_apply(fs_worker *w, const fs_event *ev, const int32_t *type, cons
 uint32_t fs_worker_open_counts(const fs_worker *w, fs_open_count **out, uint32_t *cap)
 {
     uint32_t n = 0;
-    for (size_t i = 0; i <= w->windows.mask; i++) {
-        const fs_window_slot *slot = w->windows.slots[i].value;
+    const fs_i64map *panes = &w->windows.panes;
+    for (size_t i = 0; i <= panes->mask; i++) {
+        const fs_window_slot *slot = panes->slots[i].value;
         for (uint32_t f = 0; slot && f < w->funnels->n; f++) {
             const fs_flow *fl = slot->flow[f];
             if (!fl)

@@ -33,16 +33,9 @@
 #include "funnel.h"
 #include "i64map.h"
 #include "journey_table.h"
+#include "pane.h"
 #include "route.h"
 #include "window.h"
-
-/* One window of one worker: a flow partial per funnel (NULL until counted)
- * and the partition-wide rejected count. */
-typedef struct fs_window_slot {
-    int64_t start;
-    uint64_t rejected;
-    fs_flow *flow[]; /* n_funnels */
-} fs_window_slot;
 
 typedef struct fs_cohort_delta {
     uint32_t funnel;
@@ -99,11 +92,11 @@ typedef struct fs_worker {
     uint64_t pending_rejected;          /* before the first watermark */
     fs_dict labels;                     /* channel and segment names -> ids */
     uint32_t labels_sent;
-    fs_i64map windows;         /* start -> fs_window_slot */
-    fs_window_slot *last_slot; /* cache of the most recently used slot */
-    fs_i64map *cohort_delta;   /* per funnel: start -> fs_cohort */
+    fs_panes windows;        /* open windows, counted in panes (pane.h) */
+    uint32_t *n_stages;      /* per funnel, for the panes */
+    fs_i64map *cohort_delta; /* per funnel: start -> fs_cohort */
     fs_expiry_heap timers;
-    fs_flow **scratch_flows; /* per_time entries */
+    fs_flow **scratch_flows; /* where one count goes: its pane */
     uint64_t steps;
     fs_step_fn emit;
     void *emit_ctx;
@@ -131,7 +124,8 @@ static inline uint32_t fs_worker_owner(uint64_t hash, uint32_t n_workers)
     return fs_journey_table_owner(hash, n_workers); /* the table's segments follow it */
 }
 
-/* This worker's running counts of one funnel in one window still open. */
+/* This worker's running counts of one funnel in one pane (fs_worker_open_counts)
+ * or one window still open (fs_engine_open_counts). */
 typedef struct fs_open_count {
     int64_t start;
     uint32_t funnel, n_stages;
@@ -139,11 +133,11 @@ typedef struct fs_open_count {
     uint64_t entered[FS_MAX_STAGES], reached[FS_MAX_STAGES];
 } fs_open_count;
 
-/* Copies the running counts of the open windows (funnels that counted
- * anything) into *out, grown as needed (*cap entries); returns how many. */
+/* Copies the running counts of the panes of the open windows (funnels that
+ * counted anything) into *out, grown as needed (*cap entries); returns how
+ * many. A pane's counts belong to each open window holding it (pane.h). */
 uint32_t fs_worker_open_counts(const fs_worker *w, fs_open_count **out, uint32_t *cap);
 
 void fs_step_free(fs_step *s, uint32_t n_funnels);
-void fs_window_slot_free(fs_window_slot *slot, uint32_t n_funnels);
 
 #endif

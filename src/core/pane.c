@@ -1,0 +1,240 @@
+/* pane.c -- panes and window sums (see pane.h).
+ *
+ * Closing: the windows handed out at a watermark wm are those whose end
+ * lies in (closed_upto, wm], i.e. whose start is a multiple of hop in
+ * [lo, hi] with lo = the first start ending after closed_upto and
+ * hi = the last start ending at or before wm. When that range is short
+ * (the usual case: one hop per step) each start in it is looked up pane by
+ * pane; when the watermark jumped far (a gap in the data, the end of input)
+ * the candidates come from the panes and extras that exist instead, so the
+ * cost never depends on the size of the jump.
+ */
+#include "pane.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void fs_window_slot_free(fs_window_slot *slot, uint32_t n_funnels)
+{
+    if (!slot)
+        return;
+    for (uint32_t f = 0; f < n_funnels; f++)
+        fs_flow_free(slot->flow[f]);
+    free(slot);
+}
+
+void fs_panes_init(fs_panes *p, const fs_window_spec *win, uint32_t n_funnels,
+                   const uint32_t *n_stages)
+{
+    memset(p, 0, sizeof(*p));
+    p->win = *win;
+    p->n_funnels = n_funnels;
+    p->n_stages = n_stages;
+    fs_i64map_init(&p->panes);
+    fs_i64map_init(&p->extras);
+    p->closed_upto = INT64_MIN;
+}
+
+static void free_slots(fs_i64map *m, uint32_t n_funnels)
+{
+    for (size_t i = 0; i <= m->mask; i++)
+        fs_window_slot_free(m->slots[i].value, n_funnels);
+    fs_i64map_free(m);
+}
+
+void fs_panes_free(fs_panes *p)
+{
+    free_slots(&p->panes, p->n_funnels);
+    free_slots(&p->extras, p->n_funnels);
+}
+
+static fs_window_slot *slot_new(const fs_panes *p, int64_t start)
+{
+    fs_window_slot *slot = fs_xcalloc(1, sizeof(*slot) + p->n_funnels * sizeof(fs_flow *));
+    slot->start = start;
+    return slot;
+}
+
+static fs_window_slot *slot_in(fs_panes *p, fs_i64map *m, int64_t start)
+{
+    fs_window_slot *slot = fs_i64map_get(m, start);
+    if (!slot) {
+        slot = slot_new(p, start);
+        fs_i64map_put(m, start, slot);
+    }
+    return slot;
+}
+
+static fs_flow *flow_of(fs_panes *p, fs_window_slot *slot, uint32_t funnel)
+{
+    if (!slot->flow[funnel])
+        slot->flow[funnel] = fs_flow_new(p->n_stages[funnel]);
+    return slot->flow[funnel];
+}
+
+fs_flow *fs_panes_flow(fs_panes *p, uint32_t funnel, int64_t ts, int64_t wm, bool *late)
+{
+    int64_t pane = fs_window_last_start(&p->win, ts);
+    if (fs_window_is_closed(&p->win, pane, wm)) {
+        *late = true; /* the latest window holding ts ends first of none: all are closed */
+        return NULL;
+    }
+    int64_t earliest = fs_clamp128((__int128)pane - (__int128)(p->win.per_time - 1) * p->win.hop);
+    if (fs_window_is_closed(&p->win, earliest, wm))
+        *late = true;
+    fs_window_slot *slot = p->last;
+    if (!slot || slot->start != pane)
+        p->last = slot = slot_in(p, &p->panes, pane);
+    return flow_of(p, slot, funnel);
+}
+
+void fs_panes_add_late(fs_panes *p, uint32_t funnel, int64_t wm)
+{
+    int64_t start = fs_window_earliest_open(&p->win, wm);
+    flow_of(p, slot_in(p, &p->extras, start), funnel)->late_events++;
+}
+
+void fs_panes_add_rejected(fs_panes *p, int64_t wm, uint64_t n)
+{
+    slot_in(p, &p->extras, fs_window_earliest_open(&p->win, wm))->rejected += n;
+}
+
+/* into += from (same worker, so the same label ids); from is consumed. */
+static void absorb(fs_panes *p, fs_window_slot **into, fs_window_slot *from, int64_t start,
+                   bool move)
+{
+    if (!*into && move) {
+        *into = from;
+        return;
+    }
+    if (!*into)
+        *into = slot_new(p, start);
+    (*into)->rejected += from->rejected;
+    for (uint32_t f = 0; f < p->n_funnels; f++) {
+        if (!from->flow[f])
+            continue;
+        if (move && !(*into)->flow[f]) {
+            (*into)->flow[f] = from->flow[f];
+            from->flow[f] = NULL;
+        } else {
+            fs_flow_merge(flow_of(p, *into, f), from->flow[f], NULL);
+        }
+    }
+    if (move)
+        fs_window_slot_free(from, p->n_funnels);
+}
+
+/* The window starting at `start`: the sum of its panes and its extras, or
+ * NULL when it counted nothing. A tumbling window takes its pane over. */
+static fs_window_slot *sum_window(fs_panes *p, int64_t start)
+{
+    fs_window_slot *slot = NULL;
+    if (p->win.per_time == 1) {
+        fs_window_slot *pane = fs_i64map_remove(&p->panes, start);
+        if (pane)
+            absorb(p, &slot, pane, start, true);
+    } else {
+        for (uint32_t k = 0; k < p->win.per_time; k++) {
+            __int128 at = (__int128)start + (__int128)k * p->win.hop;
+            if (at > INT64_MAX)
+                break;
+            fs_window_slot *pane = fs_i64map_get(&p->panes, (int64_t)at);
+            if (pane)
+                absorb(p, &slot, pane, start, false);
+        }
+    }
+    fs_window_slot *ex = fs_i64map_remove(&p->extras, start);
+    if (ex)
+        absorb(p, &slot, ex, start, true);
+    if (slot)
+        slot->start = start;
+    return slot;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Window starts in [lo, hi] that hold some pane or extras, ascending. */
+static int64_t *starts_from_slots(fs_panes *p, __int128 lo, __int128 hi, uint32_t *n)
+{
+    size_t cap = 16, k = 0;
+    int64_t *s = fs_xmalloc(cap * sizeof(*s));
+    __int128 reach = (__int128)(p->win.per_time - 1) * p->win.hop;
+    const fs_i64map *maps[2] = {&p->panes, &p->extras};
+    for (int m = 0; m < 2; m++) {
+        for (size_t i = 0; i <= maps[m]->mask; i++) {
+            if (!maps[m]->slots[i].value)
+                continue;
+            __int128 at = maps[m]->slots[i].key;
+            __int128 from = m == 0 ? at - reach : at, to = at;
+            for (__int128 x = from > lo ? from : lo; x <= to && x <= hi; x += p->win.hop) {
+                if (k == cap)
+                    s = fs_xrealloc(s, (cap *= 2) * sizeof(*s));
+                s[k++] = (int64_t)x;
+            }
+        }
+    }
+    qsort(s, k, sizeof(*s), cmp_i64);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (u == 0 || s[u - 1] != s[i])
+            s[u++] = s[i];
+    *n = (uint32_t)u;
+    return s;
+}
+
+static void drop_panes_upto(fs_panes *p, __int128 hi)
+{
+    int64_t *dead = fs_xmalloc((p->panes.count + 1) * sizeof(*dead));
+    size_t n = 0;
+    for (size_t i = 0; i <= p->panes.mask; i++)
+        if (p->panes.slots[i].value && p->panes.slots[i].key <= hi)
+            dead[n++] = p->panes.slots[i].key;
+    for (size_t i = 0; i < n; i++)
+        fs_window_slot_free(fs_i64map_remove(&p->panes, dead[i]), p->n_funnels);
+    free(dead);
+}
+
+fs_window_slot **fs_panes_close(fs_panes *p, int64_t wm, bool all, uint32_t *n)
+{
+    int64_t hop = p->win.hop;
+    /* starts of the windows ending in (closed_upto, wm] */
+    __int128 lo =
+        ((__int128)fs_floor_div128((__int128)p->closed_upto - p->win.size, hop) + 1) * hop;
+    __int128 hi =
+        all ? (__int128)INT64_MAX : fs_floor_div128((__int128)wm - p->win.size, hop) * hop;
+    size_t cap = 4;
+    fs_window_slot **out = fs_xmalloc(cap * sizeof(*out));
+    *n = 0;
+    __int128 span = hi < lo ? 0 : (hi - lo) / hop + 1;
+    int64_t *starts = NULL;
+    uint32_t n_starts = 0;
+    if (span > (__int128)(p->panes.count + p->extras.count)) {
+        starts = starts_from_slots(p, lo, hi, &n_starts);
+    } else {
+        starts = fs_xmalloc(((size_t)span + 1) * sizeof(*starts));
+        for (__int128 x = lo; x <= hi; x += hop)
+            starts[n_starts++] = (int64_t)x;
+    }
+    for (uint32_t i = 0; i < n_starts; i++) {
+        fs_window_slot *slot = sum_window(p, starts[i]);
+        if (!slot)
+            continue;
+        if (*n == cap)
+            out = fs_xrealloc(out, (cap *= 2) * sizeof(*out));
+        out[(*n)++] = slot;
+    }
+    free(starts);
+    /* A pane is needed until the window starting at it closes. */
+    if (p->win.per_time > 1 && hi >= lo)
+        drop_panes_upto(p, hi);
+    p->last = NULL;
+    p->closed_upto = all ? INT64_MAX : wm;
+    return out;
+}

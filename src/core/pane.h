@@ -1,0 +1,77 @@
+/* pane.h -- one worker's open windows, counted once per count in hop-sized panes.
+ *
+ * A hopping window [s, s + size) is the union of size/hop panes
+ * [p, p + hop), p = s, s + hop, ..., s + size - hop; a tumbling window is
+ * its own single pane. A count at time t goes to one pane, that of t,
+ * however many windows hold t, and a window's flow is the sum of its panes
+ * when it closes. So per-event work does not grow with size/hop; the sums
+ * (size/hop pane merges per window and funnel) happen once per window.
+ *
+ * Lateness is unchanged by panes: a count goes to the open windows holding
+ * t and to no closed one. The pane of t is part of exactly those windows
+ * that will still be summed (the closed ones were summed before the count),
+ * so adding the count to the pane while its latest window is open is the
+ * same as adding it to each open window holding t.
+ *
+ * Counts that belong to a window, not to an instant (rejections, late
+ * events: SPEC §4, "in the earliest window still open"), are kept per
+ * window start in `extras` and join the window when it closes.
+ *
+ * Invariants: every pane start and extras start is a multiple of hop; a
+ * pane exists only while its latest window (the one starting at the pane)
+ * is open; windows close in ascending order, each once.
+ */
+#ifndef FS_PANE_H
+#define FS_PANE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "aggregate.h"
+#include "i64map.h"
+#include "window.h"
+
+/* One window (or pane) of one worker: a flow per funnel (NULL until
+ * counted) and the partition-wide rejected count. */
+typedef struct fs_window_slot {
+    int64_t start;
+    uint64_t rejected;
+    fs_flow *flow[]; /* n_funnels */
+} fs_window_slot;
+
+void fs_window_slot_free(fs_window_slot *slot, uint32_t n_funnels);
+
+typedef struct fs_panes {
+    fs_window_spec win;
+    uint32_t n_funnels;
+    const uint32_t *n_stages; /* per funnel */
+    fs_i64map panes;          /* pane start -> fs_window_slot */
+    fs_i64map extras;         /* window start -> fs_window_slot (late_events, rejected) */
+    fs_window_slot *last;     /* the pane used last, a one-entry cache */
+    int64_t closed_upto;      /* windows ending at or before it have been handed out */
+} fs_panes;
+
+void fs_panes_init(fs_panes *p, const fs_window_spec *win, uint32_t n_funnels,
+                   const uint32_t *n_stages);
+void fs_panes_free(fs_panes *p);
+
+/* The flow of `funnel` to count an instant ts in, with watermark wm: the
+ * pane of ts, or NULL when every window holding ts is closed. *late is set
+ * when some window holding ts is closed. */
+fs_flow *fs_panes_flow(fs_panes *p, uint32_t funnel, int64_t ts, int64_t wm, bool *late);
+/* late_events of `funnel` and rejections, in the earliest window open at wm. */
+void fs_panes_add_late(fs_panes *p, uint32_t funnel, int64_t wm);
+void fs_panes_add_rejected(fs_panes *p, int64_t wm, uint64_t n);
+
+/* Hands out the windows closed at wm (all: every window that counted
+ * anything), ascending by start, as slots the caller frees; *n gets how
+ * many. Panes no window needs any more are freed. */
+fs_window_slot **fs_panes_close(fs_panes *p, int64_t wm, bool all, uint32_t *n);
+
+/* Panes held (open windows, for tumbling windows). */
+static inline uint64_t fs_panes_count(const fs_panes *p)
+{
+    return p->panes.count;
+}
+
+#endif
