@@ -164,19 +164,34 @@ static void emit_closed_windows(fs_sink *s, fs_step **steps)
     free(pos);
 }
 
+static void add_cohort(fs_sink *s, uint32_t funnel, int64_t start, const fs_cohort *delta)
+{
+    uint32_t n = s->funnels->funnel[funnel].n_stages;
+    fs_cohort *c = fs_i64map_get(&s->cohorts[funnel], start);
+    if (!c) {
+        c = fs_cohort_new(n);
+        fs_i64map_put(&s->cohorts[funnel], start, c);
+    }
+    fs_cohort_merge(c, delta, n);
+    c->dirty = true;
+}
+
 static void add_cohort_deltas(fs_sink *s, fs_step **steps)
 {
     for (uint32_t w = 0; w < s->n_workers; w++)
         for (uint32_t i = 0; i < steps[w]->n_cohorts; i++) {
             const fs_cohort_delta *d = &steps[w]->cohorts[i];
-            uint32_t n = s->funnels->funnel[d->funnel].n_stages;
-            fs_cohort *c = fs_i64map_get(&s->cohorts[d->funnel], d->start);
-            if (!c) {
-                c = fs_cohort_new(n);
-                fs_i64map_put(&s->cohorts[d->funnel], d->start, c);
+            if (!d->pane) {
+                add_cohort(s, d->funnel, d->start, d->cohort);
+                continue;
             }
-            fs_cohort_merge(c, d->cohort, n);
-            c->dirty = true;
+            /* every window holding the pane: none was final when counted */
+            for (uint32_t k = 0; k < s->win.per_time; k++) {
+                __int128 at = (__int128)d->start - (__int128)k * s->win.hop;
+                if (at < INT64_MIN)
+                    break;
+                add_cohort(s, d->funnel, (int64_t)at, d->cohort);
+            }
         }
 }
 

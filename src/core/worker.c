@@ -55,8 +55,8 @@ void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_conf
     for (uint32_t f = 0; f < funnels->n; f++)
         w->n_stages[f] = funnels->funnel[f].n_stages;
     fs_panes_init(&w->windows, &w->win, funnels->n, w->n_stages);
-    w->cohort_delta = fs_xcalloc(funnels->n, sizeof(*w->cohort_delta));
-    for (uint32_t f = 0; f < funnels->n; f++)
+    w->cohort_delta = fs_xcalloc(2 * funnels->n, sizeof(*w->cohort_delta));
+    for (uint32_t f = 0; f < 2 * funnels->n; f++)
         fs_i64map_init(&w->cohort_delta[f]);
     fs_expiry_init(&w->timers);
     w->scratch_flows = fs_xcalloc(1, sizeof(*w->scratch_flows));
@@ -80,7 +80,7 @@ void fs_worker_destroy(fs_worker *w)
 {
     fs_panes_free(&w->windows);
     free(w->n_stages);
-    for (uint32_t f = 0; f < w->funnels->n; f++)
+    for (uint32_t f = 0; f < 2 * w->funnels->n; f++)
         free_map_values(&w->cohort_delta[f], 0, false);
     free(w->cohort_delta);
     fs_expiry_free(&w->timers);
@@ -122,22 +122,40 @@ typedef struct cohort_update {
     bool started, completed;
 } cohort_update;
 
+static void add_cohort(const fs_funnel *f, fs_i64map *m, int64_t start, cohort_update u)
+{
+    fs_cohort *c = fs_i64map_get(m, start);
+    if (!c) {
+        c = fs_cohort_new(f->n_stages);
+        fs_i64map_put(m, start, c);
+    }
+    c->started += u.started;
+    c->completed += u.completed;
+    for (uint32_t s = u.from; s <= u.to; s++)
+        c->reached[s]++;
+}
+
+/* The change goes to every window holding start_ts whose cohort is not
+ * final yet. When none of them is close to final (the usual case) it goes
+ * once to the pane of start_ts, which the sink spreads over the windows
+ * holding it, so hopping windows do not multiply the work per change. */
 static void count_cohort(fs_worker *w, const fs_funnel *f, int64_t start_ts, cohort_update u)
 {
     int64_t start = fs_window_last_start(&w->win, start_ts);
-    for (uint32_t i = 0; i < w->win.per_time; i++, start -= w->win.hop) {
-        int64_t final_at = fs_sat_add(fs_window_end(&w->win, start), f->conversion_window_ms);
+    int64_t earliest = fs_clamp128((__int128)start - (__int128)(w->win.per_time - 1) * w->win.hop);
+    int64_t earliest_final = fs_sat_add(fs_window_end(&w->win, earliest), f->conversion_window_ms);
+    if (w->win.per_time > 1 && w->wm < earliest_final) {
+        add_cohort(f, &w->cohort_delta[w->funnels->n + f->index], start, u);
+        return;
+    }
+    for (uint32_t i = 0; i < w->win.per_time; i++) {
+        __int128 at = (__int128)start - (__int128)i * w->win.hop;
+        if (at < INT64_MIN)
+            break;
+        int64_t final_at = fs_sat_add(fs_window_end(&w->win, (int64_t)at), f->conversion_window_ms);
         if (w->wm >= final_at)
             break; /* the cohort's final record is out: too late to change it */
-        fs_cohort *c = fs_i64map_get(&w->cohort_delta[f->index], start);
-        if (!c) {
-            c = fs_cohort_new(f->n_stages);
-            fs_i64map_put(&w->cohort_delta[f->index], start, c);
-        }
-        c->started += u.started;
-        c->completed += u.completed;
-        for (uint32_t s = u.from; s <= u.to; s++)
-            c->reached[s]++;
+        add_cohort(f, &w->cohort_delta[f->index], (int64_t)at, u);
     }
 }
 
@@ -359,16 +377,16 @@ static void collect_closed(fs_worker *w, fs_step *s, bool all)
 
 static void collect_cohorts(fs_worker *w, fs_step *s)
 {
-    uint32_t total = 0;
-    for (uint32_t f = 0; f < w->funnels->n; f++)
+    uint32_t total = 0, nf = w->funnels->n;
+    for (uint32_t f = 0; f < 2 * nf; f++)
         total += (uint32_t)w->cohort_delta[f].count;
     s->cohorts = fs_xmalloc((total ? total : 1) * sizeof(*s->cohorts));
-    for (uint32_t f = 0; f < w->funnels->n; f++) {
+    for (uint32_t f = 0; f < 2 * nf; f++) {
         fs_i64map *m = &w->cohort_delta[f];
         for (size_t i = 0; i <= m->mask; i++)
             if (m->slots[i].value)
                 s->cohorts[s->n_cohorts++] =
-                    (fs_cohort_delta){f, m->slots[i].key, m->slots[i].value};
+                    (fs_cohort_delta){f % nf, f >= nf, m->slots[i].key, m->slots[i].value};
         fs_i64map_free(m);
         fs_i64map_init(m);
     }

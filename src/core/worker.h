@@ -37,8 +37,11 @@
 #include "route.h"
 #include "window.h"
 
+/* Changes to the cohort of the window starting at `start`, or, with pane,
+ * to the cohorts of every window holding the pane starting there. */
 typedef struct fs_cohort_delta {
     uint32_t funnel;
+    bool pane;
     int64_t start;
     fs_cohort *cohort;
 } fs_cohort_delta;
@@ -94,7 +97,7 @@ typedef struct fs_worker {
     uint32_t labels_sent;
     fs_panes windows;        /* open windows, counted in panes (pane.h) */
     uint32_t *n_stages;      /* per funnel, for the panes */
-    fs_i64map *cohort_delta; /* per funnel: start -> fs_cohort */
+    fs_i64map *cohort_delta; /* 2 per funnel: window start, then pane start -> fs_cohort */
     fs_expiry_heap timers;
     fs_flow **scratch_flows; /* where one count goes: its pane */
     uint64_t steps;
