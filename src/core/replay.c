@@ -137,6 +137,8 @@ static size_t frame_mapped(fs_batch *b, const char *map, size_t size, size_t bas
  * process (the page cache keeps them), so that resident memory stays the
  * size of the batches in flight, not of the file. ends[k] is where the
  * k-th batch of this mapping (seq first_seq + k) ended. */
+#define RELEASE_BYTES (16u << 20)
+
 static void release_done(fs_engine *e, char *map, const size_t *ends, uint64_t first_seq,
                          size_t *released)
 {
@@ -144,7 +146,7 @@ static void release_done(fs_engine *e, char *map, const size_t *ends, uint64_t f
     if (done <= first_seq)
         return;
     size_t upto = ends[done - 1 - first_seq] & ~((size_t)sysconf(_SC_PAGESIZE) - 1);
-    if (upto > *released) {
+    if (upto >= *released + RELEASE_BYTES) { /* in chunks: each call flushes TLBs */
         madvise(map + *released, upto - *released, MADV_DONTNEED);
         *released = upto;
     }
