@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "funnel.h"
@@ -54,6 +55,7 @@ typedef struct worker_thread {
     fs_open_count *open_snap, *open_work; /* per pane */
     uint32_t n_open, cap_snap, cap_work;
     int64_t open_wm; /* the worker's watermark at the snapshot */
+    uint64_t cpu_ns; /* the thread's CPU time, when it ends */
 } worker_thread;
 
 struct fs_engine {
@@ -399,6 +401,9 @@ static void *worker_main(void *arg)
         fs_worker_finish(w);
     fs_journey_table_read_unlock();
     fs_journey_table_thread_leave();
+    struct timespec cpu;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+        t->cpu_ns = (uint64_t)cpu.tv_sec * 1000000000u + (uint64_t)cpu.tv_nsec;
     return NULL;
 }
 
@@ -551,6 +556,11 @@ fs_engine_stats fs_engine_get_stats(fs_engine *e)
         ws[i].windows_open = fs_panes_count(&e->workers[i].windows);
     }
     fs_engine_stats st = sum_stats(e, ws);
+    for (uint32_t i = 0; e->joined && i < e->n_workers; i++) {
+        st.worker_cpu_ns += e->wt[i].cpu_ns;
+        if (e->wt[i].cpu_ns > st.worker_cpu_ns_max)
+            st.worker_cpu_ns_max = e->wt[i].cpu_ns;
+    }
     free(ws);
     return st;
 }

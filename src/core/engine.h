@@ -93,6 +93,9 @@ typedef struct fs_engine_stats {
     uint64_t windows_open;
     uint64_t table_bytes; /* journey table estimate */
     uint64_t flow_records, cohort_records, write_errors;
+    /* CPU time of the worker threads (after join; 0 while running): their
+     * sum, and the busiest one's, which bounds how far threads scale. */
+    uint64_t worker_cpu_ns, worker_cpu_ns_max;
 } fs_engine_stats;
 
 /* threads: number of workers (>= 1). The engine keeps pointers to cfg. */
