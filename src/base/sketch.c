@@ -19,13 +19,17 @@
  * floating-point error, so add() checks it against the integer bound table and moves it.
  *
  * Invariants: count == sum of all counters; counters outside [lo, hi) are zero; when
- * count == 0 the array may be NULL and lo == hi == 0.
+ * count == 0 the array may be NULL and lo == hi == 0. Without the array (buckets ==
+ * NULL), count <= FS_SKETCH_FEW and few[0..count) are the values' bucket indices,
+ * all within [lo, hi): the counters the array would hold.
  */
 #include "sketch.h"
 
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util.h"
 
@@ -103,12 +107,26 @@ static int64_t bucket_value(uint32_t idx)
     return table.rep[idx - FS_SKETCH_EXACT];
 }
 
-static void ensure_buckets(fs_sketch *s)
+void fs_sketch_densify(fs_sketch *s)
 {
     if (s->buckets)
         return;
     pthread_once(&table_once, table_init);
     s->buckets = fs_xcalloc(total_buckets(), sizeof(uint64_t));
+    assert(s->count <= FS_SKETCH_FEW);
+    for (uint64_t i = 0; i < s->count; i++)
+        s->buckets[s->few[i]]++;
+}
+
+/* Counts one more value of bucket idx; s->count is not updated yet. */
+static void add_index(fs_sketch *s, uint32_t idx)
+{
+    if (!s->buckets && s->count < FS_SKETCH_FEW) {
+        s->few[s->count] = idx;
+        return;
+    }
+    fs_sketch_densify(s);
+    s->buckets[idx]++;
 }
 
 void fs_sketch_init(fs_sketch *s)
@@ -145,9 +163,9 @@ static void widen(fs_sketch *s, uint64_t before, uint32_t lo2, uint32_t hi2)
 void fs_sketch_add(fs_sketch *s, int64_t value_ms)
 {
     int64_t v = value_ms < 0 ? 0 : value_ms;
-    ensure_buckets(s);
+    pthread_once(&table_once, table_init);
     uint32_t idx = bucket_of(v);
-    s->buckets[idx]++;
+    add_index(s, idx);
     widen(s, s->count, idx, idx + 1);
     if (s->count == 0 || v < s->min)
         s->min = v;
@@ -161,9 +179,17 @@ void fs_sketch_merge(fs_sketch *into, const fs_sketch *from)
 {
     if (from->count == 0)
         return;
-    ensure_buckets(into);
-    for (uint32_t i = from->lo; i < from->hi; i++)
-        into->buckets[i] += from->buckets[i];
+    if (!from->buckets) {
+        for (uint64_t i = 0; i < from->count; i++) {
+            add_index(into, from->few[i]);
+            into->count++; /* add_index places by count; restored below */
+        }
+        into->count -= from->count;
+    } else {
+        fs_sketch_densify(into);
+        for (uint32_t i = from->lo; i < from->hi; i++)
+            into->buckets[i] += from->buckets[i];
+    }
     widen(into, into->count, from->lo, from->hi);
     if (into->count == 0 || from->min < into->min)
         into->min = from->min;
@@ -187,25 +213,40 @@ static uint64_t nearest_rank(double q, uint64_t count)
     return (uint64_t)r;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The bucket holding the value of the given rank (1 <= rank <= count). */
+static uint32_t bucket_at_rank(const fs_sketch *s, uint64_t rank)
+{
+    if (!s->buckets) {
+        uint32_t sorted[FS_SKETCH_FEW];
+        memcpy(sorted, s->few, s->count * sizeof(*sorted));
+        qsort(sorted, s->count, sizeof(*sorted), cmp_u32);
+        return sorted[rank - 1];
+    }
+    uint64_t seen = 0;
+    for (uint32_t i = s->lo; i < s->hi; i++) {
+        seen += s->buckets[i];
+        if (seen >= rank)
+            return i;
+    }
+    return s->hi - 1;
+}
+
 bool fs_sketch_quantile(const fs_sketch *s, double q, int64_t *out)
 {
-    if (s->count == 0 || !s->buckets)
+    if (s->count == 0)
         return false;
     uint64_t rank = nearest_rank(q, s->count);
     if (rank == 1 || rank == s->count) { /* the extremes are known exactly */
         *out = rank == 1 ? s->min : s->max;
         return true;
     }
-    uint64_t seen = 0;
-    uint32_t idx = s->hi - 1;
-    for (uint32_t i = s->lo; i < s->hi; i++) {
-        seen += s->buckets[i];
-        if (seen >= rank) {
-            idx = i;
-            break;
-        }
-    }
-    int64_t v = bucket_value(idx);
+    int64_t v = bucket_value(bucket_at_rank(s, rank));
     if (v < s->min)
         v = s->min;
     if (v > s->max)

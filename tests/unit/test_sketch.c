@@ -266,8 +266,10 @@ static void test_every_value_near_bucket_edges(void **state)
     free(edge);
 }
 
-static void assert_same_sketch(const fs_sketch *a, const fs_sketch *b)
+static void assert_same_sketch(fs_sketch *a, fs_sketch *b)
 {
+    fs_sketch_densify(a);
+    fs_sketch_densify(b);
     assert_true(a->count == b->count);
     assert_true(a->min == b->min);
     assert_true(a->max == b->max);
@@ -276,6 +278,54 @@ static void assert_same_sketch(const fs_sketch *a, const fs_sketch *b)
     assert_int_equal(a->hi, b->hi);
     assert_true(a->hi > a->lo);
     assert_memory_equal(a->buckets + a->lo, b->buckets + b->lo, (a->hi - a->lo) * sizeof(uint64_t));
+}
+
+/* Up to FS_SKETCH_FEW values live in an inline list: adds, merges and
+ * quantiles must come out as with the counter array from the start. */
+static void test_few_values_answer_as_the_array(void **state)
+{
+    (void)state;
+    static const double qs[] = {0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0};
+    rng_state = 11;
+    for (int trial = 0; trial < 3000; trial++) {
+        int n = (int)(rng() % (2 * FS_SKETCH_FEW + 2));
+        fs_sketch few, dense, merged;
+        fs_sketch_init(&few);
+        fs_sketch_init(&dense);
+        fs_sketch_init(&merged);
+        fs_sketch_densify(&dense);
+        for (int i = 0; i < n; i++) {
+            int64_t v = i % 2 ? (int64_t)(rng() % 2000) : (int64_t)(rng() % 100000000);
+            fs_sketch_add(&few, v);
+            fs_sketch_add(&dense, v);
+            fs_sketch one;
+            fs_sketch_init(&one);
+            fs_sketch_add(&one, v);
+            fs_sketch_merge(&merged, &one);
+            fs_sketch_free(&one);
+        }
+        assert_int_equal(few.buckets == NULL, n <= FS_SKETCH_FEW);
+        for (size_t k = 0; k < sizeof qs / sizeof qs[0]; k++) {
+            int64_t a = -1, b = -2, c = -3;
+            bool ha = fs_sketch_quantile(&few, qs[k], &a);
+            bool hb = fs_sketch_quantile(&dense, qs[k], &b);
+            bool hc = fs_sketch_quantile(&merged, qs[k], &c);
+            assert_int_equal(ha, n > 0);
+            assert_int_equal(hb, n > 0);
+            assert_int_equal(hc, n > 0);
+            if (n > 0) {
+                assert_int_equal(a, b);
+                assert_int_equal(c, b);
+            }
+        }
+        if (n > 0) {
+            assert_same_sketch(&few, &dense);
+            assert_same_sketch(&merged, &dense);
+        }
+        fs_sketch_free(&few);
+        fs_sketch_free(&dense);
+        fs_sketch_free(&merged);
+    }
 }
 
 static void test_merge_equals_whole(void **state)
@@ -373,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_zeros_and_boundaries),
         cmocka_unit_test(test_every_value_near_bucket_edges),
         cmocka_unit_test(test_merge_equals_whole),
+        cmocka_unit_test(test_few_values_answer_as_the_array),
         cmocka_unit_test(test_sum_is_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
