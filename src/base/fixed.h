@@ -25,6 +25,13 @@ static inline void fs_fixed_add(fs_fixed *acc, fs_fixed x)
     acc->frac = frac;
 }
 
+static inline void fs_fixed_sub(fs_fixed *acc, fs_fixed x)
+{
+    uint64_t frac = acc->frac - x.frac;
+    acc->whole -= x.whole + (frac > acc->frac);
+    acc->frac = frac;
+}
+
 /* v must be finite with |v| < 1e18 (the decoder guarantees it for `value`). */
 static inline fs_fixed fs_fixed_from_double(double v)
 {

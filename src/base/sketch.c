@@ -199,6 +199,25 @@ void fs_sketch_merge(fs_sketch *into, const fs_sketch *from)
     into->sum += from->sum;
 }
 
+void fs_sketch_subtract(fs_sketch *into, const fs_sketch *from)
+{
+    if (from->count == 0)
+        return;
+    assert(into->count >= from->count);
+    fs_sketch_densify(into);
+    if (!from->buckets) {
+        for (uint64_t i = 0; i < from->count; i++)
+            into->buckets[from->few[i]]--;
+    } else {
+        for (uint32_t i = from->lo; i < from->hi; i++)
+            into->buckets[i] -= from->buckets[i];
+    }
+    into->count -= from->count;
+    into->sum -= from->sum;
+    if (into->count == 0)
+        into->lo = into->hi = 0; /* the next add or merge sets them afresh */
+}
+
 /* ceil(q * count) as a rank in [1, count]. The product of a decimal fraction such as
  * 0.07 and an integer can land one ulp above the integer it denotes; shaving a relative
  * 1e-12 keeps the rank exact for percentiles while being far below any real fraction. */

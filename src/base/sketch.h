@@ -35,6 +35,10 @@ void fs_sketch_init(fs_sketch *s);
 void fs_sketch_free(fs_sketch *s);
 void fs_sketch_add(fs_sketch *s, int64_t value_ms); /* negative values count as 0 */
 void fs_sketch_merge(fs_sketch *into, const fs_sketch *from);
+/* into -= from, whose values were merged into it before. count, sum and the
+ * counters are exact again; min and max are left as they were (they cannot
+ * be undone): the caller knows them and sets them. */
+void fs_sketch_subtract(fs_sketch *into, const fs_sketch *from);
 /* Moves a few-value sketch to the counter array (tests compare arrays). */
 void fs_sketch_densify(fs_sketch *s);
 /* Nearest-rank quantile q in (0,1]: value at rank ceil(q*count), within 1 %.

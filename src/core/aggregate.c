@@ -92,11 +92,25 @@ fs_label_stats *fs_flow_segment(fs_flow *f, uint32_t label)
     return label_map_get(&f->segments, label, f->n_stages);
 }
 
+static bool label_is_zero(const fs_label_stats *st, uint32_t n_stages)
+{
+    if (st->completed || st->first_touch || st->last_touch || !fs_fixed_is_zero(st->linear))
+        return false;
+    for (uint32_t s = 0; s < n_stages; s++)
+        if (st->reached[s])
+            return false;
+    return true;
+}
+
+/* Labels whose counters are all zero were subtracted away (fs_flow_subtract):
+ * they are not carried over, so a merged flow lists only labels counted. */
 static void label_map_merge(fs_label_map *into, const fs_label_map *from, const uint32_t *xlate,
                             uint32_t n_stages)
 {
     for (uint32_t i = 0; i < from->count; i++) {
         const fs_label_stats *src = from->stats[i];
+        if (label_is_zero(src, n_stages))
+            continue;
         fs_label_stats *dst = label_map_get(into, xlate ? xlate[src->label] : src->label, n_stages);
         dst->completed += src->completed;
         dst->first_touch += src->first_touch;
@@ -117,6 +131,32 @@ void fs_flow_merge(fs_flow *into, const fs_flow *from, const uint32_t *xlate)
     fs_sketch_merge(&into->ttc, &from->ttc);
     label_map_merge(&into->channels, &from->channels, xlate, into->n_stages);
     label_map_merge(&into->segments, &from->segments, xlate, into->n_stages);
+}
+
+static void label_map_subtract(fs_label_map *into, const fs_label_map *from, uint32_t n_stages)
+{
+    for (uint32_t i = 0; i < from->count; i++) {
+        const fs_label_stats *src = from->stats[i];
+        fs_label_stats *dst = label_map_get(into, src->label, n_stages);
+        dst->completed -= src->completed;
+        dst->first_touch -= src->first_touch;
+        dst->last_touch -= src->last_touch;
+        fs_fixed_sub(&dst->linear, src->linear);
+        for (uint32_t s = 0; s < n_stages; s++)
+            dst->reached[s] -= src->reached[s];
+    }
+}
+
+void fs_flow_subtract(fs_flow *into, const fs_flow *from)
+{
+    for (uint32_t i = 0; i < 5 * into->n_stages; i++)
+        into->entered[i] -= from->entered[i];
+    into->completed -= from->completed;
+    into->late_events -= from->late_events;
+    fs_fixed_sub(&into->revenue, from->revenue);
+    fs_sketch_subtract(&into->ttc, &from->ttc);
+    label_map_subtract(&into->channels, &from->channels, into->n_stages);
+    label_map_subtract(&into->segments, &from->segments, into->n_stages);
 }
 
 fs_cohort *fs_cohort_new(uint32_t n_stages)

@@ -63,6 +63,12 @@ fs_label_stats *fs_flow_segment(fs_flow *f, uint32_t label);
  * the same ids). */
 void fs_flow_merge(fs_flow *into, const fs_flow *from, const uint32_t *xlate);
 
+/* into -= from, which was merged into it before with the same label ids.
+ * Every counter is exact, so adding and subtracting commute; only the time
+ * sketch's min and max cannot be undone (fs_sketch_subtract): the caller
+ * sets them. */
+void fs_flow_subtract(fs_flow *into, const fs_flow *from);
+
 fs_cohort *fs_cohort_new(uint32_t n_stages);
 void fs_cohort_merge(fs_cohort *into, const fs_cohort *from, uint32_t n_stages);
 

@@ -49,6 +49,8 @@ void fs_panes_free(fs_panes *p)
 {
     free_slots(&p->panes, p->n_funnels);
     free_slots(&p->extras, p->n_funnels);
+    fs_window_slot_free(p->run, p->n_funnels);
+    free(p->run_panes);
 }
 
 static fs_window_slot *slot_new(const fs_panes *p, int64_t start)
@@ -75,12 +77,19 @@ static fs_flow *flow_of(fs_panes *p, fs_window_slot *slot, uint32_t funnel)
     return slot->flow[funnel];
 }
 
-fs_flow *fs_panes_flow(fs_panes *p, uint32_t funnel, int64_t ts, int64_t wm, bool *late)
+static bool in_run(const fs_panes *p, int64_t pane)
+{
+    return p->have_run && pane >= p->run_start &&
+           (__int128)pane < (__int128)p->run_start + p->win.size;
+}
+
+uint32_t fs_panes_flows(fs_panes *p, uint32_t funnel, int64_t ts, int64_t wm, bool *late,
+                        fs_flow *out[2])
 {
     int64_t pane = fs_window_last_start(&p->win, ts);
     if (fs_window_is_closed(&p->win, pane, wm)) {
         *late = true; /* the latest window holding ts ends first of none: all are closed */
-        return NULL;
+        return 0;
     }
     int64_t earliest = fs_clamp128((__int128)pane - (__int128)(p->win.per_time - 1) * p->win.hop);
     if (fs_window_is_closed(&p->win, earliest, wm))
@@ -88,7 +97,13 @@ fs_flow *fs_panes_flow(fs_panes *p, uint32_t funnel, int64_t ts, int64_t wm, boo
     fs_window_slot *slot = p->last;
     if (!slot || slot->start != pane)
         p->last = slot = slot_in(p, &p->panes, pane);
-    return flow_of(p, slot, funnel);
+    bool fresh = !slot->flow[funnel];
+    out[0] = flow_of(p, slot, funnel);
+    if (!in_run(p, pane))
+        return 1;
+    p->run_panes[funnel] += fresh;
+    out[1] = flow_of(p, p->run, funnel);
+    return 2;
 }
 
 void fs_panes_add_late(fs_panes *p, uint32_t funnel, int64_t wm)
@@ -201,7 +216,190 @@ static void drop_panes_upto(fs_panes *p, __int128 hi)
     free(dead);
 }
 
+static fs_window_slot **close_by_summing(fs_panes *p, int64_t wm, bool all, uint32_t *n);
+
+/* The run for the window starting at `start`, from the panes. */
+static void rebuild_run(fs_panes *p, int64_t start)
+{
+    fs_window_slot_free(p->run, p->n_funnels);
+    p->run = slot_new(p, start);
+    if (!p->run_panes)
+        p->run_panes = fs_xmalloc(p->n_funnels * sizeof(*p->run_panes));
+    memset(p->run_panes, 0, p->n_funnels * sizeof(*p->run_panes));
+    for (uint32_t k = 0; k < p->win.per_time; k++) {
+        __int128 at = (__int128)start + (__int128)k * p->win.hop;
+        fs_window_slot *pane = at <= INT64_MAX ? fs_i64map_get(&p->panes, (int64_t)at) : NULL;
+        for (uint32_t f = 0; pane && f < p->n_funnels; f++)
+            if (pane->flow[f]) {
+                fs_flow_merge(flow_of(p, p->run, f), pane->flow[f], NULL);
+                p->run_panes[f]++;
+            }
+    }
+    p->have_run = true;
+    p->run_start = start;
+}
+
+/* The time sketch's min and max of each flow of window `slot` from its
+ * panes: the run's own were lost to subtraction. */
+static void set_ttc_extremes(fs_panes *p, fs_window_slot *slot)
+{
+    for (uint32_t k = 0; k < p->win.per_time; k++) {
+        fs_window_slot *pane =
+            fs_i64map_get(&p->panes, (int64_t)((__int128)slot->start + (__int128)k * p->win.hop));
+        for (uint32_t f = 0; pane && f < p->n_funnels; f++) {
+            fs_sketch *into = slot->flow[f] ? &slot->flow[f]->ttc : NULL;
+            const fs_sketch *from = pane->flow[f] ? &pane->flow[f]->ttc : NULL;
+            if (!into || !from || from->count == 0)
+                continue;
+            if (from->min < into->min)
+                into->min = from->min;
+            if (from->max > into->max)
+                into->max = from->max;
+        }
+    }
+}
+
+/* The window starting at run_start, from the run (NULL: nothing counted). */
+static fs_window_slot *window_from_run(fs_panes *p)
+{
+    fs_window_slot *slot = NULL;
+    bool ttc = false;
+    for (uint32_t f = 0; f < p->n_funnels; f++) {
+        if (!p->run_panes[f])
+            continue;
+        if (!slot)
+            slot = slot_new(p, p->run_start);
+        fs_flow *fl = flow_of(p, slot, f);
+        fs_flow_merge(fl, p->run->flow[f], NULL);
+        if (fl->ttc.count) {
+            fl->ttc.min = INT64_MAX;
+            fl->ttc.max = INT64_MIN;
+            ttc = true;
+        }
+    }
+    if (ttc)
+        set_ttc_extremes(p, slot);
+    fs_window_slot *ex = fs_i64map_remove(&p->extras, p->run_start);
+    if (ex)
+        absorb(p, &slot, ex, p->run_start, true);
+    return slot;
+}
+
+/* The run moves one hop: its first pane leaves (and is freed: the window
+ * starting at it has just closed), the pane after its last one enters. */
+static void slide_run(fs_panes *p)
+{
+    fs_window_slot *out = fs_i64map_remove(&p->panes, p->run_start);
+    for (uint32_t f = 0; out && f < p->n_funnels; f++)
+        if (out->flow[f]) {
+            assert(p->run_panes[f] > 0 && p->run->flow[f]);
+            fs_flow_subtract(p->run->flow[f], out->flow[f]);
+            p->run_panes[f]--;
+        }
+    fs_window_slot_free(out, p->n_funnels);
+    __int128 next = (__int128)p->run_start + p->win.size;
+    fs_window_slot *in = next <= INT64_MAX ? fs_i64map_get(&p->panes, (int64_t)next) : NULL;
+    for (uint32_t f = 0; in && f < p->n_funnels; f++)
+        if (in->flow[f]) {
+            fs_flow_merge(flow_of(p, p->run, f), in->flow[f], NULL);
+            p->run_panes[f]++;
+        }
+    p->run_start += p->win.hop;
+}
+
+/* The start of the last window that holds a pane or extras. */
+static __int128 last_window_with_counts(const fs_panes *p)
+{
+    __int128 last = (__int128)INT64_MIN - 1;
+    for (size_t i = 0; i <= p->panes.mask; i++)
+        if (p->panes.slots[i].value && p->panes.slots[i].key > last)
+            last = p->panes.slots[i].key; /* the last window holding a pane starts at it */
+    for (size_t i = 0; i <= p->extras.mask; i++)
+        if (p->extras.slots[i].value && p->extras.slots[i].key > last)
+            last = p->extras.slots[i].key;
+    return last;
+}
+
+/* The first window each pane and extras counts in, ascending. */
+static int64_t *first_windows(const fs_panes *p, uint32_t *n)
+{
+    int64_t *v = fs_xmalloc((p->panes.count + p->extras.count + 1) * sizeof(*v));
+    uint32_t k = 0;
+    for (size_t i = 0; i <= p->panes.mask; i++)
+        if (p->panes.slots[i].value)
+            v[k++] = fs_clamp128((__int128)p->panes.slots[i].key - p->win.size + p->win.hop);
+    for (size_t i = 0; i <= p->extras.mask; i++)
+        if (p->extras.slots[i].value)
+            v[k++] = p->extras.slots[i].key;
+    qsort(v, k, sizeof(*v), cmp_i64);
+    *n = k;
+    return v;
+}
+
+static bool run_is_empty(const fs_panes *p)
+{
+    for (uint32_t f = 0; f < p->n_funnels; f++)
+        if (p->run_panes[f])
+            return false;
+    return !fs_i64map_get(&p->extras, p->run_start);
+}
+
+/* Hopping windows close in order, each from the running sum, which then
+ * slides one hop; over a stretch where no window counted anything (a gap
+ * in the data, or the end of input) the run jumps to the next window that
+ * did, so the cost follows the windows with counts, not the time covered. */
+static fs_window_slot **close_hopping(fs_panes *p, int64_t wm, bool all, uint32_t *n)
+{
+    __int128 last = all ? last_window_with_counts(p)
+                        : fs_floor_div128((__int128)wm - p->win.size, p->win.hop) * p->win.hop;
+    if (!p->have_run) /* the first window not handed out yet */
+        rebuild_run(
+            p,
+            fs_clamp128((fs_floor_div128((__int128)p->closed_upto - p->win.size, p->win.hop) + 1) *
+                        p->win.hop));
+    size_t cap = 4;
+    fs_window_slot **out = fs_xmalloc(cap * sizeof(*out));
+    *n = 0;
+    int64_t *next = NULL;
+    uint32_t n_next = 0, i_next = 0;
+    while ((__int128)p->run_start <= last) {
+        if (run_is_empty(p)) {
+            if (!next)
+                next = first_windows(p, &n_next);
+            while (i_next < n_next && next[i_next] <= p->run_start)
+                i_next++;
+            if (i_next == n_next || next[i_next] > last)
+                break;
+            rebuild_run(p, next[i_next]);
+            continue;
+        }
+        fs_window_slot *slot = window_from_run(p);
+        if (slot) {
+            if (*n == cap)
+                out = fs_xrealloc(out, (cap *= 2) * sizeof(*out));
+            out[(*n)++] = slot;
+        }
+        slide_run(p);
+    }
+    free(next);
+    p->last = NULL;
+    p->closed_upto = all ? INT64_MAX : wm;
+    if (all) {
+        p->have_run = false;
+    } else if (p->run_start < fs_window_earliest_open(&p->win, wm)) {
+        rebuild_run(p, fs_window_earliest_open(&p->win, wm)); /* stopped at a gap */
+    }
+    return out;
+}
+
 fs_window_slot **fs_panes_close(fs_panes *p, int64_t wm, bool all, uint32_t *n)
+{
+    if (p->win.per_time > 1)
+        return close_hopping(p, wm, all, n);
+    return close_by_summing(p, wm, all, n);
+}
+
+static fs_window_slot **close_by_summing(fs_panes *p, int64_t wm, bool all, uint32_t *n)
 {
     int64_t hop = p->win.hop;
     /* starts of the windows ending in (closed_upto, wm] */

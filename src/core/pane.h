@@ -13,6 +13,15 @@
  * so adding the count to the pane while its latest window is open is the
  * same as adding it to each open window holding t.
  *
+ * Hopping windows close one after the other, a hop apart, and consecutive
+ * ones share all panes but two: so the earliest open window's sum is kept
+ * running (`run`: a count in one of its panes goes to the pane and to the
+ * run), and the next window's sum is the run minus the pane that leaves
+ * plus the pane that enters. Every counter is exact, so subtracting is
+ * exact; only the time sketch's min and max are taken from the panes.
+ * Closing a window costs a few merges whatever size/hop is. After a jump of
+ * the watermark (a gap in the data) the run is rebuilt from the panes.
+ *
  * Counts that belong to a window, not to an instant (rejections, late
  * events: SPEC §4, "in the earliest window still open"), are kept per
  * window start in `extras` and join the window when it closes.
@@ -49,16 +58,22 @@ typedef struct fs_panes {
     fs_i64map extras;         /* window start -> fs_window_slot (late_events, rejected) */
     fs_window_slot *last;     /* the pane used last, a one-entry cache */
     int64_t closed_upto;      /* windows ending at or before it have been handed out */
+    bool have_run;            /* hopping windows, once a watermark exists: */
+    int64_t run_start;        /* the earliest open window, */
+    fs_window_slot *run;      /* the sum of its panes so far, */
+    uint64_t *run_panes;      /* and per funnel how many of its panes have a flow */
 } fs_panes;
 
 void fs_panes_init(fs_panes *p, const fs_window_spec *win, uint32_t n_funnels,
                    const uint32_t *n_stages);
 void fs_panes_free(fs_panes *p);
 
-/* The flow of `funnel` to count an instant ts in, with watermark wm: the
- * pane of ts, or NULL when every window holding ts is closed. *late is set
- * when some window holding ts is closed. */
-fs_flow *fs_panes_flow(fs_panes *p, uint32_t funnel, int64_t ts, int64_t wm, bool *late);
+/* The flows of `funnel` to count an instant ts in, with watermark wm, into
+ * out[0..2): the pane of ts and, when that pane belongs to the running sum,
+ * the run; none when every window holding ts is closed. *late is set when
+ * some window holding ts is closed. Returns how many. */
+uint32_t fs_panes_flows(fs_panes *p, uint32_t funnel, int64_t ts, int64_t wm, bool *late,
+                        fs_flow *out[2]);
 /* late_events of `funnel` and rejections, in the earliest window open at wm. */
 void fs_panes_add_late(fs_panes *p, uint32_t funnel, int64_t wm);
 void fs_panes_add_rejected(fs_panes *p, int64_t wm, uint64_t n);

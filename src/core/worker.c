@@ -59,7 +59,7 @@ void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_conf
     for (uint32_t f = 0; f < 2 * funnels->n; f++)
         fs_i64map_init(&w->cohort_delta[f]);
     fs_expiry_init(&w->timers);
-    w->scratch_flows = fs_xcalloc(1, sizeof(*w->scratch_flows));
+    w->scratch_flows = fs_xcalloc(2, sizeof(*w->scratch_flows));
     w->emit = emit;
     w->emit_ctx = emit_ctx;
 }
@@ -90,14 +90,12 @@ void fs_worker_destroy(fs_worker *w)
 
 /* ---- windows ------------------------------------------------------------ */
 
-/* The open windows of `funnel` that contain ts, into w->scratch_flows: one
- * pane stands for all of them (pane.h). *late is set when some window
- * containing ts is already closed. */
+/* The open windows of `funnel` that contain ts, into w->scratch_flows: their
+ * pane and, for hopping windows, the running sum (pane.h). *late is set
+ * when some window containing ts is already closed. */
 static uint32_t open_flows(fs_worker *w, uint32_t funnel, int64_t ts, bool *late)
 {
-    fs_flow *fl = fs_panes_flow(&w->windows, funnel, ts, w->wm, late);
-    w->scratch_flows[0] = fl;
-    return fl ? 1 : 0;
+    return fs_panes_flows(&w->windows, funnel, ts, w->wm, late, w->scratch_flows);
 }
 
 static void count_late(fs_worker *w, uint32_t funnel)

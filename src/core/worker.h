@@ -99,7 +99,7 @@ typedef struct fs_worker {
     uint32_t *n_stages;      /* per funnel, for the panes */
     fs_i64map *cohort_delta; /* 2 per funnel: window start, then pane start -> fs_cohort */
     fs_expiry_heap timers;
-    fs_flow **scratch_flows; /* where one count goes: its pane */
+    fs_flow **scratch_flows; /* where one count goes: its pane, and the running sum */
     uint64_t steps;
     fs_step_fn emit;
     void *emit_ctx;

@@ -19,10 +19,15 @@
 
 #define MAX_WIN 4096
 
+#define N_LABELS 4
+
 typedef struct ref {
     int64_t size, hop;
     int64_t start[MAX_WIN];
     uint64_t count[MAX_WIN], late[MAX_WIN], rejected[MAX_WIN];
+    uint64_t by_label[MAX_WIN][N_LABELS];
+    int64_t ttc_min[MAX_WIN], ttc_max[MAX_WIN];
+    uint64_t ttc_count[MAX_WIN];
     int closed[MAX_WIN];
     int n;
 } ref;
@@ -35,6 +40,8 @@ static int ref_slot(ref *r, int64_t start)
     assert_true(r->n < MAX_WIN);
     r->start[r->n] = start;
     r->count[r->n] = r->late[r->n] = r->rejected[r->n] = 0;
+    memset(r->by_label[r->n], 0, sizeof r->by_label[r->n]);
+    r->ttc_count[r->n] = 0;
     r->closed[r->n] = 0;
     return r->n++;
 }
@@ -45,8 +52,9 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
-/* Returns whether some window holding t was closed. */
-static int ref_count(ref *r, int64_t t, int64_t wm)
+/* Returns whether some window holding t was closed. A count carries a
+ * label and, one time in three, a time to convert. */
+static int ref_count(ref *r, int64_t t, int64_t wm, uint32_t label, int64_t ttc)
 {
     int late = 0;
     for (int64_t s = floor_div(t, r->hop) * r->hop; s > t - r->size; s -= r->hop) {
@@ -54,7 +62,16 @@ static int ref_count(ref *r, int64_t t, int64_t wm)
             late = 1;
             continue;
         }
-        r->count[ref_slot(r, s)]++;
+        int k = ref_slot(r, s);
+        r->count[k]++;
+        r->by_label[k][label]++;
+        if (ttc >= 0) {
+            if (!r->ttc_count[k] || ttc < r->ttc_min[k])
+                r->ttc_min[k] = ttc;
+            if (!r->ttc_count[k] || ttc > r->ttc_max[k])
+                r->ttc_max[k] = ttc;
+            r->ttc_count[k]++;
+        }
     }
     return late;
 }
@@ -90,8 +107,22 @@ static void check_same(ref *r, fs_window_slot **got, uint32_t n_got, const int64
     for (int i = 0; i < n; i++) {
         assert_int_equal(got[i]->start, want[i]);
         int k = ref_slot(r, want[i]);
-        const fs_flow *f = got[i]->flow[0];
+        fs_flow *f = got[i]->flow[0];
         assert_int_equal(f ? f->reached[0] : 0, r->count[k]);
+        if (f) { /* labels: exactly those counted, with their counts */
+            uint32_t labels = 0;
+            for (uint32_t l = 0; l < N_LABELS; l++)
+                labels += r->by_label[k][l] > 0;
+            assert_int_equal(f->channels.count, labels);
+            for (uint32_t l = 0; l < N_LABELS; l++)
+                if (r->by_label[k][l])
+                    assert_int_equal(fs_flow_channel(f, l)->reached[0], r->by_label[k][l]);
+            assert_int_equal(f->ttc.count, r->ttc_count[k]);
+            if (f->ttc.count) {
+                assert_int_equal(f->ttc.min, r->ttc_min[k]);
+                assert_int_equal(f->ttc.max, r->ttc_max[k]);
+            }
+        }
         assert_int_equal(f ? f->late_events : 0, r->late[k]);
         assert_int_equal(got[i]->rejected, r->rejected[k]);
         fs_window_slot_free(got[i], 1);
@@ -120,12 +151,19 @@ static void run_random(int64_t size, int64_t hop, unsigned seed, int ops)
         int what = rand() % 10;
         if (what < 7) { /* a count somewhere around the watermark */
             int64_t t = wm - size - hop + rand() % (int)(3 * size);
+            uint32_t label = (uint32_t)(rand() % N_LABELS);
+            int64_t ttc = rand() % 3 == 0 ? rand() % 5000 : -1;
             bool late = false;
-            fs_flow *f = fs_panes_flow(&p, 0, t, wm, &late);
-            int ref_late = ref_count(&r, t, wm);
+            fs_flow *f[2];
+            uint32_t nf = fs_panes_flows(&p, 0, t, wm, &late, f);
+            int ref_late = ref_count(&r, t, wm, label, ttc);
             assert_int_equal(late, ref_late);
-            if (f)
-                f->reached[0]++;
+            for (uint32_t i = 0; i < nf; i++) {
+                f[i]->reached[0]++;
+                fs_flow_channel(f[i], label)->reached[0]++;
+                if (ttc >= 0)
+                    fs_sketch_add(&f[i]->ttc, ttc);
+            }
             if (late) {
                 fs_panes_add_late(&p, 0, wm);
                 r.late[ref_slot(&r, earliest_open(&r, wm))]++;
@@ -172,8 +210,11 @@ static void test_one_pane_per_count(void **state)
     fs_panes p;
     fs_panes_init(&p, &win, 1, &stages);
     bool late = false;
-    for (int i = 0; i < 100; i++)
-        fs_panes_flow(&p, 0, 5000, 0, &late)->reached[0]++;
+    for (int i = 0; i < 100; i++) {
+        fs_flow *f[2];
+        assert_int_equal(fs_panes_flows(&p, 0, 5000, 0, &late, f), 1);
+        f[0]->reached[0]++;
+    }
     assert_false(late);
     assert_int_equal(fs_panes_count(&p), 1);
     uint32_t n = 0;
