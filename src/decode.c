@@ -39,8 +39,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <msgpack.h>
-
 #define JSMN_STATIC
 #define JSMN_STRICT
 #define JSMN_PARENT_LINKS /* O(1) commas, O(depth) closing brackets */
@@ -53,11 +51,10 @@
 #define JSON_INITIAL_TOKENS 64
 #define JSON_MAX_TOKENS     (1u << 20) /* 16 MiB of tokens; a bigger object is malformed */
 #define JSON_MAX_DEPTH      32 /* nested containers, top level included: msgpack-c's limit */
-#define MSGPACK_ZONE_SIZE   8192
+#define MP_MAX_DEPTH        32 /* nested containers, top level included: msgpack-c's limit */
 #define MAX_ABS_VALUE       1e18
 
 struct fs_decoder {
-    msgpack_zone zone;
     jsmntok_t *tok;
     unsigned ntok;
 };
@@ -65,10 +62,6 @@ struct fs_decoder {
 fs_decoder *fs_decoder_new(void)
 {
     fs_decoder *dec = fs_xcalloc(1, sizeof *dec);
-    if (!msgpack_zone_init(&dec->zone, MSGPACK_ZONE_SIZE)) {
-        fputs("funnelstream: out of memory\n", stderr);
-        abort();
-    }
     dec->ntok = JSON_INITIAL_TOKENS;
     dec->tok = fs_xmalloc(dec->ntok * sizeof *dec->tok);
     return dec;
@@ -78,7 +71,6 @@ void fs_decoder_free(fs_decoder *dec)
 {
     if (!dec)
         return;
-    msgpack_zone_destroy(&dec->zone);
     free(dec->tok);
     free(dec);
 }
@@ -177,85 +169,346 @@ static fs_reject fill_event(const field_value *f, fs_event *ev)
 
 /* ---- MessagePack ------------------------------------------------------- */
 
-static fs_reject msgpack_value(const msgpack_object *o, field_value *out)
+/* Reasons only mp_walk uses: the walk ran out of bytes, met 0xc1, or ended
+ * before the message did. Which public reason applies (truncated, bad start
+ * byte, malformed, trailing data) is the framer's call (mp_structure). */
+#define MP_STRUCTURE FS_REJECT_COUNT
+
+static inline uint16_t mp_be16(const unsigned char *p)
 {
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        out->kind = V_NULL;
-        return FS_OK;
-    case MSGPACK_OBJECT_STR:
-        if (!fs_utf8_valid(o->via.str.ptr, o->via.str.size))
-            return FS_REJECT_INVALID_UTF8;
-        out->kind = V_STR;
-        out->str = (fs_slice){o->via.str.ptr, o->via.str.size};
-        return FS_OK;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        out->kind = V_INT;
-        out->fits_int64 = o->via.u64 <= (uint64_t)INT64_MAX;
-        out->i = out->fits_int64 ? (int64_t)o->via.u64 : 0;
-        out->d = (double)o->via.u64;
-        return FS_OK;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        out->kind = V_INT;
-        out->fits_int64 = true;
-        out->i = o->via.i64;
-        out->d = (double)o->via.i64;
-        return FS_OK;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        out->kind = V_FLOAT;
-        out->d = o->via.f64;
-        return FS_OK;
-    default:
-        out->kind = V_OTHER;
-        return FS_OK;
-    }
+    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
 }
 
-static bool msgpack_is_map_header(unsigned char b)
+static inline uint32_t mp_be32(const unsigned char *p)
 {
-    return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return __builtin_bswap32(v);
 }
 
-/* msg[0..len) is exactly one complete object (framed). */
-static fs_reject decode_msgpack_object(fs_decoder *dec, const char *msg, size_t len, fs_event *ev)
+static inline uint64_t mp_be64(const unsigned char *p)
 {
-    if (!msgpack_is_map_header((unsigned char)msg[0]))
-        return FS_REJECT_NOT_A_MAP;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+}
 
-    msgpack_zone_clear(&dec->zone);
-    msgpack_object root;
-    size_t off = 0;
-    msgpack_unpack_return ur = msgpack_unpack(msg, len, &off, &dec->zone, &root);
-    if (ur != MSGPACK_UNPACK_SUCCESS || root.type != MSGPACK_OBJECT_MAP)
-        return FS_REJECT_MALFORMED; /* nesting beyond msgpack-c's limit */
+typedef enum mp_type { MP_NIL, MP_INT, MP_FLOAT, MP_STR, MP_CONTAINER, MP_OTHER } mp_type;
 
-    const msgpack_object *slot[F_COUNT] = {0};
-    const msgpack_object_kv *kv = root.via.map.ptr;
-    for (uint32_t i = 0; i < root.via.map.size; i++) {
-        if (kv[i].key.type != MSGPACK_OBJECT_STR)
-            return FS_REJECT_KEY_NOT_STRING;
-        const char *k = kv[i].key.via.str.ptr;
-        uint32_t klen = kv[i].key.via.str.size;
-        int f = field_of(k, klen);
-        if (f >= 0)
-            slot[f] = &kv[i].val;
-        else if (!fs_utf8_valid(k, klen)) /* the known names are ASCII */
-            return FS_REJECT_INVALID_UTF8;
+/* One decoded header. MP_INT: fits_int64/i/d as in field_value; MP_CONTAINER:
+ * children = values that follow (twice the entries for a map). */
+typedef struct mp_item {
+    mp_type type;
+    bool fits_int64;
+    bool is_map;
+    int64_t i;
+    double d;
+    const char *str;
+    uint32_t len;
+    uint64_t children;
+} mp_item;
+
+/* Reads the value header at *pp (and a scalar's payload), moving *pp past
+ * it; MP_STRUCTURE when the bytes run out or the byte is 0xc1. Never reads
+ * at or beyond end. */
+static inline fs_reject mp_read(const unsigned char **pp, const unsigned char *end, mp_item *it)
+{
+    const unsigned char *p = *pp;
+    size_t avail = (size_t)(end - p);
+    if (avail == 0)
+        return MP_STRUCTURE;
+    unsigned char b = *p;
+    size_t need, n;
+    if (b <= 0x7f) {
+        it->type = MP_INT;
+        it->fits_int64 = true;
+        it->i = b;
+        it->d = b;
+        *pp = p + 1;
+        return FS_OK;
     }
-    field_value fv[F_COUNT];
-    for (int f = 0; f < F_COUNT; f++) {
-        fv[f].kind = V_ABSENT; /* all fill_event reads of an absent field */
-        if (!slot[f])
-            continue;
-        fs_reject r = msgpack_value(slot[f], &fv[f]);
+    if (b >= 0xe0) {
+        it->type = MP_INT;
+        it->fits_int64 = true;
+        it->i = (int8_t)b;
+        it->d = (double)it->i;
+        *pp = p + 1;
+        return FS_OK;
+    }
+    if (b >= 0xa0 && b <= 0xbf) {
+        n = b & 0x1fu;
+        need = 1;
+        goto str;
+    }
+    if (b <= 0x9f) { /* fixmap 0x80-0x8f, fixarray 0x90-0x9f */
+        it->type = MP_CONTAINER;
+        it->is_map = b <= 0x8f;
+        it->children = (uint64_t)(b & 0x0fu) << it->is_map;
+        *pp = p + 1;
+        return FS_OK;
+    }
+    switch (b) {
+    case 0xc0:
+        it->type = MP_NIL;
+        *pp = p + 1;
+        return FS_OK;
+    case 0xc2:
+    case 0xc3:
+        it->type = MP_OTHER;
+        *pp = p + 1;
+        return FS_OK;
+    case 0xd9:
+        if (avail < 2)
+            return MP_STRUCTURE;
+        n = p[1];
+        need = 2;
+        goto str;
+    case 0xda:
+        if (avail < 3)
+            return MP_STRUCTURE;
+        n = mp_be16(p + 1);
+        need = 3;
+        goto str;
+    case 0xdb:
+        if (avail < 5)
+            return MP_STRUCTURE;
+        n = mp_be32(p + 1);
+        need = 5;
+        goto str;
+    case 0xc4: /* bin 8/16/32, ext 8/16/32: length, (ext: type byte), payload */
+    case 0xc7:
+        if (avail < 2)
+            return MP_STRUCTURE;
+        need = 2 + (b == 0xc7);
+        n = p[1];
+        goto other;
+    case 0xc5:
+    case 0xc8:
+        if (avail < 3)
+            return MP_STRUCTURE;
+        need = 3 + (b == 0xc8);
+        n = mp_be16(p + 1);
+        goto other;
+    case 0xc6:
+    case 0xc9:
+        if (avail < 5)
+            return MP_STRUCTURE;
+        need = 5 + (b == 0xc9);
+        n = mp_be32(p + 1);
+        goto other;
+    case 0xd4: /* fixext 1/2/4/8/16: type byte + payload */
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8:
+        need = 2;
+        n = (size_t)1 << (b - 0xd4);
+        goto other;
+    case 0xdc:
+    case 0xde:
+        if (avail < 3)
+            return MP_STRUCTURE;
+        it->type = MP_CONTAINER;
+        it->is_map = b == 0xde;
+        it->children = (uint64_t)mp_be16(p + 1) << it->is_map;
+        *pp = p + 3;
+        return FS_OK;
+    case 0xdd:
+    case 0xdf:
+        if (avail < 5)
+            return MP_STRUCTURE;
+        it->type = MP_CONTAINER;
+        it->is_map = b == 0xdf;
+        it->children = (uint64_t)mp_be32(p + 1) << it->is_map;
+        *pp = p + 5;
+        return FS_OK;
+    case 0xca: {
+        if (avail < 5)
+            return MP_STRUCTURE;
+        uint32_t u = mp_be32(p + 1);
+        float f;
+        memcpy(&f, &u, 4);
+        it->type = MP_FLOAT;
+        it->d = f;
+        *pp = p + 5;
+        return FS_OK;
+    }
+    case 0xcb: {
+        if (avail < 9)
+            return MP_STRUCTURE;
+        uint64_t u = mp_be64(p + 1);
+        memcpy(&it->d, &u, 8);
+        it->type = MP_FLOAT;
+        *pp = p + 9;
+        return FS_OK;
+    }
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf: {
+        size_t w = (size_t)1 << (b - 0xcc);
+        if (avail < 1 + w)
+            return MP_STRUCTURE;
+        uint64_t u = w == 1   ? p[1]
+                     : w == 2 ? mp_be16(p + 1)
+                     : w == 4 ? mp_be32(p + 1)
+                              : mp_be64(p + 1);
+        it->type = MP_INT;
+        it->fits_int64 = u <= (uint64_t)INT64_MAX;
+        it->i = it->fits_int64 ? (int64_t)u : 0;
+        it->d = (double)u;
+        *pp = p + 1 + w;
+        return FS_OK;
+    }
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+        size_t w = (size_t)1 << (b - 0xd0);
+        if (avail < 1 + w)
+            return MP_STRUCTURE;
+        int64_t v = w == 1   ? (int8_t)p[1]
+                    : w == 2 ? (int16_t)mp_be16(p + 1)
+                    : w == 4 ? (int32_t)mp_be32(p + 1)
+                             : (int64_t)mp_be64(p + 1);
+        it->type = MP_INT;
+        it->fits_int64 = true;
+        it->i = v;
+        it->d = (double)v;
+        *pp = p + 1 + w;
+        return FS_OK;
+    }
+    default: /* 0xc1 */
+        return MP_STRUCTURE;
+    }
+str:
+    if (avail - need < n)
+        return MP_STRUCTURE;
+    it->type = MP_STR;
+    it->str = (const char *)p + need;
+    it->len = (uint32_t)n;
+    *pp = p + need + n;
+    return FS_OK;
+other:
+    if (avail < need || avail - need < n)
+        return MP_STRUCTURE;
+    it->type = MP_OTHER;
+    *pp = p + need + n;
+    return FS_OK;
+}
+
+/* Skips the `children` values of a container at nesting level `level` (the
+ * top-level map is 1). Open containers are a stack of counts of values still
+ * to read, so the cost is the bytes read whatever the declared sizes; a
+ * container deeper than MP_MAX_DEPTH is malformed, as msgpack-c (which the
+ * reference decoder and the output side use) refuses it. */
+static fs_reject mp_skip_children(const unsigned char **pp, const unsigned char *end,
+                                  uint64_t children, unsigned level)
+{
+    uint64_t stack[MP_MAX_DEPTH];
+    unsigned top = 0;
+    uint64_t left = children;
+    while (left > 0) {
+        mp_item it;
+        fs_reject r = mp_read(pp, end, &it);
         if (r)
             return r;
+        left--;
+        if (it.type == MP_CONTAINER) {
+            if (level + top + 1 > MP_MAX_DEPTH)
+                return FS_REJECT_MALFORMED;
+            if (it.children > 0) {
+                stack[top++] = left;
+                left = it.children;
+            }
+        }
+        while (left == 0 && top > 0)
+            left = stack[--top];
     }
+    return FS_OK;
+}
+
+/* A value that became a field, as field_value (strings not yet validated). */
+static void mp_field(const mp_item *it, field_value *out)
+{
+    switch (it->type) {
+    case MP_NIL:
+        out->kind = V_NULL;
+        break;
+    case MP_STR:
+        out->kind = V_STR;
+        out->str = (fs_slice){it->str, it->len};
+        break;
+    case MP_INT:
+        out->kind = V_INT;
+        out->fits_int64 = it->fits_int64;
+        out->i = it->i;
+        out->d = it->d;
+        break;
+    case MP_FLOAT:
+        out->kind = V_FLOAT;
+        out->d = it->d;
+        break;
+    default:
+        out->kind = V_OTHER;
+        break;
+    }
+}
+
+/* Decodes msg[0..len) in one pass. The result is exact when msg frames as
+ * exactly one object; otherwise it may be MP_STRUCTURE or a reason that the
+ * framer's verdict overrides (see fs_decode_msgpack). The checks run in the
+ * order the reasons are ranked: nesting depth (found anywhere), then the
+ * first key that is not a string or not UTF-8, then the UTF-8 of the fields'
+ * final values, then fill_event. Replaced duplicates are only skipped. */
+static fs_reject mp_walk(const char *msg, size_t len, fs_event *ev)
+{
+    const unsigned char *p = (const unsigned char *)msg, *end = p + len;
+    mp_item it;
+    fs_reject r = mp_read(&p, end, &it);
+    if (r)
+        return r;
+    if (it.type != MP_CONTAINER || !it.is_map)
+        return FS_REJECT_NOT_A_MAP; /* unless the framer finds worse */
+    uint64_t entries = it.children / 2;
+    field_value fv[F_COUNT];
+    for (int f = 0; f < F_COUNT; f++)
+        fv[f].kind = V_ABSENT;
+    fs_reject key_err = FS_OK;
+    for (uint64_t k = 0; k < entries; k++) {
+        if ((r = mp_read(&p, end, &it)))
+            return r;
+        int f = -1;
+        if (it.type == MP_STR) {
+            f = field_of(it.str, it.len);
+            if (f < 0 && !key_err && !fs_utf8_valid(it.str, it.len)) /* known names: ASCII */
+                key_err = FS_REJECT_INVALID_UTF8;
+        } else {
+            if (!key_err)
+                key_err = FS_REJECT_KEY_NOT_STRING;
+            if (it.type == MP_CONTAINER && (r = mp_skip_children(&p, end, it.children, 2)))
+                return r;
+        }
+        if ((r = mp_read(&p, end, &it)))
+            return r;
+        if (it.type == MP_CONTAINER && (r = mp_skip_children(&p, end, it.children, 2)))
+            return r;
+        if (f >= 0)
+            mp_field(&it, &fv[f]);
+    }
+    if (p != end)
+        return MP_STRUCTURE;
+    if (key_err)
+        return key_err;
+    for (int f = 0; f < F_COUNT; f++)
+        if (fv[f].kind == V_STR && !fs_utf8_valid(fv[f].str.ptr, fv[f].str.len))
+            return FS_REJECT_INVALID_UTF8;
     return fill_event(fv, ev);
 }
 
-fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_event *ev)
+/* The framer's reason for a message that is not exactly one complete
+ * object, or FS_OK when it is. */
+static fs_reject mp_structure(const char *msg, size_t len)
 {
     size_t framed = 0;
     switch (fs_frame_msgpack(msg, len, &framed)) {
@@ -266,9 +519,20 @@ fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_eve
     case FS_FRAME_OK:
         break;
     }
-    if (framed < len)
-        return FS_REJECT_TRAILING_DATA;
-    return decode_msgpack_object(dec, msg, len, ev);
+    return framed < len ? FS_REJECT_TRAILING_DATA : FS_OK;
+}
+
+fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_event *ev)
+{
+    (void)dec;
+    fs_reject r = mp_walk(msg, len, ev);
+    if (r == FS_OK)
+        return FS_OK;
+    /* Rejected: the message's shape outranks what the walk saw. */
+    fs_reject s = mp_structure(msg, len);
+    if (s)
+        return s;
+    return r == MP_STRUCTURE ? FS_REJECT_MALFORMED : r; /* (not reached: it framed) */
 }
 
 /* ---- JSON -------------------------------------------------------------- */
@@ -715,6 +979,8 @@ fs_reject fs_decode_framed(fs_decoder *dec, fs_format fmt, const char *msg, size
 {
     if (fmt == FS_FORMAT_JSON)
         return fs_decode_json(dec, msg, len, ev, scratch, scratch_used);
+    (void)dec;
     *scratch_used = 0;
-    return decode_msgpack_object(dec, msg, len, ev);
+    fs_reject r = mp_walk(msg, len, ev);
+    return r == MP_STRUCTURE ? FS_REJECT_MALFORMED : r; /* (not reached for a framed message) */
 }
