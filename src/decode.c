@@ -925,8 +925,8 @@ static fs_reject json_tokenize_reject(const fs_decoder *dec, int r)
     return r == JSMN_ERROR_PART ? FS_REJECT_TRUNCATED : FS_REJECT_MALFORMED;
 }
 
-fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event *ev, char *scratch,
-                         size_t *scratch_used)
+fs_reject fs_decode_json_reference(fs_decoder *dec, const char *msg, size_t len, fs_event *ev,
+                                   char *scratch, size_t *scratch_used)
 {
     *scratch_used = 0;
     size_t first = skip_ws(msg, 0, len);
@@ -963,6 +963,317 @@ fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event 
             return r;
     }
     return fill_event(fv, ev);
+}
+
+/* ---- JSON, the single-pass fast path ------------------------------------- */
+
+/* What json_fast returns for anything it does not accept outright. */
+#define JSON_DEFER FS_REJECT_COUNT
+
+/* 1 for bytes that end the plain run of a string: '"', '\\', control
+ * characters, and non-ASCII (validated separately). */
+static const unsigned char json_str_stop[256] = {
+    [0 ... 0x1f] = 1,
+    ['"'] = 1,
+    ['\\'] = 1,
+    [0x80 ... 0xff] = 1,
+};
+
+static inline const char *jf_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* Scans the string whose opening quote is at *pp. On success *pp is past the
+ * closing quote, the contents are s[0..*n), and *escaped says whether they
+ * contain escapes (whose syntax is checked). Raw control characters, bad
+ * escapes, invalid UTF-8 or a missing closing quote: false. */
+static inline bool jf_string(const char **pp, const char *end, const char **s, size_t *n,
+                             bool *escaped)
+{
+    const char *p = *pp + 1, *start = p;
+    bool esc = false, ascii = true;
+    for (;;) {
+        while (p < end && !json_str_stop[(unsigned char)*p])
+            p++;
+        if (p >= end)
+            return false;
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            break;
+        if (c >= 0x80) {
+            ascii = false;
+            p++;
+        } else if (c == '\\') {
+            esc = true;
+            if (end - p < 2)
+                return false;
+            char e = p[1];
+            if (e == 'u') {
+                if (end - p < 6)
+                    return false;
+                for (int k = 2; k < 6; k++)
+                    if (fs_hex_digit(p[k]) < 0)
+                        return false;
+                p += 6;
+            } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
+                       e == 'r' || e == 't') {
+                p += 2;
+            } else {
+                return false;
+            }
+        } else {
+            return false; /* control character */
+        }
+    }
+    *s = start;
+    *n = (size_t)(p - start);
+    *escaped = esc;
+    *pp = p + 1;
+    return ascii || fs_utf8_valid(start, *n);
+}
+
+/* Scans a number per the JSON grammar. On success *pp is past it, and, when
+ * fv is not NULL, *fv holds its value exactly as json_primitive would give
+ * it. A number must be followed by a byte of the message (a delimiter, as
+ * the caller checks), so strtod never reads beyond it. */
+static inline bool jf_number(const char **pp, const char *end, field_value *fv)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    const char *p = *pp, *s = p;
+    bool neg = *p == '-';
+    p += neg;
+    if (p >= end || *p < '0' || *p > '9')
+        return false;
+    uint64_t mag = 0;
+    int digits = 0, frac = 0;
+    if (*p == '0') {
+        p++;
+    } else {
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (digits < 19) /* fits: 10^19 - 1 < 2^64 */
+                mag = mag * 10 + (uint64_t)(*p - '0');
+            digits++;
+            p++;
+        }
+    }
+    bool integral = true, exp = false;
+    if (p < end && *p == '.') {
+        p++;
+        const char *f = p;
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (digits < 19)
+                mag = mag * 10 + (uint64_t)(*p - '0');
+            digits += digits > 0 || *p != '0'; /* leading zeros are free */
+            frac++;
+            p++;
+        }
+        if (p == f)
+            return false;
+        integral = false;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        const char *e = p;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+        if (p == e)
+            return false;
+        integral = false;
+        exp = true;
+    }
+    if (p >= end)
+        return false; /* truncated; and strtod needs a delimiter */
+    *pp = p;
+    if (!fv)
+        return true;
+    fv->kind = integral ? V_INT : V_FLOAT;
+    if (integral) {
+        fv->fits_int64 = digits <= 18 || (digits == 19 && mag <= (uint64_t)INT64_MAX + neg);
+        if (!fv->fits_int64)
+            return false; /* not an event's number; the exact path says why */
+        fv->i = neg ? (int64_t)(0 - mag) : (int64_t)mag;
+    }
+    /* Exact when both the digits and the power of ten are exactly doubles:
+     * one correctly rounded IEEE operation, as strtod rounds. */
+    if (!exp && digits <= 19 && mag <= (1ull << 53) && frac <= 22) {
+        double d = (double)mag / pow10[frac];
+        fv->d = neg ? -d : d;
+    } else {
+        fv->d = strtod(s, NULL);
+    }
+    return true;
+}
+
+static inline bool jf_literal(const char **pp, const char *end, const char *lit, size_t n)
+{
+    if ((size_t)(end - *pp) < n || memcmp(*pp, lit, n) != 0)
+        return false;
+    *pp += n;
+    return true;
+}
+
+/* Checks and skips the value at *pp, a value of the top-level object (so a
+ * container here is at level 2). Containers are walked with a bit stack of
+ * "is an object" per open level, so the cost is linear whatever the input,
+ * and anything deeper than JSON_MAX_DEPTH is left to the exact path. */
+static bool jf_skip(const char **pp, const char *end)
+{
+    const char *p = *pp;
+    uint64_t is_obj = 0;
+    unsigned top = 0; /* open containers */
+    const char *s;
+    size_t n;
+    bool esc;
+value:
+    if (p >= end)
+        return false;
+    switch (*p) {
+    case '"':
+        if (!jf_string(&p, end, &s, &n, &esc))
+            return false;
+        break;
+    case '{':
+    case '[':
+        if (2 + top > JSON_MAX_DEPTH)
+            return false;
+        is_obj = (is_obj & ~(1ull << top)) | ((uint64_t)(*p == '{') << top);
+        top++;
+        p = jf_ws(p + 1, end);
+        if (p < end && *p == ((is_obj >> (top - 1)) & 1 ? '}' : ']')) {
+            p++;
+            top--;
+            break;
+        }
+        if ((is_obj >> (top - 1)) & 1)
+            goto key;
+        goto value;
+    case 't':
+        if (!jf_literal(&p, end, "true", 4))
+            return false;
+        break;
+    case 'f':
+        if (!jf_literal(&p, end, "false", 5))
+            return false;
+        break;
+    case 'n':
+        if (!jf_literal(&p, end, "null", 4))
+            return false;
+        break;
+    default:
+        if (!jf_number(&p, end, NULL))
+            return false;
+        break;
+    }
+    /* after a value */
+    while (top > 0) {
+        p = jf_ws(p, end);
+        if (p >= end)
+            return false;
+        bool obj = (is_obj >> (top - 1)) & 1;
+        if (*p == ',') {
+            p = jf_ws(p + 1, end);
+            if (obj)
+                goto key;
+            goto value;
+        }
+        if (*p != (obj ? '}' : ']'))
+            return false;
+        p++;
+        top--;
+    }
+    *pp = p;
+    return true;
+key:
+    if (p >= end || *p != '"' || !jf_string(&p, end, &s, &n, &esc))
+        return false;
+    p = jf_ws(p, end);
+    if (p >= end || *p != ':')
+        return false;
+    p = jf_ws(p + 1, end);
+    goto value;
+}
+
+/* Decodes a message that is a plain valid event in one pass: FS_OK, or
+ * JSON_DEFER for everything else -- any syntax or SPEC fault, escapes in
+ * keys or field strings, a field whose value is a container, very deep or
+ * very large messages. It accepts only what fs_decode_json_reference
+ * accepts, with the same event, so deferring is always safe. */
+static fs_reject json_fast(const char *msg, size_t len, fs_event *ev)
+{
+    if (len >= JSON_MAX_TOKENS) /* fewer bytes than that: jsmn has tokens enough */
+        return JSON_DEFER;
+    const char *p = jf_ws(msg, msg + len), *end = msg + len;
+    if (p >= end || *p != '{')
+        return JSON_DEFER;
+    field_value fv[F_COUNT];
+    for (int f = 0; f < F_COUNT; f++)
+        fv[f].kind = V_ABSENT;
+    p = jf_ws(p + 1, end);
+    if (p < end && *p == '}') {
+        p++;
+    } else {
+        for (;;) {
+            const char *k, *s;
+            size_t kn, sn;
+            bool esc;
+            if (p >= end || *p != '"' || !jf_string(&p, end, &k, &kn, &esc) || esc)
+                return JSON_DEFER;
+            p = jf_ws(p, end);
+            if (p >= end || *p != ':')
+                return JSON_DEFER;
+            p = jf_ws(p + 1, end);
+            if (p >= end)
+                return JSON_DEFER;
+            int f = field_of(k, kn);
+            if (f < 0) {
+                if (!jf_skip(&p, end))
+                    return JSON_DEFER;
+            } else if (*p == '"') {
+                if (!jf_string(&p, end, &s, &sn, &esc) || esc)
+                    return JSON_DEFER;
+                fv[f].kind = V_STR;
+                fv[f].str = (fs_slice){s, (uint32_t)sn};
+            } else if (*p == 'n') {
+                if (!jf_literal(&p, end, "null", 4))
+                    return JSON_DEFER;
+                fv[f].kind = V_NULL;
+            } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+                if (!jf_number(&p, end, &fv[f]))
+                    return JSON_DEFER;
+            } else {
+                return JSON_DEFER;
+            }
+            p = jf_ws(p, end);
+            if (p >= end)
+                return JSON_DEFER;
+            if (*p == '}') {
+                p++;
+                break;
+            }
+            if (*p != ',')
+                return JSON_DEFER;
+            p = jf_ws(p + 1, end);
+        }
+    }
+    if (jf_ws(p, end) != end)
+        return JSON_DEFER;
+    return fill_event(fv, ev) == FS_OK ? FS_OK : JSON_DEFER;
+}
+
+fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event *ev, char *scratch,
+                         size_t *scratch_used)
+{
+    *scratch_used = 0;
+    if (json_fast(msg, len, ev) == FS_OK)
+        return FS_OK;
+    return fs_decode_json_reference(dec, msg, len, ev, scratch, scratch_used);
 }
 
 fs_reject fs_decode(fs_decoder *dec, fs_format fmt, const char *msg, size_t len, fs_event *ev,

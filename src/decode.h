@@ -30,6 +30,13 @@ fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_eve
 fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event *ev, char *scratch,
                          size_t *scratch_used);
 
+/* The exact JSON decoder (jsmn-based, two passes) that fs_decode_json falls
+ * back to for every message its single-pass parser does not accept outright:
+ * it decides the reject reason. Same contract as fs_decode_json; exposed for
+ * the differential tests (fs_decode_json must agree with it on every input). */
+fs_reject fs_decode_json_reference(fs_decoder *dec, const char *msg, size_t len, fs_event *ev,
+                                   char *scratch, size_t *scratch_used);
+
 fs_reject fs_decode(fs_decoder *dec, fs_format fmt, const char *msg, size_t len, fs_event *ev,
                     char *scratch, size_t *scratch_used);
 
