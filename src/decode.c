@@ -167,6 +167,32 @@ static fs_reject fill_event(const field_value *f, fs_event *ev)
     return FS_OK;
 }
 
+/* Event strings are short and nearly always ASCII: OR the bytes together
+ * (a word at a time) and only call the full validator when a high bit is set. */
+static inline bool utf8_ok(const char *s, size_t n)
+{
+    uint64_t acc = 0;
+    if (n >= 8) {
+        size_t i = 0;
+        for (; i + 8 < n; i += 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            acc |= w;
+        }
+        uint64_t w; /* the last 8 bytes, overlapping what was read */
+        memcpy(&w, s + n - 8, 8);
+        acc |= w;
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        acc = a | b;
+    } else if (n > 0) {
+        acc = (unsigned char)s[0] | (unsigned char)s[n / 2] | (unsigned char)s[n - 1];
+    }
+    return !(acc & 0x8080808080808080ull) || fs_utf8_valid(s, n);
+}
+
 /* ---- MessagePack ------------------------------------------------------- */
 
 /* Reasons only mp_walk uses: the walk ran out of bytes, met 0xc1, or ended
@@ -461,7 +487,7 @@ static void mp_field(const mp_item *it, field_value *out)
  * order the reasons are ranked: nesting depth (found anywhere), then the
  * first key that is not a string or not UTF-8, then the UTF-8 of the fields'
  * final values, then fill_event. Replaced duplicates are only skipped. */
-static fs_reject mp_walk(const char *msg, size_t len, fs_event *ev)
+static fs_reject mp_walk(const char *msg, size_t len, fs_event *ev, size_t *used)
 {
     const unsigned char *p = (const unsigned char *)msg, *end = p + len;
     mp_item it;
@@ -476,18 +502,40 @@ static fs_reject mp_walk(const char *msg, size_t len, fs_event *ev)
         fv[f].kind = V_ABSENT;
     fs_reject key_err = FS_OK;
     for (uint64_t k = 0; k < entries; k++) {
+        int f = -1;
+        const char *key;
+        size_t klen;
+        if (p < end && (*p & 0xe0) == 0xa0) { /* a fixstr key: nearly always */
+            klen = *p & 0x1fu;
+            if ((size_t)(end - p) - 1 < klen)
+                return MP_STRUCTURE;
+            key = (const char *)p + 1;
+            p += 1 + klen;
+            goto key_str;
+        }
         if ((r = mp_read(&p, end, &it)))
             return r;
-        int f = -1;
         if (it.type == MP_STR) {
-            f = field_of(it.str, it.len);
-            if (f < 0 && !key_err && !fs_utf8_valid(it.str, it.len)) /* known names: ASCII */
+            key = it.str;
+            klen = it.len;
+        key_str:
+            f = field_of(key, klen);
+            if (f < 0 && !key_err && !utf8_ok(key, klen)) /* known names: ASCII */
                 key_err = FS_REJECT_INVALID_UTF8;
         } else {
             if (!key_err)
                 key_err = FS_REJECT_KEY_NOT_STRING;
             if (it.type == MP_CONTAINER && (r = mp_skip_children(&p, end, it.children, 2)))
                 return r;
+        }
+        if (f >= 0 && p < end && (*p & 0xe0) == 0xa0) { /* a field's fixstr value */
+            size_t n = *p & 0x1fu;
+            if ((size_t)(end - p) - 1 < n)
+                return MP_STRUCTURE;
+            fv[f].kind = V_STR;
+            fv[f].str = (fs_slice){(const char *)p + 1, (uint32_t)n};
+            p += 1 + n;
+            continue;
         }
         if ((r = mp_read(&p, end, &it)))
             return r;
@@ -496,12 +544,14 @@ static fs_reject mp_walk(const char *msg, size_t len, fs_event *ev)
         if (f >= 0)
             mp_field(&it, &fv[f]);
     }
-    if (p != end)
+    if (used)
+        *used = (size_t)(p - (const unsigned char *)msg);
+    else if (p != end)
         return MP_STRUCTURE;
     if (key_err)
         return key_err;
     for (int f = 0; f < F_COUNT; f++)
-        if (fv[f].kind == V_STR && !fs_utf8_valid(fv[f].str.ptr, fv[f].str.len))
+        if (fv[f].kind == V_STR && !utf8_ok(fv[f].str.ptr, fv[f].str.len))
             return FS_REJECT_INVALID_UTF8;
     return fill_event(fv, ev);
 }
@@ -525,7 +575,7 @@ static fs_reject mp_structure(const char *msg, size_t len)
 fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_event *ev)
 {
     (void)dec;
-    fs_reject r = mp_walk(msg, len, ev);
+    fs_reject r = mp_walk(msg, len, ev, NULL);
     if (r == FS_OK)
         return FS_OK;
     /* Rejected: the message's shape outranks what the walk saw. */
@@ -533,6 +583,25 @@ fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_eve
     if (s)
         return s;
     return r == MP_STRUCTURE ? FS_REJECT_MALFORMED : r; /* (not reached: it framed) */
+}
+
+fs_frame_status fs_decode_msgpack_next(fs_decoder *dec, const char *buf, size_t avail,
+                                       size_t *msg_len, fs_event *ev, fs_reject *reason)
+{
+    (void)dec;
+    size_t used = 0;
+    if (mp_walk(buf, avail, ev, &used) == FS_OK) {
+        *msg_len = used;
+        *reason = FS_OK;
+        return FS_FRAME_OK;
+    }
+    /* Rejected or incomplete: frame, then decode exactly the framed object. */
+    fs_frame_status st = fs_frame_msgpack(buf, avail, msg_len);
+    if (st == FS_FRAME_OK) {
+        fs_reject r = mp_walk(buf, *msg_len, ev, NULL);
+        *reason = r == MP_STRUCTURE ? FS_REJECT_MALFORMED : r; /* (not reached: it framed) */
+    }
+    return st;
 }
 
 /* ---- JSON -------------------------------------------------------------- */
@@ -1292,6 +1361,6 @@ fs_reject fs_decode_framed(fs_decoder *dec, fs_format fmt, const char *msg, size
         return fs_decode_json(dec, msg, len, ev, scratch, scratch_used);
     (void)dec;
     *scratch_used = 0;
-    fs_reject r = mp_walk(msg, len, ev);
+    fs_reject r = mp_walk(msg, len, ev, NULL);
     return r == MP_STRUCTURE ? FS_REJECT_MALFORMED : r; /* (not reached for a framed message) */
 }

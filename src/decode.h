@@ -13,6 +13,7 @@
 #define FS_DECODE_H
 
 #include "event.h"
+#include "frame.h"
 
 typedef enum fs_format { FS_FORMAT_MSGPACK = 0, FS_FORMAT_JSON = 1 } fs_format;
 
@@ -23,6 +24,14 @@ void fs_decoder_free(fs_decoder *dec);
 
 /* Decodes msg into *ev. String slices of *ev point into msg. */
 fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_event *ev);
+
+/* Frames and decodes the MessagePack object at the start of a stream buffer
+ * in one pass: returns what fs_frame_msgpack(buf, avail, msg_len) returns and,
+ * on FS_FRAME_OK, sets *reason to what fs_decode_msgpack(buf, *msg_len) gives
+ * (filling *ev on FS_OK). For readers that frame and decode in the same
+ * thread: a valid event costs one walk instead of a frame and a decode. */
+fs_frame_status fs_decode_msgpack_next(fs_decoder *dec, const char *buf, size_t avail,
+                                       size_t *msg_len, fs_event *ev, fs_reject *reason);
 
 /* Decodes msg into *ev. Strings without escapes point into msg; strings with
  * escapes are unescaped into scratch, which must have room for len bytes;
