@@ -1048,9 +1048,13 @@ static const unsigned char json_str_stop[256] = {
     [0x80 ... 0xff] = 1,
 };
 
+/* JSON whitespace as a bit set over bytes 0..32: one comparison when, as
+ * usual, the next byte is not whitespace. */
+#define JF_WS_BITS ((1ull << ' ') | (1ull << '\t') | (1ull << '\n') | (1ull << '\r'))
+
 static inline const char *jf_ws(const char *p, const char *end)
 {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    while (p < end && (unsigned char)*p <= ' ' && ((JF_WS_BITS >> (unsigned char)*p) & 1))
         p++;
     return p;
 }
@@ -1059,16 +1063,34 @@ static inline const char *jf_ws(const char *p, const char *end)
  * closing quote, the contents are s[0..*n), and *escaped says whether they
  * contain escapes (whose syntax is checked). Raw control characters, bad
  * escapes, invalid UTF-8 or a missing closing quote: false. */
-static inline bool jf_string(const char **pp, const char *end, const char **s, size_t *n,
-                             bool *escaped)
+static inline __attribute__((always_inline)) bool
+jf_string(const char **pp, const char *end, const char **s, size_t *n, bool *escaped)
 {
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
     const char *p = *pp + 1, *start = p;
     bool esc = false, ascii = true;
     for (;;) {
+        /* Eight bytes at a time: a high bit per byte that is '"', '\\', a
+         * control character or non-ASCII. The lowest flag is always exact
+         * (borrows only spill above a real match), which is the one used. */
+        while (end - p >= 8) {
+            uint64_t w, q, b;
+            memcpy(&w, p, 8);
+            q = w ^ (ones * '"');
+            b = w ^ (ones * '\\');
+            uint64_t m =
+                (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w) | w) & high;
+            if (m) {
+                p += __builtin_ctzll(m) >> 3;
+                goto stop;
+            }
+            p += 8;
+        }
         while (p < end && !json_str_stop[(unsigned char)*p])
             p++;
         if (p >= end)
             return false;
+    stop:;
         unsigned char c = (unsigned char)*p;
         if (c == '"')
             break;
