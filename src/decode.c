@@ -1,35 +1,46 @@
-/* decode.c -- one message -> fs_event, from MessagePack (msgpack-c) or JSON (jsmn).
+/* decode.c -- one message -> fs_event, from MessagePack or JSON (SPEC §1).
  *
- * Both decoders work in two passes over the top-level map. The first finds,
- * for each of the seven known keys, the last value given for it (the last
- * duplicate wins; unknown keys are skipped unexamined beyond syntax). The
- * second converts those values to a neutral field_value and fill_event
- * applies the SPEC §1 rules once, for both formats, in a fixed order
- * (customer_id, ts, event, channel, campaign, segment, value), so a record
- * with several faults is always rejected for the same reason.
+ * Both formats end in fill_event, which applies the SPEC §1 rules once to a
+ * neutral field_value per known key (the last duplicate wins) in a fixed
+ * order (customer_id, ts, event, channel, campaign, segment, value), so a
+ * record with several faults is always rejected for the same reason.
  *
- * MessagePack. msgpack-c materialises a whole object, and its allocation is
- * proportional to the sizes the object declares. So every message is framed
- * first (frame.c, no memory): a truncated object, an impossible byte or
- * trailing bytes are rejected before msgpack-c sees them, and an object that
- * frames completely has every declared element backed by at least one byte.
- * msgpack-c then unpacks into a zone that lives in the decoder and is
- * cleared, not freed, between messages, so a warm decoder does not allocate.
- * msgpack-c refuses nesting deeper than 32 levels; such objects are malformed.
+ * MessagePack: one pass over the bytes (mp_walk), no object tree, no memory.
+ * Each header is read with its bounds checked against the message; a field's
+ * value is kept as a slice/number when its key is read, any other value is
+ * skipped. Skipping a container keeps a stack of counts of values still to
+ * read, at most MP_MAX_DEPTH deep (msgpack-c's nesting limit, which the
+ * output side and the test reference use: deeper objects are malformed), so
+ * the cost is the bytes actually present whatever sizes are declared. The
+ * walk ranks what it finds as the reference decoder does (see
+ * tests/fuzz/mp_reference.h): depth, then the first bad key, then the
+ * fields' UTF-8, then fill_event. Only a rejected message is also framed
+ * (frame.c): a truncated object, a 0xc1 byte or trailing bytes outrank every
+ * other reason, and the framer says which.
  *
- * JSON. jsmn (strict mode) tokenises into a token array owned by the decoder
- * and grown on demand up to JSON_MAX_TOKENS. jsmn's comma and closing-bracket
- * handling search back through the tokens; with parent links that search is
- * bounded by the nesting depth, and a pre-scan rejects objects nested deeper
- * than msgpack-c allows (JSON_MAX_DEPTH, the same limit in both formats), so
- * tokenising stays linear in the message length (without both, one 500 KB
- * message took seconds). jsmn is lenient about separators, so the top-level
- * object's structure (`{ "k" : v , ... }`) is checked here between tokens,
- * and so is every nested value's (json_check_value): a message is accepted
- * only if it is valid JSON, unknown keys included. Strings are validated (no
- * raw control characters, valid UTF-8) everywhere; the strings that become
- * fields also must have paired surrogate escapes, and are unescaped into the
- * caller's scratch only when they contain a backslash.
+ * JSON: two decoders. json_fast is a single-pass parser for the messages
+ * that matter: a valid object whose keys have no escapes and whose fields
+ * are unescaped strings, numbers or null (values under other keys may be any
+ * valid JSON, checked and skipped, nested at most JSON_MAX_DEPTH). It either
+ * accepts -- exactly when the exact decoder would, with the same event -- or
+ * defers, and the exact decoder (fs_decode_json_reference) then decides the
+ * outcome and the reason. Rejected messages thus cost both, which keeps the
+ * reasons identical without a second implementation of jsmn's error
+ * classification (truncated vs malformed vs trailing data).
+ *
+ * The exact JSON decoder: jsmn (strict mode) tokenises into a token array
+ * owned by the decoder and grown on demand up to JSON_MAX_TOKENS. jsmn's
+ * comma and closing-bracket handling search back through the tokens; with
+ * parent links that search is bounded by the nesting depth, and a pre-scan
+ * rejects objects nested deeper than JSON_MAX_DEPTH, so tokenising stays
+ * linear in the message length (without both, one 500 KB message took
+ * seconds). jsmn is lenient about separators, so the top-level object's
+ * structure (`{ "k" : v , ... }`) is checked here between tokens, and so is
+ * every nested value's (json_check_value): a message is accepted only if it
+ * is valid JSON, unknown keys included. Strings are validated (no raw control
+ * characters, valid UTF-8) everywhere; the strings that become fields also
+ * must have paired surrogate escapes, and are unescaped into the caller's
+ * scratch only when they contain a backslash.
  */
 #include "decode.h"
 
@@ -1126,6 +1137,28 @@ jf_string(const char **pp, const char *end, const char **s, size_t *n, bool *esc
     return ascii || fs_utf8_valid(start, *n);
 }
 
+/* If p[0..8) are all ASCII digits, *mag = *mag * 10^8 + their value. The
+ * digit test and the conversion work on the eight bytes as one word: the
+ * conversion pairs adjacent digits, then pairs of pairs, then quads (each a
+ * multiply that adds the high part times 10, 100, 10^4 to the low part). */
+static inline bool jf_eight_digits(const char *p, uint64_t *mag)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w); /* first digit in the lowest byte */
+#endif
+    if (((w & 0xf0f0f0f0f0f0f0f0ull) |
+         (((w + 0x0606060606060606ull) & 0xf0f0f0f0f0f0f0f0ull) >> 4)) != 0x3333333333333333ull)
+        return false;
+    uint64_t v = w - 0x3030303030303030ull;
+    v = ((v & 0x0f0f0f0f0f0f0f0full) * 2561) >> 8;
+    v = ((v & 0x00ff00ff00ff00ffull) * 6553601) >> 16;
+    v = ((v & 0x0000ffff0000ffffull) * 42949672960001ull) >> 32;
+    *mag = *mag * 100000000u + (v & 0xffffffffu);
+    return true;
+}
+
 /* Scans a number per the JSON grammar. On success *pp is past it, and, when
  * fv is not NULL, *fv holds its value exactly as json_primitive would give
  * it. A number must be followed by a byte of the message (a delimiter, as
@@ -1145,6 +1178,11 @@ static inline bool jf_number(const char **pp, const char *end, field_value *fv)
     if (*p == '0') {
         p++;
     } else {
+        /* Timestamps have 13 digits: take eight at a time while they fit. */
+        while (end - p >= 8 && digits <= 11 && jf_eight_digits(p, &mag)) {
+            digits += 8;
+            p += 8;
+        }
         while (p < end && *p >= '0' && *p <= '9') {
             if (digits < 19) /* fits: 10^19 - 1 < 2^64 */
                 mag = mag * 10 + (uint64_t)(*p - '0');

@@ -1,8 +1,8 @@
 /* decode.h -- one message's bytes -> fs_event (SPEC §1).
  *
- * A decoder holds reusable scratch state (msgpack-c zone, JSON token array)
- * so decoding allocates nothing per event once warm. A decoder is used by one
- * thread at a time.
+ * A decoder holds reusable scratch state (the JSON token array of the exact
+ * decoder) so decoding allocates nothing per event once warm; MessagePack
+ * needs none. A decoder is used by one thread at a time.
  *
  * A message is exactly one MessagePack object / one JSON value (surrounding
  * JSON whitespace allowed); anything after it is FS_REJECT_TRAILING_DATA.
@@ -51,8 +51,10 @@ fs_reject fs_decode(fs_decoder *dec, fs_format fmt, const char *msg, size_t len,
 
 /* As fs_decode, for a MessagePack message that fs_frame_msgpack already found
  * to be exactly one complete object (FS_FRAME_OK, msg_len == len): the replay
- * source frames every message anyway, and framing twice costs ~8 % of
- * decoding. Passing an unframed message here voids the guarantees above. */
+ * source frames every message anyway. fs_decode_msgpack only frames messages
+ * it rejects (to rank truncation and trailing bytes first), so this saves
+ * that on rejects only. The decode still never reads outside the message;
+ * an unframed message gets some reject reason, not necessarily the same. */
 fs_reject fs_decode_framed(fs_decoder *dec, fs_format fmt, const char *msg, size_t len,
                            fs_event *ev, char *scratch, size_t *scratch_used);
 
