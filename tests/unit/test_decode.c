@@ -1314,6 +1314,61 @@ static void test_reject_names(void **state)
     }
 }
 
+/* fs_decode_msgpack_next walks a stream: each object's length and reason,
+ * a 0xc1 as one bad byte, and an incomplete tail. */
+static void test_msgpack_next_stream(void **state)
+{
+    (void)state;
+    static const char good[] = "\x83\xab"
+                               "customer_id\xa1"
+                               "c\xa2"
+                               "ts\x01\xa5"
+                               "event\xa1"
+                               "e";
+    static const char bad_ts[] = "\x83\xab"
+                                 "customer_id\xa1"
+                                 "c\xa2"
+                                 "ts\xc0\xa5"
+                                 "event\xa1"
+                                 "e";
+    size_t g = sizeof good - 1, b = sizeof bad_ts - 1;
+    char stream[128];
+    size_t n = 0;
+    memcpy(stream + n, good, g), n += g;
+    memcpy(stream + n, bad_ts, b), n += b;
+    stream[n++] = (char)0xc1;
+    memcpy(stream + n, good, g), n += g;
+    memcpy(stream + n, good, g - 1), n += g - 1; /* cut short */
+    set_msg(stream, n);
+    static const struct {
+        fs_frame_status st;
+        size_t len;
+        fs_reject reason;
+    } want[] = {{FS_FRAME_OK, sizeof good - 1, FS_OK},
+                {FS_FRAME_OK, sizeof bad_ts - 1, FS_REJECT_BAD_TS},
+                {FS_FRAME_BAD, 1, FS_REJECT_COUNT},
+                {FS_FRAME_OK, sizeof good - 1, FS_OK},
+                {FS_FRAME_NEED_MORE, 0, FS_REJECT_COUNT}};
+    size_t pos = 0;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        size_t len = 0;
+        fs_reject reason = FS_REJECT_COUNT;
+        assert_int_equal(fs_decode_msgpack_next(dec, msg + pos, msg_len - pos, &len, &ev, &reason),
+                         want[i].st);
+        if (want[i].st == FS_FRAME_NEED_MORE)
+            break;
+        assert_int_equal(len, want[i].len);
+        if (want[i].st == FS_FRAME_OK)
+            assert_reason(reason, want[i].reason);
+        if (reason == FS_OK) {
+            assert_str(ev.customer_id, "c");
+            assert_in_msg(ev.event);
+        }
+        pos += len;
+    }
+    assert_int_equal(pos, n - (g - 1));
+}
+
 /* ---- differential: random and mutated messages ------------------------------------------ */
 
 /* The decoders take shortcuts (one pass over MessagePack; JSON accepted by a
@@ -1527,9 +1582,26 @@ static void test_msgpack_differential(void **state)
                         ev.segment.len == ref.segment.len &&
                         !memcmp(ev.segment.ptr, ref.segment.ptr, ev.segment.len));
         }
+        /* Framing and decoding in one pass agrees with doing them apart,
+         * also when the buffer holds more than one object (trailing data). */
+        size_t framed = 0, next_len = 0;
+        fs_reject next_reason = FS_REJECT_COUNT;
+        fs_event ev3;
+        fs_frame_status st = fs_frame_msgpack(msg, msg_len, &framed);
+        assert_int_equal(fs_decode_msgpack_next(dec, msg, msg_len, &next_len, &ev3, &next_reason),
+                         st);
+        if (st != FS_FRAME_NEED_MORE)
+            assert_int_equal(next_len, framed);
+        if (st == FS_FRAME_OK) {
+            fs_event ev4;
+            assert_reason(next_reason, fs_decode_msgpack(dec, msg, framed, &ev4));
+            if (next_reason == FS_OK)
+                assert_true(ev3.ts == ev4.ts && ev3.customer_hash == ev4.customer_hash &&
+                            ev3.event.ptr == ev4.event.ptr &&
+                            memcmp(&ev3.value, &ev4.value, sizeof ev3.value) == 0);
+        }
         /* The replay path's entry point agrees on every framed message. */
-        size_t framed;
-        if (fs_frame_msgpack(msg, msg_len, &framed) == FS_FRAME_OK && framed == msg_len) {
+        if (st == FS_FRAME_OK && framed == msg_len) {
             fs_event ev2;
             size_t used = 1;
             assert_reason(fs_decode_framed(dec, FS_FORMAT_MSGPACK, msg, msg_len, &ev2, NULL, &used),
@@ -1736,6 +1808,7 @@ int main(void)
         cmocka_unit_test(test_large_messages),
         cmocka_unit_test(test_decoder_reuse_and_dispatch),
         cmocka_unit_test(test_reject_names),
+        cmocka_unit_test(test_msgpack_next_stream),
         cmocka_unit_test(test_msgpack_differential),
         cmocka_unit_test(test_json_differential),
     };
