@@ -20,7 +20,7 @@
  *
  * JSON: two decoders. json_fast is a single-pass parser for the messages
  * that matter: a valid object whose keys have no escapes and whose fields
- * are unescaped strings, numbers or null (values under other keys may be any
+ * are strings, numbers or null (values under other keys may be any
  * valid JSON, checked and skipped, nested at most JSON_MAX_DEPTH). It either
  * accepts -- exactly when the exact decoder would, with the same event -- or
  * defers, and the exact decoder (fs_decode_json_reference) then decides the
@@ -1331,10 +1331,11 @@ key:
 
 /* Decodes a message that is a plain valid event in one pass: FS_OK, or
  * JSON_DEFER for everything else -- any syntax or SPEC fault, escapes in
- * keys or field strings, a field whose value is a container, very deep or
- * very large messages. It accepts only what fs_decode_json_reference
+ * keys, a field whose value is a container, very deep or very large
+ * messages. It accepts only what fs_decode_json_reference
  * accepts, with the same event, so deferring is always safe. */
-static fs_reject json_fast(const char *msg, size_t len, fs_event *ev)
+static fs_reject json_fast(const char *msg, size_t len, fs_event *ev, char *scratch,
+                           size_t *scratch_used)
 {
     if (len >= JSON_MAX_TOKENS) /* fewer bytes than that: jsmn has tokens enough */
         return JSON_DEFER;
@@ -1342,6 +1343,7 @@ static fs_reject json_fast(const char *msg, size_t len, fs_event *ev)
     if (p >= end || *p != '{')
         return JSON_DEFER;
     field_value fv[F_COUNT];
+    bool escaped[F_COUNT] = {false};
     for (int f = 0; f < F_COUNT; f++)
         fv[f].kind = V_ABSENT;
     p = jf_ws(p + 1, end);
@@ -1365,10 +1367,11 @@ static fs_reject json_fast(const char *msg, size_t len, fs_event *ev)
                 if (!jf_skip(&p, end))
                     return JSON_DEFER;
             } else if (*p == '"') {
-                if (!jf_string(&p, end, &s, &sn, &esc) || esc)
+                if (!jf_string(&p, end, &s, &sn, &esc))
                     return JSON_DEFER;
                 fv[f].kind = V_STR;
                 fv[f].str = (fs_slice){s, (uint32_t)sn};
+                escaped[f] = esc;
             } else if (*p == 'n') {
                 if (!jf_literal(&p, end, "null", 4))
                     return JSON_DEFER;
@@ -1393,14 +1396,31 @@ static fs_reject json_fast(const char *msg, size_t len, fs_event *ev)
     }
     if (jf_ws(p, end) != end)
         return JSON_DEFER;
-    return fill_event(fv, ev) == FS_OK ? FS_OK : JSON_DEFER;
+    /* Final field strings with escapes are unescaped into scratch in field
+     * order, as the exact decoder lays them out (same bytes, same *used). */
+    size_t used = 0;
+    for (int f = 0; f < F_COUNT; f++) {
+        if (fv[f].kind != V_STR || !escaped[f])
+            continue;
+        if (!scratch)
+            return JSON_DEFER;
+        long m = json_unescape(fv[f].str.ptr, fv[f].str.len, scratch + used);
+        if (m < 0) /* an unpaired surrogate */
+            return JSON_DEFER;
+        fv[f].str = (fs_slice){scratch + used, (uint32_t)m};
+        used += (size_t)m;
+    }
+    if (fill_event(fv, ev) != FS_OK)
+        return JSON_DEFER;
+    *scratch_used = used;
+    return FS_OK;
 }
 
 fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event *ev, char *scratch,
                          size_t *scratch_used)
 {
     *scratch_used = 0;
-    if (json_fast(msg, len, ev) == FS_OK)
+    if (json_fast(msg, len, ev, scratch, scratch_used) == FS_OK)
         return FS_OK;
     return fs_decode_json_reference(dec, msg, len, ev, scratch, scratch_used);
 }

@@ -1744,6 +1744,8 @@ static void test_json_differential(void **state)
             fail();
         }
         assert_int_equal(scratch_used, ref_used);
+        if (got == FS_OK) /* the same layout too: field order */
+            assert_memory_equal(scratch, refscratch, scratch_used);
         if (got == FS_OK) {
             accepted++;
             if (!(ev.ts == ref.ts && ev.customer_hash == ref.customer_hash &&
