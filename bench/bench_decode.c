@@ -9,17 +9,21 @@
  *     a1  msgpack_unpack_next into a msgpack_unpacked (a fresh zone per
  *         object: msgpack-c's convenience API) -- walking the stream only
  *     a2  msgpack_unpack into one reused, cleared zone -- the decode ceiling
- *     b   fs_frame_msgpack + fs_decode_msgpack per message (what replay does)
+ *     b   fs_frame_msgpack + fs_decode_msgpack per message
+ *     b2  fs_frame_msgpack + fs_decode_framed (what replay does: the reader
+ *         frames, the workers decode)
+ *     b3  fs_decode_msgpack_next: framing and decoding in one pass
  *   json:
  *     c0  fs_frame_jsonl + jsmn tokenising each line, nothing else
+ *     cr  fs_frame_jsonl + fs_decode_json_reference (the jsmn decoder alone)
  *     c   fs_frame_jsonl + fs_decode_json per non-blank line
  *
  * and prints events/s, MB/s of input and ns/event for each, from the thread's
  * CPU time (so that other load on a shared machine does not count; the best
  * wall-clock ns/event is shown too). Set
- * BENCH_DECODE_ONLY=b (or a1, a2, c0, c) to run one variant, e.g. under perf. Every variant
- * folds something from each event into a checksum that is printed, so the
- * compiler cannot drop the work.
+ * BENCH_DECODE_ONLY=b (or a1, a2, b2, b3, c0, cr, c) to run one variant, e.g. under perf. Every
+ * variant folds something from each event into a checksum that is printed, so the compiler cannot
+ * drop the work.
  */
 #include <msgpack.h>
 #include <stdbool.h>
@@ -154,6 +158,51 @@ static result fs_msgpack(const input *in)
     return r;
 }
 
+static result fs_msgpack_framed(const input *in)
+{
+    result r = {0, 0, 0};
+    fs_decoder *dec = fs_decoder_new();
+    size_t pos = 0;
+    while (pos < in->len) {
+        size_t n = 0, used;
+        fs_frame_status st = fs_frame_msgpack(in->buf + pos, in->len - pos, &n);
+        if (st == FS_FRAME_NEED_MORE)
+            n = in->len - pos;
+        r.events++;
+        if (st == FS_FRAME_OK) {
+            fs_event ev;
+            if (fs_decode_framed(dec, FS_FORMAT_MSGPACK, in->buf + pos, n, &ev, NULL, &used) ==
+                FS_OK)
+                fold(&r, &ev);
+        }
+        pos += n;
+    }
+    fs_decoder_free(dec);
+    return r;
+}
+
+static result fs_msgpack_next(const input *in)
+{
+    result r = {0, 0, 0};
+    fs_decoder *dec = fs_decoder_new();
+    size_t pos = 0;
+    while (pos < in->len) {
+        size_t n = 0;
+        fs_event ev;
+        fs_reject why;
+        fs_frame_status st =
+            fs_decode_msgpack_next(dec, in->buf + pos, in->len - pos, &n, &ev, &why);
+        if (st == FS_FRAME_NEED_MORE)
+            n = in->len - pos;
+        r.events++;
+        if (st == FS_FRAME_OK && why == FS_OK)
+            fold(&r, &ev);
+        pos += n;
+    }
+    fs_decoder_free(dec);
+    return r;
+}
+
 /* ---- JSON lines ---------------------------------------------------------- */
 
 /* The next non-blank line at or after *pos, as the replay reader cuts them. */
@@ -192,7 +241,10 @@ static result jsmn_only(const input *in)
     return r;
 }
 
-static result fs_json(const input *in)
+typedef fs_reject (*json_decode_fn)(fs_decoder *, const char *, size_t, fs_event *, char *,
+                                    size_t *);
+
+static result json_with(const input *in, json_decode_fn decode)
 {
     result r = {0, 0, 0};
     fs_decoder *dec = fs_decoder_new();
@@ -208,12 +260,22 @@ static result fs_json(const input *in)
         fs_event ev;
         size_t used;
         r.events++;
-        if (fs_decode_json(dec, line, n, &ev, scratch, &used) == FS_OK)
+        if (decode(dec, line, n, &ev, scratch, &used) == FS_OK)
             fold(&r, &ev);
     }
     free(scratch);
     fs_decoder_free(dec);
     return r;
+}
+
+static result fs_json(const input *in)
+{
+    return json_with(in, fs_decode_json);
+}
+
+static result fs_json_reference(const input *in)
+{
+    return json_with(in, fs_decode_json_reference);
 }
 
 /* ---- driver -------------------------------------------------------------- */
@@ -270,8 +332,11 @@ int main(int argc, char **argv)
         run("a1", "msgpack_unpack_next (zone per object)", mp_unpack_next, &in);
         run("a2", "msgpack_unpack (reused zone)", mp_unpack_zone, &in);
         run("b", "fs_frame_msgpack + fs_decode_msgpack", fs_msgpack, &in);
+        run("b2", "fs_frame_msgpack + fs_decode_framed", fs_msgpack_framed, &in);
+        run("b3", "fs_decode_msgpack_next", fs_msgpack_next, &in);
     } else {
         run("c0", "fs_frame_jsonl + jsmn_parse only", jsmn_only, &in);
+        run("cr", "fs_frame_jsonl + fs_decode_json_reference", fs_json_reference, &in);
         run("c", "fs_frame_jsonl + fs_decode_json", fs_json, &in);
     }
     free(buf);

@@ -1,35 +1,46 @@
-/* decode.c -- one message -> fs_event, from MessagePack (msgpack-c) or JSON (jsmn).
+/* decode.c -- one message -> fs_event, from MessagePack or JSON (SPEC §1).
  *
- * Both decoders work in two passes over the top-level map. The first finds,
- * for each of the seven known keys, the last value given for it (the last
- * duplicate wins; unknown keys are skipped unexamined beyond syntax). The
- * second converts those values to a neutral field_value and fill_event
- * applies the SPEC §1 rules once, for both formats, in a fixed order
- * (customer_id, ts, event, channel, campaign, segment, value), so a record
- * with several faults is always rejected for the same reason.
+ * Both formats end in fill_event, which applies the SPEC §1 rules once to a
+ * neutral field_value per known key (the last duplicate wins) in a fixed
+ * order (customer_id, ts, event, channel, campaign, segment, value), so a
+ * record with several faults is always rejected for the same reason.
  *
- * MessagePack. msgpack-c materialises a whole object, and its allocation is
- * proportional to the sizes the object declares. So every message is framed
- * first (frame.c, no memory): a truncated object, an impossible byte or
- * trailing bytes are rejected before msgpack-c sees them, and an object that
- * frames completely has every declared element backed by at least one byte.
- * msgpack-c then unpacks into a zone that lives in the decoder and is
- * cleared, not freed, between messages, so a warm decoder does not allocate.
- * msgpack-c refuses nesting deeper than 32 levels; such objects are malformed.
+ * MessagePack: one pass over the bytes (mp_walk), no object tree, no memory.
+ * Each header is read with its bounds checked against the message; a field's
+ * value is kept as a slice/number when its key is read, any other value is
+ * skipped. Skipping a container keeps a stack of counts of values still to
+ * read, at most MP_MAX_DEPTH deep (msgpack-c's nesting limit, which the
+ * output side and the test reference use: deeper objects are malformed), so
+ * the cost is the bytes actually present whatever sizes are declared. The
+ * walk ranks what it finds as the reference decoder does (see
+ * tests/fuzz/mp_reference.h): depth, then the first bad key, then the
+ * fields' UTF-8, then fill_event. Only a rejected message is also framed
+ * (frame.c): a truncated object, a 0xc1 byte or trailing bytes outrank every
+ * other reason, and the framer says which.
  *
- * JSON. jsmn (strict mode) tokenises into a token array owned by the decoder
- * and grown on demand up to JSON_MAX_TOKENS. jsmn's comma and closing-bracket
- * handling search back through the tokens; with parent links that search is
- * bounded by the nesting depth, and a pre-scan rejects objects nested deeper
- * than msgpack-c allows (JSON_MAX_DEPTH, the same limit in both formats), so
- * tokenising stays linear in the message length (without both, one 500 KB
- * message took seconds). jsmn is lenient about separators, so the top-level
- * object's structure (`{ "k" : v , ... }`) is checked here between tokens,
- * and so is every nested value's (json_check_value): a message is accepted
- * only if it is valid JSON, unknown keys included. Strings are validated (no
- * raw control characters, valid UTF-8) everywhere; the strings that become
- * fields also must have paired surrogate escapes, and are unescaped into the
- * caller's scratch only when they contain a backslash.
+ * JSON: two decoders. json_fast is a single-pass parser for the messages
+ * that matter: a valid object whose keys have no escapes and whose fields
+ * are strings, numbers or null (values under other keys may be any
+ * valid JSON, checked and skipped, nested at most JSON_MAX_DEPTH). It either
+ * accepts -- exactly when the exact decoder would, with the same event -- or
+ * defers, and the exact decoder (fs_decode_json_reference) then decides the
+ * outcome and the reason. Rejected messages thus cost both, which keeps the
+ * reasons identical without a second implementation of jsmn's error
+ * classification (truncated vs malformed vs trailing data).
+ *
+ * The exact JSON decoder: jsmn (strict mode) tokenises into a token array
+ * owned by the decoder and grown on demand up to JSON_MAX_TOKENS. jsmn's
+ * comma and closing-bracket handling search back through the tokens; with
+ * parent links that search is bounded by the nesting depth, and a pre-scan
+ * rejects objects nested deeper than JSON_MAX_DEPTH, so tokenising stays
+ * linear in the message length (without both, one 500 KB message took
+ * seconds). jsmn is lenient about separators, so the top-level object's
+ * structure (`{ "k" : v , ... }`) is checked here between tokens, and so is
+ * every nested value's (json_check_value): a message is accepted only if it
+ * is valid JSON, unknown keys included. Strings are validated (no raw control
+ * characters, valid UTF-8) everywhere; the strings that become fields also
+ * must have paired surrogate escapes, and are unescaped into the caller's
+ * scratch only when they contain a backslash.
  */
 #include "decode.h"
 
@@ -38,8 +49,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <msgpack.h>
 
 #define JSMN_STATIC
 #define JSMN_STRICT
@@ -53,11 +62,10 @@
 #define JSON_INITIAL_TOKENS 64
 #define JSON_MAX_TOKENS     (1u << 20) /* 16 MiB of tokens; a bigger object is malformed */
 #define JSON_MAX_DEPTH      32 /* nested containers, top level included: msgpack-c's limit */
-#define MSGPACK_ZONE_SIZE   8192
+#define MP_MAX_DEPTH        32 /* nested containers, top level included: msgpack-c's limit */
 #define MAX_ABS_VALUE       1e18
 
 struct fs_decoder {
-    msgpack_zone zone;
     jsmntok_t *tok;
     unsigned ntok;
 };
@@ -65,10 +73,6 @@ struct fs_decoder {
 fs_decoder *fs_decoder_new(void)
 {
     fs_decoder *dec = fs_xcalloc(1, sizeof *dec);
-    if (!msgpack_zone_init(&dec->zone, MSGPACK_ZONE_SIZE)) {
-        fputs("funnelstream: out of memory\n", stderr);
-        abort();
-    }
     dec->ntok = JSON_INITIAL_TOKENS;
     dec->tok = fs_xmalloc(dec->ntok * sizeof *dec->tok);
     return dec;
@@ -78,7 +82,6 @@ void fs_decoder_free(fs_decoder *dec)
 {
     if (!dec)
         return;
-    msgpack_zone_destroy(&dec->zone);
     free(dec->tok);
     free(dec);
 }
@@ -175,87 +178,398 @@ static fs_reject fill_event(const field_value *f, fs_event *ev)
     return FS_OK;
 }
 
+/* Event strings are short and nearly always ASCII: OR the bytes together
+ * (a word at a time) and only call the full validator when a high bit is set. */
+static inline bool utf8_ok(const char *s, size_t n)
+{
+    uint64_t acc = 0;
+    if (n >= 8) {
+        size_t i = 0;
+        for (; i + 8 < n; i += 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            acc |= w;
+        }
+        uint64_t w; /* the last 8 bytes, overlapping what was read */
+        memcpy(&w, s + n - 8, 8);
+        acc |= w;
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        acc = a | b;
+    } else if (n > 0) {
+        acc = (unsigned char)s[0] | (unsigned char)s[n / 2] | (unsigned char)s[n - 1];
+    }
+    return !(acc & 0x8080808080808080ull) || fs_utf8_valid(s, n);
+}
+
 /* ---- MessagePack ------------------------------------------------------- */
 
-static fs_reject msgpack_value(const msgpack_object *o, field_value *out)
+/* Reasons only mp_walk uses: the walk ran out of bytes, met 0xc1, or ended
+ * before the message did. Which public reason applies (truncated, bad start
+ * byte, malformed, trailing data) is the framer's call (mp_structure). */
+#define MP_STRUCTURE FS_REJECT_COUNT
+
+static inline uint16_t mp_be16(const unsigned char *p)
 {
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        out->kind = V_NULL;
-        return FS_OK;
-    case MSGPACK_OBJECT_STR:
-        if (!fs_utf8_valid(o->via.str.ptr, o->via.str.size))
-            return FS_REJECT_INVALID_UTF8;
-        out->kind = V_STR;
-        out->str = (fs_slice){o->via.str.ptr, o->via.str.size};
-        return FS_OK;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        out->kind = V_INT;
-        out->fits_int64 = o->via.u64 <= (uint64_t)INT64_MAX;
-        out->i = out->fits_int64 ? (int64_t)o->via.u64 : 0;
-        out->d = (double)o->via.u64;
-        return FS_OK;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        out->kind = V_INT;
-        out->fits_int64 = true;
-        out->i = o->via.i64;
-        out->d = (double)o->via.i64;
-        return FS_OK;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        out->kind = V_FLOAT;
-        out->d = o->via.f64;
-        return FS_OK;
-    default:
-        out->kind = V_OTHER;
-        return FS_OK;
-    }
+    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
 }
 
-static bool msgpack_is_map_header(unsigned char b)
+static inline uint32_t mp_be32(const unsigned char *p)
 {
-    return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return __builtin_bswap32(v);
 }
 
-/* msg[0..len) is exactly one complete object (framed). */
-static fs_reject decode_msgpack_object(fs_decoder *dec, const char *msg, size_t len, fs_event *ev)
+static inline uint64_t mp_be64(const unsigned char *p)
 {
-    if (!msgpack_is_map_header((unsigned char)msg[0]))
-        return FS_REJECT_NOT_A_MAP;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+}
 
-    msgpack_zone_clear(&dec->zone);
-    msgpack_object root;
-    size_t off = 0;
-    msgpack_unpack_return ur = msgpack_unpack(msg, len, &off, &dec->zone, &root);
-    if (ur != MSGPACK_UNPACK_SUCCESS || root.type != MSGPACK_OBJECT_MAP)
-        return FS_REJECT_MALFORMED; /* nesting beyond msgpack-c's limit */
+typedef enum mp_type { MP_NIL, MP_INT, MP_FLOAT, MP_STR, MP_CONTAINER, MP_OTHER } mp_type;
 
-    const msgpack_object *slot[F_COUNT] = {0};
-    const msgpack_object_kv *kv = root.via.map.ptr;
-    for (uint32_t i = 0; i < root.via.map.size; i++) {
-        if (kv[i].key.type != MSGPACK_OBJECT_STR)
-            return FS_REJECT_KEY_NOT_STRING;
-        const char *k = kv[i].key.via.str.ptr;
-        uint32_t klen = kv[i].key.via.str.size;
-        int f = field_of(k, klen);
-        if (f >= 0)
-            slot[f] = &kv[i].val;
-        else if (!fs_utf8_valid(k, klen)) /* the known names are ASCII */
-            return FS_REJECT_INVALID_UTF8;
+/* One decoded header. MP_INT: fits_int64/i/d as in field_value; MP_CONTAINER:
+ * children = values that follow (twice the entries for a map). */
+typedef struct mp_item {
+    mp_type type;
+    bool fits_int64;
+    bool is_map;
+    int64_t i;
+    double d;
+    const char *str;
+    uint32_t len;
+    uint64_t children;
+} mp_item;
+
+/* Reads the value header at *pp (and a scalar's payload), moving *pp past
+ * it; MP_STRUCTURE when the bytes run out or the byte is 0xc1. Never reads
+ * at or beyond end. */
+static inline fs_reject mp_read(const unsigned char **pp, const unsigned char *end, mp_item *it)
+{
+    const unsigned char *p = *pp;
+    size_t avail = (size_t)(end - p);
+    if (avail == 0)
+        return MP_STRUCTURE;
+    unsigned char b = *p;
+    size_t need, n;
+    if (b <= 0x7f) {
+        it->type = MP_INT;
+        it->fits_int64 = true;
+        it->i = b;
+        it->d = b;
+        *pp = p + 1;
+        return FS_OK;
     }
-    field_value fv[F_COUNT];
-    for (int f = 0; f < F_COUNT; f++) {
-        fv[f].kind = V_ABSENT; /* all fill_event reads of an absent field */
-        if (!slot[f])
-            continue;
-        fs_reject r = msgpack_value(slot[f], &fv[f]);
+    if (b >= 0xe0) {
+        it->type = MP_INT;
+        it->fits_int64 = true;
+        it->i = (int8_t)b;
+        it->d = (double)it->i;
+        *pp = p + 1;
+        return FS_OK;
+    }
+    if (b >= 0xa0 && b <= 0xbf) {
+        n = b & 0x1fu;
+        need = 1;
+        goto str;
+    }
+    if (b <= 0x9f) { /* fixmap 0x80-0x8f, fixarray 0x90-0x9f */
+        it->type = MP_CONTAINER;
+        it->is_map = b <= 0x8f;
+        it->children = (uint64_t)(b & 0x0fu) << it->is_map;
+        *pp = p + 1;
+        return FS_OK;
+    }
+    switch (b) {
+    case 0xc0:
+        it->type = MP_NIL;
+        *pp = p + 1;
+        return FS_OK;
+    case 0xc2:
+    case 0xc3:
+        it->type = MP_OTHER;
+        *pp = p + 1;
+        return FS_OK;
+    case 0xd9:
+        if (avail < 2)
+            return MP_STRUCTURE;
+        n = p[1];
+        need = 2;
+        goto str;
+    case 0xda:
+        if (avail < 3)
+            return MP_STRUCTURE;
+        n = mp_be16(p + 1);
+        need = 3;
+        goto str;
+    case 0xdb:
+        if (avail < 5)
+            return MP_STRUCTURE;
+        n = mp_be32(p + 1);
+        need = 5;
+        goto str;
+    case 0xc4: /* bin 8/16/32, ext 8/16/32: length, (ext: type byte), payload */
+    case 0xc7:
+        if (avail < 2)
+            return MP_STRUCTURE;
+        need = 2 + (b == 0xc7);
+        n = p[1];
+        goto other;
+    case 0xc5:
+    case 0xc8:
+        if (avail < 3)
+            return MP_STRUCTURE;
+        need = 3 + (b == 0xc8);
+        n = mp_be16(p + 1);
+        goto other;
+    case 0xc6:
+    case 0xc9:
+        if (avail < 5)
+            return MP_STRUCTURE;
+        need = 5 + (b == 0xc9);
+        n = mp_be32(p + 1);
+        goto other;
+    case 0xd4: /* fixext 1/2/4/8/16: type byte + payload */
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8:
+        need = 2;
+        n = (size_t)1 << (b - 0xd4);
+        goto other;
+    case 0xdc:
+    case 0xde:
+        if (avail < 3)
+            return MP_STRUCTURE;
+        it->type = MP_CONTAINER;
+        it->is_map = b == 0xde;
+        it->children = (uint64_t)mp_be16(p + 1) << it->is_map;
+        *pp = p + 3;
+        return FS_OK;
+    case 0xdd:
+    case 0xdf:
+        if (avail < 5)
+            return MP_STRUCTURE;
+        it->type = MP_CONTAINER;
+        it->is_map = b == 0xdf;
+        it->children = (uint64_t)mp_be32(p + 1) << it->is_map;
+        *pp = p + 5;
+        return FS_OK;
+    case 0xca: {
+        if (avail < 5)
+            return MP_STRUCTURE;
+        uint32_t u = mp_be32(p + 1);
+        float f;
+        memcpy(&f, &u, 4);
+        it->type = MP_FLOAT;
+        it->d = f;
+        *pp = p + 5;
+        return FS_OK;
+    }
+    case 0xcb: {
+        if (avail < 9)
+            return MP_STRUCTURE;
+        uint64_t u = mp_be64(p + 1);
+        memcpy(&it->d, &u, 8);
+        it->type = MP_FLOAT;
+        *pp = p + 9;
+        return FS_OK;
+    }
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf: {
+        size_t w = (size_t)1 << (b - 0xcc);
+        if (avail < 1 + w)
+            return MP_STRUCTURE;
+        uint64_t u = w == 1   ? p[1]
+                     : w == 2 ? mp_be16(p + 1)
+                     : w == 4 ? mp_be32(p + 1)
+                              : mp_be64(p + 1);
+        it->type = MP_INT;
+        it->fits_int64 = u <= (uint64_t)INT64_MAX;
+        it->i = it->fits_int64 ? (int64_t)u : 0;
+        it->d = (double)u;
+        *pp = p + 1 + w;
+        return FS_OK;
+    }
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+        size_t w = (size_t)1 << (b - 0xd0);
+        if (avail < 1 + w)
+            return MP_STRUCTURE;
+        int64_t v = w == 1   ? (int8_t)p[1]
+                    : w == 2 ? (int16_t)mp_be16(p + 1)
+                    : w == 4 ? (int32_t)mp_be32(p + 1)
+                             : (int64_t)mp_be64(p + 1);
+        it->type = MP_INT;
+        it->fits_int64 = true;
+        it->i = v;
+        it->d = (double)v;
+        *pp = p + 1 + w;
+        return FS_OK;
+    }
+    default: /* 0xc1 */
+        return MP_STRUCTURE;
+    }
+str:
+    if (avail - need < n)
+        return MP_STRUCTURE;
+    it->type = MP_STR;
+    it->str = (const char *)p + need;
+    it->len = (uint32_t)n;
+    *pp = p + need + n;
+    return FS_OK;
+other:
+    if (avail < need || avail - need < n)
+        return MP_STRUCTURE;
+    it->type = MP_OTHER;
+    *pp = p + need + n;
+    return FS_OK;
+}
+
+/* Skips the `children` values of a container at nesting level `level` (the
+ * top-level map is 1). Open containers are a stack of counts of values still
+ * to read, so the cost is the bytes read whatever the declared sizes; a
+ * container deeper than MP_MAX_DEPTH is malformed, as msgpack-c (which the
+ * reference decoder and the output side use) refuses it. */
+static fs_reject mp_skip_children(const unsigned char **pp, const unsigned char *end,
+                                  uint64_t children, unsigned level)
+{
+    uint64_t stack[MP_MAX_DEPTH];
+    unsigned top = 0;
+    uint64_t left = children;
+    while (left > 0) {
+        mp_item it;
+        fs_reject r = mp_read(pp, end, &it);
         if (r)
             return r;
+        left--;
+        if (it.type == MP_CONTAINER) {
+            if (level + top + 1 > MP_MAX_DEPTH)
+                return FS_REJECT_MALFORMED;
+            if (it.children > 0) {
+                stack[top++] = left;
+                left = it.children;
+            }
+        }
+        while (left == 0 && top > 0)
+            left = stack[--top];
     }
+    return FS_OK;
+}
+
+/* A value that became a field, as field_value (strings not yet validated). */
+static void mp_field(const mp_item *it, field_value *out)
+{
+    switch (it->type) {
+    case MP_NIL:
+        out->kind = V_NULL;
+        break;
+    case MP_STR:
+        out->kind = V_STR;
+        out->str = (fs_slice){it->str, it->len};
+        break;
+    case MP_INT:
+        out->kind = V_INT;
+        out->fits_int64 = it->fits_int64;
+        out->i = it->i;
+        out->d = it->d;
+        break;
+    case MP_FLOAT:
+        out->kind = V_FLOAT;
+        out->d = it->d;
+        break;
+    default:
+        out->kind = V_OTHER;
+        break;
+    }
+}
+
+/* Decodes msg[0..len) in one pass. The result is exact when msg frames as
+ * exactly one object; otherwise it may be MP_STRUCTURE or a reason that the
+ * framer's verdict overrides (see fs_decode_msgpack). The checks run in the
+ * order the reasons are ranked: nesting depth (found anywhere), then the
+ * first key that is not a string or not UTF-8, then the UTF-8 of the fields'
+ * final values, then fill_event. Replaced duplicates are only skipped. */
+static fs_reject mp_walk(const char *msg, size_t len, fs_event *ev, size_t *used)
+{
+    const unsigned char *p = (const unsigned char *)msg, *end = p + len;
+    mp_item it;
+    fs_reject r = mp_read(&p, end, &it);
+    if (r)
+        return r;
+    if (it.type != MP_CONTAINER || !it.is_map)
+        return FS_REJECT_NOT_A_MAP; /* unless the framer finds worse */
+    uint64_t entries = it.children / 2;
+    field_value fv[F_COUNT];
+    for (int f = 0; f < F_COUNT; f++)
+        fv[f].kind = V_ABSENT;
+    fs_reject key_err = FS_OK;
+    for (uint64_t k = 0; k < entries; k++) {
+        int f = -1;
+        const char *key;
+        size_t klen;
+        if (p < end && (*p & 0xe0) == 0xa0) { /* a fixstr key: nearly always */
+            klen = *p & 0x1fu;
+            if ((size_t)(end - p) - 1 < klen)
+                return MP_STRUCTURE;
+            key = (const char *)p + 1;
+            p += 1 + klen;
+            goto key_str;
+        }
+        if ((r = mp_read(&p, end, &it)))
+            return r;
+        if (it.type == MP_STR) {
+            key = it.str;
+            klen = it.len;
+        key_str:
+            f = field_of(key, klen);
+            if (f < 0 && !key_err && !utf8_ok(key, klen)) /* known names: ASCII */
+                key_err = FS_REJECT_INVALID_UTF8;
+        } else {
+            if (!key_err)
+                key_err = FS_REJECT_KEY_NOT_STRING;
+            if (it.type == MP_CONTAINER && (r = mp_skip_children(&p, end, it.children, 2)))
+                return r;
+        }
+        if (f >= 0 && p < end && (*p & 0xe0) == 0xa0) { /* a field's fixstr value */
+            size_t n = *p & 0x1fu;
+            if ((size_t)(end - p) - 1 < n)
+                return MP_STRUCTURE;
+            fv[f].kind = V_STR;
+            fv[f].str = (fs_slice){(const char *)p + 1, (uint32_t)n};
+            p += 1 + n;
+            continue;
+        }
+        if ((r = mp_read(&p, end, &it)))
+            return r;
+        if (it.type == MP_CONTAINER && (r = mp_skip_children(&p, end, it.children, 2)))
+            return r;
+        if (f >= 0)
+            mp_field(&it, &fv[f]);
+    }
+    if (used)
+        *used = (size_t)(p - (const unsigned char *)msg);
+    else if (p != end)
+        return MP_STRUCTURE;
+    if (key_err)
+        return key_err;
+    for (int f = 0; f < F_COUNT; f++)
+        if (fv[f].kind == V_STR && !utf8_ok(fv[f].str.ptr, fv[f].str.len))
+            return FS_REJECT_INVALID_UTF8;
     return fill_event(fv, ev);
 }
 
-fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_event *ev)
+/* The framer's reason for a message that is not exactly one complete
+ * object, or FS_OK when it is. */
+static fs_reject mp_structure(const char *msg, size_t len)
 {
     size_t framed = 0;
     switch (fs_frame_msgpack(msg, len, &framed)) {
@@ -266,9 +580,39 @@ fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_eve
     case FS_FRAME_OK:
         break;
     }
-    if (framed < len)
-        return FS_REJECT_TRAILING_DATA;
-    return decode_msgpack_object(dec, msg, len, ev);
+    return framed < len ? FS_REJECT_TRAILING_DATA : FS_OK;
+}
+
+fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_event *ev)
+{
+    (void)dec;
+    fs_reject r = mp_walk(msg, len, ev, NULL);
+    if (r == FS_OK)
+        return FS_OK;
+    /* Rejected: the message's shape outranks what the walk saw. */
+    fs_reject s = mp_structure(msg, len);
+    if (s)
+        return s;
+    return r == MP_STRUCTURE ? FS_REJECT_MALFORMED : r; /* (not reached: it framed) */
+}
+
+fs_frame_status fs_decode_msgpack_next(fs_decoder *dec, const char *buf, size_t avail,
+                                       size_t *msg_len, fs_event *ev, fs_reject *reason)
+{
+    (void)dec;
+    size_t used = 0;
+    if (mp_walk(buf, avail, ev, &used) == FS_OK) {
+        *msg_len = used;
+        *reason = FS_OK;
+        return FS_FRAME_OK;
+    }
+    /* Rejected or incomplete: frame, then decode exactly the framed object. */
+    fs_frame_status st = fs_frame_msgpack(buf, avail, msg_len);
+    if (st == FS_FRAME_OK) {
+        fs_reject r = mp_walk(buf, *msg_len, ev, NULL);
+        *reason = r == MP_STRUCTURE ? FS_REJECT_MALFORMED : r; /* (not reached: it framed) */
+    }
+    return st;
 }
 
 /* ---- JSON -------------------------------------------------------------- */
@@ -661,8 +1005,8 @@ static fs_reject json_tokenize_reject(const fs_decoder *dec, int r)
     return r == JSMN_ERROR_PART ? FS_REJECT_TRUNCATED : FS_REJECT_MALFORMED;
 }
 
-fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event *ev, char *scratch,
-                         size_t *scratch_used)
+fs_reject fs_decode_json_reference(fs_decoder *dec, const char *msg, size_t len, fs_event *ev,
+                                   char *scratch, size_t *scratch_used)
 {
     *scratch_used = 0;
     size_t first = skip_ws(msg, 0, len);
@@ -701,6 +1045,386 @@ fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event 
     return fill_event(fv, ev);
 }
 
+/* ---- JSON, the single-pass fast path ------------------------------------- */
+
+/* What json_fast returns for anything it does not accept outright. */
+#define JSON_DEFER FS_REJECT_COUNT
+
+/* 1 for bytes that end the plain run of a string: '"', '\\', control
+ * characters, and non-ASCII (validated separately). */
+static const unsigned char json_str_stop[256] = {
+    [0 ... 0x1f] = 1,
+    ['"'] = 1,
+    ['\\'] = 1,
+    [0x80 ... 0xff] = 1,
+};
+
+/* JSON whitespace as a bit set over bytes 0..32: one comparison when, as
+ * usual, the next byte is not whitespace. */
+#define JF_WS_BITS ((1ull << ' ') | (1ull << '\t') | (1ull << '\n') | (1ull << '\r'))
+
+static inline const char *jf_ws(const char *p, const char *end)
+{
+    while (p < end && (unsigned char)*p <= ' ' && ((JF_WS_BITS >> (unsigned char)*p) & 1))
+        p++;
+    return p;
+}
+
+/* Scans the string whose opening quote is at *pp. On success *pp is past the
+ * closing quote, the contents are s[0..*n), and *escaped says whether they
+ * contain escapes (whose syntax is checked). Raw control characters, bad
+ * escapes, invalid UTF-8 or a missing closing quote: false. */
+static inline __attribute__((always_inline)) bool
+jf_string(const char **pp, const char *end, const char **s, size_t *n, bool *escaped)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    const char *p = *pp + 1, *start = p;
+    bool esc = false, ascii = true;
+    for (;;) {
+        /* Eight bytes at a time: a high bit per byte that is '"', '\\', a
+         * control character or non-ASCII. The lowest flag is always exact
+         * (borrows only spill above a real match), which is the one used. */
+        while (end - p >= 8) {
+            uint64_t w, q, b;
+            memcpy(&w, p, 8);
+            q = w ^ (ones * '"');
+            b = w ^ (ones * '\\');
+            uint64_t m =
+                (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w) | w) & high;
+            if (m) {
+                p += __builtin_ctzll(m) >> 3;
+                goto stop;
+            }
+            p += 8;
+        }
+        while (p < end && !json_str_stop[(unsigned char)*p])
+            p++;
+        if (p >= end)
+            return false;
+    stop:;
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            break;
+        if (c >= 0x80) {
+            ascii = false;
+            p++;
+        } else if (c == '\\') {
+            esc = true;
+            if (end - p < 2)
+                return false;
+            char e = p[1];
+            if (e == 'u') {
+                if (end - p < 6)
+                    return false;
+                for (int k = 2; k < 6; k++)
+                    if (fs_hex_digit(p[k]) < 0)
+                        return false;
+                p += 6;
+            } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
+                       e == 'r' || e == 't') {
+                p += 2;
+            } else {
+                return false;
+            }
+        } else {
+            return false; /* control character */
+        }
+    }
+    *s = start;
+    *n = (size_t)(p - start);
+    *escaped = esc;
+    *pp = p + 1;
+    return ascii || fs_utf8_valid(start, *n);
+}
+
+/* If p[0..8) are all ASCII digits, *mag = *mag * 10^8 + their value. The
+ * digit test and the conversion work on the eight bytes as one word: the
+ * conversion pairs adjacent digits, then pairs of pairs, then quads (each a
+ * multiply that adds the high part times 10, 100, 10^4 to the low part). */
+static inline bool jf_eight_digits(const char *p, uint64_t *mag)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w); /* first digit in the lowest byte */
+#endif
+    if (((w & 0xf0f0f0f0f0f0f0f0ull) |
+         (((w + 0x0606060606060606ull) & 0xf0f0f0f0f0f0f0f0ull) >> 4)) != 0x3333333333333333ull)
+        return false;
+    uint64_t v = w - 0x3030303030303030ull;
+    v = ((v & 0x0f0f0f0f0f0f0f0full) * 2561) >> 8;
+    v = ((v & 0x00ff00ff00ff00ffull) * 6553601) >> 16;
+    v = ((v & 0x0000ffff0000ffffull) * 42949672960001ull) >> 32;
+    *mag = *mag * 100000000u + (v & 0xffffffffu);
+    return true;
+}
+
+/* Scans a number per the JSON grammar. On success *pp is past it, and, when
+ * fv is not NULL, *fv holds its value exactly as json_primitive would give
+ * it. A number must be followed by a byte of the message (a delimiter, as
+ * the caller checks), so strtod never reads beyond it. */
+static inline bool jf_number(const char **pp, const char *end, field_value *fv)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    const char *p = *pp, *s = p;
+    bool neg = *p == '-';
+    p += neg;
+    if (p >= end || *p < '0' || *p > '9')
+        return false;
+    uint64_t mag = 0;
+    int digits = 0, frac = 0;
+    if (*p == '0') {
+        p++;
+    } else {
+        /* Timestamps have 13 digits: take eight at a time while they fit. */
+        while (end - p >= 8 && digits <= 11 && jf_eight_digits(p, &mag)) {
+            digits += 8;
+            p += 8;
+        }
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (digits < 19) /* fits: 10^19 - 1 < 2^64 */
+                mag = mag * 10 + (uint64_t)(*p - '0');
+            digits++;
+            p++;
+        }
+    }
+    bool integral = true, exp = false;
+    if (p < end && *p == '.') {
+        p++;
+        const char *f = p;
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (digits < 19)
+                mag = mag * 10 + (uint64_t)(*p - '0');
+            digits += digits > 0 || *p != '0'; /* leading zeros are free */
+            frac++;
+            p++;
+        }
+        if (p == f)
+            return false;
+        integral = false;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        const char *e = p;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+        if (p == e)
+            return false;
+        integral = false;
+        exp = true;
+    }
+    if (p >= end)
+        return false; /* truncated; and strtod needs a delimiter */
+    *pp = p;
+    if (!fv)
+        return true;
+    fv->kind = integral ? V_INT : V_FLOAT;
+    if (integral) {
+        fv->fits_int64 = digits <= 18 || (digits == 19 && mag <= (uint64_t)INT64_MAX + neg);
+        if (!fv->fits_int64)
+            return false; /* not an event's number; the exact path says why */
+        fv->i = neg ? (int64_t)(0 - mag) : (int64_t)mag;
+    }
+    /* Exact when both the digits and the power of ten are exactly doubles:
+     * one correctly rounded IEEE operation, as strtod rounds. */
+    if (!exp && digits <= 19 && mag <= (1ull << 53) && frac <= 22) {
+        double d = (double)mag / pow10[frac];
+        fv->d = neg ? -d : d;
+    } else {
+        fv->d = strtod(s, NULL);
+    }
+    return true;
+}
+
+static inline bool jf_literal(const char **pp, const char *end, const char *lit, size_t n)
+{
+    if ((size_t)(end - *pp) < n || memcmp(*pp, lit, n) != 0)
+        return false;
+    *pp += n;
+    return true;
+}
+
+/* Checks and skips the value at *pp, a value of the top-level object (so a
+ * container here is at level 2). Containers are walked with a bit stack of
+ * "is an object" per open level, so the cost is linear whatever the input,
+ * and anything deeper than JSON_MAX_DEPTH is left to the exact path. */
+static bool jf_skip(const char **pp, const char *end)
+{
+    const char *p = *pp;
+    uint64_t is_obj = 0;
+    unsigned top = 0; /* open containers */
+    const char *s;
+    size_t n;
+    bool esc;
+value:
+    if (p >= end)
+        return false;
+    switch (*p) {
+    case '"':
+        if (!jf_string(&p, end, &s, &n, &esc))
+            return false;
+        break;
+    case '{':
+    case '[':
+        if (2 + top > JSON_MAX_DEPTH)
+            return false;
+        is_obj = (is_obj & ~(1ull << top)) | ((uint64_t)(*p == '{') << top);
+        top++;
+        p = jf_ws(p + 1, end);
+        if (p < end && *p == ((is_obj >> (top - 1)) & 1 ? '}' : ']')) {
+            p++;
+            top--;
+            break;
+        }
+        if ((is_obj >> (top - 1)) & 1)
+            goto key;
+        goto value;
+    case 't':
+        if (!jf_literal(&p, end, "true", 4))
+            return false;
+        break;
+    case 'f':
+        if (!jf_literal(&p, end, "false", 5))
+            return false;
+        break;
+    case 'n':
+        if (!jf_literal(&p, end, "null", 4))
+            return false;
+        break;
+    default:
+        if (!jf_number(&p, end, NULL))
+            return false;
+        break;
+    }
+    /* after a value */
+    while (top > 0) {
+        p = jf_ws(p, end);
+        if (p >= end)
+            return false;
+        bool obj = (is_obj >> (top - 1)) & 1;
+        if (*p == ',') {
+            p = jf_ws(p + 1, end);
+            if (obj)
+                goto key;
+            goto value;
+        }
+        if (*p != (obj ? '}' : ']'))
+            return false;
+        p++;
+        top--;
+    }
+    *pp = p;
+    return true;
+key:
+    if (p >= end || *p != '"' || !jf_string(&p, end, &s, &n, &esc))
+        return false;
+    p = jf_ws(p, end);
+    if (p >= end || *p != ':')
+        return false;
+    p = jf_ws(p + 1, end);
+    goto value;
+}
+
+/* Decodes a message that is a plain valid event in one pass: FS_OK, or
+ * JSON_DEFER for everything else -- any syntax or SPEC fault, escapes in
+ * keys, a field whose value is a container, very deep or very large
+ * messages. It accepts only what fs_decode_json_reference
+ * accepts, with the same event, so deferring is always safe. */
+static fs_reject json_fast(const char *msg, size_t len, fs_event *ev, char *scratch,
+                           size_t *scratch_used)
+{
+    if (len >= JSON_MAX_TOKENS) /* fewer bytes than that: jsmn has tokens enough */
+        return JSON_DEFER;
+    const char *p = jf_ws(msg, msg + len), *end = msg + len;
+    if (p >= end || *p != '{')
+        return JSON_DEFER;
+    field_value fv[F_COUNT];
+    bool escaped[F_COUNT] = {false};
+    for (int f = 0; f < F_COUNT; f++)
+        fv[f].kind = V_ABSENT;
+    p = jf_ws(p + 1, end);
+    if (p < end && *p == '}') {
+        p++;
+    } else {
+        for (;;) {
+            const char *k, *s;
+            size_t kn, sn;
+            bool esc;
+            if (p >= end || *p != '"' || !jf_string(&p, end, &k, &kn, &esc) || esc)
+                return JSON_DEFER;
+            p = jf_ws(p, end);
+            if (p >= end || *p != ':')
+                return JSON_DEFER;
+            p = jf_ws(p + 1, end);
+            if (p >= end)
+                return JSON_DEFER;
+            int f = field_of(k, kn);
+            if (f < 0) {
+                if (!jf_skip(&p, end))
+                    return JSON_DEFER;
+            } else if (*p == '"') {
+                if (!jf_string(&p, end, &s, &sn, &esc))
+                    return JSON_DEFER;
+                fv[f].kind = V_STR;
+                fv[f].str = (fs_slice){s, (uint32_t)sn};
+                escaped[f] = esc;
+            } else if (*p == 'n') {
+                if (!jf_literal(&p, end, "null", 4))
+                    return JSON_DEFER;
+                fv[f].kind = V_NULL;
+            } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+                if (!jf_number(&p, end, &fv[f]))
+                    return JSON_DEFER;
+            } else {
+                return JSON_DEFER;
+            }
+            p = jf_ws(p, end);
+            if (p >= end)
+                return JSON_DEFER;
+            if (*p == '}') {
+                p++;
+                break;
+            }
+            if (*p != ',')
+                return JSON_DEFER;
+            p = jf_ws(p + 1, end);
+        }
+    }
+    if (jf_ws(p, end) != end)
+        return JSON_DEFER;
+    /* Final field strings with escapes are unescaped into scratch in field
+     * order, as the exact decoder lays them out (same bytes, same *used). */
+    size_t used = 0;
+    for (int f = 0; f < F_COUNT; f++) {
+        if (fv[f].kind != V_STR || !escaped[f])
+            continue;
+        if (!scratch)
+            return JSON_DEFER;
+        long m = json_unescape(fv[f].str.ptr, fv[f].str.len, scratch + used);
+        if (m < 0) /* an unpaired surrogate */
+            return JSON_DEFER;
+        fv[f].str = (fs_slice){scratch + used, (uint32_t)m};
+        used += (size_t)m;
+    }
+    if (fill_event(fv, ev) != FS_OK)
+        return JSON_DEFER;
+    *scratch_used = used;
+    return FS_OK;
+}
+
+fs_reject fs_decode_json(fs_decoder *dec, const char *msg, size_t len, fs_event *ev, char *scratch,
+                         size_t *scratch_used)
+{
+    *scratch_used = 0;
+    if (json_fast(msg, len, ev, scratch, scratch_used) == FS_OK)
+        return FS_OK;
+    return fs_decode_json_reference(dec, msg, len, ev, scratch, scratch_used);
+}
+
 fs_reject fs_decode(fs_decoder *dec, fs_format fmt, const char *msg, size_t len, fs_event *ev,
                     char *scratch, size_t *scratch_used)
 {
@@ -715,6 +1439,8 @@ fs_reject fs_decode_framed(fs_decoder *dec, fs_format fmt, const char *msg, size
 {
     if (fmt == FS_FORMAT_JSON)
         return fs_decode_json(dec, msg, len, ev, scratch, scratch_used);
+    (void)dec;
     *scratch_used = 0;
-    return decode_msgpack_object(dec, msg, len, ev);
+    fs_reject r = mp_walk(msg, len, ev, NULL);
+    return r == MP_STRUCTURE ? FS_REJECT_MALFORMED : r; /* (not reached for a framed message) */
 }

@@ -101,6 +101,15 @@ static header_shape shape_of(unsigned char b)
     }
 }
 
+/* Total size of the scalars whose size the first byte fixes (fixint, nil,
+ * bool, float, int, fixext); 0 for everything else. */
+static const uint8_t fixed_size[256] = {
+    [0x00 ... 0x7f] = 1, [0xe0 ... 0xff] = 1, [0xc0] = 1, [0xc2] = 1,  [0xc3] = 1,
+    [0xca] = 5,          [0xcb] = 9,          [0xcc] = 2, [0xcd] = 3,  [0xce] = 5,
+    [0xcf] = 9,          [0xd0] = 2,          [0xd1] = 3, [0xd2] = 5,  [0xd3] = 9,
+    [0xd4] = 3,          [0xd5] = 4,          [0xd6] = 6, [0xd7] = 10, [0xd8] = 18,
+};
+
 /* Reads the header at p[0..avail): on success sets the header size, the
  * payload size that follows it and the number of child values it opens. */
 static fs_frame_status read_header(const unsigned char *p, size_t avail, size_t *head,
@@ -148,6 +157,23 @@ fs_frame_status fs_frame_msgpack(const char *buf, size_t len, size_t *msg_len)
     while (pending > 0) {
         if (pos >= len)
             return FS_FRAME_NEED_MORE;
+        unsigned char b = p[pos];
+        /* Events are mostly fixstr and fixed-size scalars: skip those directly. */
+        if ((b & 0xe0) == 0xa0) {
+            size_t n = b & 0x1fu;
+            if (len - pos - 1 < n)
+                return FS_FRAME_NEED_MORE;
+            pos += 1 + n;
+            pending--;
+            continue;
+        }
+        if (fixed_size[b]) {
+            if (len - pos < fixed_size[b])
+                return FS_FRAME_NEED_MORE;
+            pos += fixed_size[b];
+            pending--;
+            continue;
+        }
         size_t head;
         uint64_t payload, children;
         fs_frame_status st = read_header(p + pos, len - pos, &head, &payload, &children);

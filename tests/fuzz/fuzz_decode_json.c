@@ -7,7 +7,10 @@
  * is valid UTF-8 and within its limit; the value is finite and below 1e18.
  * It also checks determinism (same bytes, same result) and a round trip:
  * the event re-packed as MessagePack decodes to the same event, so both
- * decoders agree on every event JSON accepts.
+ * decoders agree on every event JSON accepts. Differential: the single-pass
+ * parser must agree with the jsmn-based fs_decode_json_reference (same
+ * reason; on FS_OK the same event and the same scratch bytes), since it
+ * accepts on its own and leaves everything else to it.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,6 +33,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK((unsigned)r < FS_REJECT_COUNT);
     CHECK(r != FS_REJECT_KEY_NOT_STRING && r != FS_REJECT_BAD_START_BYTE); /* msgpack only */
     CHECK(used <= size);
+    {
+        char *rscratch = malloc(size ? size : 1);
+        CHECK(rscratch);
+        fs_event ref;
+        size_t rused = 77;
+        fs_reject rr = fs_decode_json_reference(dec, msg, size, &ref, rscratch, &rused);
+        if (rr != r) {
+            fprintf(stderr, "decoder %s, reference %s\n", fs_reject_name(r), fs_reject_name(rr));
+            CHECK(rr == r);
+        }
+        CHECK(rused == used);
+        if (r == FS_OK)
+            CHECK(same_event(&ev, &ref) && memcmp(scratch, rscratch, used) == 0);
+        free(rscratch);
+    }
     if (r == FS_OK) {
         fuzz_where w = {msg, size, scratch, used};
         check_event(&ev, &w);

@@ -10,7 +10,10 @@
  *   - the result is deterministic: decoding the same bytes again gives the
  *     same reason and the same event;
  *   - round trip: the event re-packed as a plain map with msgpack-c, and
- *     written as JSON, decodes (in both decoders) to the same event.
+ *     written as JSON, decodes (in both decoders) to the same event;
+ *   - differential: the msgpack-c-based reference decoder (mp_reference.h)
+ *     gives the same reason, and on FS_OK the same event, slices at the
+ *     same bytes of the message.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 
 #include "frame.h"
 #include "fuzz_check.h"
+#include "mp_reference.h"
 
 /* The framer decides truncated / bad byte / trailing before anything else. */
 static void check_against_frame(const char *msg, size_t len, fs_reject r)
@@ -105,6 +109,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fs_reject r = fs_decode_msgpack(dec, msg, size, &ev);
     CHECK((unsigned)r < FS_REJECT_COUNT);
     check_against_frame(msg, size, r);
+    fs_event ref;
+    fs_reject rr = fs_ref_decode_msgpack(msg, size, &ref);
+    if (rr != r) {
+        fprintf(stderr, "decoder %s, reference %s\n", fs_reject_name(r), fs_reject_name(rr));
+        CHECK(rr == r);
+    }
+    if (r == FS_OK)
+        CHECK(same_event(&ev, &ref) && ev.customer_id.ptr == ref.customer_id.ptr &&
+              ev.event.ptr == ref.event.ptr);
     CHECK(fs_decode_msgpack(dec, msg, size, &ev2) == r);
     if (r == FS_OK) {
         fuzz_where w = {msg, size, NULL, 0};

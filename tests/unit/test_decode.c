@@ -22,8 +22,10 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
+#include "../fuzz/mp_reference.h"
 #include "decode.h"
 #include "event.h"
+#include "frame.h"
 #include "utf8.h"
 
 /* ---- harness ------------------------------------------------------------- */
@@ -1312,6 +1314,460 @@ static void test_reject_names(void **state)
     }
 }
 
+/* fs_decode_msgpack_next walks a stream: each object's length and reason,
+ * a 0xc1 as one bad byte, and an incomplete tail. */
+static void test_msgpack_next_stream(void **state)
+{
+    (void)state;
+    static const char good[] = "\x83\xab"
+                               "customer_id\xa1"
+                               "c\xa2"
+                               "ts\x01\xa5"
+                               "event\xa1"
+                               "e";
+    static const char bad_ts[] = "\x83\xab"
+                                 "customer_id\xa1"
+                                 "c\xa2"
+                                 "ts\xc0\xa5"
+                                 "event\xa1"
+                                 "e";
+    size_t g = sizeof good - 1, b = sizeof bad_ts - 1;
+    char stream[128];
+    size_t n = 0;
+    memcpy(stream + n, good, g), n += g;
+    memcpy(stream + n, bad_ts, b), n += b;
+    stream[n++] = (char)0xc1;
+    memcpy(stream + n, good, g), n += g;
+    memcpy(stream + n, good, g - 1), n += g - 1; /* cut short */
+    set_msg(stream, n);
+    static const struct {
+        fs_frame_status st;
+        size_t len;
+        fs_reject reason;
+    } want[] = {{FS_FRAME_OK, sizeof good - 1, FS_OK},
+                {FS_FRAME_OK, sizeof bad_ts - 1, FS_REJECT_BAD_TS},
+                {FS_FRAME_BAD, 1, FS_REJECT_COUNT},
+                {FS_FRAME_OK, sizeof good - 1, FS_OK},
+                {FS_FRAME_NEED_MORE, 0, FS_REJECT_COUNT}};
+    size_t pos = 0;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        size_t len = 0;
+        fs_reject reason = FS_REJECT_COUNT;
+        assert_int_equal(fs_decode_msgpack_next(dec, msg + pos, msg_len - pos, &len, &ev, &reason),
+                         want[i].st);
+        if (want[i].st == FS_FRAME_NEED_MORE)
+            break;
+        assert_int_equal(len, want[i].len);
+        if (want[i].st == FS_FRAME_OK)
+            assert_reason(reason, want[i].reason);
+        if (reason == FS_OK) {
+            assert_str(ev.customer_id, "c");
+            assert_in_msg(ev.event);
+        }
+        pos += len;
+    }
+    assert_int_equal(pos, n - (g - 1));
+}
+
+/* ---- differential: random and mutated messages ------------------------------------------ */
+
+/* The decoders take shortcuts (one pass over MessagePack; JSON accepted by a
+ * single-pass parser, the jsmn decoder deciding the rest), so each is checked
+ * against a plain reference on many random messages built from the shapes
+ * that matter -- field names, duplicates, every value type, invalid UTF-8,
+ * nesting around the 32-level limit -- and on byte-level mutations of them:
+ * the same reason, and on FS_OK the same event. */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint32_t rnd(uint32_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)((rng_state >> 16) % n);
+}
+
+static const char *const diff_keys[] = {"customer_id",  "ts",    "event", "channel", "campaign",
+                                        "segment",      "value", "x",     "",        "k\xff",
+                                        "customer_ids", "Event"};
+static const char *const diff_strs[] = {"c1",
+                                        "",
+                                        "ad_click",
+                                        "\xc3\xa9t\xc3\xa9",
+                                        "\xc3",
+                                        "a\xff",
+                                        "\xed\xa0\x80",
+                                        "0123456789012345678901234567890123456789"
+                                        "01234567890123456789012345"};
+
+static void rand_mp_value(msgpack_packer *pk, unsigned depth)
+{
+    if (rnd(40) == 0) { /* a chain of containers around the depth limit */
+        unsigned chain = 26 + rnd(10);
+        for (unsigned i = 0; i < chain; i++) {
+            if (rnd(2))
+                msgpack_pack_array(pk, 1);
+            else {
+                msgpack_pack_map(pk, 1);
+                msgpack_pack_nil(pk);
+            }
+        }
+        msgpack_pack_nil(pk);
+        return;
+    }
+    switch (rnd(depth < 36 ? 13 : 11)) {
+    case 0:
+    case 1: {
+        const char *s = diff_strs[rnd(sizeof diff_strs / sizeof diff_strs[0])];
+        size_t n = strlen(s) * (1 + rnd(3)); /* up to 198 bytes: over every limit */
+        msgpack_pack_str(pk, n);
+        for (size_t done = 0; done < n; done += strlen(s))
+            msgpack_pack_str_body(pk, s, strlen(s));
+        break;
+    }
+    case 2: {
+        static const int64_t ints[] = {0,
+                                       1,
+                                       -1,
+                                       127,
+                                       128,
+                                       -33,
+                                       255,
+                                       65536,
+                                       1700000000000,
+                                       -1700000000000,
+                                       INT64_MAX,
+                                       INT64_MIN,
+                                       999999999999999999};
+        msgpack_pack_int64(pk, ints[rnd(sizeof ints / sizeof ints[0])]);
+        break;
+    }
+    case 3:
+        msgpack_pack_uint64(pk, rnd(2) ? UINT64_MAX : (uint64_t)INT64_MAX + rnd(3));
+        break;
+    case 4: {
+        static const double ds[] = {1.0, 2.5, -0.0, 1e18, -1e18, 999999999999999872.0, 1e300};
+        msgpack_pack_double(pk, rnd(8) ? ds[rnd(sizeof ds / sizeof ds[0])] : NAN);
+        break;
+    }
+    case 5:
+        msgpack_pack_float(pk, rnd(2) ? 2.5f : INFINITY);
+        break;
+    case 6:
+        msgpack_pack_nil(pk);
+        break;
+    case 7:
+        msgpack_pack_true(pk);
+        break;
+    case 8:
+        msgpack_pack_bin(pk, 2);
+        msgpack_pack_bin_body(pk, "c1", 2);
+        break;
+    case 9:
+        msgpack_pack_ext(pk, 1, 3);
+        msgpack_pack_ext_body(pk, "abc", 1);
+        break;
+    case 10:
+        msgpack_pack_map(pk, 0);
+        break;
+    default: { /* a container, sometimes a deep chain of them */
+        unsigned n = rnd(3);
+        if (rnd(2)) {
+            msgpack_pack_array(pk, n);
+            for (unsigned i = 0; i < n; i++)
+                rand_mp_value(pk, depth + (rnd(4) ? 1 : 8));
+        } else {
+            msgpack_pack_map(pk, n);
+            for (unsigned i = 0; i < n; i++) {
+                rand_mp_value(pk, depth + 1);
+                rand_mp_value(pk, depth + (rnd(4) ? 1 : 8));
+            }
+        }
+        break;
+    }
+    }
+}
+
+/* A random map (or, rarely, something else), mostly event-like. */
+static void rand_mp_message(msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (rnd(20) == 0) {
+        rand_mp_value(&pk, 1);
+        return;
+    }
+    unsigned n = rnd(10);
+    msgpack_pack_map(&pk, n + 3);
+    static const char *const base[][2] = {{"customer_id", "c1"}, {"event", "e"}};
+    for (int i = 0; i < 2; i++) {
+        msgpack_pack_str_with_body(&pk, base[i][0], strlen(base[i][0]));
+        msgpack_pack_str_with_body(&pk, base[i][1], strlen(base[i][1]));
+    }
+    msgpack_pack_str_with_body(&pk, "ts", 2);
+    msgpack_pack_int64(&pk, 1700000000000);
+    for (unsigned i = 0; i < n; i++) {
+        if (rnd(12) == 0)
+            rand_mp_value(&pk, 2); /* a key that may not be a string */
+        else {
+            const char *k = diff_keys[rnd(sizeof diff_keys / sizeof diff_keys[0])];
+            msgpack_pack_str_with_body(&pk, k, strlen(k));
+        }
+        rand_mp_value(&pk, 2);
+    }
+}
+
+/* Flips, inserts, deletes or truncates a few bytes (buffer has room for 8 more). */
+static size_t mutate(unsigned char *b, size_t n, const char *alphabet)
+{
+    unsigned edits = rnd(4);
+    for (unsigned e = 0; e < edits && n > 0; e++) {
+        size_t at = rnd((uint32_t)n);
+        unsigned char c = alphabet ? (unsigned char)alphabet[rnd((uint32_t)strlen(alphabet))]
+                                   : (unsigned char)rnd(256);
+        switch (rnd(4)) {
+        case 0:
+            b[at] = c;
+            break;
+        case 1:
+            memmove(b + at + 1, b + at, n - at);
+            b[at] = c;
+            n++;
+            break;
+        case 2:
+            memmove(b + at, b + at + 1, n - at - 1);
+            n--;
+            break;
+        default:
+            n = at;
+            break;
+        }
+    }
+    return n;
+}
+
+static void test_msgpack_differential(void **state)
+{
+    (void)state;
+    unsigned accepted = 0;
+    for (int iter = 0; iter < 40000; iter++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        rand_mp_message(&sb);
+        unsigned char *b = malloc(sb.size + 8);
+        assert_non_null(b);
+        memcpy(b, sb.data, sb.size);
+        size_t n = iter % 2 ? mutate(b, sb.size, NULL) : sb.size;
+        msgpack_sbuffer_destroy(&sb);
+
+        fs_event ref;
+        memset(&ref, 0, sizeof ref);
+        fs_reject want = decode_mp_bytes(b, n); /* sets msg: exactly n bytes */
+        fs_reject got_ref = fs_ref_decode_msgpack(msg, msg_len, &ref);
+        if (want != got_ref) {
+            print_error("iteration %d: decoder %s, reference %s\n", iter, fs_reject_name(want),
+                        fs_reject_name(got_ref));
+            fail();
+        }
+        if (want == FS_OK) {
+            accepted++;
+            assert_true(ev.ts == ref.ts && ev.customer_hash == ref.customer_hash &&
+                        memcmp(&ev.value, &ref.value, sizeof ev.value) == 0);
+            assert_true(ev.customer_id.ptr == ref.customer_id.ptr &&
+                        ev.event.ptr == ref.event.ptr && ev.channel.len == ref.channel.len &&
+                        !memcmp(ev.channel.ptr, ref.channel.ptr, ev.channel.len) &&
+                        ev.campaign.len == ref.campaign.len &&
+                        !memcmp(ev.campaign.ptr, ref.campaign.ptr, ev.campaign.len) &&
+                        ev.segment.len == ref.segment.len &&
+                        !memcmp(ev.segment.ptr, ref.segment.ptr, ev.segment.len));
+        }
+        /* Framing and decoding in one pass agrees with doing them apart,
+         * also when the buffer holds more than one object (trailing data). */
+        size_t framed = 0, next_len = 0;
+        fs_reject next_reason = FS_REJECT_COUNT;
+        fs_event ev3;
+        fs_frame_status st = fs_frame_msgpack(msg, msg_len, &framed);
+        assert_int_equal(fs_decode_msgpack_next(dec, msg, msg_len, &next_len, &ev3, &next_reason),
+                         st);
+        if (st != FS_FRAME_NEED_MORE)
+            assert_int_equal(next_len, framed);
+        if (st == FS_FRAME_OK) {
+            fs_event ev4;
+            assert_reason(next_reason, fs_decode_msgpack(dec, msg, framed, &ev4));
+            if (next_reason == FS_OK)
+                assert_true(ev3.ts == ev4.ts && ev3.customer_hash == ev4.customer_hash &&
+                            ev3.event.ptr == ev4.event.ptr &&
+                            memcmp(&ev3.value, &ev4.value, sizeof ev3.value) == 0);
+        }
+        /* The replay path's entry point agrees on every framed message. */
+        if (st == FS_FRAME_OK && framed == msg_len) {
+            fs_event ev2;
+            size_t used = 1;
+            assert_reason(fs_decode_framed(dec, FS_FORMAT_MSGPACK, msg, msg_len, &ev2, NULL, &used),
+                          want);
+            assert_int_equal(used, 0);
+        }
+        free(b);
+    }
+    assert_true(accepted > 1000); /* the generator does reach the accepting paths */
+}
+
+static size_t rand_json_value(char *b, unsigned depth)
+{
+    static const char *const scalars[] = {"\"c1\"",
+                                          "\"\"",
+                                          "\"ad_click\"",
+                                          "\"\\u00e9t\\u00e9\"",
+                                          "\"a\\nb\"",
+                                          "\"\\ud83d\"",
+                                          "\"\xc3\xa9\"",
+                                          "\"\xff\"",
+                                          "\"a\\\"b\"",
+                                          "\"\\/\"",
+                                          "null",
+                                          "true",
+                                          "false",
+                                          "0",
+                                          "-0",
+                                          "1",
+                                          "1700000000000",
+                                          "-1700000000000",
+                                          "9223372036854775807",
+                                          "9223372036854775808",
+                                          "-9223372036854775808",
+                                          "-9223372036854775809",
+                                          "1.0",
+                                          "2.5",
+                                          "-0.25",
+                                          "1e3",
+                                          "1E-2",
+                                          "0.1",
+                                          "123.45",
+                                          "999999999999999872",
+                                          "1e18",
+                                          "12345678901234567890.5",
+                                          "0.000001",
+                                          "9007199254740993",
+                                          "9007199254740993.0",
+                                          "4.35",
+                                          "0.3e1",
+                                          "01",
+                                          "1.",
+                                          ".5",
+                                          "+1",
+                                          "tru",
+                                          "nul",
+                                          "\"abc"};
+    if (rnd(40) == 0) { /* a chain of containers around the depth limit */
+        unsigned chain = 26 + rnd(10);
+        size_t m = 0;
+        char close[40];
+        for (unsigned i = 0; i < chain; i++) {
+            bool obj = rnd(2);
+            m += (size_t)sprintf(b + m, obj ? "{\"a\":" : "[");
+            close[i] = obj ? '}' : ']';
+        }
+        b[m++] = '1';
+        while (chain > 0)
+            b[m++] = close[--chain];
+        return m;
+    }
+    switch (rnd(depth < 35 ? 6 : 4)) {
+    case 0: { /* a random decimal: the fast number conversion against strtod */
+        int m = sprintf(b, "%s%u", rnd(2) ? "-" : "", rnd(1000000));
+        if (rnd(2))
+            m += sprintf(b + m, ".%0*u", (int)(1 + rnd(8)), rnd(100000000));
+        if (rnd(4) == 0)
+            m += sprintf(b + m, "e%d", (int)rnd(40) - 20);
+        return (size_t)m;
+    }
+    case 4:
+    case 5: { /* a container, sometimes a deep chain */
+        bool obj = rnd(2);
+        size_t m = 0;
+        unsigned n = rnd(3);
+        b[m++] = obj ? '{' : '[';
+        for (unsigned i = 0; i < n; i++) {
+            if (i)
+                b[m++] = ',';
+            if (obj)
+                m += (size_t)sprintf(b + m, "\"k%u\":", rnd(3));
+            m += rand_json_value(b + m, depth + (rnd(4) ? 1 : 8));
+        }
+        b[m++] = obj ? '}' : ']';
+        return m;
+    }
+    default: {
+        const char *s = scalars[rnd(sizeof scalars / sizeof scalars[0])];
+        strcpy(b, s);
+        return strlen(s);
+    }
+    }
+}
+
+static void test_json_differential(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {
+        "customer_id", "ts", "event", "channel",           "campaign",   "segment", "value",
+        "x",           "",   "k\xff", "customer\\u005fid", "chan\\nnel", "Event"};
+    static const char *const ws[] = {"", "", "", " ", "\n\t", "\r "};
+    size_t cap = 1 << 20;
+    char *b = malloc(cap);
+    char *refscratch = malloc(cap);
+    assert_non_null(b);
+    assert_non_null(refscratch);
+    unsigned accepted = 0;
+    for (int iter = 0; iter < 40000; iter++) {
+        size_t n = (size_t)sprintf(b,
+                                   "%s{\"customer_id\":\"c1\",\"ts\":1700000000000,"
+                                   "\"event\":\"e\"",
+                                   ws[rnd(6)]);
+        unsigned fields = rnd(8);
+        for (unsigned i = 0; i < fields; i++) {
+            n += (size_t)sprintf(b + n, ",%s\"%s\"%s:%s", ws[rnd(6)],
+                                 keys[rnd(sizeof keys / sizeof keys[0])], ws[rnd(6)], ws[rnd(6)]);
+            n += rand_json_value(b + n, 2);
+        }
+        n += (size_t)sprintf(b + n, "%s}%s", ws[rnd(6)], ws[rnd(6)]);
+        if (iter % 2)
+            n = mutate((unsigned char *)b, n, "{}[]\",:0123456789-+.eE \\ntu\x01\xff");
+
+        fs_event ref;
+        size_t ref_used = 0;
+        fs_reject got = decode_json_bytes(b, n);
+        fs_reject want = fs_decode_json_reference(dec, msg, msg_len, &ref, refscratch, &ref_used);
+        if (got != want) {
+            print_error("iteration %d: \"%.*s\": decoder %s, reference %s\n", iter, (int)n, b,
+                        fs_reject_name(got), fs_reject_name(want));
+            fail();
+        }
+        assert_int_equal(scratch_used, ref_used);
+        if (got == FS_OK) /* the same layout too: field order */
+            assert_memory_equal(scratch, refscratch, scratch_used);
+        if (got == FS_OK) {
+            accepted++;
+            if (!(ev.ts == ref.ts && ev.customer_hash == ref.customer_hash &&
+                  memcmp(&ev.value, &ref.value, sizeof ev.value) == 0)) {
+                print_error("\"%.*s\": value %.17g != %.17g\n", (int)n, b, ev.value, ref.value);
+                fail();
+            }
+            assert_true(ev.channel.len == ref.channel.len &&
+                        !memcmp(ev.channel.ptr, ref.channel.ptr, ev.channel.len) &&
+                        ev.campaign.len == ref.campaign.len &&
+                        !memcmp(ev.campaign.ptr, ref.campaign.ptr, ev.campaign.len) &&
+                        ev.segment.len == ref.segment.len &&
+                        !memcmp(ev.segment.ptr, ref.segment.ptr, ev.segment.len) &&
+                        ev.event.len == ref.event.len &&
+                        !memcmp(ev.event.ptr, ref.event.ptr, ev.event.len));
+        }
+    }
+    assert_true(accepted > 1000);
+    free(b);
+    free(refscratch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1354,6 +1810,9 @@ int main(void)
         cmocka_unit_test(test_large_messages),
         cmocka_unit_test(test_decoder_reuse_and_dispatch),
         cmocka_unit_test(test_reject_names),
+        cmocka_unit_test(test_msgpack_next_stream),
+        cmocka_unit_test(test_msgpack_differential),
+        cmocka_unit_test(test_json_differential),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
