@@ -64,6 +64,7 @@ if ! installed chdb "$chdb_version" || ! installed @duckdb/node-api "$duckdb_ver
     die "npm install failed (see above)"
 fi
 export NODE_PATH=$nodedir/node_modules
+# shellcheck disable=SC2016 # JavaScript template strings, not shell
 versions=$(node -e '
   const chdb = require("chdb"), duck = require("@duckdb/node-api/package.json");
   const ch = chdb.query("SELECT version()", "TSV").trim();
@@ -90,11 +91,12 @@ read -r -a expected <"$file.expected"
 size_mb=$(( $(stat -c %s "$file") / 1000000 ))
 
 # ---- 3. runs --------------------------------------------------------------------------------
-declare -A cmd_of label_of
+declare -A label_of query_of
 engines=(clickhouse duckdb replay)
-label_of[clickhouse]="ClickHouse windowFunnel (chdb)"
-label_of[duckdb]="DuckDB GROUP BY + first-after chain"
+label_of[clickhouse]="ClickHouse (chdb)"
+label_of[duckdb]="DuckDB (node-api)"
 label_of[replay]="funnelstream replay"
+query_of=([clickhouse]=$ch_sql [duckdb]=$duck_sql [replay]=$config)
 timefmt=()
 [ -x /usr/bin/time ] && timefmt=(/usr/bin/time -f "%M %U %S" -o)
 
@@ -103,8 +105,8 @@ check() { # engine counts
   if [ "$2" != "${expected[*]}" ]; then
     {
       echo
-      echo "run.sh: DISAGREEMENT: $1 (${label_of[$1]}) counts reached = [$2]"
-      echo "run.sh:   expected (gen.js, strict rules)          = [${expected[*]}]"
+      echo "run.sh: DISAGREEMENT: $1 (${label_of[$1]}, ${query_of[$1]}) counts reached = [$2]"
+      echo "run.sh:   expected (gen.js, strict rules) = [${expected[*]}]"
       for e in "${engines[@]}"; do
         [ -n "${counts[$e]:-}" ] && echo "run.sh:   $e (last run) = [${counts[$e]}]"
       done
@@ -114,34 +116,62 @@ check() { # engine counts
   fi
 }
 
-timed() { # engine round
-  local e=$1 out=$work/out-$1 t0 t1 kb user sys
-  rm -f "$out" "$out.records" "$out.rss"
-  # Timed: the engine's whole process (node + engine load + query, or funnelstream replay).
-  if [ "$e" = replay ]; then
-    t0=$EPOCHREALTIME
-    "${timefmt[@]}" ${timefmt:+"$out.rss"} "$bin" replay --config "$config" --input "$file" \
-      --threads "$threads" --quiet --output "$out.records" 2>"$out.err" ||
-      { cat "$out.err" >&2; die "replay failed"; }
-    t1=$EPOCHREALTIME
+# Runs a command with stdout to $1, stderr to $1.err; sets elapsed (wall s) and, with
+# /usr/bin/time, rusage ("peak_KB user_s sys_s"). Dies with the command's stderr if it fails.
+clock() { # out_file command...
+  local out=$1 t0 t1
+  shift
+  rm -f "$out.rss"
+  t0=$EPOCHREALTIME
+  "${timefmt[@]}" ${timefmt:+"$out.rss"} "$@" >"$out" 2>"$out.err" ||
+    { cat "$out.err" >&2; die "failed: $*"; }
+  t1=$EPOCHREALTIME
+  elapsed=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+  rusage=""
+  [ -s "$out.rss" ] && rusage=$(tail -n 1 "$out.rss")
+  return 0
+}
+
+# One timed run of an engine over the file: its whole process (node + engine load + query, or
+# funnelstream replay), then the check of its counts.
+timed() { # engine
+  local e=$1 out=$work/out-$1 kb user sys
+  case $e in
+  clickhouse) clock "$out" node "$here/query.js" clickhouse "$ch_sql" "$file" "$threads" ;;
+  duckdb) clock "$out" node "$here/query.js" duckdb "$duck_sql" "$file" "$threads" ;;
+  replay)
+    clock "$out.records" "$bin" replay --config "$config" --input "$file" --threads "$threads" \
+      --quiet --output - # stdout: the records
+    # Every event valid and none late (README: each count lands in exactly one flow record).
+    grep -q 'msg="replay finished" events='"$events"' valid='"$events"' rejected=0 late=0 ' \
+      "$out.records.err" || { cat "$out.records.err" >&2; die "replay: rejected or late events"; }
     node "$here/reached.js" "$funnel" "$out.records" >"$out" || die "reached.js failed"
-  else
-    local sql=$ch_sql
-    [ "$e" = duckdb ] && sql=$duck_sql
-    t0=$EPOCHREALTIME
-    "${timefmt[@]}" ${timefmt:+"$out.rss"} node "$here/query.js" "$e" "$sql" "$file" "$threads" \
-      >"$out" 2>"$out.err" || { cat "$out.err" >&2; die "$e failed"; }
-    t1=$EPOCHREALTIME
-  fi
+    ;;
+  esac
   counts[$e]=$(cat "$out")
   check "$e" "${counts[$e]}"
-  times[$e]="${times[$e]:-} $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
-  if [ -s "$out.rss" ]; then # peak RSS (KB), user and system CPU seconds
-    read -r kb user sys < <(tail -n 1 "$out.rss")
+  times[$e]="${times[$e]:-} $elapsed"
+  if [ -n "$rusage" ]; then # peak RSS (KB), user and system CPU seconds
+    read -r kb user sys <<<"$rusage"
     rss[$e]=$(( kb > ${rss[$e]:-0} ? kb : ${rss[$e]:-0} ))
     cpu[$e]="${cpu[$e]:-} $(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')"
   fi
-  return 0
+}
+
+# The same process doing no work: node + loading the engine + a constant query, or replay of an
+# empty file. Part of every timed run above; shown apart in the table.
+printf 'SELECT 0, 0, 0, 0 SETTINGS max_threads = {threads} FORMAT TSV\n' >"$work/zero-clickhouse.sql"
+printf 'SET threads = {threads};\nSELECT 0, 0, 0, 0;\n' >"$work/zero-duckdb.sql"
+: >"$work/empty.jsonl"
+declare -A idle
+idle_run() { # engine
+  local e=$1 out=$work/idle-$1
+  case $e in
+  clickhouse | duckdb) clock "$out" node "$here/query.js" "$e" "$work/zero-$e.sql" /dev/null "$threads" ;;
+  replay) clock "$out" "$bin" replay --config "$config" --input "$work/empty.jsonl" \
+    --threads "$threads" --quiet --output /dev/null ;;
+  esac
+  idle[$e]="${idle[$e]:-} $elapsed"
 }
 
 load_before=$(load)
@@ -149,7 +179,7 @@ say "$events events ($size_mb MB) in $file; expected reached = ${expected[*]}; l
 say "warming: page cache and one untimed run of each engine"
 cat "$file" >/dev/null
 for e in "${engines[@]}"; do
-  timed "$e" 0
+  timed "$e"
   times[$e]=""
   rss[$e]=0
   cpu[$e]=""
@@ -158,7 +188,8 @@ loads=()
 for r in $(seq "$runs"); do
   loads+=("$(load | cut -d, -f1)")
   for e in "${engines[@]}"; do
-    timed "$e" "$r"
+    timed "$e"
+    idle_run "$e"
   done
   say "round $r/$runs:$(for e in "${engines[@]}"; do printf ' %s %ss' "$e" "${times[$e]##* }"; done) (load ${loads[-1]})"
 done
@@ -167,7 +198,11 @@ load_after=$(load)
 # ---- 5. the table ---------------------------------------------------------------------------
 best() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | head -n 1; }
 declare -A best_of
-for e in "${engines[@]}"; do best_of[$e]=$(best "${times[$e]}"); done
+declare -A best_idle
+for e in "${engines[@]}"; do
+  best_of[$e]=$(best "${times[$e]}")
+  best_idle[$e]=$(best "${idle[$e]}")
+done
 fastest_peer=clickhouse
 awk -v a="${best_of[duckdb]}" -v b="${best_of[clickhouse]}" 'BEGIN { exit !(a < b) }' &&
   fastest_peer=duckdb
@@ -181,20 +216,18 @@ ratio=$(awk -v p="${best_of[$fastest_peer]}" -v r="${best_of[replay]}" 'BEGIN { 
   echo "Engines: $versions; $threads threads each."
   echo "Input: $events events, $size_mb MB of JSON lines (bench/peers/gen.js, seed $seed), in the page cache; stage counts reached = ${expected[*]}, equal for all three engines in every run."
   echo
-  echo "| engine | query | seconds, best of $runs | all runs (s) | events/s | CPU s, all runs | peak RSS (MB) | replay speed ÷ this |"
-  echo "|---|---|---:|---|---:|---|---:|---:|"
+  echo "| engine | query | seconds, best of $runs | all runs (s) | events/s | CPU s (user+sys), all runs | peak RSS (MB) | of which start-up (s) | replay speed ÷ this |"
+  echo "|---|---|---:|---|---:|---|---:|---:|---:|"
   for e in "${engines[@]}"; do
-    q=$(basename "$config")
-    [ "$e" = clickhouse ] && q=$(basename "$ch_sql")
-    [ "$e" = duckdb ] && q=$(basename "$duck_sql")
+    q=$(basename "${query_of[$e]}")
     mb=-
     [ "${rss[$e]:-0}" -gt 0 ] && mb=$(( rss[$e] / 1024 ))
     awk -v l="${label_of[$e]}" -v q="$q" -v b="${best_of[$e]}" -v all="${times[$e]# }" \
-      -v n="$events" -v mb="$mb" -v r="${best_of[replay]}" -v cpu="${cpu[$e]# }" 'BEGIN {
+      -v n="$events" -v mb="$mb" -v r="${best_of[replay]}" -v cpu="${cpu[$e]# }" -v idle="${best_idle[$e]}" 'BEGIN {
         gsub(/ /, ", ", all)
         gsub(/ /, ", ", cpu)
         if (cpu == "") cpu = "-"
-        printf "| %s | %s | %.2f | %s | %.2fM | %s | %s | %.2f× |\n", l, q, b, all, n / b / 1e6, cpu, mb, b / r }'
+        printf "| %s | %s | %.2f | %s | %.2fM | %s | %s | %.2f | %.2f× |\n", l, q, b, all, n / b / 1e6, cpu, mb, idle, b / r }'
   done
   echo
   echo "Replay's speed relative to the fastest peer (${label_of[$fastest_peer]}): **${ratio}×** (issue 10's target: ≥ 2×)."
@@ -203,6 +236,7 @@ echo
 cat "$work/results.md"
 
 if [ "${UPDATE_RESULTS:-0}" = 1 ]; then
+  # shellcheck disable=SC2016 # JavaScript template strings, not shell
   node -e '
     const fs = require("fs");
     const [res, block] = [process.argv[1], fs.readFileSync(process.argv[2], "utf8")];
