@@ -21,11 +21,14 @@
 #        CLICKHOUSE_SQL, DUCKDB_SQL (default: bench/peers/clickhouse.sql, duckdb.sql; point one
 #        at bench/peers/wrong_duckdb.sql to see the check fail), UPDATE_RESULTS (0).
 set -euo pipefail
+caller=$PWD
 cd "$(dirname "$0")/../.."
 root=$PWD
 here=bench/peers
 build=${1:-build}
 bin=$build/funnelstream
+# A relative BUILD_DIR is the caller's (as the usage line suggests when run from the repo root).
+[ "${1:-}" ] && [ "${1#/}" = "$1" ] && bin=$caller/$1/funnelstream
 data=${DATA:-/tmp/fs-bench}
 events=${EVENTS:-10000000}
 seed=${SEED:-42}
@@ -75,7 +78,10 @@ duck_engine=$(node -e '
   DuckDBInstance.create(":memory:").then((db) => db.connect()).then((c) => c.runAndReadAll(
     "SELECT version()")).then((r) => process.stdout.write(String(r.getRows()[0][0])));') ||
   die "DuckDB does not load (see above)"
-versions="$versions (DuckDB $duck_engine), funnelstream $(git rev-parse --short HEAD)"
+# The engine's source: the last commit that changed it, and whether the tree differs from it.
+src_commit=$(git log -1 --format=%h -- src include CMakeLists.txt)
+git diff --quiet HEAD -- src include CMakeLists.txt || src_commit="$src_commit + local changes"
+versions="$versions (DuckDB $duck_engine), $("$bin" --version) (source at $src_commit, $build)"
 
 # ---- 2. the data, once ----------------------------------------------------------------------
 gen_hash=$(sha256sum "$here/gen.js" | cut -c1-8)
