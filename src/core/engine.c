@@ -126,8 +126,8 @@ void fs_batch_reserve(fs_batch *b, size_t extra)
 
 void fs_batch_view(fs_batch *b, const char *bytes, size_t len)
 {
-    assert(b->n == 0 && b->len == 0);
-    b->buf = (char *)bytes; /* never written through: decoding only reads */
+    assert(b->len == 0 && b->buf == b->mem); /* messages may be framed already */
+    b->buf = (char *)bytes;                  /* never written through: decoding only reads */
     b->len = b->cap = len;
 }
 
