@@ -40,9 +40,7 @@ void fs_router_init(fs_router *r, const fs_config *cfg, uint32_t n_workers)
 {
     memset(r, 0, sizeof(*r));
     r->n_workers = n_workers;
-    r->win.size = cfg->window_size_ms;
-    r->win.hop = cfg->window_hop_ms;
-    r->win.per_time = (uint32_t)(cfg->window_size_ms / cfg->window_hop_ms);
+    r->win = fs_window_spec_make(cfg->window_size_ms, cfg->window_hop_ms);
     r->max_out_of_orderness = cfg->max_out_of_orderness_ms;
     r->emit_interval = cfg->cohort_emit_interval_ms;
     r->wm = r->max_ts = r->min_part_ts = INT64_MIN;

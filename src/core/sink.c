@@ -40,9 +40,7 @@ fs_sink *fs_sink_new(const fs_config *cfg, const fs_funnels *funnels, uint32_t n
     s->cfg = cfg;
     s->funnels = funnels;
     s->n_workers = n_workers;
-    s->win.size = cfg->window_size_ms;
-    s->win.hop = cfg->window_hop_ms;
-    s->win.per_time = (uint32_t)(cfg->window_size_ms / cfg->window_hop_ms);
+    s->win = fs_window_spec_make(cfg->window_size_ms, cfg->window_hop_ms);
     s->out = out;
     s->format = out.format;
     fs_dict_init(&s->labels);

@@ -20,6 +20,12 @@ typedef struct fs_window_spec {
     uint32_t per_time; /* windows containing one instant: size / hop */
 } fs_window_spec;
 
+/* size > 0 and hop > 0 dividing it (the config checks both). */
+static inline fs_window_spec fs_window_spec_make(int64_t size, int64_t hop)
+{
+    return (fs_window_spec){size, hop, (uint32_t)(size / hop)};
+}
+
 static inline int64_t fs_clamp128(__int128 v)
 {
     return v > INT64_MAX ? INT64_MAX : v < INT64_MIN ? INT64_MIN : (int64_t)v;

@@ -44,9 +44,7 @@ void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_conf
     w->cfg = cfg;
     w->funnels = funnels;
     w->table = table;
-    w->win.size = cfg->window_size_ms;
-    w->win.hop = cfg->window_hop_ms;
-    w->win.per_time = (uint32_t)(cfg->window_size_ms / cfg->window_hop_ms);
+    w->win = fs_window_spec_make(cfg->window_size_ms, cfg->window_hop_ms);
     w->max_out_of_orderness = cfg->max_out_of_orderness_ms;
     w->emit_interval = cfg->cohort_emit_interval_ms;
     w->wm = w->max_ts = INT64_MIN;
