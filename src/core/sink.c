@@ -107,12 +107,15 @@ static void emit_flow(fs_sink *s, const fs_funnel *f, int64_t start, const fs_fl
     fs_record_flow_key(&s->key, f->cfg, w);
     fs_record_flow(&s->rec, s->format, f->cfg, w, flow, rejected, &s->labels);
     write_record(s);
-    if (s->out.flow_json && s->format == FS_FORMAT_JSON) {
-        s->out.flow_json(s->out.ctx, s->key.p, s->key.len, s->rec.p, s->rec.len);
-    } else if (s->out.flow_json) {
-        s->json.len = 0;
-        fs_record_flow(&s->json, FS_FORMAT_JSON, f->cfg, w, flow, rejected, &s->labels);
-        s->out.flow_json(s->out.ctx, s->key.p, s->key.len, s->json.p, s->json.len);
+    if (s->out.flow_json) {
+        fs_flow_json rec = {f->index, start, s->key.p, s->rec.p, s->key.len, s->rec.len};
+        if (s->format != FS_FORMAT_JSON) {
+            s->json.len = 0;
+            fs_record_flow(&s->json, FS_FORMAT_JSON, f->cfg, w, flow, rejected, &s->labels);
+            rec.json = s->json.p;
+            rec.len = s->json.len;
+        }
+        s->out.flow_json(s->out.ctx, &rec);
     }
     atomic_fetch_add_explicit(&s->flow_records, 1, memory_order_relaxed);
 }

@@ -42,6 +42,15 @@ typedef struct fs_step_info {
     bool stopped; /* final without closing: the input was abandoned */
 } fs_step_info;
 
+/* A flow record in JSON, with what it is about, so that a reader (the live
+ * board) need not parse its key. */
+typedef struct fs_flow_json {
+    uint32_t funnel; /* config order */
+    int64_t window_start;
+    const char *key, *json;
+    size_t key_len, len;
+} fs_flow_json;
+
 /* Where records go: a file, stdout, a Kafka producer. write returns 0 or -1.
  * The optional hooks serve sources that must know what has been written:
  * dead_letter is called from one worker thread, in input order, for every
@@ -54,7 +63,7 @@ typedef struct fs_output {
     fs_format format; /* how records are encoded */
     void (*dead_letter)(void *ctx, const fs_dead_letter *dl);
     void (*step_done)(void *ctx, const fs_step_info *info);
-    void (*flow_json)(void *ctx, const char *key, size_t key_len, const char *json, size_t len);
+    void (*flow_json)(void *ctx, const fs_flow_json *rec);
 } fs_output;
 
 typedef struct fs_sink fs_sink;

@@ -7,6 +7,7 @@
  */
 #include "board.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -52,27 +53,17 @@ void fs_board_free(fs_board *b)
     free(b);
 }
 
-void fs_board_post(fs_board *b, const char *key, size_t key_len, const char *json, size_t len)
+void fs_board_post(fs_board *b, uint32_t funnel, const char *json, size_t len)
 {
-    const char *slash = memchr(key, '/', key_len);
-    if (!slash || memchr(slash + 1, '/', key_len - (size_t)(slash + 1 - key)))
-        return; /* not "<funnel>/<start>": a cohort record */
-    if (len == 0 || json[0] != '{')
-        return; /* not JSON */
-    size_t name_len = (size_t)(slash - key);
+    assert(funnel < b->n && len > 0 && json[0] == '{');
+    funnel_board *f = &b->f[funnel];
     pthread_mutex_lock(&b->lock);
-    for (size_t i = 0; i < b->n; i++) {
-        funnel_board *f = &b->f[i];
-        if (strlen(f->cfg->name) != name_len || memcmp(f->cfg->name, key, name_len))
-            continue;
-        free(f->recent[f->next]);
-        f->recent[f->next] = fs_xmemdup0(json, len);
-        f->len[f->next] = len;
-        f->next = (f->next + 1) % FS_BOARD_RECENT;
-        if (f->count < FS_BOARD_RECENT)
-            f->count++;
-        break;
-    }
+    free(f->recent[f->next]);
+    f->recent[f->next] = fs_xmemdup0(json, len);
+    f->len[f->next] = len;
+    f->next = (f->next + 1) % FS_BOARD_RECENT;
+    if (f->count < FS_BOARD_RECENT)
+        f->count++;
     pthread_mutex_unlock(&b->lock);
 }
 

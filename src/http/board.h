@@ -1,7 +1,7 @@
 /* board.h -- the latest closed windows of every funnel, for the HTTP API.
  *
- * The sink thread posts each flow record as it writes it (JSON text, keyed
- * "<funnel>/<window_start>"); the loop thread renders /api/funnels from the
+ * The sink thread posts each flow record as it writes it (JSON text, with
+ * its funnel's index); the loop thread renders /api/funnels from the
  * board: per funnel, in config order, its stages, the latest record and the
  * last FS_BOARD_RECENT records, oldest first. A mutex guards the board;
  * posts happen once per window and funnel, so it is never contended.
@@ -28,8 +28,9 @@ typedef struct fs_board fs_board;
 
 fs_board *fs_board_new(const fs_config *cfg);
 void fs_board_free(fs_board *b);
-/* A record as written to the output: flow records are kept, others ignored. */
-void fs_board_post(fs_board *b, const char *key, size_t key_len, const char *json, size_t len);
+/* The JSON text of a flow record of funnel `funnel` (config order), as
+ * written to the output. */
+void fs_board_post(fs_board *b, uint32_t funnel, const char *json, size_t len);
 /* The /api/funnels document; watermark INT64_MIN renders as null. open:
  * fs_engine_open_counts' array (sorted by funnel, then window start). */
 void fs_board_render(fs_board *b, int64_t watermark, const fs_open_count *open, uint32_t n_open,

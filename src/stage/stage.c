@@ -195,10 +195,10 @@ static void delivered_from_any(rd_kafka_t *rk, const rd_kafka_message_t *msg, vo
 
 /* ---- engine output: records from the sink thread, dead letters from worker 0 */
 
-static void flow_to_board(void *ctx, const char *key, size_t key_len, const char *json, size_t len)
+static void flow_to_board(void *ctx, const fs_flow_json *rec)
 {
     stage *s = ctx;
-    fs_board_post(s->board, key, key_len, json, len);
+    fs_board_post(s->board, rec->funnel, rec->json, rec->len);
 }
 
 static int write_from_sink(void *ctx, const char *key, size_t key_len, const char *value,

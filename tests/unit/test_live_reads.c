@@ -442,9 +442,14 @@ static int collect_record(void *ctx, const char *key, size_t key_len, const char
     return 0;
 }
 
-static void collect_json(void *ctx, const char *key, size_t key_len, const char *v, size_t len)
+static void collect_json(void *ctx, const fs_flow_json *rec)
 {
-    append(&((outputs *)ctx)->json, key, key_len, v, len);
+    /* what it is about matches its key */
+    char key[64];
+    int n = snprintf(key, sizeof key, "f%u/%lld", rec->funnel + 1, (long long)rec->window_start);
+    assert_int_equal(rec->key_len, (size_t)n);
+    assert_memory_equal(rec->key, key, rec->key_len);
+    append(&((outputs *)ctx)->json, rec->key, rec->key_len, rec->json, rec->len);
 }
 
 static void run_records(fs_format format, outputs *out)
