@@ -77,7 +77,6 @@ struct fs_engine {
     pthread_cond_t step_cond;
     step_queue *queues;
     fs_output out;
-    uint64_t dead_letters; /* worker 0 only: dead_letter calls so far */
     _Atomic uint64_t messages_done, batches_done;
     bool joined;
     struct {
@@ -329,7 +328,9 @@ static void on_step(void *ctx, uint32_t worker, fs_step *s)
     pthread_mutex_unlock(&e->step_lock);
 }
 
-static void send_dead_letters(fs_engine *e, const fs_batch *b)
+/* Worker 0 keeps copies of the batch's rejected messages; the sink thread
+ * hands them to the output with the next step. */
+static void keep_dead_letters(fs_worker *w, const fs_batch *b)
 {
     for (uint32_t i = 0; i < b->n; i++) {
         if (b->status[i] == FS_OK)
@@ -342,8 +343,7 @@ static void send_dead_letters(fs_engine *e, const fs_batch *b)
                              .reason = (fs_reject)b->status[i],
                              .part = b->part[i],
                              .src_seq = b->seq};
-        e->out.dead_letter(e->out.ctx, &dl);
-        e->dead_letters++;
+        fs_worker_add_dead_letter(w, &dl);
     }
 }
 
@@ -375,19 +375,15 @@ static void *worker_main(void *arg)
         fs_batch *b = await_batch(e, t->dec, seq);
         w->src_seq = seq;
         w->src_ns = b->published_ns;
-        if (t->id == 0) /* the sink reads the source marks of worker 0's steps */
-            w->src_mark = e->dead_letters;
+        if (t->id == 0 && e->out.dead_letter)
+            keep_dead_letters(w, b); /* before the batch's steps are cut */
         fs_journey_table_read_lock();
         fs_worker_apply(w, b->ev, b->type, b->status, b->n, &b->route);
         fs_journey_table_read_unlock();
         bool last = b->last;
         stop = b->stop;
-        if (t->id == 0) {
-            if (e->out.dead_letter)
-                send_dead_letters(e, b);
-            w->src_mark = e->dead_letters; /* a final step follows every dead letter */
+        if (t->id == 0)
             atomic_fetch_add_explicit(&e->messages_done, b->n, memory_order_relaxed);
-        }
         publish_snapshot(t, w);
         if (release_batch(e, b))
             atomic_store_explicit(&e->batches_done, seq + 1, memory_order_release);
@@ -443,6 +439,9 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
         return NULL;
     }
     fs_router_init(&e->router, cfg, e->n_workers);
+    /* A batch with rejections ends with a step, which carries its dead
+     * letters to the sink at once, whatever the watermark does. */
+    e->router.flush_rejected = out.dead_letter != NULL;
     e->ring_size = 2 * e->n_workers + 4;
     e->ring = fs_xcalloc(e->ring_size, sizeof(*e->ring));
     for (uint32_t i = 0; i < e->ring_size; i++)

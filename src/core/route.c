@@ -74,7 +74,7 @@ static void push_sync(fs_routed *out, fs_sync s)
         out->sync = fs_xrealloc(out->sync, out->sync_cap * sizeof(*out->sync));
     }
     assert(out->n_sync == 0 ||
-           (out->sync[out->n_sync - 1].pos <= s.pos && out->sync[out->n_sync - 1].wm < s.wm));
+           (out->sync[out->n_sync - 1].pos <= s.pos && out->sync[out->n_sync - 1].wm <= s.wm));
     out->sync[out->n_sync++] = s;
 }
 
@@ -174,6 +174,10 @@ void fs_router_route(fs_router *r, const fs_part_ctl *ctl, uint32_t n_ctl, const
         }
         out->own[w][out->n_own[w]++] = (fs_route_ent){.wm = r->wm, .idx = i};
     }
+    if (r->flush_rejected && out->n_valid < n) /* a flush: a step at the same watermark */
+        push_sync(
+            out, (fs_sync){
+                     .pos = n, .step = true, .wm_before = r->wm, .wm = r->wm, .max_ts = r->max_ts});
     out->have_wm = r->have_wm;
     out->wm = r->wm;
     out->max_ts = r->max_ts;

@@ -15,14 +15,15 @@
  *   - lists the sync points every worker must honour at the same place of
  *     the stream: the first watermark, and every advance that crosses a
  *     window hop or a cohort emit_interval boundary (a "step": see
- *     worker.h).
+ *     worker.h); with flush_rejected, also the end of a batch that held
+ *     rejected messages (a step that closes nothing but carries them).
  * So a worker reads only its own events, yet every worker fires its timers
  * against the same watermark sequence and cuts the same steps, and the
  * output is the same for any number of workers.
  *
  * Invariants: sync points are in stream order (pos non-decreasing) and
- * their watermarks increase; an entry's watermark is never below that of
- * the sync points before it, nor above that of the ones after it.
+ * their watermarks never decrease (they increase but at a flush); an entry's watermark is never
+ * below that of the sync points before it, nor above that of the ones after it.
  */
 #ifndef FS_ROUTE_H
 #define FS_ROUTE_H
@@ -92,6 +93,7 @@ typedef struct fs_router {
     fs_part_clock *parts; /* indexed by partition index */
     uint32_t n_parts;
     int64_t min_part_ts; /* min max_ts over active partitions (INT64_MIN: one unseen) */
+    bool flush_rejected; /* a batch with rejected messages ends with a step */
 } fs_router;
 
 void fs_router_init(fs_router *r, const fs_config *cfg, uint32_t n_workers);

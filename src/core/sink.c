@@ -28,7 +28,8 @@ struct fs_sink {
     label_xlate *xlate; /* per worker */
     fs_i64map *cohorts; /* per funnel: start -> fs_cohort totals */
     fs_buf rec, key;
-    fs_buf json; /* a flow record again in JSON for out.flow_json, when rec is not */
+    fs_buf json;           /* a flow record again in JSON for out.flow_json, when rec is not */
+    uint64_t dead_letters; /* handed to out.dead_letter so far */
     /* written by the sink thread only, read live by others */
     _Atomic uint64_t flow_records, cohort_records, write_errors;
 };
@@ -256,6 +257,10 @@ static void emit_cohorts(fs_sink *s, const fs_step *st)
 void fs_sink_step(fs_sink *s, fs_step **steps)
 {
     const fs_step *st = steps[0];
+    for (uint32_t i = 0; i < st->n_dead; i++) {
+        s->out.dead_letter(s->out.ctx, &st->dead[i]);
+        s->dead_letters++;
+    }
     if (!st->stopped) {
         for (uint32_t w = 0; w < s->n_workers; w++)
             learn_labels(s, w, steps[w]);
@@ -264,7 +269,7 @@ void fs_sink_step(fs_sink *s, fs_step **steps)
         emit_cohorts(s, st);
     }
     if (s->out.step_done) {
-        fs_step_info info = {st->wm,     st->max_ts, st->src_seq, st->src_mark,
+        fs_step_info info = {st->wm,     st->max_ts, st->src_seq, s->dead_letters,
                              st->src_ns, st->final,  st->stopped};
         s->out.step_done(s->out.ctx, &info);
     }

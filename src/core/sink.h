@@ -10,6 +10,9 @@
  *      cohort whose watermark has reached window_end + conversion_window is
  *      emitted once more with final: true and forgotten.
  * Labels arrive as worker-local ids; the sink maps them to its own dict.
+ * Worker 0's steps carry the rejected messages since its last step, which
+ * the sink hands to out.dead_letter before the step's records; a step's
+ * src_mark counts the dead letters handed over up to it.
  */
 #ifndef FS_SINK_H
 #define FS_SINK_H
@@ -22,22 +25,13 @@
 #include "funnel.h"
 #include "worker.h"
 
-/* A rejected message, handed over with its original bytes. */
-typedef struct fs_dead_letter {
-    const char *value, *key; /* key is NULL when the message had none */
-    size_t value_len, key_len;
-    fs_reject reason;
-    uint32_t part;    /* input partition index */
-    uint64_t src_seq; /* the batch it came in */
-} fs_dead_letter;
-
 /* Where the stream stands when a step's records have all been written. */
 typedef struct fs_step_info {
-    int64_t wm;       /* INT64_MAX on the final step */
-    int64_t max_ts;   /* highest valid ts of any event before the cut */
-    uint64_t src_seq; /* the batch during which the step was cut */
-    uint64_t src_mark;
-    uint64_t src_ns; /* when that batch was published: the step's windows closed then */
+    int64_t wm;        /* INT64_MAX on the final step */
+    int64_t max_ts;    /* highest valid ts of any event before the cut */
+    uint64_t src_seq;  /* the batch during which the step was cut */
+    uint64_t src_mark; /* dead letters handed to the output before this point */
+    uint64_t src_ns;   /* when that batch was published: the step's windows closed then */
     bool final;
     bool stopped; /* final without closing: the input was abandoned */
 } fs_step_info;
@@ -53,8 +47,9 @@ typedef struct fs_flow_json {
 
 /* Where records go: a file, stdout, a Kafka producer. write returns 0 or -1.
  * The optional hooks serve sources that must know what has been written:
- * dead_letter is called from one worker thread, in input order, for every
- * rejected message; step_done from the sink thread after each step;
+ * dead_letter from the sink thread, in input order, for every rejected
+ * message (worker 0 copies them into its steps: workers do no I/O);
+ * step_done from the sink thread after each step;
  * flow_json from the sink thread with every flow record in JSON, whatever
  * the output format (for the HTTP API). */
 typedef struct fs_output {

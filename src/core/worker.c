@@ -19,6 +19,13 @@
 
 #include "util.h"
 
+static void free_dead_letters(fs_dead_letter *dead, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        free((char *)dead[i].value); /* the block holding value and key */
+    free(dead);
+}
+
 void fs_step_free(fs_step *s, uint32_t n_funnels)
 {
     if (!s)
@@ -31,7 +38,35 @@ void fs_step_free(fs_step *s, uint32_t n_funnels)
     free(s->cohorts);
     free(s->label_names);
     free(s->label_lens);
+    free_dead_letters(s->dead, s->n_dead);
     free(s);
+}
+
+void fs_worker_add_dead_letter(fs_worker *w, const fs_dead_letter *dl)
+{
+    assert(w->id == 0);
+    if (w->n_dead == w->cap_dead) {
+        w->cap_dead = w->cap_dead ? 2 * w->cap_dead : 16;
+        w->dead = fs_xrealloc(w->dead, w->cap_dead * sizeof(*w->dead));
+    }
+    /* value and key in one block, freed through value */
+    char *bytes = fs_xmalloc(dl->value_len + dl->key_len + 1);
+    memcpy(bytes, dl->value, dl->value_len);
+    if (dl->key_len)
+        memcpy(bytes + dl->value_len, dl->key, dl->key_len);
+    fs_dead_letter *copy = &w->dead[w->n_dead++];
+    *copy = *dl;
+    copy->value = bytes;
+    copy->key = dl->key ? bytes + dl->value_len : NULL;
+}
+
+/* The dead letters kept so far go with step s. */
+static void hand_dead_letters(fs_worker *w, fs_step *s)
+{
+    s->dead = w->dead;
+    s->n_dead = w->n_dead;
+    w->dead = NULL;
+    w->n_dead = w->cap_dead = 0;
 }
 
 void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_config *cfg,
@@ -77,6 +112,7 @@ static void free_map_values(fs_i64map *m, uint32_t n_funnels, bool slots)
 void fs_worker_destroy(fs_worker *w)
 {
     fs_panes_free(&w->windows);
+    free_dead_letters(w->dead, w->n_dead);
     free(w->n_stages);
     for (uint32_t f = 0; f < 2 * w->funnels->n; f++)
         free_map_values(&w->cohort_delta[f], 0, false);
@@ -409,9 +445,9 @@ static void cut_step(fs_worker *w, int64_t wm_before, int64_t max_ts, bool final
     s->wm = w->wm;
     s->max_ts = max_ts;
     s->src_seq = w->src_seq;
-    s->src_mark = w->src_mark;
     s->src_ns = w->src_ns;
     s->final = final;
+    hand_dead_letters(w, s);
     collect_closed(w, s, final);
     collect_cohorts(w, s);
     collect_labels(w, s);
@@ -562,8 +598,8 @@ void fs_worker_stop(fs_worker *w)
     s->wm_before = s->wm = w->wm;
     s->max_ts = w->max_ts;
     s->src_seq = w->src_seq;
-    s->src_mark = w->src_mark;
     s->src_ns = w->src_ns;
     s->final = s->stopped = true;
+    hand_dead_letters(w, s);
     w->emit(w->emit_ctx, w->id, s);
 }

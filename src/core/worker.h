@@ -46,12 +46,20 @@ typedef struct fs_cohort_delta {
     fs_cohort *cohort;
 } fs_cohort_delta;
 
+/* A rejected message, handed over with its original bytes. */
+typedef struct fs_dead_letter {
+    const char *value, *key; /* key is NULL when the message had none */
+    size_t value_len, key_len;
+    fs_reject reason;
+    uint32_t part;    /* input partition index */
+    uint64_t src_seq; /* the batch it came in */
+} fs_dead_letter;
+
 typedef struct fs_step {
     uint64_t seq;
     int64_t wm_before, wm; /* wm == INT64_MAX on the final step */
     int64_t max_ts;        /* highest valid ts seen in any partition so far */
     uint64_t src_seq;      /* the batch being processed when the step was cut */
-    uint64_t src_mark;     /* the source's counter at that batch (fs_worker.src_mark) */
     uint64_t src_ns;       /* when that batch was published (fs_now_ns) */
     bool final;
     bool stopped;            /* final, but the input was abandoned: nothing closes */
@@ -63,6 +71,8 @@ typedef struct fs_step {
     uint32_t n_labels;
     const char **label_names; /* stable pointers into the worker's dict */
     uint32_t *label_lens;
+    fs_dead_letter *dead; /* worker 0: rejected messages since the last step (copies) */
+    uint32_t n_dead;
     struct fs_step *next; /* queue link, owned by the engine */
 } fs_step;
 
@@ -89,11 +99,13 @@ typedef struct fs_worker {
     int64_t max_out_of_orderness;
     int64_t emit_interval;
     bool have_wm;
-    int64_t wm;     /* the watermark as of the last sync or own event (route.h) */
-    int64_t max_ts; /* highest valid ts of the input, as of the last batch */
-    uint64_t src_seq, src_mark, src_ns; /* set by the engine before each batch, copied into steps */
-    uint64_t pending_rejected;          /* before the first watermark */
-    fs_dict labels;                     /* channel and segment names -> ids */
+    int64_t wm;               /* the watermark as of the last sync or own event (route.h) */
+    int64_t max_ts;           /* highest valid ts of the input, as of the last batch */
+    uint64_t src_seq, src_ns; /* set by the engine before each batch, copied into steps */
+    fs_dead_letter *dead;     /* worker 0: rejected messages for the next step */
+    uint32_t n_dead, cap_dead;
+    uint64_t pending_rejected; /* before the first watermark */
+    fs_dict labels;            /* channel and segment names -> ids */
     uint32_t labels_sent;
     fs_panes windows;        /* open windows, counted in panes (pane.h) */
     uint32_t *n_stages;      /* per funnel, for the panes */
@@ -115,6 +127,9 @@ void fs_worker_destroy(fs_worker *w);
  * type's id type[i]) and the sync points, in stream order. */
 void fs_worker_apply(fs_worker *w, const fs_event *ev, const int32_t *type, const uint8_t *status,
                      uint32_t n, const fs_routed *rt);
+/* Worker 0: keeps a copy of a rejected message for the next step, whose
+ * sink hands it to the output (workers do no I/O). */
+void fs_worker_add_dead_letter(fs_worker *w, const fs_dead_letter *dl);
 /* End of input: watermark +inf, every timer fires, every window closes. */
 void fs_worker_finish(fs_worker *w);
 /* The input stops without ending (shutdown): open windows stay unemitted,

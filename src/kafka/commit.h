@@ -2,7 +2,7 @@
  * committed only after the metrics that depend on them are written).
  *
  * The stage produces two kinds of messages whose acknowledgements matter:
- * metric records (from the sink) and dead letters (from worker 0). Each kind
+ * metric records and dead letters (both from the sink thread). Each kind
  * is numbered in the order it is produced; fs_acks turns out-of-order
  * delivery reports into "every message below N is acknowledged".
  *

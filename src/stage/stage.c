@@ -139,7 +139,7 @@ typedef struct stage {
     inbox in;
     bool sink_done;
     _Atomic uint64_t records; /* numbered by the sink thread */
-    uint64_t dead_letters;    /* numbered by worker 0 */
+    uint64_t dead_letters;    /* numbered by the sink thread */
     uint64_t consumed, consumed_bytes, acked_records, acked_dead_letters, commits;
     uint64_t first_message_ns;
     fs_fifo latency_q; /* of pending_latency, by records_end */
@@ -193,7 +193,7 @@ static void delivered_from_any(rd_kafka_t *rk, const rd_kafka_message_t *msg, vo
     uv_async_send(&s->wake);
 }
 
-/* ---- engine output: records from the sink thread, dead letters from worker 0 */
+/* ---- engine output: records and dead letters, from the sink thread ---------- */
 
 static void flow_to_board(void *ctx, const fs_flow_json *rec)
 {
@@ -238,7 +238,7 @@ static void step_from_sink(void *ctx, const fs_step_info *info)
     uv_async_send(&s->wake);
 }
 
-static void dead_letter_from_worker(void *ctx, const fs_dead_letter *dl)
+static void dead_letter_from_sink(void *ctx, const fs_dead_letter *dl)
 {
     stage *s = ctx;
     char part[16];
@@ -252,7 +252,7 @@ static void dead_letter_from_worker(void *ctx, const fs_dead_letter *dl)
     if (err)
         inbox_fail(s, "producing a dead letter to %s: %s", s->cfg->dead_letter_topic,
                    rd_kafka_err2str(err));
-    s->dead_letters++; /* numbered even when it failed: the engine counts every call */
+    s->dead_letters++; /* numbered even when it failed: the sink counts every call */
 }
 
 /* ---- batches ---------------------------------------------------------------- */
@@ -1038,7 +1038,7 @@ int fs_stage_run(const fs_stage_opts *opts)
     fs_output out = {.write = write_from_sink,
                      .ctx = &s,
                      .format = opts->cfg->output_format,
-                     .dead_letter = opts->cfg->dead_letter_topic ? dead_letter_from_worker : NULL,
+                     .dead_letter = opts->cfg->dead_letter_topic ? dead_letter_from_sink : NULL,
                      .step_done = step_from_sink,
                      .flow_json = flow_to_board};
     s.engine = fs_engine_new(opts->cfg, threads, out);
