@@ -14,6 +14,10 @@
  *   - timers with k < now (added late, after the cursor passed their time)
  *     go to the due list, which the next pop empties first.
  *
+ * `low` is a lower bound of every slotted timer's key (the first slot's
+ * start when the last pop found nothing due, lowered by adds), so a pop
+ * with nothing due, the common case, is one comparison.
+ *
  * Popping moves the cursor only forward, and only to the start of the
  * first non-empty slot (found with the `occupied` bitmaps, so empty stretches
  * of time cost nothing): a level-0 slot's timers all go to the due list; a
@@ -59,6 +63,7 @@ void fs_wheel_init(fs_wheel *w, fs_wheel_ops ops)
 {
     w->ops = ops;
     w->now = 0;
+    w->low = 0;
     w->count = 0;
     for (uint32_t l = 0; l < FS_WHEEL_LEVELS; l++)
         w->occupied[l] = 0;
@@ -95,7 +100,11 @@ void fs_wheel_add(fs_wheel *w, uint32_t node, int64_t expiry)
     assert(node < HEAD_BASE);
     fs_wheel_link *l = link_of(w, node);
     assert(!fs_wheel_linked(l));
-    push(w, head_for(w, key_of(expiry)), node, l);
+    uint64_t k = key_of(expiry);
+    uint32_t h = head_for(w, k);
+    push(w, h, node, l);
+    if (h != DUE && k < w->low)
+        w->low = k;
     w->count++;
 }
 
@@ -187,6 +196,8 @@ static bool next_slot(const fs_wheel *w, uint64_t *start, uint32_t *h)
 uint32_t fs_wheel_pop(fs_wheel *w, int64_t through)
 {
     uint64_t limit = key_of(through);
+    if (limit < w->low && w->head[DUE].next == head_id(DUE))
+        return FS_WHEEL_NONE; /* the common case: nothing due, no slot to look at */
     for (;;) {
         uint32_t n = w->head[DUE].next;
         if (n != head_id(DUE)) {
@@ -196,8 +207,14 @@ uint32_t fs_wheel_pop(fs_wheel *w, int64_t through)
         }
         uint64_t start;
         uint32_t h;
-        if (!next_slot(w, &start, &h) || start > limit)
+        if (!next_slot(w, &start, &h)) {
+            w->low = UINT64_MAX;
             return FS_WHEEL_NONE;
+        }
+        if (start > limit) {
+            w->low = start; /* a slot's timers are >= its start, later slots' more so */
+            return FS_WHEEL_NONE;
+        }
         assert(start >= w->now);
         w->now = start;
         if (h < FS_WHEEL_SLOTS)

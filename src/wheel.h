@@ -41,6 +41,7 @@ typedef struct fs_wheel_ops {
 typedef struct fs_wheel {
     fs_wheel_ops ops;
     uint64_t now;                       /* every timer in a slot has key >= now */
+    uint64_t low;                       /* every timer in a slot has key >= low */
     uint64_t occupied[FS_WHEEL_LEVELS]; /* bit s of level l: its slot s is non-empty */
     fs_wheel_link head[FS_WHEEL_HEADS]; /* slot lists, then the due list */
     size_t count;

@@ -35,10 +35,10 @@
 #include "config.h"
 #include "dict.h"
 #include "event.h"
-#include "expiry.h"
 #include "funnel.h"
 #include "i64map.h"
 #include "journey_table.h"
+#include "wheel.h"
 #include "window.h"
 
 /* One window of one worker: a flow partial per funnel (NULL until counted)
@@ -127,7 +127,11 @@ typedef struct fs_worker {
     fs_i64map windows;         /* start -> fs_window_slot */
     fs_window_slot *last_slot; /* cache of the most recently used slot */
     fs_i64map *cohort_delta;   /* per funnel: start -> fs_cohort */
-    fs_expiry_heap timers;
+    fs_wheel timers; /* expiry of this worker's journeys: node = record << funnel_bits | funnel */
+    uint32_t funnel_bits;      /* bits of a timer node that hold the funnel */
+    const fs_slab *records;    /* this worker's records in the table: the nodes' owners */
+    fs_touch_count *touch_buf; /* a completing journey's touches */
+    uint32_t touch_cap;
     fs_flow **scratch_flows; /* per_time entries */
     uint64_t steps;
     fs_step_fn emit;
