@@ -266,9 +266,9 @@ static bool owner_id_is(const segment *s, const fs_customer *c, const char *id, 
 {
     if (c->id_len != len)
         return false;
-    if (len <= FS_CUSTOMER_INLINE_ID) {
-        uint64_t w[LONG_ID_WORDS];
-        id_words(id, len, w);
+    if (len <= FS_CUSTOMER_INLINE_ID) { /* two words, not the 128-byte form: every event */
+        uint64_t w[INLINE_ID_WORDS] = {0};
+        memcpy(w, id, len);
         return c->id[0] == w[0] && c->id[1] == w[1];
     }
     return memcmp(fs_slab_at(&s->long_ids, (uint32_t)c->id[0]), id, len) == 0;
