@@ -12,7 +12,7 @@
  *     have s > now's group bits: all of them are > now, and a lower level
  *     or a lower slot of the same level always holds earlier keys;
  *   - timers with k < now (added late, after the cursor passed their time)
- *     go to the due list, which the next pop empties first.
+ *     go to the due slot, which the next pop empties first.
  *
  * `low` is a lower bound of every slotted timer's key (the first slot's
  * start when the last pop found nothing due, lowered by adds), so a pop
@@ -20,25 +20,32 @@
  *
  * Popping moves the cursor only forward, and only to the start of the
  * first non-empty slot (found with the `occupied` bitmaps, so empty stretches
- * of time cost nothing): a level-0 slot's timers all go to the due list; a
- * higher slot is "cascaded", its timers re-added relative to the new
- * cursor, which puts each on a lower level. A timer is cascaded at most once
- * per level, so add, cancel and pop are O(1) amortised. The cursor never
- * passes `through`, so it never passes a time at which a timer may still be
- * added that the caller expects at a later pop.
+ * of time cost nothing): a level-0 slot's timers all become due; a higher
+ * slot is "cascaded", its timers re-added relative to the new cursor, which
+ * puts each on a lower level. A timer is cascaded at most once per level,
+ * so add, cancel and pop are O(1) amortised. The cursor never passes
+ * `through`, so it never passes a time at which a timer may still be added
+ * that the caller expects at a later pop.
  *
- * Lists are circular and doubly linked through the caller's links; the heads
- * have node ids at HEAD_BASE and up, so unlinking never needs to know which
- * list a node is in. A slot's occupied bit is set exactly while its list is
- * non-empty.
+ * Slots are arrays of node ids, not lists through the nodes: walking a
+ * list is one dependent cache miss per node, while an array lets a cascade
+ * prefetch the nodes ahead of the one it moves (ops.prefetch). Invariants:
+ * for every node in slot h at position i, link(node) = {h, i}; a slot's
+ * occupied bit is set exactly while it is non-empty; `count` is the sum of
+ * the slots' lengths.
  */
 #include "wheel.h"
 
 #include <assert.h>
+#include <stdlib.h>
+#include <string.h>
 
-#define HEAD_BASE (UINT32_MAX - FS_WHEEL_HEADS) /* node ids from here on are heads */
-#define DUE       (FS_WHEEL_HEADS - 1)          /* the due list's head index */
+#include "util.h"
+
+#define DUE       (FS_WHEEL_HEADS - 1) /* the due slot's index */
 #define SLOT_MASK (FS_WHEEL_SLOTS - 1u)
+#define AHEAD     8    /* nodes prefetched ahead of a cascade */
+#define KEEP      1024 /* largest array an emptied slot keeps */
 
 static uint64_t key_of(int64_t t)
 {
@@ -47,44 +54,49 @@ static uint64_t key_of(int64_t t)
 
 static fs_wheel_link *link_of(fs_wheel *w, uint32_t node)
 {
-    if (node >= HEAD_BASE) {
-        assert(node - HEAD_BASE < FS_WHEEL_HEADS);
-        return &w->head[node - HEAD_BASE];
-    }
     return w->ops.link(w->ops.ctx, node);
-}
-
-static uint32_t head_id(uint32_t h)
-{
-    return HEAD_BASE + h;
 }
 
 void fs_wheel_init(fs_wheel *w, fs_wheel_ops ops)
 {
+    memset(w, 0, sizeof(*w));
     w->ops = ops;
-    w->now = 0;
-    w->low = 0;
-    w->count = 0;
-    for (uint32_t l = 0; l < FS_WHEEL_LEVELS; l++)
-        w->occupied[l] = 0;
-    for (uint32_t h = 0; h < FS_WHEEL_HEADS; h++)
-        w->head[h] = (fs_wheel_link){head_id(h), head_id(h)};
 }
 
-/* Appends node to the list of head index h. */
+void fs_wheel_destroy(fs_wheel *w)
+{
+    for (uint32_t h = 0; h < FS_WHEEL_HEADS; h++)
+        free(w->slot[h].node);
+    memset(w->slot, 0, sizeof(w->slot));
+    w->count = 0;
+}
+
+static void set_occupied(fs_wheel *w, uint32_t h, bool on)
+{
+    if (h == DUE)
+        return;
+    uint64_t bit = UINT64_C(1) << (h % FS_WHEEL_SLOTS);
+    if (on)
+        w->occupied[h / FS_WHEEL_SLOTS] |= bit;
+    else
+        w->occupied[h / FS_WHEEL_SLOTS] &= ~bit;
+}
+
+/* Appends node to slot h. */
 static void push(fs_wheel *w, uint32_t h, uint32_t node, fs_wheel_link *l)
 {
-    fs_wheel_link *head = &w->head[h];
-    uint32_t last = head->prev;
-    l->next = head_id(h);
-    l->prev = last;
-    link_of(w, last)->next = node;
-    head->prev = node;
-    if (h != DUE)
-        w->occupied[h / FS_WHEEL_SLOTS] |= UINT64_C(1) << (h % FS_WHEEL_SLOTS);
+    fs_wheel_slot *s = &w->slot[h];
+    if (s->n == s->cap) { /* arrays only grow: the steady state allocates nothing */
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->node = fs_xrealloc(s->node, s->cap * sizeof(*s->node));
+    }
+    *l = (fs_wheel_link){h, s->n};
+    s->node[s->n++] = node;
+    if (s->n == 1)
+        set_occupied(w, h, true);
 }
 
-/* Where key k belongs relative to the cursor: a head index. */
+/* Where key k belongs relative to the cursor: a slot index. */
 static uint32_t head_for(const fs_wheel *w, uint64_t k)
 {
     if (k < w->now)
@@ -97,7 +109,6 @@ static uint32_t head_for(const fs_wheel *w, uint64_t k)
 
 void fs_wheel_add(fs_wheel *w, uint32_t node, int64_t expiry)
 {
-    assert(node < HEAD_BASE);
     fs_wheel_link *l = link_of(w, node);
     assert(!fs_wheel_linked(l));
     uint64_t k = key_of(expiry);
@@ -108,71 +119,57 @@ void fs_wheel_add(fs_wheel *w, uint32_t node, int64_t expiry)
     w->count++;
 }
 
-/* Unlinks node; if that emptied a slot list, clears its occupied bit. */
-static void unlink_node(fs_wheel *w, uint32_t node, fs_wheel_link *l)
-{
-    fs_wheel_link *prev = link_of(w, l->prev), *next = link_of(w, l->next);
-    assert(prev->next == node && next->prev == node);
-    (void)node;
-    prev->next = l->next;
-    next->prev = l->prev;
-    if (l->prev == l->next && l->prev >= HEAD_BASE && l->prev != head_id(DUE)) {
-        uint32_t h = l->prev - HEAD_BASE;
-        w->occupied[h / FS_WHEEL_SLOTS] &= ~(UINT64_C(1) << (h % FS_WHEEL_SLOTS));
-    }
-    l->next = l->prev = FS_WHEEL_NONE;
-}
-
 void fs_wheel_cancel(fs_wheel *w, uint32_t node)
 {
     fs_wheel_link *l = link_of(w, node);
-    assert(fs_wheel_linked(l));
-    unlink_node(w, node, l);
+    assert(fs_wheel_linked(l) && l->slot < FS_WHEEL_HEADS);
+    fs_wheel_slot *s = &w->slot[l->slot];
+    assert(l->pos < s->n && s->node[l->pos] == node);
+    uint32_t last = s->node[--s->n];
+    if (last != node) { /* the last node fills the hole */
+        s->node[l->pos] = last;
+        link_of(w, last)->pos = l->pos;
+    }
+    if (s->n == 0)
+        set_occupied(w, l->slot, false);
+    *l = (fs_wheel_link){FS_WHEEL_NONE, FS_WHEEL_NONE};
     assert(w->count > 0);
     w->count--;
 }
 
-/* Detaches the whole list of head h (its nodes keep their links to each
- * other and to nothing else); returns its first node or FS_WHEEL_NONE. */
-static uint32_t take_list(fs_wheel *w, uint32_t h)
+/* Moves every node of slot h (level 0 to the due slot, higher levels to
+ * where they belong relative to the moved cursor), prefetching ahead. */
+static void move_slot(fs_wheel *w, uint32_t h, bool cascade)
 {
-    fs_wheel_link *head = &w->head[h];
-    uint32_t first = head->next;
-    if (first == head_id(h))
-        return FS_WHEEL_NONE;
-    link_of(w, head->prev)->next = FS_WHEEL_NONE; /* the detached chain ends here */
-    *head = (fs_wheel_link){head_id(h), head_id(h)};
-    w->occupied[h / FS_WHEEL_SLOTS] &= ~(UINT64_C(1) << (h % FS_WHEEL_SLOTS));
-    return first;
-}
-
-/* Re-adds every node of slot h relative to the (moved) cursor. */
-static void cascade(fs_wheel *w, uint32_t h)
-{
-    for (uint32_t n = take_list(w, h); n != FS_WHEEL_NONE;) {
+    fs_wheel_slot from = w->slot[h];
+    w->slot[h].node = NULL;
+    w->slot[h].n = w->slot[h].cap = 0;
+    set_occupied(w, h, false);
+    for (uint32_t i = 0; i < from.n && i < AHEAD; i++)
+        w->ops.prefetch(w->ops.ctx, from.node[i]);
+    for (uint32_t i = 0; i < from.n; i++) {
+        if (i + AHEAD < from.n)
+            w->ops.prefetch(w->ops.ctx, from.node[i + AHEAD]);
+        uint32_t n = from.node[i];
         fs_wheel_link *l = link_of(w, n);
-        uint32_t next = l->next;
-        uint32_t to = head_for(w, key_of(w->ops.expiry(w->ops.ctx, n)));
+        assert(l->slot == h && l->pos == i);
+        uint32_t to = cascade ? head_for(w, key_of(w->ops.expiry(w->ops.ctx, n))) : DUE;
         assert(to < h || to == DUE); /* always to a lower level */
         push(w, to, n, l);
-        n = next;
+    }
+    /* keep a small array (emptied) for the slot's next timers; a large one
+     * goes back to the allocator, or every slot that was ever big would keep
+     * its peak (tens of MB over a wheel's life) */
+    if (w->slot[h].cap == 0 && from.cap <= KEEP) {
+        w->slot[h].node = from.node;
+        w->slot[h].cap = from.cap;
+    } else {
+        free(from.node);
     }
 }
 
-/* Moves the whole list of level-0 slot h to the (empty) due list. */
-static void make_due(fs_wheel *w, uint32_t h)
-{
-    fs_wheel_link *head = &w->head[h], *due = &w->head[DUE];
-    assert(due->next == head_id(DUE) && head->next != head_id(h));
-    link_of(w, head->next)->prev = head_id(DUE);
-    link_of(w, head->prev)->next = head_id(DUE);
-    *due = *head;
-    *head = (fs_wheel_link){head_id(h), head_id(h)};
-    w->occupied[0] &= ~(UINT64_C(1) << h);
-}
-
-/* The first key of the first non-empty slot, and that slot's head; false
- * when the wheel's slots are all empty. */
+/* The first key of the first non-empty slot, and that slot; false when
+ * the wheel's slots are all empty. */
 static bool next_slot(const fs_wheel *w, uint64_t *start, uint32_t *h)
 {
     for (uint32_t l = 0; l < FS_WHEEL_LEVELS; l++) {
@@ -196,12 +193,15 @@ static bool next_slot(const fs_wheel *w, uint64_t *start, uint32_t *h)
 uint32_t fs_wheel_pop(fs_wheel *w, int64_t through)
 {
     uint64_t limit = key_of(through);
-    if (limit < w->low && w->head[DUE].next == head_id(DUE))
+    fs_wheel_slot *due = &w->slot[DUE];
+    if (limit < w->low && due->n == 0)
         return FS_WHEEL_NONE; /* the common case: nothing due, no slot to look at */
     for (;;) {
-        uint32_t n = w->head[DUE].next;
-        if (n != head_id(DUE)) {
-            unlink_node(w, n, link_of(w, n));
+        if (due->n) { /* from the end: no hole to fill */
+            uint32_t n = due->node[--due->n];
+            fs_wheel_link *l = link_of(w, n);
+            assert(l->slot == DUE && l->pos == due->n);
+            *l = (fs_wheel_link){FS_WHEEL_NONE, FS_WHEEL_NONE};
             w->count--;
             return n;
         }
@@ -217,9 +217,7 @@ uint32_t fs_wheel_pop(fs_wheel *w, int64_t through)
         }
         assert(start >= w->now);
         w->now = start;
-        if (h < FS_WHEEL_SLOTS)
-            make_due(w, h); /* level 0: every timer of the slot has key `start` */
-        else
-            cascade(w, h);
+        /* level 0: every timer of the slot has key `start`, so all are due */
+        move_slot(w, h, h >= FS_WHEEL_SLOTS);
     }
 }

@@ -1,10 +1,12 @@
 /* wheel.h -- event-time timers without a heap: a hierarchical timing wheel.
  *
  * Holds timers identified by a caller's 32-bit node id (a journey: record
- * index and funnel). The links live in the caller's memory (fs_wheel_link,
- * found through ops.link), so add and cancel are O(1) and allocate nothing;
- * the wheel itself is a fixed array of list heads. A timer's time is not
- * stored either: the wheel asks ops.expiry when it needs it again.
+ * index and funnel). Each slot is an array of node ids; a node's slot and
+ * position live in the caller's memory (fs_wheel_link, found through
+ * ops.link), so add and cancel are O(1) (cancel moves the slot's last node
+ * into the hole), and the arrays only grow, so the steady state allocates
+ * nothing. A timer's time is not stored either: the wheel asks ops.expiry
+ * when it needs it again.
  *
  * fs_wheel_pop(w, through) hands out, one at a time, every timer whose time
  * is <= `through` (SPEC §3: a timer fires when the watermark > its time, so
@@ -21,17 +23,23 @@
 
 #define FS_WHEEL_NONE UINT32_MAX /* no node: an unlinked link, an empty pop */
 
-/* Intrusive links of one timer, in the caller's memory. prev == FS_WHEEL_NONE
- * while the node is in no list. */
+/* Where a timer is, kept in the caller's memory: its slot (FS_WHEEL_NONE
+ * while the node is in the wheel nowhere) and its position in the slot. */
 typedef struct fs_wheel_link {
-    uint32_t next, prev;
+    uint32_t slot, pos;
 } fs_wheel_link;
 
 typedef struct fs_wheel_ops {
     fs_wheel_link *(*link)(void *ctx, uint32_t node);
     int64_t (*expiry)(void *ctx, uint32_t node);
+    void (*prefetch)(void *ctx, uint32_t node); /* a hint: node's link and expiry soon */
     void *ctx;
 } fs_wheel_ops;
+
+typedef struct fs_wheel_slot {
+    uint32_t *node;
+    uint32_t n, cap;
+} fs_wheel_slot;
 
 #define FS_WHEEL_BITS   6 /* slots per level: 64 */
 #define FS_WHEEL_SLOTS  (1u << FS_WHEEL_BITS)
@@ -43,11 +51,12 @@ typedef struct fs_wheel {
     uint64_t now;                       /* every timer in a slot has key >= now */
     uint64_t low;                       /* every timer in a slot has key >= low */
     uint64_t occupied[FS_WHEEL_LEVELS]; /* bit s of level l: its slot s is non-empty */
-    fs_wheel_link head[FS_WHEEL_HEADS]; /* slot lists, then the due list */
+    fs_wheel_slot slot[FS_WHEEL_HEADS]; /* level slots, then the due list */
     size_t count;
 } fs_wheel;
 
 void fs_wheel_init(fs_wheel *w, fs_wheel_ops ops);
+void fs_wheel_destroy(fs_wheel *w);
 /* Adds `node` (not in the wheel) with time `expiry`. */
 void fs_wheel_add(fs_wheel *w, uint32_t node, int64_t expiry);
 /* Removes `node` (in the wheel). */
@@ -60,7 +69,7 @@ static inline size_t fs_wheel_count(const fs_wheel *w)
 }
 static inline bool fs_wheel_linked(const fs_wheel_link *l)
 {
-    return l->prev != FS_WHEEL_NONE;
+    return l->slot != FS_WHEEL_NONE;
 }
 
 #endif

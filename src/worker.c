@@ -75,6 +75,15 @@ static int64_t timer_expiry(void *ctx, uint32_t node)
     return fs_journey_expiry(j, &w->funnels->funnel[node & ((1u << w->funnel_bits) - 1)]);
 }
 
+static void timer_prefetch(void *ctx, uint32_t node)
+{
+    fs_worker *w = ctx;
+    uint32_t record = node >> w->funnel_bits;
+    if (record < w->records->n_blocks)
+        __builtin_prefetch(&((fs_customer *)fs_slab_at(w->records, record))
+                                ->journey[node & ((1u << w->funnel_bits) - 1)]);
+}
+
 void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_config *cfg,
                     const fs_funnels *funnels, fs_journey_table *table, fs_step_fn emit,
                     void *emit_ctx)
@@ -99,7 +108,7 @@ void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_conf
     while ((1u << w->funnel_bits) < funnels->n)
         w->funnel_bits++;
     w->records = fs_journey_table_records(table, id);
-    fs_wheel_init(&w->timers, (fs_wheel_ops){timer_link, timer_expiry, w});
+    fs_wheel_init(&w->timers, (fs_wheel_ops){timer_link, timer_expiry, timer_prefetch, w});
     w->scratch_flows = fs_xcalloc(w->win.per_time, sizeof(*w->scratch_flows));
     w->emit = emit;
     w->emit_ctx = emit_ctx;
@@ -123,6 +132,7 @@ void fs_worker_destroy(fs_worker *w)
     for (uint32_t f = 0; f < w->funnels->n; f++)
         free_map_values(&w->cohort_delta[f], 0, false);
     free(w->cohort_delta);
+    fs_wheel_destroy(&w->timers);
     free(w->touch_buf);
     free(w->parts);
     fs_dict_free(&w->labels);

@@ -32,13 +32,18 @@ static int64_t expiry_cb(void *ctx, uint32_t n)
     return ((nodes *)ctx)->expiry[n];
 }
 
+static void prefetch_cb(void *ctx, uint32_t n)
+{
+    __builtin_prefetch(&((nodes *)ctx)->link[n]);
+}
+
 static nodes *setup_wheel(fs_wheel *w)
 {
     nodes *ns = calloc(1, sizeof *ns);
     assert_non_null(ns);
     for (uint32_t i = 0; i < MAX_NODES; i++)
         ns->link[i] = (fs_wheel_link){FS_WHEEL_NONE, FS_WHEEL_NONE};
-    fs_wheel_init(w, (fs_wheel_ops){link_cb, expiry_cb, ns});
+    fs_wheel_init(w, (fs_wheel_ops){link_cb, expiry_cb, prefetch_cb, ns});
     return ns;
 }
 
@@ -94,6 +99,7 @@ static void test_fires_due_timers_only(void **state)
     total += pop_and_check(&w, ns, 100999); /* the last one */
     assert_int_equal(total, 1000);
     assert_int_equal(fs_wheel_count(&w), 0);
+    fs_wheel_destroy(&w);
     free(ns);
 }
 
@@ -113,6 +119,7 @@ static void test_cancel(void **state)
     /* a cancelled node can be added again */
     add(&w, ns, 0, 5);
     assert_int_equal(pop_and_check(&w, ns, INT64_MAX), 1);
+    fs_wheel_destroy(&w);
     free(ns);
 }
 
@@ -126,6 +133,7 @@ static void test_late_add_fires_at_next_pop(void **state)
     add(&w, ns, 2, 10);                                  /* long passed */
     add(&w, ns, 3, 1000000);                             /* at the cursor */
     assert_int_equal(pop_and_check(&w, ns, 1000001), 2);
+    fs_wheel_destroy(&w);
     free(ns);
 }
 
@@ -147,6 +155,7 @@ static void test_extremes_and_far_future(void **state)
     assert_int_equal(pop_and_check(&w, ns, INT64_MAX - 1), 2);
     assert_int_equal(pop_and_check(&w, ns, INT64_MAX), 1);
     assert_int_equal(fs_wheel_count(&w), 0);
+    fs_wheel_destroy(&w);
     free(ns);
 }
 
@@ -200,6 +209,7 @@ static void test_random_against_reference(void **state)
     assert_true(fired > 10000);
     pop_and_check(&w, ns, INT64_MAX);
     assert_int_equal(fs_wheel_count(&w), 0);
+    fs_wheel_destroy(&w);
     free(ns);
 }
 
