@@ -1,12 +1,16 @@
-/* bench_table.c -- the journey table: the engine's open-addressing table
- * (src/core/journey_table.c, "oa") against the former cds_lfht one
- * (bench/table_lfht.c, "lfht"), same workload.
+/* bench_table.c -- the journey store (src/core/journey_table.c, "oa") on its own.
+ *
+ * Until issue 10 this compared the open-addressing table with the former
+ * cds_lfht one (bench/table_lfht.c); that table stored journeys behind
+ * pointers and could not follow the store to inline records, so it was
+ * dropped: its figures stay in bench/RESULTS.md. What remains measures the
+ * store's insert, lookup and mixed throughput and its memory per customer.
  *
  * The workload imitates the engine: customers "c0000000".."c9999999" hashed
  * with fs_hash_customer, routed to writer threads with fs_worker_owner, each
  * writer touching only its own customers inside read sections of BATCH
  * operations (the engine holds the read lock per batch), and every live
- * entry holding one real fs_journey (heap-allocated, as the worker does).
+ * entry holding one active journey (inline in its record, as the worker does).
  *
  * One run (--run) does, with `keys` live customers and keys/8 spare ones:
  *   a. insert:  every writer inserts its share of the keys (+ a journey each);
@@ -24,9 +28,8 @@
  * run fails on any mismatch. --collide makes every key share one home slot
  * or bucket, a stress test for those checks.
  *
- * Tables: "lfht" (the engine's code and size hint), "lfht-sized" (told the
- * final size), "oa". Throughput is reported per wall-clock second and per
- * writer CPU-second (robust when other processes share the cores).
+ * Table: "oa" (the engine's code and size hint). Throughput is reported per wall-clock second and
+ * per writer CPU-second (robust when other processes share the cores).
  *
  * --suite runs every configuration --runs times, each in a fresh process
  * (so RSS is not polluted by earlier runs), tables interleaved, and prints
@@ -46,7 +49,6 @@
 #include "event.h"
 #include "funnel.h"
 #include "journey_table.h"
-#include "table_lfht.h"
 #include "util.h"
 #include "worker.h"
 
@@ -62,41 +64,15 @@ typedef struct table_ops {
     bool presized; /* created with the run's key count as its size hint */
     void *(*create)(uint32_t n_funnels, uint32_t n_owners, size_t hint);
     void (*destroy)(void *t);
-    fs_customer *(*find)(void *t, uint64_t hash, const char *id, size_t len);
-    fs_customer *(*insert)(void *t, uint64_t hash, const char *id, size_t len);
-    void (*remove)(void *t, fs_customer *c);
+    fs_customer *(*find)(void *t, uint64_t hash, const char *id, size_t len, uint32_t *idx);
+    fs_customer *(*insert)(void *t, uint64_t hash, const char *id, size_t len, uint32_t *idx);
+    void (*remove)(void *t, fs_customer *c, uint32_t idx);
     size_t (*count)(void *t);
     void (*enter)(void);
     void (*leave)(void);
     void (*lock)(void);
     void (*unlock)(void);
 } table_ops;
-
-static void *lfht_create(uint32_t n_funnels, uint32_t n_owners, size_t hint)
-{
-    (void)n_owners;
-    return fs_lfht_new(n_funnels, hint);
-}
-static void lfht_destroy(void *t)
-{
-    fs_lfht_free(t);
-}
-static fs_customer *lfht_find(void *t, uint64_t hash, const char *id, size_t len)
-{
-    return fs_lfht_find(t, hash, id, len);
-}
-static fs_customer *lfht_insert(void *t, uint64_t hash, const char *id, size_t len)
-{
-    return fs_lfht_insert(t, hash, id, len);
-}
-static void lfht_remove(void *t, fs_customer *c)
-{
-    fs_lfht_remove(t, c);
-}
-static size_t lfht_count(void *t)
-{
-    return fs_lfht_count(t);
-}
 
 static void *oa_create(uint32_t n_funnels, uint32_t n_owners, size_t hint)
 {
@@ -106,33 +82,27 @@ static void oa_destroy(void *t)
 {
     fs_journey_table_free(t);
 }
-static fs_customer *oa_find(void *t, uint64_t hash, const char *id, size_t len)
+static fs_customer *oa_find(void *t, uint64_t hash, const char *id, size_t len, uint32_t *idx)
 {
-    return fs_journey_table_find(t, hash, id, len);
+    return fs_journey_table_find(t, hash, id, len, idx);
 }
-static fs_customer *oa_insert(void *t, uint64_t hash, const char *id, size_t len)
+static fs_customer *oa_insert(void *t, uint64_t hash, const char *id, size_t len, uint32_t *idx)
 {
-    return fs_journey_table_insert(t, hash, id, len);
+    return fs_journey_table_insert(t, hash, id, len, 0, idx);
 }
-static void oa_remove(void *t, fs_customer *c)
+static void oa_remove(void *t, fs_customer *c, uint32_t idx)
 {
-    fs_journey_table_remove(t, c);
+    fs_journey_table_remove(t, c, idx);
 }
 static size_t oa_count(void *t)
 {
     return fs_journey_table_count(t);
 }
 
-/* "lfht" and "oa" get the engine's fixed size hint (1 << 16) and grow;
- * "lfht-sized" is cds_lfht told the final size up front, to separate its
- * structure from its auto-resize policy. */
+/* The engine's fixed size hint (1 << 16): the table grows. */
 #define ENGINE_HINT (1u << 16)
-#define N_TABLES    3
+#define N_TABLES    1
 static const table_ops tables[N_TABLES] = {
-    {"lfht", false, lfht_create, lfht_destroy, lfht_find, lfht_insert, lfht_remove, lfht_count,
-     fs_lfht_thread_enter, fs_lfht_thread_leave, fs_lfht_read_lock, fs_lfht_read_unlock},
-    {"lfht-sized", true, lfht_create, lfht_destroy, lfht_find, lfht_insert, lfht_remove, lfht_count,
-     fs_lfht_thread_enter, fs_lfht_thread_leave, fs_lfht_read_lock, fs_lfht_read_unlock},
     {"oa", false, oa_create, oa_destroy, oa_find, oa_insert, oa_remove, oa_count,
      fs_journey_table_thread_enter, fs_journey_table_thread_leave, fs_journey_table_read_lock,
      fs_journey_table_read_unlock},
@@ -286,8 +256,6 @@ typedef struct reader {
     pthread_t tid;
 } reader;
 
-static const fs_funnel bench_funnel = {.index = 0, .conversion_window_ms = 86400000};
-
 /* Owner only: the next value of a key's life count (see shared). */
 static void bump_life(shared *sh, uint32_t key, memory_order mo)
 {
@@ -299,41 +267,43 @@ static bool apply(shared *sh, const op *o)
 {
     const table_ops *tb = sh->cfg->tbl;
     void *t = sh->table;
+    uint32_t owner = fs_journey_table_owner(o->hash, sh->cfg->writers), idx = 0;
     char id[ID_MAX];
     format_id(o->key, id);
-    fs_customer *c = o->kind == OP_INSERT_NEW ? NULL : tb->find(t, o->hash, id, id_len);
+    fs_customer *c = o->kind == OP_INSERT_NEW ? NULL : tb->find(t, o->hash, id, id_len, &idx);
+    fs_journey *j = c ? &c->journey[0] : NULL;
     switch (o->kind) {
     case OP_INSERT_NEW:
-    case OP_INSERT: {
+    case OP_INSERT:
         if (c)
             return false;
-        c = tb->insert(t, o->hash, id, id_len);
-        fs_journey *j = fs_xmalloc(sizeof(*j));
-        fs_journey_init(j, &bench_funnel, (int64_t)o->key, 0, o->key & 3);
-        j->owner = c;
-        c->journey[0] = j;
+        c = tb->insert(t, o->hash, id, id_len, &idx);
+        fs_customer_write_begin(c);
+        fs_journey_init(&c->journey[0], (int64_t)o->key, 0, o->key & 3);
         c->n_active = 1;
+        fs_customer_write_end(c);
         bump_life(sh, o->key, memory_order_release); /* after the insert */
         return true;
-    }
     case OP_LOOKUP:
-        return c != NULL && c->journey[0] != NULL;
+        return j && j->active;
     case OP_UPDATE:
-        if (!c || !c->journey[0])
+        if (!j || !j->active)
             return false;
-        free(fs_journey_touch(c->journey[0], (uint32_t)(o->hash >> 62)));
-        if (c->journey[0]->max_stage < 3)
-            c->journey[0]->max_stage++;
+        fs_customer_write_begin(c);
+        fs_journey_table_touch(t, owner, j, (uint32_t)(o->hash >> 62));
+        if (j->max_stage < 3)
+            fs_journey_set_stage(j, j->max_stage + 1u);
+        fs_customer_write_end(c);
         return true;
     case OP_DELETE:
-        if (!c || !c->journey[0])
+        if (!j || !j->active)
             return false;
-        fs_journey_release(c->journey[0]);
-        free(c->journey[0]);
-        c->journey[0] = NULL;
+        fs_customer_write_begin(c);
+        fs_journey_table_end(t, owner, j);
         c->n_active = 0;
+        fs_customer_write_end(c);
         bump_life(sh, o->key, memory_order_seq_cst); /* before the removal */
-        tb->remove(t, c);
+        tb->remove(t, c, idx);
         return true;
     }
     return false;
@@ -392,15 +362,17 @@ static void *reader_main(void *arg)
             uint32_t key = (uint32_t)below(&rng, sh->universe);
             unsigned life = atomic_load_explicit(&sh->life[key], memory_order_acquire);
             format_id(key, id);
-            fs_customer *c = tb->find(sh->table, sh->hash[key], id, id_len);
-            if (c) {
+            fs_journey_view v[N_FUNNELS];
+            uint32_t owner;
+            uint32_t n = fs_journey_table_read(sh->table, sh->hash[key], id, id_len, v, &owner);
+            if (n) {
                 r->hits++;
-                if (c->hash != sh->hash[key]) /* immutable fields only: journeys are the owner's */
+                if (n != 1 || v[0].start_ts != key) /* the copy is the key's own journey */
                     r->errors++;
             }
             if ((life & 1) && atomic_load_explicit(&sh->life[key], memory_order_acquire) == life) {
                 r->checked++;
-                if (!c)
+                if (!n)
                     r->errors++;
             }
         }
@@ -626,9 +598,7 @@ static run_result run_once(const run_cfg *cfg)
         errors++;
     }
     res.m[M_ERRORS] = (double)errors;
-    /* --no-free: the suite's children exit right away, and fs_journey_table_free
-     * of a full cds_lfht can crash while a lazy resize is in flight (it frees
-     * nodes without a grace period; see bench/RESULTS.md) */
+    /* --no-free: the suite's children exit right away */
     if (!cfg->no_free)
         cfg->tbl->destroy(sh.table);
     pthread_barrier_destroy(&sh.barrier);
@@ -781,7 +751,7 @@ static int suite(const size_t *keys, int n_keys, int runs, uint64_t seed, size_t
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: bench_table --run --table lfht|lfht-sized|oa [--keys N] [--writers 1|2|..] "
+            "usage: bench_table --run --table oa [--keys N] [--writers 1|2|..] "
             "[--reader]\n"
             "                   [--mix-ops N] [--seed S] [--collide BITS] [--hint N] [--no-free]\n"
             "       bench_table --suite [--keys N[,N...]] [--runs R] [--seed S] [--mix-ops N]\n"
@@ -790,7 +760,7 @@ static void usage(void)
             "  --mix-ops defaults to --keys (operations per mix phase, all writers together).\n"
             "  --collide BITS: only ids whose hash has BITS low zero bits (a stress test:\n"
             "  one probe run / bucket chain for all keys; use a few thousand keys).\n"
-            "  --hint N: size hint of lfht and oa (default 65536, the engine's); a small\n"
+            "  --hint N: size hint of the table (default 65536, the engine's); a small\n"
             "  one makes small runs resize.\n");
 }
 

@@ -378,7 +378,7 @@ static void *worker_main(void *arg)
         if (t->id == 0 && e->out.dead_letter)
             keep_dead_letters(w, b); /* before the batch's steps are cut */
         fs_journey_table_read_lock();
-        fs_worker_apply(w, b->ev, b->type, b->status, b->n, &b->route);
+        fs_worker_apply(w, b->ev, b->type, b->status, b->part, b->n, &b->route);
         fs_journey_table_read_unlock();
         bool last = b->last;
         stop = b->stop;
@@ -499,7 +499,11 @@ void fs_engine_reader_leave(void)
 uint32_t fs_engine_read_journeys(fs_engine *e, const char *id, size_t len, fs_journey_view *out,
                                  uint32_t *owner)
 {
-    return fs_journey_table_read(e->table, fs_hash_customer(id, len), id, len, out, owner);
+    uint32_t n = fs_journey_table_read(e->table, fs_hash_customer(id, len), id, len, out, owner);
+    for (uint32_t i = 0; i < n; i++) /* the table stores starts; expiry follows from the funnel */
+        out[i].expiry_ts =
+            fs_sat_add(out[i].start_ts, e->funnels->funnel[out[i].funnel].conversion_window_ms);
+    return n;
 }
 
 const char *fs_engine_label(fs_engine *e, uint32_t owner, uint32_t id, uint32_t *len)

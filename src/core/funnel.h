@@ -20,6 +20,9 @@
 #include "config.h"
 #include "dict.h"
 #include "event.h"
+#include "slab.h"
+#include "util.h"
+#include "wheel.h"
 
 #define FS_ROLE_NONE    (-1)
 #define FS_ROLE_EXCLUDE (-2)
@@ -58,56 +61,50 @@ typedef struct fs_touch_count {
     uint32_t count;
 } fs_touch_count;
 
-#define FS_JOURNEY_INLINE_TOUCHES 4
+#define FS_JOURNEY_INLINE_TOUCHES 2
 
-/* One active journey of one customer in one funnel. 72 bytes; a journey with
- * more than FS_JOURNEY_INLINE_TOUCHES distinct channels moves its touch
- * counts to the heap.
+/* One journey of one customer in one funnel, inline in the customer's
+ * record (journey_table.h): 40 bytes. Active while `active` is 1; the
+ * record keeps an ended journey's bytes until the funnel's next journey of
+ * the customer overwrites them. Expiry is start_ts + the funnel's
+ * conversion window (fs_journey_expiry), computed, not stored.
  *
- * Sharing: the owner worker is the only writer, but fs_journey_copy may run
- * on any thread while the journey is reachable from the journey table. The
- * fields set by fs_journey_init are written before the journey is published
- * and never again while a reader can hold it (journey_table.h: an ended
- * journey is reused only once no lookup can still reach it). max_stage, n_touches, touch_cap, the
- * heap pointer and the touch counts change in place: the owner writes them
- * with release stores (fs_journey_set_stage, fs_journey_touch) and readers
- * load them with acquire loads, both free on x86. */
+ * Touch counts (distinct channels in first-touch order): the first
+ * FS_JOURNEY_INLINE_TOUCHES inline, the rest in a chain of the owner's
+ * touch blocks starting at `more` (journey_table.c).
+ *
+ * Sharing: the owner worker is the only writer; fs_journey_table_read may
+ * copy the journey on any thread at any moment. Every field a reader copies
+ * is written with a release store (free on x86) and read with acquire loads;
+ * the record's sequence counter tells the reader whether its copy is whole.
+ * `timer` (the wheel's links) is the owner's alone. */
 typedef struct fs_journey {
     int64_t start_ts;
-    int64_t expiry_ts; /* start_ts + conversion_window, saturated */
-    void *owner;       /* the customer entry holding this journey */
-    uint32_t timer_slot;
-    uint32_t first_channel;
-    uint8_t funnel;
+    fs_wheel_link timer; /* the worker's expiry wheel */
+    uint32_t more;       /* first touch block, FS_SLAB_NONE when all touches are inline */
+    uint8_t active;
     uint8_t max_stage;
-    uint16_t n_touches;
-    uint16_t touch_cap; /* 0 while inline */
-    union {
-        fs_touch_count inline_touches[FS_JOURNEY_INLINE_TOUCHES];
-        fs_touch_count *heap_touches;
-    } t;
+    uint16_t n_touches;                              /* distinct channels */
+    fs_touch_count touch[FS_JOURNEY_INLINE_TOUCHES]; /* touch[0]: the first channel */
 } fs_journey;
 
-static inline fs_touch_count *fs_journey_touches(fs_journey *j)
+/* The first-touch channel: touches are kept in first-touch order, so it is
+ * never stored twice. */
+static inline uint32_t fs_journey_first_channel(const fs_journey *j)
 {
-    return j->touch_cap ? j->t.heap_touches : j->t.inline_touches;
+    return j->touch[0].channel;
 }
-void fs_journey_init(fs_journey *j, const fs_funnel *f, int64_t ts, uint32_t stage,
-                     uint32_t channel);
+
+static inline int64_t fs_journey_expiry(const fs_journey *j, const fs_funnel *f)
+{
+    return fs_sat_add(j->start_ts, f->conversion_window_ms);
+}
+/* Owner only: a new active journey with one touch of `channel`. */
+void fs_journey_init(fs_journey *j, int64_t ts, uint32_t stage, uint32_t channel);
 static inline void fs_journey_set_stage(fs_journey *j, uint32_t stage)
 {
     __atomic_store_n(&j->max_stage, (uint8_t)stage, __ATOMIC_RELEASE);
 }
-/* Counts a touch of `channel`. Returns the touch array it outgrew, if any:
- * the caller frees it once no reader can hold it. */
-fs_touch_count *fs_journey_touch(fs_journey *j, uint32_t channel);
-/* The heap touch array of a journey, or NULL: freed by the caller with j. */
-static inline fs_touch_count *fs_journey_heap(const fs_journey *j)
-{
-    return j->touch_cap ? j->t.heap_touches : NULL;
-}
-void fs_journey_release(fs_journey *j); /* frees heap touches, not j: no reader may hold j */
-uint64_t fs_journey_total_touches(fs_journey *j);
 
 /* What a reader on another thread sees of a journey (channels as the owner's
  * label ids). At most FS_JOURNEY_COPY_TOUCHES channels are copied. */
@@ -120,11 +117,6 @@ typedef struct fs_journey_view {
     uint32_t n_touches; /* distinct channels copied into touch[] */
     fs_touch_count touch[FS_JOURNEY_COPY_TOUCHES];
 } fs_journey_view;
-
-/* Any thread, while j is reachable from the table (inside a read section).
- * Memory-safe at any moment; a copy taken while the owner changes j may be
- * torn, which the customer's sequence counter tells (journey_table.h). */
-void fs_journey_copy(const fs_journey *j, fs_journey_view *out);
 
 typedef enum fs_action {
     FS_ACT_IGNORE = 0, /* nothing for this funnel (besides a possible expiry) */

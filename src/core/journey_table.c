@@ -1,57 +1,53 @@
-/* journey_table.c -- customers with active journeys: per-owner segments with
- * linear probing, one writer each.
+/* journey_table.c -- customers with active journeys: per-owner segments of
+ * fixed-size records behind an open-addressing index, one writer each.
  *
- * Layout:
+ * Layout, per owner segment:
  *
- *   fs_journey_table { n_funnels, n_owners, seg[n_owners] }   one cache line per segment
- *   segment     { seq, arr, count, ... }                 written by its owner only
- *   oa_array    { mask, rcu, slot[mask + 1] }            slot = { hash, fs_customer * }
- *   fs_customer (src/core/journey_table.h) + id bytes         one malloc per entry
+ *   index     { mask, rcu, slot[mask + 1] }   slot: one uint64 = tag << 32 | (record + 1)
+ *   records   slab of stride-byte records      fs_customer (32 B) + n_funnels * fs_journey (40 B)
+ *   blocks    slab of 64-byte touch blocks     7 touch counts + the next block's index
+ *   long_ids  slab of 128-byte blocks          ids longer than FS_CUSTOMER_INLINE_ID (rare)
  *
- * A slot is empty when its entry pointer is NULL. The slot's home is
- * hash & mask (the low bits; the owner is chosen by the high bits, as in
- * fs_journey_table_owner, so the two are independent). The load factor stays at or
- * below 3/4: the owner doubles the array before an insert would pass it and
- * halves it when fewer than 1/8 of the slots are used.
+ * An index slot is 0 when empty. The tag is the hash's low 32 bits, so a
+ * slot's home (tag & mask) is known without touching its record, and a tag
+ * mismatch (all but ~1 in 2^(32 - log2 slots) of the records a probe passes)
+ * costs no record load. The owner is chosen by the hash's high bits, so the
+ * two stay independent. The load factor stays at or below 3/4: the owner
+ * doubles the index before an insert would pass it and halves it when fewer
+ * than 1/8 of the slots are used.
  *
- * Why readers are safe without locks:
- *   - Insert writes one empty slot: hash, then the entry pointer with a
- *     release store. A reader sees the slot empty (a miss that happened before
- *     the insert) or complete.
- *   - Removal moves later entries of the probe run back one by one
- *     (backward shift, so there are no tombstones). Mid-move a reader can
- *     miss an entry that is present, or read a torn {hash, pointer} pair.
- *     The owner makes `seq` odd for the duration; a reader that missed
- *     checks that `seq` is unchanged and even, and retries otherwise.
- *   - A hit needs no check: the reader compares the entry's own hash and id,
- *     and any pointer read from a slot inside a read section points at an
- *     entry that was in the table at that moment and is not yet freed.
- *   - Resizing builds a new array, publishes it with a release store (seq
- *     bumped around it) and frees the old one after an RCU grace period.
- *   - Removed entries are freed after a grace period too, in batches of
- *     RETIRE_BATCH pointers per call_rcu, so live entries carry no rcu_head.
- *   - Journeys (and outgrown touch arrays) are read only by
- *     fs_journey_table_read, which counts itself in the segment's `readers`
- *     around its copy. Ended ones first go to the owner's limbo. To empty
- *     it, the owner reads `readers` with an RMW: if it is 0, any reader
- *     that comes later is ordered after the owner's unpublishing stores and
- *     cannot reach what is in the limbo, and any earlier one has finished,
- *     so the journeys are reused at once, still warm in the cache. Otherwise
- *     they wait for a grace period in the same batches as removed entries;
- *     the callback then pushes their batch onto the segment's `ready` stack
- *     (the call_rcu thread is its only pusher, the owner takes the whole
- *     stack with one exchange, so there is no ABA) for the owner to reuse.
- *     Either way a journey is never rewritten while a reader may copy it,
- *     and with no API lookups running no call_rcu is spent on journeys.
- * Data the reader validates with `seq` is read with acquire loads and written
- * with release stores (free on x86), which orders them against `seq` without
- * standalone fences (which ThreadSanitizer does not model).
+ * Record memory is type-stable (slab.h): a removed customer's record and
+ * blocks go back to the segment's free lists and are reused by the next
+ * insert, while a reader may still be copying them. That is safe because:
+ *   - every record field a reader copies is written with a release store
+ *     and read with acquire loads, inside the record's seqlock `seq` (odd
+ *     while the owner writes; fs_customer_write_begin/end). A copy taken
+ *     while `seq` was odd or changed is retried, so a reader only uses a
+ *     copy of one consistent state of the record;
+ *   - the copy includes the record's hash and id, and the reader uses it
+ *     only if they are the customer it looks for. A free record has
+ *     id_len 0, which no customer has. Indexes read from a record (touch
+ *     blocks, long ids) are bounds-checked by fs_slab_at_shared, so a torn
+ *     one reads some block, never unmapped memory;
+ *   - a slot is one 64-bit atomic, so a reader never sees half a slot.
+ *     Removal moves later slots of the probe run back one by one (backward
+ *     shift, no tombstones); mid-move a reader can miss a present customer,
+ *     so the owner makes the segment's `seq` odd meanwhile and a reader that
+ *     missed retries unless `seq` is unchanged and even;
+ *   - resizing builds a new index, publishes it with a release store (seq
+ *     bumped around it) and frees the old one after an RCU grace period:
+ *     index arrays are the only memory a reader may hold that is ever freed.
+ * So there is no limbo and no deferred reuse of records or journeys.
+ * Standalone fences are avoided (ThreadSanitizer does not model them): the
+ * data's own acquire/release ordering does their work.
  *
- * Only one thread ever writes a segment, so backward-shift deletion (unsafe
- * with several writers) is fine, and the owner itself never has to retry.
+ * Only one thread ever writes a segment (asserted in debug builds), so
+ * backward-shift deletion is fine and the owner itself never retries.
  */
 #include "journey_table.h"
 
+#include <assert.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -64,56 +60,99 @@
 #include "tsan.h"
 #include "util.h"
 
-#define RETIRE_BATCH 256
-#define MIN_SLOTS    1024
-#define MAX_SPARE    4096 /* reusable journeys an owner keeps; more are freed */
+#define MIN_SLOTS       1024
+#define RECORD_CHUNK    12 /* 4096 records per chunk */
+#define BLOCK_CHUNK     12
+#define LONG_ID_CHUNK   8
+#define BLOCK_TOUCHES   7
+#define LONG_ID_WORDS   (FS_CUSTOMER_MAX_ID / 8)
+#define INLINE_ID_WORDS (FS_CUSTOMER_INLINE_ID / 8)
 
 static char grace_period_sync; /* stands for "all earlier read sections ended" */
 
-typedef struct oa_slot {
-    _Atomic uint64_t hash;
-    _Atomic(fs_customer *) c;
-} oa_slot;
+typedef struct touch_block {
+    fs_touch_count touch[BLOCK_TOUCHES];
+    uint32_t next; /* FS_SLAB_NONE at the end of the chain */
+    uint32_t unused;
+} touch_block;
 
-typedef struct oa_array {
+typedef struct ix_array {
     size_t mask; /* immutable once published */
     struct rcu_head rcu;
-    oa_slot slot[];
-} oa_array;
+    _Atomic uint64_t slot[];
+} ix_array;
 
-struct oa_segment;
-
-typedef struct oa_retired {
-    struct rcu_head rcu;
-    struct oa_segment *seg;
-    struct oa_retired *next; /* on the ready stack */
-    uint32_t n_mem, n_journeys;
-    void *mem[RETIRE_BATCH];           /* entries, touch arrays: freed */
-    fs_journey *journey[RETIRE_BATCH]; /* given back to the owner */
-} oa_retired;
-
-typedef struct oa_segment {
+typedef struct segment {
     alignas(64) atomic_uint seq; /* odd while the owner moves slots */
-    _Atomic(oa_array *) arr;
+    _Atomic(ix_array *) arr;
     atomic_size_t count;
     size_t min_slots;
-    atomic_uint readers;         /* fs_journey_table_read calls in this segment */
-    oa_retired *limbo;           /* owner only: ended journeys, outgrown touch arrays */
-    oa_retired *retired;         /* owner only: awaiting call_rcu */
-    _Atomic(oa_retired *) ready; /* past their grace period, journeys to reuse */
-    void *spare; /* owner only: reusable journeys, linked through their first bytes */
-    uint32_t n_spare;
-} oa_segment;
+    fs_slab records, blocks, long_ids;
+#ifndef NDEBUG
+    pthread_t writer; /* the owner thread, from its first write */
+    bool has_writer;
+#endif
+} segment;
 
 struct fs_journey_table {
     uint32_t n_funnels;
     uint32_t n_owners;
-    oa_segment *seg;
+    uint32_t stride;
+    segment *seg;
 };
 
-static oa_array *array_new(size_t slots)
+_Static_assert(sizeof(fs_customer) == 32, "record header");
+_Static_assert(sizeof(fs_journey) == 40, "inline journey");
+_Static_assert(sizeof(touch_block) == 64, "touch block");
+
+/* ---- slots and ids ------------------------------------------------------- */
+
+static uint64_t slot_value(uint64_t hash, uint32_t record)
 {
-    oa_array *a = fs_xcalloc(1, sizeof(*a) + slots * sizeof(oa_slot));
+    return (uint64_t)(uint32_t)hash << 32 | (uint64_t)(record + 1);
+}
+
+static uint32_t slot_record(uint64_t v)
+{
+    return (uint32_t)v - 1;
+}
+
+static bool slot_tag_is(uint64_t v, uint64_t hash)
+{
+    return (uint32_t)(v >> 32) == (uint32_t)hash;
+}
+
+static size_t slot_home(uint64_t v, size_t mask)
+{
+    return (size_t)(v >> 32) & mask;
+}
+
+/* An id as zero-padded words, the form records store it in. */
+static void id_words(const char *id, size_t len, uint64_t w[LONG_ID_WORDS])
+{
+    memset(w, 0, LONG_ID_WORDS * sizeof(*w));
+    memcpy(w, id, len);
+}
+
+static void check_owner(segment *s)
+{
+#ifndef NDEBUG
+    if (!s->has_writer) {
+        s->writer = pthread_self();
+        s->has_writer = true;
+    }
+    assert(pthread_equal(s->writer, pthread_self())); /* one writer per segment */
+#else
+    (void)s;
+#endif
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+static ix_array *array_new(size_t slots)
+{
+    assert(slots - 1 <= UINT32_MAX); /* homes come from 32-bit tags */
+    ix_array *a = fs_xcalloc(1, sizeof(*a) + slots * sizeof(uint64_t));
     a->mask = slots - 1;
     return a;
 }
@@ -132,121 +171,44 @@ fs_journey_table *fs_journey_table_new(uint32_t n_funnels, uint32_t n_owners,
     fs_journey_table *t = fs_xcalloc(1, sizeof(*t));
     t->n_funnels = n_funnels;
     t->n_owners = n_owners ? n_owners : 1;
-    t->seg = aligned_alloc(64, t->n_owners * sizeof(oa_segment));
+    t->stride = (uint32_t)(sizeof(fs_customer) + n_funnels * sizeof(fs_journey));
+    t->seg = aligned_alloc(64, t->n_owners * sizeof(segment));
     if (!t->seg) {
         fprintf(stderr, "level=fatal msg=\"out of memory\"\n");
         abort();
     }
-    memset(t->seg, 0, t->n_owners * sizeof(oa_segment));
+    memset(t->seg, 0, t->n_owners * sizeof(segment));
     size_t per_owner = slots_for(expected_customers / t->n_owners);
     for (uint32_t i = 0; i < t->n_owners; i++) {
-        t->seg[i].min_slots = per_owner;
-        atomic_init(&t->seg[i].arr, array_new(per_owner));
+        segment *s = &t->seg[i];
+        s->min_slots = per_owner;
+        atomic_init(&s->arr, array_new(per_owner));
+        fs_slab_init(&s->records, t->stride, RECORD_CHUNK);
+        fs_slab_init(&s->blocks, sizeof(touch_block), BLOCK_CHUNK);
+        fs_slab_init(&s->long_ids, FS_CUSTOMER_MAX_ID, LONG_ID_CHUNK);
     }
     return t;
 }
 
-static oa_segment *segment_of(fs_journey_table *t, uint64_t hash)
-{
-    return &t->seg[fs_journey_table_owner(hash, t->n_owners)];
-}
-
-static void free_journeys(fs_customer *c, uint32_t n_funnels)
-{
-    for (uint32_t f = 0; f < n_funnels; f++)
-        if (c->journey[f]) {
-            fs_journey_release(c->journey[f]);
-            free(c->journey[f]);
-        }
-}
-
-static void free_batch(struct rcu_head *rcu)
-{
-    oa_retired *r = caa_container_of(rcu, oa_retired, rcu);
-    fs_tsan_acquire(&grace_period_sync);
-    fs_tsan_acquire(r);
-    for (uint32_t i = 0; i < r->n_mem; i++)
-        free(r->mem[i]);
-    if (r->n_journeys == 0) {
-        free(r);
-        return;
-    }
-    oa_segment *s = r->seg;
-    r->next = atomic_load_explicit(&s->ready, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(&s->ready, &r->next, r, memory_order_release,
-                                                  memory_order_relaxed))
-        ;
-}
-
 static void free_array(struct rcu_head *rcu)
 {
-    oa_array *a = caa_container_of(rcu, oa_array, rcu);
+    ix_array *a = caa_container_of(rcu, ix_array, rcu);
     fs_tsan_acquire(&grace_period_sync);
     fs_tsan_acquire(a);
     free(a);
-}
-
-/* Hands the segment's batch of removed entries to call_rcu. */
-static void flush_retired(oa_segment *s)
-{
-    if (!s->retired)
-        return;
-    fs_tsan_release(s->retired);
-    urcu_memb_call_rcu(&s->retired->rcu, free_batch);
-    s->retired = NULL;
-}
-
-static void drain_limbo(oa_segment *s); /* below, with the other deferred reuse */
-
-static void free_spares(oa_segment *s)
-{
-    oa_retired *r = atomic_load_explicit(&s->ready, memory_order_acquire);
-    while (r) {
-        oa_retired *next = r->next;
-        for (uint32_t i = 0; i < r->n_journeys; i++)
-            free(r->journey[i]);
-        free(r);
-        r = next;
-    }
-    while (s->spare) {
-        void *next = *(void **)s->spare;
-        free(s->spare);
-        s->spare = next;
-    }
 }
 
 void fs_journey_table_free(fs_journey_table *t)
 {
     if (!t)
         return;
-    /* Batches not handed to call_rcu yet: wait out their readers here (the
-     * calling thread may or may not be registered, so no call_rcu), then
-     * let the callbacks already queued finish before the table goes. */
-    urcu_memb_synchronize_rcu();
+    urcu_memb_barrier(); /* outgrown index arrays still queued */
     for (uint32_t i = 0; i < t->n_owners; i++) {
-        if (t->seg[i].limbo) {
-            drain_limbo(&t->seg[i]); /* no reader is left: frees or spares all of it */
-            free(t->seg[i].limbo);
-        }
-        oa_retired *r = t->seg[i].retired;
-        t->seg[i].retired = NULL;
-        if (r) {
-            fs_tsan_release(r);
-            free_batch(&r->rcu);
-        }
-    }
-    urcu_memb_barrier();
-    for (uint32_t i = 0; i < t->n_owners; i++) {
-        free_spares(&t->seg[i]);
-        oa_array *a = atomic_load_explicit(&t->seg[i].arr, memory_order_relaxed);
-        for (size_t k = 0; k <= a->mask; k++) {
-            fs_customer *c = atomic_load_explicit(&a->slot[k].c, memory_order_relaxed);
-            if (c) {
-                free_journeys(c, t->n_funnels);
-                free(c);
-            }
-        }
-        free(a);
+        segment *s = &t->seg[i];
+        free(atomic_load_explicit(&s->arr, memory_order_relaxed));
+        fs_slab_destroy(&s->records);
+        fs_slab_destroy(&s->blocks);
+        fs_slab_destroy(&s->long_ids);
     }
     free(t->seg);
     free(t);
@@ -273,287 +235,21 @@ void fs_journey_table_read_unlock(void)
     urcu_memb_read_unlock();
 }
 
-static int matches(const fs_customer *c, uint64_t hash, const char *id, size_t len, uint32_t nf)
+static segment *segment_of(fs_journey_table *t, uint64_t hash)
 {
-    return c->hash == hash && c->id_len == len && memcmp(fs_customer_id(c, nf), id, len) == 0;
+    return &t->seg[fs_journey_table_owner(hash, t->n_owners)];
 }
 
-/* One probe of array `a`; NULL on a miss, which the caller must validate. */
-static fs_customer *probe(const oa_array *a, uint64_t hash, const char *id, size_t len, uint32_t nf)
+fs_customer *fs_journey_table_record(fs_journey_table *t, uint32_t owner, uint32_t idx)
 {
-    size_t mask = a->mask;
-    for (size_t i = hash & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
-        fs_customer *c = atomic_load_explicit(&a->slot[i].c, memory_order_acquire);
-        if (!c)
-            return NULL;
-        if (atomic_load_explicit(&a->slot[i].hash, memory_order_acquire) == hash &&
-            matches(c, hash, id, len, nf))
-            return c;
-    }
-    return NULL; /* only reachable through torn reads mid-move */
+    segment *s = &t->seg[owner];
+    assert(idx < s->records.n_blocks);
+    return fs_slab_at(&s->records, idx);
 }
 
-fs_customer *fs_journey_table_find(fs_journey_table *t, uint64_t hash, const char *id, size_t len)
+const fs_slab *fs_journey_table_records(fs_journey_table *t, uint32_t owner)
 {
-    oa_segment *s = segment_of(t, hash);
-    for (unsigned tries = 1;; tries++) {
-        unsigned seq = atomic_load_explicit(&s->seq, memory_order_acquire);
-        if (seq & 1) { /* the owner is moving slots: wait, yielding if it was preempted */
-            if (tries % 64 == 0)
-                sched_yield();
-            continue;
-        }
-        fs_customer *c =
-            probe(atomic_load_explicit(&s->arr, memory_order_acquire), hash, id, len, t->n_funnels);
-        if (c || atomic_load_explicit(&s->seq, memory_order_relaxed) == seq)
-            return c;
-    }
-}
-
-/* One copy of c's journeys; false if the owner was changing them meanwhile. */
-static bool copy_journeys(const fs_customer *c, uint32_t nf, fs_journey_view *out, uint32_t *n)
-{
-    uint32_t seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
-    if (seq & 1)
-        return false;
-    *n = 0;
-    for (uint32_t f = 0; f < nf; f++) {
-        const fs_journey *j = __atomic_load_n(&c->journey[f], __ATOMIC_ACQUIRE);
-        if (j)
-            fs_journey_copy(j, &out[(*n)++]);
-    }
-    /* the copy's loads are acquires, so this load cannot move above them */
-    return __atomic_load_n(&c->seq, __ATOMIC_RELAXED) == seq;
-}
-
-uint32_t fs_journey_table_read(fs_journey_table *t, uint64_t hash, const char *id, size_t len,
-                               fs_journey_view *out, uint32_t *owner)
-{
-    *owner = fs_journey_table_owner(hash, t->n_owners);
-    oa_segment *s = &t->seg[*owner];
-    uint32_t n = 0;
-    atomic_fetch_add_explicit(&s->readers, 1, memory_order_acq_rel); /* see drain_limbo */
-    fs_journey_table_read_lock();
-    fs_customer *c = fs_journey_table_find(t, hash, id, len);
-    for (unsigned tries = 1; c && !copy_journeys(c, t->n_funnels, out, &n); tries++)
-        if (tries % 64 == 0)
-            sched_yield(); /* the owner may have been preempted mid-change */
-    fs_journey_table_read_unlock();
-    atomic_fetch_sub_explicit(&s->readers, 1, memory_order_release);
-    return c ? n : 0;
-}
-
-/* Owner only, the array not yet published or the entry known absent. */
-static void place(oa_array *a, uint64_t hash, fs_customer *c)
-{
-    size_t i = hash & a->mask;
-    while (atomic_load_explicit(&a->slot[i].c, memory_order_relaxed))
-        i = (i + 1) & a->mask;
-    atomic_store_explicit(&a->slot[i].hash, hash, memory_order_release);
-    atomic_store_explicit(&a->slot[i].c, c, memory_order_release);
-}
-
-static void resize(oa_segment *s, size_t slots)
-{
-    oa_array *old = atomic_load_explicit(&s->arr, memory_order_relaxed);
-    oa_array *a = array_new(slots);
-    for (size_t k = 0; k <= old->mask; k++) {
-        fs_customer *c = atomic_load_explicit(&old->slot[k].c, memory_order_relaxed);
-        if (c)
-            place(a, atomic_load_explicit(&old->slot[k].hash, memory_order_relaxed), c);
-    }
-    unsigned seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
-    atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
-    atomic_store_explicit(&s->arr, a, memory_order_release);
-    atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
-    fs_tsan_release(old);
-    urcu_memb_call_rcu(&old->rcu, free_array);
-}
-
-fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const char *id, size_t len)
-{
-    oa_segment *s = segment_of(t, hash);
-    size_t count = atomic_load_explicit(&s->count, memory_order_relaxed);
-    oa_array *a = atomic_load_explicit(&s->arr, memory_order_relaxed);
-    if ((count + 1) * 4 > (a->mask + 1) * 3) {
-        resize(s, (a->mask + 1) * 2);
-        a = atomic_load_explicit(&s->arr, memory_order_relaxed);
-    }
-    fs_customer *c = fs_xcalloc(1, sizeof(fs_customer) + t->n_funnels * sizeof(fs_journey *) + len);
-    c->hash = hash;
-    c->id_len = (uint8_t)len;
-    memcpy((char *)fs_customer_id(c, t->n_funnels), id, len);
-    place(a, hash, c);
-    atomic_store_explicit(&s->count, count + 1, memory_order_relaxed);
-    return c;
-}
-
-/* ---- deferred reuse ------------------------------------------------------ */
-
-static oa_retired *batch_new(oa_segment *s)
-{
-    oa_retired *r = fs_xcalloc(1, sizeof(oa_retired));
-    r->seg = s;
-    return r;
-}
-
-/* Into the batch for call_rcu (removed entries, and the limbo's contents
- * when a reader was active). */
-static void retire_mem(oa_segment *s, void *p)
-{
-    if (!s->retired)
-        s->retired = batch_new(s);
-    s->retired->mem[s->retired->n_mem++] = p;
-    if (s->retired->n_mem == RETIRE_BATCH)
-        flush_retired(s);
-}
-
-static void retire_journey(oa_segment *s, fs_journey *j)
-{
-    if (!s->retired)
-        s->retired = batch_new(s);
-    s->retired->journey[s->retired->n_journeys++] = j;
-    if (s->retired->n_journeys == RETIRE_BATCH)
-        flush_retired(s);
-}
-
-static void spare_journey(oa_segment *s, fs_journey *j)
-{
-    if (s->n_spare >= MAX_SPARE) {
-        free(j);
-        return;
-    }
-    *(void **)j = s->spare;
-    s->spare = j;
-    s->n_spare++;
-}
-
-/* Empties the limbo. With no journey reader in the segment, nobody can hold
- * what is in it (see the top of the file), so it is reused or freed at
- * once; otherwise it waits for a grace period like a removed entry. */
-static void drain_limbo(oa_segment *s)
-{
-    oa_retired *l = s->limbo;
-    if (atomic_fetch_add_explicit(&s->readers, 0, memory_order_acq_rel) == 0) {
-        for (uint32_t i = 0; i < l->n_mem; i++)
-            free(l->mem[i]);
-        for (uint32_t i = 0; i < l->n_journeys; i++)
-            spare_journey(s, l->journey[i]);
-    } else {
-        for (uint32_t i = 0; i < l->n_mem; i++)
-            retire_mem(s, l->mem[i]);
-        for (uint32_t i = 0; i < l->n_journeys; i++)
-            retire_journey(s, l->journey[i]);
-    }
-    l->n_mem = l->n_journeys = 0;
-}
-
-static oa_retired *limbo(oa_segment *s)
-{
-    if (!s->limbo)
-        s->limbo = batch_new(s);
-    return s->limbo;
-}
-
-void fs_journey_table_retire_mem(fs_journey_table *t, uint32_t owner, void *p)
-{
-    if (!p)
-        return;
-    oa_segment *s = &t->seg[owner];
-    oa_retired *l = limbo(s);
-    l->mem[l->n_mem++] = p;
-    if (l->n_mem == RETIRE_BATCH)
-        drain_limbo(s);
-}
-
-void fs_journey_table_retire_journey(fs_journey_table *t, uint32_t owner, fs_journey *j)
-{
-    oa_segment *s = &t->seg[owner];
-    oa_retired *l = limbo(s);
-    l->journey[l->n_journeys++] = j;
-    if (l->n_journeys == RETIRE_BATCH)
-        drain_limbo(s);
-}
-
-/* Moves the journeys of every batch past its grace period to the spare list. */
-static void take_ready(oa_segment *s)
-{
-    oa_retired *r = atomic_exchange_explicit(&s->ready, NULL, memory_order_acquire);
-    while (r) {
-        oa_retired *next = r->next;
-        for (uint32_t i = 0; i < r->n_journeys; i++)
-            spare_journey(s, r->journey[i]);
-        free(r);
-        r = next;
-    }
-}
-
-fs_journey *fs_journey_table_journey_new(fs_journey_table *t, uint32_t owner)
-{
-    oa_segment *s = &t->seg[owner];
-    if (!s->spare && s->limbo && s->limbo->n_journeys)
-        drain_limbo(s);
-    if (!s->spare)
-        take_ready(s);
-    void *j = s->spare;
-    if (!j)
-        return fs_xmalloc(sizeof(fs_journey));
-    s->spare = *(void **)j;
-    s->n_spare--;
-    return j;
-}
-
-/* Is home `h` cyclically outside (hole, j]? Then the entry at j may fill the hole. */
-static int may_fill(size_t hole, size_t j, size_t h)
-{
-    return hole <= j ? (h <= hole || h > j) : (h <= hole && h > j);
-}
-
-static void move_slot(oa_array *a, size_t to, size_t from)
-{
-    atomic_store_explicit(&a->slot[to].hash,
-                          atomic_load_explicit(&a->slot[from].hash, memory_order_relaxed),
-                          memory_order_release);
-    atomic_store_explicit(&a->slot[to].c,
-                          atomic_load_explicit(&a->slot[from].c, memory_order_relaxed),
-                          memory_order_release);
-}
-
-/* Empties slot `hole` and shifts the rest of its probe run back (Knuth's
- * Algorithm R), inside an odd `seq` so readers that miss retry. */
-static void delete_slot(oa_segment *s, oa_array *a, size_t hole)
-{
-    unsigned seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
-    atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
-    for (size_t j = (hole + 1) & a->mask;; j = (j + 1) & a->mask) {
-        if (!atomic_load_explicit(&a->slot[j].c, memory_order_relaxed))
-            break;
-        uint64_t h = atomic_load_explicit(&a->slot[j].hash, memory_order_relaxed);
-        if (may_fill(hole, j, h & a->mask)) {
-            move_slot(a, hole, j);
-            hole = j;
-        }
-    }
-    atomic_store_explicit(&a->slot[hole].c, NULL, memory_order_release);
-    atomic_store_explicit(&a->slot[hole].hash, 0, memory_order_release);
-    atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
-}
-
-void fs_journey_table_remove(fs_journey_table *t, fs_customer *c)
-{
-    oa_segment *s = segment_of(t, c->hash);
-    oa_array *a = atomic_load_explicit(&s->arr, memory_order_relaxed);
-    size_t i = c->hash & a->mask;
-    while (atomic_load_explicit(&a->slot[i].c, memory_order_relaxed) != c)
-        i = (i + 1) & a->mask; /* present: the caller owns it */
-    delete_slot(s, a, i);
-    size_t count = atomic_load_explicit(&s->count, memory_order_relaxed) - 1;
-    atomic_store_explicit(&s->count, count, memory_order_relaxed);
-
-    retire_mem(s, c);
-
-    if (a->mask + 1 > s->min_slots && count < (a->mask + 1) / 8)
-        resize(s, (a->mask + 1) / 2);
+    return &t->seg[owner].records;
 }
 
 size_t fs_journey_table_count(const fs_journey_table *t)
@@ -564,31 +260,439 @@ size_t fs_journey_table_count(const fs_journey_table *t)
     return n;
 }
 
+/* ---- owner: find, insert, remove ----------------------------------------- */
+
+static bool owner_id_is(const segment *s, const fs_customer *c, const char *id, size_t len)
+{
+    if (c->id_len != len)
+        return false;
+    if (len <= FS_CUSTOMER_INLINE_ID) { /* two words, not the 128-byte form: every event */
+        uint64_t w[INLINE_ID_WORDS] = {0};
+        memcpy(w, id, len);
+        return c->id[0] == w[0] && c->id[1] == w[1];
+    }
+    return memcmp(fs_slab_at(&s->long_ids, (uint32_t)c->id[0]), id, len) == 0;
+}
+
+fs_customer *fs_journey_table_find(fs_journey_table *t, uint64_t hash, const char *id, size_t len,
+                                   uint32_t *idx)
+{
+    segment *s = segment_of(t, hash);
+    ix_array *a = atomic_load_explicit(&s->arr, memory_order_relaxed);
+    for (size_t i = hash & a->mask;; i = (i + 1) & a->mask) {
+        uint64_t v = atomic_load_explicit(&a->slot[i], memory_order_relaxed);
+        if (!v)
+            return NULL; /* the load factor guarantees an empty slot */
+        if (!slot_tag_is(v, hash))
+            continue;
+        fs_customer *c = fs_slab_at(&s->records, slot_record(v));
+        if (c->hash == hash && owner_id_is(s, c, id, len)) {
+            *idx = slot_record(v);
+            return c;
+        }
+    }
+}
+
+/* Owner only, the array not yet published or the record known absent. */
+static void place(ix_array *a, uint64_t v)
+{
+    size_t i = slot_home(v, a->mask);
+    while (atomic_load_explicit(&a->slot[i], memory_order_relaxed))
+        i = (i + 1) & a->mask;
+    atomic_store_explicit(&a->slot[i], v, memory_order_release);
+}
+
+static void resize(segment *s, size_t slots)
+{
+    ix_array *old = atomic_load_explicit(&s->arr, memory_order_relaxed);
+    ix_array *a = array_new(slots);
+    for (size_t k = 0; k <= old->mask; k++) {
+        uint64_t v = atomic_load_explicit(&old->slot[k], memory_order_relaxed);
+        if (v)
+            place(a, v);
+    }
+    unsigned seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
+    atomic_store_explicit(&s->arr, a, memory_order_release);
+    atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+    fs_tsan_release(old);
+    urcu_memb_call_rcu(&old->rcu, free_array);
+}
+
+/* Writes the id into record c (inside its write section). */
+static void store_id(segment *s, fs_customer *c, const char *id, size_t len)
+{
+    uint64_t w[LONG_ID_WORDS];
+    id_words(id, len, w);
+    if (len <= FS_CUSTOMER_INLINE_ID) {
+        for (int i = 0; i < INLINE_ID_WORDS; i++)
+            __atomic_store_n(&c->id[i], w[i], __ATOMIC_RELEASE);
+    } else {
+        uint32_t b = fs_slab_alloc(&s->long_ids);
+        uint64_t *dst = fs_slab_at(&s->long_ids, b);
+        for (int i = 0; i < LONG_ID_WORDS; i++)
+            __atomic_store_n(&dst[i], w[i], __ATOMIC_RELEASE);
+        __atomic_store_n(&c->id[0], (uint64_t)b, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&c->id_len, (uint8_t)len, __ATOMIC_RELEASE);
+}
+
+fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const char *id, size_t len,
+                                     uint16_t part, uint32_t *idx)
+{
+    segment *s = segment_of(t, hash);
+    check_owner(s);
+    assert(len >= 1 && len <= FS_CUSTOMER_MAX_ID);
+    size_t count = atomic_load_explicit(&s->count, memory_order_relaxed);
+    ix_array *a = atomic_load_explicit(&s->arr, memory_order_relaxed);
+    if ((count + 1) * 4 > (a->mask + 1) * 3) {
+        resize(s, (a->mask + 1) * 2);
+        a = atomic_load_explicit(&s->arr, memory_order_relaxed);
+    }
+    uint32_t r = fs_slab_alloc(&s->records);
+    fs_customer *c = fs_slab_at(&s->records, r);
+    assert(c->id_len == 0 && c->n_active == 0);
+    for (uint32_t f = 0; f < t->n_funnels; f++) {
+        /* ended journeys left the wheel; a new chunk's zeroes are no links */
+        assert(!c->journey[f].active);
+        c->journey[f].timer = (fs_wheel_link){FS_WHEEL_NONE, FS_WHEEL_NONE};
+    }
+    fs_customer_write_begin(c);
+    __atomic_store_n(&c->hash, hash, __ATOMIC_RELEASE);
+    c->part = part;
+    store_id(s, c, id, len);
+    fs_customer_write_end(c);
+    place(a, slot_value(hash, r));
+    atomic_store_explicit(&s->count, count + 1, memory_order_relaxed);
+    *idx = r;
+    return c;
+}
+
+/* Is home `h` cyclically outside (hole, j]? Then the slot at j may fill the hole. */
+static int may_fill(size_t hole, size_t j, size_t h)
+{
+    return hole <= j ? (h <= hole || h > j) : (h <= hole && h > j);
+}
+
+/* Empties slot `hole` and shifts the rest of its probe run back (Knuth's
+ * Algorithm R), inside an odd `seq` so readers that miss retry. */
+static void delete_slot(segment *s, ix_array *a, size_t hole)
+{
+    unsigned seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
+    for (size_t j = (hole + 1) & a->mask;; j = (j + 1) & a->mask) {
+        uint64_t v = atomic_load_explicit(&a->slot[j], memory_order_relaxed);
+        if (!v)
+            break;
+        if (may_fill(hole, j, slot_home(v, a->mask))) {
+            atomic_store_explicit(&a->slot[hole], v, memory_order_release);
+            hole = j;
+        }
+    }
+    atomic_store_explicit(&a->slot[hole], 0, memory_order_release);
+    atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+}
+
+void fs_journey_table_remove(fs_journey_table *t, fs_customer *c, uint32_t idx)
+{
+    segment *s = segment_of(t, c->hash);
+    check_owner(s);
+    assert(c->n_active == 0 && c == fs_slab_at(&s->records, idx));
+#ifndef NDEBUG
+    for (uint32_t f = 0; f < t->n_funnels; f++) /* ended: inactive and out of the wheel */
+        assert(!c->journey[f].active && !fs_wheel_linked(&c->journey[f].timer));
+#endif
+    ix_array *a = atomic_load_explicit(&s->arr, memory_order_relaxed);
+    uint64_t v = slot_value(c->hash, idx);
+    size_t i = c->hash & a->mask;
+    while (atomic_load_explicit(&a->slot[i], memory_order_relaxed) != v)
+        i = (i + 1) & a->mask; /* present: the caller owns it */
+    delete_slot(s, a, i);
+
+    fs_customer_write_begin(c);
+    if (c->id_len > FS_CUSTOMER_INLINE_ID)
+        fs_slab_release(&s->long_ids, (uint32_t)c->id[0]);
+    __atomic_store_n(&c->id_len, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&c->hash, 0, __ATOMIC_RELEASE);
+    fs_customer_write_end(c);
+    fs_slab_release(&s->records, idx);
+
+    size_t count = atomic_load_explicit(&s->count, memory_order_relaxed) - 1;
+    atomic_store_explicit(&s->count, count, memory_order_relaxed);
+    if (a->mask + 1 > s->min_slots && count < (a->mask + 1) / 8)
+        resize(s, (a->mask + 1) / 2);
+}
+
+void fs_journey_table_each(fs_journey_table *t, uint32_t owner, uint16_t part,
+                           void (*fn)(void *ctx, fs_customer *c, uint32_t idx), void *ctx)
+{
+    segment *s = &t->seg[owner];
+    check_owner(s);
+    ix_array *a = atomic_load_explicit(&s->arr, memory_order_relaxed);
+    for (size_t i = 0; i <= a->mask; i++) {
+        uint64_t v = atomic_load_explicit(&a->slot[i], memory_order_relaxed);
+        if (!v)
+            continue;
+        fs_customer *c = fs_slab_at(&s->records, slot_record(v));
+        if (c->part == part)
+            fn(ctx, c, slot_record(v));
+    }
+}
+
+/* ---- owner: touches ------------------------------------------------------ */
+
+static void bump(fs_touch_count *tc)
+{
+    __atomic_store_n(&tc->count, tc->count + 1, __ATOMIC_RELEASE);
+}
+
+/* A new touch block, linked at *link, with nothing in it yet. */
+static touch_block *block_append(segment *s, uint32_t *link)
+{
+    uint32_t b = fs_slab_alloc(&s->blocks);
+    touch_block *tb = fs_slab_at(&s->blocks, b);
+    __atomic_store_n(&tb->next, FS_SLAB_NONE, __ATOMIC_RELEASE);
+    __atomic_store_n(link, b, __ATOMIC_RELEASE);
+    return tb;
+}
+
+void fs_journey_table_touch(fs_journey_table *t, uint32_t owner, fs_journey *j, uint32_t channel)
+{
+    segment *s = &t->seg[owner];
+    assert(j->active);
+    uint32_t n = j->n_touches, k = 0;
+    for (; k < n && k < FS_JOURNEY_INLINE_TOUCHES; k++)
+        if (j->touch[k].channel == channel) {
+            bump(&j->touch[k]);
+            return;
+        }
+    touch_block *tb = NULL;
+    uint32_t *link = &j->more;
+    while (k < n) {
+        assert(*link != FS_SLAB_NONE);
+        tb = fs_slab_at(&s->blocks, *link);
+        for (uint32_t i = 0; i < BLOCK_TOUCHES && k < n; i++, k++)
+            if (tb->touch[i].channel == channel) {
+                bump(&tb->touch[i]);
+                return;
+            }
+        link = &tb->next;
+    }
+    /* a new channel goes to position n: inline, the last block, or a new one */
+    if (n == UINT16_MAX) { /* 65535 distinct channels in one journey: fold into the last */
+        uint32_t last = (n - 1 - FS_JOURNEY_INLINE_TOUCHES) % BLOCK_TOUCHES;
+        {
+            bump(&tb->touch[last]);
+            return;
+        }
+    }
+    fs_touch_count *tc;
+    if (n < FS_JOURNEY_INLINE_TOUCHES) {
+        tc = &j->touch[n];
+    } else {
+        uint32_t pos = (n - FS_JOURNEY_INLINE_TOUCHES) % BLOCK_TOUCHES;
+        if (pos == 0)
+            tb = block_append(s, link);
+        tc = &tb->touch[pos];
+    }
+    __atomic_store_n(&tc->channel, channel, __ATOMIC_RELEASE);
+    __atomic_store_n(&tc->count, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&j->n_touches, (uint16_t)(n + 1), __ATOMIC_RELEASE);
+}
+
+void fs_journey_table_end(fs_journey_table *t, uint32_t owner, fs_journey *j)
+{
+    segment *s = &t->seg[owner];
+    assert(j->active);
+    for (uint32_t b = j->more; b != FS_SLAB_NONE;) {
+        uint32_t next = ((touch_block *)fs_slab_at(&s->blocks, b))->next;
+        fs_slab_release(&s->blocks, b);
+        b = next;
+    }
+    __atomic_store_n(&j->more, FS_SLAB_NONE, __ATOMIC_RELEASE);
+    __atomic_store_n(&j->n_touches, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&j->active, 0, __ATOMIC_RELEASE);
+}
+
+uint32_t fs_journey_table_touches(fs_journey_table *t, uint32_t owner, const fs_journey *j,
+                                  fs_touch_count **buf, uint32_t *cap)
+{
+    segment *s = &t->seg[owner];
+    uint32_t n = j->n_touches, k = 0;
+    if (n > *cap) {
+        *cap = n > 2 * *cap ? n : 2 * *cap;
+        *buf = fs_xrealloc(*buf, *cap * sizeof(**buf));
+    }
+    for (; k < n && k < FS_JOURNEY_INLINE_TOUCHES; k++)
+        (*buf)[k] = j->touch[k];
+    for (uint32_t b = j->more; k < n; b = ((touch_block *)fs_slab_at(&s->blocks, b))->next) {
+        const touch_block *tb = fs_slab_at(&s->blocks, b);
+        for (uint32_t i = 0; i < BLOCK_TOUCHES && k < n; i++, k++)
+            (*buf)[k] = tb->touch[i];
+    }
+    return n;
+}
+
+/* ---- readers ------------------------------------------------------------- */
+
+static bool shared_id_is(const segment *s, const fs_customer *c, size_t len,
+                         const uint64_t w[LONG_ID_WORDS])
+{
+    if (__atomic_load_n(&c->id_len, __ATOMIC_ACQUIRE) != len)
+        return false;
+    if (len <= FS_CUSTOMER_INLINE_ID)
+        return __atomic_load_n(&c->id[0], __ATOMIC_ACQUIRE) == w[0] &&
+               __atomic_load_n(&c->id[1], __ATOMIC_ACQUIRE) == w[1];
+    uint64_t b = __atomic_load_n(&c->id[0], __ATOMIC_ACQUIRE);
+    const uint64_t *ext = b < FS_SLAB_NONE ? fs_slab_at_shared(&s->long_ids, (uint32_t)b) : NULL;
+    if (!ext)
+        return false; /* torn: the sequence check rejects the copy */
+    for (int i = 0; i < LONG_ID_WORDS; i++)
+        if (__atomic_load_n(&ext[i], __ATOMIC_ACQUIRE) != w[i])
+            return false;
+    return true;
+}
+
+static void copy_touch(const fs_touch_count *from, fs_touch_count *to)
+{
+    to->channel = __atomic_load_n(&from->channel, __ATOMIC_ACQUIRE);
+    to->count = __atomic_load_n(&from->count, __ATOMIC_ACQUIRE);
+}
+
+static void copy_journey(const segment *s, const fs_journey *j, uint32_t f, fs_journey_view *v)
+{
+    v->funnel = f;
+    v->start_ts = __atomic_load_n(&j->start_ts, __ATOMIC_ACQUIRE);
+    v->expiry_ts = 0;
+    v->max_stage = __atomic_load_n(&j->max_stage, __ATOMIC_ACQUIRE);
+    uint32_t n = __atomic_load_n(&j->n_touches, __ATOMIC_ACQUIRE), k = 0;
+    if (n > FS_JOURNEY_COPY_TOUCHES)
+        n = FS_JOURNEY_COPY_TOUCHES;
+    for (; k < n && k < FS_JOURNEY_INLINE_TOUCHES; k++)
+        copy_touch(&j->touch[k], &v->touch[k]);
+    uint32_t b = __atomic_load_n(&j->more, __ATOMIC_ACQUIRE);
+    while (k < n) { /* each block gives at least one touch: at most n blocks */
+        const touch_block *tb = fs_slab_at_shared(&s->blocks, b);
+        if (!tb)
+            break; /* torn: the sequence check rejects the copy */
+        for (uint32_t i = 0; i < BLOCK_TOUCHES && k < n; i++, k++)
+            copy_touch(&tb->touch[i], &v->touch[k]);
+        b = __atomic_load_n(&tb->next, __ATOMIC_ACQUIRE);
+    }
+    v->n_touches = k;
+    v->first_channel = k ? v->touch[0].channel : 0; /* touches are in first-touch order */
+}
+
+/* One copy of record c's active journeys if it holds the customer; false
+ * if the owner changed the record meanwhile (the copy is then unusable). */
+static bool copy_record(const fs_journey_table *t, const segment *s, const fs_customer *c,
+                        uint64_t hash, size_t len, const uint64_t w[LONG_ID_WORDS],
+                        fs_journey_view *out, uint32_t *n, bool *match)
+{
+    uint32_t seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+    if (seq & 1)
+        return false;
+    *n = 0;
+    *match = __atomic_load_n(&c->hash, __ATOMIC_ACQUIRE) == hash && shared_id_is(s, c, len, w);
+    for (uint32_t f = 0; *match && f < t->n_funnels; f++)
+        if (__atomic_load_n(&c->journey[f].active, __ATOMIC_ACQUIRE))
+            copy_journey(s, &c->journey[f], f, &out[(*n)++]);
+    /* the copy's loads are acquires, so this load cannot move above them */
+    return __atomic_load_n(&c->seq, __ATOMIC_RELAXED) == seq;
+}
+
+/* A stable copy of record r; returns whether it holds the customer. */
+static bool read_record(const fs_journey_table *t, const segment *s, uint32_t r, uint64_t hash,
+                        size_t len, const uint64_t w[LONG_ID_WORDS], fs_journey_view *out,
+                        uint32_t *n)
+{
+    const fs_customer *c = fs_slab_at_shared(&s->records, r);
+    if (!c)
+        return false;
+    bool match;
+    for (unsigned tries = 1; !copy_record(t, s, c, hash, len, w, out, n, &match); tries++)
+        if (tries % 64 == 0)
+            sched_yield(); /* the owner may have been preempted mid-change */
+    return match;
+}
+
+/* One probe of the index: 1 found (*n journeys copied), 0 missed (to be
+ * validated against the segment's seq), -1 ran off a torn index. */
+static int probe_copy(const fs_journey_table *t, const segment *s, const ix_array *a, uint64_t hash,
+                      size_t len, const uint64_t w[LONG_ID_WORDS], fs_journey_view *out,
+                      uint32_t *n)
+{
+    for (size_t i = hash & a->mask, k = 0; k <= a->mask; i = (i + 1) & a->mask, k++) {
+        uint64_t v = atomic_load_explicit(&a->slot[i], memory_order_acquire);
+        if (!v)
+            return 0;
+        if (slot_tag_is(v, hash) && read_record(t, s, slot_record(v), hash, len, w, out, n))
+            return 1;
+    }
+    return -1;
+}
+
+uint32_t fs_journey_table_read(fs_journey_table *t, uint64_t hash, const char *id, size_t len,
+                               fs_journey_view *out, uint32_t *owner)
+{
+    *owner = fs_journey_table_owner(hash, t->n_owners);
+    if (len == 0 || len > FS_CUSTOMER_MAX_ID)
+        return 0;
+    segment *s = &t->seg[*owner];
+    uint64_t w[LONG_ID_WORDS];
+    id_words(id, len, w);
+    uint32_t n = 0;
+    fs_journey_table_read_lock();
+    for (unsigned tries = 1;; tries++) {
+        unsigned seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        if (!(seq & 1)) {
+            const ix_array *a = atomic_load_explicit(&s->arr, memory_order_acquire);
+            int r = probe_copy(t, s, a, hash, len, w, out, &n);
+            if (r == 1)
+                break;
+            if (r == 0 && atomic_load_explicit(&s->seq, memory_order_relaxed) == seq) {
+                n = 0;
+                break;
+            }
+        }
+        if (tries % 64 == 0)
+            sched_yield(); /* the owner is moving slots and may have been preempted */
+    }
+    fs_journey_table_read_unlock();
+    return n;
+}
+
+/* ---- hints and gauges ---------------------------------------------------- */
+
 void fs_journey_table_prefetch_slot(fs_journey_table *t, uint64_t hash)
 {
-    oa_array *a = atomic_load_explicit(&segment_of(t, hash)->arr, memory_order_relaxed);
+    ix_array *a = atomic_load_explicit(&segment_of(t, hash)->arr, memory_order_relaxed);
     __builtin_prefetch(&a->slot[hash & a->mask]);
 }
 
-void fs_journey_table_prefetch_entry(fs_journey_table *t, uint64_t hash)
+void fs_journey_table_prefetch_record(fs_journey_table *t, uint64_t hash)
 {
-    oa_array *a = atomic_load_explicit(&segment_of(t, hash)->arr, memory_order_relaxed);
-    fs_customer *c = atomic_load_explicit(&a->slot[hash & a->mask].c, memory_order_relaxed);
-    if (c)
-        __builtin_prefetch(c);
+    segment *s = segment_of(t, hash);
+    ix_array *a = atomic_load_explicit(&s->arr, memory_order_relaxed);
+    uint64_t v = atomic_load_explicit(&a->slot[hash & a->mask], memory_order_relaxed);
+    if (!v)
+        return;
+    const char *c = fs_slab_at(&s->records, slot_record(v));
+    for (uint32_t off = 0; off < t->stride; off += 64)
+        __builtin_prefetch(c + off);
+    __builtin_prefetch(c + t->stride - 1);
 }
 
 size_t fs_journey_table_bytes(const fs_journey_table *t)
 {
-    size_t bytes = t->n_owners * sizeof(oa_segment);
+    size_t bytes = t->n_owners * sizeof(segment);
     for (uint32_t i = 0; i < t->n_owners; i++) {
-        const oa_segment *s = &t->seg[i];
-        oa_array *a = atomic_load_explicit(&s->arr, memory_order_acquire);
-        size_t n = atomic_load_explicit(&s->count, memory_order_relaxed);
+        const segment *s = &t->seg[i];
+        ix_array *a = atomic_load_explicit(&s->arr, memory_order_acquire);
         if (a)
-            bytes += sizeof(*a) + (a->mask + 1) * sizeof(oa_slot);
-        /* entries: header, journey pointers and an id of typical length */
-        bytes += n * (sizeof(fs_customer) + t->n_funnels * sizeof(fs_journey *) + 24);
+            bytes += sizeof(*a) + (a->mask + 1) * sizeof(uint64_t);
+        bytes +=
+            fs_slab_bytes(&s->records) + fs_slab_bytes(&s->blocks) + fs_slab_bytes(&s->long_ids);
     }
     return bytes;
 }

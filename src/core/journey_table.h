@@ -1,31 +1,28 @@
-/* journey_table.h -- the shared, lock-free table of customers with active journeys.
+/* journey_table.h -- the shared, lock-free store of customers with active journeys.
  *
- * Key: customer_id bytes (hash: fs_hash_customer). Value: an fs_customer that
- * holds one journey slot per funnel. An entry exists exactly while at least
- * one of its journeys is active (SPEC §2: ended journeys hold no memory).
+ * Key: customer_id bytes (hash: fs_hash_customer). Value: an fs_customer
+ * record of fixed size holding the id (inline up to FS_CUSTOMER_INLINE_ID
+ * bytes) and one inline fs_journey per funnel. A record exists exactly while
+ * at least one of its journeys is active (SPEC §2: ended journeys hold no
+ * memory beyond the record's recycled slot).
  *
  * Concurrency contract:
  *   - every customer is owned by exactly one worker thread,
- *     fs_journey_table_owner(hash, n_owners); only the owner inserts, mutates
- *     or removes its customers' entries;
- *   - the table is split into one segment per owner, so writers never
- *     contend; each segment is an open-addressing array (journey_table.c
- *     explains why readers are safe without locks);
- *   - any registered thread may look up entries inside an
- *     fs_journey_table_read_lock/unlock section (urcu-memb); removed entries
- *     and outgrown arrays are freed only after a grace period, so a reader
- *     never touches freed memory;
- *   - journeys are reachable too: the owner allocates them with
- *     fs_journey_table_journey_new and hands ended ones (and outgrown touch
- *     arrays) to fs_journey_table_retire_*, which reuse or free them only
- *     once no lookup can reach them (at once when none is running, else
- *     after a grace period). A reader copies a customer's journeys with
- *     fs_journey_table_read, a seqlock over the customer's `seq`: the owner
- *     makes it odd while it changes the customer's journeys
- *     (fs_customer_write_begin/end), and a reader retries a copy during
- *     which it was odd or moved.
+ *     fs_journey_table_owner(hash, n_owners); the store is split into one
+ *     segment per owner (index, record slab, touch blocks, long ids), and
+ *     only the owner calls the functions marked "owner" for its segment
+ *     (asserted in debug builds);
+ *   - records, touch blocks and long ids live in slabs (slab.h) whose
+ *     memory is never freed while the table lives, so any thread may read
+ *     them at any moment; fs_journey_table_read copies a customer's
+ *     journeys under the record's sequence counter `seq` (odd while the
+ *     owner changes the record: fs_customer_write_begin/end) and checks the
+ *     record still holds that customer;
+ *   - only the index arrays move (on resize); a reader loads them inside
+ *     fs_journey_table_read_lock/unlock (urcu-memb) and the owner frees an
+ *     outgrown one after a grace period.
  * Threads that use the table call fs_journey_table_thread_enter/leave.
- * Why this design and not liburcu's cds_lfht: bench/RESULTS.md.
+ * journey_table.c explains the layout and why readers are safe.
  */
 #ifndef FS_JOURNEY_TABLE_H
 #define FS_JOURNEY_TABLE_H
@@ -37,16 +34,24 @@
 
 typedef struct fs_journey_table fs_journey_table;
 
+#define FS_CUSTOMER_INLINE_ID 16
+#define FS_CUSTOMER_MAX_ID    128 /* SPEC §1 */
+#define FS_RECORD_NONE        UINT32_MAX
+
+/* 32 bytes, then the journeys: the record stride is
+ * sizeof(fs_customer) + n_funnels * sizeof(fs_journey). */
 typedef struct fs_customer {
-    uint64_t hash;
-    uint8_t id_len;
-    uint8_t n_active;      /* journeys != NULL */
-    uint32_t seq;          /* odd while the owner changes the journeys */
-    fs_journey *journey[]; /* n_funnels slots, then the id bytes */
+    uint64_t hash;        /* 0 with id_len 0 in a free record */
+    uint32_t seq;         /* odd while the owner changes the record */
+    uint16_t part;        /* input partition index of the customer's events */
+    uint8_t id_len;       /* 1..FS_CUSTOMER_MAX_ID; 0: free */
+    uint8_t n_active;     /* active journeys; owner only */
+    uint64_t id[2];       /* the id's bytes if id_len <= 16, else id[0] is a long-id block */
+    fs_journey journey[]; /* n_funnels */
 } fs_customer;
 
-/* Owner only, around every change to c's journeys. The release stores of
- * the changes themselves (funnel.h) order them after the odd count. */
+/* Owner only, around every change to a record. The release stores of the
+ * changes themselves order them after the odd count. */
 static inline void fs_customer_write_begin(fs_customer *c)
 {
     __atomic_store_n(&c->seq, c->seq + 1, __ATOMIC_RELAXED);
@@ -55,19 +60,9 @@ static inline void fs_customer_write_end(fs_customer *c)
 {
     __atomic_store_n(&c->seq, c->seq + 1, __ATOMIC_RELEASE);
 }
-/* Owner only: publishes (or, with NULL, unpublishes) c's journey in funnel f. */
-static inline void fs_customer_set_journey(fs_customer *c, uint32_t f, fs_journey *j)
-{
-    __atomic_store_n(&c->journey[f], j, __ATOMIC_RELEASE);
-}
-
-static inline const char *fs_customer_id(const fs_customer *c, uint32_t n_funnels)
-{
-    return (const char *)&c->journey[n_funnels];
-}
 
 /* Which of n_owners workers owns a customer hash. Uses the high bits; the
- * table indexes slots with the low bits, so the two stay independent. */
+ * index uses the low bits for slots, so the two stay independent. */
 static inline uint32_t fs_journey_table_owner(uint64_t hash, uint32_t n_owners)
 {
     return (uint32_t)(((hash >> 32) * n_owners) >> 32);
@@ -75,48 +70,64 @@ static inline uint32_t fs_journey_table_owner(uint64_t hash, uint32_t n_owners)
 
 fs_journey_table *fs_journey_table_new(uint32_t n_funnels, uint32_t n_owners,
                                        size_t expected_customers);
-void fs_journey_table_free(fs_journey_table *t); /* frees remaining entries and journeys */
+void fs_journey_table_free(fs_journey_table *t);
 
 void fs_journey_table_thread_enter(void);
 void fs_journey_table_thread_leave(void);
 void fs_journey_table_read_lock(void);
 void fs_journey_table_read_unlock(void);
 
-/* Any registered thread, inside a read section. */
-fs_customer *fs_journey_table_find(fs_journey_table *t, uint64_t hash, const char *id, size_t len);
-/* Owner only: adds an entry with no journeys; the caller knows it is absent. */
-fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const char *id,
-                                     size_t len);
-/* Owner only: removes an entry whose journeys have all ended; it is freed
- * after a grace period. */
-void fs_journey_table_remove(fs_journey_table *t, fs_customer *c);
+/* Owner, inside a read section: the customer's record and its index in
+ * *idx, or NULL. */
+fs_customer *fs_journey_table_find(fs_journey_table *t, uint64_t hash, const char *id, size_t len,
+                                   uint32_t *idx);
+/* Owner, inside a read section: a record for a customer the caller knows
+ * is absent, with no active journey. */
+fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const char *id, size_t len,
+                                     uint16_t part, uint32_t *idx);
+/* Owner, inside a read section: removes a customer whose journeys have all
+ * ended; its record is reused at once (readers validate). */
+void fs_journey_table_remove(fs_journey_table *t, fs_customer *c, uint32_t idx);
+/* Owner: the record at idx of segment `owner`. */
+fs_customer *fs_journey_table_record(fs_journey_table *t, uint32_t owner, uint32_t idx);
+/* Owner: segment `owner`'s record slab (a stable address), for callers
+ * that turn many indexes into records (the worker's timers). */
+const fs_slab *fs_journey_table_records(fs_journey_table *t, uint32_t owner);
 size_t fs_journey_table_count(const fs_journey_table *t);
 
-/* Owner `owner` only: a journey to initialise and publish; a reused one
- * that no lookup can reach any more, else a new one. */
-fs_journey *fs_journey_table_journey_new(fs_journey_table *t, uint32_t owner);
-/* Owner only: j has been unpublished; it is reused once no lookup can
- * reach it. */
-void fs_journey_table_retire_journey(fs_journey_table *t, uint32_t owner, fs_journey *j);
-/* Owner only: memory a lookup may still hold (a touch array); freed once
- * none can. NULL is ignored. */
-void fs_journey_table_retire_mem(fs_journey_table *t, uint32_t owner, void *p);
+/* Owner: counts a touch of `channel` in j (a new channel past the inline
+ * ones goes to a touch block). */
+void fs_journey_table_touch(fs_journey_table *t, uint32_t owner, fs_journey *j, uint32_t channel);
+/* Owner: ends j (inside the record's write section): gives its touch
+ * blocks back and marks it inactive. */
+void fs_journey_table_end(fs_journey_table *t, uint32_t owner, fs_journey *j);
+/* Owner: every touch count of j in first-touch order into *buf (grown as
+ * needed, *cap its capacity); returns how many. */
+uint32_t fs_journey_table_touches(fs_journey_table *t, uint32_t owner, const fs_journey *j,
+                                  fs_touch_count **buf, uint32_t *cap);
+
+/* Owner: calls fn for every customer of segment `owner` whose partition
+ * is `part` (for per-partition snapshots and drops). fn must not insert or
+ * remove. */
+void fs_journey_table_each(fs_journey_table *t, uint32_t owner, uint16_t part,
+                           void (*fn)(void *ctx, fs_customer *c, uint32_t idx), void *ctx);
 
 /* Any registered thread, outside a read section: copies the active
- * journeys of customer `id` into out[0..n_funnels) (funnel order) and
- * returns how many there are; 0 for a customer the table does not hold.
- * Channel ids are label ids of the customer's owner, which goes to *owner. */
+ * journeys of customer `id` into out[0..n_funnels) (funnel order; expiry_ts
+ * is left to the caller, who knows the funnels) and returns how many there
+ * are; 0 for a customer the table does not hold. Channel ids are label ids
+ * of the customer's owner, which goes to *owner. */
 uint32_t fs_journey_table_read(fs_journey_table *t, uint64_t hash, const char *id, size_t len,
                                fs_journey_view *out, uint32_t *owner);
-/* Any thread: an estimate of the memory held by slots and entries (the
- * array a reader loads may be a stale one; good enough for a gauge). */
+/* Any thread: an estimate of the memory held (for a gauge). */
 size_t fs_journey_table_bytes(const fs_journey_table *t);
 
-/* Owner only: cache hints for a lookup of `hash` a few events from now, so
- * a worker can overlap the memory latency of several lookups. _slot loads
- * the home slot; _entry (later, once the slot is cached) the entry the home
- * slot points at, which is the right one unless the key probed further. */
+/* Owner: cache hints for a lookup of `hash` a few events from now, so a
+ * worker can overlap the memory latency of several lookups. _slot loads
+ * the home index slot; _record (later, once the slot is cached) the record
+ * the home slot points at, which is the right one unless the key probed
+ * further. */
 void fs_journey_table_prefetch_slot(fs_journey_table *t, uint64_t hash);
-void fs_journey_table_prefetch_entry(fs_journey_table *t, uint64_t hash);
+void fs_journey_table_prefetch_record(fs_journey_table *t, uint64_t hash);
 
 #endif

@@ -69,6 +69,47 @@ static void hand_dead_letters(fs_worker *w, fs_step *s)
     w->n_dead = w->cap_dead = 0;
 }
 
+/* ---- timers: one wheel node per journey -------------------------------- */
+
+static uint32_t timer_node(const fs_worker *w, uint32_t record, uint32_t funnel)
+{
+    assert(record < (FS_WHEEL_NONE - FS_WHEEL_HEADS) >> w->funnel_bits);
+    return record << w->funnel_bits | funnel;
+}
+
+static fs_journey *timer_journey(fs_worker *w, uint32_t node, fs_customer **c, uint32_t *record)
+{
+    *record = node >> w->funnel_bits;
+    assert(*record < w->records->n_blocks);
+    *c = fs_slab_at(w->records, *record);
+    return &(*c)->journey[node & ((1u << w->funnel_bits) - 1)];
+}
+
+static fs_wheel_link *timer_link(void *ctx, uint32_t node)
+{
+    fs_customer *c;
+    uint32_t record;
+    return &timer_journey(ctx, node, &c, &record)->timer;
+}
+
+static int64_t timer_expiry(void *ctx, uint32_t node)
+{
+    fs_worker *w = ctx;
+    fs_customer *c;
+    uint32_t record;
+    const fs_journey *j = timer_journey(w, node, &c, &record);
+    return fs_journey_expiry(j, &w->funnels->funnel[node & ((1u << w->funnel_bits) - 1)]);
+}
+
+static void timer_prefetch(void *ctx, uint32_t node)
+{
+    fs_worker *w = ctx;
+    uint32_t record = node >> w->funnel_bits;
+    if (record < w->records->n_blocks)
+        __builtin_prefetch(&((fs_customer *)fs_slab_at(w->records, record))
+                                ->journey[node & ((1u << w->funnel_bits) - 1)]);
+}
+
 void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_config *cfg,
                     const fs_funnels *funnels, fs_journey_table *table, fs_step_fn emit,
                     void *emit_ctx)
@@ -91,7 +132,10 @@ void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_conf
     w->cohort_delta = fs_xcalloc(2 * funnels->n, sizeof(*w->cohort_delta));
     for (uint32_t f = 0; f < 2 * funnels->n; f++)
         fs_i64map_init(&w->cohort_delta[f]);
-    fs_expiry_init(&w->timers);
+    while ((1u << w->funnel_bits) < funnels->n)
+        w->funnel_bits++;
+    w->records = fs_journey_table_records(table, id);
+    fs_wheel_init(&w->timers, (fs_wheel_ops){timer_link, timer_expiry, timer_prefetch, w});
     w->scratch_flows = fs_xcalloc(2, sizeof(*w->scratch_flows));
     w->emit = emit;
     w->emit_ctx = emit_ctx;
@@ -117,7 +161,8 @@ void fs_worker_destroy(fs_worker *w)
     for (uint32_t f = 0; f < 2 * w->funnels->n; f++)
         free_map_values(&w->cohort_delta[f], 0, false);
     free(w->cohort_delta);
-    fs_expiry_free(&w->timers);
+    fs_wheel_destroy(&w->timers);
+    free(w->touch_buf);
     fs_dict_free(&w->labels);
     free(w->scratch_flows);
 }
@@ -212,36 +257,35 @@ static uint32_t segment_of(fs_worker *w, event_ctx *x)
     return x->segment;
 }
 
-static fs_journey *start_journey(fs_worker *w, fs_customer *c, const fs_funnel *f, int64_t ts,
-                                 uint32_t stage, uint32_t channel)
+static fs_journey *start_journey(fs_worker *w, fs_customer *c, uint32_t record, const fs_funnel *f,
+                                 int64_t ts, uint32_t stage, uint32_t channel)
 {
-    fs_journey *j = fs_journey_table_journey_new(w->table, w->id);
-    fs_journey_init(j, f, ts, stage, channel);
-    j->owner = c;
-    fs_customer_set_journey(c, f->index, j);
+    fs_journey *j = &c->journey[f->index];
+    assert(!j->active);
+    fs_journey_init(j, ts, stage, channel);
     c->n_active++;
-    fs_expiry_add(&w->timers, j);
+    fs_wheel_add(&w->timers, timer_node(w, record, f->index), fs_journey_expiry(j, f));
     w->stats.journeys_started++;
     if (++w->stats.journeys_active > w->stats.journeys_active_peak)
         w->stats.journeys_active_peak = w->stats.journeys_active;
     return j;
 }
 
-/* A lookup may still be copying j: the table reuses it once none can (journey_table.h). */
-static void end_journey(fs_worker *w, fs_customer *c, const fs_funnel *f)
+/* Inside c's write section. The wheel has already let go of a fired timer. */
+static void end_journey(fs_worker *w, fs_customer *c, uint32_t record, const fs_funnel *f)
 {
-    fs_journey *j = c->journey[f->index];
-    fs_expiry_remove(&w->timers, j);
-    fs_customer_set_journey(c, f->index, NULL);
-    fs_journey_table_retire_mem(w->table, w->id, fs_journey_heap(j));
-    fs_journey_table_retire_journey(w->table, w->id, j);
+    fs_journey *j = &c->journey[f->index];
+    if (fs_wheel_linked(&j->timer))
+        fs_wheel_cancel(&w->timers, timer_node(w, record, f->index));
+    fs_journey_table_end(w->table, w->id, j);
+    assert(c->n_active > 0);
     c->n_active--;
     w->stats.journeys_active--;
 }
 
 static void touch(fs_worker *w, fs_journey *j, uint32_t channel)
 {
-    fs_journey_table_retire_mem(w->table, w->id, fs_journey_touch(j, channel));
+    fs_journey_table_touch(w->table, w->id, j, channel);
 }
 
 /* reached[from..to] (+ skipped below `to`) for the event's channel and segment. */
@@ -279,8 +323,11 @@ static bool count_completion(fs_worker *w, const fs_funnel *f, event_ctx *x, fs_
     int64_t ttc = fs_sat_sub(x->ev->ts, j->start_ts);
     fs_fixed revenue = fs_fixed_from_double(x->ev->value);
     uint32_t ch = channel_of(w, x), seg = segment_of(w, x);
-    const fs_touch_count *touches = fs_journey_touches(j);
-    uint64_t total = fs_journey_total_touches(j);
+    uint32_t n_touches = fs_journey_table_touches(w->table, w->id, j, &w->touch_buf, &w->touch_cap);
+    const fs_touch_count *touches = w->touch_buf;
+    uint64_t total = 0;
+    for (uint32_t t = 0; t < n_touches; t++)
+        total += touches[t].count;
     for (uint32_t i = 0; i < n; i++) {
         fs_flow *fl = w->scratch_flows[i];
         fl->completed++;
@@ -290,8 +337,8 @@ static bool count_completion(fs_worker *w, const fs_funnel *f, event_ctx *x, fs_
         cs->completed++;
         cs->last_touch++;
         fs_flow_segment(fl, seg)->completed++;
-        fs_flow_channel(fl, j->first_channel)->first_touch++;
-        for (uint16_t t = 0; t < j->n_touches; t++)
+        fs_flow_channel(fl, fs_journey_first_channel(j))->first_touch++;
+        for (uint32_t t = 0; t < n_touches; t++)
             fs_fixed_add(&fs_flow_channel(fl, touches[t].channel)->linear,
                          fs_fixed_ratio(touches[t].count, total));
     }
@@ -302,7 +349,7 @@ static bool count_completion(fs_worker *w, const fs_funnel *f, event_ctx *x, fs_
 static bool count_expiry(fs_worker *w, const fs_funnel *f, const fs_journey *j)
 {
     bool late = false;
-    uint32_t n = open_flows(w, f->index, j->expiry_ts, &late);
+    uint32_t n = open_flows(w, f->index, fs_journey_expiry(j, f), &late);
     for (uint32_t i = 0; i < n; i++)
         w->scratch_flows[i]->abandoned[j->max_stage]++;
     w->stats.journeys_abandoned++;
@@ -320,13 +367,13 @@ static bool count_exclusion(fs_worker *w, const fs_funnel *f, int64_t ts, const 
 }
 
 /* START or ADVANCE to d->stage; completes the journey at the last stage. */
-static bool reach_stage(fs_worker *w, fs_customer *c, const fs_funnel *f, event_ctx *x,
-                        fs_journey *j, const fs_decision *d)
+static bool reach_stage(fs_worker *w, fs_customer *c, uint32_t record, const fs_funnel *f,
+                        event_ctx *x, fs_journey *j, const fs_decision *d)
 {
     bool late;
     cohort_update cu = {.to = d->stage, .completed = d->completes};
     if (!j) {
-        j = start_journey(w, c, f, x->ev->ts, d->stage, channel_of(w, x));
+        j = start_journey(w, c, record, f, x->ev->ts, d->stage, channel_of(w, x));
         late = count_reach(w, f, x, 0, d->stage, true);
         cu.from = 0;
         cu.started = true;
@@ -340,15 +387,16 @@ static bool reach_stage(fs_worker *w, fs_customer *c, const fs_funnel *f, event_
     if (d->completes) {
         late |= count_completion(w, f, x, j);
         w->stats.journeys_completed++;
-        end_journey(w, c, f);
+        end_journey(w, c, record, f);
     }
     return late;
 }
 
-static void apply_event(fs_worker *w, const fs_event *ev, int32_t type)
+static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t part)
 {
+    uint32_t record = FS_RECORD_NONE;
     fs_customer *c = fs_journey_table_find(w->table, ev->customer_hash, ev->customer_id.ptr,
-                                           ev->customer_id.len);
+                                           ev->customer_id.len, &record);
     if (type < 0)
         w->stats.events_ignored++;
     if (!c && type < 0)
@@ -358,7 +406,7 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type)
         fs_customer_write_begin(c);
     for (uint32_t fi = 0; fi < w->funnels->n; fi++) {
         const fs_funnel *f = &w->funnels->funnel[fi];
-        fs_journey *j = c ? c->journey[fi] : NULL;
+        fs_journey *j = c && c->journey[fi].active ? &c->journey[fi] : NULL;
         int role = fs_funnel_role(f, type);
         if (!j && role < 0)
             continue;
@@ -366,7 +414,7 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type)
         bool late = false;
         if (d.expire) {
             late |= count_expiry(w, f, j);
-            end_journey(w, c, f);
+            end_journey(w, c, record, f);
             j = NULL;
         }
         switch (d.action) {
@@ -374,7 +422,7 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type)
             break;
         case FS_ACT_EXCLUDE:
             late |= count_exclusion(w, f, ev->ts, j);
-            end_journey(w, c, f);
+            end_journey(w, c, record, f);
             break;
         case FS_ACT_TOUCH:
             touch(w, j, channel_of(w, &x));
@@ -382,12 +430,12 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type)
         case FS_ACT_START:
             if (!c) {
                 c = fs_journey_table_insert(w->table, ev->customer_hash, ev->customer_id.ptr,
-                                            ev->customer_id.len);
+                                            ev->customer_id.len, part, &record);
                 fs_customer_write_begin(c);
             }
             /* fall through */
         case FS_ACT_ADVANCE:
-            late |= reach_stage(w, c, f, &x, j, &d);
+            late |= reach_stage(w, c, record, f, &x, j, &d);
             break;
         }
         if (late)
@@ -397,7 +445,7 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type)
         return;
     fs_customer_write_end(c);
     if (c->n_active == 0)
-        fs_journey_table_remove(w->table, c);
+        fs_journey_table_remove(w->table, c, record);
 }
 
 /* ---- watermark and steps ------------------------------------------------ */
@@ -454,21 +502,28 @@ static void cut_step(fs_worker *w, int64_t wm_before, int64_t max_ts, bool final
     w->emit(w->emit_ctx, w->id, s);
 }
 
-/* Expiry timers fire while the watermark passes them: wm > expiry_ts. They
- * count against the windows as they were before this advance. */
+/* Expiry timers fire while the watermark passes them: wm > expiry time. They
+ * count against the windows as they were before this advance. The wheel
+ * hands them out in no particular order, which changes no count: each lands
+ * in the windows of its own expiry time, and lateness is judged against the
+ * same watermark for all of them. */
 static void fire_timers(fs_worker *w, int64_t new_wm, bool all)
 {
-    fs_journey *j;
-    while ((j = fs_expiry_peek(&w->timers)) && (all || j->expiry_ts < new_wm)) {
-        fs_customer *c = j->owner;
-        const fs_funnel *f = &w->funnels->funnel[j->funnel];
+    int64_t through = all ? INT64_MAX : new_wm - 1; /* new_wm > the old wm >= INT64_MIN */
+    uint32_t node;
+    while ((node = fs_wheel_pop(&w->timers, through)) != FS_WHEEL_NONE) {
+        fs_customer *c;
+        uint32_t record;
+        fs_journey *j = timer_journey(w, node, &c, &record);
+        const fs_funnel *f = &w->funnels->funnel[node & ((1u << w->funnel_bits) - 1)];
+        assert(j->active && fs_journey_expiry(j, f) <= through);
         if (count_expiry(w, f, j))
             count_late(w, f->index);
         fs_customer_write_begin(c);
-        end_journey(w, c, f);
+        end_journey(w, c, record, f);
         fs_customer_write_end(c);
         if (c->n_active == 0)
-            fs_journey_table_remove(w->table, c);
+            fs_journey_table_remove(w->table, c, record);
     }
 }
 
@@ -497,35 +552,26 @@ static void sync_point(fs_worker *w, const fs_sync *sp)
         cut_step(w, sp->wm_before, sp->max_ts, false);
 }
 
-/* Lookups are random accesses into a table much larger than the caches,
- * and the events of a batch are known in advance. So the worker walks three
- * cursors ahead of the event it applies: the table slot, then the entry it
- * points at, then the entry's journeys are pulled into the cache while
- * earlier events are applied. Distances in events. */
-#define AHEAD_SLOT     12
-#define AHEAD_ENTRY    6
-#define AHEAD_JOURNEYS 2
+/* Lookups are random accesses into a store much larger than the caches,
+ * and the events of a batch are known in advance. So the worker walks two
+ * cursors ahead of the event it applies: the index slot, then the record it
+ * points at (the customer's whole state: id and journeys) are pulled into
+ * the cache while earlier events are applied, and the event itself does
+ * the one lookup. Distances in events. */
+#define AHEAD_SLOT   12
+#define AHEAD_RECORD 5
 
 static void prefetch_ahead(fs_worker *w, const fs_event *ev, const uint8_t *status,
                            const fs_route_ent *own, uint32_t n, uint32_t k)
 {
-    const fs_event *e;
     if (k + AHEAD_SLOT < n && status[own[k + AHEAD_SLOT].idx] == FS_OK)
         fs_journey_table_prefetch_slot(w->table, ev[own[k + AHEAD_SLOT].idx].customer_hash);
-    if (k + AHEAD_ENTRY < n && status[own[k + AHEAD_ENTRY].idx] == FS_OK)
-        fs_journey_table_prefetch_entry(w->table, ev[own[k + AHEAD_ENTRY].idx].customer_hash);
-    if (k + AHEAD_JOURNEYS < n && status[own[k + AHEAD_JOURNEYS].idx] == FS_OK) {
-        e = &ev[own[k + AHEAD_JOURNEYS].idx];
-        fs_customer *c = fs_journey_table_find(w->table, e->customer_hash, e->customer_id.ptr,
-                                               e->customer_id.len);
-        for (uint32_t f = 0; c && f < w->funnels->n; f++)
-            if (c->journey[f])
-                __builtin_prefetch(c->journey[f]);
-    }
+    if (k + AHEAD_RECORD < n && status[own[k + AHEAD_RECORD].idx] == FS_OK)
+        fs_journey_table_prefetch_record(w->table, ev[own[k + AHEAD_RECORD].idx].customer_hash);
 }
 
 void fs_worker_apply(fs_worker *w, const fs_event *ev, const int32_t *type, const uint8_t *status,
-                     uint32_t n, const fs_routed *rt)
+                     const uint16_t *part, uint32_t n, const fs_routed *rt)
 {
     const fs_route_ent *own = rt->own[w->id];
     uint32_t n_own = rt->n_own[w->id], next_sync = 0;
@@ -543,7 +589,7 @@ void fs_worker_apply(fs_worker *w, const fs_event *ev, const int32_t *type, cons
             continue;
         }
         w->stats.events_owned++;
-        apply_event(w, &ev[i], type[i]);
+        apply_event(w, &ev[i], type[i], part[i]);
     }
     while (next_sync < rt->n_sync)
         sync_point(w, &rt->sync[next_sync++]);

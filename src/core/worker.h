@@ -29,12 +29,12 @@
 #include "config.h"
 #include "dict.h"
 #include "event.h"
-#include "expiry.h"
 #include "funnel.h"
 #include "i64map.h"
 #include "journey_table.h"
 #include "pane.h"
 #include "route.h"
+#include "wheel.h"
 #include "window.h"
 
 /* Changes to the cohort of the window starting at `start`, or, with pane,
@@ -110,7 +110,11 @@ typedef struct fs_worker {
     fs_panes windows;        /* open windows, counted in panes (pane.h) */
     uint32_t *n_stages;      /* per funnel, for the panes */
     fs_i64map *cohort_delta; /* 2 per funnel: window start, then pane start -> fs_cohort */
-    fs_expiry_heap timers;
+    fs_wheel timers; /* expiry of this worker's journeys: node = record << funnel_bits | funnel */
+    uint32_t funnel_bits;      /* bits of a timer node that hold the funnel */
+    const fs_slab *records;    /* this worker's records in the table: the nodes' owners */
+    fs_touch_count *touch_buf; /* a completing journey's touches */
+    uint32_t touch_cap;
     fs_flow **scratch_flows; /* where one count goes: its pane, and the running sum */
     uint64_t steps;
     fs_step_fn emit;
@@ -124,9 +128,10 @@ void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_conf
 void fs_worker_destroy(fs_worker *w);
 /* Applies one decoded and routed batch: the messages the router gave this
  * worker (rt->own[w->id]: ev[i] valid when status[i] == FS_OK, its event
- * type's id type[i]) and the sync points, in stream order. */
+ * type's id type[i], its input partition part[i]) and the sync points, in
+ * stream order. */
 void fs_worker_apply(fs_worker *w, const fs_event *ev, const int32_t *type, const uint8_t *status,
-                     uint32_t n, const fs_routed *rt);
+                     const uint16_t *part, uint32_t n, const fs_routed *rt);
 /* Worker 0: keeps a copy of a rejected message for the next step, whose
  * sink hands it to the output (workers do no I/O). */
 void fs_worker_add_dead_letter(fs_worker *w, const fs_dead_letter *dl);

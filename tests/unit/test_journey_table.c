@@ -1,7 +1,17 @@
-/* The shared journey table under concurrency: several owners insert, update
- * and remove their own customers (those fs_journey_table_owner assigns them)
- * while a reader looks everything up; the segments grow from a small hint
- * and shrink again. Run under ThreadSanitizer in CI. Also the expiry heap. */
+/* The shared journey store (journey_table.h).
+ *
+ * 1. Concurrency: several owners insert, build, update, end and remove their
+ *    own customers (those fs_journey_table_owner assigns them) while a
+ *    reader copies them with fs_journey_table_read. Records, touch blocks
+ *    and index slots are reused all the time (customers come and go, the
+ *    index grows from a small hint and shrinks again), so every copy the
+ *    reader gets must be exactly one state its customer was in: its own
+ *    start time, all its touches, and no mix of two writes. Run under
+ *    ThreadSanitizer in CI.
+ * 2. Touches past the inline ones (touch blocks), in first-touch order.
+ * 3. Ids longer than the inline bytes, up to 128, and ids that share a prefix.
+ * 4. The walk over one partition's customers.
+ */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,12 +25,13 @@
 #include <cmocka.h>
 
 #include "event.h"
-#include "expiry.h"
 #include "journey_table.h"
 #include "util.h"
 
-#define OWNERS 4
-#define KEYS   20000
+#define OWNERS   4
+#define KEYS     20000
+#define FUNNELS  2
+#define CHANNELS 12 /* up to 12 distinct: 2 inline, 10 in two touch blocks */
 
 typedef struct owner_arg {
     fs_journey_table *t;
@@ -46,34 +57,68 @@ static void make_ids(void)
     }
 }
 
-static void key_of(uint32_t owner, uint32_t i, char *buf, size_t *len)
+/* What customer i of any owner looks like in round r: a journey in funnel
+ * i % FUNNELS started at i * 8 + r, touched on channels 0 .. i % CHANNELS. */
+static uint32_t channels_of(uint32_t i)
 {
-    *len = strlen(ids[owner][i]);
-    memcpy(buf, ids[owner][i], *len);
+    return 1 + i % CHANNELS;
+}
+
+static void build(fs_journey_table *t, uint32_t owner, fs_customer *c, uint32_t i, int round)
+{
+    fs_customer_write_begin(c);
+    fs_journey *j = &c->journey[i % FUNNELS];
+    fs_journey_init(j, (int64_t)i * 8 + round, 0, 0);
+    for (uint32_t ch = 1; ch < channels_of(i); ch++)
+        fs_journey_table_touch(t, owner, j, ch);
+    c->n_active = 1;
+    fs_customer_write_end(c);
+}
+
+/* Every touch once more, in one write: a reader sees all counts 1 or all 2. */
+static void touch_all(fs_journey_table *t, uint32_t owner, fs_customer *c, uint32_t i)
+{
+    fs_customer_write_begin(c);
+    for (uint32_t ch = 0; ch < channels_of(i); ch++)
+        fs_journey_table_touch(t, owner, &c->journey[i % FUNNELS], ch);
+    fs_customer_write_end(c);
+}
+
+static void end(fs_journey_table *t, uint32_t owner, fs_customer *c, uint32_t i)
+{
+    fs_customer_write_begin(c);
+    fs_journey_table_end(t, owner, &c->journey[i % FUNNELS]);
+    c->n_active = 0;
+    fs_customer_write_end(c);
 }
 
 static void *owner_main(void *p)
 {
     owner_arg *a = p;
     fs_journey_table_thread_enter();
-    char id[32];
-    size_t len;
     for (int round = 0; round < 3; round++) {
         fs_journey_table_read_lock();
         for (uint32_t i = 0; i < KEYS; i++) {
-            key_of(a->id, i, id, &len);
+            const char *id = ids[a->id][i];
+            size_t len = strlen(id);
             uint64_t h = fs_hash_customer(id, len);
-            assert_null(fs_journey_table_find(a->t, h, id, len));
-            fs_customer *c = fs_journey_table_insert(a->t, h, id, len);
-            c->n_active = 1;
+            uint32_t idx;
+            assert_null(fs_journey_table_find(a->t, h, id, len, &idx));
+            fs_customer *c = fs_journey_table_insert(a->t, h, id, len, (uint16_t)(i % 3), &idx);
+            build(a->t, a->id, c, i, round);
         }
         for (uint32_t i = 0; i < KEYS; i++) {
-            key_of(a->id, i, id, &len);
-            fs_customer *c = fs_journey_table_find(a->t, fs_hash_customer(id, len), id, len);
-            if (c && c->id_len == len)
-                a->found_after_insert++;
-            if (c)
-                fs_journey_table_remove(a->t, c);
+            const char *id = ids[a->id][i];
+            size_t len = strlen(id);
+            uint32_t idx;
+            fs_customer *c = fs_journey_table_find(a->t, fs_hash_customer(id, len), id, len, &idx);
+            if (!c)
+                continue;
+            a->found_after_insert++;
+            assert_ptr_equal(c, fs_journey_table_record(a->t, a->id, idx));
+            touch_all(a->t, a->id, c, i);
+            end(a->t, a->id, c, i);
+            fs_journey_table_remove(a->t, c, idx);
         }
         fs_journey_table_read_unlock();
     }
@@ -81,20 +126,42 @@ static void *owner_main(void *p)
     return NULL;
 }
 
+typedef struct reader_arg {
+    fs_journey_table *t;
+    uint64_t hits, broken;
+} reader_arg;
+
+/* Is v exactly a state customer i could be in? */
+static bool possible(const fs_journey_view *v, uint32_t n, uint32_t i)
+{
+    if (n == 0)
+        return true;
+    if (n != 1 || v->funnel != i % FUNNELS || v->start_ts / 8 != i || v->start_ts % 8 > 2)
+        return false;
+    if (v->max_stage != 0 || v->first_channel != 0 || v->n_touches != channels_of(i))
+        return false;
+    for (uint32_t k = 0; k < v->n_touches; k++)
+        if (v->touch[k].channel != k || v->touch[k].count != v->touch[0].count ||
+            v->touch[k].count < 1 || v->touch[k].count > 2)
+            return false;
+    return true;
+}
+
 static void *reader_main(void *p)
 {
-    fs_journey_table *t = p;
+    reader_arg *r = p;
     fs_journey_table_thread_enter();
-    char id[32];
-    size_t len;
     uint32_t i = 0;
     while (!atomic_load(&stop_reader)) {
-        fs_journey_table_read_lock();
-        key_of(i % OWNERS, i % KEYS, id, &len);
-        fs_customer *c = fs_journey_table_find(t, fs_hash_customer(id, len), id, len);
-        if (c) /* a found entry is intact even if its owner removes it now */
-            assert_memory_equal(fs_customer_id(c, 2), id, len);
-        fs_journey_table_read_unlock();
+        uint32_t k = i % KEYS;
+        const char *id = ids[i % OWNERS][k];
+        size_t len = strlen(id);
+        fs_journey_view v[FUNNELS];
+        uint32_t owner;
+        uint32_t n = fs_journey_table_read(r->t, fs_hash_customer(id, len), id, len, v, &owner);
+        assert_int_equal(owner, i % OWNERS);
+        r->hits += n;
+        r->broken += !possible(v, n, k);
         i += 7919;
     }
     fs_journey_table_thread_leave();
@@ -105,11 +172,12 @@ static void test_concurrent_owners_and_reader(void **state)
 {
     (void)state;
     make_ids();
-    fs_journey_table *t = fs_journey_table_new(2, OWNERS, 1024);
+    fs_journey_table *t = fs_journey_table_new(FUNNELS, OWNERS, 1024);
     pthread_t owners[OWNERS], reader;
     owner_arg args[OWNERS];
+    reader_arg r = {t, 0, 0};
     atomic_store(&stop_reader, 0);
-    pthread_create(&reader, NULL, reader_main, t);
+    pthread_create(&reader, NULL, reader_main, &r);
     for (uint32_t o = 0; o < OWNERS; o++) {
         args[o] = (owner_arg){t, o, 0};
         pthread_create(&owners[o], NULL, owner_main, &args[o]);
@@ -120,43 +188,151 @@ static void test_concurrent_owners_and_reader(void **state)
     }
     atomic_store(&stop_reader, 1);
     pthread_join(reader, NULL);
+    assert_int_equal(r.broken, 0);
     assert_int_equal(fs_journey_table_count(t), 0);
     fs_journey_table_free(t);
 }
 
-static void test_expiry_heap_order_and_removal(void **state)
+/* ---- single owner -------------------------------------------------------- */
+
+static fs_customer *add(fs_journey_table *t, const char *id, size_t len, uint16_t part,
+                        uint32_t *idx)
+{
+    return fs_journey_table_insert(t, fs_hash_customer(id, len), id, len, part, idx);
+}
+
+static uint32_t read_back(fs_journey_table *t, const char *id, size_t len, fs_journey_view *v)
+{
+    uint32_t owner;
+    return fs_journey_table_read(t, fs_hash_customer(id, len), id, len, v, &owner);
+}
+
+static void test_touch_blocks_in_order(void **state)
 {
     (void)state;
-    enum { N = 1000 };
-    fs_journey *j = fs_xcalloc(N, sizeof(*j));
-    fs_expiry_heap h;
-    fs_expiry_init(&h);
-    for (int i = 0; i < N; i++) {
-        j[i].expiry_ts = (int64_t)((i * 7919) % N);
-        fs_expiry_add(&h, &j[i]);
+    fs_journey_table_thread_enter();
+    fs_journey_table_read_lock();
+    fs_journey_table *t = fs_journey_table_new(1, 1, 0);
+    uint32_t idx;
+    fs_customer *c = add(t, "x", 1, 0, &idx);
+    fs_journey *j = &c->journey[0];
+    for (int round = 0; round < 2; round++) { /* the second reuses the freed blocks */
+        fs_journey_init(j, 5, 1, 100);
+        c->n_active = 1;
+        for (uint32_t ch = 0; ch < 20; ch++) /* channel 100+ch touched ch + 1 times more */
+            for (uint32_t k = 0; k <= ch; k++)
+                fs_journey_table_touch(t, 0, j, 100 + ch);
+        fs_touch_count *buf = NULL;
+        uint32_t cap = 0;
+        assert_int_equal(fs_journey_table_touches(t, 0, j, &buf, &cap), 20);
+        for (uint32_t ch = 0; ch < 20; ch++) {
+            assert_int_equal(buf[ch].channel, 100 + ch);
+            assert_int_equal(buf[ch].count, ch + 1 + (ch == 0));
+        }
+        free(buf);
+        fs_journey_view v;
+        assert_int_equal(read_back(t, "x", 1, &v), 1);
+        assert_int_equal(v.start_ts, 5);
+        assert_int_equal(v.max_stage, 1);
+        assert_int_equal(v.first_channel, 100);
+        assert_int_equal(v.n_touches, FS_JOURNEY_COPY_TOUCHES); /* the copy stops at 16 */
+        for (uint32_t ch = 0; ch < FS_JOURNEY_COPY_TOUCHES; ch++)
+            assert_int_equal(v.touch[ch].channel, 100 + ch);
+        fs_journey_table_end(t, 0, j);
+        c->n_active = 0;
+        assert_int_equal(read_back(t, "x", 1, &v), 0);
     }
-    for (int i = 0; i < N; i += 3) /* remove a third from the middle of the heap */
-        fs_expiry_remove(&h, &j[i]);
-    int64_t last = -1;
-    size_t popped = 0;
-    fs_journey *top;
-    while ((top = fs_expiry_peek(&h)) != NULL) {
-        assert_true(top->expiry_ts >= last);
-        assert_int_not_equal((top - j) % 3, 0);
-        last = top->expiry_ts;
-        fs_expiry_remove(&h, top);
-        popped++;
+    fs_journey_table_remove(t, c, idx);
+    fs_journey_table_read_unlock();
+    fs_journey_table_free(t);
+    fs_journey_table_thread_leave();
+}
+
+static void test_long_ids(void **state)
+{
+    (void)state;
+    fs_journey_table_thread_enter();
+    fs_journey_table_read_lock();
+    fs_journey_table *t = fs_journey_table_new(2, 1, 0);
+    char id[FS_CUSTOMER_MAX_ID];
+    memset(id, 'a', sizeof id);
+    /* lengths 1..128 of the same prefix: every one a distinct customer */
+    for (uint32_t len = 1; len <= FS_CUSTOMER_MAX_ID; len++) {
+        uint32_t idx;
+        fs_customer *c = add(t, id, len, 0, &idx);
+        fs_customer_write_begin(c);
+        fs_journey_init(&c->journey[len % 2], len, 0, 0);
+        c->n_active = 1;
+        fs_customer_write_end(c);
     }
-    assert_int_equal(popped, N - (N + 2) / 3);
-    fs_expiry_free(&h);
-    free(j);
+    assert_int_equal(fs_journey_table_count(t), FS_CUSTOMER_MAX_ID);
+    for (uint32_t len = 1; len <= FS_CUSTOMER_MAX_ID; len++) {
+        uint32_t idx;
+        fs_customer *c = fs_journey_table_find(t, fs_hash_customer(id, len), id, len, &idx);
+        assert_non_null(c);
+        assert_int_equal(c->id_len, len);
+        fs_journey_view v[2];
+        assert_int_equal(read_back(t, id, len, v), 1);
+        assert_int_equal(v[0].funnel, len % 2);
+        assert_int_equal(v[0].start_ts, len);
+    }
+    id[127] = 'b'; /* differs in the last byte only */
+    uint32_t idx;
+    assert_null(fs_journey_table_find(t, fs_hash_customer(id, 128), id, 128, &idx));
+    fs_journey_view v[2];
+    assert_int_equal(read_back(t, id, 128, v), 0);
+    assert_int_equal(read_back(t, id, 129, v), 0); /* too long for any customer */
+    id[127] = 'a';
+    for (uint32_t len = 1; len <= FS_CUSTOMER_MAX_ID; len++) {
+        fs_customer *c = fs_journey_table_find(t, fs_hash_customer(id, len), id, len, &idx);
+        fs_customer_write_begin(c);
+        fs_journey_table_end(t, 0, &c->journey[len % 2]);
+        c->n_active = 0;
+        fs_customer_write_end(c);
+        fs_journey_table_remove(t, c, idx);
+        assert_int_equal(read_back(t, id, len, v), 0);
+    }
+    assert_int_equal(fs_journey_table_count(t), 0);
+    fs_journey_table_read_unlock();
+    fs_journey_table_free(t);
+    fs_journey_table_thread_leave();
+}
+
+static void count_customer(void *ctx, fs_customer *c, uint32_t idx)
+{
+    (void)c, (void)idx;
+    ++*(uint32_t *)ctx;
+}
+
+static void test_walk_one_partition(void **state)
+{
+    (void)state;
+    fs_journey_table_thread_enter();
+    fs_journey_table_read_lock();
+    fs_journey_table *t = fs_journey_table_new(1, 1, 0);
+    for (uint32_t i = 0; i < 3000; i++) {
+        char id[16];
+        size_t len = (size_t)snprintf(id, sizeof id, "p-%u", i);
+        uint32_t idx;
+        add(t, id, len, (uint16_t)(i % 3), &idx);
+    }
+    for (uint16_t p = 0; p < 4; p++) {
+        uint32_t n = 0;
+        fs_journey_table_each(t, 0, p, count_customer, &n);
+        assert_int_equal(n, p < 3 ? 1000 : 0);
+    }
+    fs_journey_table_read_unlock();
+    fs_journey_table_free(t);
+    fs_journey_table_thread_leave();
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrent_owners_and_reader),
-        cmocka_unit_test(test_expiry_heap_order_and_removal),
+        cmocka_unit_test(test_touch_blocks_in_order),
+        cmocka_unit_test(test_long_ids),
+        cmocka_unit_test(test_walk_one_partition),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
