@@ -85,6 +85,7 @@ typedef struct ix_array {
 typedef struct segment {
     alignas(64) atomic_uint seq; /* odd while the owner moves slots */
     _Atomic(ix_array *) arr;
+    atomic_size_t index_slots; /* arr's size, for gauges that must not dereference arr */
     atomic_size_t count;
     size_t min_slots;
     fs_slab records, blocks, long_ids;
@@ -183,6 +184,7 @@ fs_journey_table *fs_journey_table_new(uint32_t n_funnels, uint32_t n_owners,
         segment *s = &t->seg[i];
         s->min_slots = per_owner;
         atomic_init(&s->arr, array_new(per_owner));
+        atomic_init(&s->index_slots, per_owner);
         fs_slab_init(&s->records, t->stride, RECORD_CHUNK);
         fs_slab_init(&s->blocks, sizeof(touch_block), BLOCK_CHUNK);
         fs_slab_init(&s->long_ids, FS_CUSTOMER_MAX_ID, LONG_ID_CHUNK);
@@ -314,6 +316,7 @@ static void resize(segment *s, size_t slots)
     unsigned seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
     atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
     atomic_store_explicit(&s->arr, a, memory_order_release);
+    atomic_store_explicit(&s->index_slots, slots, memory_order_relaxed);
     atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
     fs_tsan_release(old);
     urcu_memb_call_rcu(&old->rcu, free_array);
@@ -688,9 +691,10 @@ size_t fs_journey_table_bytes(const fs_journey_table *t)
     size_t bytes = t->n_owners * sizeof(segment);
     for (uint32_t i = 0; i < t->n_owners; i++) {
         const segment *s = &t->seg[i];
-        ix_array *a = atomic_load_explicit(&s->arr, memory_order_acquire);
-        if (a)
-            bytes += sizeof(*a) + (a->mask + 1) * sizeof(uint64_t);
+        /* not s->arr: outside a read section it may be freed meanwhile */
+        size_t slots = atomic_load_explicit(&s->index_slots, memory_order_relaxed);
+        if (slots)
+            bytes += sizeof(ix_array) + slots * sizeof(uint64_t);
         bytes +=
             fs_slab_bytes(&s->records) + fs_slab_bytes(&s->blocks) + fs_slab_bytes(&s->long_ids);
     }
