@@ -1,13 +1,17 @@
 /* pane.c -- panes and window sums (see pane.h).
  *
- * Closing: the windows handed out at a watermark wm are those whose end
- * lies in (closed_upto, wm], i.e. whose start is a multiple of hop in
- * [lo, hi] with lo = the first start ending after closed_upto and
- * hi = the last start ending at or before wm. When that range is short
- * (the usual case: one hop per step) each start in it is looked up pane by
- * pane; when the watermark jumped far (a gap in the data, the end of input)
- * the candidates come from the panes and extras that exist instead, so the
- * cost never depends on the size of the jump.
+ * Closing tumbling windows (close_by_summing): the windows handed out at a
+ * watermark wm are those whose end lies in (closed_upto, wm], i.e. whose
+ * start is a multiple of hop in [lo, hi]. When that range is short (the
+ * usual case: one hop per step) each start in it is looked up; when the
+ * watermark jumped far (a gap in the data, the end of input) the candidates
+ * come from the panes and extras that exist instead, so the cost never
+ * depends on the size of the jump. (The function sums any number of panes
+ * per window, but hopping windows take the next path.)
+ *
+ * Closing hopping windows (close_hopping): from the running sum, in order,
+ * one hop at a time; over stretches without counts the run jumps to the
+ * next window that has some (the sorted first windows of the panes left).
  */
 #include "pane.h"
 

@@ -232,7 +232,10 @@ code=$(curl -s -o "$work/body" -w '%{http_code}' "${url}api/%6Aourneys/c1")
 [ "$code" = 404 ] || fail "/api/%6Aourneys/c1 (routed by the normalized path only): HTTP $code, want 404"
 echo "/api/journeys: errors and escapes ok"
 
-curl -sf "$url" | grep -q "<html" || fail "/ is not the dashboard"
+# Into a file first: with pipefail, `curl | grep -q` fails whenever grep has
+# seen enough and exits before curl has written everything (curl: EPIPE).
+curl -sf "$url" >"$work/index.html" || fail "/: HTTP error"
+grep -q "<html" "$work/index.html" || fail "/ is not the dashboard"
 browser_check "browser check" "$SRC/tests/browser/dashboard_check.sh" "${url}?customer=$cust" \
   "$TMP/dashboard.png" || exit 1
 
