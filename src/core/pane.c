@@ -1,13 +1,12 @@
 /* pane.c -- panes and window sums (see pane.h).
  *
- * Closing tumbling windows (close_by_summing): the windows handed out at a
+ * Closing tumbling windows (close_tumbling): the windows handed out at a
  * watermark wm are those whose end lies in (closed_upto, wm], i.e. whose
  * start is a multiple of hop in [lo, hi]. When that range is short (the
  * usual case: one hop per step) each start in it is looked up; when the
  * watermark jumped far (a gap in the data, the end of input) the candidates
  * come from the panes and extras that exist instead, so the cost never
- * depends on the size of the jump. (The function sums any number of panes
- * per window, but hopping windows take the next path.)
+ * depends on the size of the jump. A tumbling window is its pane.
  *
  * Closing hopping windows (close_hopping): from the running sum, in order,
  * one hop at a time; over stretches without counts the run jumps to the
@@ -146,25 +145,15 @@ static void absorb(fs_panes *p, fs_window_slot **into, fs_window_slot *from, int
         fs_window_slot_free(from, p->n_funnels);
 }
 
-/* The window starting at `start`: the sum of its panes and its extras, or
- * NULL when it counted nothing. A tumbling window takes its pane over. */
-static fs_window_slot *sum_window(fs_panes *p, int64_t start)
+/* The tumbling window starting at `start`: its pane, taken over, plus its
+ * extras, or NULL when it counted nothing. */
+static fs_window_slot *tumbling_window(fs_panes *p, int64_t start)
 {
+    assert(p->win.per_time == 1);
     fs_window_slot *slot = NULL;
-    if (p->win.per_time == 1) {
-        fs_window_slot *pane = fs_i64map_remove(&p->panes, start);
-        if (pane)
-            absorb(p, &slot, pane, start, true);
-    } else {
-        for (uint32_t k = 0; k < p->win.per_time; k++) {
-            __int128 at = (__int128)start + (__int128)k * p->win.hop;
-            if (at > INT64_MAX)
-                break;
-            fs_window_slot *pane = fs_i64map_get(&p->panes, (int64_t)at);
-            if (pane)
-                absorb(p, &slot, pane, start, false);
-        }
-    }
+    fs_window_slot *pane = fs_i64map_remove(&p->panes, start);
+    if (pane)
+        absorb(p, &slot, pane, start, true);
     fs_window_slot *ex = fs_i64map_remove(&p->extras, start);
     if (ex)
         absorb(p, &slot, ex, start, true);
@@ -179,24 +168,20 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Window starts in [lo, hi] that hold some pane or extras, ascending. */
+/* Tumbling window starts in [lo, hi] that hold a pane or extras, ascending. */
 static int64_t *starts_from_slots(fs_panes *p, __int128 lo, __int128 hi, uint32_t *n)
 {
     size_t cap = 16, k = 0;
     int64_t *s = fs_xmalloc(cap * sizeof(*s));
-    __int128 reach = (__int128)(p->win.per_time - 1) * p->win.hop;
     const fs_i64map *maps[2] = {&p->panes, &p->extras};
     for (int m = 0; m < 2; m++) {
         for (size_t i = 0; i <= maps[m]->mask; i++) {
-            if (!maps[m]->slots[i].value)
+            int64_t at = maps[m]->slots[i].key;
+            if (!maps[m]->slots[i].value || at < lo || at > hi)
                 continue;
-            __int128 at = maps[m]->slots[i].key;
-            __int128 from = m == 0 ? at - reach : at, to = at;
-            for (__int128 x = from > lo ? from : lo; x <= to && x <= hi; x += p->win.hop) {
-                if (k == cap)
-                    s = fs_xrealloc(s, (cap *= 2) * sizeof(*s));
-                s[k++] = (int64_t)x;
-            }
+            if (k == cap)
+                s = fs_xrealloc(s, (cap *= 2) * sizeof(*s));
+            s[k++] = at;
         }
     }
     qsort(s, k, sizeof(*s), cmp_i64);
@@ -208,19 +193,7 @@ static int64_t *starts_from_slots(fs_panes *p, __int128 lo, __int128 hi, uint32_
     return s;
 }
 
-static void drop_panes_upto(fs_panes *p, __int128 hi)
-{
-    int64_t *dead = fs_xmalloc((p->panes.count + 1) * sizeof(*dead));
-    size_t n = 0;
-    for (size_t i = 0; i <= p->panes.mask; i++)
-        if (p->panes.slots[i].value && p->panes.slots[i].key <= hi)
-            dead[n++] = p->panes.slots[i].key;
-    for (size_t i = 0; i < n; i++)
-        fs_window_slot_free(fs_i64map_remove(&p->panes, dead[i]), p->n_funnels);
-    free(dead);
-}
-
-static fs_window_slot **close_by_summing(fs_panes *p, int64_t wm, bool all, uint32_t *n);
+static fs_window_slot **close_tumbling(fs_panes *p, int64_t wm, bool all, uint32_t *n);
 
 /* The run for the window starting at `start`, from the panes. */
 static void rebuild_run(fs_panes *p, int64_t start)
@@ -400,10 +373,10 @@ fs_window_slot **fs_panes_close(fs_panes *p, int64_t wm, bool all, uint32_t *n)
 {
     if (p->win.per_time > 1)
         return close_hopping(p, wm, all, n);
-    return close_by_summing(p, wm, all, n);
+    return close_tumbling(p, wm, all, n);
 }
 
-static fs_window_slot **close_by_summing(fs_panes *p, int64_t wm, bool all, uint32_t *n)
+static fs_window_slot **close_tumbling(fs_panes *p, int64_t wm, bool all, uint32_t *n)
 {
     int64_t hop = p->win.hop;
     /* starts of the windows ending in (closed_upto, wm] */
@@ -425,7 +398,7 @@ static fs_window_slot **close_by_summing(fs_panes *p, int64_t wm, bool all, uint
             starts[n_starts++] = (int64_t)x;
     }
     for (uint32_t i = 0; i < n_starts; i++) {
-        fs_window_slot *slot = sum_window(p, starts[i]);
+        fs_window_slot *slot = tumbling_window(p, starts[i]);
         if (!slot)
             continue;
         if (*n == cap)
@@ -433,9 +406,6 @@ static fs_window_slot **close_by_summing(fs_panes *p, int64_t wm, bool all, uint
         out[(*n)++] = slot;
     }
     free(starts);
-    /* A pane is needed until the window starting at it closes. */
-    if (p->win.per_time > 1 && hi >= lo)
-        drop_panes_upto(p, hi);
     p->last = NULL;
     p->closed_upto = all ? INT64_MAX : wm;
     return out;
