@@ -185,13 +185,26 @@ static void batch_destroy(fs_batch *b, uint32_t n_workers)
     free(b->ev);
 }
 
+/* JSON unescaping room: message i may use scratch[off[i] .. off[i] + len).
+ * Sized by the messages to decode, not by the batch's bytes: a view may
+ * span a huge line that is rejected unread. */
+static void reserve_scratch(fs_batch *b)
+{
+    size_t need = 0;
+    for (uint32_t i = 0; i < b->n; i++)
+        if (b->status[i] == FS_OK && (size_t)b->off[i] + b->msg_len[i] > need)
+            need = (size_t)b->off[i] + b->msg_len[i];
+    if (b->scratch_cap >= need)
+        return;
+    free(b->scratch);
+    b->scratch_cap = need > FS_BATCH_BYTES ? need : FS_BATCH_BYTES;
+    b->scratch = fs_xmalloc(b->scratch_cap);
+}
+
 static void decode_batch(const fs_funnels *funnels, fs_decoder *dec, fs_batch *b)
 {
-    if (b->format == FS_FORMAT_JSON && b->scratch_cap < b->len) {
-        free(b->scratch);
-        b->scratch_cap = b->len > FS_BATCH_BYTES ? b->len : FS_BATCH_BYTES;
-        b->scratch = fs_xmalloc(b->scratch_cap);
-    }
+    if (b->format == FS_FORMAT_JSON)
+        reserve_scratch(b);
     for (uint32_t i = 0; i < b->n; i++) {
         if (b->status[i] != FS_OK)
             continue;

@@ -43,7 +43,7 @@ typedef struct fs_batch {
     uint8_t *status;   /* fs_reject: preset by the source (framing) or set by decoding */
     fs_event *ev;
     int32_t *type; /* the event type's id (fs_funnels_type_id) of each valid event */
-    char *scratch; /* JSON unescaping, len bytes: message i may use scratch[off[i]..] */
+    char *scratch; /* JSON unescaping: message i may use scratch[off[i] .. off[i] + msg_len[i]) */
     size_t scratch_cap;
     fs_part_ctl *ctl; /* partition changes to apply before the messages */
     fs_routed route;  /* who applies which message (route.h), filled in batch order */
