@@ -572,15 +572,9 @@ static fs_reject mp_walk(const char *msg, size_t len, fs_event *ev, size_t *used
 static fs_reject mp_structure(const char *msg, size_t len)
 {
     size_t framed = 0;
-    switch (fs_frame_msgpack(msg, len, &framed)) {
-    case FS_FRAME_NEED_MORE:
-        return FS_REJECT_TRUNCATED;
-    case FS_FRAME_BAD:
-        return framed == 1 ? FS_REJECT_BAD_START_BYTE : FS_REJECT_MALFORMED;
-    case FS_FRAME_OK:
-        break;
-    }
-    return framed < len ? FS_REJECT_TRAILING_DATA : FS_OK;
+    fs_frame_status st = fs_frame_msgpack(msg, len, &framed);
+    fs_reject r = fs_frame_reject(st, framed);
+    return r == FS_OK && framed < len ? FS_REJECT_TRAILING_DATA : r;
 }
 
 fs_reject fs_decode_msgpack(fs_decoder *dec, const char *msg, size_t len, fs_event *ev)

@@ -27,10 +27,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "event.h"
+
 typedef enum fs_frame_status { FS_FRAME_OK, FS_FRAME_BAD, FS_FRAME_NEED_MORE } fs_frame_status;
 
 fs_frame_status fs_frame_msgpack(const char *buf, size_t len, size_t *msg_len);
 fs_frame_status fs_frame_jsonl(const char *buf, size_t len, size_t *msg_len, size_t *consumed);
 bool fs_line_is_blank(const char *line, size_t len);
+
+/* The rejection a MessagePack framing result stands for (SPEC §1): an
+ * incomplete object is truncated, a byte that cannot start one a bad start
+ * byte, any other break malformed; FS_OK for a complete object. */
+static inline fs_reject fs_frame_reject(fs_frame_status st, size_t msg_len)
+{
+    return st == FS_FRAME_OK          ? FS_OK
+           : st == FS_FRAME_NEED_MORE ? FS_REJECT_TRUNCATED
+           : msg_len == 1             ? FS_REJECT_BAD_START_BYTE
+                                      : FS_REJECT_MALFORMED;
+}
 
 #endif

@@ -36,34 +36,52 @@ int fs_format_from_path(const char *path)
     return -1;
 }
 
-/* Frames one message at buf[*scan..len); false when more bytes are needed. */
-static bool frame_one(fs_batch *b, size_t *scan, bool eof)
+/* The next message of a stream at p[0..avail): how many bytes it covers
+ * (*consumed), its own length (*len, 0 when it is rejected unread for its
+ * size) and its preset status (*r, FS_OK: to be decoded). Returns false when
+ * it is incomplete and more input may follow; at the end of input an
+ * incomplete object is one rejection and an unterminated line the last
+ * line. A blank line covers bytes but is no message (*blank). */
+static bool next_message(fs_format format, const char *p, size_t avail, bool eof, size_t *len,
+                         size_t *consumed, fs_reject *r, bool *blank)
 {
-    const char *p = b->buf + *scan;
-    size_t avail = b->len - *scan, len = 0, consumed = 0;
-    if (b->format == FS_FORMAT_MSGPACK) {
-        fs_frame_status st = fs_frame_msgpack(p, avail, &len);
+    *blank = false;
+    if (format == FS_FORMAT_MSGPACK) {
+        fs_frame_status st = fs_frame_msgpack(p, avail, len);
         if (st == FS_FRAME_NEED_MORE) {
             if (!eof)
                 return false;
-            fs_batch_add(b, (uint32_t)*scan, (uint32_t)avail, FS_REJECT_TRUNCATED);
-            len = avail;
-        } else {
-            fs_reject r = st == FS_FRAME_OK ? FS_OK
-                          : len == 1        ? FS_REJECT_BAD_START_BYTE
-                                            : FS_REJECT_MALFORMED;
-            fs_batch_add(b, (uint32_t)*scan, (uint32_t)len, r);
+            *len = avail;
         }
-        *scan += len;
-        return true;
+        *r = fs_frame_reject(st, *len);
+        *consumed = *len;
+    } else {
+        if (fs_frame_jsonl(p, avail, len, consumed) == FS_FRAME_NEED_MORE) {
+            if (!eof)
+                return false;
+            *len = *consumed = avail;
+        }
+        *blank = fs_line_is_blank(p, *len);
+        *r = FS_OK;
     }
-    if (fs_frame_jsonl(p, avail, &len, &consumed) == FS_FRAME_NEED_MORE) {
-        if (!eof)
-            return false;
-        len = consumed = avail;
+    if (*len >= FS_MAX_MESSAGE) { /* rejected unread */
+        *len = 0;
+        if (*r == FS_OK)
+            *r = FS_REJECT_MALFORMED;
     }
-    if (!fs_line_is_blank(p, len))
-        fs_batch_add(b, (uint32_t)*scan, (uint32_t)len, FS_OK);
+    return true;
+}
+
+/* Frames one message at buf[*scan..len); false when more bytes are needed. */
+static bool frame_one(fs_batch *b, size_t *scan, bool eof)
+{
+    size_t len, consumed;
+    fs_reject r;
+    bool blank;
+    if (!next_message(b->format, b->buf + *scan, b->len - *scan, eof, &len, &consumed, &r, &blank))
+        return false;
+    if (!blank)
+        fs_batch_add(b, (uint32_t)*scan, (uint32_t)len, r);
     *scan += consumed;
     return true;
 }
@@ -101,35 +119,15 @@ static bool skip_line(fs_batch *b, size_t scan)
 }
 
 /* Frames one message of the mapping at map[pos..size) into b (a view that
- * will start at map + base); returns the bytes it covers. At the end of the
- * mapping an incomplete object is one rejection, an unterminated line the
- * last line, as at the end of a read stream. */
+ * will start at map + base); returns the bytes it covers. */
 static size_t frame_mapped(fs_batch *b, const char *map, size_t size, size_t base, size_t pos)
 {
-    const char *p = map + pos;
-    size_t avail = size - pos, len = 0, consumed = 0;
-    uint32_t off = (uint32_t)(pos - base);
+    size_t len, consumed;
     fs_reject r;
-    if (b->format == FS_FORMAT_MSGPACK) {
-        fs_frame_status st = fs_frame_msgpack(p, avail, &len);
-        if (st == FS_FRAME_NEED_MORE)
-            len = avail;
-        r = st == FS_FRAME_OK          ? FS_OK
-            : st == FS_FRAME_NEED_MORE ? FS_REJECT_TRUNCATED
-            : len == 1                 ? FS_REJECT_BAD_START_BYTE
-                                       : FS_REJECT_MALFORMED;
-        consumed = len;
-    } else {
-        if (fs_frame_jsonl(p, avail, &len, &consumed) == FS_FRAME_NEED_MORE)
-            len = consumed = avail;
-        if (fs_line_is_blank(p, len))
-            return consumed;
-        r = FS_OK;
-    }
-    if (len >= FS_MAX_MESSAGE) /* rejected unread, as by the read loop */
-        fs_batch_add(b, off, 0, r == FS_OK ? FS_REJECT_MALFORMED : r);
-    else
-        fs_batch_add(b, off, (uint32_t)len, r);
+    bool blank;
+    next_message(b->format, map + pos, size - pos, true, &len, &consumed, &r, &blank);
+    if (!blank)
+        fs_batch_add(b, (uint32_t)(pos - base), (uint32_t)len, r);
     return consumed;
 }
 
