@@ -388,7 +388,7 @@ static void *worker_main(void *arg)
         fs_batch *b = await_batch(e, t->dec, seq);
         w->src_seq = seq;
         w->src_ns = b->published_ns;
-        if (t->id == 0 && e->out.dead_letter)
+        if (t->id == 0 && e->out.dead_letter && b->route.n_valid < b->n)
             keep_dead_letters(w, b); /* before the batch's steps are cut */
         fs_journey_table_read_lock();
         fs_worker_apply(w, b->ev, b->type, b->status, b->part, b->n, &b->route);
@@ -627,12 +627,12 @@ static fs_open_count *pane_windows(const fs_window_spec *win, const fs_open_coun
                                    fs_open_count *all, uint32_t *n)
 {
     all = fs_xrealloc(all, (*n + win->per_time + 1) * sizeof(*all));
-    for (uint32_t k = 0; k < win->per_time; k++) {
-        __int128 start = (__int128)p->start - (__int128)k * win->hop;
-        if (start < INT64_MIN || fs_window_is_closed(win, (int64_t)start, wm))
+    int64_t start;
+    for (uint32_t k = 0; k < win->per_time && fs_window_kth_start(win, p->start, k, &start); k++) {
+        if (fs_window_is_closed(win, start, wm))
             break; /* earlier windows end earlier */
         all[*n] = *p;
-        all[(*n)++].start = (int64_t)start;
+        all[(*n)++].start = start;
     }
     return all;
 }

@@ -188,12 +188,10 @@ static void add_cohort_deltas(fs_sink *s, fs_step **steps)
                 continue;
             }
             /* every window holding the pane: none was final when counted */
-            for (uint32_t k = 0; k < s->win.per_time; k++) {
-                __int128 at = (__int128)d->start - (__int128)k * s->win.hop;
-                if (at < INT64_MIN)
-                    break;
-                add_cohort(s, d->funnel, (int64_t)at, d->cohort);
-            }
+            int64_t at;
+            for (uint32_t k = 0;
+                 k < s->win.per_time && fs_window_kth_start(&s->win, d->start, k, &at); k++)
+                add_cohort(s, d->funnel, at, d->cohort);
         }
 }
 

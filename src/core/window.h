@@ -43,6 +43,16 @@ static inline int64_t fs_window_last_start(const fs_window_spec *w, int64_t x)
     return fs_clamp128(fs_floor_div128(x, w->hop) * w->hop);
 }
 
+/* The k-th window holding the instant whose last window starts at `last`
+ * (k = 0: that one, then one hop earlier each): false below int64. */
+static inline bool fs_window_kth_start(const fs_window_spec *w, int64_t last, uint32_t k,
+                                       int64_t *start)
+{
+    __int128 s = (__int128)last - (__int128)k * w->hop;
+    *start = (int64_t)s;
+    return s >= INT64_MIN;
+}
+
 static inline int64_t fs_window_end(const fs_window_spec *w, int64_t start)
 {
     return fs_clamp128((__int128)start + w->size);

@@ -225,14 +225,12 @@ static void count_cohort(fs_worker *w, const fs_funnel *f, int64_t start_ts, coh
         add_cohort(f, &w->cohort_delta[w->funnels->n + f->index], start, u);
         return;
     }
-    for (uint32_t i = 0; i < w->win.per_time; i++) {
-        __int128 at = (__int128)start - (__int128)i * w->win.hop;
-        if (at < INT64_MIN)
-            break;
-        int64_t final_at = fs_sat_add(fs_window_end(&w->win, (int64_t)at), f->conversion_window_ms);
+    int64_t at;
+    for (uint32_t i = 0; i < w->win.per_time && fs_window_kth_start(&w->win, start, i, &at); i++) {
+        int64_t final_at = fs_sat_add(fs_window_end(&w->win, at), f->conversion_window_ms);
         if (w->wm >= final_at)
             break; /* the cohort's final record is out: too late to change it */
-        add_cohort(f, &w->cohort_delta[f->index], (int64_t)at, u);
+        add_cohort(f, &w->cohort_delta[f->index], at, u);
     }
 }
 
