@@ -54,7 +54,6 @@ typedef struct worker_thread {
      * fills `open_work` outside the lock and swaps it in under it. */
     fs_open_count *open_snap, *open_work; /* per pane */
     uint32_t n_open, cap_snap, cap_work;
-    int64_t open_wm; /* the worker's watermark at the snapshot */
     uint64_t cpu_ns; /* the thread's CPU time, when it ends */
 } worker_thread;
 
@@ -365,7 +364,7 @@ static void publish_snapshot(worker_thread *t, const fs_worker *w)
     uint32_t n = fs_worker_open_counts(w, &t->open_work, &t->cap_work);
     pthread_mutex_lock(&t->snap_lock);
     t->snap = w->stats;
-    t->snap.windows_open = fs_panes_count(&w->windows);
+    t->snap.windows_open = fs_worker_windows_held(w);
     fs_open_count *p = t->open_snap;
     uint32_t cap = t->cap_snap;
     t->open_snap = t->open_work;
@@ -373,7 +372,6 @@ static void publish_snapshot(worker_thread *t, const fs_worker *w)
     t->open_work = p;
     t->cap_work = cap;
     t->n_open = n;
-    t->open_wm = w->wm;
     pthread_mutex_unlock(&t->snap_lock);
 }
 
@@ -569,7 +567,7 @@ fs_engine_stats fs_engine_get_stats(fs_engine *e)
     fs_worker_stats *ws = fs_xmalloc(e->n_workers * sizeof(*ws));
     for (uint32_t i = 0; i < e->n_workers; i++) {
         ws[i] = e->workers[i].stats;
-        ws[i].windows_open = fs_panes_count(&e->workers[i].windows);
+        ws[i].windows_open = fs_worker_windows_held(&e->workers[i]);
     }
     fs_engine_stats st = sum_stats(e, ws);
     for (uint32_t i = 0; e->joined && i < e->n_workers; i++) {
@@ -622,12 +620,17 @@ static uint32_t merge_open(fs_open_count *o, uint32_t n)
 }
 
 /* Appends to all[*n..] the counts of pane `p` for each window holding it
- * that is open at wm. */
-static fs_open_count *pane_windows(const fs_window_spec *win, const fs_open_count *p, int64_t wm,
+ * that is open at its watermark (a window closed for its partition but not
+ * emitted yet: itself). */
+static fs_open_count *pane_windows(const fs_window_spec *win, const fs_open_count *p,
                                    fs_open_count *all, uint32_t *n)
 {
     all = fs_xrealloc(all, (*n + win->per_time + 1) * sizeof(*all));
-    int64_t start;
+    if (p->is_window) {
+        all[(*n)++] = *p;
+        return all;
+    }
+    int64_t wm = p->wm, start;
     for (uint32_t k = 0; k < win->per_time && fs_window_kth_start(win, p->start, k, &start); k++) {
         if (fs_window_is_closed(win, start, wm))
             break; /* earlier windows end earlier */
@@ -646,7 +649,7 @@ uint32_t fs_engine_open_counts(fs_engine *e, fs_open_count **out)
         worker_thread *t = &e->wt[i];
         pthread_mutex_lock(&t->snap_lock);
         for (uint32_t k = 0; k < t->n_open; k++)
-            all = pane_windows(&win, &t->open_snap[k], t->open_wm, all, &n);
+            all = pane_windows(&win, &t->open_snap[k], all, &n);
         pthread_mutex_unlock(&t->snap_lock);
     }
     all = fs_xrealloc(all, (n + 1) * sizeof(*all));

@@ -29,6 +29,23 @@ void fs_window_slot_free(fs_window_slot *slot, uint32_t n_funnels)
     free(slot);
 }
 
+void fs_window_slot_absorb(fs_window_slot *into, fs_window_slot *from, uint32_t n_funnels)
+{
+    assert(into->start == from->start);
+    into->rejected += from->rejected;
+    for (uint32_t f = 0; f < n_funnels; f++) {
+        if (!from->flow[f])
+            continue;
+        if (!into->flow[f]) {
+            into->flow[f] = from->flow[f];
+            from->flow[f] = NULL;
+        } else {
+            fs_flow_merge(into->flow[f], from->flow[f], NULL);
+        }
+    }
+    fs_window_slot_free(from, n_funnels);
+}
+
 void fs_panes_init(fs_panes *p, const fs_window_spec *win, uint32_t n_funnels,
                    const uint32_t *n_stages)
 {

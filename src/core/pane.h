@@ -49,6 +49,9 @@ typedef struct fs_window_slot {
 } fs_window_slot;
 
 void fs_window_slot_free(fs_window_slot *slot, uint32_t n_funnels);
+/* into += from, the same window of the same worker (so the same label ids);
+ * from is consumed. */
+void fs_window_slot_absorb(fs_window_slot *into, fs_window_slot *from, uint32_t n_funnels);
 
 typedef struct fs_panes {
     fs_window_spec win;
@@ -82,6 +85,14 @@ void fs_panes_add_rejected(fs_panes *p, int64_t wm, uint64_t n);
  * anything), ascending by start, as slots the caller frees; *n gets how
  * many. Panes no window needs any more are freed. */
 fs_window_slot **fs_panes_close(fs_panes *p, int64_t wm, bool all, uint32_t *n);
+
+/* The watermark lateness is judged at: wm, or the one the windows were
+ * last closed at when that is later (windows emitted while the partition
+ * was idle). */
+static inline int64_t fs_panes_wm(const fs_panes *p, int64_t wm)
+{
+    return wm > p->closed_upto ? wm : p->closed_upto;
+}
 
 /* Panes held (open windows, for tumbling windows). */
 static inline uint64_t fs_panes_count(const fs_panes *p)

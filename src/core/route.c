@@ -34,6 +34,7 @@ void fs_routed_destroy(fs_routed *r, uint32_t n_workers)
     free(r->own);
     free(r->n_own);
     free(r->sync);
+    free(r->parts);
 }
 
 void fs_router_init(fs_router *r, const fs_config *cfg, uint32_t n_workers)
@@ -67,8 +68,30 @@ static bool crosses(int64_t a, int64_t b, int64_t every)
     return fs_floor_div(a, every) != fs_floor_div(b, every);
 }
 
-static void push_sync(fs_routed *out, fs_sync s)
+static int64_t part_wm(const fs_router *r, const fs_part_clock *pc)
 {
+    return pc->seen ? fs_sat_sub(pc->max_ts, r->max_out_of_orderness) : INT64_MIN;
+}
+
+/* Every partition that has a clock, into out->parts for sync point s. */
+static void snapshot_parts(const fs_router *r, fs_routed *out, fs_sync *s)
+{
+    s->parts_at = out->n_parts;
+    for (uint32_t p = 0; p < r->n_parts; p++) {
+        if (!r->parts[p].seen)
+            continue;
+        if (out->n_parts == out->parts_cap) {
+            out->parts_cap = out->parts_cap ? 2 * out->parts_cap : 16;
+            out->parts = fs_xrealloc(out->parts, out->parts_cap * sizeof(*out->parts));
+        }
+        out->parts[out->n_parts++] = (fs_part_wm){p, part_wm(r, &r->parts[p])};
+    }
+    s->n_parts = out->n_parts - s->parts_at;
+}
+
+static void push_sync(const fs_router *r, fs_routed *out, fs_sync s)
+{
+    snapshot_parts(r, out, &s);
     if (out->n_sync == out->sync_cap) {
         out->sync_cap = out->sync_cap ? 2 * out->sync_cap : 16;
         out->sync = fs_xrealloc(out->sync, out->sync_cap * sizeof(*out->sync));
@@ -86,12 +109,13 @@ static void advance(fs_router *r, fs_routed *out, uint32_t pos, int64_t new_wm, 
     r->wm = new_wm;
     bool step = crosses(old, new_wm, r->win.hop) || crosses(old, new_wm, r->emit_interval);
     if (first || step)
-        push_sync(out, (fs_sync){.pos = pos,
-                                 .first = first,
-                                 .step = step,
-                                 .wm_before = old,
-                                 .wm = new_wm,
-                                 .max_ts = r->max_ts});
+        push_sync(r, out,
+                  (fs_sync){.pos = pos,
+                            .first = first,
+                            .step = step,
+                            .wm_before = old,
+                            .wm = new_wm,
+                            .max_ts = r->max_ts});
 }
 
 /* The instance watermark from the partition clocks; advances it if it grew. */
@@ -161,23 +185,27 @@ void fs_router_route(fs_router *r, const fs_part_ctl *ctl, uint32_t n_ctl, const
 {
     memset(out->n_own, 0, r->n_workers * sizeof(*out->n_own));
     out->n_sync = 0;
+    out->n_parts = 0;
     out->n_valid = 0;
     control(r, out, ctl, n_ctl);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t w = 0;
+        const fs_part_clock *pc = part[i] < r->n_parts ? &r->parts[part[i]] : NULL;
         if (status[i] == FS_OK) {
             out->n_valid++;
-            const fs_part_clock *pc = part[i] < r->n_parts ? &r->parts[part[i]] : NULL;
             if (!pc || pc->state != PART_ACTIVE || !pc->seen || ev[i].ts > pc->max_ts)
                 observe_ts(r, out, i, part[i], ev[i].ts);
+            pc = &r->parts[part[i]]; /* observe_ts may have moved the array */
             w = fs_journey_table_owner(ev[i].customer_hash, r->n_workers);
         }
-        out->own[w][out->n_own[w]++] = (fs_route_ent){.wm = r->wm, .idx = i};
+        int64_t wm = pc ? part_wm(r, pc) : INT64_MIN;
+        out->own[w][out->n_own[w]++] = (fs_route_ent){.wm = wm, .instance_wm = r->wm, .idx = i};
     }
     if (r->flush_rejected && out->n_valid < n) /* a flush: a step at the same watermark */
         push_sync(
-            out, (fs_sync){
-                     .pos = n, .step = true, .wm_before = r->wm, .wm = r->wm, .max_ts = r->max_ts});
+            r, out,
+            (fs_sync){
+                .pos = n, .step = true, .wm_before = r->wm, .wm = r->wm, .max_ts = r->max_ts});
     out->have_wm = r->have_wm;
     out->wm = r->wm;
     out->max_ts = r->max_ts;

@@ -3,11 +3,12 @@
  * Decoding runs on any core, batch by batch in any order; applying events
  * runs on the worker that owns each customer. Between them, once per batch
  * and in batch order, the router walks the decoded batch and
- *   - keeps the input partitions' clocks and the instance watermark
- *     (SPEC §3: each partition's highest ts; the watermark is the minimum
- *     over the active partitions minus max_out_of_orderness, never going
- *     back; partition changes decided by the source arrive at the head of a
- *     batch: fs_part_ctl);
+ *   - keeps the input partitions' clocks (SPEC §3: a partition's watermark
+ *     is its highest valid ts minus max_out_of_orderness) and the instance
+ *     watermark, the minimum over the partitions that are not idle, never
+ *     going back: windows are emitted when it passes their end; partition
+ *     changes decided by the source arrive at the head of a batch
+ *     (fs_part_ctl);
  *   - hands each worker the list of the messages it must look at: the valid
  *     events of the customers it owns (fs_worker_owner), and for worker 0
  *     the rejected messages too (they are counted once, partition-wide),
@@ -17,13 +18,19 @@
  *     window hop or a cohort emit_interval boundary (a "step": see
  *     worker.h); with flush_rejected, also the end of a batch that held
  *     rejected messages (a step that closes nothing but carries them).
+ *     Each sync point carries every partition's watermark at that point, so
+ *     that all workers fire a partition's timers and close its windows at
+ *     the same places before a step cuts them.
  * So a worker reads only its own events, yet every worker fires its timers
  * against the same watermark sequence and cuts the same steps, and the
  * output is the same for any number of workers.
  *
  * Invariants: sync points are in stream order (pos non-decreasing) and
- * their watermarks never decrease (they increase but at a flush); an entry's watermark is never
- * below that of the sync points before it, nor above that of the ones after it.
+ * their watermarks never decrease (they increase but at a flush); an
+ * entry's instance watermark is never below that of the sync points before
+ * it, nor above that of the ones after it; a partition's watermark never
+ * exceeds the one it has at any later point (a reassigned partition starts
+ * its clock again, and the workers keep the higher one).
  */
 #ifndef FS_ROUTE_H
 #define FS_ROUTE_H
@@ -49,18 +56,26 @@ typedef struct fs_part_ctl {
 
 /* One message a worker must look at: ev[idx] (status FS_OK) or a rejection. */
 typedef struct fs_route_ent {
-    int64_t wm; /* the watermark once message idx was observed (INT64_MIN: none yet) */
+    int64_t wm; /* its partition's watermark once message idx was observed (INT64_MIN: none) */
+    int64_t instance_wm; /* the instance watermark then (INT64_MIN: none yet) */
     uint32_t idx;
 } fs_route_ent;
+
+/* A partition's watermark at a sync point. */
+typedef struct fs_part_wm {
+    uint32_t part;
+    int64_t wm;
+} fs_part_wm;
 
 /* A point of the stream where every worker syncs, before applying message
  * `pos` (pos == n: after the last message of the batch). */
 typedef struct fs_sync {
     uint32_t pos;
-    bool first; /* the watermark exists from here on */
-    bool step;  /* a step is cut here */
-    int64_t wm_before, wm;
-    int64_t max_ts; /* highest valid ts seen in any partition so far */
+    bool first;                 /* the watermark exists from here on */
+    bool step;                  /* a step is cut here */
+    int64_t wm_before, wm;      /* the instance watermark */
+    int64_t max_ts;             /* highest valid ts seen in any partition so far */
+    uint32_t parts_at, n_parts; /* fs_routed.parts[parts_at..+n_parts): every partition's clock */
 } fs_sync;
 
 /* A batch's routing, owned by the batch and reused. */
@@ -69,6 +84,8 @@ typedef struct fs_routed {
     uint32_t *n_own;
     fs_sync *sync;
     uint32_t n_sync, sync_cap;
+    fs_part_wm *parts; /* the partition watermarks of the sync points */
+    uint32_t n_parts, parts_cap;
     uint32_t n_valid; /* valid events in the batch */
     bool have_wm;     /* at the end of the batch: */
     int64_t wm;       /* the watermark (INT64_MIN: none yet) */

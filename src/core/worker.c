@@ -1,15 +1,19 @@
 /* worker.c -- events -> journeys -> window partials (see worker.h).
  *
  * Order of work for one message of this worker's list (route.h):
- *   1. sync points before it: the watermark moves; expiry timers below it
- *      fire (counted at their expiry time), then, at a step, the windows the
- *      watermark closed are cut;
- *   2. the watermark catches up with the message's; then, for a valid event,
- *      each funnel's state machine decides what it does and the counts go to
- *      every open window holding the count's time. A count whose window has
- *      closed is "late": it is dropped from that window and the event adds 1
- *      to late_events of the funnel in the earliest open window.
- * Rejected messages are counted (worker 0) in the earliest open window.
+ *   1. sync points before it: every lane catches up with its partition's
+ *      watermark there (expiry timers below it fire, counted at their
+ *      expiry time, then the windows it closes are parked); at a step, the
+ *      windows the instance watermark closed are cut from the lanes;
+ *   2. the message's lane catches up with the message's partition
+ *      watermark; then, for a valid event, each funnel's state machine
+ *      decides what it does and the counts go to every window of the lane
+ *      holding the count's time that is open for the partition. A count
+ *      whose window has closed is "late": it is dropped from that window
+ *      and the event adds 1 to late_events of the funnel in the partition's
+ *      earliest open window.
+ * Rejected messages are counted (worker 0) in their partition's earliest
+ * open window.
  */
 #include "worker.h"
 
@@ -110,6 +114,70 @@ static void timer_prefetch(void *ctx, uint32_t node)
                                 ->journey[node & ((1u << w->funnel_bits) - 1)]);
 }
 
+/* ---- lanes: one per input partition -------------------------------------- */
+
+static fs_lane *lane_at(fs_worker *w, uint32_t part)
+{
+    if (__builtin_expect(part >= w->n_lanes, 0)) {
+        uint32_t n = part + 1 > 2 * w->n_lanes ? part + 1 : 2 * w->n_lanes;
+        w->lanes = fs_xrealloc(w->lanes, n * sizeof(*w->lanes));
+        memset(w->lanes + w->n_lanes, 0, (n - w->n_lanes) * sizeof(*w->lanes));
+        w->n_lanes = n;
+    }
+    fs_lane *l = w->lanes[part];
+    if (__builtin_expect(!l, 0)) {
+        l = w->lanes[part] = fs_xcalloc(1, sizeof(*l));
+        l->part = part;
+        l->wm = l->next_close = INT64_MIN;
+        fs_wheel_init(&l->timers, (fs_wheel_ops){timer_link, timer_expiry, timer_prefetch, w});
+        fs_panes_init(&l->windows, &w->win, w->funnels->n, w->n_stages);
+    }
+    return l;
+}
+
+static void lane_free(fs_lane *l, uint32_t n_funnels)
+{
+    if (!l)
+        return;
+    fs_wheel_destroy(&l->timers);
+    fs_panes_free(&l->windows);
+    for (uint32_t i = l->parked_head; i < l->n_parked; i++)
+        fs_window_slot_free(l->parked[i], n_funnels);
+    free(l->parked);
+    free(l);
+}
+
+/* The watermark the lane's counts are judged at (pane.h: fs_panes_wm). */
+static int64_t lane_wm(const fs_lane *l)
+{
+    return fs_panes_wm(&l->windows, l->wm);
+}
+
+/* Windows closed at wm leave the lane's panes and wait for the step that
+ * emits them. Window ends are multiples of hop, so only a watermark that
+ * reaches a new multiple can close one. */
+static void park_closed(fs_worker *w, fs_lane *l, int64_t wm, bool all)
+{
+    if (!all && wm < l->next_close)
+        return;
+    uint32_t n;
+    fs_window_slot **closed = fs_panes_close(&l->windows, wm, all, &n);
+    if (l->parked_head == l->n_parked)
+        l->parked_head = l->n_parked = 0;
+    if (l->n_parked + n > l->parked_cap) {
+        l->parked_cap = 2 * (l->n_parked + n);
+        l->parked = fs_xrealloc(l->parked, l->parked_cap * sizeof(*l->parked));
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        assert(l->n_parked == 0 || l->parked[l->n_parked - 1]->start < closed[i]->start);
+        l->parked[l->n_parked++] = closed[i];
+    }
+    free(closed);
+    /* the next multiple of hop above closed_upto: the lowest watermark that closes a window */
+    __int128 next = ((__int128)fs_floor_div(l->windows.closed_upto, w->win.hop) + 1) * w->win.hop;
+    l->next_close = all ? INT64_MAX : fs_clamp128(next);
+}
+
 void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_config *cfg,
                     const fs_funnels *funnels, fs_journey_table *table, fs_step_fn emit,
                     void *emit_ctx)
@@ -128,14 +196,12 @@ void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_conf
     w->n_stages = fs_xmalloc(funnels->n * sizeof(*w->n_stages));
     for (uint32_t f = 0; f < funnels->n; f++)
         w->n_stages[f] = funnels->funnel[f].n_stages;
-    fs_panes_init(&w->windows, &w->win, funnels->n, w->n_stages);
     w->cohort_delta = fs_xcalloc(2 * funnels->n, sizeof(*w->cohort_delta));
     for (uint32_t f = 0; f < 2 * funnels->n; f++)
         fs_i64map_init(&w->cohort_delta[f]);
     while ((1u << w->funnel_bits) < funnels->n)
         w->funnel_bits++;
     w->records = fs_journey_table_records(table, id);
-    fs_wheel_init(&w->timers, (fs_wheel_ops){timer_link, timer_expiry, timer_prefetch, w});
     w->scratch_flows = fs_xcalloc(2, sizeof(*w->scratch_flows));
     w->emit = emit;
     w->emit_ctx = emit_ctx;
@@ -155,13 +221,14 @@ static void free_map_values(fs_i64map *m, uint32_t n_funnels, bool slots)
 
 void fs_worker_destroy(fs_worker *w)
 {
-    fs_panes_free(&w->windows);
+    for (uint32_t p = 0; p < w->n_lanes; p++)
+        lane_free(w->lanes[p], w->funnels->n);
+    free(w->lanes);
     free_dead_letters(w->dead, w->n_dead);
     free(w->n_stages);
     for (uint32_t f = 0; f < 2 * w->funnels->n; f++)
         free_map_values(&w->cohort_delta[f], 0, false);
     free(w->cohort_delta);
-    fs_wheel_destroy(&w->timers);
     free(w->touch_buf);
     fs_dict_free(&w->labels);
     free(w->scratch_flows);
@@ -169,27 +236,37 @@ void fs_worker_destroy(fs_worker *w)
 
 /* ---- windows ------------------------------------------------------------ */
 
-/* The open windows of `funnel` that contain ts, into w->scratch_flows: their
- * pane and, for hopping windows, the running sum (pane.h). *late is set
- * when some window containing ts is already closed. */
+/* The windows of `funnel` in the current lane that contain ts and are open
+ * for its partition, into w->scratch_flows: their pane and, for hopping
+ * windows, the running sum (pane.h). *late is set when some window
+ * containing ts is already closed. */
 static uint32_t open_flows(fs_worker *w, uint32_t funnel, int64_t ts, bool *late)
 {
-    return fs_panes_flows(&w->windows, funnel, ts, w->wm, late, w->scratch_flows);
+    return fs_panes_flows(&w->cur->windows, funnel, ts, lane_wm(w->cur), late, w->scratch_flows);
 }
 
 static void count_late(fs_worker *w, uint32_t funnel)
 {
-    fs_panes_add_late(&w->windows, funnel, w->wm);
+    fs_panes_add_late(&w->cur->windows, funnel, lane_wm(w->cur));
     w->stats.late_events++;
 }
 
-static void count_rejected(fs_worker *w, fs_reject reason)
+/* A rejection counts in its partition's earliest window open at
+ * `instance_wm` (the instance's) and at the partition's own watermark, if
+ * it has one yet. */
+static void add_rejected(fs_lane *l, int64_t instance_wm, uint64_t n)
+{
+    int64_t wm = l->have_wm && l->wm > instance_wm ? l->wm : instance_wm;
+    fs_panes_add_rejected(&l->windows, fs_panes_wm(&l->windows, wm), n);
+}
+
+static void count_rejected(fs_worker *w, fs_lane *l, fs_reject reason)
 {
     w->stats.rejected[reason]++;
     if (!w->have_wm)
-        w->pending_rejected++;
+        l->pending_rejected++;
     else
-        fs_panes_add_rejected(&w->windows, w->wm, 1);
+        add_rejected(l, w->wm, 1);
 }
 
 /* ---- cohorts ------------------------------------------------------------ */
@@ -262,7 +339,8 @@ static fs_journey *start_journey(fs_worker *w, fs_customer *c, uint32_t record, 
     assert(!j->active);
     fs_journey_init(j, ts, stage, channel);
     c->n_active++;
-    fs_wheel_add(&w->timers, timer_node(w, record, f->index), fs_journey_expiry(j, f));
+    fs_wheel_add(&lane_at(w, c->part)->timers, timer_node(w, record, f->index),
+                 fs_journey_expiry(j, f));
     w->stats.journeys_started++;
     if (++w->stats.journeys_active > w->stats.journeys_active_peak)
         w->stats.journeys_active_peak = w->stats.journeys_active;
@@ -274,7 +352,7 @@ static void end_journey(fs_worker *w, fs_customer *c, uint32_t record, const fs_
 {
     fs_journey *j = &c->journey[f->index];
     if (fs_wheel_linked(&j->timer))
-        fs_wheel_cancel(&w->timers, timer_node(w, record, f->index));
+        fs_wheel_cancel(&lane_at(w, c->part)->timers, timer_node(w, record, f->index));
     fs_journey_table_end(w->table, w->id, j);
     assert(c->n_active > 0);
     c->n_active--;
@@ -448,9 +526,44 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t
 
 /* ---- watermark and steps ------------------------------------------------ */
 
+static int cmp_slot_start(const void *a, const void *b)
+{
+    int64_t x = (*(fs_window_slot *const *)a)->start, y = (*(fs_window_slot *const *)b)->start;
+    return (x > y) - (x < y);
+}
+
+/* The windows closed at the instance watermark (all: every window), from
+ * every lane, one slot per window. A lane behind the instance watermark
+ * closes its windows there first: they are emitted now, without it. */
 static void collect_closed(fs_worker *w, fs_step *s, bool all)
 {
-    s->closed = fs_panes_close(&w->windows, s->wm, all, &s->n_closed);
+    uint32_t n = 0, cap = 8;
+    fs_window_slot **out = fs_xmalloc(cap * sizeof(*out));
+    for (uint32_t p = 0; p < w->n_lanes; p++) {
+        fs_lane *l = w->lanes[p];
+        if (!l)
+            continue;
+        park_closed(w, l, s->wm, all);
+        for (; l->parked_head < l->n_parked; l->parked_head++) {
+            fs_window_slot *slot = l->parked[l->parked_head];
+            if (!all && !fs_window_is_closed(&w->win, slot->start, s->wm))
+                break;
+            if (n == cap)
+                out = fs_xrealloc(out, (cap *= 2) * sizeof(*out));
+            out[n++] = slot;
+        }
+    }
+    if (n > 1)
+        qsort(out, n, sizeof(*out), cmp_slot_start);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (k && out[k - 1]->start == out[i]->start)
+            fs_window_slot_absorb(out[k - 1], out[i], w->funnels->n);
+        else
+            out[k++] = out[i];
+    }
+    s->closed = out;
+    s->n_closed = k;
 }
 
 static void collect_cohorts(fs_worker *w, fs_step *s)
@@ -500,16 +613,19 @@ static void cut_step(fs_worker *w, int64_t wm_before, int64_t max_ts, bool final
     w->emit(w->emit_ctx, w->id, s);
 }
 
-/* Expiry timers fire while the watermark passes them: wm > expiry time. They
- * count against the windows as they were before this advance. The wheel
- * hands them out in no particular order, which changes no count: each lands
- * in the windows of its own expiry time, and lateness is judged against the
- * same watermark for all of them. */
-static void fire_timers(fs_worker *w, int64_t new_wm, bool all)
+/* A lane's expiry timers fire while its partition's watermark passes them:
+ * wm > expiry time. They count against the lane's windows as they were
+ * before this advance. The wheel hands them out in no particular order,
+ * which changes no count: each lands in the windows of its own expiry time,
+ * and lateness is judged against the same watermark for all of them. */
+static void fire_timers(fs_worker *w, fs_lane *l, int64_t new_wm, bool all)
 {
-    int64_t through = all ? INT64_MAX : new_wm - 1; /* new_wm > the old wm >= INT64_MIN */
+    if (!all && new_wm == INT64_MIN)
+        return; /* a lane's first watermark, at the bottom of time */
+    int64_t through = all ? INT64_MAX : new_wm - 1;
     uint32_t node;
-    while ((node = fs_wheel_pop(&w->timers, through)) != FS_WHEEL_NONE) {
+    w->cur = l;
+    while ((node = fs_wheel_pop(&l->timers, through)) != FS_WHEEL_NONE) {
         fs_customer *c;
         uint32_t record;
         fs_journey *j = timer_journey(w, node, &c, &record);
@@ -525,27 +641,40 @@ static void fire_timers(fs_worker *w, int64_t new_wm, bool all)
     }
 }
 
-/* The watermark moves to new_wm (later than w->wm): timers below it fire
- * first, against the windows as they were. */
-static void catch_up(fs_worker *w, int64_t new_wm)
+/* The lane's partition watermark moves to new_wm (later than the lane's):
+ * timers below it fire first, against the windows as they were, then the
+ * windows it closes are parked. */
+static void catch_up(fs_worker *w, fs_lane *l, int64_t new_wm)
 {
-    fire_timers(w, new_wm, false);
-    w->wm = new_wm;
+    assert(!l->have_wm || new_wm > l->wm);
+    fire_timers(w, l, new_wm, false);
+    l->have_wm = true;
+    l->wm = new_wm;
+    park_closed(w, l, new_wm, false);
 }
 
-static void sync_point(fs_worker *w, const fs_sync *sp)
+static void sync_point(fs_worker *w, const fs_sync *sp, const fs_part_wm *parts)
 {
+    for (uint32_t k = 0; k < sp->n_parts; k++) {
+        fs_lane *l = lane_at(w, parts[sp->parts_at + k].part);
+        if (!l->have_wm || parts[sp->parts_at + k].wm > l->wm)
+            catch_up(w, l, parts[sp->parts_at + k].wm);
+    }
     if (sp->first) {
-        /* The first watermark: rejections counted while an assigned
-         * partition held it back may already lie in windows it closes. */
+        /* The first instance watermark: rejections counted while an
+         * assigned partition held it back may already lie in windows it
+         * closes. */
         w->have_wm = true;
-        if (w->pending_rejected) {
-            fs_panes_add_rejected(&w->windows, sp->wm, w->pending_rejected);
-            w->pending_rejected = 0;
+        for (uint32_t p = 0; p < w->n_lanes; p++) {
+            fs_lane *l = w->lanes[p];
+            if (l && l->pending_rejected) {
+                add_rejected(l, sp->wm, l->pending_rejected);
+                l->pending_rejected = 0;
+            }
         }
     }
     if (sp->first || sp->wm > w->wm)
-        catch_up(w, sp->wm);
+        w->wm = sp->wm;
     if (sp->step)
         cut_step(w, sp->wm_before, sp->max_ts, false);
 }
@@ -579,58 +708,100 @@ void fs_worker_apply(fs_worker *w, const fs_event *ev, const int32_t *type, cons
         assert(i < n && (status[i] == FS_OK || w->id == 0));
         prefetch_ahead(w, ev, status, own, n_own, k);
         while (next_sync < rt->n_sync && rt->sync[next_sync].pos <= i)
-            sync_point(w, &rt->sync[next_sync++]);
-        if (own[k].wm > w->wm)
-            catch_up(w, own[k].wm);
+            sync_point(w, &rt->sync[next_sync++], rt->parts);
+        if (own[k].instance_wm > w->wm)
+            w->wm = own[k].instance_wm;
+        fs_lane *l = w->cur = lane_at(w, part[i]);
+        if (own[k].wm > l->wm || (!l->have_wm && own[k].wm != INT64_MIN))
+            catch_up(w, l, own[k].wm);
         if (status[i] != FS_OK) {
-            count_rejected(w, (fs_reject)status[i]);
+            count_rejected(w, l, (fs_reject)status[i]);
             continue;
         }
         w->stats.events_owned++;
         apply_event(w, &ev[i], type[i], part[i]);
     }
     while (next_sync < rt->n_sync)
-        sync_point(w, &rt->sync[next_sync++]);
-    /* Every worker ends the batch at the same watermark, so that what
-     * follows a batch (the next one's sync points, the final step) starts
-     * from the same place for all. */
+        sync_point(w, &rt->sync[next_sync++], rt->parts);
+    /* Every worker ends the batch at the same instance watermark, so that
+     * what follows a batch (the next one's sync points, the final step)
+     * starts from the same place for all. The lanes need not: a lane
+     * catches up before any count it makes, and at every sync point. */
     if (rt->have_wm && rt->wm > w->wm)
-        catch_up(w, rt->wm);
+        w->wm = rt->wm;
     w->max_ts = rt->max_ts;
     if (w->id == 0)
         w->stats.events_valid += rt->n_valid;
 }
 
+static fs_open_count *open_count_slot(fs_open_count **out, uint32_t *cap, uint32_t n)
+{
+    if (n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        *out = fs_xrealloc(*out, *cap * sizeof(**out));
+    }
+    return &(*out)[n];
+}
+
+static uint32_t open_counts_of(const fs_window_slot *slot, uint32_t n_funnels, int64_t wm,
+                               bool is_window, fs_open_count **out, uint32_t *cap, uint32_t n)
+{
+    for (uint32_t f = 0; f < n_funnels; f++) {
+        const fs_flow *fl = slot->flow[f];
+        if (!fl)
+            continue;
+        fs_open_count *o = open_count_slot(out, cap, n++);
+        o->start = slot->start;
+        o->wm = wm;
+        o->is_window = is_window;
+        o->funnel = f;
+        o->n_stages = fl->n_stages;
+        o->completed = fl->completed;
+        memcpy(o->entered, fl->entered, fl->n_stages * sizeof(*fl->entered));
+        memcpy(o->reached, fl->reached, fl->n_stages * sizeof(*fl->reached));
+    }
+    return n;
+}
+
 uint32_t fs_worker_open_counts(const fs_worker *w, fs_open_count **out, uint32_t *cap)
 {
-    uint32_t n = 0;
-    const fs_i64map *panes = &w->windows.panes;
-    for (size_t i = 0; i <= panes->mask; i++) {
-        const fs_window_slot *slot = panes->slots[i].value;
-        for (uint32_t f = 0; slot && f < w->funnels->n; f++) {
-            const fs_flow *fl = slot->flow[f];
-            if (!fl)
-                continue;
-            if (n == *cap) {
-                *cap = *cap ? *cap * 2 : 8;
-                *out = fs_xrealloc(*out, *cap * sizeof(**out));
-            }
-            fs_open_count *o = &(*out)[n++];
-            o->start = slot->start;
-            o->funnel = f;
-            o->n_stages = fl->n_stages;
-            o->completed = fl->completed;
-            memcpy(o->entered, fl->entered, fl->n_stages * sizeof(*fl->entered));
-            memcpy(o->reached, fl->reached, fl->n_stages * sizeof(*fl->reached));
-        }
+    uint32_t n = 0, nf = w->funnels->n;
+    for (uint32_t p = 0; p < w->n_lanes; p++) {
+        const fs_lane *l = w->lanes[p];
+        if (!l)
+            continue;
+        const fs_i64map *panes = &l->windows.panes;
+        int64_t wm = lane_wm(l) > w->wm ? lane_wm(l) : w->wm;
+        for (size_t i = 0; i <= panes->mask; i++)
+            if (panes->slots[i].value)
+                n = open_counts_of(panes->slots[i].value, nf, wm, false, out, cap, n);
+        for (uint32_t i = l->parked_head; i < l->n_parked; i++)
+            n = open_counts_of(l->parked[i], nf, w->wm, true, out, cap, n);
     }
+    return n;
+}
+
+uint64_t fs_worker_windows_held(const fs_worker *w)
+{
+    uint64_t n = 0;
+    for (uint32_t p = 0; p < w->n_lanes; p++)
+        if (w->lanes[p])
+            n += fs_panes_count(&w->lanes[p]->windows) +
+                 (w->lanes[p]->n_parked - w->lanes[p]->parked_head);
     return n;
 }
 
 void fs_worker_finish(fs_worker *w)
 {
     int64_t old = w->wm;
-    fire_timers(w, INT64_MAX, true);
+    for (uint32_t p = 0; p < w->n_lanes; p++) {
+        fs_lane *l = w->lanes[p];
+        if (!l)
+            continue;
+        fire_timers(w, l, INT64_MAX, true);
+        l->have_wm = true;
+        l->wm = INT64_MAX;
+    }
     w->wm = INT64_MAX;
     cut_step(w, old, w->max_ts, true);
 }

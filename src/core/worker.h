@@ -17,6 +17,24 @@
  * matter to an event of that customer, before which it catches up, so the
  * lag changes nothing that is counted.
  *
+ * Clocks (SPEC §3). Each input partition has its own watermark, and a
+ * worker keeps one lane per partition it has seen: the partition's
+ * watermark as applied so far, the expiry timers of the journeys its events
+ * started, and its counts of open windows (panes). A partition's timers
+ * fire and its windows close by its own watermark; a window closed for a
+ * partition waits in the lane (parked) until the instance watermark (the
+ * minimum over the partitions that are not idle) passes it too, and the
+ * step then hands out the lanes' windows merged. A lane that falls behind
+ * the instance watermark (its partition idle) has its windows closed at the
+ * instance watermark: counts it brings later for them are late (SPEC §3).
+ * So a partition's results depend only on its own events, which is what
+ * lets its state move between instances (next: the state topic).
+ *
+ * A customer's events are expected in one partition (the message key is
+ * the customer id, SPEC §1). A customer seen in two partitions keeps one
+ * record; its journeys' timers belong to the partition that created the
+ * record, while each event counts in its own partition's windows.
+ *
  * Partition-wide counts (rejected events) are kept by worker 0 only.
  */
 #ifndef FS_WORKER_H
@@ -78,6 +96,22 @@ typedef struct fs_step {
 
 typedef void (*fs_step_fn)(void *ctx, uint32_t worker, fs_step *step);
 
+/* One input partition's share of a worker (see the top of this file).
+ * Invariants: wm never decreases; parked[parked_head..n_parked) are
+ * windows closed at the lane's watermark, ascending by start, none of them
+ * closed at the instance watermark of the last step. */
+typedef struct fs_lane {
+    uint32_t part;
+    bool have_wm;
+    int64_t wm;
+    fs_wheel timers; /* node = record << funnel_bits | funnel */
+    fs_panes windows;
+    int64_t next_close; /* the lowest watermark that closes a window of the panes */
+    fs_window_slot **parked;
+    uint32_t parked_head, n_parked, parked_cap;
+    uint64_t pending_rejected; /* before the instance has a watermark */
+} fs_lane;
+
 typedef struct fs_worker_stats {
     uint64_t events_valid;              /* valid events of the input (worker 0 only) */
     uint64_t events_owned;              /* valid events applied by this worker */
@@ -99,18 +133,18 @@ typedef struct fs_worker {
     int64_t max_out_of_orderness;
     int64_t emit_interval;
     bool have_wm;
-    int64_t wm;               /* the watermark as of the last sync or own event (route.h) */
+    int64_t wm;               /* the instance watermark as of the last sync or own event */
     int64_t max_ts;           /* highest valid ts of the input, as of the last batch */
     uint64_t src_seq, src_ns; /* set by the engine before each batch, copied into steps */
     fs_dead_letter *dead;     /* worker 0: rejected messages for the next step */
     uint32_t n_dead, cap_dead;
-    uint64_t pending_rejected; /* before the first watermark */
-    fs_dict labels;            /* channel and segment names -> ids */
+    fs_dict labels; /* channel and segment names -> ids */
     uint32_t labels_sent;
-    fs_panes windows;        /* open windows, counted in panes (pane.h) */
-    uint32_t *n_stages;      /* per funnel, for the panes */
-    fs_i64map *cohort_delta; /* 2 per funnel: window start, then pane start -> fs_cohort */
-    fs_wheel timers; /* expiry of this worker's journeys: node = record << funnel_bits | funnel */
+    fs_lane **lanes; /* by partition index, NULL until seen */
+    uint32_t n_lanes;
+    fs_lane *cur;              /* the lane the counts being made go to */
+    uint32_t *n_stages;        /* per funnel, for the panes */
+    fs_i64map *cohort_delta;   /* 2 per funnel: window start, then pane start -> fs_cohort */
     uint32_t funnel_bits;      /* bits of a timer node that hold the funnel */
     const fs_slab *records;    /* this worker's records in the table: the nodes' owners */
     fs_touch_count *touch_buf; /* a completing journey's touches */
@@ -147,10 +181,13 @@ static inline uint32_t fs_worker_owner(uint64_t hash, uint32_t n_workers)
     return fs_journey_table_owner(hash, n_workers); /* the table's segments follow it */
 }
 
-/* This worker's running counts of one funnel in one pane (fs_worker_open_counts)
- * or one window still open (fs_engine_open_counts). */
+/* This worker's running counts of one funnel in one pane of a lane, or in
+ * one window closed for its partition but not emitted yet (is_window)
+ * (fs_worker_open_counts), or in one window still open (fs_engine_open_counts). */
 typedef struct fs_open_count {
     int64_t start;
+    int64_t wm; /* a pane's: the windows holding it that end after wm are open */
+    bool is_window;
     uint32_t funnel, n_stages;
     uint64_t completed;
     uint64_t entered[FS_MAX_STAGES], reached[FS_MAX_STAGES];
@@ -160,6 +197,8 @@ typedef struct fs_open_count {
  * counted anything) into *out, grown as needed (*cap entries); returns how
  * many. A pane's counts belong to each open window holding it (pane.h). */
 uint32_t fs_worker_open_counts(const fs_worker *w, fs_open_count **out, uint32_t *cap);
+/* Panes and parked windows held, over all lanes. */
+uint64_t fs_worker_windows_held(const fs_worker *w);
 
 void fs_step_free(fs_step *s, uint32_t n_funnels);
 

@@ -1,9 +1,10 @@
 /* test_partitions.c -- per-partition watermarks (worker.h, SPEC §3).
  *
  * Drives the engine directly with batches that carry partition indices and
- * partition changes, as the Kafka stage does, and reads the watermark's
- * effect from the records: a window closes (its flow record is written
- * before the end of input) only when every active partition has passed it.
+ * partition changes, as the Kafka stage does, and reads the watermarks'
+ * effect from the records: a window's record is written (before the end of
+ * input) only when every active partition has passed it, while lateness
+ * and expiry of a partition's events follow that partition's own clock.
  * Config: one 2-stage funnel, 1-minute windows, no out-of-orderness.
  */
 #include <setjmp.h>
@@ -65,16 +66,39 @@ typedef struct harness {
     collected out;
 } harness;
 
-static void start(harness *h)
+static void start_with(harness *h, const char *text)
 {
     char err[256];
-    h->cfg = fs_config_parse(yaml, sizeof yaml - 1, "test", err, sizeof err);
+    h->cfg = fs_config_parse(text, strlen(text), "test", err, sizeof err);
     assert_non_null(h->cfg);
     memset(&h->out, 0, sizeof h->out);
     fs_output o = {
         .write = on_record, .ctx = &h->out, .format = FS_FORMAT_JSON, .step_done = on_step};
     h->engine = fs_engine_new(h->cfg, 2, o);
     assert_non_null(h->engine);
+}
+
+static void start(harness *h)
+{
+    start_with(h, yaml);
+}
+
+/* The flow record of the window starting `sec` seconds after the test's
+ * epoch holds `what`. */
+static bool window_has(const harness *h, int64_t sec, const char *what)
+{
+    char key[64];
+    snprintf(key, sizeof key, "\"window_start\":%lld,", (long long)(1732280400000LL + sec * 1000));
+    char one[4096];
+    for (const char *line = h->out.text; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        snprintf(one, sizeof one, "%.*s", (int)len, line);
+        if (strstr(one, "\"kind\":\"flow\"") && strstr(one, key))
+            return strstr(one, what) != NULL;
+        line = end ? end + 1 : NULL;
+    }
+    return false;
 }
 
 /* One batch: optional partition change, then events (customer, seconds, type, partition). */
@@ -109,6 +133,8 @@ static void finish(harness *h)
     fs_engine_join(h->engine);
     fs_engine_free(h->engine);
     fs_config_free(h->cfg);
+    if (getenv("FS_TEST_VERBOSE"))
+        fputs(h->out.text, stderr);
 }
 
 /* Partition 1 is behind: its event at 30 s still counts in [0, 60) although
@@ -186,6 +212,76 @@ static void test_idle_partition_comes_back(void **state)
     assert_null(strstr(h.out.text, "\"late_events\":1"));
 }
 
+/* SPEC §3: lateness is decided by the event's own partition. Partition 0
+ * is at 200 s, partition 1 at 5 s: an event of partition 0 at 30 s is late
+ * ([0,60) is closed for partition 0), although the window's record is not
+ * out yet (partition 1 holds it). */
+static void test_late_by_own_partition(void **state)
+{
+    (void)state;
+    harness h;
+    start(&h);
+    const ev e1[] = {{"x", 10, "a", 0}, {"y", 5, "a", 1}, {"x", 200, "a", 0}};
+    batch(&h, NULL, 0, e1, 3, false);
+    const ev e2[] = {{"z", 30, "a", 0}};
+    batch(&h, NULL, 0, e2, 1, true);
+    finish(&h);
+    assert_true(window_has(&h, 0, "\"entered\":[2,0]")); /* x@10, y@5; not z */
+    assert_true(window_has(&h, 0, "\"late_events\":0"));
+    /* late in partition 0's earliest open window, [180,240) */
+    assert_true(window_has(&h, 180, "\"late_events\":1"));
+}
+
+/* SPEC §3: expiry follows the journey's partition's clock. x starts at 10 s
+ * in partition 0 with a 1-minute conversion window; partition 0's clock
+ * passes 70 s at once, so the journey expires (abandoned in [60,120)) before
+ * x's b at 65 s arrives, which then finds no journey. Partition 1 (at 5 s,
+ * an event no funnel uses) would have held an instance-wide clock back, and
+ * the b would have completed the journey. */
+static void test_expiry_by_own_partition(void **state)
+{
+    (void)state;
+    static const char text[] = "window: {size: 1m}\n"
+                               "funnels:\n"
+                               "  - name: f\n"
+                               "    mode: strict\n"
+                               "    conversion_window: 1m\n"
+                               "    stages:\n"
+                               "      - {name: a, events: [a]}\n"
+                               "      - {name: b, events: [b]}\n";
+    harness h;
+    start_with(&h, text);
+    const ev e1[] = {{"y", 5, "other", 1}, {"x", 10, "a", 0}, {"w", 200, "other", 0}};
+    batch(&h, NULL, 0, e1, 3, false);
+    const ev e2[] = {{"x", 65, "b", 0}};
+    batch(&h, NULL, 0, e2, 1, true);
+    finish(&h);
+    assert_true(window_has(&h, 0, "\"entered\":[1,0]"));
+    assert_true(window_has(&h, 60, "\"abandoned\":[1,0]"));
+    assert_null(strstr(h.out.text, "\"completed\":1"));
+}
+
+/* SPEC §3: a partition back from idle with counts for a window whose record
+ * is out makes late events, counted in the earliest window not emitted. */
+static void test_back_from_idle_after_emission(void **state)
+{
+    (void)state;
+    harness h;
+    start(&h);
+    const fs_part_ctl assign[] = {{0, FS_PART_ASSIGN}, {1, FS_PART_ASSIGN}};
+    const ev e1[] = {{"x", 10, "a", 0}, {"y", 20, "a", 1}};
+    batch(&h, assign, 2, e1, 2, false);
+    const fs_part_ctl idle[] = {{1, FS_PART_IDLE}};
+    const ev e2[] = {{"x", 100, "a", 0}}; /* [0,60) is emitted here */
+    batch(&h, idle, 1, e2, 1, false);
+    const ev e3[] = {{"z", 40, "a", 1}};
+    batch(&h, NULL, 0, e3, 1, true);
+    finish(&h);
+    assert_true(window_has(&h, 0, "\"entered\":[2,0]"));
+    assert_true(window_has(&h, 0, "\"late_events\":0"));
+    assert_true(window_has(&h, 60, "\"late_events\":1"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +289,9 @@ int main(void)
         cmocka_unit_test(test_one_partition_makes_it_late),
         cmocka_unit_test(test_assigned_then_idle),
         cmocka_unit_test(test_idle_partition_comes_back),
+        cmocka_unit_test(test_late_by_own_partition),
+        cmocka_unit_test(test_expiry_by_own_partition),
+        cmocka_unit_test(test_back_from_idle_after_emission),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,6 +102,8 @@ static void test_lists_and_watermarks(void **state)
     assert_int_equal(w1[1].wm, 69000);
     assert_int_equal(w0[2].idx, 4);
     assert_int_equal(w0[2].wm, 69000);
+    for (uint32_t k = 0; k < 3; k++) /* one partition: its clock is the instance's */
+        assert_int_equal(w0[k].instance_wm, w0[k].wm);
 
     /* sync points: the first watermark (before message 0), the first
      * minute's end (before message 3) */
@@ -131,7 +133,8 @@ static void test_partition_clocks(void **state)
     route(fx, assign, 2);
     assert_false(fx->out.have_wm); /* partition 1 has not spoken */
     assert_int_equal(fx->out.n_sync, 0);
-    assert_int_equal(fx->out.own[0][0].wm, INT64_MIN);
+    assert_int_equal(fx->out.own[0][0].instance_wm, INT64_MIN);
+    assert_int_equal(fx->out.own[0][0].wm, 5 * MIN - 1000); /* its partition's own clock */
 
     add(fx, 0, 1, 3 * MIN, 1, FS_OK);
     route(fx, NULL, 0);
@@ -139,10 +142,28 @@ static void test_partition_clocks(void **state)
     assert_int_equal(fx->out.wm, 3 * MIN - 1000);
     assert_int_equal(fx->out.n_sync, 1);
     assert_true(fx->out.sync[0].first && fx->out.sync[0].step);
+    assert_int_equal(fx->out.own[0][0].instance_wm, 3 * MIN - 1000);
+    assert_int_equal(fx->out.own[0][0].wm, 3 * MIN - 1000);
+    /* the sync point carries both partitions' clocks */
+    assert_int_equal(fx->out.sync[0].n_parts, 2);
+    const fs_part_wm *pw = &fx->out.parts[fx->out.sync[0].parts_at];
+    assert_int_equal(pw[0].part, 0);
+    assert_int_equal(pw[0].wm, 5 * MIN - 1000);
+    assert_int_equal(pw[1].part, 1);
+    assert_int_equal(pw[1].wm, 3 * MIN - 1000);
+
+    /* a partition's entries carry its own watermark, not the minimum */
+    add(fx, 0, 1, 6 * MIN, 0, FS_OK);
+    add(fx, 0, 1, 4 * MIN, 1, FS_OK);
+    route(fx, NULL, 0);
+    assert_int_equal(fx->out.own[0][0].wm, 6 * MIN - 1000);
+    assert_int_equal(fx->out.own[0][0].instance_wm, 3 * MIN - 1000);
+    assert_int_equal(fx->out.own[0][1].wm, 4 * MIN - 1000);
+    assert_int_equal(fx->out.own[0][1].instance_wm, 4 * MIN - 1000);
 
     fs_part_ctl idle = {1, FS_PART_IDLE};
     route(fx, &idle, 1); /* no messages: partition 0 alone now */
-    assert_int_equal(fx->out.wm, 5 * MIN - 1000);
+    assert_int_equal(fx->out.wm, 6 * MIN - 1000);
     assert_int_equal(fx->out.n_sync, 1);
     assert_int_equal(fx->out.sync[0].pos, 0);
     assert_true(fx->out.sync[0].step);
