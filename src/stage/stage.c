@@ -67,13 +67,12 @@
 #include "commit.h"
 #include "embedded.h"
 #include "engine.h"
-#include "fifo.h"
 #include "http.h"
 #include "kafka.h"
+#include "latency.h"
 #include "log.h"
 #include "lookup.h"
 #include "metrics.h"
-#include "sketch.h"
 #include "utf8.h"
 #include "util.h"
 
@@ -98,11 +97,6 @@ typedef struct inbox_step {
     fs_commit_step step;
     uint64_t src_ns; /* when the batch that closed its windows was published */
 } inbox_step;
-
-/* Steps whose records are in flight, for the close -> acknowledged latency. */
-typedef struct pending_latency {
-    uint64_t records_end, src_ns;
-} pending_latency;
 
 typedef struct inbox {
     pthread_mutex_t lock;
@@ -142,10 +136,7 @@ typedef struct stage {
     uint64_t dead_letters;    /* numbered by the sink thread */
     uint64_t consumed, consumed_bytes, acked_records, acked_dead_letters, commits;
     uint64_t first_message_ns;
-    fs_fifo latency_q; /* of pending_latency, by records_end */
-    uint64_t latency_last_end;
-    fs_sketch close_to_ack_us; /* a window's close (its batch published) -> its records acked */
-    fs_latency_histogram close_to_ack;
+    fs_ack_latency latency; /* a window's close (its batch published) -> its records acked */
     uint64_t rebalances;
     fs_http *http;
     fs_board *board;
@@ -442,31 +433,6 @@ static void finish(stage *s)
 
 /* ---- the inbox, on the loop ------------------------------------------------- */
 
-static void latency_push(stage *s, uint64_t records_end, uint64_t src_ns)
-{
-    *(pending_latency *)fs_fifo_push(&s->latency_q) = (pending_latency){records_end, src_ns};
-}
-
-/* Steps whose every record is now acknowledged: their latency is known. */
-static void latency_settle(stage *s)
-{
-    uint64_t acked = fs_commit_records_acked(s->plan), now = fs_now_ns();
-    const pending_latency *p;
-    while ((p = fs_fifo_front(&s->latency_q)) && p->records_end <= acked) {
-        uint64_t from = p->src_ns;
-        uint64_t ns = now > from ? now - from : 0;
-        fs_sketch_add(&s->close_to_ack_us, (int64_t)(ns / 1000));
-        fs_latency_observe(&s->close_to_ack, (double)ns / 1e9);
-        fs_fifo_pop(&s->latency_q);
-    }
-}
-
-static double latency_ms(const stage *s, double q)
-{
-    int64_t us;
-    return fs_sketch_quantile(&s->close_to_ack_us, q, &us) ? (double)us / 1000 : 0;
-}
-
 static void read_inbox(stage *s)
 {
     pthread_mutex_lock(&s->in.lock);
@@ -497,14 +463,11 @@ static void read_inbox(stage *s)
         const fs_commit_step *st = &steps[i].step;
         if (!st->stopped)
             fs_commit_step_done(s->plan, st);
-        if (st->records_end > s->latency_last_end) {
-            latency_push(s, st->records_end, steps[i].src_ns);
-            s->latency_last_end = st->records_end;
-        }
+        fs_ack_latency_push(&s->latency, st->records_end, steps[i].src_ns);
         if (st->final || st->stopped)
             s->sink_done = true;
     }
-    latency_settle(s);
+    fs_ack_latency_settle(&s->latency, fs_commit_records_acked(s->plan), fs_now_ns());
     free(acks);
     free(steps);
     if (failed && s->exit_code == 0)
@@ -711,8 +674,8 @@ static void on_stats_tick(uv_timer_t *h)
            " dead_letters=%" PRIu64 " commits=%" PRIu64 " acked_watermark=%" PRId64
            " close_to_ack_ms_p50=%.1f close_to_ack_ms_p99=%.1f",
            s->consumed, s->consumed_bytes, atomic_load(&s->records), s->acked_records,
-           s->acked_dead_letters, s->commits, fs_commit_acked_wm(s->plan), latency_ms(s, 0.5),
-           latency_ms(s, 0.99));
+           s->acked_dead_letters, s->commits, fs_commit_acked_wm(s->plan),
+           fs_ack_latency_ms(&s->latency, 0.5), fs_ack_latency_ms(&s->latency, 0.99));
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -774,7 +737,7 @@ static void serve_metrics(void *ctx, const fs_http_request *req, fs_http_respons
         .ready = is_ready(s, &lag),
         .parts = parts,
         .n_parts = n,
-        .latency = &s->close_to_ack,
+        .latency = &s->latency.hist,
     };
     fs_metrics_render(&m, &res->body);
     res->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -996,10 +959,9 @@ static void free_stage(stage *s)
     free(s->committed);
     free(s->in.acks);
     free(s->in.steps);
-    fs_fifo_free(&s->latency_q);
     fs_http_free(s->http);
     fs_board_free(s->board);
-    fs_sketch_free(&s->close_to_ack_us);
+    fs_ack_latency_free(&s->latency);
     pthread_mutex_destroy(&s->in.lock);
 }
 
@@ -1013,7 +975,8 @@ static void log_summary(stage *s)
            " closes=%" PRIu64 " close_to_ack_ms_p50=%.1f close_to_ack_ms_p99=%.1f",
            s->exit_code, s->consumed, st.valid, st.rejected, st.late_events, st.flow_records,
            st.cohort_records, s->acked_records, s->acked_dead_letters, s->commits,
-           s->close_to_ack_us.count, latency_ms(s, 0.5), latency_ms(s, 0.99));
+           s->latency.us.count, fs_ack_latency_ms(&s->latency, 0.5),
+           fs_ack_latency_ms(&s->latency, 0.99));
 }
 
 int fs_stage_run(const fs_stage_opts *opts)
@@ -1023,8 +986,7 @@ int fs_stage_run(const fs_stage_opts *opts)
                .consumer_pipe = {-1, -1},
                .producer_pipe = {-1, -1}};
     fs_xcheck(pthread_mutex_init(&s.in.lock, NULL), "pthread_mutex_init");
-    fs_sketch_init(&s.close_to_ack_us);
-    fs_fifo_init(&s.latency_q, sizeof(pending_latency));
+    fs_ack_latency_init(&s.latency);
     fs_window_spec win = {opts->cfg->window_size_ms, opts->cfg->window_hop_ms,
                           (uint32_t)(opts->cfg->window_size_ms / opts->cfg->window_hop_ms)};
     s.plan = fs_commit_plan_new(&win);
