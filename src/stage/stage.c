@@ -68,6 +68,7 @@
 #include "embedded.h"
 #include "engine.h"
 #include "http.h"
+#include "inbox.h"
 #include "kafka.h"
 #include "latency.h"
 #include "log.h"
@@ -93,21 +94,6 @@ typedef struct part_state {
     uint64_t last_ms; /* loop time of the last message (or of the assignment) */
 } part_state;
 
-typedef struct inbox_step {
-    fs_commit_step step;
-    uint64_t src_ns; /* when the batch that closed its windows was published */
-} inbox_step;
-
-typedef struct inbox {
-    pthread_mutex_t lock;
-    uint64_t *acks; /* n << 1 | tag */
-    size_t n_acks, cap_acks;
-    inbox_step *steps;
-    size_t n_steps, cap_steps;
-    bool failed;
-    char failure[256];
-} inbox;
-
 typedef struct stage {
     const fs_config *cfg;
     bool until_eof;
@@ -130,7 +116,7 @@ typedef struct stage {
     int64_t *next_scratch;
     int64_t *committed;
     fs_commit_plan *plan;
-    inbox in;
+    fs_inbox in; /* acks: n << 1 | tag */
     bool sink_done;
     _Atomic uint64_t records; /* numbered by the sink thread */
     uint64_t dead_letters;    /* numbered by the sink thread */
@@ -147,24 +133,13 @@ typedef struct stage {
 static void inbox_fail(stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void inbox_fail(stage *s, const char *fmt, ...)
 {
-    pthread_mutex_lock(&s->in.lock);
-    if (!s->in.failed) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(s->in.failure, sizeof(s->in.failure), fmt, ap);
-        va_end(ap);
-        s->in.failed = true;
-    }
-    pthread_mutex_unlock(&s->in.lock);
+    char why[FS_INBOX_FAILURE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    fs_inbox_post_failure(&s->in, why);
     uv_async_send(&s->wake);
-}
-
-static void *grow(void *v, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return v;
-    *cap = *cap ? 2 * *cap : 64;
-    return fs_xrealloc(v, *cap * size);
 }
 
 static void delivered_from_any(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
@@ -177,10 +152,7 @@ static void delivered_from_any(rd_kafka_t *rk, const rd_kafka_message_t *msg, vo
                    rd_kafka_err2str(msg->err));
         return;
     }
-    pthread_mutex_lock(&s->in.lock);
-    s->in.acks = grow(s->in.acks, &s->in.cap_acks, s->in.n_acks, sizeof(*s->in.acks));
-    s->in.acks[s->in.n_acks++] = tag;
-    pthread_mutex_unlock(&s->in.lock);
+    fs_inbox_post_ack(&s->in, tag);
     uv_async_send(&s->wake);
 }
 
@@ -211,8 +183,8 @@ static int write_from_sink(void *ctx, const char *key, size_t key_len, const cha
 static void step_from_sink(void *ctx, const fs_step_info *info)
 {
     stage *s = ctx;
-    inbox_step is = {.src_ns = info->src_ns};
-    fs_commit_step st = {
+    fs_inbox_step st = {.src_ns = info->src_ns};
+    st.step = (fs_commit_step){
         .records_end = atomic_load_explicit(&s->records, memory_order_acquire),
         .dead_letters_end = info->src_mark,
         .src_seq = info->src_seq,
@@ -221,11 +193,7 @@ static void step_from_sink(void *ctx, const fs_step_info *info)
         .final = info->final && !info->stopped,
         .stopped = info->stopped,
     };
-    pthread_mutex_lock(&s->in.lock);
-    s->in.steps = grow(s->in.steps, &s->in.cap_steps, s->in.n_steps, sizeof(*s->in.steps));
-    is.step = st;
-    s->in.steps[s->in.n_steps++] = is;
-    pthread_mutex_unlock(&s->in.lock);
+    fs_inbox_post_step(&s->in, &st);
     uv_async_send(&s->wake);
 }
 
@@ -435,43 +403,29 @@ static void finish(stage *s)
 
 static void read_inbox(stage *s)
 {
-    pthread_mutex_lock(&s->in.lock);
-    uint64_t *acks = s->in.acks;
-    size_t n_acks = s->in.n_acks;
-    inbox_step *steps = s->in.steps;
-    size_t n_steps = s->in.n_steps;
-    bool failed = s->in.failed;
-    char failure[sizeof(s->in.failure)];
-    memcpy(failure, s->in.failure, sizeof(failure));
-    s->in.acks = NULL;
-    s->in.n_acks = s->in.cap_acks = 0;
-    s->in.steps = NULL;
-    s->in.n_steps = s->in.cap_steps = 0;
-    s->in.failed = false;
-    pthread_mutex_unlock(&s->in.lock);
-
-    for (size_t i = 0; i < n_acks; i++) {
-        if ((acks[i] & 1) == TAG_RECORD) {
-            fs_commit_record_acked(s->plan, acks[i] >> 1);
+    fs_inbox_mail m;
+    fs_inbox_take(&s->in, &m);
+    for (size_t i = 0; i < m.n_acks; i++) {
+        if ((m.acks[i] & 1) == TAG_RECORD) {
+            fs_commit_record_acked(s->plan, m.acks[i] >> 1);
             s->acked_records++;
         } else {
-            fs_commit_dead_letter_acked(s->plan, acks[i] >> 1);
+            fs_commit_dead_letter_acked(s->plan, m.acks[i] >> 1);
             s->acked_dead_letters++;
         }
     }
-    for (size_t i = 0; i < n_steps; i++) {
-        const fs_commit_step *st = &steps[i].step;
+    for (size_t i = 0; i < m.n_steps; i++) {
+        const fs_commit_step *st = &m.steps[i].step;
         if (!st->stopped)
             fs_commit_step_done(s->plan, st);
-        fs_ack_latency_push(&s->latency, st->records_end, steps[i].src_ns);
+        fs_ack_latency_push(&s->latency, st->records_end, m.steps[i].src_ns);
         if (st->final || st->stopped)
             s->sink_done = true;
     }
     fs_ack_latency_settle(&s->latency, fs_commit_records_acked(s->plan), fs_now_ns());
-    free(acks);
-    free(steps);
-    if (failed && s->exit_code == 0)
-        fail(s, failure);
+    fs_inbox_mail_free(&m);
+    if (m.failed && s->exit_code == 0)
+        fail(s, m.failure);
 }
 
 static void on_wake(uv_async_t *h)
@@ -957,12 +911,10 @@ static void free_stage(stage *s)
     free(s->parts);
     free(s->next_scratch);
     free(s->committed);
-    free(s->in.acks);
-    free(s->in.steps);
     fs_http_free(s->http);
     fs_board_free(s->board);
     fs_ack_latency_free(&s->latency);
-    pthread_mutex_destroy(&s->in.lock);
+    fs_inbox_free(&s->in);
 }
 
 static void log_summary(stage *s)
@@ -985,7 +937,7 @@ int fs_stage_run(const fs_stage_opts *opts)
                .until_eof = opts->until_eof,
                .consumer_pipe = {-1, -1},
                .producer_pipe = {-1, -1}};
-    fs_xcheck(pthread_mutex_init(&s.in.lock, NULL), "pthread_mutex_init");
+    fs_inbox_init(&s.in);
     fs_ack_latency_init(&s.latency);
     fs_window_spec win = {opts->cfg->window_size_ms, opts->cfg->window_hop_ms,
                           (uint32_t)(opts->cfg->window_size_ms / opts->cfg->window_hop_ms)};
