@@ -74,12 +74,12 @@
 #include "log.h"
 #include "lookup.h"
 #include "metrics.h"
+#include "part_table.h"
 #include "utf8.h"
 #include "util.h"
 
-#define MAX_PARTITIONS   65536 /* the engine's partition index is 16 bits */
-#define CONSUME_CHUNK    1024  /* messages per rd_kafka_consume_batch_queue */
-#define CONSUME_ROUNDS   64    /* chunks per wake-up before yielding to the loop */
+#define CONSUME_CHUNK    1024 /* messages per rd_kafka_consume_batch_queue */
+#define CONSUME_ROUNDS   64   /* chunks per wake-up before yielding to the loop */
 #define COMMIT_EVERY_MS  1000
 #define STATS_EVERY_MS   10000
 #define FLUSH_TIMEOUT_MS 60000
@@ -87,12 +87,6 @@
 
 enum { TAG_RECORD = 0, TAG_DEAD_LETTER = 1 };
 enum phase { RUNNING, ENDING, DONE };
-
-typedef struct part_state {
-    bool assigned, at_eof, idle;
-    int64_t next;     /* next offset to consume; -1 until a message */
-    uint64_t last_ms; /* loop time of the last message (or of the assignment) */
-} part_state;
 
 typedef struct stage {
     const fs_config *cfg;
@@ -111,10 +105,7 @@ typedef struct stage {
     rd_kafka_topic_t *warm[2]; /* output and dead-letter topics, known from the start */
     fs_engine *engine;
     fs_batch *open;
-    part_state *parts;
-    uint32_t n_parts;
-    int64_t *next_scratch;
-    int64_t *committed;
+    fs_part_table parts;
     fs_commit_plan *plan;
     fs_inbox in; /* acks: n << 1 | tag */
     bool sink_done;
@@ -238,9 +229,7 @@ static void publish(stage *s, publish_how how)
         fs_engine_batch_publish_stop(s->engine, b);
     else
         fs_engine_batch_publish(s->engine, b, how == PUBLISH_LAST);
-    for (uint32_t p = 0; p < s->n_parts; p++)
-        s->next_scratch[p] = s->parts[p].assigned ? s->parts[p].next : -1;
-    fs_commit_batch(s->plan, seq, s->next_scratch, s->n_parts);
+    fs_commit_batch(s->plan, seq, fs_part_table_next(&s->parts), s->parts.n);
 }
 
 /* Partition changes apply before the messages of their batch, so any
@@ -252,25 +241,9 @@ static void control(stage *s, uint32_t part, fs_part_op op)
     fs_batch_add_ctl(open_batch(s), part, op);
 }
 
-static part_state *part_at(stage *s, uint32_t p)
-{
-    if (p >= s->n_parts) {
-        uint32_t n = p + 1;
-        s->parts = fs_xrealloc(s->parts, n * sizeof(*s->parts));
-        s->next_scratch = fs_xrealloc(s->next_scratch, n * sizeof(*s->next_scratch));
-        s->committed = fs_xrealloc(s->committed, n * sizeof(*s->committed));
-        for (uint32_t i = s->n_parts; i < n; i++) {
-            s->parts[i] = (part_state){.next = -1};
-            s->committed[i] = -1;
-        }
-        s->n_parts = n;
-    }
-    return &s->parts[p];
-}
-
 static void add_message(stage *s, const rd_kafka_message_t *m)
 {
-    part_state *ps = part_at(s, (uint32_t)m->partition);
+    fs_part *ps = fs_part_table_at(&s->parts, (uint32_t)m->partition);
     size_t key_len = m->key ? m->key_len : 0, need = m->len + key_len;
     fs_batch *b = open_batch(s);
     if (b->n > 0 && b->len + need > b->cap) {
@@ -286,9 +259,7 @@ static void add_message(stage *s, const rd_kafka_message_t *m)
     fs_batch_add_keyed(b, (uint32_t)b->len, (uint32_t)m->len, (uint32_t)key_len,
                        (uint16_t)m->partition, preset);
     b->len += need;
-    ps->next = m->offset + 1;
-    ps->last_ms = uv_now(&s->loop);
-    ps->idle = ps->at_eof = false;
+    fs_part_message(ps, m->offset, uv_now(&s->loop));
     if (!s->consumed++)
         s->first_message_ns = fs_now_ns();
     s->consumed_bytes += m->len;
@@ -324,19 +295,6 @@ static void fail(stage *s, const char *why)
     end_input(s, PUBLISH_STOP, "failure");
 }
 
-static bool all_at_eof(const stage *s)
-{
-    bool any = false;
-    for (uint32_t p = 0; p < s->n_parts; p++) {
-        if (!s->parts[p].assigned)
-            continue;
-        if (!s->parts[p].at_eof)
-            return false;
-        any = true;
-    }
-    return any;
-}
-
 /* ---- commits ---------------------------------------------------------------- */
 
 static void commit_safe(stage *s, bool sync, const rd_kafka_topic_partition_list_t *only)
@@ -346,8 +304,8 @@ static void commit_safe(stage *s, bool sync, const rd_kafka_topic_partition_list
     uint32_t n;
     const int64_t *safe = fs_commit_safe(s->plan, &n);
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
-    for (uint32_t p = 0; p < n && p < s->n_parts; p++) {
-        if (safe[p] < 0 || safe[p] <= s->committed[p] || !s->parts[p].assigned)
+    for (uint32_t p = 0; p < n && p < s->parts.n; p++) {
+        if (safe[p] < 0 || safe[p] <= s->parts.v[p].committed || !s->parts.v[p].assigned)
             continue;
         if (only && !rd_kafka_topic_partition_list_find(only, s->cfg->input_topic, (int32_t)p))
             continue;
@@ -359,7 +317,7 @@ static void commit_safe(stage *s, bool sync, const rd_kafka_topic_partition_list
             fs_log(FS_LOG_WARN, "offset commit failed", "error=\"%s\"", rd_kafka_err2str(err));
         } else {
             for (int i = 0; i < list->cnt; i++)
-                s->committed[list->elems[i].partition] = list->elems[i].offset;
+                s->parts.v[list->elems[i].partition].committed = list->elems[i].offset;
             s->commits++;
         }
     }
@@ -441,15 +399,14 @@ static void on_wake(uv_async_t *h)
 static void on_message(stage *s, const rd_kafka_message_t *m)
 {
     if (!m->err) {
-        if (m->partition >= 0 && m->partition < MAX_PARTITIONS)
+        if (m->partition >= 0 && m->partition < FS_MAX_PARTITIONS)
             add_message(s, m);
         return;
     }
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        part_state *ps = part_at(s, (uint32_t)m->partition);
-        if (s->until_eof && !ps->at_eof && ps->assigned)
+        fs_part *ps = fs_part_table_at(&s->parts, (uint32_t)m->partition);
+        if (fs_part_reach_eof(ps) && s->until_eof)
             control(s, (uint32_t)m->partition, FS_PART_IDLE); /* nothing more to wait for */
-        ps->at_eof = true;
         return;
     }
     char msg[256];
@@ -482,7 +439,7 @@ static void consume(stage *s)
             if (s->phase != RUNNING)
                 return;
             publish(s, PUBLISH_MORE); /* low rates: do not hold messages back */
-            if (s->until_eof && all_at_eof(s))
+            if (s->until_eof && fs_part_table_all_at_eof(&s->parts))
                 end_input(s, PUBLISH_LAST, "every assigned partition is at its end");
             return;
         }
@@ -530,13 +487,11 @@ static void assigned(stage *s, const rd_kafka_topic_partition_list_t *parts)
 {
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
-        if (p < 0 || p >= MAX_PARTITIONS) {
+        if (p < 0 || p >= FS_MAX_PARTITIONS) {
             fail(s, "input partition number above 65535");
             continue;
         }
-        part_state *ps = part_at(s, (uint32_t)p);
-        *ps = (part_state){.assigned = true, .next = -1, .last_ms = uv_now(&s->loop)};
-        s->committed[p] = -1;
+        fs_part_table_assign(&s->parts, (uint32_t)p, uv_now(&s->loop));
         fs_commit_forget(s->plan, (uint32_t)p); /* consumption restarts from the commit */
         if (s->phase == RUNNING)
             control(s, (uint32_t)p, FS_PART_ASSIGN);
@@ -551,9 +506,8 @@ static void revoked(stage *s, const rd_kafka_topic_partition_list_t *parts)
         commit_safe(s, true, parts);
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
-        if (p < 0 || (uint32_t)p >= s->n_parts)
+        if (p < 0 || !fs_part_table_revoke(&s->parts, (uint32_t)p))
             continue;
-        s->parts[p].assigned = false;
         fs_commit_forget(s->plan, (uint32_t)p);
         if (s->phase == RUNNING)
             control(s, (uint32_t)p, FS_PART_REVOKE);
@@ -600,10 +554,8 @@ static void on_idle_check(uv_timer_t *h)
         return;
     uint64_t now = uv_now(&s->loop);
     bool changed = false;
-    for (uint32_t p = 0; p < s->n_parts; p++) {
-        part_state *ps = &s->parts[p];
-        if (ps->assigned && !ps->idle && now - ps->last_ms >= (uint64_t)s->cfg->idle_timeout_ms) {
-            ps->idle = true;
+    for (uint32_t p = 0; p < s->parts.n; p++) {
+        if (fs_part_idle_due(&s->parts.v[p], now, (uint64_t)s->cfg->idle_timeout_ms)) {
             control(s, p, FS_PART_IDLE);
             changed = true;
             fs_log(FS_LOG_DEBUG, "partition idle", "partition=%" PRIu32, p);
@@ -644,7 +596,7 @@ static void on_signal(uv_signal_t *h, int signum)
 static int64_t partition_lag(stage *s, int32_t p)
 {
     int64_t lo, hi;
-    const part_state *ps = &s->parts[p];
+    const fs_part *ps = &s->parts.v[p];
     if (ps->next < 0 ||
         rd_kafka_get_watermark_offsets(s->consumer, s->cfg->input_topic, p, &lo, &hi) != 0 ||
         hi < 0)
@@ -656,8 +608,8 @@ static bool is_ready(stage *s, int64_t *lag_total)
 {
     bool any = false;
     *lag_total = 0;
-    for (uint32_t p = 0; p < s->n_parts; p++) {
-        if (!s->parts[p].assigned)
+    for (uint32_t p = 0; p < s->parts.n; p++) {
+        if (!s->parts.v[p].assigned)
             continue;
         any = true;
         int64_t lag = partition_lag(s, (int32_t)p);
@@ -671,12 +623,12 @@ static void serve_metrics(void *ctx, const fs_http_request *req, fs_http_respons
 {
     (void)req;
     stage *s = ctx;
-    fs_metrics_partition *parts = fs_xcalloc(s->n_parts ? s->n_parts : 1, sizeof(*parts));
+    fs_metrics_partition *parts = fs_xcalloc(s->parts.n ? s->parts.n : 1, sizeof(*parts));
     size_t n = 0;
-    for (uint32_t p = 0; p < s->n_parts; p++)
-        if (s->parts[p].assigned)
+    for (uint32_t p = 0; p < s->parts.n; p++)
+        if (s->parts.v[p].assigned)
             parts[n++] = (fs_metrics_partition){(int32_t)p, partition_lag(s, (int32_t)p),
-                                                s->committed[p], s->parts[p].idle};
+                                                s->parts.v[p].committed, s->parts.v[p].idle};
     int64_t lag;
     fs_metrics m = {
         .engine = fs_engine_live_stats(s->engine),
@@ -908,9 +860,7 @@ static void free_stage(stage *s)
     close_fds(s->consumer_pipe);
     close_fds(s->producer_pipe);
     fs_commit_plan_free(s->plan);
-    free(s->parts);
-    free(s->next_scratch);
-    free(s->committed);
+    fs_part_table_free(&s->parts);
     fs_http_free(s->http);
     fs_board_free(s->board);
     fs_ack_latency_free(&s->latency);
