@@ -47,6 +47,7 @@
  * nothing more and exits 1.
  */
 #include "stage.h"
+#include "stage_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +64,7 @@
 #include <librdkafka/rdkafka.h>
 #include <uv.h>
 
+#include "api.h"
 #include "board.h"
 #include "commit.h"
 #include "embedded.h"
@@ -83,46 +85,13 @@
 #define COMMIT_EVERY_MS  1000
 #define STATS_EVERY_MS   10000
 #define FLUSH_TIMEOUT_MS 60000
-#define READY_MAX_LAG    100000 /* messages behind, over all partitions */
 
 enum { TAG_RECORD = 0, TAG_DEAD_LETTER = 1 };
-enum phase { RUNNING, ENDING, DONE };
-
-typedef struct stage {
-    const fs_config *cfg;
-    bool until_eof;
-    enum phase phase;
-    int exit_code;
-    uv_loop_t loop;
-    uv_poll_t consumer_watch, producer_watch;
-    int consumer_pipe[2], producer_pipe[2];
-    uv_async_t wake;
-    uv_idle_t more; /* consume again next iteration: the queue was not drained */
-    uv_timer_t idle_timer, commit_timer, stats_timer;
-    uv_signal_t sigint, sigterm;
-    rd_kafka_t *consumer, *producer;
-    rd_kafka_queue_t *consumer_q, *producer_q;
-    rd_kafka_topic_t *warm[2]; /* output and dead-letter topics, known from the start */
-    fs_engine *engine;
-    fs_batch *open;
-    fs_part_table parts;
-    fs_commit_plan *plan;
-    fs_inbox in; /* acks: n << 1 | tag */
-    bool sink_done;
-    _Atomic uint64_t records; /* numbered by the sink thread */
-    uint64_t dead_letters;    /* numbered by the sink thread */
-    uint64_t consumed, consumed_bytes, acked_records, acked_dead_letters, commits;
-    uint64_t first_message_ns;
-    fs_ack_latency latency; /* a window's close (its batch published) -> its records acked */
-    uint64_t rebalances;
-    fs_http *http;
-    fs_board *board;
-} stage;
 
 /* ---- inbox: from any thread to the loop ---------------------------------- */
 
-static void inbox_fail(stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void inbox_fail(stage *s, const char *fmt, ...)
+static void inbox_fail(fs_stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void inbox_fail(fs_stage *s, const char *fmt, ...)
 {
     char why[FS_INBOX_FAILURE];
     va_list ap;
@@ -136,7 +105,7 @@ static void inbox_fail(stage *s, const char *fmt, ...)
 static void delivered_from_any(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     (void)rk;
-    stage *s = opaque;
+    fs_stage *s = opaque;
     uintptr_t tag = (uintptr_t)msg->_private;
     if (msg->err) {
         inbox_fail(s, "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
@@ -149,16 +118,10 @@ static void delivered_from_any(rd_kafka_t *rk, const rd_kafka_message_t *msg, vo
 
 /* ---- engine output: records and dead letters, from the sink thread ---------- */
 
-static void flow_to_board(void *ctx, const fs_flow_json *rec)
-{
-    stage *s = ctx;
-    fs_board_post(s->board, rec->funnel, rec->json, rec->len);
-}
-
 static int write_from_sink(void *ctx, const char *key, size_t key_len, const char *value,
                            size_t value_len)
 {
-    stage *s = ctx;
+    fs_stage *s = ctx;
     uint64_t n = atomic_load_explicit(&s->records, memory_order_relaxed);
     rd_kafka_resp_err_t err =
         fs_kafka_produce(s->producer, s->cfg->output_topic, key, key_len, value, value_len, NULL, 0,
@@ -173,7 +136,7 @@ static int write_from_sink(void *ctx, const char *key, size_t key_len, const cha
 
 static void step_from_sink(void *ctx, const fs_step_info *info)
 {
-    stage *s = ctx;
+    fs_stage *s = ctx;
     fs_inbox_step st = {.src_ns = info->src_ns};
     st.step = (fs_commit_step){
         .records_end = atomic_load_explicit(&s->records, memory_order_acquire),
@@ -190,7 +153,7 @@ static void step_from_sink(void *ctx, const fs_step_info *info)
 
 static void dead_letter_from_sink(void *ctx, const fs_dead_letter *dl)
 {
-    stage *s = ctx;
+    fs_stage *s = ctx;
     char part[16];
     snprintf(part, sizeof(part), "%" PRIu32, dl->part);
     const char *headers[] = {"reason",           fs_reject_name(dl->reason),
@@ -207,7 +170,7 @@ static void dead_letter_from_sink(void *ctx, const fs_dead_letter *dl)
 
 /* ---- batches ---------------------------------------------------------------- */
 
-static fs_batch *open_batch(stage *s)
+static fs_batch *open_batch(fs_stage *s)
 {
     if (!s->open)
         s->open = fs_engine_batch_get(s->engine, s->cfg->input_format);
@@ -218,7 +181,7 @@ typedef enum publish_how { PUBLISH_MORE, PUBLISH_LAST, PUBLISH_STOP } publish_ho
 
 /* Publishes the open batch (an empty one if needed for LAST/STOP) and
  * records where every partition stands after it. */
-static void publish(stage *s, publish_how how)
+static void publish(fs_stage *s, publish_how how)
 {
     if (!s->open && how == PUBLISH_MORE)
         return;
@@ -234,14 +197,14 @@ static void publish(stage *s, publish_how how)
 
 /* Partition changes apply before the messages of their batch, so any
  * messages already gathered go out first. */
-static void control(stage *s, uint32_t part, fs_part_op op)
+static void control(fs_stage *s, uint32_t part, fs_part_op op)
 {
     if (s->open && s->open->n > 0)
         publish(s, PUBLISH_MORE);
     fs_batch_add_ctl(open_batch(s), part, op);
 }
 
-static void add_message(stage *s, const rd_kafka_message_t *m)
+static void add_message(fs_stage *s, const rd_kafka_message_t *m)
 {
     fs_part *ps = fs_part_table_at(&s->parts, (uint32_t)m->partition);
     size_t key_len = m->key ? m->key_len : 0, need = m->len + key_len;
@@ -269,26 +232,26 @@ static void add_message(stage *s, const rd_kafka_message_t *m)
 
 /* ---- ending ----------------------------------------------------------------- */
 
-static void stop_consuming(stage *s)
+static void stop_consuming(fs_stage *s)
 {
     uv_poll_stop(&s->consumer_watch);
     uv_idle_stop(&s->more);
 }
 
-static void end_input(stage *s, publish_how how, const char *why)
+static void end_input(fs_stage *s, publish_how how, const char *why)
 {
-    if (s->phase != RUNNING)
+    if (s->phase != FS_STAGE_RUNNING)
         return;
     double secs = s->consumed ? (double)(fs_now_ns() - s->first_message_ns) / 1e9 : 0;
     fs_log(FS_LOG_INFO, "input ends",
            "reason=\"%s\" consumed=%" PRIu64 " consume_s=%.3f events_per_s=%.0f", why, s->consumed,
            secs, secs > 0 ? (double)s->consumed / secs : 0.0);
-    s->phase = ENDING;
+    s->phase = FS_STAGE_ENDING;
     stop_consuming(s);
     publish(s, how);
 }
 
-static void fail(stage *s, const char *why)
+void fs_stage_fail(fs_stage *s, const char *why)
 {
     fs_log(FS_LOG_ERROR, "stage failed: stopping without committing further", "error=\"%s\"", why);
     s->exit_code = 1;
@@ -297,7 +260,7 @@ static void fail(stage *s, const char *why)
 
 /* ---- commits ---------------------------------------------------------------- */
 
-static void commit_safe(stage *s, bool sync, const rd_kafka_topic_partition_list_t *only)
+static void commit_safe(fs_stage *s, bool sync, const rd_kafka_topic_partition_list_t *only)
 {
     if (s->exit_code != 0)
         return; /* after a failure nothing more is committed */
@@ -326,11 +289,11 @@ static void commit_safe(stage *s, bool sync, const rd_kafka_topic_partition_list
 
 /* ---- the end: flush, commit, leave the group -------------------------------- */
 
-static void read_inbox(stage *s);
+static void read_inbox(fs_stage *s);
 
-static void close_handles(stage *s)
+static void close_handles(fs_stage *s)
 {
-    fs_http_stop(s->http);
+    fs_api_stop(s);
     uv_close((uv_handle_t *)&s->consumer_watch, NULL);
     uv_close((uv_handle_t *)&s->producer_watch, NULL);
     uv_close((uv_handle_t *)&s->wake, NULL);
@@ -342,9 +305,9 @@ static void close_handles(stage *s)
     uv_close((uv_handle_t *)&s->sigterm, NULL);
 }
 
-static void finish(stage *s)
+static void finish(fs_stage *s)
 {
-    s->phase = DONE;
+    s->phase = FS_STAGE_DONE;
     rd_kafka_resp_err_t err = rd_kafka_flush(s->producer, FLUSH_TIMEOUT_MS);
     read_inbox(s); /* the acknowledgements the flush delivered */
     if (err || rd_kafka_outq_len(s->producer) > 0) {
@@ -359,7 +322,7 @@ static void finish(stage *s)
 
 /* ---- the inbox, on the loop ------------------------------------------------- */
 
-static void read_inbox(stage *s)
+static void read_inbox(fs_stage *s)
 {
     fs_inbox_mail m;
     fs_inbox_take(&s->in, &m);
@@ -383,20 +346,20 @@ static void read_inbox(stage *s)
     fs_ack_latency_settle(&s->latency, fs_commit_records_acked(s->plan), fs_now_ns());
     fs_inbox_mail_free(&m);
     if (m.failed && s->exit_code == 0)
-        fail(s, m.failure);
+        fs_stage_fail(s, m.failure);
 }
 
 static void on_wake(uv_async_t *h)
 {
-    stage *s = h->data;
+    fs_stage *s = h->data;
     read_inbox(s);
-    if (s->phase == ENDING && s->sink_done)
+    if (s->phase == FS_STAGE_ENDING && s->sink_done)
         finish(s);
 }
 
 /* ---- consuming -------------------------------------------------------------- */
 
-static void on_message(stage *s, const rd_kafka_message_t *m)
+static void on_message(fs_stage *s, const rd_kafka_message_t *m)
 {
     if (!m->err) {
         if (m->partition >= 0 && m->partition < FS_MAX_PARTITIONS)
@@ -415,7 +378,7 @@ static void on_message(stage *s, const rd_kafka_message_t *m)
     if (m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
         m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
         m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
-        fail(s, msg);
+        fs_stage_fail(s, msg);
     else
         fs_log(FS_LOG_WARN, "consumer error", "error=\"%s\"", msg);
 }
@@ -424,19 +387,19 @@ static void on_more(uv_idle_t *h);
 
 /* Drains the consumer queue, a bounded amount per wake-up so that timers
  * and delivery reports are served in between. */
-static void consume(stage *s)
+static void consume(fs_stage *s)
 {
     rd_kafka_message_t *msgs[CONSUME_CHUNK];
-    for (int round = 0; round < CONSUME_ROUNDS && s->phase == RUNNING; round++) {
+    for (int round = 0; round < CONSUME_ROUNDS && s->phase == FS_STAGE_RUNNING; round++) {
         ssize_t n = rd_kafka_consume_batch_queue(s->consumer_q, 0, msgs, CONSUME_CHUNK);
         for (ssize_t i = 0; i < n; i++) {
-            if (s->phase == RUNNING)
+            if (s->phase == FS_STAGE_RUNNING)
                 on_message(s, msgs[i]);
             rd_kafka_message_destroy(msgs[i]);
         }
         if (n < CONSUME_CHUNK) {
             uv_idle_stop(&s->more);
-            if (s->phase != RUNNING)
+            if (s->phase != FS_STAGE_RUNNING)
                 return;
             publish(s, PUBLISH_MORE); /* low rates: do not hold messages back */
             if (s->until_eof && fs_part_table_all_at_eof(&s->parts))
@@ -444,7 +407,7 @@ static void consume(stage *s)
             return;
         }
     }
-    if (s->phase == RUNNING) {
+    if (s->phase == FS_STAGE_RUNNING) {
         publish(s, PUBLISH_MORE);
         fs_xcheck(uv_idle_start(&s->more, on_more), "uv_idle_start");
     }
@@ -466,7 +429,7 @@ static void on_consumer_ready(uv_poll_t *h, int status, int events)
 {
     (void)status;
     (void)events;
-    stage *s = h->data;
+    fs_stage *s = h->data;
     drain_pipe(s->consumer_pipe[0]);
     consume(s);
 }
@@ -475,7 +438,7 @@ static void on_producer_ready(uv_poll_t *h, int status, int events)
 {
     (void)status;
     (void)events;
-    stage *s = h->data;
+    fs_stage *s = h->data;
     drain_pipe(s->producer_pipe[0]);
     while (rd_kafka_poll(s->producer, 0) > 0)
         ;
@@ -483,33 +446,33 @@ static void on_producer_ready(uv_poll_t *h, int status, int events)
 
 /* ---- rebalances (called from inside rd_kafka_consume_batch_queue) ------------ */
 
-static void assigned(stage *s, const rd_kafka_topic_partition_list_t *parts)
+static void assigned(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
 {
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
         if (p < 0 || p >= FS_MAX_PARTITIONS) {
-            fail(s, "input partition number above 65535");
+            fs_stage_fail(s, "input partition number above 65535");
             continue;
         }
         fs_part_table_assign(&s->parts, (uint32_t)p, uv_now(&s->loop));
         fs_commit_forget(s->plan, (uint32_t)p); /* consumption restarts from the commit */
-        if (s->phase == RUNNING)
+        if (s->phase == FS_STAGE_RUNNING)
             control(s, (uint32_t)p, FS_PART_ASSIGN);
         fs_log(FS_LOG_INFO, "partition assigned", "topic=%s partition=%" PRId32,
                parts->elems[i].topic, p);
     }
 }
 
-static void revoked(stage *s, const rd_kafka_topic_partition_list_t *parts)
+static void revoked(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
 {
-    if (s->phase == RUNNING)
+    if (s->phase == FS_STAGE_RUNNING)
         commit_safe(s, true, parts);
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
         if (p < 0 || !fs_part_table_revoke(&s->parts, (uint32_t)p))
             continue;
         fs_commit_forget(s->plan, (uint32_t)p);
-        if (s->phase == RUNNING)
+        if (s->phase == FS_STAGE_RUNNING)
             control(s, (uint32_t)p, FS_PART_REVOKE);
         fs_log(FS_LOG_INFO, "partition revoked", "topic=%s partition=%" PRId32,
                parts->elems[i].topic, p);
@@ -519,7 +482,7 @@ static void revoked(stage *s, const rd_kafka_topic_partition_list_t *parts)
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    stage *s = opaque;
+    fs_stage *s = opaque;
     s->rebalances++;
     bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     rd_kafka_error_t *error = NULL;
@@ -549,8 +512,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void on_idle_check(uv_timer_t *h)
 {
-    stage *s = h->data;
-    if (s->phase != RUNNING)
+    fs_stage *s = h->data;
+    if (s->phase != FS_STAGE_RUNNING)
         return;
     uint64_t now = uv_now(&s->loop);
     bool changed = false;
@@ -567,14 +530,14 @@ static void on_idle_check(uv_timer_t *h)
 
 static void on_commit_tick(uv_timer_t *h)
 {
-    stage *s = h->data;
-    if (s->phase == RUNNING)
+    fs_stage *s = h->data;
+    if (s->phase == FS_STAGE_RUNNING)
         commit_safe(s, false, NULL);
 }
 
 static void on_stats_tick(uv_timer_t *h)
 {
-    stage *s = h->data;
+    fs_stage *s = h->data;
     fs_log(FS_LOG_INFO, "progress",
            "consumed=%" PRIu64 " bytes=%" PRIu64 " records=%" PRIu64 " records_acked=%" PRIu64
            " dead_letters=%" PRIu64 " commits=%" PRIu64 " acked_watermark=%" PRId64
@@ -586,175 +549,9 @@ static void on_stats_tick(uv_timer_t *h)
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    stage *s = h->data;
+    fs_stage *s = h->data;
     fs_log(FS_LOG_INFO, "signal: stopping", "signal=%d", signum);
     end_input(s, PUBLISH_STOP, "signal");
-}
-
-/* ---- HTTP ------------------------------------------------------------------ */
-
-static int64_t partition_lag(stage *s, int32_t p)
-{
-    int64_t lo, hi;
-    const fs_part *ps = &s->parts.v[p];
-    if (ps->next < 0 ||
-        rd_kafka_get_watermark_offsets(s->consumer, s->cfg->input_topic, p, &lo, &hi) != 0 ||
-        hi < 0)
-        return -1;
-    return hi > ps->next ? hi - ps->next : 0;
-}
-
-static bool is_ready(stage *s, int64_t *lag_total)
-{
-    bool any = false;
-    *lag_total = 0;
-    for (uint32_t p = 0; p < s->parts.n; p++) {
-        if (!s->parts.v[p].assigned)
-            continue;
-        any = true;
-        int64_t lag = partition_lag(s, (int32_t)p);
-        if (lag > 0)
-            *lag_total += lag;
-    }
-    return any && s->exit_code == 0 && s->phase == RUNNING && *lag_total < READY_MAX_LAG;
-}
-
-static void serve_metrics(void *ctx, const fs_http_request *req, fs_http_response *res)
-{
-    (void)req;
-    stage *s = ctx;
-    fs_metrics_partition *parts = fs_xcalloc(s->parts.n ? s->parts.n : 1, sizeof(*parts));
-    size_t n = 0;
-    for (uint32_t p = 0; p < s->parts.n; p++)
-        if (s->parts.v[p].assigned)
-            parts[n++] = (fs_metrics_partition){(int32_t)p, partition_lag(s, (int32_t)p),
-                                                s->parts.v[p].committed, s->parts.v[p].idle};
-    int64_t lag;
-    fs_metrics m = {
-        .engine = fs_engine_live_stats(s->engine),
-        .consumed = s->consumed,
-        .consumed_bytes = s->consumed_bytes,
-        .records_acked = s->acked_records,
-        .dead_letters_acked = s->acked_dead_letters,
-        .commits = s->commits,
-        .rebalances = s->rebalances,
-        .producer_queue = rd_kafka_outq_len(s->producer),
-        .acked_watermark_ms = fs_commit_acked_wm(s->plan),
-        .ready = is_ready(s, &lag),
-        .parts = parts,
-        .n_parts = n,
-        .latency = &s->latency.hist,
-    };
-    fs_metrics_render(&m, &res->body);
-    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    free(parts);
-}
-
-static void serve_health(void *ctx, const fs_http_request *req, fs_http_response *res)
-{
-    (void)ctx;
-    (void)req;
-    fs_buf_puts(&res->body, "ok\n");
-}
-
-static void serve_ready(void *ctx, const fs_http_request *req, fs_http_response *res)
-{
-    (void)req;
-    stage *s = ctx;
-    int64_t lag;
-    bool ready = is_ready(s, &lag);
-    char text[160];
-    snprintf(text, sizeof text, "%s: lag=%" PRId64 " phase=%s\n", ready ? "ready" : "not ready",
-             lag, s->phase == RUNNING ? "running" : "stopping");
-    res->status = ready ? 200 : 503;
-    fs_buf_puts(&res->body, text);
-}
-
-static void serve_funnels(void *ctx, const fs_http_request *req, fs_http_response *res)
-{
-    (void)req;
-    stage *s = ctx;
-    fs_open_count *open;
-    uint32_t n = fs_engine_open_counts(s->engine, &open);
-    fs_board_render(s->board, fs_commit_acked_wm(s->plan), open, n, &res->body);
-    free(open);
-    res->content_type = "application/json";
-}
-
-static void json_error(fs_http_response *res, int status, const char *msg)
-{
-    res->status = status;
-    fs_buf_puts(&res->body, "{\"error\":");
-    fs_buf_json_str(&res->body, msg, strlen(msg));
-    fs_buf_puts(&res->body, "}\n");
-}
-
-/* /api/journeys/<customer_id>, the id percent-encoded as a path segment, or
- * /api/journeys?id=<customer_id> for the ids a path cannot carry (h2o
- * resolves "." and ".." segments before routing). */
-static void serve_journeys(void *ctx, const fs_http_request *req, fs_http_response *res)
-{
-    stage *s = ctx;
-    res->content_type = "application/json";
-    const char *raw = NULL;
-    size_t raw_len = 0;
-    if (req->path_len > 1 && req->path[0] == '/') {
-        raw = req->path + 1;
-        raw_len = req->path_len - 1;
-    } else if (req->path_len == 0) {
-        raw = fs_http_query_param(req, "id", &raw_len);
-    }
-    char id[FS_MAX_CUSTOMER_ID];
-    long n = raw ? fs_http_unescape(raw, raw_len, id, sizeof id) : -1;
-    const char *error = !raw     ? "want /api/journeys/<customer_id> or /api/journeys?id=<id>"
-                        : n < 0  ? "the id is badly percent-encoded or longer than 128 bytes"
-                        : n == 0 ? "the id is empty"
-                        : !fs_utf8_valid(id, (size_t)n)
-                            ? "the id is not UTF-8: no event can carry it"
-                            : NULL;
-    if (error)
-        json_error(res, raw ? 400 : 404, error);
-    else
-        fs_lookup_render(s->engine, s->cfg, id, (size_t)n, &res->body);
-}
-
-static void serve_dashboard(void *ctx, const fs_http_request *req, fs_http_response *res)
-{
-    (void)ctx;
-    if (req->path_len > 0 && !(req->path_len == 10 && !memcmp(req->path, "index.html", 10))) {
-        res->status = 404;
-        fs_buf_puts(&res->body, "not found\n");
-        return;
-    }
-    fs_buf_put(&res->body, fs_embedded_dashboard_html, fs_embedded_dashboard_html_len);
-    res->content_type = "text/html; charset=utf-8";
-}
-
-static void start_http(stage *s, const fs_stage_opts *opts)
-{
-    const fs_http_route routes[] = {
-        {"/metrics", serve_metrics, s},       {"/health", serve_health, s},
-        {"/ready", serve_ready, s},           {"/api/funnels", serve_funnels, s},
-        {"/api/journeys", serve_journeys, s}, {"/", serve_dashboard, s},
-    };
-    size_t n = sizeof(routes) / sizeof(*routes);
-    char err[256];
-    s->http = fs_http_start(&s->loop, s->cfg->http_listen, routes, n, err, sizeof err);
-    if (!s->http && opts->http_any_port) {
-        char any[160];
-        const char *colon = strrchr(s->cfg->http_listen, ':');
-        snprintf(any, sizeof any, "%.*s:0", (int)(colon ? colon - s->cfg->http_listen : 0),
-                 s->cfg->http_listen);
-        s->http = fs_http_start(&s->loop, any, routes, n, err, sizeof err);
-    }
-    if (!s->http) {
-        fs_log(FS_LOG_ERROR, "no HTTP: metrics, API and dashboard are off", "error=\"%s\"", err);
-        return;
-    }
-    fs_log(FS_LOG_INFO, "http listening", "listen=%s port=%d", s->cfg->http_listen,
-           fs_http_port(s->http));
-    if (opts->http_port)
-        atomic_store(opts->http_port, fs_http_port(s->http));
 }
 
 /* ---- set-up and tear-down ------------------------------------------------------ */
@@ -767,14 +564,14 @@ static int event_pipe(rd_kafka_queue_t *q, int fds[2])
     return 0;
 }
 
-static void watch_pipe(stage *s, int fd, uv_poll_t *h, uv_poll_cb cb)
+static void watch_pipe(fs_stage *s, int fd, uv_poll_t *h, uv_poll_cb cb)
 {
     fs_xcheck(uv_poll_init(&s->loop, h, fd), "uv_poll_init");
     h->data = s;
     fs_xcheck(uv_poll_start(h, UV_READABLE, cb), "uv_poll_start");
 }
 
-static void init_handles(stage *s)
+static void init_handles(fs_stage *s)
 {
     watch_pipe(s, s->consumer_pipe[0], &s->consumer_watch, on_consumer_ready);
     watch_pipe(s, s->producer_pipe[0], &s->producer_watch, on_producer_ready);
@@ -803,7 +600,7 @@ static void init_handles(stage *s)
     fs_xcheck(uv_signal_start(&s->sigterm, on_signal, SIGTERM), "uv_signal_start");
 }
 
-static int open_clients(stage *s)
+static int open_clients(fs_stage *s)
 {
     char err[512];
     s->consumer = fs_kafka_consumer_new(s->cfg, s->until_eof, on_rebalance, s, err, sizeof(err));
@@ -844,7 +641,7 @@ static void close_fds(int fds[2])
             close(fds[i]);
 }
 
-static void free_stage(stage *s)
+static void free_stage(fs_stage *s)
 {
     if (s->consumer_q)
         rd_kafka_queue_destroy(s->consumer_q);
@@ -861,13 +658,12 @@ static void free_stage(stage *s)
     close_fds(s->producer_pipe);
     fs_commit_plan_free(s->plan);
     fs_part_table_free(&s->parts);
-    fs_http_free(s->http);
-    fs_board_free(s->board);
+    fs_api_free(s);
     fs_ack_latency_free(&s->latency);
     fs_inbox_free(&s->in);
 }
 
-static void log_summary(stage *s)
+static void log_summary(fs_stage *s)
 {
     fs_engine_stats st = fs_engine_get_stats(s->engine);
     fs_log(FS_LOG_INFO, "stage stopped",
@@ -883,10 +679,10 @@ static void log_summary(stage *s)
 
 int fs_stage_run(const fs_stage_opts *opts)
 {
-    stage s = {.cfg = opts->cfg,
-               .until_eof = opts->until_eof,
-               .consumer_pipe = {-1, -1},
-               .producer_pipe = {-1, -1}};
+    fs_stage s = {.cfg = opts->cfg,
+                  .until_eof = opts->until_eof,
+                  .consumer_pipe = {-1, -1},
+                  .producer_pipe = {-1, -1}};
     fs_inbox_init(&s.in);
     fs_ack_latency_init(&s.latency);
     fs_window_spec win = {opts->cfg->window_size_ms, opts->cfg->window_hop_ms,
@@ -904,12 +700,11 @@ int fs_stage_run(const fs_stage_opts *opts)
                      .format = opts->cfg->output_format,
                      .dead_letter = opts->cfg->dead_letter_topic ? dead_letter_from_sink : NULL,
                      .step_done = step_from_sink,
-                     .flow_json = flow_to_board};
+                     .flow_json = fs_api_flow_from_sink};
     s.engine = fs_engine_new(opts->cfg, threads, out);
     fs_xcheck(uv_loop_init(&s.loop), "uv_loop_init");
     init_handles(&s);
-    s.board = fs_board_new(opts->cfg);
-    start_http(&s, opts);
+    fs_api_start(&s, opts);
     fs_log(FS_LOG_INFO, "stage running",
            "input=%s output=%s dead_letter=%s threads=%" PRIu32 " until_eof=%s",
            opts->cfg->input_topic, opts->cfg->output_topic,
