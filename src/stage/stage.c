@@ -67,6 +67,7 @@
 #include "api.h"
 #include "board.h"
 #include "commit.h"
+#include "deliver.h"
 #include "embedded.h"
 #include "engine.h"
 #include "http.h"
@@ -80,93 +81,10 @@
 #include "utf8.h"
 #include "util.h"
 
-#define CONSUME_CHUNK    1024 /* messages per rd_kafka_consume_batch_queue */
-#define CONSUME_ROUNDS   64   /* chunks per wake-up before yielding to the loop */
-#define COMMIT_EVERY_MS  1000
-#define STATS_EVERY_MS   10000
-#define FLUSH_TIMEOUT_MS 60000
-
-enum { TAG_RECORD = 0, TAG_DEAD_LETTER = 1 };
-
-/* ---- inbox: from any thread to the loop ---------------------------------- */
-
-static void inbox_fail(fs_stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void inbox_fail(fs_stage *s, const char *fmt, ...)
-{
-    char why[FS_INBOX_FAILURE];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    fs_inbox_post_failure(&s->in, why);
-    uv_async_send(&s->wake);
-}
-
-static void delivered_from_any(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
-{
-    (void)rk;
-    fs_stage *s = opaque;
-    uintptr_t tag = (uintptr_t)msg->_private;
-    if (msg->err) {
-        inbox_fail(s, "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
-                   rd_kafka_err2str(msg->err));
-        return;
-    }
-    fs_inbox_post_ack(&s->in, tag);
-    uv_async_send(&s->wake);
-}
-
-/* ---- engine output: records and dead letters, from the sink thread ---------- */
-
-static int write_from_sink(void *ctx, const char *key, size_t key_len, const char *value,
-                           size_t value_len)
-{
-    fs_stage *s = ctx;
-    uint64_t n = atomic_load_explicit(&s->records, memory_order_relaxed);
-    rd_kafka_resp_err_t err =
-        fs_kafka_produce(s->producer, s->cfg->output_topic, key, key_len, value, value_len, NULL, 0,
-                         (void *)(uintptr_t)(n << 1 | TAG_RECORD));
-    if (err) {
-        inbox_fail(s, "producing a record to %s: %s", s->cfg->output_topic, rd_kafka_err2str(err));
-        return -1;
-    }
-    atomic_store_explicit(&s->records, n + 1, memory_order_release);
-    return 0;
-}
-
-static void step_from_sink(void *ctx, const fs_step_info *info)
-{
-    fs_stage *s = ctx;
-    fs_inbox_step st = {.src_ns = info->src_ns};
-    st.step = (fs_commit_step){
-        .records_end = atomic_load_explicit(&s->records, memory_order_acquire),
-        .dead_letters_end = info->src_mark,
-        .src_seq = info->src_seq,
-        .wm = info->wm,
-        .max_ts = info->max_ts,
-        .final = info->final && !info->stopped,
-        .stopped = info->stopped,
-    };
-    fs_inbox_post_step(&s->in, &st);
-    uv_async_send(&s->wake);
-}
-
-static void dead_letter_from_sink(void *ctx, const fs_dead_letter *dl)
-{
-    fs_stage *s = ctx;
-    char part[16];
-    snprintf(part, sizeof(part), "%" PRIu32, dl->part);
-    const char *headers[] = {"reason",           fs_reject_name(dl->reason),
-                             "source.topic",     s->cfg->input_topic,
-                             "source.partition", part};
-    rd_kafka_resp_err_t err = fs_kafka_produce(
-        s->producer, s->cfg->dead_letter_topic, dl->key, dl->key_len, dl->value, dl->value_len,
-        headers, 3, (void *)(uintptr_t)(s->dead_letters << 1 | TAG_DEAD_LETTER));
-    if (err)
-        inbox_fail(s, "producing a dead letter to %s: %s", s->cfg->dead_letter_topic,
-                   rd_kafka_err2str(err));
-    s->dead_letters++; /* numbered even when it failed: the sink counts every call */
-}
+#define CONSUME_CHUNK   1024 /* messages per rd_kafka_consume_batch_queue */
+#define CONSUME_ROUNDS  64   /* chunks per wake-up before yielding to the loop */
+#define COMMIT_EVERY_MS 1000
+#define STATS_EVERY_MS  10000
 
 /* ---- batches ---------------------------------------------------------------- */
 
@@ -258,38 +176,7 @@ void fs_stage_fail(fs_stage *s, const char *why)
     end_input(s, PUBLISH_STOP, "failure");
 }
 
-/* ---- commits ---------------------------------------------------------------- */
-
-static void commit_safe(fs_stage *s, bool sync, const rd_kafka_topic_partition_list_t *only)
-{
-    if (s->exit_code != 0)
-        return; /* after a failure nothing more is committed */
-    uint32_t n;
-    const int64_t *safe = fs_commit_safe(s->plan, &n);
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
-    for (uint32_t p = 0; p < n && p < s->parts.n; p++) {
-        if (safe[p] < 0 || safe[p] <= s->parts.v[p].committed || !s->parts.v[p].assigned)
-            continue;
-        if (only && !rd_kafka_topic_partition_list_find(only, s->cfg->input_topic, (int32_t)p))
-            continue;
-        rd_kafka_topic_partition_list_add(list, s->cfg->input_topic, (int32_t)p)->offset = safe[p];
-    }
-    if (list->cnt > 0) {
-        rd_kafka_resp_err_t err = rd_kafka_commit(s->consumer, list, !sync);
-        if (err) {
-            fs_log(FS_LOG_WARN, "offset commit failed", "error=\"%s\"", rd_kafka_err2str(err));
-        } else {
-            for (int i = 0; i < list->cnt; i++)
-                s->parts.v[list->elems[i].partition].committed = list->elems[i].offset;
-            s->commits++;
-        }
-    }
-    rd_kafka_topic_partition_list_destroy(list);
-}
-
 /* ---- the end: flush, commit, leave the group -------------------------------- */
-
-static void read_inbox(fs_stage *s);
 
 static void close_handles(fs_stage *s)
 {
@@ -308,51 +195,17 @@ static void close_handles(fs_stage *s)
 static void finish(fs_stage *s)
 {
     s->phase = FS_STAGE_DONE;
-    rd_kafka_resp_err_t err = rd_kafka_flush(s->producer, FLUSH_TIMEOUT_MS);
-    read_inbox(s); /* the acknowledgements the flush delivered */
-    if (err || rd_kafka_outq_len(s->producer) > 0) {
-        fs_log(FS_LOG_ERROR, "producer not flushed", "error=\"%s\" in_flight=%d",
-               rd_kafka_err2str(err), rd_kafka_outq_len(s->producer));
+    if (!fs_deliver_flush(s))
         s->exit_code = 1;
-    }
-    commit_safe(s, true, NULL);
+    fs_deliver_commit(s, true, NULL);
     rd_kafka_consumer_close(s->consumer);
     close_handles(s);
-}
-
-/* ---- the inbox, on the loop ------------------------------------------------- */
-
-static void read_inbox(fs_stage *s)
-{
-    fs_inbox_mail m;
-    fs_inbox_take(&s->in, &m);
-    for (size_t i = 0; i < m.n_acks; i++) {
-        if ((m.acks[i] & 1) == TAG_RECORD) {
-            fs_commit_record_acked(s->plan, m.acks[i] >> 1);
-            s->acked_records++;
-        } else {
-            fs_commit_dead_letter_acked(s->plan, m.acks[i] >> 1);
-            s->acked_dead_letters++;
-        }
-    }
-    for (size_t i = 0; i < m.n_steps; i++) {
-        const fs_commit_step *st = &m.steps[i].step;
-        if (!st->stopped)
-            fs_commit_step_done(s->plan, st);
-        fs_ack_latency_push(&s->latency, st->records_end, m.steps[i].src_ns);
-        if (st->final || st->stopped)
-            s->sink_done = true;
-    }
-    fs_ack_latency_settle(&s->latency, fs_commit_records_acked(s->plan), fs_now_ns());
-    fs_inbox_mail_free(&m);
-    if (m.failed && s->exit_code == 0)
-        fs_stage_fail(s, m.failure);
 }
 
 static void on_wake(uv_async_t *h)
 {
     fs_stage *s = h->data;
-    read_inbox(s);
+    fs_deliver_read(s);
     if (s->phase == FS_STAGE_ENDING && s->sink_done)
         finish(s);
 }
@@ -425,6 +278,15 @@ static void drain_pipe(int fd)
         ;
 }
 
+static void on_producer_ready(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    fs_stage *s = h->data;
+    drain_pipe(s->producer_pipe[0]);
+    fs_deliver_poll(s);
+}
+
 static void on_consumer_ready(uv_poll_t *h, int status, int events)
 {
     (void)status;
@@ -432,16 +294,6 @@ static void on_consumer_ready(uv_poll_t *h, int status, int events)
     fs_stage *s = h->data;
     drain_pipe(s->consumer_pipe[0]);
     consume(s);
-}
-
-static void on_producer_ready(uv_poll_t *h, int status, int events)
-{
-    (void)status;
-    (void)events;
-    fs_stage *s = h->data;
-    drain_pipe(s->producer_pipe[0]);
-    while (rd_kafka_poll(s->producer, 0) > 0)
-        ;
 }
 
 /* ---- rebalances (called from inside rd_kafka_consume_batch_queue) ------------ */
@@ -466,7 +318,7 @@ static void assigned(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
 static void revoked(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
 {
     if (s->phase == FS_STAGE_RUNNING)
-        commit_safe(s, true, parts);
+        fs_deliver_commit(s, true, parts);
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
         if (p < 0 || !fs_part_table_revoke(&s->parts, (uint32_t)p))
@@ -531,8 +383,7 @@ static void on_idle_check(uv_timer_t *h)
 static void on_commit_tick(uv_timer_t *h)
 {
     fs_stage *s = h->data;
-    if (s->phase == FS_STAGE_RUNNING)
-        commit_safe(s, false, NULL);
+    fs_deliver_commit_tick(s);
 }
 
 static void on_stats_tick(uv_timer_t *h)
@@ -605,7 +456,8 @@ static int open_clients(fs_stage *s)
     char err[512];
     s->consumer = fs_kafka_consumer_new(s->cfg, s->until_eof, on_rebalance, s, err, sizeof(err));
     if (s->consumer)
-        s->producer = fs_kafka_producer_new(s->cfg, delivered_from_any, s, err, sizeof(err));
+        s->producer =
+            fs_kafka_producer_new(s->cfg, fs_deliver_report_from_any, s, err, sizeof(err));
     if (!s->consumer || !s->producer) {
         fs_log(FS_LOG_ERROR, "cannot create the Kafka clients", "error=\"%s\"", err);
         return -1;
@@ -695,11 +547,12 @@ int fs_stage_run(const fs_stage_opts *opts)
         return 1;
     }
     uint32_t threads = opts->threads ? opts->threads : fs_config_threads(opts->cfg);
-    fs_output out = {.write = write_from_sink,
+    fs_output out = {.write = fs_deliver_write_from_sink,
                      .ctx = &s,
                      .format = opts->cfg->output_format,
-                     .dead_letter = opts->cfg->dead_letter_topic ? dead_letter_from_sink : NULL,
-                     .step_done = step_from_sink,
+                     .dead_letter =
+                         opts->cfg->dead_letter_topic ? fs_deliver_dead_letter_from_sink : NULL,
+                     .step_done = fs_deliver_step_from_sink,
                      .flow_json = fs_api_flow_from_sink};
     s.engine = fs_engine_new(opts->cfg, threads, out);
     fs_xcheck(uv_loop_init(&s.loop), "uv_loop_init");
