@@ -1,40 +1,35 @@
-/* stage.c -- the pipeline stage: Kafka in, engine, Kafka out, on a libuv loop.
+/* stage.c -- `funnelstream run`: the pipeline stage. Kafka in, engine, Kafka
+ * out, on one libuv loop. This file starts and stops it and wires the pieces
+ * together; each piece has a file of its own:
  *
- * Threads. The loop thread (everything in this file that is not a callback
- * named *_from_*) consumes messages, fills engine batches, decides partition
- * changes (assign, revoke, idle, end), commits offsets and serves the
- * producer's delivery reports. The engine's workers decode and compute; its
- * sink thread produces the records, and worker 0 the dead letters.
- * librdkafka may run the delivery callback on any thread that polls the
- * producer (fs_kafka_produce polls when the queue is full), so that callback
- * only posts to the inbox, and a uv_async wakes the loop to read it.
+ *   consume.c     the input: the consumer queue into engine batches, and
+ *                 partition changes (assign, revoke, idle, end) into the
+ *                 batch stream
+ *   part_table.c  the input partitions, as the loop sees them
+ *   deliver.c     the output: records and dead letters produced, delivery
+ *                 reports read, offsets committed once commit.h allows it
+ *   inbox.c       how the other threads hand things to the loop
+ *   latency.c     "window closed -> its records acknowledged", measured
+ *   api.c         HTTP: /metrics, /health, /ready, /api/funnels,
+ *                 /api/journeys and the dashboard
+ *   stage_internal.h  the state they share: who writes what, on which thread
+ *
+ * Threads. The loop thread runs everything but the callbacks named
+ * *_from_sink and *_from_any: it consumes, fills and publishes batches,
+ * decides partition changes, commits offsets, serves the producer's
+ * delivery reports and answers HTTP. The engine's workers decode and
+ * compute; its sink thread merges their steps into records and hands them,
+ * with the dead letters worker 0 gathered, to the fs_output hooks, which
+ * produce them (deliver.c). librdkafka may run the delivery callback on any
+ * thread that polls the producer (fs_kafka_produce polls when the queue is
+ * full), so that callback, like the sink's step hook, only posts to the
+ * inbox, and a uv_async (`wake`) makes the loop read it.
  *
  * Wake-ups, never polling: librdkafka writes a byte to a pipe when the
  * consumer queue (messages, rebalances, errors) or the producer's queue
  * (delivery reports) becomes non-empty (rd_kafka_queue_io_event_enable), and
- * uv_poll watches the pipes. A uv_timer marks idle partitions and another
- * commits; uv_signal catches SIGINT and SIGTERM.
- *
- * Partitions: each message's Kafka partition number is its partition index
- * in the engine, whose workers keep one clock per partition (worker.h). The
- * loop tells them, in the batch stream, when a partition is assigned, idle
- * (no message for idle_timeout), at its end (--until-eof: it holds nothing
- * back any more) or revoked.
- *
- * Offsets are committed only when commit.h says the records depending on
- * them are acknowledged.
- *
- * Latency: every batch carries its publication time into the steps cut
- * while it is applied; when all records up to a step's are acknowledged,
- * now minus that time is one sample of "window closed -> its records
- * acknowledged" (p50/p99 in the progress and summary logs).
- *
- * HTTP (http.h), on the same loop: /metrics (Prometheus, metrics.h),
- * /health (the loop answers), /ready (partitions assigned, no failure,
- * consumer lag below READY_MAX_LAG), /api/funnels (board.h) and the
- * dashboard at /, built into the binary. A taken http.listen address is
- * logged as an error and the stage runs on without HTTP: the data path
- * matters more than its observation.
+ * uv_poll watches the pipes. A uv_timer marks idle partitions, another
+ * commits, a third logs progress; uv_signal catches SIGINT and SIGTERM.
  *
  * Ending. --until-eof: once every assigned partition is at its end, the open
  * batch is published as the last one; the watermark goes to +inf, every
@@ -43,21 +38,16 @@
  * published as a "stop" batch (open windows are not emitted: they are not
  * closed), and once the sink is through, the producer is flushed and the safe
  * offsets committed. Either way the consumer then leaves the group and the
- * loop ends. A delivery failure stops the stage the same way but commits
- * nothing more and exits 1.
+ * loop ends. A failure (fs_stage_fail: broker, delivery or configuration)
+ * stops the stage the same way but commits nothing more and exits 1.
  */
 #include "stage.h"
-#include "stage_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -65,118 +55,24 @@
 #include <uv.h>
 
 #include "api.h"
-#include "board.h"
-#include "commit.h"
+#include "consume.h"
 #include "deliver.h"
-#include "embedded.h"
-#include "engine.h"
-#include "http.h"
-#include "inbox.h"
 #include "kafka.h"
-#include "latency.h"
 #include "log.h"
-#include "lookup.h"
-#include "metrics.h"
-#include "part_table.h"
-#include "utf8.h"
+#include "stage_internal.h"
 #include "util.h"
 
-#define CONSUME_CHUNK   1024 /* messages per rd_kafka_consume_batch_queue */
-#define CONSUME_ROUNDS  64   /* chunks per wake-up before yielding to the loop */
 #define COMMIT_EVERY_MS 1000
 #define STATS_EVERY_MS  10000
 
-/* ---- batches ---------------------------------------------------------------- */
-
-static fs_batch *open_batch(fs_stage *s)
-{
-    if (!s->open)
-        s->open = fs_engine_batch_get(s->engine, s->cfg->input_format);
-    return s->open;
-}
-
-typedef enum publish_how { PUBLISH_MORE, PUBLISH_LAST, PUBLISH_STOP } publish_how;
-
-/* Publishes the open batch (an empty one if needed for LAST/STOP) and
- * records where every partition stands after it. */
-static void publish(fs_stage *s, publish_how how)
-{
-    if (!s->open && how == PUBLISH_MORE)
-        return;
-    fs_batch *b = open_batch(s);
-    uint64_t seq = b->seq; /* the slot may be recycled once published */
-    s->open = NULL;
-    if (how == PUBLISH_STOP)
-        fs_engine_batch_publish_stop(s->engine, b);
-    else
-        fs_engine_batch_publish(s->engine, b, how == PUBLISH_LAST);
-    fs_commit_batch(s->plan, seq, fs_part_table_next(&s->parts), s->parts.n);
-}
-
-/* Partition changes apply before the messages of their batch, so any
- * messages already gathered go out first. */
-static void control(fs_stage *s, uint32_t part, fs_part_op op)
-{
-    if (s->open && s->open->n > 0)
-        publish(s, PUBLISH_MORE);
-    fs_batch_add_ctl(open_batch(s), part, op);
-}
-
-static void add_message(fs_stage *s, const rd_kafka_message_t *m)
-{
-    fs_part *ps = fs_part_table_at(&s->parts, (uint32_t)m->partition);
-    size_t key_len = m->key ? m->key_len : 0, need = m->len + key_len;
-    fs_batch *b = open_batch(s);
-    if (b->n > 0 && b->len + need > b->cap) {
-        publish(s, PUBLISH_MORE);
-        b = open_batch(s);
-    }
-    fs_batch_reserve(b, need);
-    if (m->len)
-        memcpy(b->buf + b->len, m->payload, m->len);
-    if (key_len)
-        memcpy(b->buf + b->len + m->len, m->key, key_len);
-    fs_reject preset = m->len > FS_MAX_MESSAGE ? FS_REJECT_MALFORMED : FS_OK;
-    fs_batch_add_keyed(b, (uint32_t)b->len, (uint32_t)m->len, (uint32_t)key_len,
-                       (uint16_t)m->partition, preset);
-    b->len += need;
-    fs_part_message(ps, m->offset, uv_now(&s->loop));
-    if (!s->consumed++)
-        s->first_message_ns = fs_now_ns();
-    s->consumed_bytes += m->len;
-    if (fs_batch_full(b))
-        publish(s, PUBLISH_MORE);
-}
-
-/* ---- ending ----------------------------------------------------------------- */
-
-static void stop_consuming(fs_stage *s)
-{
-    uv_poll_stop(&s->consumer_watch);
-    uv_idle_stop(&s->more);
-}
-
-static void end_input(fs_stage *s, publish_how how, const char *why)
-{
-    if (s->phase != FS_STAGE_RUNNING)
-        return;
-    double secs = s->consumed ? (double)(fs_now_ns() - s->first_message_ns) / 1e9 : 0;
-    fs_log(FS_LOG_INFO, "input ends",
-           "reason=\"%s\" consumed=%" PRIu64 " consume_s=%.3f events_per_s=%.0f", why, s->consumed,
-           secs, secs > 0 ? (double)s->consumed / secs : 0.0);
-    s->phase = FS_STAGE_ENDING;
-    stop_consuming(s);
-    publish(s, how);
-}
+/* ---- the end: flush, commit, leave the group -------------------------------- */
 
 void fs_stage_fail(fs_stage *s, const char *why)
 {
     fs_log(FS_LOG_ERROR, "stage failed: stopping without committing further", "error=\"%s\"", why);
     s->exit_code = 1;
-    end_input(s, PUBLISH_STOP, "failure");
+    fs_consume_stop(s, "failure");
 }
-
-/* ---- the end: flush, commit, leave the group -------------------------------- */
 
 static void close_handles(fs_stage *s)
 {
@@ -202,6 +98,8 @@ static void finish(fs_stage *s)
     close_handles(s);
 }
 
+/* The inbox has news: acknowledgements, finished steps, a failure. Once the
+ * input has ended and the sink's last step is in, the stage finishes. */
 static void on_wake(uv_async_t *h)
 {
     fs_stage *s = h->data;
@@ -210,66 +108,7 @@ static void on_wake(uv_async_t *h)
         finish(s);
 }
 
-/* ---- consuming -------------------------------------------------------------- */
-
-static void on_message(fs_stage *s, const rd_kafka_message_t *m)
-{
-    if (!m->err) {
-        if (m->partition >= 0 && m->partition < FS_MAX_PARTITIONS)
-            add_message(s, m);
-        return;
-    }
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        fs_part *ps = fs_part_table_at(&s->parts, (uint32_t)m->partition);
-        if (fs_part_reach_eof(ps) && s->until_eof)
-            control(s, (uint32_t)m->partition, FS_PART_IDLE); /* nothing more to wait for */
-        return;
-    }
-    char msg[256];
-    snprintf(msg, sizeof(msg), "%s%s%s", rd_kafka_err2str(m->err), m->len ? ": " : "",
-             m->len ? (const char *)m->payload : "");
-    if (m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-        m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-        m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
-        fs_stage_fail(s, msg);
-    else
-        fs_log(FS_LOG_WARN, "consumer error", "error=\"%s\"", msg);
-}
-
-static void on_more(uv_idle_t *h);
-
-/* Drains the consumer queue, a bounded amount per wake-up so that timers
- * and delivery reports are served in between. */
-static void consume(fs_stage *s)
-{
-    rd_kafka_message_t *msgs[CONSUME_CHUNK];
-    for (int round = 0; round < CONSUME_ROUNDS && s->phase == FS_STAGE_RUNNING; round++) {
-        ssize_t n = rd_kafka_consume_batch_queue(s->consumer_q, 0, msgs, CONSUME_CHUNK);
-        for (ssize_t i = 0; i < n; i++) {
-            if (s->phase == FS_STAGE_RUNNING)
-                on_message(s, msgs[i]);
-            rd_kafka_message_destroy(msgs[i]);
-        }
-        if (n < CONSUME_CHUNK) {
-            uv_idle_stop(&s->more);
-            if (s->phase != FS_STAGE_RUNNING)
-                return;
-            publish(s, PUBLISH_MORE); /* low rates: do not hold messages back */
-            if (s->until_eof && fs_part_table_all_at_eof(&s->parts))
-                end_input(s, PUBLISH_LAST, "every assigned partition is at its end");
-            return;
-        }
-    }
-    if (s->phase == FS_STAGE_RUNNING) {
-        publish(s, PUBLISH_MORE);
-        fs_xcheck(uv_idle_start(&s->more, on_more), "uv_idle_start");
-    }
-}
-
-static void on_more(uv_idle_t *h)
-{
-    consume(h->data);
-}
+/* ---- wake-ups: the pipes, the timers, the signals ------------------------- */
 
 static void drain_pipe(int fd)
 {
@@ -293,97 +132,17 @@ static void on_consumer_ready(uv_poll_t *h, int status, int events)
     (void)events;
     fs_stage *s = h->data;
     drain_pipe(s->consumer_pipe[0]);
-    consume(s);
+    fs_consume(s);
 }
-
-/* ---- rebalances (called from inside rd_kafka_consume_batch_queue) ------------ */
-
-static void assigned(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
-{
-    for (int i = 0; i < parts->cnt; i++) {
-        int32_t p = parts->elems[i].partition;
-        if (p < 0 || p >= FS_MAX_PARTITIONS) {
-            fs_stage_fail(s, "input partition number above 65535");
-            continue;
-        }
-        fs_part_table_assign(&s->parts, (uint32_t)p, uv_now(&s->loop));
-        fs_commit_forget(s->plan, (uint32_t)p); /* consumption restarts from the commit */
-        if (s->phase == FS_STAGE_RUNNING)
-            control(s, (uint32_t)p, FS_PART_ASSIGN);
-        fs_log(FS_LOG_INFO, "partition assigned", "topic=%s partition=%" PRId32,
-               parts->elems[i].topic, p);
-    }
-}
-
-static void revoked(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
-{
-    if (s->phase == FS_STAGE_RUNNING)
-        fs_deliver_commit(s, true, parts);
-    for (int i = 0; i < parts->cnt; i++) {
-        int32_t p = parts->elems[i].partition;
-        if (p < 0 || !fs_part_table_revoke(&s->parts, (uint32_t)p))
-            continue;
-        fs_commit_forget(s->plan, (uint32_t)p);
-        if (s->phase == FS_STAGE_RUNNING)
-            control(s, (uint32_t)p, FS_PART_REVOKE);
-        fs_log(FS_LOG_INFO, "partition revoked", "topic=%s partition=%" PRId32,
-               parts->elems[i].topic, p);
-    }
-}
-
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
-{
-    fs_stage *s = opaque;
-    s->rebalances++;
-    bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
-    rd_kafka_error_t *error = NULL;
-    rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        assigned(s, parts);
-        if (cooperative)
-            error = rd_kafka_incremental_assign(rk, parts);
-        else
-            aerr = rd_kafka_assign(rk, parts);
-    } else {
-        revoked(s, parts);
-        if (cooperative)
-            error = rd_kafka_incremental_unassign(rk, parts);
-        else
-            aerr = rd_kafka_assign(rk, NULL);
-    }
-    if (error) {
-        fs_log(FS_LOG_ERROR, "rebalance failed", "error=\"%s\"", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    } else if (aerr) {
-        fs_log(FS_LOG_ERROR, "rebalance failed", "error=\"%s\"", rd_kafka_err2str(aerr));
-    }
-}
-
-/* ---- timers and signals ------------------------------------------------------ */
 
 static void on_idle_check(uv_timer_t *h)
 {
-    fs_stage *s = h->data;
-    if (s->phase != FS_STAGE_RUNNING)
-        return;
-    uint64_t now = uv_now(&s->loop);
-    bool changed = false;
-    for (uint32_t p = 0; p < s->parts.n; p++) {
-        if (fs_part_idle_due(&s->parts.v[p], now, (uint64_t)s->cfg->idle_timeout_ms)) {
-            control(s, p, FS_PART_IDLE);
-            changed = true;
-            fs_log(FS_LOG_DEBUG, "partition idle", "partition=%" PRIu32, p);
-        }
-    }
-    if (changed)
-        publish(s, PUBLISH_MORE); /* the watermark may move now */
+    fs_consume_idle_check(h->data);
 }
 
 static void on_commit_tick(uv_timer_t *h)
 {
-    fs_stage *s = h->data;
-    fs_deliver_commit_tick(s);
+    fs_deliver_commit_tick(h->data);
 }
 
 static void on_stats_tick(uv_timer_t *h)
@@ -402,7 +161,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     fs_stage *s = h->data;
     fs_log(FS_LOG_INFO, "signal: stopping", "signal=%d", signum);
-    end_input(s, PUBLISH_STOP, "signal");
+    fs_consume_stop(s, "signal");
 }
 
 /* ---- set-up and tear-down ------------------------------------------------------ */
@@ -454,7 +213,8 @@ static void init_handles(fs_stage *s)
 static int open_clients(fs_stage *s)
 {
     char err[512];
-    s->consumer = fs_kafka_consumer_new(s->cfg, s->until_eof, on_rebalance, s, err, sizeof(err));
+    s->consumer =
+        fs_kafka_consumer_new(s->cfg, s->until_eof, fs_consume_rebalance, s, err, sizeof(err));
     if (s->consumer)
         s->producer =
             fs_kafka_producer_new(s->cfg, fs_deliver_report_from_any, s, err, sizeof(err));
