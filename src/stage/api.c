@@ -155,13 +155,13 @@ static void serve_dashboard(void *ctx, const fs_http_request *req, fs_http_respo
 
 void fs_api_start(fs_stage *s, const fs_stage_opts *opts)
 {
+    s->board = fs_board_new(s->cfg);
     const fs_http_route routes[] = {
         {"/metrics", serve_metrics, s},       {"/health", serve_health, s},
         {"/ready", serve_ready, s},           {"/api/funnels", serve_funnels, s},
         {"/api/journeys", serve_journeys, s}, {"/", serve_dashboard, s},
     };
     size_t n = sizeof(routes) / sizeof(*routes);
-    s->board = fs_board_new(s->cfg);
     char err[256];
     s->http = fs_http_start(&s->loop, s->cfg->http_listen, routes, n, err, sizeof err);
     if (!s->http && opts->http_any_port) {
