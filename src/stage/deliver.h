@@ -9,15 +9,18 @@
  * (inbox.h), and a uv_async wakes the loop to read it (fs_deliver_read),
  * which feeds the commit plan (commit.h) and the latency (latency.h).
  * Offsets are committed only when the plan says every record depending on
- * them is acknowledged (fs_deliver_commit): every COMMIT_EVERY_MS, before
- * partitions are revoked, and once at the end after the producer is flushed.
+ * them is acknowledged (fs_deliver_commit): on the commit timer (stage.c),
+ * before partitions are revoked, and once at the end after the producer is
+ * flushed.
  * A failed delivery or production fails the stage (fs_stage_fail): nothing
  * more is committed.
  *
  * The interface is the seam for transactions (SPEC §5, exactly-once):
  * records go out through the hooks, offsets through fs_deliver_commit, and
- * fs_deliver_flush ends the output; a transactional output would begin,
- * send the offsets to and commit its transaction behind the same calls.
+ * fs_deliver_flush ends the output. A transactional output would keep these
+ * calls and change what is behind them: the records of a commit interval in
+ * one transaction, the offsets sent to it instead of committed by the
+ * consumer.
  */
 #ifndef FS_DELIVER_H
 #define FS_DELIVER_H

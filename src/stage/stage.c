@@ -14,6 +14,13 @@
  *                 /api/journeys and the dashboard
  *   stage_internal.h  the state they share: who writes what, on which thread
  *
+ * A message's way: consume.c copies it into a batch and publishes the batch
+ * to the engine, noting in the commit plan (commit.h) where each partition
+ * stands; the engine's sink thread hands the records it leads to to
+ * deliver.c, which produces them; their delivery reports come back to the
+ * loop through the inbox, and once the plan finds every record an offset
+ * depends on acknowledged, deliver.c commits that offset.
+ *
  * Threads. The loop thread runs everything but the callbacks named
  * *_from_sink and *_from_any: it consumes, fills and publishes batches,
  * decides partition changes, commits offsets, serves the producer's
