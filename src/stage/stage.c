@@ -1,40 +1,42 @@
-/* stage.c -- the pipeline stage: Kafka in, engine, Kafka out, on a libuv loop.
+/* stage.c -- `funnelstream run`: the pipeline stage. Kafka in, engine, Kafka
+ * out, on one libuv loop. This file starts and stops it and wires the pieces
+ * together; each piece has a file of its own:
  *
- * Threads. The loop thread (everything in this file that is not a callback
- * named *_from_*) consumes messages, fills engine batches, decides partition
- * changes (assign, revoke, idle, end), commits offsets and serves the
- * producer's delivery reports. The engine's workers decode and compute; its
- * sink thread produces the records, and worker 0 the dead letters.
- * librdkafka may run the delivery callback on any thread that polls the
- * producer (fs_kafka_produce polls when the queue is full), so that callback
- * only posts to the inbox, and a uv_async wakes the loop to read it.
+ *   consume.c     the input: the consumer queue into engine batches, and
+ *                 partition changes (assign, revoke, idle, end) into the
+ *                 batch stream
+ *   part_table.c  the input partitions, as the loop sees them
+ *   deliver.c     the output: records and dead letters produced, delivery
+ *                 reports read, offsets committed once commit.h allows it
+ *   inbox.c       how the other threads hand things to the loop
+ *   latency.c     "window closed -> its records acknowledged", measured
+ *   api.c         HTTP: /metrics, /health, /ready, /api/funnels,
+ *                 /api/journeys and the dashboard
+ *   stage_internal.h  the state they share: who writes what, on which thread
+ *
+ * A message's way: consume.c copies it into a batch and publishes the batch
+ * to the engine, noting in the commit plan (commit.h) where each partition
+ * stands; the engine's sink thread hands the records it leads to to
+ * deliver.c, which produces them; their delivery reports come back to the
+ * loop through the inbox, and once the plan finds every record an offset
+ * depends on acknowledged, deliver.c commits that offset.
+ *
+ * Threads. The loop thread runs everything but the callbacks named
+ * *_from_sink and *_from_any: it consumes, fills and publishes batches,
+ * decides partition changes, commits offsets, serves the producer's
+ * delivery reports and answers HTTP. The engine's workers decode and
+ * compute; its sink thread merges their steps into records and hands them,
+ * with the dead letters worker 0 gathered, to the fs_output hooks, which
+ * produce them (deliver.c). librdkafka may run the delivery callback on any
+ * thread that polls the producer (fs_kafka_produce polls when the queue is
+ * full), so that callback, like the sink's step hook, only posts to the
+ * inbox, and a uv_async (`wake`) makes the loop read it.
  *
  * Wake-ups, never polling: librdkafka writes a byte to a pipe when the
  * consumer queue (messages, rebalances, errors) or the producer's queue
  * (delivery reports) becomes non-empty (rd_kafka_queue_io_event_enable), and
- * uv_poll watches the pipes. A uv_timer marks idle partitions and another
- * commits; uv_signal catches SIGINT and SIGTERM.
- *
- * Partitions: each message's Kafka partition number is its partition index
- * in the engine, whose workers keep one clock per partition (worker.h). The
- * loop tells them, in the batch stream, when a partition is assigned, idle
- * (no message for idle_timeout), at its end (--until-eof: it holds nothing
- * back any more) or revoked.
- *
- * Offsets are committed only when commit.h says the records depending on
- * them are acknowledged.
- *
- * Latency: every batch carries its publication time into the steps cut
- * while it is applied; when all records up to a step's are acknowledged,
- * now minus that time is one sample of "window closed -> its records
- * acknowledged" (p50/p99 in the progress and summary logs).
- *
- * HTTP (http.h), on the same loop: /metrics (Prometheus, metrics.h),
- * /health (the loop answers), /ready (partitions assigned, no failure,
- * consumer lag below READY_MAX_LAG), /api/funnels (board.h) and the
- * dashboard at /, built into the binary. A taken http.listen address is
- * logged as an error and the stage runs on without HTTP: the data path
- * matters more than its observation.
+ * uv_poll watches the pipes. A uv_timer marks idle partitions, another
+ * commits, a third logs progress; uv_signal catches SIGINT and SIGTERM.
  *
  * Ending. --until-eof: once every assigned partition is at its end, the open
  * batch is published as the last one; the watermark goes to +inf, every
@@ -43,377 +45,45 @@
  * published as a "stop" batch (open windows are not emitted: they are not
  * closed), and once the sink is through, the producer is flushed and the safe
  * offsets committed. Either way the consumer then leaves the group and the
- * loop ends. A delivery failure stops the stage the same way but commits
- * nothing more and exits 1.
+ * loop ends. A failure (fs_stage_fail: broker, delivery or configuration)
+ * stops the stage the same way but commits nothing more and exits 1.
  */
 #include "stage.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 #include <uv.h>
 
-#include "board.h"
-#include "commit.h"
-#include "embedded.h"
-#include "engine.h"
-#include "fifo.h"
-#include "http.h"
+#include "api.h"
+#include "consume.h"
+#include "deliver.h"
 #include "kafka.h"
 #include "log.h"
-#include "lookup.h"
-#include "metrics.h"
-#include "sketch.h"
-#include "utf8.h"
+#include "stage_internal.h"
 #include "util.h"
 
-#define MAX_PARTITIONS   65536 /* the engine's partition index is 16 bits */
-#define CONSUME_CHUNK    1024  /* messages per rd_kafka_consume_batch_queue */
-#define CONSUME_ROUNDS   64    /* chunks per wake-up before yielding to the loop */
-#define COMMIT_EVERY_MS  1000
-#define STATS_EVERY_MS   10000
-#define FLUSH_TIMEOUT_MS 60000
-#define READY_MAX_LAG    100000 /* messages behind, over all partitions */
-
-enum { TAG_RECORD = 0, TAG_DEAD_LETTER = 1 };
-enum phase { RUNNING, ENDING, DONE };
-
-typedef struct part_state {
-    bool assigned, at_eof, idle;
-    int64_t next;     /* next offset to consume; -1 until a message */
-    uint64_t last_ms; /* loop time of the last message (or of the assignment) */
-} part_state;
-
-typedef struct inbox_step {
-    fs_commit_step step;
-    uint64_t src_ns; /* when the batch that closed its windows was published */
-} inbox_step;
-
-/* Steps whose records are in flight, for the close -> acknowledged latency. */
-typedef struct pending_latency {
-    uint64_t records_end, src_ns;
-} pending_latency;
-
-typedef struct inbox {
-    pthread_mutex_t lock;
-    uint64_t *acks; /* n << 1 | tag */
-    size_t n_acks, cap_acks;
-    inbox_step *steps;
-    size_t n_steps, cap_steps;
-    bool failed;
-    char failure[256];
-} inbox;
-
-typedef struct stage {
-    const fs_config *cfg;
-    bool until_eof;
-    enum phase phase;
-    int exit_code;
-    uv_loop_t loop;
-    uv_poll_t consumer_watch, producer_watch;
-    int consumer_pipe[2], producer_pipe[2];
-    uv_async_t wake;
-    uv_idle_t more; /* consume again next iteration: the queue was not drained */
-    uv_timer_t idle_timer, commit_timer, stats_timer;
-    uv_signal_t sigint, sigterm;
-    rd_kafka_t *consumer, *producer;
-    rd_kafka_queue_t *consumer_q, *producer_q;
-    rd_kafka_topic_t *warm[2]; /* output and dead-letter topics, known from the start */
-    fs_engine *engine;
-    fs_batch *open;
-    part_state *parts;
-    uint32_t n_parts;
-    int64_t *next_scratch;
-    int64_t *committed;
-    fs_commit_plan *plan;
-    inbox in;
-    bool sink_done;
-    _Atomic uint64_t records; /* numbered by the sink thread */
-    uint64_t dead_letters;    /* numbered by the sink thread */
-    uint64_t consumed, consumed_bytes, acked_records, acked_dead_letters, commits;
-    uint64_t first_message_ns;
-    fs_fifo latency_q; /* of pending_latency, by records_end */
-    uint64_t latency_last_end;
-    fs_sketch close_to_ack_us; /* a window's close (its batch published) -> its records acked */
-    fs_latency_histogram close_to_ack;
-    uint64_t rebalances;
-    fs_http *http;
-    fs_board *board;
-} stage;
-
-/* ---- inbox: from any thread to the loop ---------------------------------- */
-
-static void inbox_fail(stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void inbox_fail(stage *s, const char *fmt, ...)
-{
-    pthread_mutex_lock(&s->in.lock);
-    if (!s->in.failed) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(s->in.failure, sizeof(s->in.failure), fmt, ap);
-        va_end(ap);
-        s->in.failed = true;
-    }
-    pthread_mutex_unlock(&s->in.lock);
-    uv_async_send(&s->wake);
-}
-
-static void *grow(void *v, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return v;
-    *cap = *cap ? 2 * *cap : 64;
-    return fs_xrealloc(v, *cap * size);
-}
-
-static void delivered_from_any(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
-{
-    (void)rk;
-    stage *s = opaque;
-    uintptr_t tag = (uintptr_t)msg->_private;
-    if (msg->err) {
-        inbox_fail(s, "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
-                   rd_kafka_err2str(msg->err));
-        return;
-    }
-    pthread_mutex_lock(&s->in.lock);
-    s->in.acks = grow(s->in.acks, &s->in.cap_acks, s->in.n_acks, sizeof(*s->in.acks));
-    s->in.acks[s->in.n_acks++] = tag;
-    pthread_mutex_unlock(&s->in.lock);
-    uv_async_send(&s->wake);
-}
-
-/* ---- engine output: records and dead letters, from the sink thread ---------- */
-
-static void flow_to_board(void *ctx, const fs_flow_json *rec)
-{
-    stage *s = ctx;
-    fs_board_post(s->board, rec->funnel, rec->json, rec->len);
-}
-
-static int write_from_sink(void *ctx, const char *key, size_t key_len, const char *value,
-                           size_t value_len)
-{
-    stage *s = ctx;
-    uint64_t n = atomic_load_explicit(&s->records, memory_order_relaxed);
-    rd_kafka_resp_err_t err =
-        fs_kafka_produce(s->producer, s->cfg->output_topic, key, key_len, value, value_len, NULL, 0,
-                         (void *)(uintptr_t)(n << 1 | TAG_RECORD));
-    if (err) {
-        inbox_fail(s, "producing a record to %s: %s", s->cfg->output_topic, rd_kafka_err2str(err));
-        return -1;
-    }
-    atomic_store_explicit(&s->records, n + 1, memory_order_release);
-    return 0;
-}
-
-static void step_from_sink(void *ctx, const fs_step_info *info)
-{
-    stage *s = ctx;
-    inbox_step is = {.src_ns = info->src_ns};
-    fs_commit_step st = {
-        .records_end = atomic_load_explicit(&s->records, memory_order_acquire),
-        .dead_letters_end = info->src_mark,
-        .src_seq = info->src_seq,
-        .wm = info->wm,
-        .max_ts = info->max_ts,
-        .final = info->final && !info->stopped,
-        .stopped = info->stopped,
-    };
-    pthread_mutex_lock(&s->in.lock);
-    s->in.steps = grow(s->in.steps, &s->in.cap_steps, s->in.n_steps, sizeof(*s->in.steps));
-    is.step = st;
-    s->in.steps[s->in.n_steps++] = is;
-    pthread_mutex_unlock(&s->in.lock);
-    uv_async_send(&s->wake);
-}
-
-static void dead_letter_from_sink(void *ctx, const fs_dead_letter *dl)
-{
-    stage *s = ctx;
-    char part[16];
-    snprintf(part, sizeof(part), "%" PRIu32, dl->part);
-    const char *headers[] = {"reason",           fs_reject_name(dl->reason),
-                             "source.topic",     s->cfg->input_topic,
-                             "source.partition", part};
-    rd_kafka_resp_err_t err = fs_kafka_produce(
-        s->producer, s->cfg->dead_letter_topic, dl->key, dl->key_len, dl->value, dl->value_len,
-        headers, 3, (void *)(uintptr_t)(s->dead_letters << 1 | TAG_DEAD_LETTER));
-    if (err)
-        inbox_fail(s, "producing a dead letter to %s: %s", s->cfg->dead_letter_topic,
-                   rd_kafka_err2str(err));
-    s->dead_letters++; /* numbered even when it failed: the sink counts every call */
-}
-
-/* ---- batches ---------------------------------------------------------------- */
-
-static fs_batch *open_batch(stage *s)
-{
-    if (!s->open)
-        s->open = fs_engine_batch_get(s->engine, s->cfg->input_format);
-    return s->open;
-}
-
-typedef enum publish_how { PUBLISH_MORE, PUBLISH_LAST, PUBLISH_STOP } publish_how;
-
-/* Publishes the open batch (an empty one if needed for LAST/STOP) and
- * records where every partition stands after it. */
-static void publish(stage *s, publish_how how)
-{
-    if (!s->open && how == PUBLISH_MORE)
-        return;
-    fs_batch *b = open_batch(s);
-    uint64_t seq = b->seq; /* the slot may be recycled once published */
-    s->open = NULL;
-    if (how == PUBLISH_STOP)
-        fs_engine_batch_publish_stop(s->engine, b);
-    else
-        fs_engine_batch_publish(s->engine, b, how == PUBLISH_LAST);
-    for (uint32_t p = 0; p < s->n_parts; p++)
-        s->next_scratch[p] = s->parts[p].assigned ? s->parts[p].next : -1;
-    fs_commit_batch(s->plan, seq, s->next_scratch, s->n_parts);
-}
-
-/* Partition changes apply before the messages of their batch, so any
- * messages already gathered go out first. */
-static void control(stage *s, uint32_t part, fs_part_op op)
-{
-    if (s->open && s->open->n > 0)
-        publish(s, PUBLISH_MORE);
-    fs_batch_add_ctl(open_batch(s), part, op);
-}
-
-static part_state *part_at(stage *s, uint32_t p)
-{
-    if (p >= s->n_parts) {
-        uint32_t n = p + 1;
-        s->parts = fs_xrealloc(s->parts, n * sizeof(*s->parts));
-        s->next_scratch = fs_xrealloc(s->next_scratch, n * sizeof(*s->next_scratch));
-        s->committed = fs_xrealloc(s->committed, n * sizeof(*s->committed));
-        for (uint32_t i = s->n_parts; i < n; i++) {
-            s->parts[i] = (part_state){.next = -1};
-            s->committed[i] = -1;
-        }
-        s->n_parts = n;
-    }
-    return &s->parts[p];
-}
-
-static void add_message(stage *s, const rd_kafka_message_t *m)
-{
-    part_state *ps = part_at(s, (uint32_t)m->partition);
-    size_t key_len = m->key ? m->key_len : 0, need = m->len + key_len;
-    fs_batch *b = open_batch(s);
-    if (b->n > 0 && b->len + need > b->cap) {
-        publish(s, PUBLISH_MORE);
-        b = open_batch(s);
-    }
-    fs_batch_reserve(b, need);
-    if (m->len)
-        memcpy(b->buf + b->len, m->payload, m->len);
-    if (key_len)
-        memcpy(b->buf + b->len + m->len, m->key, key_len);
-    fs_reject preset = m->len > FS_MAX_MESSAGE ? FS_REJECT_MALFORMED : FS_OK;
-    fs_batch_add_keyed(b, (uint32_t)b->len, (uint32_t)m->len, (uint32_t)key_len,
-                       (uint16_t)m->partition, preset);
-    b->len += need;
-    ps->next = m->offset + 1;
-    ps->last_ms = uv_now(&s->loop);
-    ps->idle = ps->at_eof = false;
-    if (!s->consumed++)
-        s->first_message_ns = fs_now_ns();
-    s->consumed_bytes += m->len;
-    if (fs_batch_full(b))
-        publish(s, PUBLISH_MORE);
-}
-
-/* ---- ending ----------------------------------------------------------------- */
-
-static void stop_consuming(stage *s)
-{
-    uv_poll_stop(&s->consumer_watch);
-    uv_idle_stop(&s->more);
-}
-
-static void end_input(stage *s, publish_how how, const char *why)
-{
-    if (s->phase != RUNNING)
-        return;
-    double secs = s->consumed ? (double)(fs_now_ns() - s->first_message_ns) / 1e9 : 0;
-    fs_log(FS_LOG_INFO, "input ends",
-           "reason=\"%s\" consumed=%" PRIu64 " consume_s=%.3f events_per_s=%.0f", why, s->consumed,
-           secs, secs > 0 ? (double)s->consumed / secs : 0.0);
-    s->phase = ENDING;
-    stop_consuming(s);
-    publish(s, how);
-}
-
-static void fail(stage *s, const char *why)
-{
-    fs_log(FS_LOG_ERROR, "stage failed: stopping without committing further", "error=\"%s\"", why);
-    s->exit_code = 1;
-    end_input(s, PUBLISH_STOP, "failure");
-}
-
-static bool all_at_eof(const stage *s)
-{
-    bool any = false;
-    for (uint32_t p = 0; p < s->n_parts; p++) {
-        if (!s->parts[p].assigned)
-            continue;
-        if (!s->parts[p].at_eof)
-            return false;
-        any = true;
-    }
-    return any;
-}
-
-/* ---- commits ---------------------------------------------------------------- */
-
-static void commit_safe(stage *s, bool sync, const rd_kafka_topic_partition_list_t *only)
-{
-    if (s->exit_code != 0)
-        return; /* after a failure nothing more is committed */
-    uint32_t n;
-    const int64_t *safe = fs_commit_safe(s->plan, &n);
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
-    for (uint32_t p = 0; p < n && p < s->n_parts; p++) {
-        if (safe[p] < 0 || safe[p] <= s->committed[p] || !s->parts[p].assigned)
-            continue;
-        if (only && !rd_kafka_topic_partition_list_find(only, s->cfg->input_topic, (int32_t)p))
-            continue;
-        rd_kafka_topic_partition_list_add(list, s->cfg->input_topic, (int32_t)p)->offset = safe[p];
-    }
-    if (list->cnt > 0) {
-        rd_kafka_resp_err_t err = rd_kafka_commit(s->consumer, list, !sync);
-        if (err) {
-            fs_log(FS_LOG_WARN, "offset commit failed", "error=\"%s\"", rd_kafka_err2str(err));
-        } else {
-            for (int i = 0; i < list->cnt; i++)
-                s->committed[list->elems[i].partition] = list->elems[i].offset;
-            s->commits++;
-        }
-    }
-    rd_kafka_topic_partition_list_destroy(list);
-}
+#define COMMIT_EVERY_MS 1000
+#define STATS_EVERY_MS  10000
 
 /* ---- the end: flush, commit, leave the group -------------------------------- */
 
-static void read_inbox(stage *s);
-
-static void close_handles(stage *s)
+void fs_stage_fail(fs_stage *s, const char *why)
 {
-    fs_http_stop(s->http);
+    fs_log(FS_LOG_ERROR, "stage failed: stopping without committing further", "error=\"%s\"", why);
+    s->exit_code = 1;
+    fs_consume_stop(s, "failure");
+}
+
+static void close_handles(fs_stage *s)
+{
+    fs_api_stop(s);
     uv_close((uv_handle_t *)&s->consumer_watch, NULL);
     uv_close((uv_handle_t *)&s->producer_watch, NULL);
     uv_close((uv_handle_t *)&s->wake, NULL);
@@ -425,161 +95,27 @@ static void close_handles(stage *s)
     uv_close((uv_handle_t *)&s->sigterm, NULL);
 }
 
-static void finish(stage *s)
+static void finish(fs_stage *s)
 {
-    s->phase = DONE;
-    rd_kafka_resp_err_t err = rd_kafka_flush(s->producer, FLUSH_TIMEOUT_MS);
-    read_inbox(s); /* the acknowledgements the flush delivered */
-    if (err || rd_kafka_outq_len(s->producer) > 0) {
-        fs_log(FS_LOG_ERROR, "producer not flushed", "error=\"%s\" in_flight=%d",
-               rd_kafka_err2str(err), rd_kafka_outq_len(s->producer));
+    s->phase = FS_STAGE_DONE;
+    if (!fs_deliver_flush(s))
         s->exit_code = 1;
-    }
-    commit_safe(s, true, NULL);
+    fs_deliver_commit(s, true, NULL);
     rd_kafka_consumer_close(s->consumer);
     close_handles(s);
 }
 
-/* ---- the inbox, on the loop ------------------------------------------------- */
-
-static void latency_push(stage *s, uint64_t records_end, uint64_t src_ns)
-{
-    *(pending_latency *)fs_fifo_push(&s->latency_q) = (pending_latency){records_end, src_ns};
-}
-
-/* Steps whose every record is now acknowledged: their latency is known. */
-static void latency_settle(stage *s)
-{
-    uint64_t acked = fs_commit_records_acked(s->plan), now = fs_now_ns();
-    const pending_latency *p;
-    while ((p = fs_fifo_front(&s->latency_q)) && p->records_end <= acked) {
-        uint64_t from = p->src_ns;
-        uint64_t ns = now > from ? now - from : 0;
-        fs_sketch_add(&s->close_to_ack_us, (int64_t)(ns / 1000));
-        fs_latency_observe(&s->close_to_ack, (double)ns / 1e9);
-        fs_fifo_pop(&s->latency_q);
-    }
-}
-
-static double latency_ms(const stage *s, double q)
-{
-    int64_t us;
-    return fs_sketch_quantile(&s->close_to_ack_us, q, &us) ? (double)us / 1000 : 0;
-}
-
-static void read_inbox(stage *s)
-{
-    pthread_mutex_lock(&s->in.lock);
-    uint64_t *acks = s->in.acks;
-    size_t n_acks = s->in.n_acks;
-    inbox_step *steps = s->in.steps;
-    size_t n_steps = s->in.n_steps;
-    bool failed = s->in.failed;
-    char failure[sizeof(s->in.failure)];
-    memcpy(failure, s->in.failure, sizeof(failure));
-    s->in.acks = NULL;
-    s->in.n_acks = s->in.cap_acks = 0;
-    s->in.steps = NULL;
-    s->in.n_steps = s->in.cap_steps = 0;
-    s->in.failed = false;
-    pthread_mutex_unlock(&s->in.lock);
-
-    for (size_t i = 0; i < n_acks; i++) {
-        if ((acks[i] & 1) == TAG_RECORD) {
-            fs_commit_record_acked(s->plan, acks[i] >> 1);
-            s->acked_records++;
-        } else {
-            fs_commit_dead_letter_acked(s->plan, acks[i] >> 1);
-            s->acked_dead_letters++;
-        }
-    }
-    for (size_t i = 0; i < n_steps; i++) {
-        const fs_commit_step *st = &steps[i].step;
-        if (!st->stopped)
-            fs_commit_step_done(s->plan, st);
-        if (st->records_end > s->latency_last_end) {
-            latency_push(s, st->records_end, steps[i].src_ns);
-            s->latency_last_end = st->records_end;
-        }
-        if (st->final || st->stopped)
-            s->sink_done = true;
-    }
-    latency_settle(s);
-    free(acks);
-    free(steps);
-    if (failed && s->exit_code == 0)
-        fail(s, failure);
-}
-
+/* The inbox has news: acknowledgements, finished steps, a failure. Once the
+ * input has ended and the sink's last step is in, the stage finishes. */
 static void on_wake(uv_async_t *h)
 {
-    stage *s = h->data;
-    read_inbox(s);
-    if (s->phase == ENDING && s->sink_done)
+    fs_stage *s = h->data;
+    fs_deliver_read(s);
+    if (s->phase == FS_STAGE_ENDING && s->sink_done)
         finish(s);
 }
 
-/* ---- consuming -------------------------------------------------------------- */
-
-static void on_message(stage *s, const rd_kafka_message_t *m)
-{
-    if (!m->err) {
-        if (m->partition >= 0 && m->partition < MAX_PARTITIONS)
-            add_message(s, m);
-        return;
-    }
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        part_state *ps = part_at(s, (uint32_t)m->partition);
-        if (s->until_eof && !ps->at_eof && ps->assigned)
-            control(s, (uint32_t)m->partition, FS_PART_IDLE); /* nothing more to wait for */
-        ps->at_eof = true;
-        return;
-    }
-    char msg[256];
-    snprintf(msg, sizeof(msg), "%s%s%s", rd_kafka_err2str(m->err), m->len ? ": " : "",
-             m->len ? (const char *)m->payload : "");
-    if (m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-        m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-        m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
-        fail(s, msg);
-    else
-        fs_log(FS_LOG_WARN, "consumer error", "error=\"%s\"", msg);
-}
-
-static void on_more(uv_idle_t *h);
-
-/* Drains the consumer queue, a bounded amount per wake-up so that timers
- * and delivery reports are served in between. */
-static void consume(stage *s)
-{
-    rd_kafka_message_t *msgs[CONSUME_CHUNK];
-    for (int round = 0; round < CONSUME_ROUNDS && s->phase == RUNNING; round++) {
-        ssize_t n = rd_kafka_consume_batch_queue(s->consumer_q, 0, msgs, CONSUME_CHUNK);
-        for (ssize_t i = 0; i < n; i++) {
-            if (s->phase == RUNNING)
-                on_message(s, msgs[i]);
-            rd_kafka_message_destroy(msgs[i]);
-        }
-        if (n < CONSUME_CHUNK) {
-            uv_idle_stop(&s->more);
-            if (s->phase != RUNNING)
-                return;
-            publish(s, PUBLISH_MORE); /* low rates: do not hold messages back */
-            if (s->until_eof && all_at_eof(s))
-                end_input(s, PUBLISH_LAST, "every assigned partition is at its end");
-            return;
-        }
-    }
-    if (s->phase == RUNNING) {
-        publish(s, PUBLISH_MORE);
-        fs_xcheck(uv_idle_start(&s->more, on_more), "uv_idle_start");
-    }
-}
-
-static void on_more(uv_idle_t *h)
-{
-    consume(h->data);
-}
+/* ---- wake-ups: the pipes, the timers, the signals ------------------------- */
 
 static void drain_pipe(int fd)
 {
@@ -588,304 +124,51 @@ static void drain_pipe(int fd)
         ;
 }
 
-static void on_consumer_ready(uv_poll_t *h, int status, int events)
-{
-    (void)status;
-    (void)events;
-    stage *s = h->data;
-    drain_pipe(s->consumer_pipe[0]);
-    consume(s);
-}
-
 static void on_producer_ready(uv_poll_t *h, int status, int events)
 {
     (void)status;
     (void)events;
-    stage *s = h->data;
+    fs_stage *s = h->data;
     drain_pipe(s->producer_pipe[0]);
-    while (rd_kafka_poll(s->producer, 0) > 0)
-        ;
+    fs_deliver_poll(s);
 }
 
-/* ---- rebalances (called from inside rd_kafka_consume_batch_queue) ------------ */
-
-static void assigned(stage *s, const rd_kafka_topic_partition_list_t *parts)
+static void on_consumer_ready(uv_poll_t *h, int status, int events)
 {
-    for (int i = 0; i < parts->cnt; i++) {
-        int32_t p = parts->elems[i].partition;
-        if (p < 0 || p >= MAX_PARTITIONS) {
-            fail(s, "input partition number above 65535");
-            continue;
-        }
-        part_state *ps = part_at(s, (uint32_t)p);
-        *ps = (part_state){.assigned = true, .next = -1, .last_ms = uv_now(&s->loop)};
-        s->committed[p] = -1;
-        fs_commit_forget(s->plan, (uint32_t)p); /* consumption restarts from the commit */
-        if (s->phase == RUNNING)
-            control(s, (uint32_t)p, FS_PART_ASSIGN);
-        fs_log(FS_LOG_INFO, "partition assigned", "topic=%s partition=%" PRId32,
-               parts->elems[i].topic, p);
-    }
+    (void)status;
+    (void)events;
+    fs_stage *s = h->data;
+    drain_pipe(s->consumer_pipe[0]);
+    fs_consume(s);
 }
-
-static void revoked(stage *s, const rd_kafka_topic_partition_list_t *parts)
-{
-    if (s->phase == RUNNING)
-        commit_safe(s, true, parts);
-    for (int i = 0; i < parts->cnt; i++) {
-        int32_t p = parts->elems[i].partition;
-        if (p < 0 || (uint32_t)p >= s->n_parts)
-            continue;
-        s->parts[p].assigned = false;
-        fs_commit_forget(s->plan, (uint32_t)p);
-        if (s->phase == RUNNING)
-            control(s, (uint32_t)p, FS_PART_REVOKE);
-        fs_log(FS_LOG_INFO, "partition revoked", "topic=%s partition=%" PRId32,
-               parts->elems[i].topic, p);
-    }
-}
-
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
-{
-    stage *s = opaque;
-    s->rebalances++;
-    bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
-    rd_kafka_error_t *error = NULL;
-    rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        assigned(s, parts);
-        if (cooperative)
-            error = rd_kafka_incremental_assign(rk, parts);
-        else
-            aerr = rd_kafka_assign(rk, parts);
-    } else {
-        revoked(s, parts);
-        if (cooperative)
-            error = rd_kafka_incremental_unassign(rk, parts);
-        else
-            aerr = rd_kafka_assign(rk, NULL);
-    }
-    if (error) {
-        fs_log(FS_LOG_ERROR, "rebalance failed", "error=\"%s\"", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    } else if (aerr) {
-        fs_log(FS_LOG_ERROR, "rebalance failed", "error=\"%s\"", rd_kafka_err2str(aerr));
-    }
-}
-
-/* ---- timers and signals ------------------------------------------------------ */
 
 static void on_idle_check(uv_timer_t *h)
 {
-    stage *s = h->data;
-    if (s->phase != RUNNING)
-        return;
-    uint64_t now = uv_now(&s->loop);
-    bool changed = false;
-    for (uint32_t p = 0; p < s->n_parts; p++) {
-        part_state *ps = &s->parts[p];
-        if (ps->assigned && !ps->idle && now - ps->last_ms >= (uint64_t)s->cfg->idle_timeout_ms) {
-            ps->idle = true;
-            control(s, p, FS_PART_IDLE);
-            changed = true;
-            fs_log(FS_LOG_DEBUG, "partition idle", "partition=%" PRIu32, p);
-        }
-    }
-    if (changed)
-        publish(s, PUBLISH_MORE); /* the watermark may move now */
+    fs_consume_idle_check(h->data);
 }
 
 static void on_commit_tick(uv_timer_t *h)
 {
-    stage *s = h->data;
-    if (s->phase == RUNNING)
-        commit_safe(s, false, NULL);
+    fs_deliver_commit_tick(h->data);
 }
 
 static void on_stats_tick(uv_timer_t *h)
 {
-    stage *s = h->data;
+    fs_stage *s = h->data;
     fs_log(FS_LOG_INFO, "progress",
            "consumed=%" PRIu64 " bytes=%" PRIu64 " records=%" PRIu64 " records_acked=%" PRIu64
            " dead_letters=%" PRIu64 " commits=%" PRIu64 " acked_watermark=%" PRId64
            " close_to_ack_ms_p50=%.1f close_to_ack_ms_p99=%.1f",
            s->consumed, s->consumed_bytes, atomic_load(&s->records), s->acked_records,
-           s->acked_dead_letters, s->commits, fs_commit_acked_wm(s->plan), latency_ms(s, 0.5),
-           latency_ms(s, 0.99));
+           s->acked_dead_letters, s->commits, fs_commit_acked_wm(s->plan),
+           fs_ack_latency_ms(&s->latency, 0.5), fs_ack_latency_ms(&s->latency, 0.99));
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    stage *s = h->data;
+    fs_stage *s = h->data;
     fs_log(FS_LOG_INFO, "signal: stopping", "signal=%d", signum);
-    end_input(s, PUBLISH_STOP, "signal");
-}
-
-/* ---- HTTP ------------------------------------------------------------------ */
-
-static int64_t partition_lag(stage *s, int32_t p)
-{
-    int64_t lo, hi;
-    const part_state *ps = &s->parts[p];
-    if (ps->next < 0 ||
-        rd_kafka_get_watermark_offsets(s->consumer, s->cfg->input_topic, p, &lo, &hi) != 0 ||
-        hi < 0)
-        return -1;
-    return hi > ps->next ? hi - ps->next : 0;
-}
-
-static bool is_ready(stage *s, int64_t *lag_total)
-{
-    bool any = false;
-    *lag_total = 0;
-    for (uint32_t p = 0; p < s->n_parts; p++) {
-        if (!s->parts[p].assigned)
-            continue;
-        any = true;
-        int64_t lag = partition_lag(s, (int32_t)p);
-        if (lag > 0)
-            *lag_total += lag;
-    }
-    return any && s->exit_code == 0 && s->phase == RUNNING && *lag_total < READY_MAX_LAG;
-}
-
-static void serve_metrics(void *ctx, const fs_http_request *req, fs_http_response *res)
-{
-    (void)req;
-    stage *s = ctx;
-    fs_metrics_partition *parts = fs_xcalloc(s->n_parts ? s->n_parts : 1, sizeof(*parts));
-    size_t n = 0;
-    for (uint32_t p = 0; p < s->n_parts; p++)
-        if (s->parts[p].assigned)
-            parts[n++] = (fs_metrics_partition){(int32_t)p, partition_lag(s, (int32_t)p),
-                                                s->committed[p], s->parts[p].idle};
-    int64_t lag;
-    fs_metrics m = {
-        .engine = fs_engine_live_stats(s->engine),
-        .consumed = s->consumed,
-        .consumed_bytes = s->consumed_bytes,
-        .records_acked = s->acked_records,
-        .dead_letters_acked = s->acked_dead_letters,
-        .commits = s->commits,
-        .rebalances = s->rebalances,
-        .producer_queue = rd_kafka_outq_len(s->producer),
-        .acked_watermark_ms = fs_commit_acked_wm(s->plan),
-        .ready = is_ready(s, &lag),
-        .parts = parts,
-        .n_parts = n,
-        .latency = &s->close_to_ack,
-    };
-    fs_metrics_render(&m, &res->body);
-    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    free(parts);
-}
-
-static void serve_health(void *ctx, const fs_http_request *req, fs_http_response *res)
-{
-    (void)ctx;
-    (void)req;
-    fs_buf_puts(&res->body, "ok\n");
-}
-
-static void serve_ready(void *ctx, const fs_http_request *req, fs_http_response *res)
-{
-    (void)req;
-    stage *s = ctx;
-    int64_t lag;
-    bool ready = is_ready(s, &lag);
-    char text[160];
-    snprintf(text, sizeof text, "%s: lag=%" PRId64 " phase=%s\n", ready ? "ready" : "not ready",
-             lag, s->phase == RUNNING ? "running" : "stopping");
-    res->status = ready ? 200 : 503;
-    fs_buf_puts(&res->body, text);
-}
-
-static void serve_funnels(void *ctx, const fs_http_request *req, fs_http_response *res)
-{
-    (void)req;
-    stage *s = ctx;
-    fs_open_count *open;
-    uint32_t n = fs_engine_open_counts(s->engine, &open);
-    fs_board_render(s->board, fs_commit_acked_wm(s->plan), open, n, &res->body);
-    free(open);
-    res->content_type = "application/json";
-}
-
-static void json_error(fs_http_response *res, int status, const char *msg)
-{
-    res->status = status;
-    fs_buf_puts(&res->body, "{\"error\":");
-    fs_buf_json_str(&res->body, msg, strlen(msg));
-    fs_buf_puts(&res->body, "}\n");
-}
-
-/* /api/journeys/<customer_id>, the id percent-encoded as a path segment, or
- * /api/journeys?id=<customer_id> for the ids a path cannot carry (h2o
- * resolves "." and ".." segments before routing). */
-static void serve_journeys(void *ctx, const fs_http_request *req, fs_http_response *res)
-{
-    stage *s = ctx;
-    res->content_type = "application/json";
-    const char *raw = NULL;
-    size_t raw_len = 0;
-    if (req->path_len > 1 && req->path[0] == '/') {
-        raw = req->path + 1;
-        raw_len = req->path_len - 1;
-    } else if (req->path_len == 0) {
-        raw = fs_http_query_param(req, "id", &raw_len);
-    }
-    char id[FS_MAX_CUSTOMER_ID];
-    long n = raw ? fs_http_unescape(raw, raw_len, id, sizeof id) : -1;
-    const char *error = !raw     ? "want /api/journeys/<customer_id> or /api/journeys?id=<id>"
-                        : n < 0  ? "the id is badly percent-encoded or longer than 128 bytes"
-                        : n == 0 ? "the id is empty"
-                        : !fs_utf8_valid(id, (size_t)n)
-                            ? "the id is not UTF-8: no event can carry it"
-                            : NULL;
-    if (error)
-        json_error(res, raw ? 400 : 404, error);
-    else
-        fs_lookup_render(s->engine, s->cfg, id, (size_t)n, &res->body);
-}
-
-static void serve_dashboard(void *ctx, const fs_http_request *req, fs_http_response *res)
-{
-    (void)ctx;
-    if (req->path_len > 0 && !(req->path_len == 10 && !memcmp(req->path, "index.html", 10))) {
-        res->status = 404;
-        fs_buf_puts(&res->body, "not found\n");
-        return;
-    }
-    fs_buf_put(&res->body, fs_embedded_dashboard_html, fs_embedded_dashboard_html_len);
-    res->content_type = "text/html; charset=utf-8";
-}
-
-static void start_http(stage *s, const fs_stage_opts *opts)
-{
-    const fs_http_route routes[] = {
-        {"/metrics", serve_metrics, s},       {"/health", serve_health, s},
-        {"/ready", serve_ready, s},           {"/api/funnels", serve_funnels, s},
-        {"/api/journeys", serve_journeys, s}, {"/", serve_dashboard, s},
-    };
-    size_t n = sizeof(routes) / sizeof(*routes);
-    char err[256];
-    s->http = fs_http_start(&s->loop, s->cfg->http_listen, routes, n, err, sizeof err);
-    if (!s->http && opts->http_any_port) {
-        char any[160];
-        const char *colon = strrchr(s->cfg->http_listen, ':');
-        snprintf(any, sizeof any, "%.*s:0", (int)(colon ? colon - s->cfg->http_listen : 0),
-                 s->cfg->http_listen);
-        s->http = fs_http_start(&s->loop, any, routes, n, err, sizeof err);
-    }
-    if (!s->http) {
-        fs_log(FS_LOG_ERROR, "no HTTP: metrics, API and dashboard are off", "error=\"%s\"", err);
-        return;
-    }
-    fs_log(FS_LOG_INFO, "http listening", "listen=%s port=%d", s->cfg->http_listen,
-           fs_http_port(s->http));
-    if (opts->http_port)
-        atomic_store(opts->http_port, fs_http_port(s->http));
+    fs_consume_stop(s, "signal");
 }
 
 /* ---- set-up and tear-down ------------------------------------------------------ */
@@ -898,14 +181,14 @@ static int event_pipe(rd_kafka_queue_t *q, int fds[2])
     return 0;
 }
 
-static void watch_pipe(stage *s, int fd, uv_poll_t *h, uv_poll_cb cb)
+static void watch_pipe(fs_stage *s, int fd, uv_poll_t *h, uv_poll_cb cb)
 {
     fs_xcheck(uv_poll_init(&s->loop, h, fd), "uv_poll_init");
     h->data = s;
     fs_xcheck(uv_poll_start(h, UV_READABLE, cb), "uv_poll_start");
 }
 
-static void init_handles(stage *s)
+static void init_handles(fs_stage *s)
 {
     watch_pipe(s, s->consumer_pipe[0], &s->consumer_watch, on_consumer_ready);
     watch_pipe(s, s->producer_pipe[0], &s->producer_watch, on_producer_ready);
@@ -934,12 +217,14 @@ static void init_handles(stage *s)
     fs_xcheck(uv_signal_start(&s->sigterm, on_signal, SIGTERM), "uv_signal_start");
 }
 
-static int open_clients(stage *s)
+static int open_clients(fs_stage *s)
 {
     char err[512];
-    s->consumer = fs_kafka_consumer_new(s->cfg, s->until_eof, on_rebalance, s, err, sizeof(err));
+    s->consumer =
+        fs_kafka_consumer_new(s->cfg, s->until_eof, fs_consume_rebalance, s, err, sizeof(err));
     if (s->consumer)
-        s->producer = fs_kafka_producer_new(s->cfg, delivered_from_any, s, err, sizeof(err));
+        s->producer =
+            fs_kafka_producer_new(s->cfg, fs_deliver_report_from_any, s, err, sizeof(err));
     if (!s->consumer || !s->producer) {
         fs_log(FS_LOG_ERROR, "cannot create the Kafka clients", "error=\"%s\"", err);
         return -1;
@@ -975,7 +260,7 @@ static void close_fds(int fds[2])
             close(fds[i]);
 }
 
-static void free_stage(stage *s)
+static void free_stage(fs_stage *s)
 {
     if (s->consumer_q)
         rd_kafka_queue_destroy(s->consumer_q);
@@ -991,19 +276,13 @@ static void free_stage(stage *s)
     close_fds(s->consumer_pipe);
     close_fds(s->producer_pipe);
     fs_commit_plan_free(s->plan);
-    free(s->parts);
-    free(s->next_scratch);
-    free(s->committed);
-    free(s->in.acks);
-    free(s->in.steps);
-    fs_fifo_free(&s->latency_q);
-    fs_http_free(s->http);
-    fs_board_free(s->board);
-    fs_sketch_free(&s->close_to_ack_us);
-    pthread_mutex_destroy(&s->in.lock);
+    fs_part_table_free(&s->parts);
+    fs_api_free(s);
+    fs_ack_latency_free(&s->latency);
+    fs_inbox_free(&s->in);
 }
 
-static void log_summary(stage *s)
+static void log_summary(fs_stage *s)
 {
     fs_engine_stats st = fs_engine_get_stats(s->engine);
     fs_log(FS_LOG_INFO, "stage stopped",
@@ -1013,18 +292,18 @@ static void log_summary(stage *s)
            " closes=%" PRIu64 " close_to_ack_ms_p50=%.1f close_to_ack_ms_p99=%.1f",
            s->exit_code, s->consumed, st.valid, st.rejected, st.late_events, st.flow_records,
            st.cohort_records, s->acked_records, s->acked_dead_letters, s->commits,
-           s->close_to_ack_us.count, latency_ms(s, 0.5), latency_ms(s, 0.99));
+           s->latency.us.count, fs_ack_latency_ms(&s->latency, 0.5),
+           fs_ack_latency_ms(&s->latency, 0.99));
 }
 
 int fs_stage_run(const fs_stage_opts *opts)
 {
-    stage s = {.cfg = opts->cfg,
-               .until_eof = opts->until_eof,
-               .consumer_pipe = {-1, -1},
-               .producer_pipe = {-1, -1}};
-    fs_xcheck(pthread_mutex_init(&s.in.lock, NULL), "pthread_mutex_init");
-    fs_sketch_init(&s.close_to_ack_us);
-    fs_fifo_init(&s.latency_q, sizeof(pending_latency));
+    fs_stage s = {.cfg = opts->cfg,
+                  .until_eof = opts->until_eof,
+                  .consumer_pipe = {-1, -1},
+                  .producer_pipe = {-1, -1}};
+    fs_inbox_init(&s.in);
+    fs_ack_latency_init(&s.latency);
     fs_window_spec win = {opts->cfg->window_size_ms, opts->cfg->window_hop_ms,
                           (uint32_t)(opts->cfg->window_size_ms / opts->cfg->window_hop_ms)};
     s.plan = fs_commit_plan_new(&win);
@@ -1035,17 +314,17 @@ int fs_stage_run(const fs_stage_opts *opts)
         return 1;
     }
     uint32_t threads = opts->threads ? opts->threads : fs_config_threads(opts->cfg);
-    fs_output out = {.write = write_from_sink,
+    fs_output out = {.write = fs_deliver_write_from_sink,
                      .ctx = &s,
                      .format = opts->cfg->output_format,
-                     .dead_letter = opts->cfg->dead_letter_topic ? dead_letter_from_sink : NULL,
-                     .step_done = step_from_sink,
-                     .flow_json = flow_to_board};
+                     .dead_letter =
+                         opts->cfg->dead_letter_topic ? fs_deliver_dead_letter_from_sink : NULL,
+                     .step_done = fs_deliver_step_from_sink,
+                     .flow_json = fs_api_flow_from_sink};
     s.engine = fs_engine_new(opts->cfg, threads, out);
     fs_xcheck(uv_loop_init(&s.loop), "uv_loop_init");
     init_handles(&s);
-    s.board = fs_board_new(opts->cfg);
-    start_http(&s, opts);
+    fs_api_start(&s, opts);
     fs_log(FS_LOG_INFO, "stage running",
            "input=%s output=%s dead_letter=%s threads=%" PRIu32 " until_eof=%s",
            opts->cfg->input_topic, opts->cfg->output_topic,

@@ -8,7 +8,7 @@ GET /api/funnels  -> FIXTURE.json (application/json), re-read on every request,
                      so editing the file changes what the page sees next poll.
 GET /api/journeys/<customer_id>, GET /api/journeys?id=<customer_id>
                   -> {"customer_id": ID, "journeys": JOURNEYS[ID] or []}, with
-                     the server's rules (src/stage/stage.c serve_journeys): ID is
+                     the server's rules (src/stage/api.c serve_journeys): ID is
                      percent-encoded, decoded byte-wise; a bad escape, more
                      than 128 bytes, an empty id= or bytes that are not UTF-8
                      -> 400; no id at all -> 404; errors are {"error": ...}.

@@ -1,0 +1,199 @@
+/* api.c -- the stage's HTTP endpoints (api.h). */
+#include "api.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embedded.h"
+#include "log.h"
+#include "lookup.h"
+#include "metrics.h"
+#include "utf8.h"
+#include "util.h"
+
+#define READY_MAX_LAG 100000 /* messages behind, over all partitions */
+
+static int64_t partition_lag(fs_stage *s, int32_t p)
+{
+    int64_t lo, hi;
+    const fs_part *ps = &s->parts.v[p];
+    if (ps->next < 0 ||
+        rd_kafka_get_watermark_offsets(s->consumer, s->cfg->input_topic, p, &lo, &hi) != 0 ||
+        hi < 0)
+        return -1;
+    return hi > ps->next ? hi - ps->next : 0;
+}
+
+static bool is_ready(fs_stage *s, int64_t *lag_total)
+{
+    bool any = false;
+    *lag_total = 0;
+    for (uint32_t p = 0; p < s->parts.n; p++) {
+        if (!s->parts.v[p].assigned)
+            continue;
+        any = true;
+        int64_t lag = partition_lag(s, (int32_t)p);
+        if (lag > 0)
+            *lag_total += lag;
+    }
+    return any && s->exit_code == 0 && s->phase == FS_STAGE_RUNNING && *lag_total < READY_MAX_LAG;
+}
+
+static void serve_metrics(void *ctx, const fs_http_request *req, fs_http_response *res)
+{
+    (void)req;
+    fs_stage *s = ctx;
+    fs_metrics_partition *parts = fs_xcalloc(s->parts.n ? s->parts.n : 1, sizeof(*parts));
+    size_t n = 0;
+    for (uint32_t p = 0; p < s->parts.n; p++)
+        if (s->parts.v[p].assigned)
+            parts[n++] = (fs_metrics_partition){(int32_t)p, partition_lag(s, (int32_t)p),
+                                                s->parts.v[p].committed, s->parts.v[p].idle};
+    int64_t lag;
+    fs_metrics m = {
+        .engine = fs_engine_live_stats(s->engine),
+        .consumed = s->consumed,
+        .consumed_bytes = s->consumed_bytes,
+        .records_acked = s->acked_records,
+        .dead_letters_acked = s->acked_dead_letters,
+        .commits = s->commits,
+        .rebalances = s->rebalances,
+        .producer_queue = rd_kafka_outq_len(s->producer),
+        .acked_watermark_ms = fs_commit_acked_wm(s->plan),
+        .ready = is_ready(s, &lag),
+        .parts = parts,
+        .n_parts = n,
+        .latency = &s->latency.hist,
+    };
+    fs_metrics_render(&m, &res->body);
+    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    free(parts);
+}
+
+static void serve_health(void *ctx, const fs_http_request *req, fs_http_response *res)
+{
+    (void)ctx;
+    (void)req;
+    fs_buf_puts(&res->body, "ok\n");
+}
+
+static void serve_ready(void *ctx, const fs_http_request *req, fs_http_response *res)
+{
+    (void)req;
+    fs_stage *s = ctx;
+    int64_t lag;
+    bool ready = is_ready(s, &lag);
+    char text[160];
+    snprintf(text, sizeof text, "%s: lag=%" PRId64 " phase=%s\n", ready ? "ready" : "not ready",
+             lag, s->phase == FS_STAGE_RUNNING ? "running" : "stopping");
+    res->status = ready ? 200 : 503;
+    fs_buf_puts(&res->body, text);
+}
+
+static void serve_funnels(void *ctx, const fs_http_request *req, fs_http_response *res)
+{
+    (void)req;
+    fs_stage *s = ctx;
+    fs_open_count *open;
+    uint32_t n = fs_engine_open_counts(s->engine, &open);
+    fs_board_render(s->board, fs_commit_acked_wm(s->plan), open, n, &res->body);
+    free(open);
+    res->content_type = "application/json";
+}
+
+static void json_error(fs_http_response *res, int status, const char *msg)
+{
+    res->status = status;
+    fs_buf_puts(&res->body, "{\"error\":");
+    fs_buf_json_str(&res->body, msg, strlen(msg));
+    fs_buf_puts(&res->body, "}\n");
+}
+
+/* /api/journeys/<customer_id>, the id percent-encoded as a path segment, or
+ * /api/journeys?id=<customer_id> for the ids a path cannot carry (h2o
+ * resolves "." and ".." segments before routing). */
+static void serve_journeys(void *ctx, const fs_http_request *req, fs_http_response *res)
+{
+    fs_stage *s = ctx;
+    res->content_type = "application/json";
+    const char *raw = NULL;
+    size_t raw_len = 0;
+    if (req->path_len > 1 && req->path[0] == '/') {
+        raw = req->path + 1;
+        raw_len = req->path_len - 1;
+    } else if (req->path_len == 0) {
+        raw = fs_http_query_param(req, "id", &raw_len);
+    }
+    char id[FS_MAX_CUSTOMER_ID];
+    long n = raw ? fs_http_unescape(raw, raw_len, id, sizeof id) : -1;
+    const char *error = !raw     ? "want /api/journeys/<customer_id> or /api/journeys?id=<id>"
+                        : n < 0  ? "the id is badly percent-encoded or longer than 128 bytes"
+                        : n == 0 ? "the id is empty"
+                        : !fs_utf8_valid(id, (size_t)n)
+                            ? "the id is not UTF-8: no event can carry it"
+                            : NULL;
+    if (error)
+        json_error(res, raw ? 400 : 404, error);
+    else
+        fs_lookup_render(s->engine, s->cfg, id, (size_t)n, &res->body);
+}
+
+static void serve_dashboard(void *ctx, const fs_http_request *req, fs_http_response *res)
+{
+    (void)ctx;
+    if (req->path_len > 0 && !(req->path_len == 10 && !memcmp(req->path, "index.html", 10))) {
+        res->status = 404;
+        fs_buf_puts(&res->body, "not found\n");
+        return;
+    }
+    fs_buf_put(&res->body, fs_embedded_dashboard_html, fs_embedded_dashboard_html_len);
+    res->content_type = "text/html; charset=utf-8";
+}
+
+void fs_api_start(fs_stage *s, const fs_stage_opts *opts)
+{
+    s->board = fs_board_new(s->cfg);
+    const fs_http_route routes[] = {
+        {"/metrics", serve_metrics, s},       {"/health", serve_health, s},
+        {"/ready", serve_ready, s},           {"/api/funnels", serve_funnels, s},
+        {"/api/journeys", serve_journeys, s}, {"/", serve_dashboard, s},
+    };
+    size_t n = sizeof(routes) / sizeof(*routes);
+    char err[256];
+    s->http = fs_http_start(&s->loop, s->cfg->http_listen, routes, n, err, sizeof err);
+    if (!s->http && opts->http_any_port) {
+        char any[160];
+        const char *colon = strrchr(s->cfg->http_listen, ':');
+        snprintf(any, sizeof any, "%.*s:0", (int)(colon ? colon - s->cfg->http_listen : 0),
+                 s->cfg->http_listen);
+        s->http = fs_http_start(&s->loop, any, routes, n, err, sizeof err);
+    }
+    if (!s->http) {
+        fs_log(FS_LOG_ERROR, "no HTTP: metrics, API and dashboard are off", "error=\"%s\"", err);
+        return;
+    }
+    fs_log(FS_LOG_INFO, "http listening", "listen=%s port=%d", s->cfg->http_listen,
+           fs_http_port(s->http));
+    if (opts->http_port)
+        atomic_store(opts->http_port, fs_http_port(s->http));
+}
+
+void fs_api_stop(fs_stage *s)
+{
+    fs_http_stop(s->http);
+}
+
+void fs_api_free(fs_stage *s)
+{
+    fs_http_free(s->http);
+    fs_board_free(s->board);
+}
+
+void fs_api_flow_from_sink(void *ctx, const fs_flow_json *rec)
+{
+    fs_stage *s = ctx;
+    fs_board_post(s->board, rec->funnel, rec->json, rec->len);
+}

@@ -1,0 +1,244 @@
+/* consume.c -- the stage's input side (consume.h): Kafka messages into
+ * engine batches, partition changes into the batch stream. */
+#include "consume.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "deliver.h"
+#include "log.h"
+#include "util.h"
+
+#define CONSUME_CHUNK  1024 /* messages per rd_kafka_consume_batch_queue */
+#define CONSUME_ROUNDS 64   /* chunks per wake-up before yielding to the loop */
+
+/* ---- batches ---------------------------------------------------------------- */
+
+static fs_batch *open_batch(fs_stage *s)
+{
+    if (!s->open)
+        s->open = fs_engine_batch_get(s->engine, s->cfg->input_format);
+    return s->open;
+}
+
+typedef enum publish_how { PUBLISH_MORE, PUBLISH_LAST, PUBLISH_STOP } publish_how;
+
+/* Publishes the open batch (an empty one if needed for LAST/STOP) and
+ * records where every partition stands after it. */
+static void publish(fs_stage *s, publish_how how)
+{
+    if (!s->open && how == PUBLISH_MORE)
+        return;
+    fs_batch *b = open_batch(s);
+    uint64_t seq = b->seq; /* the slot may be recycled once published */
+    s->open = NULL;
+    if (how == PUBLISH_STOP)
+        fs_engine_batch_publish_stop(s->engine, b);
+    else
+        fs_engine_batch_publish(s->engine, b, how == PUBLISH_LAST);
+    fs_commit_batch(s->plan, seq, fs_part_table_next(&s->parts), s->parts.n);
+}
+
+/* Partition changes apply before the messages of their batch, so any
+ * messages already gathered go out first. */
+static void control(fs_stage *s, uint32_t part, fs_part_op op)
+{
+    if (s->open && s->open->n > 0)
+        publish(s, PUBLISH_MORE);
+    fs_batch_add_ctl(open_batch(s), part, op);
+}
+
+static void add_message(fs_stage *s, const rd_kafka_message_t *m)
+{
+    fs_part *ps = fs_part_table_at(&s->parts, (uint32_t)m->partition);
+    size_t key_len = m->key ? m->key_len : 0, need = m->len + key_len;
+    fs_batch *b = open_batch(s);
+    if (b->n > 0 && b->len + need > b->cap) {
+        publish(s, PUBLISH_MORE);
+        b = open_batch(s);
+    }
+    fs_batch_reserve(b, need);
+    if (m->len)
+        memcpy(b->buf + b->len, m->payload, m->len);
+    if (key_len)
+        memcpy(b->buf + b->len + m->len, m->key, key_len);
+    fs_reject preset = m->len > FS_MAX_MESSAGE ? FS_REJECT_MALFORMED : FS_OK;
+    fs_batch_add_keyed(b, (uint32_t)b->len, (uint32_t)m->len, (uint32_t)key_len,
+                       (uint16_t)m->partition, preset);
+    b->len += need;
+    fs_part_message(ps, m->offset, uv_now(&s->loop));
+    if (!s->consumed++)
+        s->first_message_ns = fs_now_ns();
+    s->consumed_bytes += m->len;
+    if (fs_batch_full(b))
+        publish(s, PUBLISH_MORE);
+}
+
+/* ---- ending ----------------------------------------------------------------- */
+
+static void stop_consuming(fs_stage *s)
+{
+    uv_poll_stop(&s->consumer_watch);
+    uv_idle_stop(&s->more);
+}
+
+static void end_input(fs_stage *s, publish_how how, const char *why)
+{
+    if (s->phase != FS_STAGE_RUNNING)
+        return;
+    double secs = s->consumed ? (double)(fs_now_ns() - s->first_message_ns) / 1e9 : 0;
+    fs_log(FS_LOG_INFO, "input ends",
+           "reason=\"%s\" consumed=%" PRIu64 " consume_s=%.3f events_per_s=%.0f", why, s->consumed,
+           secs, secs > 0 ? (double)s->consumed / secs : 0.0);
+    s->phase = FS_STAGE_ENDING;
+    stop_consuming(s);
+    publish(s, how);
+}
+
+void fs_consume_stop(fs_stage *s, const char *why)
+{
+    end_input(s, PUBLISH_STOP, why);
+}
+
+/* ---- consuming -------------------------------------------------------------- */
+
+static void on_message(fs_stage *s, const rd_kafka_message_t *m)
+{
+    if (!m->err) {
+        if (m->partition >= 0 && m->partition < FS_MAX_PARTITIONS)
+            add_message(s, m);
+        return;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        fs_part *ps = fs_part_table_at(&s->parts, (uint32_t)m->partition);
+        if (fs_part_reach_eof(ps) && s->until_eof)
+            control(s, (uint32_t)m->partition, FS_PART_IDLE); /* nothing more to wait for */
+        return;
+    }
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%s%s%s", rd_kafka_err2str(m->err), m->len ? ": " : "",
+             m->len ? (const char *)m->payload : "");
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+        m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+        m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+        fs_stage_fail(s, msg);
+    else
+        fs_log(FS_LOG_WARN, "consumer error", "error=\"%s\"", msg);
+}
+
+static void on_more(uv_idle_t *h);
+
+void fs_consume(fs_stage *s)
+{
+    rd_kafka_message_t *msgs[CONSUME_CHUNK];
+    for (int round = 0; round < CONSUME_ROUNDS && s->phase == FS_STAGE_RUNNING; round++) {
+        ssize_t n = rd_kafka_consume_batch_queue(s->consumer_q, 0, msgs, CONSUME_CHUNK);
+        for (ssize_t i = 0; i < n; i++) {
+            if (s->phase == FS_STAGE_RUNNING)
+                on_message(s, msgs[i]);
+            rd_kafka_message_destroy(msgs[i]);
+        }
+        if (n < CONSUME_CHUNK) {
+            uv_idle_stop(&s->more);
+            if (s->phase != FS_STAGE_RUNNING)
+                return;
+            publish(s, PUBLISH_MORE); /* low rates: do not hold messages back */
+            if (s->until_eof && fs_part_table_all_at_eof(&s->parts))
+                end_input(s, PUBLISH_LAST, "every assigned partition is at its end");
+            return;
+        }
+    }
+    if (s->phase == FS_STAGE_RUNNING) {
+        publish(s, PUBLISH_MORE);
+        fs_xcheck(uv_idle_start(&s->more, on_more), "uv_idle_start");
+    }
+}
+
+static void on_more(uv_idle_t *h)
+{
+    fs_consume(h->data);
+}
+
+/* ---- idleness --------------------------------------------------------------- */
+
+void fs_consume_idle_check(fs_stage *s)
+{
+    if (s->phase != FS_STAGE_RUNNING)
+        return;
+    uint64_t now = uv_now(&s->loop);
+    bool changed = false;
+    for (uint32_t p = 0; p < s->parts.n; p++) {
+        if (fs_part_idle_due(&s->parts.v[p], now, (uint64_t)s->cfg->idle_timeout_ms)) {
+            control(s, p, FS_PART_IDLE);
+            changed = true;
+            fs_log(FS_LOG_DEBUG, "partition idle", "partition=%" PRIu32, p);
+        }
+    }
+    if (changed)
+        publish(s, PUBLISH_MORE); /* the watermark may move now */
+}
+
+/* ---- rebalances (called from inside rd_kafka_consume_batch_queue) ------------ */
+
+static void assigned(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        if (p < 0 || p >= FS_MAX_PARTITIONS) {
+            fs_stage_fail(s, "input partition number above 65535");
+            continue;
+        }
+        fs_part_table_assign(&s->parts, (uint32_t)p, uv_now(&s->loop));
+        fs_commit_forget(s->plan, (uint32_t)p); /* consumption restarts from the commit */
+        if (s->phase == FS_STAGE_RUNNING)
+            control(s, (uint32_t)p, FS_PART_ASSIGN);
+        fs_log(FS_LOG_INFO, "partition assigned", "topic=%s partition=%" PRId32,
+               parts->elems[i].topic, p);
+    }
+}
+
+static void revoked(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
+{
+    if (s->phase == FS_STAGE_RUNNING)
+        fs_deliver_commit(s, true, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        if (p < 0 || !fs_part_table_revoke(&s->parts, (uint32_t)p))
+            continue;
+        fs_commit_forget(s->plan, (uint32_t)p);
+        if (s->phase == FS_STAGE_RUNNING)
+            control(s, (uint32_t)p, FS_PART_REVOKE);
+        fs_log(FS_LOG_INFO, "partition revoked", "topic=%s partition=%" PRId32,
+               parts->elems[i].topic, p);
+    }
+}
+
+void fs_consume_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    fs_stage *s = opaque;
+    s->rebalances++;
+    bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        assigned(s, parts);
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            aerr = rd_kafka_assign(rk, parts);
+    } else {
+        revoked(s, parts);
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, parts);
+        else
+            aerr = rd_kafka_assign(rk, NULL);
+    }
+    if (error) {
+        fs_log(FS_LOG_ERROR, "rebalance failed", "error=\"%s\"", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (aerr) {
+        fs_log(FS_LOG_ERROR, "rebalance failed", "error=\"%s\"", rd_kafka_err2str(aerr));
+    }
+}

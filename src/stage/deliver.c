@@ -1,0 +1,180 @@
+/* deliver.c -- the stage's output side (deliver.h): records and dead
+ * letters produced, their delivery reports through the inbox, offsets
+ * committed when the commit plan allows. */
+#include "deliver.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kafka.h"
+#include "log.h"
+#include "util.h"
+
+#define FLUSH_TIMEOUT_MS 60000
+
+/* A produced message's opaque, returned with its delivery report: its
+ * number among its kind, shifted left, and the kind in the low bit. */
+enum { TAG_RECORD = 0, TAG_DEAD_LETTER = 1 };
+
+/* ---- from any thread to the loop ------------------------------------------- */
+
+static void inbox_fail(fs_stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void inbox_fail(fs_stage *s, const char *fmt, ...)
+{
+    char why[FS_INBOX_FAILURE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    fs_inbox_post_failure(&s->in, why);
+    uv_async_send(&s->wake);
+}
+
+void fs_deliver_report_from_any(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    (void)rk;
+    fs_stage *s = opaque;
+    uintptr_t tag = (uintptr_t)msg->_private;
+    if (msg->err) {
+        inbox_fail(s, "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
+                   rd_kafka_err2str(msg->err));
+        return;
+    }
+    fs_inbox_post_ack(&s->in, tag);
+    uv_async_send(&s->wake);
+}
+
+/* ---- engine output: records, dead letters and steps, from the sink thread --- */
+
+int fs_deliver_write_from_sink(void *ctx, const char *key, size_t key_len, const char *value,
+                               size_t value_len)
+{
+    fs_stage *s = ctx;
+    uint64_t n = atomic_load_explicit(&s->records, memory_order_relaxed);
+    rd_kafka_resp_err_t err =
+        fs_kafka_produce(s->producer, s->cfg->output_topic, key, key_len, value, value_len, NULL, 0,
+                         (void *)(uintptr_t)(n << 1 | TAG_RECORD));
+    if (err) {
+        inbox_fail(s, "producing a record to %s: %s", s->cfg->output_topic, rd_kafka_err2str(err));
+        return -1;
+    }
+    atomic_store_explicit(&s->records, n + 1, memory_order_release);
+    return 0;
+}
+
+void fs_deliver_step_from_sink(void *ctx, const fs_step_info *info)
+{
+    fs_stage *s = ctx;
+    fs_inbox_step st = {.src_ns = info->src_ns};
+    st.step = (fs_commit_step){
+        .records_end = atomic_load_explicit(&s->records, memory_order_acquire),
+        .dead_letters_end = info->src_mark,
+        .src_seq = info->src_seq,
+        .wm = info->wm,
+        .max_ts = info->max_ts,
+        .final = info->final && !info->stopped,
+        .stopped = info->stopped,
+    };
+    fs_inbox_post_step(&s->in, &st);
+    uv_async_send(&s->wake);
+}
+
+void fs_deliver_dead_letter_from_sink(void *ctx, const fs_dead_letter *dl)
+{
+    fs_stage *s = ctx;
+    char part[16];
+    snprintf(part, sizeof(part), "%" PRIu32, dl->part);
+    const char *headers[] = {"reason",           fs_reject_name(dl->reason),
+                             "source.topic",     s->cfg->input_topic,
+                             "source.partition", part};
+    rd_kafka_resp_err_t err = fs_kafka_produce(
+        s->producer, s->cfg->dead_letter_topic, dl->key, dl->key_len, dl->value, dl->value_len,
+        headers, 3, (void *)(uintptr_t)(s->dead_letters << 1 | TAG_DEAD_LETTER));
+    if (err)
+        inbox_fail(s, "producing a dead letter to %s: %s", s->cfg->dead_letter_topic,
+                   rd_kafka_err2str(err));
+    s->dead_letters++; /* numbered even when it failed: the sink counts every call */
+}
+
+/* ---- on the loop ------------------------------------------------------------ */
+
+void fs_deliver_poll(fs_stage *s)
+{
+    while (rd_kafka_poll(s->producer, 0) > 0)
+        ;
+}
+
+void fs_deliver_read(fs_stage *s)
+{
+    fs_inbox_mail m;
+    fs_inbox_take(&s->in, &m);
+    for (size_t i = 0; i < m.n_acks; i++) {
+        if ((m.acks[i] & 1) == TAG_RECORD) {
+            fs_commit_record_acked(s->plan, m.acks[i] >> 1);
+            s->acked_records++;
+        } else {
+            fs_commit_dead_letter_acked(s->plan, m.acks[i] >> 1);
+            s->acked_dead_letters++;
+        }
+    }
+    for (size_t i = 0; i < m.n_steps; i++) {
+        const fs_commit_step *st = &m.steps[i].step;
+        if (!st->stopped)
+            fs_commit_step_done(s->plan, st);
+        fs_ack_latency_push(&s->latency, st->records_end, m.steps[i].src_ns);
+        if (st->final || st->stopped)
+            s->sink_done = true;
+    }
+    fs_ack_latency_settle(&s->latency, fs_commit_records_acked(s->plan), fs_now_ns());
+    if (m.failed && s->exit_code == 0)
+        fs_stage_fail(s, m.failure);
+    fs_inbox_mail_free(&m);
+}
+
+void fs_deliver_commit(fs_stage *s, bool sync, const rd_kafka_topic_partition_list_t *only)
+{
+    if (s->exit_code != 0)
+        return; /* after a failure nothing more is committed */
+    uint32_t n;
+    const int64_t *safe = fs_commit_safe(s->plan, &n);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
+    for (uint32_t p = 0; p < n && p < s->parts.n; p++) {
+        if (safe[p] < 0 || safe[p] <= s->parts.v[p].committed || !s->parts.v[p].assigned)
+            continue;
+        if (only && !rd_kafka_topic_partition_list_find(only, s->cfg->input_topic, (int32_t)p))
+            continue;
+        rd_kafka_topic_partition_list_add(list, s->cfg->input_topic, (int32_t)p)->offset = safe[p];
+    }
+    if (list->cnt > 0) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(s->consumer, list, !sync);
+        if (err) {
+            fs_log(FS_LOG_WARN, "offset commit failed", "error=\"%s\"", rd_kafka_err2str(err));
+        } else {
+            for (int i = 0; i < list->cnt; i++)
+                s->parts.v[list->elems[i].partition].committed = list->elems[i].offset;
+            s->commits++;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+void fs_deliver_commit_tick(fs_stage *s)
+{
+    if (s->phase == FS_STAGE_RUNNING)
+        fs_deliver_commit(s, false, NULL);
+}
+
+bool fs_deliver_flush(fs_stage *s)
+{
+    rd_kafka_resp_err_t err = rd_kafka_flush(s->producer, FLUSH_TIMEOUT_MS);
+    fs_deliver_read(s); /* the acknowledgements the flush delivered */
+    if (err || rd_kafka_outq_len(s->producer) > 0) {
+        fs_log(FS_LOG_ERROR, "producer not flushed", "error=\"%s\" in_flight=%d",
+               rd_kafka_err2str(err), rd_kafka_outq_len(s->producer));
+        return false;
+    }
+    return true;
+}

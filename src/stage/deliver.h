@@ -1,0 +1,63 @@
+/* deliver.h -- the stage's output side: records out, offsets committed.
+ *
+ * The engine's sink thread hands over records, dead letters and finished
+ * steps (the *_from_sink hooks of fs_output); they are produced with the
+ * idempotent producer, each numbered by kind in production order and
+ * tagged with its number, so that a delivery report says "record n" or
+ * "dead letter n". Reports arrive on whichever thread polls the producer
+ * (*_from_any), so they, the steps and any failure go through the inbox
+ * (inbox.h), and a uv_async wakes the loop to read it (fs_deliver_read),
+ * which feeds the commit plan (commit.h) and the latency (latency.h).
+ * Offsets are committed only when the plan says every record depending on
+ * them is acknowledged (fs_deliver_commit): on the commit timer (stage.c),
+ * before partitions are revoked, and once at the end after the producer is
+ * flushed.
+ * A failed delivery or production fails the stage (fs_stage_fail): nothing
+ * more is committed.
+ *
+ * The interface is the seam for transactions (SPEC §5, exactly-once):
+ * records go out through the hooks, offsets through fs_deliver_commit, and
+ * fs_deliver_flush ends the output. A transactional output would keep these
+ * calls and change what is behind them: the records of a commit interval in
+ * one transaction, the offsets sent to it instead of committed by the
+ * consumer.
+ */
+#ifndef FS_DELIVER_H
+#define FS_DELIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "sink.h"
+#include "stage_internal.h"
+
+/* fs_output's hooks; ctx is the fs_stage. Sink thread. */
+int fs_deliver_write_from_sink(void *ctx, const char *key, size_t key_len, const char *value,
+                               size_t value_len);
+void fs_deliver_dead_letter_from_sink(void *ctx, const fs_dead_letter *dl);
+void fs_deliver_step_from_sink(void *ctx, const fs_step_info *info);
+/* The producer's delivery report callback (opaque: the fs_stage). Any
+ * thread that polls the producer. */
+void fs_deliver_report_from_any(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
+
+/* Loop thread from here on. */
+
+/* Serves the producer's queued delivery reports. */
+void fs_deliver_poll(fs_stage *s);
+/* Takes what the inbox holds: acknowledgements and steps into the commit
+ * plan and the latency, s->sink_done once the sink's last step is in; a
+ * failure posted from another thread fails the stage. */
+void fs_deliver_read(fs_stage *s);
+/* Commits the offsets that became safe, of assigned partitions (of `only`'s
+ * partitions if not NULL); sync waits for the broker. Nothing after a
+ * failure. */
+void fs_deliver_commit(fs_stage *s, bool sync, const rd_kafka_topic_partition_list_t *only);
+/* The commit timer: commits asynchronously while the stage is running. */
+void fs_deliver_commit_tick(fs_stage *s);
+/* At the end: waits for every produced message's report and reads them.
+ * False (logged) when some are still unacknowledged. */
+bool fs_deliver_flush(fs_stage *s);
+
+#endif

@@ -1,0 +1,87 @@
+/* stage_internal.h -- the state the stage's files share (private to src/stage).
+ *
+ * One fs_stage lives on fs_stage_run's stack for the whole run. Each group
+ * of fields below says which file writes it and which threads touch it.
+ * "Loop" is the libuv loop thread, which runs everything but the callbacks
+ * named *_from_sink (the engine's sink thread) and *_from_any (whichever
+ * thread polls the producer). stage.c explains how the pieces fit.
+ */
+#ifndef FS_STAGE_INTERNAL_H
+#define FS_STAGE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+#include <uv.h>
+
+#include "board.h"
+#include "commit.h"
+#include "config.h"
+#include "engine.h"
+#include "http.h"
+#include "inbox.h"
+#include "latency.h"
+#include "part_table.h"
+
+typedef enum fs_stage_phase {
+    FS_STAGE_RUNNING, /* consuming */
+    FS_STAGE_ENDING,  /* input ended (consume.c): waiting for the sink's last step */
+    FS_STAGE_DONE,    /* flushed, committed, leaving the group (stage.c) */
+} fs_stage_phase;
+
+typedef struct fs_stage {
+    /* Set up by stage.c before the loop runs, then read-only; any thread.
+     * The producer is librdkafka's to make thread-safe (the sink thread
+     * produces on it); the consumer is used by the loop only. */
+    const fs_config *cfg;
+    bool until_eof;
+    rd_kafka_t *consumer, *producer;
+    fs_engine *engine;
+
+    /* stage.c, loop. The handles are set up and closed there; consume.c
+     * stops consumer_watch and starts/stops `more`, and uv_async_send on
+     * `wake` is the one call other threads make (deliver.c). */
+    fs_stage_phase phase;
+    int exit_code; /* 1 once the stage failed (fs_stage_fail, finish) */
+    uv_loop_t loop;
+    uv_poll_t consumer_watch, producer_watch;
+    int consumer_pipe[2], producer_pipe[2];
+    uv_async_t wake;
+    uv_idle_t more; /* consume again next iteration: the queue was not drained */
+    uv_timer_t idle_timer, commit_timer, stats_timer;
+    uv_signal_t sigint, sigterm;
+    rd_kafka_queue_t *consumer_q, *producer_q;
+    rd_kafka_topic_t *warm[2]; /* output and dead-letter topics, known from the start */
+
+    /* Loop. Shared by the input and the output side: consume.c records
+     * batches and forgets partitions, deliver.c feeds steps and
+     * acknowledgements and commits; api.c reads. */
+    fs_part_table parts;  /* consume.c; deliver.c sets the committed offsets */
+    fs_commit_plan *plan; /* created and freed by stage.c */
+
+    /* consume.c, loop (api.c and the logs read them). */
+    fs_batch *open; /* the batch being filled, NULL between batches */
+    uint64_t consumed, consumed_bytes, first_message_ns, rebalances;
+
+    /* deliver.c. */
+    fs_inbox in;              /* any thread; acks: n << 1 | tag */
+    _Atomic uint64_t records; /* numbered by the sink thread, read by the loop */
+    uint64_t dead_letters;    /* numbered by the sink thread; sink thread only */
+    bool sink_done;           /* loop: the sink's last step arrived */
+    uint64_t acked_records, acked_dead_letters, commits; /* loop */
+    fs_ack_latency latency; /* loop: a window's close -> its records acked */
+
+    /* api.c, loop; the sink thread posts flow records to the board (which
+     * locks). */
+    fs_http *http;
+    fs_board *board;
+} fs_stage;
+
+/* stage.c, loop: the stage cannot go on (a broker, delivery or
+ * configuration failure). Logs why, makes the exit code 1 and stops the
+ * input like a signal does; nothing more is committed. */
+void fs_stage_fail(fs_stage *s, const char *why);
+
+#endif
