@@ -36,7 +36,7 @@
  *         pairs; a channel is a label name (UTF-8, at most FS_MAX_LABEL bytes)
  *
  *   A customer "u-12345678" in funnel 0 since 1714000000000, at stage 1,
- *   touched by "ads" once and "email" twice (11 + 28 = 39 bytes):
+ *   touched by "ads" once and "email" twice (11 + 26 = 37 bytes):
  *
  *     key    63 75 2d 31 32 33 34 35 36 37 38          "c" "u-12345678"
  *     value  01                                        version 1
@@ -255,6 +255,7 @@ static void w_flow(wr *w, const fs_flow *f)
 
 static void w_slot(wr *w, const fs_window_slot *slot, uint32_t n_funnels, const uint32_t *n_stages)
 {
+    (void)n_stages; /* only checked: a flow knows its stages */
     w_array(w, 2 + (size_t)n_funnels);
     w_i64(w, slot->start);
     w_u64(w, slot->rejected);
@@ -266,7 +267,6 @@ static void w_slot(wr *w, const fs_window_slot *slot, uint32_t n_funnels, const 
         assert(slot->flow[f]->n_stages == n_stages[f]);
         w_flow(w, slot->flow[f]);
     }
-    (void)n_stages;
 }
 
 static int cmp_slot(const void *a, const void *b)
@@ -442,9 +442,9 @@ uint64_t fs_state_config_hash(const fs_config *cfg)
 
 /* ===== reading ============================================================ */
 
-/* A cursor over one value. Every r_* function returns false after writing
+/* A cursor over one value. Every rd_* function returns false after writing
  * why into err ("at byte N: what"), leaving what it allocated reachable
- * from the caller's structure so that one free releases everything. */
+ * from the caller's structure, so that one free releases everything. */
 typedef struct rd {
     const unsigned char *start, *p, *end;
     const fs_state_labels *l;
@@ -500,7 +500,7 @@ static size_t left(const rd *r)
 
 static bool need(rd *r, size_t n, const char *what)
 {
-    return n <= left(r) || fail(r, "%s: the value ends inside it", what);
+    return n <= left(r) || fail(r, "%s: cut short (the value ends inside it)", what);
 }
 
 static uint64_t big_endian(const unsigned char *p, unsigned n)
@@ -511,13 +511,13 @@ static uint64_t big_endian(const unsigned char *p, unsigned n)
     return v;
 }
 
-/* The next byte, which must exist; 0xc1 (never used) when none. */
+/* The next byte, or 0xc1 (a byte MessagePack never uses) at the end. */
 static unsigned char peek(const rd *r)
 {
     return r->p < r->end ? *r->p : 0xc1;
 }
 
-/* Reads a fixed-size int (the byte after tag b): its width, signedness. */
+/* The integer forms with a payload: tag b's payload width and signedness. */
 static bool int_form(unsigned char b, unsigned *len, bool *sign)
 {
     static const unsigned widths[4] = {1, 2, 4, 8};
@@ -638,8 +638,8 @@ static bool rd_array(rd *r, const char *what, uint32_t *n)
         return false;
     uint64_t count = len ? big_endian(r->p + 1, len) : (uint64_t)(b & 0x0f);
     if (count > left(r) - 1 - len)
-        return fail(r, "%s: %llu elements in %zu bytes", what, (unsigned long long)count,
-                    left(r) - 1 - len);
+        return fail(r, "%s: %llu elements cannot fit in the %zu bytes left", what,
+                    (unsigned long long)count, left(r) - 1 - len);
     r->p += 1 + len;
     *n = (uint32_t)count;
     return true;
@@ -669,7 +669,7 @@ static bool rd_str(rd *r, const char *what, const char **s, uint32_t *len)
         return false;
     uint64_t n = hdr ? big_endian(r->p + 1, hdr) : (uint64_t)(b & 0x1f);
     if (n > left(r) - 1 - hdr)
-        return fail(r, "%s: the value ends inside it", what);
+        return fail(r, "%s: cut short (the value ends inside it)", what);
     *s = (const char *)r->p + 1 + hdr;
     *len = (uint32_t)n;
     r->p += 1 + hdr + n;
@@ -678,17 +678,25 @@ static bool rd_str(rd *r, const char *what, const char **s, uint32_t *len)
 
 /* A label by name, interned: held to what the input decoder lets through,
  * so a state value cannot bring a label an event could not. */
-static bool rd_label(rd *r, const char *what, uint32_t *label)
+static bool rd_name(rd *r, const char *what, const char **s, uint32_t *len)
 {
     const unsigned char *at = r->p;
-    const char *s = NULL;
-    uint32_t len = 0;
-    if (!rd_str(r, what, &s, &len))
+    *s = NULL;
+    *len = 0;
+    if (!rd_str(r, what, s, len))
         return false;
-    if (len > FS_MAX_LABEL || !fs_utf8_valid(s, len)) {
-        r->p = at;
-        return fail(r, "%s: not a label (UTF-8, at most %d bytes)", what, FS_MAX_LABEL);
-    }
+    if (*len <= FS_MAX_LABEL && fs_utf8_valid(*s, *len))
+        return true;
+    r->p = at;
+    return fail(r, "%s: not a label (UTF-8, at most %d bytes)", what, FS_MAX_LABEL);
+}
+
+static bool rd_label(rd *r, const char *what, uint32_t *label)
+{
+    const char *s;
+    uint32_t len;
+    if (!rd_name(r, what, &s, &len))
+        return false;
     *label = r->l->intern(r->l->ctx, s, len);
     return true;
 }
@@ -735,7 +743,7 @@ static bool rd_counters(rd *r, fs_sketch *s, uint32_t lo, uint32_t hi)
     if (!rd_array(r, "ttc counters", &n))
         return false;
     if (n % 2)
-        return fail(r, "ttc counters: %u numbers, not (gap, count) pairs", n);
+        return fail(r, "ttc counters: %u items, not (gap, count) pairs", n);
     fs_sketch_densify(s); /* still empty: an array of zeros */
     uint64_t count = 0;
     uint32_t at = lo; /* where the next gap counts from */
@@ -783,12 +791,13 @@ typedef fs_label_stats *(*label_get_fn)(fs_flow *f, uint32_t label);
 static bool rd_label_stats(rd *r, fs_flow *f, const fs_label_map *m, label_get_fn get,
                            const char *what)
 {
-    uint32_t label, before = m->count;
-    if (!rd_array_of(r, what, 5 + (uint64_t)f->n_stages) || !rd_label(r, what, &label))
+    uint32_t before = m->count, len;
+    const char *name;
+    if (!rd_array_of(r, what, 5 + (uint64_t)f->n_stages) || !rd_name(r, what, &name, &len))
         return false;
-    fs_label_stats *st = get(f, label);
+    fs_label_stats *st = get(f, r->l->intern(r->l->ctx, name, len));
     if (m->count == before)
-        return fail(r, "%s: a label given twice", what);
+        return fail(r, "%s: '%.*s' given twice", what, (int)len, name);
     if (!rd_u64(r, what, &st->completed) || !rd_u64(r, what, &st->first_touch) ||
         !rd_u64(r, what, &st->last_touch) || !rd_fixed(r, what, &st->linear))
         return false;
@@ -911,8 +920,8 @@ static bool rd_part_body(rd *r, const shape *sh, fs_state_part *s)
     if (!rd_bool(r, "seen", &s->seen) || !rd_i64(r, "max_ts", &s->max_ts) ||
         !rd_i64(r, "instance_wm", &s->instance_wm) || !rd_i64(r, "closed_upto", &s->closed_upto) ||
         !rd_slots(r, sh, "pane", &s->panes, &s->n_panes) ||
-        !rd_slots(r, sh, "extra", &s->extras, &s->n_extras) ||
-        !rd_slots(r, sh, "parked", &s->parked, &s->n_parked) || !rd_cohorts(r, sh, s))
+        !rd_slots(r, sh, "extras slot", &s->extras, &s->n_extras) ||
+        !rd_slots(r, sh, "parked window", &s->parked, &s->n_parked) || !rd_cohorts(r, sh, s))
         return false;
     return r->p == r->end || fail(r, "%zu bytes after the value", left(r));
 }
@@ -922,6 +931,10 @@ static bool rd_part_body(rd *r, const shape *sh, fs_state_part *s)
 static fs_state_err rd_version(rd *r)
 {
     uint64_t v;
+    if (r->p == r->end) { /* the caller's to handle: a tombstone is not a value */
+        fail(r, "empty value");
+        return FS_STATE_EMALFORMED;
+    }
     if (!rd_u64(r, "format version", &v))
         return FS_STATE_EMALFORMED;
     if (v == FS_STATE_VERSION)
@@ -982,9 +995,10 @@ static bool rd_touches(rd *r, fs_state_journey *j)
     uint32_t n;
     if (!rd_array(r, "touches", &n))
         return false;
-    if (n % 2 || n / 2 > FS_STATE_MAX_TOUCHES)
-        return fail(r, "touches: %u numbers, not at most %d (channel, count) pairs", n,
-                    FS_STATE_MAX_TOUCHES);
+    if (n % 2)
+        return fail(r, "touches: %u items, not (channel, count) pairs", n);
+    if (n / 2 > FS_STATE_MAX_TOUCHES)
+        return fail(r, "touches: %u pairs, more than %d", n / 2, FS_STATE_MAX_TOUCHES);
     j->touch = fs_xmalloc((n ? n / 2 : 1) * sizeof(*j->touch));
     for (uint32_t t = 0; t < n / 2; t++) {
         fs_touch_count *tc = &j->touch[t];
