@@ -72,7 +72,8 @@
  *     i128   = int                                 when it fits int64
  *            | [hi, lo]                            hi int64, lo uint64: hi * 2^64 + lo
  *     sketch = [mode, min, max, <i128 sum>, lo, hi, [values]]
- *         lo <= hi <= fs_sketch_n_buckets(): the occupied bucket range
+ *         lo <= hi <= fs_sketch_n_buckets(): the occupied bucket range;
+ *         sum in [0, count x INT64_MAX] (values are non-negative int64)
  *         mode 0, few values without a counter array (buckets == NULL):
  *           values = the `few` bucket indices in their order, at most
  *           FS_SKETCH_FEW, each in [lo, hi); count = how many
@@ -778,6 +779,10 @@ static bool rd_sketch(rd *r, fs_sketch *s)
         return fail(r, "ttc: lo %u above hi %u", lo, hi);
     if (!(mode == SKETCH_FEW ? rd_few(r, s, lo, hi) : rd_counters(r, s, lo, hi)))
         return false;
+    /* The exact sum of count values in [0, INT64_MAX]: anything else would
+     * make later merges overflow. */
+    if (sum < 0 || sum > (__int128)s->count * INT64_MAX)
+        return fail(r, "ttc: sum out of range for %llu values", (unsigned long long)s->count);
     s->min = min;
     s->max = max;
     s->sum = sum;

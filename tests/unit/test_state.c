@@ -841,6 +841,8 @@ enum {
     TTC_COUNTERS_ODD,
     TTC_GAP_PAST_HI,
     TTC_COUNTERS_OVERFLOW,
+    TTC_SUM_NEGATIVE,
+    TTC_SUM_TOO_BIG,
     LABEL_TWICE,
     LABEL_SHORT,
     LABEL_NOT_UTF8,
@@ -879,9 +881,12 @@ static void pk_ttc(pk *k)
     int d = k->defect;
     msgpack_pack_array(&k->p, 7);
     pk_u(k, d == TTC_MODE_2 ? 2 : d >= TTC_COUNTERS_ODD && d <= TTC_COUNTERS_OVERFLOW ? 1 : 0);
-    pk_u(k, 5);                                  /* min */
-    pk_u(k, 20);                                 /* max */
-    pk_u(k, 25);                                 /* sum */
+    pk_u(k, 5);  /* min */
+    pk_u(k, 20); /* max */
+    if (d == TTC_SUM_NEGATIVE)
+        msgpack_pack_int64(&k->p, -1); /* sum */
+    else
+        pk_u(k, d == TTC_SUM_TOO_BIG ? 2 * (uint64_t)INT64_MAX + 1 : 25);
     pk_u(k, d == TTC_LO_ABOVE_HI ? 22 : 5);      /* lo */
     pk_u(k, d == TTC_HI_TOO_BIG ? 1 << 20 : 21); /* hi */
     if (d >= TTC_COUNTERS_ODD && d <= TTC_COUNTERS_OVERFLOW) {
