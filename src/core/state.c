@@ -57,7 +57,8 @@
  *         config_hash  uint64, fs_state_config_hash of the writer's config;
  *                      checked right after the version (FS_STATE_ECONFIG)
  *         seen         bool; max_ts, instance_wm, closed_upto: int64, written
- *                      whatever seen is
+ *                      whatever seen is. fs_state_decode_clock reads the
+ *                      value up to instance_wm and no further
  *
  *     slot   = [start, rejected, <flow|nil>*]
  *         one flow or nil per funnel, in config order (n_funnels of them)
@@ -90,6 +91,7 @@
  * Config hash: XXH3-64 over the MessagePack sequence
  *     window_size_ms window_hop_ms max_out_of_orderness_ms [<funnel>*]
  *     funnel = [name, mode, conversion_window_ms, [<[stage name, [event type*]]>*]]
+ *     mode: 0 open, 1 strict (fs_mode)
  * (MessagePack is self-delimiting, so different configs cannot serialize
  * to the same bytes by shifting a boundary between two names.)
  *
@@ -973,6 +975,26 @@ fs_state_err fs_state_decode_part(const char *p, size_t n, uint64_t config_hash,
         return FS_STATE_OK;
     fs_state_part_free(s, n_funnels);
     return FS_STATE_EMALFORMED;
+}
+
+/* The router restores a partition's clock before its workers have the
+ * rest, so this reads the record's first objects and stops: neither the
+ * config hash nor what follows the clock is checked (the full decode
+ * does both). */
+fs_state_err fs_state_decode_clock(const char *p, size_t n, fs_state_clock *c)
+{
+    rd r;
+    rd_init(&r, p, n, NULL, NULL, 0);
+    fs_state_err e = rd_version(&r);
+    if (e != FS_STATE_OK)
+        return e;
+    uint64_t hash;
+    fs_state_clock got;
+    if (!rd_u64(&r, "config hash", &hash) || !rd_bool(&r, "seen", &got.seen) ||
+        !rd_i64(&r, "max_ts", &got.max_ts) || !rd_i64(&r, "instance_wm", &got.instance_wm))
+        return FS_STATE_EMALFORMED;
+    *c = got;
+    return FS_STATE_OK;
 }
 
 static void free_slots(fs_window_slot **slots, uint32_t n, uint32_t n_funnels)

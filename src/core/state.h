@@ -144,7 +144,10 @@ fs_state_err fs_state_decode_part(const char *p, size_t n, uint64_t config_hash,
                                   fs_state_part *s, char *err, size_t err_len);
 void fs_state_part_free(fs_state_part *s, uint32_t n_funnels);
 
-/* Only the clock of a partition record (the router's part of a restore). */
+/* Only the clock of a partition record (the router's part of a restore):
+ * reads the version, then the clock, and stops; the config hash and the
+ * rest are not checked (fs_state_decode_part does). *c is set only on
+ * FS_STATE_OK. */
 typedef struct fs_state_clock {
     bool seen;
     int64_t max_ts, instance_wm;

@@ -1,8 +1,10 @@
 /* fuzz_state.c -- libFuzzer target: the state topic's decoders (state.c).
  *
- * Every input goes to both fs_state_decode_customer and fs_state_decode_part
+ * Every input goes to fs_state_decode_customer, fs_state_decode_part
  * (configuration hash 0, which the seeds carry; another hash must give
- * FS_STATE_ECONFIG). Besides "no crash, no leak, no sanitizer report":
+ * FS_STATE_ECONFIG) and fs_state_decode_clock, which must accept what the
+ * full decode accepts, agree with it, and see the same versions.
+ * Besides "no crash, no leak, no sanitizer report":
  *   - an error has a message; an accepted value holds the checks state.h
  *     promises: funnels and stages in range, journeys ascending, lists in
  *     strictly ascending key order, every sketch within its invariants
@@ -168,8 +170,15 @@ static void part_fixed_point(const fs_state_part *s, const fs_state_labels *l)
 static void fuzz_part(const char *p, size_t n, const fs_state_labels *l)
 {
     fs_state_part s;
+    fs_state_clock clock;
     char err[256];
+    fs_state_err ce = fs_state_decode_clock(p, n, &clock);
     fs_state_err e = fs_state_decode_part(p, n, 0, N_FUNNELS, n_stages, l, &s, err, sizeof(err));
+    CHECK((ce == FS_STATE_EVERSION) == (e == FS_STATE_EVERSION));
+    CHECK(e != FS_STATE_OK || ce == FS_STATE_OK);
+    if (e == FS_STATE_OK)
+        CHECK(clock.seen == s.seen && clock.max_ts == s.max_ts &&
+              clock.instance_wm == s.instance_wm);
     if (e != FS_STATE_OK) {
         CHECK(e == FS_STATE_EMALFORMED || e == FS_STATE_EVERSION || e == FS_STATE_ECONFIG);
         CHECK(err[0] != '\0' && s.n_panes + s.n_extras + s.n_parked + s.n_cohorts == 0);

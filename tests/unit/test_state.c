@@ -801,6 +801,41 @@ static void test_part_config_mismatch(void **state)
     dicts_free(&d);
 }
 
+/* The clock alone: the record's first objects, nothing after them read. */
+static void test_part_clock(void **state)
+{
+    (void)state;
+    dicts d;
+    dicts_init(&d);
+    fs_state_part want;
+    make_part(&want, &d.a);
+    fs_buf val = {0};
+    fs_state_encode_part(&val, &want, N_FUNNELS, n_stages, &d.la);
+    fs_state_clock c = {false, 1, 2};
+    assert_int_equal(fs_state_decode_clock(val.p, val.len, &c), FS_STATE_OK);
+    assert_true(c.seen && c.max_ts == INT64_MAX && c.instance_wm == INT64_MIN);
+    /* version 1, hash (9 bytes), seen, INT64_MAX (9), INT64_MIN (9) */
+    const size_t clock_end = 1 + 9 + 1 + 9 + 9;
+    for (size_t n = 0; n <= val.len; n++) {
+        fs_state_clock t = {false, 1, 2};
+        fs_state_err e = fs_state_decode_clock(val.p, n, &t);
+        assert_int_equal(e, n < clock_end ? FS_STATE_EMALFORMED : FS_STATE_OK);
+        if (e != FS_STATE_OK)
+            assert_true(!t.seen && t.max_ts == 1 && t.instance_wm == 2); /* untouched */
+    }
+    fs_state_part_free(&want, N_FUNNELS);
+    val.len = 0;
+    fs_state_part none = {.max_ts = -3, .instance_wm = INT64_MIN};
+    fs_state_encode_part(&val, &none, N_FUNNELS, n_stages, &d.la);
+    assert_int_equal(fs_state_decode_clock(val.p, val.len, &c), FS_STATE_OK);
+    assert_true(!c.seen && c.max_ts == -3 && c.instance_wm == INT64_MIN);
+    assert_int_equal(fs_state_decode_clock("\x02\x00\xc2\x00\x00", 5, &c), FS_STATE_EVERSION);
+    assert_int_equal(fs_state_decode_clock("\x01\x94\x00\x00\x00\x90", 6, &c),
+                     FS_STATE_EMALFORMED); /* a customer's value */
+    fs_buf_free(&val);
+    dicts_free(&d);
+}
+
 static void test_part_damage(void **state)
 {
     (void)state;
@@ -1127,6 +1162,7 @@ int main(void)
         cmocka_unit_test(test_part_sketch_modes),
         cmocka_unit_test(test_part_empty),
         cmocka_unit_test(test_part_config_mismatch),
+        cmocka_unit_test(test_part_clock),
         cmocka_unit_test(test_part_damage),
         cmocka_unit_test(test_part_malformed),
         cmocka_unit_test(test_part_huge_counts),
