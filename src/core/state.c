@@ -73,6 +73,7 @@
  *     i128   = int                                 when it fits int64
  *            | [hi, lo]                            hi int64, lo uint64: hi * 2^64 + lo
  *     sketch = [mode, min, max, <i128 sum>, lo, hi, [values]]
+ *         min, max: int64, as they are (after a subtraction the caller's);
  *         lo <= hi <= fs_sketch_n_buckets(): the occupied bucket range;
  *         sum in [0, count x INT64_MAX] (values are non-negative int64)
  *         mode 0, few values without a counter array (buckets == NULL):
@@ -88,7 +89,7 @@
  *     cohort = [funnel, pane, start, started, completed, reached*]
  *         pane bool; S reached counters; `dirty` is the sink's, not written
  *
- * Config hash: XXH3-64 over the MessagePack sequence
+ * Config hash: XXH3_64bits (seed 0) over the MessagePack sequence
  *     window_size_ms window_hop_ms max_out_of_orderness_ms [<funnel>*]
  *     funnel = [name, mode, conversion_window_ms, [<[stage name, [event type*]]>*]]
  *     mode: 0 open, 1 strict (fs_mode)
