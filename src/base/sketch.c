@@ -81,6 +81,12 @@ static uint32_t total_buckets(void)
     return FS_SKETCH_EXACT + table.nlog;
 }
 
+uint32_t fs_sketch_n_buckets(void)
+{
+    pthread_once(&table_once, table_init);
+    return total_buckets();
+}
+
 /* Index of the log bucket holding v (v >= FS_SKETCH_EXACT). */
 static uint32_t log_index(int64_t v)
 {

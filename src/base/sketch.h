@@ -44,5 +44,8 @@ void fs_sketch_densify(fs_sketch *s);
 /* Nearest-rank quantile q in (0,1]: value at rank ceil(q*count), within 1 %.
  * Returns false when the sketch is empty. */
 bool fs_sketch_quantile(const fs_sketch *s, double q, int64_t *out);
+/* The counter array's length: every bucket index is below it. A sketch read
+ * back from bytes (state.c) is checked against it before it is used. */
+uint32_t fs_sketch_n_buckets(void);
 
 #endif

@@ -7,9 +7,10 @@
 #   FS_FUZZ_TARGETS  space-separated subset of targets to run (default: all)
 #
 # Each target is compiled directly with clang (-fsanitize=fuzzer,address,
-# undefined) from the decoder sources it needs, so no CMake configuration is
-# involved. The committed seeds are copied into a corpus directory that is
-# kept between runs, so repeated runs keep what earlier runs found. Exits
+# undefined) from the sources it needs (the input decoders', or for
+# fuzz_state the state codec's), so no CMake configuration is involved. The
+# committed seeds are copied into a corpus directory that is kept between
+# runs, so repeated runs keep what earlier runs found. Exits
 # non-zero when any target crashes, leaks, times out or fails a check; the
 # crashing input is left in $FS_FUZZ_DIR/artifacts-<target>/.
 set -euo pipefail
@@ -18,7 +19,7 @@ secs=${1:-20}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=${FS_FUZZ_DIR:-$root/build-fuzz}
-targets=${FS_FUZZ_TARGETS:-"fuzz_decode_msgpack fuzz_decode_json fuzz_frame"}
+targets=${FS_FUZZ_TARGETS:-"fuzz_decode_msgpack fuzz_decode_json fuzz_frame fuzz_state"}
 
 command -v clang >/dev/null || { echo "run.sh: clang not found (run scripts/setup)" >&2; exit 2; }
 deps=$(pkg-config --cflags --libs msgpack libxxhash) ||
@@ -26,16 +27,21 @@ deps=$(pkg-config --cflags --libs msgpack libxxhash) ||
 
 srcs=("$root/src/codec/decode.c" "$root/src/codec/frame.c" "$root/src/base/utf8.c" "$root/src/codec/event.c"
       "$root/src/base/util.c")
+state_srcs=("$root/src/core/state.c" "$root/src/core/aggregate.c" "$root/src/core/pane.c"
+            "$root/src/base/sketch.c" "$root/src/base/buf.c" "$root/src/base/dict.c"
+            "$root/src/base/i64map.c" "$root/src/base/utf8.c" "$root/src/base/util.c")
 cflags=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-        -Wall -Wextra -I"$root/src/base" -I"$root/src/codec")
+        -Wall -Wextra -I"$root/src/base" -I"$root/src/codec" -I"$root/src/core")
 
 mkdir -p "$out"
 failed=()
 for t in $targets; do
     echo "== $t: building" >&2
+    t_srcs=("${srcs[@]}")
+    if [ "$t" = fuzz_state ]; then t_srcs=("${state_srcs[@]}"); fi
     # shellcheck disable=SC2086  # $deps is a list of flags
-    clang "${cflags[@]}" "$here/$t.c" "${srcs[@]}" $deps -lm -o "$out/$t"
+    clang "${cflags[@]}" "$here/$t.c" "${t_srcs[@]}" $deps -lm -lpthread -o "$out/$t"
 
     corpus="$out/corpus-$t"
     artifacts="$out/artifacts-$t"

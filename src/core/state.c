@@ -1,0 +1,1094 @@
+/* state.c -- the records of the state (changelog) topic (see state.h).
+ *
+ * ---------------------------------------------------------------------------
+ * Byte layout, format version 1
+ * ---------------------------------------------------------------------------
+ *
+ * Keys are plain bytes. Values are MessagePack, written as a *sequence* of
+ * objects one after the other (no enclosing array) whose first object is the
+ * format version, a non-negative integer:
+ *
+ *     <version> <the rest, as that version defines it>
+ *
+ * so a reader learns the version before it has to understand anything else,
+ * and a later version is free to change everything after it. This file
+ * writes and reads version 1 (FS_STATE_VERSION); a value of any other
+ * version is FS_STATE_EVERSION. No byte may follow a value's last object.
+ *
+ * Notation: [a, b] is a MessagePack array; x* is zero or more x (flattened
+ * into the enclosing array or sequence); `a|b` is either; S is the number of
+ * stages of the funnel in question; "int" is any MessagePack integer (the
+ * writer uses msgpack-c's shortest form: 0..127 take one byte, a millisecond
+ * timestamp nine; the reader accepts every integer form whose value is in
+ * range); "name" is a MessagePack str. There are no maps, floats or bins.
+ *
+ * Customer record (one per customer with an active journey)
+ *
+ *     key    "c" <customer id>          the id: 1..FS_MAX_CUSTOMER_ID bytes of UTF-8
+ *     value  1 <journey>*               journeys ascending by funnel, one per funnel at most
+ *
+ *     journey = [funnel, start_ts, max_stage, [<channel name, count>*]]
+ *         funnel     index in the config, < the number of funnels
+ *         start_ts   int64, ms
+ *         max_stage  < S
+ *         the last array: the touch counts in first-touch order, flattened
+ *         (channel, count, channel, count, ...), at most FS_STATE_MAX_TOUCHES
+ *         pairs; a channel is a label name (UTF-8, at most FS_MAX_LABEL bytes)
+ *
+ *   A customer "u-12345678" in funnel 0 since 1714000000000, at stage 1,
+ *   touched by "ads" once and "email" twice (11 + 26 = 37 bytes):
+ *
+ *     key    63 75 2d 31 32 33 34 35 36 37 38          "c" "u-12345678"
+ *     value  01                                        version 1
+ *            94                                        journey, array of 4:
+ *               00                                       funnel 0
+ *               cf 00 00 01 8f 12 5c 74 00               start_ts (uint64)
+ *               01                                       max_stage 1
+ *               94 a3 61 64 73 01 a5 65 6d 61 69 6c 02   ["ads", 1, "email", 2]
+ *
+ * Partition record (one per input partition)
+ *
+ *     key    "p"
+ *     value  1 config_hash seen max_ts instance_wm closed_upto
+ *            [<slot>*]       panes    ascending by start, no start twice
+ *            [<slot>*]       extras   ascending by start, no start twice
+ *            [<slot>*]       parked   ascending by start, no start twice
+ *            [<cohort>*]     cohorts  ascending by (funnel, pane, start), no key twice
+ *         config_hash  uint64, fs_state_config_hash of the writer's config;
+ *                      checked right after the version (FS_STATE_ECONFIG)
+ *         seen         bool; max_ts, instance_wm, closed_upto: int64, written
+ *                      whatever seen is. fs_state_decode_clock reads the
+ *                      value up to instance_wm and no further
+ *
+ *     slot   = [start, rejected, <flow|nil>*]
+ *         one flow or nil per funnel, in config order (n_funnels of them)
+ *     flow   = [[entered*, reached*, skipped*, abandoned*, excluded*],
+ *               completed, late_events, <fixed revenue>, <sketch ttc>,
+ *               [<label>*] channels, [<label>*] segments]
+ *         the first array: 5 x S uint64, the flow's counter block as it is
+ *         in memory; labels in the map's insertion order, no name twice
+ *     label  = [name, completed, first_touch, last_touch, <fixed linear>, reached*]
+ *         S reached counters
+ *     fixed  = [<i128 whole>, frac]                value whole + frac / 2^64
+ *     i128   = int                                 when it fits int64
+ *            | [hi, lo]                            hi int64, lo uint64: hi * 2^64 + lo
+ *     sketch = [mode, min, max, <i128 sum>, lo, hi, [values]]
+ *         min, max: int64, as they are (after a subtraction the caller's);
+ *         lo <= hi <= fs_sketch_n_buckets(): the occupied bucket range;
+ *         sum in [0, count x INT64_MAX] (values are non-negative int64)
+ *         mode 0, few values without a counter array (buckets == NULL):
+ *           values = the `few` bucket indices in their order, at most
+ *           FS_SKETCH_FEW, each in [lo, hi); count = how many
+ *         mode 1, counter array: values = [gap, n, gap, n, ...], the
+ *           non-zero counters of [lo, hi) ascending: the first sits `gap`
+ *           buckets after lo, each next one `gap` buckets after the bucket
+ *           following the previous; n its value; count = the sum of the n.
+ *           An array of zeros (a sketch subtracted to empty) is [].
+ *         Both modes keep lo and hi as they were, so a sketch read back
+ *         answers, merges and subtracts exactly as the one written.
+ *     cohort = [funnel, pane, start, started, completed, reached*]
+ *         pane bool; S reached counters; `dirty` is the sink's, not written
+ *
+ * Config hash: XXH3_64bits (seed 0) over the MessagePack sequence
+ *     window_size_ms window_hop_ms max_out_of_orderness_ms [<funnel>*]
+ *     funnel = [name, mode, conversion_window_ms, [<[stage name, [event type*]]>*]]
+ *     mode: 0 open, 1 strict (fs_mode)
+ * (MessagePack is self-delimiting, so different configs cannot serialize
+ * to the same bytes by shifting a boundary between two names.)
+ *
+ * Reading: a hand-written reader over the bytes, not msgpack_unpack, which
+ * would allocate a whole array's objects on the word of its header. Every
+ * count is checked against the bytes left (each element takes at least one
+ * byte) before anything is allocated for it, so allocation is linear in the
+ * value's size (the largest factor: a counter-mode sketch, whose array is
+ * fs_sketch_n_buckets() counters whatever the few bytes that ask for it).
+ */
+#include "state.h"
+
+#include <assert.h>
+#include <msgpack.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "event.h"
+#include "utf8.h"
+#include "util.h"
+
+enum { SKETCH_FEW = 0, SKETCH_COUNTERS = 1 };
+
+/* ===== writing ============================================================ */
+
+typedef struct wr {
+    msgpack_packer pk;
+    const fs_state_labels *l;
+} wr;
+
+static int pack_write(void *data, const char *buf, size_t len)
+{
+    fs_buf_put(data, buf, len);
+    return 0;
+}
+
+static void w_init(wr *w, fs_buf *out, const fs_state_labels *l)
+{
+    msgpack_packer_init(&w->pk, out, pack_write);
+    w->l = l;
+}
+
+static void w_u64(wr *w, uint64_t v)
+{
+    msgpack_pack_uint64(&w->pk, v);
+}
+
+static void w_i64(wr *w, int64_t v)
+{
+    msgpack_pack_int64(&w->pk, v);
+}
+
+static void w_bool(wr *w, bool v)
+{
+    if (v)
+        msgpack_pack_true(&w->pk);
+    else
+        msgpack_pack_false(&w->pk);
+}
+
+static void w_array(wr *w, size_t n)
+{
+    msgpack_pack_array(&w->pk, n);
+}
+
+static void w_str(wr *w, const char *s, size_t len)
+{
+    msgpack_pack_str(&w->pk, len);
+    msgpack_pack_str_body(&w->pk, s, len);
+}
+
+static void w_label(wr *w, uint32_t label)
+{
+    uint32_t len = 0;
+    const char *name = w->l->name(w->l->ctx, label, &len);
+    w_str(w, name, len);
+}
+
+static void w_i128(wr *w, __int128 v)
+{
+    if (v >= INT64_MIN && v <= INT64_MAX) {
+        w_i64(w, (int64_t)v);
+        return;
+    }
+    w_array(w, 2);
+    w_i64(w, (int64_t)(v >> 64));
+    w_u64(w, (uint64_t)v);
+}
+
+static void w_fixed(wr *w, fs_fixed f)
+{
+    w_array(w, 2);
+    w_i128(w, f.whole);
+    w_u64(w, f.frac);
+}
+
+/* The non-zero counters of [lo, hi) as (gap, count) pairs. */
+static void w_counters(wr *w, const fs_sketch *s)
+{
+    uint32_t nonzero = 0;
+    for (uint32_t i = s->lo; i < s->hi; i++)
+        nonzero += s->buckets[i] != 0;
+    w_array(w, 2 * (size_t)nonzero);
+    uint32_t next = s->lo;
+    for (uint32_t i = s->lo; i < s->hi; i++) {
+        if (!s->buckets[i])
+            continue;
+        w_u64(w, i - next);
+        w_u64(w, s->buckets[i]);
+        next = i + 1;
+    }
+}
+
+static void w_sketch(wr *w, const fs_sketch *s)
+{
+    w_array(w, 7);
+    w_u64(w, s->buckets ? SKETCH_COUNTERS : SKETCH_FEW);
+    w_i64(w, s->min);
+    w_i64(w, s->max);
+    w_i128(w, s->sum);
+    w_u64(w, s->lo);
+    w_u64(w, s->hi);
+    if (s->buckets) {
+        w_counters(w, s);
+        return;
+    }
+    w_array(w, s->count);
+    for (uint64_t i = 0; i < s->count; i++)
+        w_u64(w, s->few[i]);
+}
+
+static void w_labels(wr *w, const fs_label_map *m, uint32_t n_stages)
+{
+    w_array(w, m->count);
+    for (uint32_t i = 0; i < m->count; i++) {
+        const fs_label_stats *st = m->stats[i];
+        w_array(w, 5 + (size_t)n_stages);
+        w_label(w, st->label);
+        w_u64(w, st->completed);
+        w_u64(w, st->first_touch);
+        w_u64(w, st->last_touch);
+        w_fixed(w, st->linear);
+        for (uint32_t k = 0; k < n_stages; k++)
+            w_u64(w, st->reached[k]);
+    }
+}
+
+static void w_flow(wr *w, const fs_flow *f)
+{
+    w_array(w, 7);
+    w_array(w, 5 * (size_t)f->n_stages);
+    for (size_t i = 0; i < 5 * (size_t)f->n_stages; i++)
+        w_u64(w, f->entered[i]);
+    w_u64(w, f->completed);
+    w_u64(w, f->late_events);
+    w_fixed(w, f->revenue);
+    w_sketch(w, &f->ttc);
+    w_labels(w, &f->channels, f->n_stages);
+    w_labels(w, &f->segments, f->n_stages);
+}
+
+static void w_slot(wr *w, const fs_window_slot *slot, uint32_t n_funnels, const uint32_t *n_stages)
+{
+    (void)n_stages; /* only checked: a flow knows its stages */
+    w_array(w, 2 + (size_t)n_funnels);
+    w_i64(w, slot->start);
+    w_u64(w, slot->rejected);
+    for (uint32_t f = 0; f < n_funnels; f++) {
+        if (!slot->flow[f]) {
+            msgpack_pack_nil(&w->pk);
+            continue;
+        }
+        assert(slot->flow[f]->n_stages == n_stages[f]);
+        w_flow(w, slot->flow[f]);
+    }
+}
+
+static int cmp_slot(const void *a, const void *b)
+{
+    int64_t x = (*(fs_window_slot *const *)a)->start, y = (*(fs_window_slot *const *)b)->start;
+    return (x > y) - (x < y);
+}
+
+/* Sorted by start (see state.h: equal states, equal bytes). */
+static void w_slots(wr *w, fs_window_slot *const *slots, uint32_t n, uint32_t n_funnels,
+                    const uint32_t *n_stages)
+{
+    fs_window_slot **sorted = fs_xmalloc((n ? n : 1) * sizeof(*sorted));
+    if (n)
+        memcpy(sorted, slots, n * sizeof(*sorted));
+    qsort(sorted, n, sizeof(*sorted), cmp_slot);
+    w_array(w, n);
+    for (uint32_t i = 0; i < n; i++) {
+        assert(i == 0 || sorted[i - 1]->start != sorted[i]->start);
+        w_slot(w, sorted[i], n_funnels, n_stages);
+    }
+    free(sorted);
+}
+
+static int cmp_cohort_key(const fs_state_cohort *x, const fs_state_cohort *y)
+{
+    if (x->funnel != y->funnel)
+        return x->funnel < y->funnel ? -1 : 1;
+    if (x->pane != y->pane)
+        return x->pane ? 1 : -1;
+    return (x->start > y->start) - (x->start < y->start);
+}
+
+static int cmp_cohort(const void *a, const void *b)
+{
+    return cmp_cohort_key(*(const fs_state_cohort *const *)a, *(const fs_state_cohort *const *)b);
+}
+
+static void w_cohort(wr *w, const fs_state_cohort *c, uint32_t n_stages)
+{
+    w_array(w, 5 + (size_t)n_stages);
+    w_u64(w, c->funnel);
+    w_bool(w, c->pane);
+    w_i64(w, c->start);
+    w_u64(w, c->cohort->started);
+    w_u64(w, c->cohort->completed);
+    for (uint32_t k = 0; k < n_stages; k++)
+        w_u64(w, c->cohort->reached[k]);
+}
+
+static void w_cohorts(wr *w, const fs_state_cohort *cohorts, uint32_t n, const uint32_t *n_stages)
+{
+    const fs_state_cohort **sorted = fs_xmalloc((n ? n : 1) * sizeof(*sorted));
+    for (uint32_t i = 0; i < n; i++)
+        sorted[i] = &cohorts[i];
+    qsort(sorted, n, sizeof(*sorted), cmp_cohort);
+    w_array(w, n);
+    for (uint32_t i = 0; i < n; i++) {
+        assert(i == 0 || cmp_cohort_key(sorted[i - 1], sorted[i]) != 0);
+        w_cohort(w, sorted[i], n_stages[sorted[i]->funnel]);
+    }
+    free(sorted);
+}
+
+/* ===== keys =============================================================== */
+
+void fs_state_key_customer(fs_buf *out, const char *id, uint32_t len)
+{
+    fs_buf_putc(out, 'c');
+    fs_buf_put(out, id, len);
+}
+
+void fs_state_key_part(fs_buf *out)
+{
+    fs_buf_putc(out, 'p');
+}
+
+fs_state_key_kind fs_state_key_parse(const char *key, size_t len, const char **id, uint32_t *id_len)
+{
+    if (len == 1 && key[0] == 'p')
+        return FS_STATE_KEY_PART;
+    /* Customer ids are what the input decoder accepts, nothing else. */
+    if (len < 2 || len - 1 > FS_MAX_CUSTOMER_ID || key[0] != 'c' ||
+        !fs_utf8_valid(key + 1, len - 1))
+        return FS_STATE_KEY_BAD;
+    *id = key + 1;
+    *id_len = (uint32_t)(len - 1);
+    return FS_STATE_KEY_CUSTOMER;
+}
+
+/* ===== encoding =========================================================== */
+
+static void w_journey(wr *w, const fs_state_journey *j)
+{
+    w_array(w, 4);
+    w_u64(w, j->funnel);
+    w_i64(w, j->start_ts);
+    w_u64(w, j->max_stage);
+    w_array(w, 2 * (size_t)j->n_touches);
+    for (uint32_t t = 0; t < j->n_touches; t++) {
+        w_label(w, j->touch[t].channel);
+        w_u64(w, j->touch[t].count);
+    }
+}
+
+void fs_state_encode_customer(fs_buf *out, const fs_state_customer *c, const fs_state_labels *l)
+{
+    wr w;
+    w_init(&w, out, l);
+    w_u64(&w, FS_STATE_VERSION);
+    for (uint32_t i = 0; i < c->n_journeys; i++) {
+        assert(i == 0 || c->journey[i - 1].funnel < c->journey[i].funnel);
+        assert(c->journey[i].n_touches <= FS_STATE_MAX_TOUCHES);
+        w_journey(&w, &c->journey[i]);
+    }
+}
+
+void fs_state_encode_part(fs_buf *out, const fs_state_part *s, uint32_t n_funnels,
+                          const uint32_t *n_stages, const fs_state_labels *l)
+{
+    wr w;
+    w_init(&w, out, l);
+    w_u64(&w, FS_STATE_VERSION);
+    w_u64(&w, s->config_hash);
+    w_bool(&w, s->seen);
+    w_i64(&w, s->max_ts);
+    w_i64(&w, s->instance_wm);
+    w_i64(&w, s->closed_upto);
+    w_slots(&w, s->panes, s->n_panes, n_funnels, n_stages);
+    w_slots(&w, s->extras, s->n_extras, n_funnels, n_stages);
+    w_slots(&w, s->parked, s->n_parked, n_funnels, n_stages);
+    w_cohorts(&w, s->cohorts, s->n_cohorts, n_stages);
+}
+
+/* ===== the config hash ==================================================== */
+
+static void w_strz(wr *w, const char *s)
+{
+    w_str(w, s, strlen(s));
+}
+
+static void w_funnel_cfg(wr *w, const fs_funnel_cfg *f)
+{
+    w_array(w, 4);
+    w_strz(w, f->name);
+    w_u64(w, f->mode);
+    w_i64(w, f->conversion_window_ms);
+    w_array(w, f->n_stages);
+    for (size_t s = 0; s < f->n_stages; s++) {
+        w_array(w, 2);
+        w_strz(w, f->stages[s].name);
+        w_array(w, f->stages[s].n_events);
+        for (size_t e = 0; e < f->stages[s].n_events; e++)
+            w_strz(w, f->stages[s].events[e]);
+    }
+}
+
+uint64_t fs_state_config_hash(const fs_config *cfg)
+{
+    fs_buf b = {0};
+    wr w;
+    w_init(&w, &b, NULL);
+    w_i64(&w, cfg->window_size_ms);
+    w_i64(&w, cfg->window_hop_ms);
+    w_i64(&w, cfg->max_out_of_orderness_ms);
+    w_array(&w, cfg->n_funnels);
+    for (size_t f = 0; f < cfg->n_funnels; f++)
+        w_funnel_cfg(&w, &cfg->funnels[f]);
+    uint64_t h = XXH3_64bits(b.p, b.len);
+    fs_buf_free(&b);
+    return h;
+}
+
+/* ===== reading ============================================================ */
+
+/* A cursor over one value. Every rd_* function returns false after writing
+ * why into err ("at byte N: what"), leaving what it allocated reachable
+ * from the caller's structure, so that one free releases everything. */
+typedef struct rd {
+    const unsigned char *start, *p, *end;
+    const fs_state_labels *l;
+    char *err;
+    size_t err_len;
+} rd;
+
+static void rd_init(rd *r, const char *p, size_t n, const fs_state_labels *l, char *err,
+                    size_t err_len)
+{
+    r->start = r->p = (const unsigned char *)p;
+    r->end = r->start + n;
+    r->l = l;
+    r->err = err;
+    r->err_len = err_len;
+    if (err_len)
+        err[0] = '\0';
+}
+
+static void say(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void say(char *err, size_t err_len, const char *fmt, ...)
+{
+    if (!err_len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+}
+
+static bool fail(rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static bool fail(rd *r, const char *fmt, ...)
+{
+    if (!r->err_len)
+        return false;
+    int n = snprintf(r->err, r->err_len, "state value, at byte %zu: ", (size_t)(r->p - r->start));
+    if (n < 0 || (size_t)n >= r->err_len)
+        return false;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err + n, r->err_len - (size_t)n, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static size_t left(const rd *r)
+{
+    return (size_t)(r->end - r->p);
+}
+
+static bool need(rd *r, size_t n, const char *what)
+{
+    return n <= left(r) || fail(r, "%s: cut short (the value ends inside it)", what);
+}
+
+static uint64_t big_endian(const unsigned char *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The next byte, or 0xc1 (a byte MessagePack never uses) at the end. */
+static unsigned char peek(const rd *r)
+{
+    return r->p < r->end ? *r->p : 0xc1;
+}
+
+/* The integer forms with a payload: tag b's payload width and signedness. */
+static bool int_form(unsigned char b, unsigned *len, bool *sign)
+{
+    static const unsigned widths[4] = {1, 2, 4, 8};
+    if (b >= 0xcc && b <= 0xcf) {
+        *len = widths[b - 0xcc];
+        *sign = false;
+        return true;
+    }
+    if (b >= 0xd0 && b <= 0xd3) {
+        *len = widths[b - 0xd0];
+        *sign = true;
+        return true;
+    }
+    return false;
+}
+
+/* Any MessagePack integer, widened so that every int64 and uint64 fits. */
+static bool rd_int(rd *r, const char *what, __int128 *v)
+{
+    if (!need(r, 1, what))
+        return false;
+    unsigned char b = *r->p;
+    if (b <= 0x7f || b >= 0xe0) { /* positive / negative fixint */
+        *v = b <= 0x7f ? b : (int)b - 256;
+        r->p++;
+        return true;
+    }
+    unsigned len;
+    bool sign;
+    if (!int_form(b, &len, &sign))
+        return fail(r, "%s: not an integer", what);
+    if (!need(r, 1 + (size_t)len, what))
+        return false;
+    uint64_t u = big_endian(r->p + 1, len);
+    r->p += 1 + len;
+    unsigned bits = 8 * len;
+    bool negative = sign && u >> (bits - 1);
+    *v = negative ? (__int128)u - ((__int128)1 << bits) : (__int128)u; /* two's complement */
+    return true;
+}
+
+/* rd_int's values lie in [INT64_MIN, UINT64_MAX]. */
+static const char *int_text(__int128 v, char *buf, size_t len)
+{
+    if (v < 0)
+        snprintf(buf, len, "%lld", (long long)v);
+    else
+        snprintf(buf, len, "%llu", (unsigned long long)v);
+    return buf;
+}
+
+/* An integer in [lo, hi]. */
+static bool rd_range(rd *r, const char *what, __int128 lo, __int128 hi, __int128 *v)
+{
+    const unsigned char *at = r->p;
+    if (!rd_int(r, what, v))
+        return false;
+    if (*v >= lo && *v <= hi)
+        return true;
+    r->p = at;
+    char a[24], b[24], c[24];
+    return fail(r, "%s: %s is not in [%s, %s]", what, int_text(*v, a, sizeof(a)),
+                int_text(lo, b, sizeof(b)), int_text(hi, c, sizeof(c)));
+}
+
+static bool rd_u64(rd *r, const char *what, uint64_t *out)
+{
+    __int128 v;
+    if (!rd_range(r, what, 0, UINT64_MAX, &v))
+        return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+static bool rd_i64(rd *r, const char *what, int64_t *out)
+{
+    __int128 v;
+    if (!rd_range(r, what, INT64_MIN, INT64_MAX, &v))
+        return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+/* A uint32 below `below` (an index or count whose bound the caller knows;
+ * below may be 0: nothing is). */
+static bool rd_below(rd *r, const char *what, uint64_t below, uint32_t *out)
+{
+    __int128 v;
+    if (below > (uint64_t)UINT32_MAX + 1)
+        below = (uint64_t)UINT32_MAX + 1;
+    if (!rd_range(r, what, 0, (__int128)below - 1, &v))
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool rd_bool(rd *r, const char *what, bool *out)
+{
+    if (!need(r, 1, what))
+        return false;
+    if (*r->p != 0xc2 && *r->p != 0xc3)
+        return fail(r, "%s: not a boolean", what);
+    *out = *r->p++ == 0xc3;
+    return true;
+}
+
+/* An array header; its length is checked against the bytes left (every
+ * element takes one at least) before any caller allocates for it. */
+static bool rd_array(rd *r, const char *what, uint32_t *n)
+{
+    if (!need(r, 1, what))
+        return false;
+    unsigned char b = *r->p;
+    unsigned len = b == 0xdc ? 2 : b == 0xdd ? 4 : 0;
+    if (!len && (b & 0xf0) != 0x90)
+        return fail(r, "%s: not an array", what);
+    if (!need(r, 1 + (size_t)len, what))
+        return false;
+    uint64_t count = len ? big_endian(r->p + 1, len) : (uint64_t)(b & 0x0f);
+    if (count > left(r) - 1 - len)
+        return fail(r, "%s: %llu elements cannot fit in the %zu bytes left", what,
+                    (unsigned long long)count, left(r) - 1 - len);
+    r->p += 1 + len;
+    *n = (uint32_t)count;
+    return true;
+}
+
+static bool rd_array_of(rd *r, const char *what, uint64_t want)
+{
+    const unsigned char *at = r->p;
+    uint32_t n;
+    if (!rd_array(r, what, &n))
+        return false;
+    if (n == want)
+        return true;
+    r->p = at;
+    return fail(r, "%s: %u elements, not %llu", what, n, (unsigned long long)want);
+}
+
+static bool rd_str(rd *r, const char *what, const char **s, uint32_t *len)
+{
+    if (!need(r, 1, what))
+        return false;
+    unsigned char b = *r->p;
+    unsigned hdr = b == 0xd9 ? 1 : b == 0xda ? 2 : b == 0xdb ? 4 : 0;
+    if (!hdr && (b & 0xe0) != 0xa0)
+        return fail(r, "%s: not a string", what);
+    if (!need(r, 1 + (size_t)hdr, what))
+        return false;
+    uint64_t n = hdr ? big_endian(r->p + 1, hdr) : (uint64_t)(b & 0x1f);
+    if (n > left(r) - 1 - hdr)
+        return fail(r, "%s: cut short (the value ends inside it)", what);
+    *s = (const char *)r->p + 1 + hdr;
+    *len = (uint32_t)n;
+    r->p += 1 + hdr + n;
+    return true;
+}
+
+/* A label by name, interned: held to what the input decoder lets through,
+ * so a state value cannot bring a label an event could not. */
+static bool rd_name(rd *r, const char *what, const char **s, uint32_t *len)
+{
+    const unsigned char *at = r->p;
+    *s = NULL;
+    *len = 0;
+    if (!rd_str(r, what, s, len))
+        return false;
+    if (*len <= FS_MAX_LABEL && fs_utf8_valid(*s, *len))
+        return true;
+    r->p = at;
+    return fail(r, "%s: not a label (UTF-8, at most %d bytes)", what, FS_MAX_LABEL);
+}
+
+static bool rd_label(rd *r, const char *what, uint32_t *label)
+{
+    const char *s;
+    uint32_t len;
+    if (!rd_name(r, what, &s, &len))
+        return false;
+    *label = r->l->intern(r->l->ctx, s, len);
+    return true;
+}
+
+static bool rd_i128(rd *r, const char *what, __int128 *v)
+{
+    if ((peek(r) & 0xf0) != 0x90 && peek(r) != 0xdc && peek(r) != 0xdd)
+        return rd_int(r, what, v);
+    int64_t hi;
+    uint64_t lo;
+    if (!rd_array_of(r, what, 2) || !rd_i64(r, what, &hi) || !rd_u64(r, what, &lo))
+        return false;
+    *v = (__int128)(((unsigned __int128)(uint64_t)hi << 64) | lo);
+    return true;
+}
+
+static bool rd_fixed(rd *r, const char *what, fs_fixed *f)
+{
+    return rd_array_of(r, what, 2) && rd_i128(r, what, &f->whole) && rd_u64(r, what, &f->frac);
+}
+
+/* ===== decoding: flows ==================================================== */
+
+static bool rd_few(rd *r, fs_sketch *s, uint32_t lo, uint32_t hi)
+{
+    uint32_t n;
+    if (!rd_array(r, "ttc values", &n))
+        return false;
+    if (n > FS_SKETCH_FEW)
+        return fail(r, "ttc: %u values without counters, at most %d", n, FS_SKETCH_FEW);
+    for (uint32_t i = 0; i < n; i++) {
+        if (!rd_below(r, "ttc value bucket", hi, &s->few[i]))
+            return false;
+        if (s->few[i] < lo)
+            return fail(r, "ttc: bucket %u below lo %u", s->few[i], lo);
+    }
+    s->count = n;
+    return true;
+}
+
+static bool rd_counters(rd *r, fs_sketch *s, uint32_t lo, uint32_t hi)
+{
+    uint32_t n;
+    if (!rd_array(r, "ttc counters", &n))
+        return false;
+    if (n % 2)
+        return fail(r, "ttc counters: %u items, not (gap, count) pairs", n);
+    fs_sketch_densify(s); /* still empty: an array of zeros */
+    uint64_t count = 0;
+    uint32_t at = lo; /* where the next gap counts from */
+    for (uint32_t i = 0; i < n; i += 2) {
+        uint32_t gap;
+        uint64_t c;
+        if (!rd_below(r, "ttc counter gap", (uint64_t)hi - at, &gap) ||
+            !rd_u64(r, "ttc counter", &c))
+            return false;
+        if (c > UINT64_MAX - count)
+            return fail(r, "ttc: the counters add up beyond 2^64");
+        s->buckets[at + gap] = c;
+        count += c;
+        at += gap + 1;
+    }
+    s->count = count;
+    return true;
+}
+
+static bool rd_sketch(rd *r, fs_sketch *s)
+{
+    uint32_t mode, lo, hi;
+    int64_t min, max;
+    __int128 sum;
+    if (!rd_array_of(r, "ttc", 7) || !rd_below(r, "ttc mode", 2, &mode) ||
+        !rd_i64(r, "ttc min", &min) || !rd_i64(r, "ttc max", &max) ||
+        !rd_i128(r, "ttc sum", &sum) ||
+        !rd_below(r, "ttc lo", (uint64_t)fs_sketch_n_buckets() + 1, &lo) ||
+        !rd_below(r, "ttc hi", (uint64_t)fs_sketch_n_buckets() + 1, &hi))
+        return false;
+    if (lo > hi)
+        return fail(r, "ttc: lo %u above hi %u", lo, hi);
+    if (!(mode == SKETCH_FEW ? rd_few(r, s, lo, hi) : rd_counters(r, s, lo, hi)))
+        return false;
+    /* The exact sum of count values in [0, INT64_MAX]: anything else would
+     * make later merges overflow. */
+    if (sum < 0 || sum > (__int128)s->count * INT64_MAX)
+        return fail(r, "ttc: sum out of range for %llu values", (unsigned long long)s->count);
+    s->min = min;
+    s->max = max;
+    s->sum = sum;
+    s->lo = lo;
+    s->hi = hi;
+    return true;
+}
+
+typedef fs_label_stats *(*label_get_fn)(fs_flow *f, uint32_t label);
+
+static bool rd_label_stats(rd *r, fs_flow *f, const fs_label_map *m, label_get_fn get,
+                           const char *what)
+{
+    uint32_t before = m->count, len;
+    const char *name;
+    if (!rd_array_of(r, what, 5 + (uint64_t)f->n_stages) || !rd_name(r, what, &name, &len))
+        return false;
+    fs_label_stats *st = get(f, r->l->intern(r->l->ctx, name, len));
+    if (m->count == before)
+        return fail(r, "%s: '%.*s' given twice", what, (int)len, name);
+    if (!rd_u64(r, what, &st->completed) || !rd_u64(r, what, &st->first_touch) ||
+        !rd_u64(r, what, &st->last_touch) || !rd_fixed(r, what, &st->linear))
+        return false;
+    for (uint32_t k = 0; k < f->n_stages; k++)
+        if (!rd_u64(r, what, &st->reached[k]))
+            return false;
+    return true;
+}
+
+static bool rd_labels(rd *r, fs_flow *f, const fs_label_map *m, label_get_fn get, const char *what)
+{
+    uint32_t n;
+    if (!rd_array(r, what, &n))
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        if (!rd_label_stats(r, f, m, get, what))
+            return false;
+    return true;
+}
+
+/* Into *out, allocated once the counter block's size is checked. */
+static bool rd_flow(rd *r, uint32_t n_stages, fs_flow **out)
+{
+    if (!rd_array_of(r, "flow", 7) || !rd_array_of(r, "flow counters", 5 * (uint64_t)n_stages))
+        return false;
+    fs_flow *f = *out = fs_flow_new(n_stages);
+    for (size_t i = 0; i < 5 * (size_t)n_stages; i++)
+        if (!rd_u64(r, "flow counter", &f->entered[i]))
+            return false;
+    return rd_u64(r, "completed", &f->completed) && rd_u64(r, "late_events", &f->late_events) &&
+           rd_fixed(r, "revenue", &f->revenue) && rd_sketch(r, &f->ttc) &&
+           rd_labels(r, f, &f->channels, fs_flow_channel, "channel") &&
+           rd_labels(r, f, &f->segments, fs_flow_segment, "segment");
+}
+
+/* ===== decoding: a partition ============================================== */
+
+typedef struct shape {
+    uint32_t n_funnels;
+    const uint32_t *n_stages;
+} shape;
+
+static bool rd_slot_flows(rd *r, fs_window_slot *slot, const shape *sh)
+{
+    for (uint32_t f = 0; f < sh->n_funnels; f++) {
+        if (peek(r) == 0xc0) {
+            r->p++;
+            continue;
+        }
+        if (!rd_flow(r, sh->n_stages[f], &slot->flow[f]))
+            return false;
+    }
+    return true;
+}
+
+/* The slots of one list, appended to *slots as soon as allocated. */
+static bool rd_slots(rd *r, const shape *sh, const char *what, fs_window_slot ***slots,
+                     uint32_t *count)
+{
+    uint32_t n;
+    if (!rd_array(r, what, &n))
+        return false;
+    *slots = fs_xcalloc(n ? n : 1, sizeof(**slots));
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t start;
+        if (!rd_array_of(r, what, 2 + (uint64_t)sh->n_funnels) || !rd_i64(r, what, &start))
+            return false;
+        if (i && start <= (*slots)[i - 1]->start)
+            return fail(r, "%s: start %lld not above the previous one", what, (long long)start);
+        fs_window_slot *slot = fs_xcalloc(1, sizeof(*slot) + sh->n_funnels * sizeof(fs_flow *));
+        slot->start = start;
+        (*slots)[(*count)++] = slot;
+        if (!rd_u64(r, "rejected", &slot->rejected) || !rd_slot_flows(r, slot, sh))
+            return false;
+    }
+    return true;
+}
+
+static bool rd_cohort_head(rd *r, const shape *sh, fs_state_cohort *c)
+{
+    uint32_t n;
+    const unsigned char *at = r->p;
+    if (!rd_array(r, "cohort", &n) || !rd_below(r, "cohort funnel", sh->n_funnels, &c->funnel) ||
+        !rd_bool(r, "cohort pane", &c->pane) || !rd_i64(r, "cohort start", &c->start))
+        return false;
+    if (n == 5 + (uint64_t)sh->n_stages[c->funnel])
+        return true;
+    r->p = at;
+    return fail(r, "cohort: %u elements, not %llu", n,
+                5 + (unsigned long long)sh->n_stages[c->funnel]);
+}
+
+static bool rd_cohorts(rd *r, const shape *sh, fs_state_part *s)
+{
+    uint32_t n;
+    if (!rd_array(r, "cohorts", &n))
+        return false;
+    s->cohorts = fs_xcalloc(n ? n : 1, sizeof(*s->cohorts));
+    for (uint32_t i = 0; i < n; i++) {
+        fs_state_cohort c;
+        if (!rd_cohort_head(r, sh, &c))
+            return false;
+        if (i && cmp_cohort_key(&s->cohorts[i - 1], &c) >= 0)
+            return fail(r, "cohort: (funnel, pane, start) not above the previous one");
+        uint32_t n_stages = sh->n_stages[c.funnel];
+        c.cohort = fs_cohort_new(n_stages);
+        s->cohorts[s->n_cohorts++] = c;
+        if (!rd_u64(r, "cohort started", &c.cohort->started) ||
+            !rd_u64(r, "cohort completed", &c.cohort->completed))
+            return false;
+        for (uint32_t k = 0; k < n_stages; k++)
+            if (!rd_u64(r, "cohort reached", &c.cohort->reached[k]))
+                return false;
+    }
+    return true;
+}
+
+static bool rd_part_body(rd *r, const shape *sh, fs_state_part *s)
+{
+    if (!rd_bool(r, "seen", &s->seen) || !rd_i64(r, "max_ts", &s->max_ts) ||
+        !rd_i64(r, "instance_wm", &s->instance_wm) || !rd_i64(r, "closed_upto", &s->closed_upto) ||
+        !rd_slots(r, sh, "pane", &s->panes, &s->n_panes) ||
+        !rd_slots(r, sh, "extras slot", &s->extras, &s->n_extras) ||
+        !rd_slots(r, sh, "parked window", &s->parked, &s->n_parked) || !rd_cohorts(r, sh, s))
+        return false;
+    return r->p == r->end || fail(r, "%zu bytes after the value", left(r));
+}
+
+/* The version first: any other version is refused before anything else is
+ * looked at, since its layout may be anything. */
+static fs_state_err rd_version(rd *r)
+{
+    uint64_t v;
+    if (r->p == r->end) { /* the caller's to handle: a tombstone is not a value */
+        fail(r, "empty value");
+        return FS_STATE_EMALFORMED;
+    }
+    if (!rd_u64(r, "format version", &v))
+        return FS_STATE_EMALFORMED;
+    if (v == FS_STATE_VERSION)
+        return FS_STATE_OK;
+    say(r->err, r->err_len, "state value of format version %llu; this build reads version %d",
+        (unsigned long long)v, FS_STATE_VERSION);
+    return FS_STATE_EVERSION;
+}
+
+fs_state_err fs_state_decode_part(const char *p, size_t n, uint64_t config_hash, uint32_t n_funnels,
+                                  const uint32_t *n_stages, const fs_state_labels *l,
+                                  fs_state_part *s, char *err, size_t err_len)
+{
+    memset(s, 0, sizeof(*s));
+    rd r;
+    rd_init(&r, p, n, l, err, err_len);
+    fs_state_err e = rd_version(&r);
+    if (e != FS_STATE_OK)
+        return e;
+    if (!rd_u64(&r, "config hash", &s->config_hash))
+        return FS_STATE_EMALFORMED;
+    if (s->config_hash != config_hash) {
+        say(err, err_len,
+            "state written for another configuration (config hash %016llx, this one %016llx)",
+            (unsigned long long)s->config_hash, (unsigned long long)config_hash);
+        s->config_hash = 0;
+        return FS_STATE_ECONFIG;
+    }
+    shape sh = {n_funnels, n_stages};
+    if (rd_part_body(&r, &sh, s))
+        return FS_STATE_OK;
+    fs_state_part_free(s, n_funnels);
+    return FS_STATE_EMALFORMED;
+}
+
+/* The router restores a partition's clock before its workers have the
+ * rest, so this reads the record's first objects and stops: neither the
+ * config hash nor what follows the clock is checked (the full decode
+ * does both). */
+fs_state_err fs_state_decode_clock(const char *p, size_t n, fs_state_clock *c)
+{
+    rd r;
+    rd_init(&r, p, n, NULL, NULL, 0);
+    fs_state_err e = rd_version(&r);
+    if (e != FS_STATE_OK)
+        return e;
+    uint64_t hash;
+    fs_state_clock got;
+    if (!rd_u64(&r, "config hash", &hash) || !rd_bool(&r, "seen", &got.seen) ||
+        !rd_i64(&r, "max_ts", &got.max_ts) || !rd_i64(&r, "instance_wm", &got.instance_wm))
+        return FS_STATE_EMALFORMED;
+    *c = got;
+    return FS_STATE_OK;
+}
+
+static void free_slots(fs_window_slot **slots, uint32_t n, uint32_t n_funnels)
+{
+    for (uint32_t i = 0; i < n; i++)
+        fs_window_slot_free(slots[i], n_funnels);
+    free(slots);
+}
+
+void fs_state_part_free(fs_state_part *s, uint32_t n_funnels)
+{
+    free_slots(s->panes, s->n_panes, n_funnels);
+    free_slots(s->extras, s->n_extras, n_funnels);
+    free_slots(s->parked, s->n_parked, n_funnels);
+    for (uint32_t i = 0; i < s->n_cohorts; i++)
+        free(s->cohorts[i].cohort);
+    free(s->cohorts);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ===== decoding: a customer =============================================== */
+
+static bool rd_touches(rd *r, fs_state_journey *j)
+{
+    uint32_t n;
+    if (!rd_array(r, "touches", &n))
+        return false;
+    if (n % 2)
+        return fail(r, "touches: %u items, not (channel, count) pairs", n);
+    if (n / 2 > FS_STATE_MAX_TOUCHES)
+        return fail(r, "touches: %u pairs, more than %d", n / 2, FS_STATE_MAX_TOUCHES);
+    j->touch = fs_xmalloc((n ? n / 2 : 1) * sizeof(*j->touch));
+    for (uint32_t t = 0; t < n / 2; t++) {
+        fs_touch_count *tc = &j->touch[t];
+        if (!rd_label(r, "touch channel", &tc->channel) ||
+            !rd_below(r, "touch count", (uint64_t)UINT32_MAX + 1, &tc->count))
+            return false;
+        j->n_touches++;
+    }
+    return true;
+}
+
+static bool rd_journey(rd *r, const shape *sh, fs_state_customer *c)
+{
+    fs_state_journey *j = &c->journey[c->n_journeys];
+    memset(j, 0, sizeof(*j));
+    if (!rd_array_of(r, "journey", 4) || !rd_below(r, "journey funnel", sh->n_funnels, &j->funnel))
+        return false;
+    if (c->n_journeys && j->funnel <= c->journey[c->n_journeys - 1].funnel)
+        return fail(r, "journey: funnel %u not above the previous journey's", j->funnel);
+    c->n_journeys++;
+    return rd_i64(r, "journey start_ts", &j->start_ts) &&
+           rd_below(r, "journey max_stage", sh->n_stages[j->funnel], &j->max_stage) &&
+           rd_touches(r, j);
+}
+
+static bool rd_customer_body(rd *r, const shape *sh, fs_state_customer *c)
+{
+    /* One journey per funnel at most, each at least one byte. */
+    size_t cap = sh->n_funnels < left(r) ? sh->n_funnels : left(r);
+    c->journey = fs_xcalloc(cap ? cap : 1, sizeof(*c->journey));
+    while (r->p < r->end) {
+        if (c->n_journeys == cap)
+            return fail(r, "more journeys than funnels");
+        if (!rd_journey(r, sh, c))
+            return false;
+    }
+    return true;
+}
+
+fs_state_err fs_state_decode_customer(const char *p, size_t n, uint32_t n_funnels,
+                                      const uint32_t *n_stages, const fs_state_labels *l,
+                                      fs_state_customer *c, char *err, size_t err_len)
+{
+    c->n_journeys = 0;
+    c->journey = NULL;
+    rd r;
+    rd_init(&r, p, n, l, err, err_len);
+    fs_state_err e = rd_version(&r);
+    if (e != FS_STATE_OK)
+        return e;
+    shape sh = {n_funnels, n_stages};
+    if (rd_customer_body(&r, &sh, c))
+        return FS_STATE_OK;
+    fs_state_customer_free(c);
+    return FS_STATE_EMALFORMED;
+}
+
+void fs_state_customer_free(fs_state_customer *c)
+{
+    for (uint32_t i = 0; i < c->n_journeys; i++)
+        free(c->journey[i].touch);
+    free(c->journey);
+    c->n_journeys = 0;
+    c->journey = NULL;
+}
