@@ -5,7 +5,7 @@
  *        bench_kafka_consume --brokers B --topic T --partitions P --check N
  *
  * Consume mode reads a preloaded topic from the beginning the way the stage
- * (src/stage/stage.c) does, minus everything the stage does with the messages: it
+ * (src/stage/consume.c) does, minus everything the stage does with the messages: it
  * subscribes with a fresh group.id (auto.offset.reset=earliest,
  * enable.partition.eof=true, enable.auto.commit=false and, as in the stage,
  * enable.auto.offset.store=false; -X adds or overrides properties), drains

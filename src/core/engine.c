@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -26,6 +27,7 @@
 
 #include "funnel.h"
 #include "journey_table.h"
+#include "snapshot.h"
 #include "util.h"
 
 enum { PH_EMPTY, PH_FRAMED, PH_DECODING, PH_DECODED, PH_ROUTING, PH_ROUTED };
@@ -145,6 +147,26 @@ void fs_batch_add_keyed(fs_batch *b, uint32_t off, uint32_t len, uint32_t key_le
     b->n++;
 }
 
+void fs_batch_add_restore(fs_batch *b, uint16_t part, const char *key, size_t key_len,
+                          const char *value, size_t value_len)
+{
+    assert(!b->framed && key_len <= UINT32_MAX && value_len < UINT32_MAX);
+    if (b->n_restore == b->restore_cap) {
+        b->restore_cap = b->restore_cap ? 2 * b->restore_cap : 64;
+        b->restore = fs_xrealloc(b->restore, b->restore_cap * sizeof(*b->restore));
+    }
+    fs_batch_reserve(b, key_len + (value ? value_len : 0));
+    fs_restore_rec *r = &b->restore[b->n_restore++];
+    r->off = (uint32_t)b->len;
+    r->key_len = (uint32_t)key_len;
+    r->value_len = value ? (uint32_t)value_len : FS_STATE_TOMBSTONE;
+    r->part = part;
+    memcpy(b->buf + b->len, key, key_len);
+    if (value)
+        memcpy(b->buf + b->len + key_len, value, value_len);
+    b->len += key_len + (value ? value_len : 0);
+}
+
 void fs_batch_add_ctl(fs_batch *b, uint32_t part, fs_part_op op)
 {
     if (b->n_ctl == b->ctl_cap) {
@@ -180,6 +202,7 @@ static void batch_destroy(fs_batch *b, uint32_t n_workers)
     free(b->key_len);
     free(b->part);
     free(b->ctl);
+    free(b->restore);
     free(b->status);
     free(b->ev);
 }
@@ -235,7 +258,8 @@ static bool try_route(fs_engine *e, fs_batch *b, uint64_t st)
     uint64_t base = st & ~PH_MASK;
     if (!atomic_compare_exchange_strong(&b->state, &st, base | PH_ROUTING))
         return false;
-    fs_router_route(&e->router, b->ctl, b->n_ctl, b->ev, b->status, b->part, b->n, &b->route);
+    fs_route_head head = {b->ctl, b->n_ctl, b->restore, b->n_restore, b->buf};
+    fs_router_route(&e->router, &head, b->ev, b->status, b->part, b->n, &b->route);
     atomic_store_explicit(&b->state, base | PH_ROUTED, memory_order_release);
     notify(e);
     return true;
@@ -297,6 +321,7 @@ fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format)
     }
     b->n = 0;
     b->n_ctl = 0;
+    b->n_restore = 0;
     b->buf = b->mem;
     b->cap = b->mem_cap;
     b->len = 0;
@@ -389,7 +414,8 @@ static void *worker_main(void *arg)
         if (t->id == 0 && e->out.dead_letter && b->route.n_valid < b->n)
             keep_dead_letters(w, b); /* before the batch's steps are cut */
         fs_journey_table_read_lock();
-        fs_worker_apply(w, b->ev, b->type, b->status, b->part, b->n, &b->route);
+        fs_route_head head = {b->ctl, b->n_ctl, b->restore, b->n_restore, b->buf};
+        fs_worker_apply(w, &head, b->ev, b->type, b->status, b->part, b->n, &b->route);
         fs_journey_table_read_unlock();
         bool last = b->last;
         stop = b->stop;
@@ -466,6 +492,8 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
     e->wt = fs_xcalloc(e->n_workers, sizeof(*e->wt));
     for (uint32_t i = 0; i < e->n_workers; i++) {
         fs_worker_init(&e->workers[i], i, e->n_workers, cfg, e->funnels, e->table, on_step, e);
+        if (out.state)
+            fs_snapshot_track(&e->workers[i]);
         e->wt[i] = (worker_thread){.e = e, .id = i, .dec = fs_decoder_new()};
         fs_xcheck(pthread_mutex_init(&e->wt[i].snap_lock, NULL), "pthread_mutex_init");
     }
@@ -659,12 +687,27 @@ uint32_t fs_engine_open_counts(fs_engine *e, fs_open_count **out)
     return merge_open(all, n);
 }
 
+bool fs_engine_restore_error(fs_engine *e, char *err, size_t err_len)
+{
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        const fs_worker_track *t = e->workers[i].track;
+        /* written by worker i before it released the batch; the caller saw
+         * batches_done (an acquire) pass it */
+        if (t && t->failed) {
+            snprintf(err, err_len, "%s", t->error);
+            return true;
+        }
+    }
+    return false;
+}
+
 void fs_engine_free(fs_engine *e)
 {
     if (!e)
         return;
     fs_engine_join(e);
     for (uint32_t i = 0; i < e->n_workers; i++) {
+        fs_snapshot_untrack(&e->workers[i]);
         fs_worker_destroy(&e->workers[i]);
         fs_decoder_free(e->wt[i].dec);
         pthread_mutex_destroy(&e->wt[i].snap_lock);

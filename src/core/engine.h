@@ -45,8 +45,10 @@ typedef struct fs_batch {
     int32_t *type; /* the event type's id (fs_funnels_type_id) of each valid event */
     char *scratch; /* JSON unescaping: message i may use scratch[off[i] .. off[i] + msg_len[i]) */
     size_t scratch_cap;
-    fs_part_ctl *ctl; /* partition changes to apply before the messages */
-    fs_routed route;  /* who applies which message (route.h), filled in batch order */
+    fs_part_ctl *ctl;        /* partition changes to apply before the messages */
+    fs_restore_rec *restore; /* then state records to restore (fs_batch_add_restore) */
+    uint32_t n_restore, restore_cap;
+    fs_routed route; /* who applies which message (route.h), filled in batch order */
     uint32_t n_ctl, ctl_cap;
     fs_format format;
     bool framed; /* the source framed every FS_OK message (fs_decode_framed) */
@@ -67,6 +69,14 @@ void fs_batch_add(fs_batch *b, uint32_t off, uint32_t len, fs_reject preset);
 void fs_batch_add_keyed(fs_batch *b, uint32_t off, uint32_t len, uint32_t key_len, uint16_t part,
                         fs_reject preset);
 void fs_batch_add_ctl(fs_batch *b, uint32_t part, fs_part_op op);
+/* A state record to restore before the batch's messages (snapshot.h),
+ * copied into the batch; value NULL: a tombstone. With FS_PART_CHECKPOINT
+ * and FS_PART_REVOKE, this is how a source moves a partition's state in and
+ * out: a checkpoint (its records reach out.state), then, in a later batch,
+ * the revocation (the partition's state is dropped); an assignment with the
+ * partition's records (its state is taken up before its next event). */
+void fs_batch_add_restore(fs_batch *b, uint16_t part, const char *key, size_t key_len,
+                          const char *value, size_t value_len);
 /* Makes room for `extra` more bytes in buf (not a view). */
 void fs_batch_reserve(fs_batch *b, size_t extra);
 /* Makes b's bytes the caller's bytes[0..len), without copying: they must
@@ -112,6 +122,9 @@ void fs_engine_adopt_mapping(fs_engine *e, void *addr, size_t len);
 /* After the last batch: waits until every record is written. */
 void fs_engine_join(fs_engine *e);
 fs_engine_stats fs_engine_get_stats(fs_engine *e); /* after join */
+/* Whether a state record given to fs_batch_add_restore could not be read,
+ * and why (into err): once fs_engine_batches_done has passed the batch. */
+bool fs_engine_restore_error(fs_engine *e, char *err, size_t err_len);
 /* While running, from any thread: the same counters as of each worker's
  * last finished batch (records: as of the sink's last step). */
 fs_engine_stats fs_engine_live_stats(fs_engine *e);

@@ -249,6 +249,15 @@ fs_customer *fs_journey_table_record(fs_journey_table *t, uint32_t owner, uint32
     return fs_slab_at(&s->records, idx);
 }
 
+const char *fs_journey_table_id(fs_journey_table *t, uint32_t owner, const fs_customer *c,
+                                uint32_t *len)
+{
+    *len = c->id_len;
+    if (c->id_len <= FS_CUSTOMER_INLINE_ID)
+        return (const char *)c->id;
+    return fs_slab_at(&t->seg[owner].long_ids, (uint32_t)c->id[0]);
+}
+
 const fs_slab *fs_journey_table_records(fs_journey_table *t, uint32_t owner)
 {
     return &t->seg[owner].records;

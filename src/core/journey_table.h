@@ -90,6 +90,9 @@ fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const c
 void fs_journey_table_remove(fs_journey_table *t, fs_customer *c, uint32_t idx);
 /* Owner: the record at idx of segment `owner`. */
 fs_customer *fs_journey_table_record(fs_journey_table *t, uint32_t owner, uint32_t idx);
+/* Owner: customer c's id bytes (*len of them), valid while c holds them. */
+const char *fs_journey_table_id(fs_journey_table *t, uint32_t owner, const fs_customer *c,
+                                uint32_t *len);
 /* Owner: segment `owner`'s record slab (a stable address), for callers
  * that turn many indexes into records (the worker's timers). */
 const fs_slab *fs_journey_table_records(fs_journey_table *t, uint32_t owner);

@@ -103,6 +103,27 @@ static bool in_run(const fs_panes *p, int64_t pane)
            (__int128)pane < (__int128)p->run_start + p->win.size;
 }
 
+void fs_panes_set_closed(fs_panes *p, int64_t closed_upto)
+{
+    if (closed_upto > p->closed_upto) {
+        p->closed_upto = closed_upto;
+        p->have_run = false; /* rebuilt from the panes at the next close */
+        p->last = NULL;
+    }
+}
+
+void fs_panes_adopt(fs_panes *p, bool extra, fs_window_slot *slot)
+{
+    fs_i64map *m = extra ? &p->extras : &p->panes;
+    fs_window_slot *have = fs_i64map_get(m, slot->start);
+    if (have)
+        fs_window_slot_absorb(have, slot, p->n_funnels);
+    else
+        fs_i64map_put(m, slot->start, slot);
+    if (!extra && p->have_run && in_run(p, slot->start))
+        p->have_run = false; /* the run no longer holds every pane it sums */
+}
+
 uint32_t fs_panes_flows(fs_panes *p, uint32_t funnel, int64_t ts, int64_t wm, bool *late,
                         fs_flow *out[2])
 {

@@ -81,6 +81,11 @@ uint32_t fs_panes_flows(fs_panes *p, uint32_t funnel, int64_t ts, int64_t wm, bo
 void fs_panes_add_late(fs_panes *p, uint32_t funnel, int64_t wm);
 void fs_panes_add_rejected(fs_panes *p, int64_t wm, uint64_t n);
 
+/* Restoring (snapshot.h): windows ending at or before closed_upto are
+ * closed; a pane (or, extra, a window's extras) taken over. */
+void fs_panes_set_closed(fs_panes *p, int64_t closed_upto);
+void fs_panes_adopt(fs_panes *p, bool extra, fs_window_slot *slot);
+
 /* Hands out the windows closed at wm (all: every window that counted
  * anything), ascending by start, as slots the caller frees; *n gets how
  * many. Panes no window needs any more are freed. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "journey_table.h"
+#include "state.h"
 #include "util.h"
 
 enum { PART_NONE = 0, PART_ACTIVE = 1, PART_IDLE = 2 };
@@ -22,6 +23,8 @@ void fs_routed_init(fs_routed *r, uint32_t n_workers, uint32_t msg_cap)
     memset(r, 0, sizeof(*r));
     r->own = fs_xcalloc(n_workers, sizeof(*r->own));
     r->n_own = fs_xcalloc(n_workers, sizeof(*r->n_own));
+    r->restore = fs_xcalloc(n_workers, sizeof(*r->restore));
+    r->n_restore = fs_xcalloc(n_workers, sizeof(*r->n_restore));
     /* Any worker may own every message of a batch. */
     for (uint32_t w = 0; w < n_workers; w++)
         r->own[w] = fs_xmalloc(msg_cap * sizeof(*r->own[w]));
@@ -29,12 +32,17 @@ void fs_routed_init(fs_routed *r, uint32_t n_workers, uint32_t msg_cap)
 
 void fs_routed_destroy(fs_routed *r, uint32_t n_workers)
 {
-    for (uint32_t w = 0; w < n_workers; w++)
+    for (uint32_t w = 0; w < n_workers; w++) {
         free(r->own[w]);
+        free(r->restore[w]);
+    }
     free(r->own);
+    free(r->restore);
+    free(r->n_restore);
     free(r->n_own);
     free(r->sync);
     free(r->parts);
+    free(r->revoked);
 }
 
 void fs_router_init(fs_router *r, const fs_config *cfg, uint32_t n_workers)
@@ -44,7 +52,7 @@ void fs_router_init(fs_router *r, const fs_config *cfg, uint32_t n_workers)
     r->win = fs_window_spec_make(cfg->window_size_ms, cfg->window_hop_ms);
     r->max_out_of_orderness = cfg->max_out_of_orderness_ms;
     r->emit_interval = cfg->cohort_emit_interval_ms;
-    r->wm = r->max_ts = r->min_part_ts = INT64_MIN;
+    r->wm = r->max_ts = r->min_part_ts = r->wm_floor = INT64_MIN;
 }
 
 void fs_router_destroy(fs_router *r)
@@ -84,7 +92,7 @@ static void snapshot_parts(const fs_router *r, fs_routed *out, fs_sync *s)
             out->parts_cap = out->parts_cap ? 2 * out->parts_cap : 16;
             out->parts = fs_xrealloc(out->parts, out->parts_cap * sizeof(*out->parts));
         }
-        out->parts[out->n_parts++] = (fs_part_wm){p, part_wm(r, &r->parts[p])};
+        out->parts[out->n_parts++] = (fs_part_wm){p, part_wm(r, &r->parts[p]), r->parts[p].max_ts};
     }
     s->n_parts = out->n_parts - s->parts_at;
 }
@@ -136,6 +144,8 @@ static void update_watermark(fs_router *r, fs_routed *out, uint32_t pos)
     if (!any || (min == INT64_MIN && !r->have_wm))
         return; /* nothing active, or some active partition has not spoken yet */
     int64_t wm = fs_sat_sub(min, r->max_out_of_orderness);
+    if (wm < r->wm_floor)
+        wm = r->wm_floor;
     if (!r->have_wm) {
         r->have_wm = true;
         advance(r, out, pos, wm, true);
@@ -158,11 +168,17 @@ static void observe_ts(fs_router *r, fs_routed *out, uint32_t pos, uint32_t part
         update_watermark(r, out, pos);
 }
 
-static void control(fs_router *r, fs_routed *out, const fs_part_ctl *ctl, uint32_t n)
+/* Applies the partition changes; returns whether a checkpoint was asked. */
+static bool control(fs_router *r, fs_routed *out, const fs_part_ctl *ctl, uint32_t n)
 {
+    bool checkpoint = false;
     if (n == 0)
-        return;
+        return false;
     for (uint32_t i = 0; i < n; i++) {
+        if (ctl[i].op == FS_PART_CHECKPOINT) {
+            checkpoint = true;
+            continue;
+        }
         fs_part_clock *pc = part_clock(r, ctl[i].part);
         switch (ctl[i].op) {
         case FS_PART_ASSIGN:
@@ -173,21 +189,88 @@ static void control(fs_router *r, fs_routed *out, const fs_part_ctl *ctl, uint32
                 pc->state = PART_IDLE;
             break;
         case FS_PART_REVOKE:
-            pc->state = PART_NONE;
+            *pc = (fs_part_clock){.state = PART_NONE}; /* its clock goes with its state */
+            if (out->n_revoked == out->revoked_cap) {
+                out->revoked_cap = out->revoked_cap ? 2 * out->revoked_cap : 8;
+                out->revoked = fs_xrealloc(out->revoked, out->revoked_cap * sizeof(*out->revoked));
+            }
+            out->revoked[out->n_revoked++] = ctl[i].part;
+            break;
+        case FS_PART_CHECKPOINT:
+            break;
+        }
+    }
+    update_watermark(r, out, 0);
+    return checkpoint;
+}
+
+static void add_restore(fs_router *r, fs_routed *out, uint32_t w, uint32_t i)
+{
+    (void)r;
+    out->restore[w][out->n_restore[w]++] = i;
+}
+
+/* State records go to the worker owning their customer; a partition record
+ * sets the partition's clock here and goes to every worker (snapshot.h). */
+static void restore(fs_router *r, fs_routed *out, const fs_route_head *h)
+{
+    memset(out->n_restore, 0, r->n_workers * sizeof(*out->n_restore));
+    if (h->n_restore == 0)
+        return;
+    if (h->n_restore > out->restore_cap) {
+        out->restore_cap = h->n_restore;
+        for (uint32_t w = 0; w < r->n_workers; w++)
+            out->restore[w] =
+                fs_xrealloc(out->restore[w], out->restore_cap * sizeof(*out->restore[w]));
+    }
+    for (uint32_t i = 0; i < h->n_restore; i++) {
+        const fs_restore_rec *rr = &h->restore[i];
+        const char *key = h->buf + rr->off, *id;
+        uint32_t id_len;
+        switch (fs_state_key_parse(key, rr->key_len, &id, &id_len)) {
+        case FS_STATE_KEY_CUSTOMER:
+            add_restore(r, out, fs_journey_table_owner(fs_hash_customer(id, id_len), r->n_workers),
+                        i);
+            break;
+        case FS_STATE_KEY_PART: {
+            fs_state_clock c;
+            if (fs_state_decode_clock(key + rr->key_len, rr->value_len, &c) == FS_STATE_OK) {
+                fs_part_clock *pc = part_clock(r, rr->part);
+                pc->seen = c.seen;
+                pc->max_ts = c.max_ts;
+                if (c.instance_wm > r->wm_floor)
+                    r->wm_floor = c.instance_wm;
+            }
+            for (uint32_t w = 0; w < r->n_workers; w++)
+                add_restore(r, out, w, i);
+            break;
+        }
+        case FS_STATE_KEY_BAD:
+            add_restore(r, out, 0, i); /* worker 0 reports it */
             break;
         }
     }
     update_watermark(r, out, 0);
 }
 
-void fs_router_route(fs_router *r, const fs_part_ctl *ctl, uint32_t n_ctl, const fs_event *ev,
+void fs_router_route(fs_router *r, const fs_route_head *head, const fs_event *ev,
                      const uint8_t *status, const uint16_t *part, uint32_t n, fs_routed *out)
 {
     memset(out->n_own, 0, r->n_workers * sizeof(*out->n_own));
     out->n_sync = 0;
     out->n_parts = 0;
+    out->n_revoked = 0;
     out->n_valid = 0;
-    control(r, out, ctl, n_ctl);
+    bool checkpoint = control(r, out, head->ctl, head->n_ctl);
+    restore(r, out, head);
+    if (checkpoint)
+        push_sync(r, out,
+                  (fs_sync){.pos = 0,
+                            .step = true,
+                            .checkpoint = true,
+                            .wm_before = r->wm,
+                            .wm = r->wm,
+                            .max_ts = r->max_ts});
     for (uint32_t i = 0; i < n; i++) {
         uint32_t w = 0;
         const fs_part_clock *pc = part[i] < r->n_parts ? &r->parts[part[i]] : NULL;

@@ -47,7 +47,17 @@ typedef enum fs_part_op {
     FS_PART_ASSIGN = 1, /* active, no event yet: holds the watermark */
     FS_PART_IDLE = 2,   /* no longer counts until its next event */
     FS_PART_REVOKE = 3, /* gone */
+    /* not a partition change: the state of every partition is written here
+     * (part is ignored; snapshot.h) */
+    FS_PART_CHECKPOINT = 4,
 } fs_part_op;
+
+/* A state record to restore (snapshot.h) before the batch's messages: key
+ * then value at buf[off..), of input partition part. */
+typedef struct fs_restore_rec {
+    uint32_t off, key_len, value_len;
+    uint16_t part;
+} fs_restore_rec;
 
 typedef struct fs_part_ctl {
     uint32_t part;
@@ -65,6 +75,7 @@ typedef struct fs_route_ent {
 typedef struct fs_part_wm {
     uint32_t part;
     int64_t wm;
+    int64_t max_ts; /* its highest valid ts (the clock a checkpoint writes) */
 } fs_part_wm;
 
 /* A point of the stream where every worker syncs, before applying message
@@ -73,6 +84,7 @@ typedef struct fs_sync {
     uint32_t pos;
     bool first;                 /* the watermark exists from here on */
     bool step;                  /* a step is cut here */
+    bool checkpoint;            /* with step: the state is written here (snapshot.h) */
     int64_t wm_before, wm;      /* the instance watermark */
     int64_t max_ts;             /* highest valid ts seen in any partition so far */
     uint32_t parts_at, n_parts; /* fs_routed.parts[parts_at..+n_parts): every partition's clock */
@@ -86,6 +98,10 @@ typedef struct fs_routed {
     uint32_t n_sync, sync_cap;
     fs_part_wm *parts; /* the partition watermarks of the sync points */
     uint32_t n_parts, parts_cap;
+    uint32_t *revoked; /* partitions revoked at the head of the batch (their state is dropped) */
+    uint32_t n_revoked, revoked_cap;
+    uint32_t **restore; /* restore[w][0..n_restore[w]): indices of the batch's restore records */
+    uint32_t *n_restore, restore_cap;
     uint32_t n_valid; /* valid events in the batch */
     bool have_wm;     /* at the end of the batch: */
     int64_t wm;       /* the watermark (INT64_MIN: none yet) */
@@ -110,6 +126,7 @@ typedef struct fs_router {
     fs_part_clock *parts; /* indexed by partition index */
     uint32_t n_parts;
     int64_t min_part_ts; /* min max_ts over active partitions (INT64_MIN: one unseen) */
+    int64_t wm_floor;    /* restored: the instance watermark never goes below it */
     bool flush_rejected; /* a batch with rejected messages ends with a step */
 } fs_router;
 
@@ -117,7 +134,20 @@ void fs_router_init(fs_router *r, const fs_config *cfg, uint32_t n_workers);
 void fs_router_destroy(fs_router *r);
 /* Routes one decoded batch: ctl[0..n_ctl) apply first, then the messages
  * (status[i] == FS_OK for a valid ev[i] of input partition part[i]). */
-void fs_router_route(fs_router *r, const fs_part_ctl *ctl, uint32_t n_ctl, const fs_event *ev,
+/* The batch's head: partition changes, then state records to restore. */
+typedef struct fs_route_head {
+    const fs_part_ctl *ctl;
+    uint32_t n_ctl;
+    const fs_restore_rec *restore;
+    uint32_t n_restore;
+    const char *buf; /* the restore records' bytes */
+} fs_route_head;
+
+/* Routes one decoded batch: the head applies first, then the messages
+ * (status[i] == FS_OK for a valid ev[i] of input partition part[i]). A
+ * restore record that cannot be read is skipped here; the worker that
+ * applies it reports it. */
+void fs_router_route(fs_router *r, const fs_route_head *head, const fs_event *ev,
                      const uint8_t *status, const uint16_t *part, uint32_t n, fs_routed *out);
 
 #endif

@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "i64map.h"
 #include "record.h"
+#include "state.h"
 #include "util.h"
 #include "window.h"
 
@@ -29,6 +30,8 @@ struct fs_sink {
     fs_i64map *cohorts; /* per funnel: start -> fs_cohort totals */
     fs_buf rec, key;
     fs_buf json;           /* a flow record again in JSON for out.flow_json, when rec is not */
+    uint64_t config_hash;  /* fs_state_config_hash, for partition records */
+    uint32_t *n_stages;    /* per funnel, for partition records */
     uint64_t dead_letters; /* handed to out.dead_letter so far */
     /* written by the sink thread only, read live by others */
     _Atomic uint64_t flow_records, cohort_records, write_errors;
@@ -44,6 +47,10 @@ fs_sink *fs_sink_new(const fs_config *cfg, const fs_funnels *funnels, uint32_t n
     s->win = fs_window_spec_make(cfg->window_size_ms, cfg->window_hop_ms);
     s->out = out;
     s->format = out.format;
+    s->config_hash = fs_state_config_hash(cfg);
+    s->n_stages = fs_xmalloc((funnels->n + 1) * sizeof(*s->n_stages));
+    for (uint32_t f = 0; f < funnels->n; f++)
+        s->n_stages[f] = funnels->funnel[f].n_stages;
     fs_dict_init(&s->labels);
     s->xlate = fs_xcalloc(n_workers, sizeof(*s->xlate));
     s->cohorts = fs_xcalloc(funnels->n, sizeof(*s->cohorts));
@@ -63,6 +70,7 @@ void fs_sink_free(fs_sink *s)
         fs_i64map_free(m);
     }
     free(s->cohorts);
+    free(s->n_stages);
     for (uint32_t w = 0; w < s->n_workers; w++)
         free(s->xlate[w].id);
     free(s->xlate);
@@ -252,6 +260,165 @@ static void emit_cohorts(fs_sink *s, const fs_step *st)
     free(due);
 }
 
+/* ---- checkpoints: one partition record from every worker's lane ------- */
+
+typedef struct part_merge {
+    uint32_t part;
+    int64_t closed_upto;
+    fs_i64map kinds[3]; /* panes, extras, parked: start -> slot (sink label ids) */
+    fs_i64map *cohorts; /* 2 per funnel as in fs_state_cohort: start -> fs_cohort */
+} part_merge;
+
+static void merge_slots(fs_sink *s, fs_i64map *m, fs_window_slot **from, uint32_t n,
+                        const uint32_t *xlate)
+{
+    uint32_t nf = s->funnels->n;
+    for (uint32_t i = 0; i < n; i++) {
+        fs_window_slot *into = fs_i64map_get(m, from[i]->start);
+        if (!into) {
+            into = fs_xcalloc(1, sizeof(*into) + nf * sizeof(fs_flow *));
+            into->start = from[i]->start;
+            fs_i64map_put(m, into->start, into);
+        }
+        into->rejected += from[i]->rejected;
+        for (uint32_t f = 0; f < nf; f++) {
+            if (!from[i]->flow[f])
+                continue;
+            if (!into->flow[f])
+                into->flow[f] = fs_flow_new(s->funnels->funnel[f].n_stages);
+            fs_flow_merge(into->flow[f], from[i]->flow[f], xlate);
+        }
+    }
+}
+
+static void merge_lane(fs_sink *s, part_merge *pm, fs_state_part *lane, const uint32_t *xlate)
+{
+    uint32_t nf = s->funnels->n;
+    if (lane->closed_upto > pm->closed_upto)
+        pm->closed_upto = lane->closed_upto;
+    merge_slots(s, &pm->kinds[0], lane->panes, lane->n_panes, xlate);
+    merge_slots(s, &pm->kinds[1], lane->extras, lane->n_extras, xlate);
+    merge_slots(s, &pm->kinds[2], lane->parked, lane->n_parked, xlate);
+    for (uint32_t i = 0; i < lane->n_cohorts; i++) {
+        const fs_state_cohort *sc = &lane->cohorts[i];
+        fs_i64map *m = &pm->cohorts[sc->pane ? nf + sc->funnel : sc->funnel];
+        uint32_t n_stages = s->funnels->funnel[sc->funnel].n_stages;
+        fs_cohort *c = fs_i64map_get(m, sc->start);
+        if (!c) {
+            c = fs_cohort_new(n_stages);
+            fs_i64map_put(m, sc->start, c);
+        }
+        fs_cohort_merge(c, sc->cohort, n_stages);
+    }
+}
+
+static int cmp_slot(const void *a, const void *b)
+{
+    int64_t x = (*(fs_window_slot *const *)a)->start, y = (*(fs_window_slot *const *)b)->start;
+    return (x > y) - (x < y);
+}
+
+/* The slots of m, ascending, moved into a new array. */
+static fs_window_slot **slots_of(fs_i64map *m, uint32_t *n)
+{
+    fs_window_slot **v = fs_xmalloc((m->count + 1) * sizeof(*v));
+    *n = 0;
+    for (size_t i = 0; i <= m->mask; i++)
+        if (m->slots[i].value)
+            v[(*n)++] = m->slots[i].value;
+    qsort(v, *n, sizeof(*v), cmp_slot);
+    fs_i64map_free(m);
+    return v;
+}
+
+static const char *sink_label(void *ctx, uint32_t label, uint32_t *len)
+{
+    const fs_sink *s = ctx;
+    *len = fs_dict_len(&s->labels, label);
+    return fs_dict_name(&s->labels, label);
+}
+
+static void write_part(fs_sink *s, part_merge *pm, const fs_part_wm *clock, int64_t instance_wm)
+{
+    uint32_t nf = s->funnels->n;
+    fs_state_part sp = {.config_hash = s->config_hash,
+                        .seen = clock != NULL,
+                        .max_ts = clock ? clock->max_ts : INT64_MIN,
+                        .instance_wm = instance_wm,
+                        .closed_upto = pm->closed_upto};
+    sp.panes = slots_of(&pm->kinds[0], &sp.n_panes);
+    sp.extras = slots_of(&pm->kinds[1], &sp.n_extras);
+    sp.parked = slots_of(&pm->kinds[2], &sp.n_parked);
+    uint32_t total = 0;
+    for (uint32_t k = 0; k < 2 * nf; k++)
+        total += (uint32_t)pm->cohorts[k].count;
+    sp.cohorts = fs_xmalloc((total + 1) * sizeof(*sp.cohorts));
+    for (uint32_t k = 0; k < 2 * nf; k++) {
+        fs_i64map *m = &pm->cohorts[k];
+        for (size_t i = 0; i <= m->mask; i++)
+            if (m->slots[i].value)
+                sp.cohorts[sp.n_cohorts++] =
+                    (fs_state_cohort){k % nf, k >= nf, m->slots[i].key, m->slots[i].value};
+        fs_i64map_free(m);
+    }
+    free(pm->cohorts);
+    fs_state_labels l = {sink_label, NULL, s};
+    s->rec.len = s->key.len = 0;
+    fs_state_key_part(&s->key);
+    fs_state_encode_part(&s->rec, &sp, nf, s->n_stages, &l);
+    if (s->out.state(s->out.ctx, pm->part, s->key.p, s->key.len, s->rec.p, s->rec.len) != 0)
+        atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+    fs_state_part_free(&sp, nf);
+}
+
+static part_merge *part_of(fs_sink *s, part_merge **pms, uint32_t *n, uint32_t part)
+{
+    for (uint32_t i = 0; i < *n; i++)
+        if ((*pms)[i].part == part)
+            return &(*pms)[i];
+    *pms = fs_xrealloc(*pms, (*n + 1) * sizeof(**pms));
+    part_merge *pm = &(*pms)[(*n)++];
+    pm->part = part;
+    pm->closed_upto = INT64_MIN;
+    for (int k = 0; k < 3; k++)
+        fs_i64map_init(&pm->kinds[k]);
+    pm->cohorts = fs_xcalloc(2 * s->funnels->n, sizeof(*pm->cohorts));
+    for (uint32_t k = 0; k < 2 * s->funnels->n; k++)
+        fs_i64map_init(&pm->cohorts[k]);
+    return pm;
+}
+
+/* Every worker's changed customers, then one record per partition. */
+static void write_checkpoint(fs_sink *s, fs_step **steps)
+{
+    for (uint32_t w = 0; w < s->n_workers; w++) {
+        const fs_step *st = steps[w];
+        for (uint32_t i = 0; i < st->n_state; i++) {
+            const fs_state_rec *r = &st->state[i];
+            const char *key = st->state_bytes + r->off;
+            bool tomb = r->value_len == FS_STATE_TOMBSTONE;
+            if (s->out.state(s->out.ctx, r->part, key, r->key_len, tomb ? NULL : key + r->key_len,
+                             tomb ? 0 : r->value_len) != 0)
+                atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+        }
+    }
+    part_merge *pms = NULL;
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < s->n_workers; w++)
+        for (uint32_t i = 0; i < steps[w]->n_lanes; i++)
+            merge_lane(s, part_of(s, &pms, &n, steps[w]->lane_part[i]), &steps[w]->lanes[i],
+                       s->xlate[w].id);
+    const fs_step *st0 = steps[0];
+    for (uint32_t i = 0; i < n; i++) {
+        const fs_part_wm *clock = NULL;
+        for (uint32_t k = 0; k < st0->n_clocks; k++)
+            if (st0->clocks[k].part == pms[i].part)
+                clock = &st0->clocks[k];
+        write_part(s, &pms[i], clock, st0->wm);
+    }
+    free(pms);
+}
+
 void fs_sink_step(fs_sink *s, fs_step **steps)
 {
     const fs_step *st = steps[0];
@@ -265,10 +432,12 @@ void fs_sink_step(fs_sink *s, fs_step **steps)
         emit_closed_windows(s, steps);
         add_cohort_deltas(s, steps);
         emit_cohorts(s, st);
+        if (st->checkpoint && s->out.state)
+            write_checkpoint(s, steps);
     }
     if (s->out.step_done) {
         fs_step_info info = {st->wm,     st->max_ts, st->src_seq, s->dead_letters,
-                             st->src_ns, st->final,  st->stopped};
+                             st->src_ns, st->final,  st->stopped, st->checkpoint && s->out.state};
         s->out.step_done(s->out.ctx, &info);
     }
     for (uint32_t w = 0; w < s->n_workers; w++)

@@ -33,7 +33,8 @@ typedef struct fs_step_info {
     uint64_t src_mark; /* dead letters handed to the output before this point */
     uint64_t src_ns;   /* when that batch was published: the step's windows closed then */
     bool final;
-    bool stopped; /* final without closing: the input was abandoned */
+    bool stopped;    /* final without closing: the input was abandoned */
+    bool checkpoint; /* the state up to this point has been handed to out.state */
 } fs_step_info;
 
 /* A flow record in JSON, with what it is about, so that a reader (the live
@@ -51,7 +52,12 @@ typedef struct fs_flow_json {
  * message (worker 0 copies them into its steps: workers do no I/O);
  * step_done from the sink thread after each step;
  * flow_json from the sink thread with every flow record in JSON, whatever
- * the output format (for the HTTP API). */
+ * the output format (for the HTTP API);
+ * state, when set, makes the engine keep its state for a state topic
+ * (snapshot.h): at each checkpoint the sink thread hands it the state
+ * records of every partition (value NULL: a tombstone), after every record
+ * of the stream before that point, and then calls step_done with
+ * checkpoint set. */
 typedef struct fs_output {
     int (*write)(void *ctx, const char *key, size_t key_len, const char *value, size_t value_len);
     void *ctx;
@@ -59,6 +65,8 @@ typedef struct fs_output {
     void (*dead_letter)(void *ctx, const fs_dead_letter *dl);
     void (*step_done)(void *ctx, const fs_step_info *info);
     void (*flow_json)(void *ctx, const fs_flow_json *rec);
+    int (*state)(void *ctx, uint32_t part, const char *key, size_t key_len, const char *value,
+                 size_t value_len);
 } fs_output;
 
 typedef struct fs_sink fs_sink;

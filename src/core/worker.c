@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "snapshot.h"
+#include "state.h"
 #include "util.h"
 
 static void free_dead_letters(fs_dead_letter *dead, uint32_t n)
@@ -43,6 +45,13 @@ void fs_step_free(fs_step *s, uint32_t n_funnels)
     free(s->label_names);
     free(s->label_lens);
     free_dead_letters(s->dead, s->n_dead);
+    free(s->state);
+    free(s->state_bytes);
+    for (uint32_t i = 0; i < s->n_lanes; i++)
+        fs_state_part_free(&s->lanes[i], n_funnels);
+    free(s->lanes);
+    free(s->lane_part);
+    free(s->clocks);
     free(s);
 }
 
@@ -131,14 +140,24 @@ static fs_lane *lane_at(fs_worker *w, uint32_t part)
         l->wm = l->next_close = INT64_MIN;
         fs_wheel_init(&l->timers, (fs_wheel_ops){timer_link, timer_expiry, timer_prefetch, w});
         fs_panes_init(&l->windows, &w->win, w->funnels->n, w->n_stages);
+        if (w->track) {
+            l->cohorts = fs_xcalloc(2 * w->funnels->n, sizeof(*l->cohorts));
+            for (uint32_t k = 0; k < 2 * w->funnels->n; k++)
+                fs_i64map_init(&l->cohorts[k]);
+        }
     }
     return l;
 }
+
+static void free_map_values(fs_i64map *m, uint32_t n_funnels, bool slots);
 
 static void lane_free(fs_lane *l, uint32_t n_funnels)
 {
     if (!l)
         return;
+    for (uint32_t k = 0; l->cohorts && k < 2 * n_funnels; k++)
+        free_map_values(&l->cohorts[k], 0, false);
+    free(l->cohorts);
     fs_wheel_destroy(&l->timers);
     fs_panes_free(&l->windows);
     for (uint32_t i = l->parked_head; i < l->n_parked; i++)
@@ -153,15 +172,10 @@ static int64_t lane_wm(const fs_lane *l)
     return fs_panes_wm(&l->windows, l->wm);
 }
 
-/* Windows closed at wm leave the lane's panes and wait for the step that
- * emits them. Window ends are multiples of hop, so only a watermark that
- * reaches a new multiple can close one. */
-static void park_closed(fs_worker *w, fs_lane *l, int64_t wm, bool all)
+/* Appends closed windows (ascending, after the parked ones) to the lane;
+ * frees the array. */
+static void park_slots(fs_lane *l, fs_window_slot **closed, uint32_t n)
 {
-    if (!all && wm < l->next_close)
-        return;
-    uint32_t n;
-    fs_window_slot **closed = fs_panes_close(&l->windows, wm, all, &n);
     if (l->parked_head == l->n_parked)
         l->parked_head = l->n_parked = 0;
     if (l->n_parked + n > l->parked_cap) {
@@ -173,6 +187,18 @@ static void park_closed(fs_worker *w, fs_lane *l, int64_t wm, bool all)
         l->parked[l->n_parked++] = closed[i];
     }
     free(closed);
+}
+
+/* Windows closed at wm leave the lane's panes and wait for the step that
+ * emits them. Window ends are multiples of hop, so only a watermark that
+ * reaches a new multiple can close one. */
+static void park_closed(fs_worker *w, fs_lane *l, int64_t wm, bool all)
+{
+    if (!all && wm < l->next_close)
+        return;
+    uint32_t n;
+    fs_window_slot **closed = fs_panes_close(&l->windows, wm, all, &n);
+    park_slots(l, closed, n);
     /* the next multiple of hop above closed_upto: the lowest watermark that closes a window */
     __int128 next = ((__int128)fs_floor_div(l->windows.closed_upto, w->win.hop) + 1) * w->win.hop;
     l->next_close = all ? INT64_MAX : fs_clamp128(next);
@@ -289,6 +315,14 @@ static void add_cohort(const fs_funnel *f, fs_i64map *m, int64_t start, cohort_u
         c->reached[s]++;
 }
 
+/* Into map k of the step's deltas and, with state, of the lane's totals. */
+static void cohort_to(fs_worker *w, const fs_funnel *f, uint32_t k, int64_t start, cohort_update u)
+{
+    add_cohort(f, &w->cohort_delta[k], start, u);
+    if (w->track)
+        add_cohort(f, &w->cur->cohorts[k], start, u);
+}
+
 /* The change goes to every window holding start_ts whose cohort is not
  * final yet. When none of them is close to final (the usual case) it goes
  * once to the pane of start_ts, which the sink spreads over the windows
@@ -299,7 +333,7 @@ static void count_cohort(fs_worker *w, const fs_funnel *f, int64_t start_ts, coh
     int64_t earliest = fs_clamp128((__int128)start - (__int128)(w->win.per_time - 1) * w->win.hop);
     int64_t earliest_final = fs_sat_add(fs_window_end(&w->win, earliest), f->conversion_window_ms);
     if (w->win.per_time > 1 && w->wm < earliest_final) {
-        add_cohort(f, &w->cohort_delta[w->funnels->n + f->index], start, u);
+        cohort_to(w, f, w->funnels->n + f->index, start, u);
         return;
     }
     int64_t at;
@@ -307,7 +341,7 @@ static void count_cohort(fs_worker *w, const fs_funnel *f, int64_t start_ts, coh
         int64_t final_at = fs_sat_add(fs_window_end(&w->win, at), f->conversion_window_ms);
         if (w->wm >= final_at)
             break; /* the cohort's final record is out: too late to change it */
-        add_cohort(f, &w->cohort_delta[f->index], at, u);
+        cohort_to(w, f, f->index, at, u);
     }
 }
 
@@ -357,6 +391,18 @@ static void end_journey(fs_worker *w, fs_customer *c, uint32_t record, const fs_
     assert(c->n_active > 0);
     c->n_active--;
     w->stats.journeys_active--;
+}
+
+/* After a change to c: the state topic learns of it (snapshot.h), and a
+ * customer without an active journey leaves the table. */
+static void record_changed(fs_worker *w, fs_customer *c, uint32_t record)
+{
+    if (c->n_active > 0) {
+        fs_snapshot_changed(w, record);
+        return;
+    }
+    fs_snapshot_removed(w, c, record);
+    fs_journey_table_remove(w->table, c, record);
 }
 
 static void touch(fs_worker *w, fs_journey *j, uint32_t channel)
@@ -520,8 +566,7 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t
     if (!c)
         return;
     fs_customer_write_end(c);
-    if (c->n_active == 0)
-        fs_journey_table_remove(w->table, c, record);
+    record_changed(w, c, record);
 }
 
 /* ---- watermark and steps ------------------------------------------------ */
@@ -596,7 +641,9 @@ static void collect_labels(fs_worker *w, fs_step *s)
     w->labels_sent = w->labels.count;
 }
 
-static void cut_step(fs_worker *w, int64_t wm_before, int64_t max_ts, bool final)
+/* sp: the sync point cutting it (NULL: the final step). */
+static void cut_step(fs_worker *w, const fs_sync *sp, const fs_part_wm *parts, int64_t wm_before,
+                     int64_t max_ts, bool final)
 {
     fs_step *s = fs_xcalloc(1, sizeof(*s));
     s->seq = w->steps++;
@@ -609,7 +656,9 @@ static void cut_step(fs_worker *w, int64_t wm_before, int64_t max_ts, bool final
     hand_dead_letters(w, s);
     collect_closed(w, s, final);
     collect_cohorts(w, s);
-    collect_labels(w, s);
+    if (sp && sp->checkpoint && w->track)
+        fs_snapshot_take(w, s, sp, parts);
+    collect_labels(w, s); /* after the checkpoint, which may intern nothing but reads labels */
     w->emit(w->emit_ctx, w->id, s);
 }
 
@@ -636,8 +685,7 @@ static void fire_timers(fs_worker *w, fs_lane *l, int64_t new_wm, bool all)
         fs_customer_write_begin(c);
         end_journey(w, c, record, f);
         fs_customer_write_end(c);
-        if (c->n_active == 0)
-            fs_journey_table_remove(w->table, c, record);
+        record_changed(w, c, record);
     }
 }
 
@@ -676,8 +724,10 @@ static void sync_point(fs_worker *w, const fs_sync *sp, const fs_part_wm *parts)
     if (sp->first || sp->wm > w->wm)
         w->wm = sp->wm;
     if (sp->step)
-        cut_step(w, sp->wm_before, sp->max_ts, false);
+        cut_step(w, sp, parts, sp->wm_before, sp->max_ts, false);
 }
+
+static void drop_partition(fs_worker *w, uint32_t part);
 
 /* Lookups are random accesses into a store much larger than the caches,
  * and the events of a batch are known in advance. So the worker walks two
@@ -697,12 +747,17 @@ static void prefetch_ahead(fs_worker *w, const fs_event *ev, const uint8_t *stat
         fs_journey_table_prefetch_record(w->table, ev[own[k + AHEAD_RECORD].idx].customer_hash);
 }
 
-void fs_worker_apply(fs_worker *w, const fs_event *ev, const int32_t *type, const uint8_t *status,
-                     const uint16_t *part, uint32_t n, const fs_routed *rt)
+void fs_worker_apply(fs_worker *w, const fs_route_head *head, const fs_event *ev,
+                     const int32_t *type, const uint8_t *status, const uint16_t *part, uint32_t n,
+                     const fs_routed *rt)
 {
     const fs_route_ent *own = rt->own[w->id];
     uint32_t n_own = rt->n_own[w->id], next_sync = 0;
     (void)n; /* for the assertion */
+    for (uint32_t k = 0; k < rt->n_revoked && w->track; k++)
+        drop_partition(w, rt->revoked[k]);
+    for (uint32_t k = 0; k < rt->n_restore[w->id] && w->track; k++)
+        fs_snapshot_restore(w, &head->restore[rt->restore[w->id][k]], head->buf);
     for (uint32_t k = 0; k < n_own; k++) {
         uint32_t i = own[k].idx;
         assert(i < n && (status[i] == FS_OK || w->id == 0));
@@ -803,7 +858,7 @@ void fs_worker_finish(fs_worker *w)
         l->wm = INT64_MAX;
     }
     w->wm = INT64_MAX;
-    cut_step(w, old, w->max_ts, true);
+    cut_step(w, NULL, NULL, old, w->max_ts, true);
 }
 
 void fs_worker_stop(fs_worker *w)
@@ -817,4 +872,136 @@ void fs_worker_stop(fs_worker *w)
     s->final = s->stopped = true;
     hand_dead_letters(w, s);
     w->emit(w->emit_ctx, w->id, s);
+}
+
+/* ---- restoring (snapshot.c) --------------------------------------------- */
+
+void fs_worker_adopt_journey(fs_worker *w, fs_customer *c, uint32_t record,
+                             const struct fs_state_journey *sj)
+{
+    const fs_funnel *f = &w->funnels->funnel[sj->funnel];
+    fs_journey *j = &c->journey[sj->funnel];
+    assert(!j->active && sj->n_touches > 0);
+    fs_journey_init(j, sj->start_ts, sj->max_stage, sj->touch[0].channel);
+    for (uint32_t t = 0; t < sj->n_touches; t++)
+        for (uint32_t k = t == 0 ? 1 : 0; k < sj->touch[t].count; k++)
+            touch(w, j, sj->touch[t].channel);
+    c->n_active++;
+    fs_wheel_add(&lane_at(w, c->part)->timers, timer_node(w, record, f->index),
+                 fs_journey_expiry(j, f));
+    if (++w->stats.journeys_active > w->stats.journeys_active_peak)
+        w->stats.journeys_active_peak = w->stats.journeys_active;
+}
+
+void fs_worker_drop_customer(fs_worker *w, fs_customer *c, uint32_t record, bool forget)
+{
+    fs_customer_write_begin(c);
+    for (uint32_t f = 0; f < w->funnels->n; f++)
+        if (c->journey[f].active)
+            end_journey(w, c, record, &w->funnels->funnel[f]);
+    fs_customer_write_end(c);
+    if (forget)
+        fs_snapshot_forget(w, record);
+    else
+        fs_snapshot_removed(w, c, record);
+    fs_journey_table_remove(w->table, c, record);
+}
+
+typedef struct record_list {
+    uint32_t *v;
+    uint32_t n, cap;
+} record_list;
+
+static void list_record(void *ctx, fs_customer *c, uint32_t idx)
+{
+    (void)c;
+    record_list *l = ctx;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->v = fs_xrealloc(l->v, l->cap * sizeof(*l->v));
+    }
+    l->v[l->n++] = idx;
+}
+
+/* A revoked partition's state leaves this instance: its customers and its
+ * lane go, without a trace on the state topic (the next owner restores
+ * them from it). */
+static void drop_partition(fs_worker *w, uint32_t part)
+{
+    record_list l = {0};
+    fs_journey_table_each(w->table, w->id, (uint16_t)part, list_record, &l);
+    for (uint32_t i = 0; i < l.n; i++)
+        fs_worker_drop_customer(w, fs_journey_table_record(w->table, w->id, l.v[i]), l.v[i], true);
+    free(l.v);
+    if (part < w->n_lanes) {
+        if (w->cur == w->lanes[part])
+            w->cur = NULL;
+        lane_free(w->lanes[part], w->funnels->n);
+        w->lanes[part] = NULL;
+    }
+}
+
+static void merge_cohort(fs_i64map *m, int64_t start, const fs_cohort *from, uint32_t n_stages)
+{
+    fs_cohort *c = fs_i64map_get(m, start);
+    if (!c) {
+        c = fs_cohort_new(n_stages);
+        fs_i64map_put(m, start, c);
+    }
+    fs_cohort_merge(c, from, n_stages);
+}
+
+/* The lane takes its cohort totals back as they were written, and the
+ * sink, which starts from nothing, gets them as deltas: a pane's totals go
+ * to each window holding it that was not final at the checkpoint (its
+ * final record is out: it must not come back with a part of its counts). */
+static void adopt_cohorts(fs_worker *w, fs_lane *l, const struct fs_state_part *sp)
+{
+    uint32_t nf = w->funnels->n;
+    for (uint32_t i = 0; i < sp->n_cohorts; i++) {
+        const fs_state_cohort *sc = &sp->cohorts[i];
+        const fs_funnel *f = &w->funnels->funnel[sc->funnel];
+        uint32_t k = sc->pane ? nf + sc->funnel : sc->funnel;
+        merge_cohort(&l->cohorts[k], sc->start, sc->cohort, f->n_stages);
+        if (!sc->pane) {
+            merge_cohort(&w->cohort_delta[k], sc->start, sc->cohort, f->n_stages);
+            continue;
+        }
+        int64_t at;
+        for (uint32_t n = 0; n < w->win.per_time && fs_window_kth_start(&w->win, sc->start, n, &at);
+             n++) {
+            if (sp->instance_wm >= fs_sat_add(fs_window_end(&w->win, at), f->conversion_window_ms))
+                break; /* earlier windows are final earlier */
+            merge_cohort(&w->cohort_delta[sc->funnel], at, sc->cohort, f->n_stages);
+        }
+    }
+}
+
+void fs_worker_adopt_lane(fs_worker *w, uint32_t part, struct fs_state_part *sp, bool counts)
+{
+    fs_lane *l = lane_at(w, part);
+    if (sp->seen) {
+        int64_t wm = fs_sat_sub(sp->max_ts, w->max_out_of_orderness);
+        if (!l->have_wm || wm > l->wm) {
+            l->have_wm = true;
+            l->wm = wm;
+        }
+    }
+    fs_panes_set_closed(&l->windows, sp->closed_upto);
+    __int128 next = ((__int128)fs_floor_div(l->windows.closed_upto, w->win.hop) + 1) * w->win.hop;
+    l->next_close = fs_clamp128(next);
+    if (!counts)
+        return;
+    for (uint32_t i = 0; i < sp->n_panes; i++)
+        fs_panes_adopt(&l->windows, false, sp->panes[i]);
+    for (uint32_t i = 0; i < sp->n_extras; i++)
+        fs_panes_adopt(&l->windows, true, sp->extras[i]);
+    sp->n_panes = sp->n_extras = 0; /* taken over */
+    for (uint32_t i = 0; i < sp->n_parked; i++) {
+        fs_window_slot **one = fs_xmalloc(sizeof(*one));
+        one[0] = sp->parked[i];
+        park_slots(l, one, 1);
+    }
+    sp->n_parked = 0;
+    adopt_cohorts(w, l, sp);
 }

@@ -73,6 +73,16 @@ typedef struct fs_dead_letter {
     uint64_t src_seq; /* the batch it came in */
 } fs_dead_letter;
 
+/* A record for the state topic (snapshot.h): key and value at
+ * fs_step.state_bytes[off..); a tombstone has value_len FS_STATE_TOMBSTONE. */
+#define FS_STATE_TOMBSTONE UINT32_MAX
+typedef struct fs_state_rec {
+    uint32_t part;
+    uint32_t off, key_len, value_len;
+} fs_state_rec;
+
+struct fs_state_part;
+
 typedef struct fs_step {
     uint64_t seq;
     int64_t wm_before, wm; /* wm == INT64_MAX on the final step */
@@ -91,6 +101,18 @@ typedef struct fs_step {
     uint32_t *label_lens;
     fs_dead_letter *dead; /* worker 0: rejected messages since the last step (copies) */
     uint32_t n_dead;
+    /* A checkpoint (snapshot.h): the customers changed since the last one,
+     * a copy of every lane's windows and cohorts (label ids: this worker's),
+     * and (worker 0) every partition's clock. */
+    bool checkpoint;
+    fs_state_rec *state;
+    uint32_t n_state;
+    char *state_bytes;
+    struct fs_state_part *lanes; /* lanes[i] is partition lane_part[i]'s */
+    uint32_t *lane_part;
+    uint32_t n_lanes;
+    fs_part_wm *clocks;
+    uint32_t n_clocks;
     struct fs_step *next; /* queue link, owned by the engine */
 } fs_step;
 
@@ -106,6 +128,7 @@ typedef struct fs_lane {
     int64_t wm;
     fs_wheel timers; /* node = record << funnel_bits | funnel */
     fs_panes windows;
+    fs_i64map *cohorts; /* with state: 2 per funnel as cohort_delta, but cumulative */
     int64_t next_close; /* the lowest watermark that closes a window of the panes */
     fs_window_slot **parked;
     uint32_t parked_head, n_parked, parked_cap;
@@ -142,12 +165,13 @@ typedef struct fs_worker {
     uint32_t labels_sent;
     fs_lane **lanes; /* by partition index, NULL until seen */
     uint32_t n_lanes;
-    fs_lane *cur;              /* the lane the counts being made go to */
-    uint32_t *n_stages;        /* per funnel, for the panes */
-    fs_i64map *cohort_delta;   /* 2 per funnel: window start, then pane start -> fs_cohort */
-    uint32_t funnel_bits;      /* bits of a timer node that hold the funnel */
-    const fs_slab *records;    /* this worker's records in the table: the nodes' owners */
-    fs_touch_count *touch_buf; /* a completing journey's touches */
+    fs_lane *cur;                  /* the lane the counts being made go to */
+    uint32_t *n_stages;            /* per funnel, for the panes */
+    fs_i64map *cohort_delta;       /* 2 per funnel: window start, then pane start -> fs_cohort */
+    struct fs_worker_track *track; /* with state: what changed since the last checkpoint */
+    uint32_t funnel_bits;          /* bits of a timer node that hold the funnel */
+    const fs_slab *records;        /* this worker's records in the table: the nodes' owners */
+    fs_touch_count *touch_buf;     /* a completing journey's touches */
     uint32_t touch_cap;
     fs_flow **scratch_flows; /* where one count goes: its pane, and the running sum */
     uint64_t steps;
@@ -164,8 +188,9 @@ void fs_worker_destroy(fs_worker *w);
  * worker (rt->own[w->id]: ev[i] valid when status[i] == FS_OK, its event
  * type's id type[i], its input partition part[i]) and the sync points, in
  * stream order. */
-void fs_worker_apply(fs_worker *w, const fs_event *ev, const int32_t *type, const uint8_t *status,
-                     const uint16_t *part, uint32_t n, const fs_routed *rt);
+void fs_worker_apply(fs_worker *w, const fs_route_head *head, const fs_event *ev,
+                     const int32_t *type, const uint8_t *status, const uint16_t *part, uint32_t n,
+                     const fs_routed *rt);
 /* Worker 0: keeps a copy of a rejected message for the next step, whose
  * sink hands it to the output (workers do no I/O). */
 void fs_worker_add_dead_letter(fs_worker *w, const fs_dead_letter *dl);
@@ -201,5 +226,18 @@ uint32_t fs_worker_open_counts(const fs_worker *w, fs_open_count **out, uint32_t
 uint64_t fs_worker_windows_held(const fs_worker *w);
 
 void fs_step_free(fs_step *s, uint32_t n_funnels);
+
+/* Restoring (snapshot.c). */
+struct fs_state_journey;
+/* A restored journey in c (inside its write section): active, with its
+ * expiry timer in c's partition's lane. */
+void fs_worker_adopt_journey(fs_worker *w, fs_customer *c, uint32_t record,
+                             const struct fs_state_journey *sj);
+/* Partition part's restored clock and closed windows; with counts, its
+ * window and cohort counts too (taken over from sp). */
+void fs_worker_adopt_lane(fs_worker *w, uint32_t part, struct fs_state_part *sp, bool counts);
+/* Ends every journey of c without counting anything and removes it; the
+ * state topic gets a tombstone unless forget (the partition moves away). */
+void fs_worker_drop_customer(fs_worker *w, fs_customer *c, uint32_t record, bool forget);
 
 #endif

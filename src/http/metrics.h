@@ -3,7 +3,7 @@
  * The stage fills an fs_metrics snapshot on the loop thread (engine
  * counters via fs_engine_live_stats, its own, librdkafka's queue and lag
  * figures) and this module renders it, so formatting is testable on its own
- * (tests/unit/test_metrics.c feeds the output to promtool when available).
+ * (test_metrics_text in tests/unit/test_board.c feeds the output to promtool when available).
  * Every family has # HELP and # TYPE; counters end in _total; the latency
  * is a histogram in seconds.
  */

@@ -73,7 +73,8 @@ static void add(fixture *fx, uint32_t owner, uint32_t workers, int64_t ts, uint1
 
 static void route(fixture *fx, const fs_part_ctl *ctl, uint32_t n_ctl)
 {
-    fs_router_route(&fx->r, ctl, n_ctl, fx->ev, fx->status, fx->part, fx->n, &fx->out);
+    fs_route_head head = {.ctl = ctl, .n_ctl = n_ctl};
+    fs_router_route(&fx->r, &head, fx->ev, fx->status, fx->part, fx->n, &fx->out);
     fx->n = 0;
 }
 
