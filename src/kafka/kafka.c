@@ -87,6 +87,23 @@ static const char *const producer_only[] = {
     "queue.buffering.backpressure.threshold",
 };
 
+/* Properties of a consumer group, which a reader (fs_kafka_reader_new) is
+ * not in: librdkafka would look up a coordinator for a group.id. */
+static const char *const group_only[] = {
+    "group.id",
+    "group.instance.id",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "group.protocol.type",
+    "coordinator.query.interval.ms",
+    "max.poll.interval.ms",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "offset.store.method",
+};
+
 static bool listed(const char *key, const char *const *list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -95,7 +112,7 @@ static bool listed(const char *key, const char *const *list, size_t n)
     return false;
 }
 
-static const char *user_value(const fs_config *cfg, const char *key)
+const char *fs_kafka_user_property(const fs_config *cfg, const char *key)
 {
     const char *v = NULL;
     for (size_t i = 0; i < cfg->n_kafka; i++)
@@ -104,10 +121,12 @@ static const char *user_value(const fs_config *cfg, const char *key)
     return v;
 }
 
-static rd_kafka_conf_t *layered_conf(const fs_config *cfg, rd_kafka_type_t type,
+/* no_group: the user's group properties are left out too. */
+static rd_kafka_conf_t *layered_conf(const fs_config *cfg, rd_kafka_type_t type, bool no_group,
                                      const prop *defaults, size_t n_defaults, const prop *fixed,
                                      size_t n_fixed, char *err, size_t err_len)
 {
+    size_t n_group = no_group ? sizeof(group_only) / sizeof(*group_only) : 0;
     const char *const *other = type == RD_KAFKA_CONSUMER ? producer_only : consumer_only;
     size_t n_other = type == RD_KAFKA_CONSUMER ? sizeof(producer_only) / sizeof(*producer_only)
                                                : sizeof(consumer_only) / sizeof(*consumer_only);
@@ -118,10 +137,11 @@ static rd_kafka_conf_t *layered_conf(const fs_config *cfg, rd_kafka_type_t type,
             goto fail;
     for (size_t i = 0; i < cfg->n_kafka; i++)
         if (!listed(cfg->kafka[i].key, other, n_other) &&
+            !listed(cfg->kafka[i].key, group_only, n_group) &&
             set_prop(conf, cfg->kafka[i].key, cfg->kafka[i].value, err, err_len))
             goto fail;
     for (size_t i = 0; i < n_fixed; i++) {
-        const char *v = user_value(cfg, fixed[i].key);
+        const char *v = fs_kafka_user_property(cfg, fixed[i].key);
         if (v && strcmp(v, fixed[i].value))
             fs_log(FS_LOG_WARN, "kafka property overridden: the stage depends on it",
                    "property=%s configured=%s used=%s", fixed[i].key, v, fixed[i].value);
@@ -167,8 +187,8 @@ rd_kafka_t *fs_kafka_consumer_new(const fs_config *cfg, bool until_eof, fs_rebal
         {"enable.partition.eof", until_eof ? "true" : "false"},
     };
     rd_kafka_conf_t *conf =
-        layered_conf(cfg, RD_KAFKA_CONSUMER, defaults, sizeof(defaults) / sizeof(*defaults), fixed,
-                     sizeof(fixed) / sizeof(*fixed), err, err_len);
+        layered_conf(cfg, RD_KAFKA_CONSUMER, false, defaults, sizeof(defaults) / sizeof(*defaults),
+                     fixed, sizeof(fixed) / sizeof(*fixed), err, err_len);
     if (!conf)
         return NULL;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance);
@@ -177,6 +197,27 @@ rd_kafka_t *fs_kafka_consumer_new(const fs_config *cfg, bool until_eof, fs_rebal
     if (rk)
         rd_kafka_poll_set_consumer(rk); /* one queue for messages, rebalances and errors */
     return rk;
+}
+
+rd_kafka_t *fs_kafka_reader_new(const fs_config *cfg, const char *client_id,
+                                const char *const *fixed, size_t n_fixed, char *err, size_t err_len)
+{
+    const prop defaults[] = {
+        {"client.id", client_id},
+        {"queued.min.messages", "1000000"}, /* as the consumer's: no fetch stall */
+    };
+    prop fix[16];
+    if (n_fixed > sizeof(fix) / sizeof(*fix)) {
+        snprintf(err, err_len, "kafka: %zu fixed reader properties, at most %zu", n_fixed,
+                 sizeof(fix) / sizeof(*fix));
+        return NULL;
+    }
+    for (size_t i = 0; i < n_fixed; i++)
+        fix[i] = (prop){fixed[2 * i], fixed[2 * i + 1]};
+    rd_kafka_conf_t *conf =
+        layered_conf(cfg, RD_KAFKA_CONSUMER, true, defaults, sizeof(defaults) / sizeof(*defaults),
+                     fix, n_fixed, err, err_len);
+    return conf ? client_new(RD_KAFKA_CONSUMER, conf, err, err_len) : NULL;
 }
 
 rd_kafka_t *fs_kafka_producer_new(const fs_config *cfg, fs_delivery_fn delivery, void *opaque,
@@ -188,8 +229,8 @@ rd_kafka_t *fs_kafka_producer_new(const fs_config *cfg, fs_delivery_fn delivery,
         {"client.id", "funnelstream-producer"},
     };
     rd_kafka_conf_t *conf =
-        layered_conf(cfg, RD_KAFKA_PRODUCER, defaults, sizeof(defaults) / sizeof(*defaults), NULL,
-                     0, err, err_len);
+        layered_conf(cfg, RD_KAFKA_PRODUCER, false, defaults, sizeof(defaults) / sizeof(*defaults),
+                     NULL, 0, err, err_len);
     if (!conf)
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, delivery);

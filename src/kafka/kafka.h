@@ -14,6 +14,9 @@
  *                      (true only with --until-eof)
  *   producer defaults  enable.idempotence=true, acks=all, linger.ms=5,
  *                      socket.nagle.disable=true (window close -> ack latency)
+ *   reader             a consumer in no group (fs_kafka_reader_new): the
+ *                      user's group properties are left out, the caller
+ *                      fixes what it depends on
  *
  * Properties that librdkafka defines for one kind of client only (group.id,
  * acks, ...) are given to that client only. librdkafka's own log lines go to
@@ -38,6 +41,17 @@ rd_kafka_t *fs_kafka_consumer_new(const fs_config *cfg, bool until_eof, fs_rebal
                                   void *opaque, char *err, size_t err_len);
 rd_kafka_t *fs_kafka_producer_new(const fs_config *cfg, fs_delivery_fn delivery, void *opaque,
                                   char *err, size_t err_len);
+
+/* A consumer in no group, for the simple consumer API (rd_kafka_consume_start
+ * on a partition from a given offset, no commits): the user's kafka:
+ * properties except the group ones (group.id, session.timeout.ms, ...), then
+ * `fixed`, n_fixed key/value pairs (at most 16). NULL with a message in err. */
+rd_kafka_t *fs_kafka_reader_new(const fs_config *cfg, const char *client_id,
+                                const char *const *fixed, size_t n_fixed, char *err,
+                                size_t err_len);
+
+/* The value the kafka: section gives `key` (the last one), or NULL. */
+const char *fs_kafka_user_property(const fs_config *cfg, const char *key);
 
 /* A librdkafka log callback (rd_kafka_conf_set_log_cb) writing to log.h,
  * syslog levels mapped to ours. */
