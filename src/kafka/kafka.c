@@ -205,6 +205,9 @@ rd_kafka_t *fs_kafka_reader_new(const fs_config *cfg, const char *client_id,
     const prop defaults[] = {
         {"client.id", client_id},
         {"queued.min.messages", "1000000"}, /* as the consumer's: no fetch stall */
+        /* A reader reads to the end, where the broker holds a fetch this
+         * long for data that is not coming (librdkafka's default: 500 ms). */
+        {"fetch.wait.max.ms", "10"},
     };
     prop fix[16];
     if (n_fixed > sizeof(fix) / sizeof(*fix)) {

@@ -14,6 +14,8 @@
  *                      (true only with --until-eof)
  *   producer defaults  enable.idempotence=true, acks=all, linger.ms=5,
  *                      socket.nagle.disable=true (window close -> ack latency)
+ *   reader defaults    queued.min.messages=1000000, fetch.wait.max.ms=10
+ *                      (it reads to the end: no 500 ms wait there)
  *   reader             a consumer in no group (fs_kafka_reader_new): the
  *                      user's group properties are left out, the caller
  *                      fixes what it depends on
