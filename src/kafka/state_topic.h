@@ -106,6 +106,12 @@ typedef struct fs_state_restore_stats {
  * watermarks, and for each next record -- not the whole restore, so a state
  * of any size is read as long as records keep coming.
  *
+ * Under read_committed the end is the last stable offset: a transaction
+ * left open by a previous incarnation (killed mid-commit) holds it back
+ * until that transaction is aborted, so under exactly-once restore after
+ * the producer's rd_kafka_init_transactions, which aborts it (same
+ * transactional.id); before, the read would stop short of later commits.
+ *
  * Returns 0, or -1 with a message in err when
  *   - the partition does not begin at offset 0: its first records were
  *     deleted (delete retention; librdkafka's mock cluster keeps about 5 MiB
