@@ -112,7 +112,7 @@ static bool listed(const char *key, const char *const *list, size_t n)
     return false;
 }
 
-const char *fs_kafka_user_property(const fs_config *cfg, const char *key)
+static const char *user_value(const fs_config *cfg, const char *key)
 {
     const char *v = NULL;
     for (size_t i = 0; i < cfg->n_kafka; i++)
@@ -121,10 +121,15 @@ const char *fs_kafka_user_property(const fs_config *cfg, const char *key)
     return v;
 }
 
-/* no_group: the user's group properties are left out too. */
-static rd_kafka_conf_t *layered_conf(const fs_config *cfg, rd_kafka_type_t type, bool no_group,
-                                     const prop *defaults, size_t n_defaults, const prop *fixed,
-                                     size_t n_fixed, char *err, size_t err_len)
+const char *fs_kafka_user_property(const fs_config *cfg, const char *key)
+{
+    return user_value(cfg, key);
+}
+
+/* no_group: the user's group properties are left out too (a reader). */
+static rd_kafka_conf_t *layered_conf_ex(const fs_config *cfg, rd_kafka_type_t type, bool no_group,
+                                        const prop *defaults, size_t n_defaults, const prop *fixed,
+                                        size_t n_fixed, char *err, size_t err_len)
 {
     size_t n_group = no_group ? sizeof(group_only) / sizeof(*group_only) : 0;
     const char *const *other = type == RD_KAFKA_CONSUMER ? producer_only : consumer_only;
@@ -141,7 +146,7 @@ static rd_kafka_conf_t *layered_conf(const fs_config *cfg, rd_kafka_type_t type,
             set_prop(conf, cfg->kafka[i].key, cfg->kafka[i].value, err, err_len))
             goto fail;
     for (size_t i = 0; i < n_fixed; i++) {
-        const char *v = fs_kafka_user_property(cfg, fixed[i].key);
+        const char *v = user_value(cfg, fixed[i].key);
         if (v && strcmp(v, fixed[i].value))
             fs_log(FS_LOG_WARN, "kafka property overridden: the stage depends on it",
                    "property=%s configured=%s used=%s", fixed[i].key, v, fixed[i].value);
@@ -154,6 +159,13 @@ fail:
     return NULL;
 }
 
+static rd_kafka_conf_t *layered_conf(const fs_config *cfg, rd_kafka_type_t type,
+                                     const prop *defaults, size_t n_defaults, const prop *fixed,
+                                     size_t n_fixed, char *err, size_t err_len)
+{
+    return layered_conf_ex(cfg, type, false, defaults, n_defaults, fixed, n_fixed, err, err_len);
+}
+
 static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err,
                               size_t err_len)
 {
@@ -164,6 +176,30 @@ static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char 
         rd_kafka_conf_destroy(conf);
     }
     return rk;
+}
+
+rd_kafka_t *fs_kafka_reader_new(const fs_config *cfg, const char *client_id,
+                                const char *const *fixed, size_t n_fixed, char *err, size_t err_len)
+{
+    const prop defaults[] = {
+        {"client.id", client_id},
+        {"queued.min.messages", "1000000"}, /* as the consumer's: no fetch stall */
+        /* A reader reads to the end, where the broker holds a fetch this
+         * long for data that is not coming (librdkafka's default: 500 ms). */
+        {"fetch.wait.max.ms", "10"},
+    };
+    prop fix[16];
+    if (n_fixed > sizeof(fix) / sizeof(*fix)) {
+        snprintf(err, err_len, "kafka: %zu fixed reader properties, at most %zu", n_fixed,
+                 sizeof(fix) / sizeof(*fix));
+        return NULL;
+    }
+    for (size_t i = 0; i < n_fixed; i++)
+        fix[i] = (prop){fixed[2 * i], fixed[2 * i + 1]};
+    rd_kafka_conf_t *conf =
+        layered_conf_ex(cfg, RD_KAFKA_CONSUMER, true, defaults,
+                        sizeof(defaults) / sizeof(*defaults), fix, n_fixed, err, err_len);
+    return conf ? client_new(RD_KAFKA_CONSUMER, conf, err, err_len) : NULL;
 }
 
 rd_kafka_t *fs_kafka_consumer_new(const fs_config *cfg, bool until_eof, fs_rebalance_fn rebalance,
@@ -187,8 +223,8 @@ rd_kafka_t *fs_kafka_consumer_new(const fs_config *cfg, bool until_eof, fs_rebal
         {"enable.partition.eof", until_eof ? "true" : "false"},
     };
     rd_kafka_conf_t *conf =
-        layered_conf(cfg, RD_KAFKA_CONSUMER, false, defaults, sizeof(defaults) / sizeof(*defaults),
-                     fixed, sizeof(fixed) / sizeof(*fixed), err, err_len);
+        layered_conf(cfg, RD_KAFKA_CONSUMER, defaults, sizeof(defaults) / sizeof(*defaults), fixed,
+                     sizeof(fixed) / sizeof(*fixed), err, err_len);
     if (!conf)
         return NULL;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance);
@@ -197,30 +233,6 @@ rd_kafka_t *fs_kafka_consumer_new(const fs_config *cfg, bool until_eof, fs_rebal
     if (rk)
         rd_kafka_poll_set_consumer(rk); /* one queue for messages, rebalances and errors */
     return rk;
-}
-
-rd_kafka_t *fs_kafka_reader_new(const fs_config *cfg, const char *client_id,
-                                const char *const *fixed, size_t n_fixed, char *err, size_t err_len)
-{
-    const prop defaults[] = {
-        {"client.id", client_id},
-        {"queued.min.messages", "1000000"}, /* as the consumer's: no fetch stall */
-        /* A reader reads to the end, where the broker holds a fetch this
-         * long for data that is not coming (librdkafka's default: 500 ms). */
-        {"fetch.wait.max.ms", "10"},
-    };
-    prop fix[16];
-    if (n_fixed > sizeof(fix) / sizeof(*fix)) {
-        snprintf(err, err_len, "kafka: %zu fixed reader properties, at most %zu", n_fixed,
-                 sizeof(fix) / sizeof(*fix));
-        return NULL;
-    }
-    for (size_t i = 0; i < n_fixed; i++)
-        fix[i] = (prop){fixed[2 * i], fixed[2 * i + 1]};
-    rd_kafka_conf_t *conf =
-        layered_conf(cfg, RD_KAFKA_CONSUMER, true, defaults, sizeof(defaults) / sizeof(*defaults),
-                     fix, n_fixed, err, err_len);
-    return conf ? client_new(RD_KAFKA_CONSUMER, conf, err, err_len) : NULL;
 }
 
 rd_kafka_t *fs_kafka_producer_new(const fs_config *cfg, fs_delivery_fn delivery, void *opaque,
@@ -232,8 +244,8 @@ rd_kafka_t *fs_kafka_producer_new(const fs_config *cfg, fs_delivery_fn delivery,
         {"client.id", "funnelstream-producer"},
     };
     rd_kafka_conf_t *conf =
-        layered_conf(cfg, RD_KAFKA_PRODUCER, false, defaults, sizeof(defaults) / sizeof(*defaults),
-                     NULL, 0, err, err_len);
+        layered_conf(cfg, RD_KAFKA_PRODUCER, defaults, sizeof(defaults) / sizeof(*defaults), NULL,
+                     0, err, err_len);
     if (!conf)
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, delivery);
