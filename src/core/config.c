@@ -66,6 +66,7 @@
 #define DEFAULT_HTTP_LISTEN          "127.0.0.1:8080"
 #define DEFAULT_WINDOW_MS            MS_PER_M
 #define DEFAULT_IDLE_TIMEOUT_MS      (30 * MS_PER_S)
+#define DEFAULT_COMMIT_INTERVAL_MS   (1 * MS_PER_S)
 #define DEFAULT_CONVERSION_WINDOW_MS (7 * MS_PER_D)
 
 typedef struct cfg_ctx {
@@ -532,6 +533,15 @@ static int parse_format(cfg_ctx *c, struct fy_node *n, size_t pos, const char *p
     return 0;
 }
 
+static int parse_delivery(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    int i = 0;
+    if (parse_one_of(c, n, pos, path, "exactly_once", "at_least_once", &i) < 0)
+        return -1;
+    *(fs_delivery *)dst = i ? FS_DELIVERY_AT_LEAST_ONCE : FS_DELIVERY_EXACTLY_ONCE;
+    return 0;
+}
+
 static int parse_mode(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
 {
     int i = 0;
@@ -637,6 +647,9 @@ static const cfg_field output_fields[] = {
 static const cfg_field dead_letter_fields[] = {
     {"topic", parse_topic, offsetof(fs_config, dead_letter_topic), true},
 };
+static const cfg_field state_fields[] = {
+    {"topic", parse_topic, offsetof(fs_config, state_topic), false},
+};
 static const cfg_field window_fields[] = {
     {"size", parse_duration, offsetof(fs_config, window_size_ms), false},
     {"hop", parse_duration, offsetof(fs_config, window_hop_ms), false},
@@ -659,6 +672,7 @@ static const cfg_field http_fields[] = {
 SECTION(parse_input, input_fields)
 SECTION(parse_output, output_fields)
 SECTION(parse_dead_letter, dead_letter_fields)
+SECTION(parse_state, state_fields)
 SECTION(parse_cohort, cohort_fields)
 SECTION(parse_http, http_fields)
 
@@ -956,6 +970,9 @@ static const cfg_field top_fields[] = {
     {"window", parse_window, 0, false},
     {"cohort", parse_cohort, 0, false},
     {"threads", parse_threads, offsetof(fs_config, threads), false},
+    {"delivery", parse_delivery, offsetof(fs_config, delivery), false},
+    {"state", parse_state, 0, false},
+    {"commit_interval", parse_duration, offsetof(fs_config, commit_interval_ms), false},
     {"http", parse_http, 0, false},
     {"funnels", parse_funnels, 0, true},
 };
@@ -1059,6 +1076,7 @@ fs_config *fs_config_parse(const char *yaml, size_t len, const char *name, char 
     cfg->output_format = FS_FORMAT_JSON;
     cfg->window_size_ms = DEFAULT_WINDOW_MS;
     cfg->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+    cfg->commit_interval_ms = DEFAULT_COMMIT_INTERVAL_MS;
     /* libfyaml would stop at a NUL and silently drop the rest of the file */
     if ((nul = memchr(c.src, '\0', c.src_len)) != NULL) {
         fail(&c, (size_t)(nul - c.src), "", "the file contains a NUL byte");
@@ -1159,6 +1177,7 @@ void fs_config_free(fs_config *cfg)
     free(cfg->input_topic);
     free(cfg->output_topic);
     free(cfg->dead_letter_topic);
+    free(cfg->state_topic);
     free(cfg->http_listen);
     free(cfg);
 }

@@ -40,6 +40,12 @@ typedef struct fs_funnel_cfg {
     size_t n_stages;
 } fs_funnel_cfg;
 
+/* delivery (SPEC §5): exactly_once (default) or at_least_once */
+typedef enum fs_delivery {
+    FS_DELIVERY_EXACTLY_ONCE = 0,
+    FS_DELIVERY_AT_LEAST_ONCE = 1,
+} fs_delivery;
+
 typedef struct fs_kv {
     char *key;
     char *value;
@@ -55,6 +61,12 @@ typedef struct fs_config {
     fs_format output_format;
     /* dead_letter: {topic} -- NULL when not configured */
     char *dead_letter_topic;
+    /* state: {topic} -- the changelog topic; NULL: "<group.id>-state" */
+    char *state_topic;
+    fs_delivery delivery;
+    /* commit_interval (default 1s): how often state and offsets are
+     * committed (one transaction each under exactly_once) */
+    int64_t commit_interval_ms;
     /* kafka: pass-through librdkafka properties, in file order */
     fs_kv *kafka;
     size_t n_kafka;

@@ -167,6 +167,12 @@ void fs_batch_add_restore(fs_batch *b, uint16_t part, const char *key, size_t ke
     b->len += key_len + (value ? value_len : 0);
 }
 
+void fs_batch_add_checkpoint(fs_batch *b, uint64_t id)
+{
+    fs_batch_add_ctl(b, 0, FS_PART_CHECKPOINT);
+    b->checkpoint_id = id;
+}
+
 void fs_batch_add_ctl(fs_batch *b, uint32_t part, fs_part_op op)
 {
     if (b->n_ctl == b->ctl_cap) {
@@ -258,7 +264,7 @@ static bool try_route(fs_engine *e, fs_batch *b, uint64_t st)
     uint64_t base = st & ~PH_MASK;
     if (!atomic_compare_exchange_strong(&b->state, &st, base | PH_ROUTING))
         return false;
-    fs_route_head head = {b->ctl, b->n_ctl, b->restore, b->n_restore, b->buf};
+    fs_route_head head = {b->ctl, b->n_ctl, b->restore, b->n_restore, b->buf, b->checkpoint_id};
     fs_router_route(&e->router, &head, b->ev, b->status, b->part, b->n, &b->route);
     atomic_store_explicit(&b->state, base | PH_ROUTED, memory_order_release);
     notify(e);
@@ -322,6 +328,7 @@ fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format)
     b->n = 0;
     b->n_ctl = 0;
     b->n_restore = 0;
+    b->checkpoint_id = 0;
     b->buf = b->mem;
     b->cap = b->mem_cap;
     b->len = 0;
@@ -414,7 +421,7 @@ static void *worker_main(void *arg)
         if (t->id == 0 && e->out.dead_letter && b->route.n_valid < b->n)
             keep_dead_letters(w, b); /* before the batch's steps are cut */
         fs_journey_table_read_lock();
-        fs_route_head head = {b->ctl, b->n_ctl, b->restore, b->n_restore, b->buf};
+        fs_route_head head = {b->ctl, b->n_ctl, b->restore, b->n_restore, b->buf, b->checkpoint_id};
         fs_worker_apply(w, &head, b->ev, b->type, b->status, b->part, b->n, &b->route);
         fs_journey_table_read_unlock();
         bool last = b->last;

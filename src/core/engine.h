@@ -47,6 +47,7 @@ typedef struct fs_batch {
     size_t scratch_cap;
     fs_part_ctl *ctl;        /* partition changes to apply before the messages */
     fs_restore_rec *restore; /* then state records to restore (fs_batch_add_restore) */
+    uint64_t checkpoint_id;  /* with FS_PART_CHECKPOINT: its number (fs_batch_add_checkpoint) */
     uint32_t n_restore, restore_cap;
     fs_routed route; /* who applies which message (route.h), filled in batch order */
     uint32_t n_ctl, ctl_cap;
@@ -75,6 +76,8 @@ void fs_batch_add_ctl(fs_batch *b, uint32_t part, fs_part_op op);
  * out: a checkpoint (its records reach out.state), then, in a later batch,
  * the revocation (the partition's state is dropped); an assignment with the
  * partition's records (its state is taken up before its next event). */
+/* A checkpoint numbered id (increasing: state.h) at the head of the batch. */
+void fs_batch_add_checkpoint(fs_batch *b, uint64_t id);
 void fs_batch_add_restore(fs_batch *b, uint16_t part, const char *key, size_t key_len,
                           const char *value, size_t value_len);
 /* Makes room for `extra` more bytes in buf (not a view). */

@@ -268,6 +268,7 @@ void fs_router_route(fs_router *r, const fs_route_head *head, const fs_event *ev
                   (fs_sync){.pos = 0,
                             .step = true,
                             .checkpoint = true,
+                            .checkpoint_id = head->checkpoint_id,
                             .wm_before = r->wm,
                             .wm = r->wm,
                             .max_ts = r->max_ts});

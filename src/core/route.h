@@ -82,9 +82,10 @@ typedef struct fs_part_wm {
  * `pos` (pos == n: after the last message of the batch). */
 typedef struct fs_sync {
     uint32_t pos;
-    bool first;                 /* the watermark exists from here on */
-    bool step;                  /* a step is cut here */
-    bool checkpoint;            /* with step: the state is written here (snapshot.h) */
+    bool first;      /* the watermark exists from here on */
+    bool step;       /* a step is cut here */
+    bool checkpoint; /* with step: the state is written here (snapshot.h) */
+    uint64_t checkpoint_id;
     int64_t wm_before, wm;      /* the instance watermark */
     int64_t max_ts;             /* highest valid ts seen in any partition so far */
     uint32_t parts_at, n_parts; /* fs_routed.parts[parts_at..+n_parts): every partition's clock */
@@ -141,6 +142,7 @@ typedef struct fs_route_head {
     const fs_restore_rec *restore;
     uint32_t n_restore;
     const char *buf; /* the restore records' bytes */
+    uint64_t checkpoint_id;
 } fs_route_head;
 
 /* Routes one decoded batch: the head applies first, then the messages

@@ -10,8 +10,10 @@
 #include "i64map.h"
 #include "record.h"
 #include "state.h"
+
 #include "util.h"
 #include "window.h"
+#include <xxhash.h>
 
 typedef struct label_xlate {
     uint32_t *id; /* worker label id -> sink label id */
@@ -29,10 +31,11 @@ struct fs_sink {
     label_xlate *xlate; /* per worker */
     fs_i64map *cohorts; /* per funnel: start -> fs_cohort totals */
     fs_buf rec, key;
-    fs_buf json;           /* a flow record again in JSON for out.flow_json, when rec is not */
-    uint64_t config_hash;  /* fs_state_config_hash, for partition records */
-    uint32_t *n_stages;    /* per funnel, for partition records */
-    uint64_t dead_letters; /* handed to out.dead_letter so far */
+    fs_buf json;            /* a flow record again in JSON for out.flow_json, when rec is not */
+    uint64_t config_hash;   /* fs_state_config_hash, for partition records */
+    uint32_t *n_stages;     /* per funnel, for partition records */
+    fs_i64map part_written; /* partition -> hash of the last partition record written */
+    uint64_t dead_letters;  /* handed to out.dead_letter so far */
     /* written by the sink thread only, read live by others */
     _Atomic uint64_t flow_records, cohort_records, write_errors;
 };
@@ -48,6 +51,7 @@ fs_sink *fs_sink_new(const fs_config *cfg, const fs_funnels *funnels, uint32_t n
     s->out = out;
     s->format = out.format;
     s->config_hash = fs_state_config_hash(cfg);
+    fs_i64map_init(&s->part_written);
     s->n_stages = fs_xmalloc((funnels->n + 1) * sizeof(*s->n_stages));
     for (uint32_t f = 0; f < funnels->n; f++)
         s->n_stages[f] = funnels->funnel[f].n_stages;
@@ -71,6 +75,7 @@ void fs_sink_free(fs_sink *s)
     }
     free(s->cohorts);
     free(s->n_stages);
+    fs_i64map_free(&s->part_written);
     for (uint32_t w = 0; w < s->n_workers; w++)
         free(s->xlate[w].id);
     free(s->xlate);
@@ -338,10 +343,12 @@ static const char *sink_label(void *ctx, uint32_t label, uint32_t *len)
     return fs_dict_name(&s->labels, label);
 }
 
-static void write_part(fs_sink *s, part_merge *pm, const fs_part_wm *clock, int64_t instance_wm)
+static void write_part(fs_sink *s, part_merge *pm, const fs_part_wm *clock, int64_t instance_wm,
+                       uint64_t checkpoint)
 {
     uint32_t nf = s->funnels->n;
-    fs_state_part sp = {.config_hash = s->config_hash,
+    fs_state_part sp = {.checkpoint = checkpoint,
+                        .config_hash = s->config_hash,
                         .seen = clock != NULL,
                         .max_ts = clock ? clock->max_ts : INT64_MIN,
                         .instance_wm = instance_wm,
@@ -365,10 +372,25 @@ static void write_part(fs_sink *s, part_merge *pm, const fs_part_wm *clock, int6
     fs_state_labels l = {sink_label, NULL, s};
     s->rec.len = s->key.len = 0;
     fs_state_key_part(&s->key);
+    /* A partition record equal to the last one written but for the
+     * checkpoint's number adds nothing to the topic (an idle partition
+     * would otherwise fill it, one per interval); the older number stays
+     * right for any restore. */
+    sp.checkpoint = 0;
     fs_state_encode_part(&s->rec, &sp, nf, s->n_stages, &l);
+    uint64_t h = XXH3_64bits(s->rec.p, s->rec.len) | 1; /* 0: none written */
+    if ((uint64_t)(uintptr_t)fs_i64map_get(&s->part_written, pm->part) == h) {
+        fs_state_part_free(&sp, nf);
+        return;
+    }
+    sp.checkpoint = checkpoint;
+    s->rec.len = 0;
+    fs_state_encode_part(&s->rec, &sp, nf, s->n_stages, &l);
+    fs_state_part_free(&sp, nf);
     if (s->out.state(s->out.ctx, pm->part, s->key.p, s->key.len, s->rec.p, s->rec.len) != 0)
         atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
-    fs_state_part_free(&sp, nf);
+    else
+        fs_i64map_put(&s->part_written, pm->part, (void *)(uintptr_t)h);
 }
 
 static part_merge *part_of(fs_sink *s, part_merge **pms, uint32_t *n, uint32_t part)
@@ -414,7 +436,7 @@ static void write_checkpoint(fs_sink *s, fs_step **steps)
         for (uint32_t k = 0; k < st0->n_clocks; k++)
             if (st0->clocks[k].part == pms[i].part)
                 clock = &st0->clocks[k];
-        write_part(s, &pms[i], clock, st0->wm);
+        write_part(s, &pms[i], clock, st0->wm, st0->checkpoint_id);
     }
     free(pms);
 }
@@ -436,8 +458,10 @@ void fs_sink_step(fs_sink *s, fs_step **steps)
             write_checkpoint(s, steps);
     }
     if (s->out.step_done) {
-        fs_step_info info = {st->wm,     st->max_ts, st->src_seq, s->dead_letters,
-                             st->src_ns, st->final,  st->stopped, st->checkpoint && s->out.state};
+        fs_step_info info = {
+            st->wm,           st->max_ts, st->src_seq, s->dead_letters,
+            st->src_ns,       st->final,  st->stopped, st->checkpoint && s->out.state,
+            st->checkpoint_id};
         s->out.step_done(s->out.ctx, &info);
     }
     for (uint32_t w = 0; w < s->n_workers; w++)

@@ -35,6 +35,7 @@ typedef struct fs_step_info {
     bool final;
     bool stopped;    /* final without closing: the input was abandoned */
     bool checkpoint; /* the state up to this point has been handed to out.state */
+    uint64_t checkpoint_id;
 } fs_step_info;
 
 /* A flow record in JSON, with what it is about, so that a reader (the live

@@ -97,6 +97,7 @@ void fs_snapshot_forget(fs_worker *w, uint32_t record)
 
 typedef struct state_out {
     fs_step *s;
+    uint64_t checkpoint;
     fs_buf bytes;
     uint32_t cap;
 } state_out;
@@ -138,7 +139,9 @@ static void put_tombstones(fs_worker *w, state_out *o)
         fs_state_rec *r = new_rec(o, part);
         fs_state_key_customer(&o->bytes, id, len);
         r->key_len = (uint32_t)(o->bytes.len - r->off);
-        r->value_len = FS_STATE_TOMBSTONE;
+        fs_state_customer gone = {.checkpoint = o->checkpoint}; /* no journey: removed */
+        fs_state_encode_customer(&o->bytes, &gone, NULL);
+        r->value_len = (uint32_t)(o->bytes.len - r->off - r->key_len);
         at += sizeof(part) + 1u + len;
     }
     tomb->len = 0;
@@ -148,7 +151,7 @@ static void put_customer(fs_worker *w, state_out *o, fs_customer *c)
 {
     fs_state_journey js[FS_MAX_FUNNELS];
     fs_touch_count *bufs[FS_MAX_FUNNELS];
-    fs_state_customer sc = {.journey = js};
+    fs_state_customer sc = {.journey = js, .checkpoint = o->checkpoint};
     sc.id = fs_journey_table_id(w->table, w->id, c, &sc.id_len);
     for (uint32_t f = 0; f < w->funnels->n; f++) {
         const fs_journey *j = &c->journey[f];
@@ -268,7 +271,8 @@ void fs_snapshot_take(fs_worker *w, fs_step *s, const fs_sync *sp, const fs_part
 {
     assert(w->track);
     s->checkpoint = true;
-    state_out o = {.s = s};
+    s->checkpoint_id = sp->checkpoint_id;
+    state_out o = {.s = s, .checkpoint = sp->checkpoint_id};
     put_tombstones(w, &o);
     put_customers(w, &o);
     s->state_bytes = o.bytes.p; /* the step owns them now */
@@ -283,7 +287,8 @@ void fs_snapshot_take(fs_worker *w, fs_step *s, const fs_sync *sp, const fs_part
     if (w->id == 0) {
         s->n_clocks = sp->n_parts;
         s->clocks = fs_xmalloc((sp->n_parts + 1) * sizeof(*s->clocks));
-        memcpy(s->clocks, parts + sp->parts_at, sp->n_parts * sizeof(*s->clocks));
+        if (sp->n_parts) /* none before any partition has a clock (parts may be NULL) */
+            memcpy(s->clocks, parts + sp->parts_at, sp->n_parts * sizeof(*s->clocks));
     }
 }
 

@@ -15,6 +15,14 @@
  * writes and reads version 1 (FS_STATE_VERSION); a value of any other
  * version is FS_STATE_EVERSION. No byte may follow a value's last object.
  *
+ * In version 1 the second object of every value, customer or partition, is
+ * the checkpoint number: a uint, the number of the checkpoint that wrote the
+ * value (fs_state_peek_checkpoint reads the version and it, nothing more). A
+ * checkpoint's records commit together with its input offsets, so a restore
+ * keeps, per key, the last value whose checkpoint is at or below the
+ * committed one and ignores the records of a checkpoint that never
+ * committed (state.h).
+ *
  * Notation: [a, b] is a MessagePack array; x* is zero or more x (flattened
  * into the enclosing array or sequence); `a|b` is either; S is the number of
  * stages of the funnel in question; "int" is any MessagePack integer (the
@@ -22,11 +30,12 @@
  * timestamp nine; the reader accepts every integer form whose value is in
  * range); "name" is a MessagePack str. There are no maps, floats or bins.
  *
- * Customer record (one per customer with an active journey)
+ * Customer record (one per customer with an active journey, or gone)
  *
  *     key    "c" <customer id>          the id: 1..FS_MAX_CUSTOMER_ID bytes of UTF-8
- *     value  1 <journey>*               journeys ascending by funnel, one per funnel at most
+ *     value  1 checkpoint <journey>*    journeys ascending by funnel, one per funnel at most
  *
+ *     checkpoint  uint64, the checkpoint number (above)
  *     journey = [funnel, start_ts, max_stage, [<channel name, count>*]]
  *         funnel     index in the config, < the number of funnels
  *         start_ts   int64, ms
@@ -35,11 +44,19 @@
  *         (channel, count, channel, count, ...), at most FS_STATE_MAX_TOUCHES
  *         pairs; a channel is a label name (UTF-8, at most FS_MAX_LABEL bytes)
  *
+ *   A value without journeys, `1 checkpoint` alone, is a removal mark: the
+ *   customer is gone, its last journey ended in that checkpoint (a soft
+ *   tombstone: a null one could not say which checkpoint removed it).
+ *
  *   A customer "u-12345678" in funnel 0 since 1714000000000, at stage 1,
- *   touched by "ads" once and "email" twice (11 + 26 = 37 bytes):
+ *   touched by "ads" once and "email" twice, written by checkpoint 100000
+ *   (some 28 hours into a run at the default commit_interval of 1 s), takes
+ *   11 + 31 = 42 bytes (the checkpoint number takes 1 byte up to 127, at
+ *   most 5 up to 2^32 - 1, 9 beyond):
  *
  *     key    63 75 2d 31 32 33 34 35 36 37 38          "c" "u-12345678"
  *     value  01                                        version 1
+ *            ce 00 01 86 a0                            checkpoint 100000 (uint32)
  *            94                                        journey, array of 4:
  *               00                                       funnel 0
  *               cf 00 00 01 8f 12 5c 74 00               start_ts (uint64)
@@ -49,13 +66,15 @@
  * Partition record (one per input partition)
  *
  *     key    "p"
- *     value  1 config_hash seen max_ts instance_wm closed_upto
+ *     value  1 checkpoint config_hash seen max_ts instance_wm closed_upto
  *            [<slot>*]       panes    ascending by start, no start twice
  *            [<slot>*]       extras   ascending by start, no start twice
  *            [<slot>*]       parked   ascending by start, no start twice
  *            [<cohort>*]     cohorts  ascending by (funnel, pane, start), no key twice
+ *         checkpoint   uint64, the checkpoint number (above)
  *         config_hash  uint64, fs_state_config_hash of the writer's config;
- *                      checked right after the version (FS_STATE_ECONFIG)
+ *                      checked right after the version and checkpoint
+ *                      (FS_STATE_ECONFIG)
  *         seen         bool; max_ts, instance_wm, closed_upto: int64, written
  *                      whatever seen is. fs_state_decode_clock reads the
  *                      value up to instance_wm and no further
@@ -381,6 +400,7 @@ void fs_state_encode_customer(fs_buf *out, const fs_state_customer *c, const fs_
     wr w;
     w_init(&w, out, l);
     w_u64(&w, FS_STATE_VERSION);
+    w_u64(&w, c->checkpoint);
     for (uint32_t i = 0; i < c->n_journeys; i++) {
         assert(i == 0 || c->journey[i - 1].funnel < c->journey[i].funnel);
         assert(c->journey[i].n_touches <= FS_STATE_MAX_TOUCHES);
@@ -394,6 +414,7 @@ void fs_state_encode_part(fs_buf *out, const fs_state_part *s, uint32_t n_funnel
     wr w;
     w_init(&w, out, l);
     w_u64(&w, FS_STATE_VERSION);
+    w_u64(&w, s->checkpoint);
     w_u64(&w, s->config_hash);
     w_bool(&w, s->seen);
     w_i64(&w, s->max_ts);
@@ -962,7 +983,7 @@ fs_state_err fs_state_decode_part(const char *p, size_t n, uint64_t config_hash,
     fs_state_err e = rd_version(&r);
     if (e != FS_STATE_OK)
         return e;
-    if (!rd_u64(&r, "config hash", &s->config_hash))
+    if (!rd_u64(&r, "checkpoint", &s->checkpoint) || !rd_u64(&r, "config hash", &s->config_hash))
         return FS_STATE_EMALFORMED;
     if (s->config_hash != config_hash) {
         say(err, err_len,
@@ -989,10 +1010,11 @@ fs_state_err fs_state_decode_clock(const char *p, size_t n, fs_state_clock *c)
     fs_state_err e = rd_version(&r);
     if (e != FS_STATE_OK)
         return e;
-    uint64_t hash;
+    uint64_t hash, checkpoint;
     fs_state_clock got;
-    if (!rd_u64(&r, "config hash", &hash) || !rd_bool(&r, "seen", &got.seen) ||
-        !rd_i64(&r, "max_ts", &got.max_ts) || !rd_i64(&r, "instance_wm", &got.instance_wm))
+    if (!rd_u64(&r, "checkpoint", &checkpoint) || !rd_u64(&r, "config hash", &hash) ||
+        !rd_bool(&r, "seen", &got.seen) || !rd_i64(&r, "max_ts", &got.max_ts) ||
+        !rd_i64(&r, "instance_wm", &got.instance_wm))
         return FS_STATE_EMALFORMED;
     *c = got;
     return FS_STATE_OK;
@@ -1077,6 +1099,8 @@ fs_state_err fs_state_decode_customer(const char *p, size_t n, uint32_t n_funnel
     fs_state_err e = rd_version(&r);
     if (e != FS_STATE_OK)
         return e;
+    if (!rd_u64(&r, "checkpoint", &c->checkpoint))
+        return FS_STATE_EMALFORMED;
     shape sh = {n_funnels, n_stages};
     if (rd_customer_body(&r, &sh, c))
         return FS_STATE_OK;
@@ -1091,4 +1115,14 @@ void fs_state_customer_free(fs_state_customer *c)
     free(c->journey);
     c->n_journeys = 0;
     c->journey = NULL;
+}
+
+fs_state_err fs_state_peek_checkpoint(const char *p, size_t n, uint64_t *checkpoint)
+{
+    rd r;
+    rd_init(&r, p, n, NULL, NULL, 0);
+    fs_state_err e = rd_version(&r);
+    if (e != FS_STATE_OK)
+        return e;
+    return rd_u64(&r, "checkpoint", checkpoint) ? FS_STATE_OK : FS_STATE_EMALFORMED;
 }

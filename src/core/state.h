@@ -71,6 +71,7 @@ typedef struct fs_state_customer {
     uint32_t id_len; /* decoding leaves id and id_len as they are */
     uint32_t n_journeys;
     fs_state_journey *journey; /* ascending funnel */
+    uint64_t checkpoint;       /* the checkpoint that wrote it (fs_state_peek_checkpoint) */
 } fs_state_customer;
 
 /* Keys. */
@@ -119,6 +120,7 @@ typedef struct fs_state_part {
     fs_window_slot **extras; /* window-level counts by window start */
     fs_window_slot **parked; /* windows closed for the partition, not emitted */
     fs_state_cohort *cohorts;
+    uint64_t checkpoint; /* the checkpoint that wrote it */
 } fs_state_part;
 /* Each list is keyed (slots by start, cohorts by funnel, pane, start): the
  * encoder writes it in ascending key order whatever order it is given in,
@@ -143,6 +145,17 @@ fs_state_err fs_state_decode_part(const char *p, size_t n, uint64_t config_hash,
                                   const uint32_t *n_stages, const fs_state_labels *l,
                                   fs_state_part *s, char *err, size_t err_len);
 void fs_state_part_free(fs_state_part *s, uint32_t n_funnels);
+
+/* The checkpoint number every value carries after its version. A
+ * checkpoint's records and its input offsets are committed together (one
+ * transaction; under at_least_once the offsets after the records, with the
+ * number as their commit metadata), so a restore keeps, per key, the last
+ * value of a checkpoint at or below the committed one: the records of a
+ * checkpoint that never committed (a crash, an aborted transaction on a
+ * broker that does not filter them) are ignored. A customer record without
+ * journeys marks a customer gone (a null tombstone could not say which
+ * checkpoint removed it). */
+fs_state_err fs_state_peek_checkpoint(const char *p, size_t n, uint64_t *checkpoint);
 
 /* Only the clock of a partition record (the router's part of a restore):
  * reads the version, then the clock, and stops; the config hash and the

@@ -105,6 +105,7 @@ typedef struct fs_step {
      * a copy of every lane's windows and cohorts (label ids: this worker's),
      * and (worker 0) every partition's clock. */
     bool checkpoint;
+    uint64_t checkpoint_id;
     fs_state_rec *state;
     uint32_t n_state;
     char *state_bytes;

@@ -127,7 +127,12 @@ void fs_metrics_render(const fs_metrics *m, fs_buf *out)
     one(out, "rebalances_total", "counter", "Partition assignments and revocations.",
         (double)m->rebalances);
     one(out, "restore_seconds", "gauge",
-        "Time spent restoring state at start-up (0: no durable state yet).", m->restore_seconds);
+        "Time spent restoring partition state from the state topic.", m->restore_seconds);
+    one(out, "restored_state_keys_total", "counter",
+        "State records (customers with active journeys, partition records) restored.",
+        (double)m->restored_keys);
+    one(out, "checkpoints_total", "counter", "Checkpoints of the state asked for.",
+        (double)m->checkpoints);
     one(out, "acked_watermark_seconds", "gauge",
         "Event time up to which every record is acknowledged (0: none yet).",
         m->acked_watermark_ms == INT64_MIN ? 0 : (double)m->acked_watermark_ms / 1000);

@@ -40,6 +40,7 @@ typedef struct fs_metrics {
     uint64_t consumed, consumed_bytes, records_acked, dead_letters_acked, commits, rebalances;
     int64_t producer_queue;
     double restore_seconds;
+    uint64_t restored_keys, checkpoints;
     int64_t acked_watermark_ms; /* INT64_MIN: none yet */
     bool ready;
     const fs_metrics_partition *parts;

@@ -56,9 +56,10 @@ void fs_acks_mark(fs_acks *a, uint64_t n)
 /* ---- the plan ----------------------------------------------------------- */
 
 typedef struct offsets {
-    uint64_t seq;  /* snapshots: the batch */
-    int64_t need;  /* candidates: the acknowledged watermark they wait for */
-    int64_t *next; /* next offset per partition, -1 unknown */
+    uint64_t seq;        /* snapshots: the batch */
+    int64_t need;        /* candidates: the acknowledged watermark they wait for */
+    uint64_t checkpoint; /* candidates from a checkpoint: its number */
+    int64_t *next;       /* next offset per partition, -1 unknown */
     uint32_t n;
 } offsets;
 
@@ -70,6 +71,10 @@ struct fs_commit_plan {
     int64_t acked_wm;
     int64_t *safe;
     uint32_t n_safe;
+    bool checkpoints; /* offsets come from acknowledged checkpoints only */
+    bool any_checkpoint;
+    uint64_t safe_checkpoint; /* the number of the checkpoint the safe offsets are from */
+    uint64_t last_checkpoint; /* the batch the last acknowledged checkpoint heads */
 };
 
 static void push_offsets(fs_fifo *f, offsets o)
@@ -172,10 +177,47 @@ static const offsets *snapshot_after(fs_commit_plan *p, uint64_t k)
 /* A step whose records (and the dead letters before it) are all
  * acknowledged: the watermark is acknowledged up to it, and the offsets
  * before its batch become a candidate. */
+void fs_commit_plan_use_checkpoints(fs_commit_plan *p)
+{
+    p->checkpoints = true;
+}
+
+bool fs_commit_checkpoint_acked(fs_commit_plan *p, uint64_t seq)
+{
+    uint32_t n;
+    (void)fs_commit_safe(p, &n); /* takes in what became acknowledged */
+    return p->any_checkpoint && p->last_checkpoint >= seq;
+}
+
+/* With a state topic, a checkpoint heading batch k holds the state of
+ * everything before k: once it and every record before it are
+ * acknowledged, the offsets after batch k - 1 are safe, and no later ones
+ * (a restart restores that state and must read on from there). */
+static void checkpoint_acked(fs_commit_plan *p, const fs_commit_step *st)
+{
+    if (!st->checkpoint)
+        return;
+    p->any_checkpoint = true;
+    p->last_checkpoint = st->src_seq;
+    if (st->src_seq == 0)
+        return;
+    const offsets *snap = snapshot_after(p, st->src_seq - 1);
+    if (!snap)
+        return;
+    offsets c = offsets_copy(snap->next, snap->n);
+    c.need = INT64_MIN;
+    c.checkpoint = st->checkpoint_id;
+    push_offsets(&p->candidates, c);
+}
+
 static void step_acked(fs_commit_plan *p, const fs_commit_step *st)
 {
     if (st->wm > p->acked_wm)
         p->acked_wm = st->wm;
+    if (p->checkpoints) {
+        checkpoint_acked(p, st);
+        return;
+    }
     if (!st->final && st->src_seq == 0)
         return; /* cut during the first batch: nothing before it */
     const offsets *snap = snapshot_after(p, st->final ? st->src_seq : st->src_seq - 1);
@@ -187,8 +229,15 @@ static void step_acked(fs_commit_plan *p, const fs_commit_step *st)
     push_offsets(&p->candidates, c);
 }
 
+uint64_t fs_commit_safe_checkpoint(const fs_commit_plan *p)
+{
+    return p->safe_checkpoint;
+}
+
 static void take_candidate(fs_commit_plan *p, const offsets *c)
 {
+    if (c->checkpoint > p->safe_checkpoint)
+        p->safe_checkpoint = c->checkpoint;
     if (c->n > p->n_safe) {
         p->safe = fs_xrealloc(p->safe, c->n * sizeof(*p->safe));
         for (uint32_t i = p->n_safe; i < c->n; i++)

@@ -46,14 +46,26 @@ typedef struct fs_commit_step {
     uint64_t dead_letters_end;
     uint64_t src_seq;
     int64_t wm, max_ts;
-    bool final;   /* the last step of a finished input: commits everything */
-    bool stopped; /* the last step of an abandoned input: commits nothing */
+    bool final;      /* the last step of a finished input: commits everything */
+    bool stopped;    /* the last step of an abandoned input: commits nothing */
+    bool checkpoint; /* the state before batch src_seq was written (snapshot.h) */
+    uint64_t checkpoint_id;
 } fs_commit_step;
 
 typedef struct fs_commit_plan fs_commit_plan;
 
 fs_commit_plan *fs_commit_plan_new(const fs_window_spec *win);
 void fs_commit_plan_free(fs_commit_plan *p);
+/* With a state topic: offsets are safe only at acknowledged checkpoints
+ * (the windows rule above no longer applies: the state holds what the
+ * windows have not emitted yet). */
+void fs_commit_plan_use_checkpoints(fs_commit_plan *p);
+/* Whether the checkpoint heading batch seq (or a later one) and every
+ * record before it are acknowledged. */
+bool fs_commit_checkpoint_acked(fs_commit_plan *p, uint64_t seq);
+/* The number of the checkpoint the safe offsets come from (0: none), to be
+ * committed with them (state.h). */
+uint64_t fs_commit_safe_checkpoint(const fs_commit_plan *p);
 /* After publishing batch seq (seqs ascending): next[i] is the next offset of
  * partition i (-1 unknown), for i < n. */
 void fs_commit_batch(fs_commit_plan *p, uint64_t seq, const int64_t *next, uint32_t n);

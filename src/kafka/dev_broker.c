@@ -1,5 +1,6 @@
 /* dev_broker.c -- librdkafka's mock cluster with the config's topics (see dev_broker.h). */
 #include "dev_broker.h"
+#include "state_topic.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +19,17 @@ struct fs_dev_broker {
 static int create_topics(fs_dev_broker *b, const fs_config *cfg, int partitions, char *err,
                          size_t err_len)
 {
-    const char *topics[3] = {cfg ? cfg->input_topic : "touchpoints",
+    /* The state topic too: the mock cluster cannot create topics on request
+     * (no CreateTopics in librdkafka 2.0.2), and it needs as many
+     * partitions as the input. */
+    char state[FS_TOPIC_NAME_MAX + 1] = "";
+    if (fs_state_topic_name(cfg, cfg ? cfg->state_topic : NULL, state, sizeof state, err,
+                            err_len) != 0)
+        return -1;
+    const char *topics[4] = {cfg ? cfg->input_topic : "touchpoints",
                              cfg ? cfg->output_topic : "funnel-metrics",
-                             cfg ? cfg->dead_letter_topic : NULL};
-    for (int i = 0; i < 3; i++) {
+                             cfg ? cfg->dead_letter_topic : NULL, state};
+    for (int i = 0; i < 4; i++) {
         if (!topics[i])
             continue;
         rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(b->mc, topics[i], partitions, 1);

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -235,8 +236,8 @@ rd_kafka_t *fs_kafka_consumer_new(const fs_config *cfg, bool until_eof, fs_rebal
     return rk;
 }
 
-rd_kafka_t *fs_kafka_producer_new(const fs_config *cfg, fs_delivery_fn delivery, void *opaque,
-                                  char *err, size_t err_len)
+static rd_kafka_t *producer_new(const fs_config *cfg, fs_delivery_fn delivery, void *opaque,
+                                bool transactional, char *err, size_t err_len)
 {
     static const prop defaults[] = {
         {"enable.idempotence", "true"},         {"acks", "all"}, {"linger.ms", "5"},
@@ -248,9 +249,34 @@ rd_kafka_t *fs_kafka_producer_new(const fs_config *cfg, fs_delivery_fn delivery,
                      0, err, err_len);
     if (!conf)
         return NULL;
+    if (transactional && !user_value(cfg, "transactional.id")) {
+        /* Stable across restarts of this instance, so that a restart fences
+         * the transaction a killed one left open instead of waiting for it
+         * to time out (readers of committed data wait behind it). */
+        char host[128] = "localhost", id[512];
+        gethostname(host, sizeof host - 1);
+        const char *group = user_value(cfg, "group.id");
+        snprintf(id, sizeof id, "%s-txn-%s", group ? group : "funnelstream", host);
+        if (set_prop(conf, "transactional.id", id, err, err_len)) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
     rd_kafka_conf_set_dr_msg_cb(conf, delivery);
     rd_kafka_conf_set_opaque(conf, opaque);
     return client_new(RD_KAFKA_PRODUCER, conf, err, err_len);
+}
+
+rd_kafka_t *fs_kafka_producer_new(const fs_config *cfg, fs_delivery_fn delivery, void *opaque,
+                                  char *err, size_t err_len)
+{
+    return producer_new(cfg, delivery, opaque, false, err, err_len);
+}
+
+rd_kafka_t *fs_kafka_txn_producer_new(const fs_config *cfg, fs_delivery_fn delivery, void *opaque,
+                                      char *err, size_t err_len)
+{
+    return producer_new(cfg, delivery, opaque, true, err, err_len);
 }
 
 rd_kafka_resp_err_t fs_kafka_produce(rd_kafka_t *producer, const char *topic, const void *key,
@@ -280,5 +306,21 @@ rd_kafka_resp_err_t fs_kafka_produce(rd_kafka_t *producer, const char *topic, co
         /* Room appears only as delivery reports are served: wait for one
          * here rather than spin. */
         rd_kafka_poll(producer, 100);
+    }
+}
+
+rd_kafka_resp_err_t fs_kafka_produce_to(rd_kafka_t *producer, const char *topic, int32_t partition,
+                                        const void *key, size_t key_len, const void *value,
+                                        size_t value_len, void *opaque)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, value ? value_len : 0), RD_KAFKA_V_OPAQUE(opaque),
+            RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return err;
+        rd_kafka_poll(producer, 100); /* as fs_kafka_produce */
     }
 }

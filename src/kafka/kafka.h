@@ -43,6 +43,11 @@ rd_kafka_t *fs_kafka_consumer_new(const fs_config *cfg, bool until_eof, fs_rebal
                                   void *opaque, char *err, size_t err_len);
 rd_kafka_t *fs_kafka_producer_new(const fs_config *cfg, fs_delivery_fn delivery, void *opaque,
                                   char *err, size_t err_len);
+/* The same with transactions (exactly_once): transactional.id is the
+ * user's, else "<group.id>-txn-<hostname>", stable across restarts so that
+ * a restart fences what a killed instance left open. */
+rd_kafka_t *fs_kafka_txn_producer_new(const fs_config *cfg, fs_delivery_fn delivery, void *opaque,
+                                      char *err, size_t err_len);
 
 /* A consumer in no group, for the simple consumer API (rd_kafka_consume_start
  * on a partition from a given offset, no commits): the user's kafka:
@@ -66,5 +71,9 @@ void fs_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *
 rd_kafka_resp_err_t fs_kafka_produce(rd_kafka_t *producer, const char *topic, const void *key,
                                      size_t key_len, const void *value, size_t value_len,
                                      const char *const *headers, size_t n_headers, void *opaque);
+/* The same to a given partition, without headers; value NULL: a tombstone. */
+rd_kafka_resp_err_t fs_kafka_produce_to(rd_kafka_t *producer, const char *topic, int32_t partition,
+                                        const void *key, size_t key_len, const void *value,
+                                        size_t value_len, void *opaque);
 
 #endif

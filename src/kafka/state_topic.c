@@ -53,6 +53,7 @@
 #include "dict.h"
 #include "kafka.h"
 #include "log.h"
+#include "state.h"
 #include "util.h"
 
 /* ---- naming ------------------------------------------------------------- */
@@ -80,7 +81,7 @@ static const char *invalid_topic(const char *name, size_t n)
 int fs_state_topic_name(const fs_config *cfg, const char *configured, char *buf, size_t len,
                         char *err, size_t err_len)
 {
-    const char *group = fs_kafka_user_property(cfg, "group.id");
+    const char *group = cfg ? fs_kafka_user_property(cfg, "group.id") : NULL;
     const char *from = configured ? "state.topic" : "kafka.group.id + \"-state\"";
     int n = configured ? snprintf(buf, len, "%s", configured)
                        : snprintf(buf, len, "%s-state", group ? group : "funnelstream");
@@ -333,8 +334,9 @@ typedef struct restore {
     int32_t partition;
     fs_state_latest *latest;
     fs_state_restore_stats st;
-    bool done;   /* the end was reached */
-    bool failed; /* err holds why */
+    uint64_t upto; /* values of a later checkpoint are not restored */
+    bool done;     /* the end was reached */
+    bool failed;   /* err holds why */
     char *err;
     size_t err_len;
 } restore;
@@ -381,6 +383,15 @@ static void on_message(rd_kafka_message_t *m, void *opaque)
         r->st.records++;
         r->st.tombstones += !m->payload;
         r->st.bytes += m->key_len + m->len;
+        uint64_t ckpt;
+        if (m->payload && fs_state_peek_checkpoint(m->payload, m->len, &ckpt) == FS_STATE_OK) {
+            if (ckpt > r->st.max_checkpoint)
+                r->st.max_checkpoint = ckpt;
+            if (ckpt > r->upto) {
+                r->st.uncommitted++; /* a checkpoint that never committed */
+                return;
+            }
+        }
         fs_state_latest_put(r->latest, m->key, m->key_len, m->payload, m->len);
     }
 }
@@ -451,8 +462,17 @@ int fs_state_topic_restore(const fs_config *cfg, const char *topic, int32_t part
                            int timeout_ms, fs_state_restore_fn fn, void *ctx,
                            fs_state_restore_stats *st, char *err, size_t err_len)
 {
+    return fs_state_topic_restore_upto(cfg, topic, partition, UINT64_MAX, timeout_ms, fn, ctx, st,
+                                       err, err_len);
+}
+
+int fs_state_topic_restore_upto(const fs_config *cfg, const char *topic, int32_t partition,
+                                uint64_t upto, int timeout_ms, fs_state_restore_fn fn, void *ctx,
+                                fs_state_restore_stats *st, char *err, size_t err_len)
+{
     uint64_t t0 = fs_now_ns();
-    restore r = {.topic = topic, .partition = partition, .err = err, .err_len = err_len};
+    restore r = {
+        .topic = topic, .partition = partition, .upto = upto, .err = err, .err_len = err_len};
     rd_kafka_t *rk = reader_new(cfg, err, err_len);
     if (!rk)
         return -1;

@@ -87,12 +87,14 @@ typedef void (*fs_state_restore_fn)(void *ctx, const char *key, size_t key_len, 
                                     size_t value_len);
 
 typedef struct fs_state_restore_stats {
-    uint64_t records;    /* records read, tombstones included */
-    uint64_t tombstones; /* of them, with a null value */
-    uint64_t live_keys;  /* keys handed to fn */
-    uint64_t bytes;      /* key and value bytes read */
-    int64_t end_offset;  /* the partition's end when the read reached it */
-    double seconds;      /* the whole restore, calls of fn included */
+    uint64_t records;        /* records read, tombstones included */
+    uint64_t tombstones;     /* of them, with a null value */
+    uint64_t live_keys;      /* keys handed to fn */
+    uint64_t bytes;          /* key and value bytes read */
+    int64_t end_offset;      /* the partition's end when the read reached it */
+    double seconds;          /* the whole restore, calls of fn included */
+    uint64_t max_checkpoint; /* the highest checkpoint number read (state.h) */
+    uint64_t uncommitted;    /* values skipped: of a checkpoint above `upto` */
 } fs_state_restore_stats;
 
 /* Restores partition `partition` of the state topic `topic`: reads it from
@@ -131,6 +133,13 @@ int fs_state_topic_restore(const fs_config *cfg, const char *topic, int32_t part
  * The map a restore keeps, usable alone (tests, benchmarks): keys are
  * interned (dict.h) into dense ids in first-seen order, the value of id i
  * is one allocation, replaced in place as later records of the key come. */
+
+/* The same, keeping only values of checkpoints numbered at most upto (the
+ * one committed with the partition's offsets: state.h); the others are
+ * counted in st->uncommitted. */
+int fs_state_topic_restore_upto(const fs_config *cfg, const char *topic, int32_t partition,
+                                uint64_t upto, int timeout_ms, fs_state_restore_fn fn, void *ctx,
+                                fs_state_restore_stats *st, char *err, size_t err_len);
 
 typedef struct fs_state_latest fs_state_latest;
 

@@ -39,7 +39,8 @@ static bool is_ready(fs_stage *s, int64_t *lag_total)
         if (lag > 0)
             *lag_total += lag;
     }
-    return any && s->exit_code == 0 && s->phase == FS_STAGE_RUNNING && *lag_total < READY_MAX_LAG;
+    return any && s->exit_code == 0 && s->phase == FS_STAGE_RUNNING && !s->restoring &&
+           *lag_total < READY_MAX_LAG;
 }
 
 static void serve_metrics(void *ctx, const fs_http_request *req, fs_http_response *res)
@@ -62,6 +63,9 @@ static void serve_metrics(void *ctx, const fs_http_request *req, fs_http_respons
         .commits = s->commits,
         .rebalances = s->rebalances,
         .producer_queue = rd_kafka_outq_len(s->producer),
+        .restore_seconds = s->restore_seconds,
+        .restored_keys = s->restored_keys,
+        .checkpoints = s->checkpoints,
         .acked_watermark_ms = fs_commit_acked_wm(s->plan),
         .ready = is_ready(s, &lag),
         .parts = parts,

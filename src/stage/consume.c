@@ -4,10 +4,12 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "deliver.h"
 #include "log.h"
+#include "state_topic.h"
 #include "util.h"
 
 #define CONSUME_CHUNK  1024 /* messages per rd_kafka_consume_batch_queue */
@@ -96,9 +98,46 @@ static void end_input(fs_stage *s, publish_how how, const char *why)
     publish(s, how);
 }
 
+/* The state as of everything consumed so far goes to the state topic: a
+ * batch headed by a checkpoint, published now. Returns its seq. */
+static uint64_t checkpoint(fs_stage *s)
+{
+    control(s, 0, FS_PART_CHECKPOINT);
+    uint64_t seq = s->open->seq, id = s->next_checkpoint++;
+    s->open->checkpoint_id = id;
+    fs_deliver_checkpoint(s, seq, id);
+    publish(s, PUBLISH_MORE);
+    s->checkpoints++;
+    return seq;
+}
+
+void fs_consume_checkpoint(fs_stage *s)
+{
+    if (s->phase == FS_STAGE_RUNNING)
+        (void)checkpoint(s);
+}
+
+/* The input ends with a checkpoint of everything consumed (the last batch
+ * carries it and no message), so that its offsets can be committed and a
+ * restart goes on from there. Not after a failure: nothing more is
+ * committed then. */
+static void end_with_checkpoint(fs_stage *s, publish_how how, const char *why)
+{
+    if (s->phase != FS_STAGE_RUNNING)
+        return;
+    if (s->exit_code == 0) {
+        publish(s, PUBLISH_MORE);
+        uint64_t id = s->next_checkpoint++;
+        fs_batch_add_checkpoint(open_batch(s), id);
+        fs_deliver_checkpoint(s, s->open->seq, id);
+        s->checkpoints++;
+    }
+    end_input(s, how, why);
+}
+
 void fs_consume_stop(fs_stage *s, const char *why)
 {
-    end_input(s, PUBLISH_STOP, why);
+    end_with_checkpoint(s, PUBLISH_STOP, why);
 }
 
 /* ---- consuming -------------------------------------------------------------- */
@@ -145,7 +184,7 @@ void fs_consume(fs_stage *s)
                 return;
             publish(s, PUBLISH_MORE); /* low rates: do not hold messages back */
             if (s->until_eof && fs_part_table_all_at_eof(&s->parts))
-                end_input(s, PUBLISH_LAST, "every assigned partition is at its end");
+                end_with_checkpoint(s, PUBLISH_LAST, "every assigned partition is at its end");
             return;
         }
     }
@@ -181,6 +220,91 @@ void fs_consume_idle_check(fs_stage *s)
 
 /* ---- rebalances (called from inside rd_kafka_consume_batch_queue) ------------ */
 
+#define RESTORE_TIMEOUT_MS    60000
+#define CHECKPOINT_TIMEOUT_MS 30000
+
+typedef struct restore_ctx {
+    fs_stage *s;
+    uint16_t part;
+} restore_ctx;
+
+static void restore_record(void *ctx, const char *key, size_t key_len, const char *value,
+                           size_t value_len)
+{
+    restore_ctx *r = ctx;
+    fs_batch_add_restore(open_batch(r->s), r->part, key, key_len, value, value_len);
+}
+
+/* The number of the checkpoint committed with partition p's offset (its
+ * commit metadata); 0 when nothing was committed. */
+static uint64_t committed_checkpoint(fs_stage *s, uint32_t p)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, s->cfg->input_topic, (int32_t)p);
+    uint64_t id = 0;
+    rd_kafka_resp_err_t e = rd_kafka_committed(s->consumer, l, RESTORE_TIMEOUT_MS);
+    if (e)
+        fs_log(FS_LOG_WARN, "committed offset unknown", "partition=%" PRIu32 " error=\"%s\"", p,
+               rd_kafka_err2str(e));
+    else if (l->elems[0].offset >= 0 && l->elems[0].metadata_size > 0 &&
+             l->elems[0].metadata_size < 24) {
+        char text[24];
+        memcpy(text, l->elems[0].metadata, l->elems[0].metadata_size);
+        text[l->elems[0].metadata_size] = '\0';
+        id = strtoull(text, NULL, 10);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return id;
+}
+
+/* Partition p's state, read from the state topic to its end (the values of
+ * checkpoints up to the committed one), goes into the open batch after the
+ * partition's assignment: the engine takes it up before any event of the
+ * partition (snapshot.h). */
+static void restore(fs_stage *s, uint32_t p)
+{
+    restore_ctx r = {s, (uint16_t)p};
+    fs_state_restore_stats st = {0};
+    char err[512];
+    uint64_t t0 = fs_now_ns(), upto = committed_checkpoint(s, p);
+    if (fs_state_topic_restore_upto(s->cfg, s->state_topic, (int32_t)p, upto, RESTORE_TIMEOUT_MS,
+                                    restore_record, &r, &st, err, sizeof err) != 0) {
+        fs_stage_fail(s, err);
+        return;
+    }
+    /* numbers only grow, past any written, committed or not */
+    if (st.max_checkpoint >= s->next_checkpoint)
+        s->next_checkpoint = st.max_checkpoint + 1;
+    double secs = (double)(fs_now_ns() - t0) / 1e9;
+    s->restored_keys += st.live_keys;
+    s->restore_seconds += secs;
+    s->restoring = true;
+    s->restore_seq = s->open->seq;
+    fs_log(FS_LOG_INFO, "partition state restored",
+           "partition=%" PRIu32 " checkpoint=%" PRIu64 " records_read=%" PRIu64 " keys=%" PRIu64
+           " uncommitted_skipped=%" PRIu64 " seconds=%.3f",
+           p, upto, st.records, st.live_keys, st.uncommitted, secs);
+}
+
+/* A partition leaves with its state written: a checkpoint of everything
+ * consumed, waited for until it and every record before it are
+ * acknowledged, then its offsets committed. Blocks the loop (the rebalance
+ * waits for it anyway). */
+static void checkpoint_before_revoke(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
+{
+    uint64_t seq = checkpoint(s);
+    uint64_t deadline = fs_now_ns() + (uint64_t)CHECKPOINT_TIMEOUT_MS * 1000000u;
+    while (!fs_commit_checkpoint_acked(s->plan, seq) && s->exit_code == 0) {
+        if (fs_now_ns() > deadline) {
+            fs_stage_fail(s, "the checkpoint before a revocation was not acknowledged in 30 s");
+            return;
+        }
+        rd_kafka_poll(s->producer, 20); /* delivery reports into the inbox */
+        fs_deliver_read(s);
+    }
+    fs_deliver_commit(s, true, parts);
+}
+
 static void assigned(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
 {
     for (int i = 0; i < parts->cnt; i++) {
@@ -191,8 +315,10 @@ static void assigned(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
         }
         fs_part_table_assign(&s->parts, (uint32_t)p, uv_now(&s->loop));
         fs_commit_forget(s->plan, (uint32_t)p); /* consumption restarts from the commit */
-        if (s->phase == FS_STAGE_RUNNING)
+        if (s->phase == FS_STAGE_RUNNING) {
             control(s, (uint32_t)p, FS_PART_ASSIGN);
+            restore(s, (uint32_t)p);
+        }
         fs_log(FS_LOG_INFO, "partition assigned", "topic=%s partition=%" PRId32,
                parts->elems[i].topic, p);
     }
@@ -201,7 +327,7 @@ static void assigned(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
 static void revoked(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
 {
     if (s->phase == FS_STAGE_RUNNING)
-        fs_deliver_commit(s, true, parts);
+        checkpoint_before_revoke(s, parts);
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
         if (p < 0 || !fs_part_table_revoke(&s->parts, (uint32_t)p))

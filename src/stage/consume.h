@@ -37,6 +37,9 @@ void fs_consume(fs_stage *s);
 /* The idle timer: partitions with no message for idle_timeout stop holding
  * the watermark until their next message. */
 void fs_consume_idle_check(fs_stage *s);
+/* The commit timer: the state as of everything consumed goes to the state
+ * topic (a checkpoint at the head of the next batch). */
+void fs_consume_checkpoint(fs_stage *s);
 /* Ends the input, abandoned (a signal, a failure): consumption stops and the
  * open batch is published as a stop batch. Nothing once the input ended. */
 void fs_consume_stop(fs_stage *s, const char *why);

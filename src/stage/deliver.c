@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "kafka.h"
 #include "log.h"
@@ -65,9 +66,114 @@ int fs_deliver_write_from_sink(void *ctx, const char *key, size_t key_len, const
     return 0;
 }
 
+/* State records count as records: a checkpoint is safe once they and
+ * everything before them are acknowledged (commit.h). */
+int fs_deliver_state_from_sink(void *ctx, uint32_t part, const char *key, size_t key_len,
+                               const char *value, size_t value_len)
+{
+    fs_stage *s = ctx;
+    uint64_t n = atomic_load_explicit(&s->records, memory_order_relaxed);
+    rd_kafka_resp_err_t err =
+        fs_kafka_produce_to(s->producer, s->state_topic, (int32_t)part, key, key_len, value,
+                            value_len, (void *)(uintptr_t)(n << 1 | TAG_RECORD));
+    if (err) {
+        inbox_fail(s, "producing a state record to %s: %s", s->state_topic, rd_kafka_err2str(err));
+        return -1;
+    }
+    atomic_fetch_add_explicit(&s->state_records, 1, memory_order_relaxed);
+    atomic_store_explicit(&s->records, n + 1, memory_order_release);
+    return 0;
+}
+
+/* ---- exactly_once: one transaction per checkpoint, on the sink thread ------ */
+
+#define TXN_TIMEOUT_MS 60000
+
+/* The offsets of the checkpoint heading batch seq (NULL: none recorded). */
+static rd_kafka_topic_partition_list_t *take_offsets(fs_stage *s, uint64_t seq)
+{
+    rd_kafka_topic_partition_list_t *found = NULL;
+    pthread_mutex_lock(&s->ckpt_lock);
+    fs_ckpt_offsets *c;
+    while ((c = fs_fifo_front(&s->ckpt_offsets)) && c->seq <= seq) {
+        if (c->seq == seq)
+            found = c->offsets;
+        else
+            rd_kafka_topic_partition_list_destroy(c->offsets);
+        fs_fifo_pop(&s->ckpt_offsets);
+    }
+    pthread_mutex_unlock(&s->ckpt_lock);
+    return found;
+}
+
+/* Says what went wrong with a transaction and what it means; false. */
+static bool txn_failed(fs_stage *s, const char *what, rd_kafka_error_t *error)
+{
+    if (rd_kafka_error_txn_requires_abort(error)) {
+        rd_kafka_error_t *e2 = rd_kafka_abort_transaction(s->producer, TXN_TIMEOUT_MS);
+        inbox_fail(s,
+                   "%s: %s; the transaction was aborted%s: a restart goes on from the last "
+                   "committed checkpoint",
+                   what, rd_kafka_error_string(error), e2 ? " (abort failed too)" : "");
+        if (e2)
+            rd_kafka_error_destroy(e2);
+    } else if (rd_kafka_error_is_fatal(error)) {
+        inbox_fail(s,
+                   "%s: %s (fatal: another instance with the same transactional.id took over, "
+                   "or the broker refused the transaction; check transactional.id and "
+                   "transaction.max.timeout.ms)",
+                   what, rd_kafka_error_string(error));
+    } else {
+        inbox_fail(s, "%s: %s", what, rd_kafka_error_string(error));
+    }
+    rd_kafka_error_destroy(error);
+    return false;
+}
+
+/* Commits the open transaction, with offsets (may be NULL) sent to it, and
+ * opens the next one unless the output ends. */
+static bool txn_commit(fs_stage *s, rd_kafka_topic_partition_list_t *offsets, bool begin_next)
+{
+    rd_kafka_error_t *error = NULL;
+    if (offsets && offsets->cnt > 0) {
+        rd_kafka_consumer_group_metadata_t *meta = rd_kafka_consumer_group_metadata(s->consumer);
+        error = rd_kafka_send_offsets_to_transaction(s->producer, offsets, meta, TXN_TIMEOUT_MS);
+        rd_kafka_consumer_group_metadata_destroy(meta);
+        if (error)
+            return txn_failed(s, "sending offsets to the transaction", error);
+    }
+    if ((error = rd_kafka_commit_transaction(s->producer, TXN_TIMEOUT_MS)))
+        return txn_failed(s, "committing the transaction", error);
+    if (begin_next && (error = rd_kafka_begin_transaction(s->producer)))
+        return txn_failed(s, "beginning a transaction", error);
+    return true;
+}
+
+/* The sink thread at the end of a step: a checkpoint's transaction (its
+ * records, state and offsets) commits here, and at the end of a finished
+ * input the last one (the windows closed at +inf). An abandoned input
+ * leaves its transaction to finish(), which aborts it: a clean stop put
+ * everything in its last checkpoint, and after a failure nothing more may
+ * commit. */
+static void txn_step(fs_stage *s, const fs_step_info *info)
+{
+    if (!s->transactional || atomic_load(&s->txn_broken) || info->stopped)
+        return;
+    bool last = info->final;
+    if (!info->checkpoint && !last)
+        return;
+    rd_kafka_topic_partition_list_t *offsets =
+        info->checkpoint ? take_offsets(s, info->src_seq) : NULL;
+    if (!txn_commit(s, offsets, !last))
+        atomic_store(&s->txn_broken, true);
+    if (offsets)
+        rd_kafka_topic_partition_list_destroy(offsets);
+}
+
 void fs_deliver_step_from_sink(void *ctx, const fs_step_info *info)
 {
     fs_stage *s = ctx;
+    txn_step(s, info); /* before the loop learns of the step: it is committed then */
     fs_inbox_step st = {.src_ns = info->src_ns};
     st.step = (fs_commit_step){
         .records_end = atomic_load_explicit(&s->records, memory_order_acquire),
@@ -77,6 +183,8 @@ void fs_deliver_step_from_sink(void *ctx, const fs_step_info *info)
         .max_ts = info->max_ts,
         .final = info->final && !info->stopped,
         .stopped = info->stopped,
+        .checkpoint = info->checkpoint,
+        .checkpoint_id = info->checkpoint_id,
     };
     fs_inbox_post_step(&s->in, &st);
     uv_async_send(&s->wake);
@@ -134,10 +242,41 @@ void fs_deliver_read(fs_stage *s)
     fs_inbox_mail_free(&m);
 }
 
+/* An offset to commit, with the number of the checkpoint whose state it
+ * goes with as its metadata: a restore keeps no state of a later one. */
+static void set_offset(rd_kafka_topic_partition_list_t *list, const char *topic, uint32_t p,
+                       int64_t offset, uint64_t checkpoint)
+{
+    rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_add(list, topic, (int32_t)p);
+    e->offset = offset;
+    char text[24];
+    int n = snprintf(text, sizeof text, "%" PRIu64, checkpoint);
+    e->metadata = fs_xmalloc((size_t)n + 1);
+    memcpy(e->metadata, text, (size_t)n + 1);
+    e->metadata_size = (size_t)n;
+}
+
+void fs_deliver_checkpoint(fs_stage *s, uint64_t seq, uint64_t id)
+{
+    if (!s->transactional)
+        return;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
+    for (uint32_t p = 0; p < s->parts.n; p++)
+        if (s->parts.v[p].assigned && s->parts.v[p].next >= 0)
+            set_offset(list, s->cfg->input_topic, p, s->parts.v[p].next, id);
+    pthread_mutex_lock(&s->ckpt_lock);
+    *(fs_ckpt_offsets *)fs_fifo_push(&s->ckpt_offsets) = (fs_ckpt_offsets){seq, list};
+    pthread_mutex_unlock(&s->ckpt_lock);
+}
+
 void fs_deliver_commit(fs_stage *s, bool sync, const rd_kafka_topic_partition_list_t *only)
 {
+    /* After a failure nothing more is committed. Under exactly_once the
+     * transaction has carried these offsets already; committing them again
+     * (same offsets, same checkpoint) keeps brokers that ignore offsets sent
+     * to transactions (librdkafka 2.0.2's mock cluster) from re-reading. */
     if (s->exit_code != 0)
-        return; /* after a failure nothing more is committed */
+        return;
     uint32_t n;
     const int64_t *safe = fs_commit_safe(s->plan, &n);
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
@@ -146,15 +285,20 @@ void fs_deliver_commit(fs_stage *s, bool sync, const rd_kafka_topic_partition_li
             continue;
         if (only && !rd_kafka_topic_partition_list_find(only, s->cfg->input_topic, (int32_t)p))
             continue;
-        rd_kafka_topic_partition_list_add(list, s->cfg->input_topic, (int32_t)p)->offset = safe[p];
+        set_offset(list, s->cfg->input_topic, p, safe[p], fs_commit_safe_checkpoint(s->plan));
     }
     if (list->cnt > 0) {
         rd_kafka_resp_err_t err = rd_kafka_commit(s->consumer, list, !sync);
         if (err) {
             fs_log(FS_LOG_WARN, "offset commit failed", "error=\"%s\"", rd_kafka_err2str(err));
         } else {
-            for (int i = 0; i < list->cnt; i++)
+            for (int i = 0; i < list->cnt; i++) {
                 s->parts.v[list->elems[i].partition].committed = list->elems[i].offset;
+                fs_log(FS_LOG_DEBUG, "offset committed",
+                       "partition=%" PRId32 " offset=%" PRId64 " checkpoint=%" PRIu64,
+                       list->elems[i].partition, list->elems[i].offset,
+                       fs_commit_safe_checkpoint(s->plan));
+            }
             s->commits++;
         }
     }

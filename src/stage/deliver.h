@@ -37,6 +37,8 @@
 int fs_deliver_write_from_sink(void *ctx, const char *key, size_t key_len, const char *value,
                                size_t value_len);
 void fs_deliver_dead_letter_from_sink(void *ctx, const fs_dead_letter *dl);
+int fs_deliver_state_from_sink(void *ctx, uint32_t part, const char *key, size_t key_len,
+                               const char *value, size_t value_len);
 void fs_deliver_step_from_sink(void *ctx, const fs_step_info *info);
 /* The producer's delivery report callback (opaque: the fs_stage). Any
  * thread that polls the producer. */
@@ -56,6 +58,10 @@ void fs_deliver_read(fs_stage *s);
 void fs_deliver_commit(fs_stage *s, bool sync, const rd_kafka_topic_partition_list_t *only);
 /* The commit timer: commits asynchronously while the stage is running. */
 void fs_deliver_commit_tick(fs_stage *s);
+/* A checkpoint heads batch seq: under exactly_once, the offsets consumed so
+ * far go to the sink thread, which sends them to that checkpoint's
+ * transaction. */
+void fs_deliver_checkpoint(fs_stage *s, uint64_t seq, uint64_t id);
 /* At the end: waits for every produced message's report and reads them.
  * False (logged) when some are still unacknowledged. */
 bool fs_deliver_flush(fs_stage *s);

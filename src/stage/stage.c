@@ -49,6 +49,7 @@
  * stops the stage the same way but commits nothing more and exits 1.
  */
 #include "stage.h"
+#include "state_topic.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,8 +70,9 @@
 #include "stage_internal.h"
 #include "util.h"
 
-#define COMMIT_EVERY_MS 1000
-#define STATS_EVERY_MS  10000
+#define STATS_EVERY_MS         10000
+#define STATE_TOPIC_TIMEOUT_MS 10000
+#define TXN_INIT_TIMEOUT_MS    30000
 
 /* ---- the end: flush, commit, leave the group -------------------------------- */
 
@@ -100,6 +102,14 @@ static void finish(fs_stage *s)
     s->phase = FS_STAGE_DONE;
     if (!fs_deliver_flush(s))
         s->exit_code = 1;
+    if (s->transactional) {
+        /* What is still uncommitted goes (nothing after a clean stop, whose
+         * checkpoint committed); readers of committed data need not wait for
+         * the transaction's timeout. No transaction open: an error to ignore. */
+        rd_kafka_error_t *error = rd_kafka_abort_transaction(s->producer, TXN_INIT_TIMEOUT_MS);
+        if (error)
+            rd_kafka_error_destroy(error);
+    }
     fs_deliver_commit(s, true, NULL);
     rd_kafka_consumer_close(s->consumer);
     close_handles(s);
@@ -107,10 +117,25 @@ static void finish(fs_stage *s)
 
 /* The inbox has news: acknowledgements, finished steps, a failure. Once the
  * input has ended and the sink's last step is in, the stage finishes. */
+/* A restore is over once the engine has applied its batch; a state record
+ * it could not read stops the stage (never a guess). */
+static void check_restore(fs_stage *s)
+{
+    if (!s->restoring || fs_engine_batches_done(s->engine) <= s->restore_seq)
+        return;
+    s->restoring = false;
+    char err[300], why[600];
+    if (fs_engine_restore_error(s->engine, err, sizeof err)) {
+        snprintf(why, sizeof why, "cannot restore from state topic %s: %s", s->state_topic, err);
+        fs_stage_fail(s, why);
+    }
+}
+
 static void on_wake(uv_async_t *h)
 {
     fs_stage *s = h->data;
     fs_deliver_read(s);
+    check_restore(s);
     if (s->phase == FS_STAGE_ENDING && s->sink_done)
         finish(s);
 }
@@ -147,9 +172,14 @@ static void on_idle_check(uv_timer_t *h)
     fs_consume_idle_check(h->data);
 }
 
+/* Every commit_interval: a checkpoint of the state, and the offsets of the
+ * last acknowledged one committed. */
 static void on_commit_tick(uv_timer_t *h)
 {
-    fs_deliver_commit_tick(h->data);
+    fs_stage *s = h->data;
+    check_restore(s);
+    fs_consume_checkpoint(s);
+    fs_deliver_commit_tick(s);
 }
 
 static void on_stats_tick(uv_timer_t *h)
@@ -209,12 +239,65 @@ static void init_handles(fs_stage *s)
     idle_every = idle_every < 10 ? 10 : idle_every > 1000 ? 1000 : idle_every;
     fs_xcheck(uv_timer_start(&s->idle_timer, on_idle_check, idle_every, idle_every),
               "uv_timer_start");
-    fs_xcheck(uv_timer_start(&s->commit_timer, on_commit_tick, COMMIT_EVERY_MS, COMMIT_EVERY_MS),
-              "uv_timer_start");
+    uint64_t every = (uint64_t)s->cfg->commit_interval_ms;
+    fs_xcheck(uv_timer_start(&s->commit_timer, on_commit_tick, every, every), "uv_timer_start");
     fs_xcheck(uv_timer_start(&s->stats_timer, on_stats_tick, STATS_EVERY_MS, STATS_EVERY_MS),
               "uv_timer_start");
     fs_xcheck(uv_signal_start(&s->sigint, on_signal, SIGINT), "uv_signal_start");
     fs_xcheck(uv_signal_start(&s->sigterm, on_signal, SIGTERM), "uv_signal_start");
+}
+
+/* The state topic exists, compacted, with one partition per input
+ * partition (state_topic.h); the input topic must exist to say how many. */
+static int ensure_state_topic(fs_stage *s)
+{
+    char err[512];
+    if (fs_state_topic_name(s->cfg, s->cfg->state_topic, s->state_topic, sizeof s->state_topic, err,
+                            sizeof err) != 0) {
+        fs_log(FS_LOG_ERROR, "bad state topic name", "error=\"%s\"", err);
+        return -1;
+    }
+    int n = fs_kafka_partition_count(s->producer, s->cfg->input_topic, STATE_TOPIC_TIMEOUT_MS, err,
+                                     sizeof err);
+    if (n == FS_TOPIC_MISSING) {
+        fs_log(FS_LOG_ERROR, "input topic not found",
+               "topic=%s hint=\"create it first (is the name right?): the state topic needs its "
+               "partition count\"",
+               s->cfg->input_topic);
+        return -1;
+    }
+    if (n < 0) {
+        fs_log(FS_LOG_ERROR, "cannot read the input topic's metadata", "error=\"%s\"", err);
+        return -1;
+    }
+    if (fs_state_topic_ensure(s->producer, s->state_topic, n, STATE_TOPIC_TIMEOUT_MS, err,
+                              sizeof err) != 0) {
+        fs_log(FS_LOG_ERROR, "state topic unusable", "error=\"%s\"", err);
+        return -1;
+    }
+    s->warm[2] = rd_kafka_topic_new(s->producer, s->state_topic, NULL);
+    return 0;
+}
+
+/* exactly_once: fences an earlier incarnation with the same
+ * transactional.id (its open transaction is aborted) and opens the first
+ * transaction. */
+static int start_transactions(fs_stage *s)
+{
+    if (!s->transactional)
+        return 0;
+    rd_kafka_error_t *error = rd_kafka_init_transactions(s->producer, TXN_INIT_TIMEOUT_MS);
+    if (!error)
+        error = rd_kafka_begin_transaction(s->producer);
+    if (!error)
+        return 0;
+    fs_log(FS_LOG_ERROR, "cannot start transactions",
+           "error=\"%s\" hint=\"the broker must support transactions (transaction.state.log.* "
+           "settings, at least as many brokers as its replication factor), or set delivery: "
+           "at_least_once\"",
+           rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+    return -1;
 }
 
 static int open_clients(fs_stage *s)
@@ -224,7 +307,9 @@ static int open_clients(fs_stage *s)
         fs_kafka_consumer_new(s->cfg, s->until_eof, fs_consume_rebalance, s, err, sizeof(err));
     if (s->consumer)
         s->producer =
-            fs_kafka_producer_new(s->cfg, fs_deliver_report_from_any, s, err, sizeof(err));
+            s->transactional
+                ? fs_kafka_txn_producer_new(s->cfg, fs_deliver_report_from_any, s, err, sizeof err)
+                : fs_kafka_producer_new(s->cfg, fs_deliver_report_from_any, s, err, sizeof err);
     if (!s->consumer || !s->producer) {
         fs_log(FS_LOG_ERROR, "cannot create the Kafka clients", "error=\"%s\"", err);
         return -1;
@@ -234,6 +319,8 @@ static int open_clients(fs_stage *s)
     s->warm[0] = rd_kafka_topic_new(s->producer, s->cfg->output_topic, NULL);
     if (s->cfg->dead_letter_topic)
         s->warm[1] = rd_kafka_topic_new(s->producer, s->cfg->dead_letter_topic, NULL);
+    if (ensure_state_topic(s) != 0 || start_transactions(s) != 0)
+        return -1;
     s->consumer_q = rd_kafka_queue_get_consumer(s->consumer);
     s->producer_q = rd_kafka_queue_get_main(s->producer);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
@@ -266,7 +353,7 @@ static void free_stage(fs_stage *s)
         rd_kafka_queue_destroy(s->consumer_q);
     if (s->producer_q)
         rd_kafka_queue_destroy(s->producer_q);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (s->warm[i])
             rd_kafka_topic_destroy(s->warm[i]);
     if (s->consumer)
@@ -280,6 +367,13 @@ static void free_stage(fs_stage *s)
     fs_api_free(s);
     fs_ack_latency_free(&s->latency);
     fs_inbox_free(&s->in);
+    fs_ckpt_offsets *c;
+    while ((c = fs_fifo_front(&s->ckpt_offsets))) {
+        rd_kafka_topic_partition_list_destroy(c->offsets);
+        fs_fifo_pop(&s->ckpt_offsets);
+    }
+    fs_fifo_free(&s->ckpt_offsets);
+    pthread_mutex_destroy(&s->ckpt_lock);
 }
 
 static void log_summary(fs_stage *s)
@@ -289,11 +383,14 @@ static void log_summary(fs_stage *s)
            "exit=%d consumed=%" PRIu64 " valid=%" PRIu64 " rejected=%" PRIu64
            " late_events=%" PRIu64 " flow_records=%" PRIu64 " cohort_records=%" PRIu64
            " records_acked=%" PRIu64 " dead_letters_acked=%" PRIu64 " commits=%" PRIu64
-           " closes=%" PRIu64 " close_to_ack_ms_p50=%.1f close_to_ack_ms_p99=%.1f",
+           " closes=%" PRIu64 " close_to_ack_ms_p50=%.1f close_to_ack_ms_p99=%.1f"
+           " state_records=%" PRIu64 " checkpoints=%" PRIu64 " restored_keys=%" PRIu64
+           " restore_s=%.3f",
            s->exit_code, s->consumed, st.valid, st.rejected, st.late_events, st.flow_records,
            st.cohort_records, s->acked_records, s->acked_dead_letters, s->commits,
            s->latency.us.count, fs_ack_latency_ms(&s->latency, 0.5),
-           fs_ack_latency_ms(&s->latency, 0.99));
+           fs_ack_latency_ms(&s->latency, 0.99), atomic_load(&s->state_records), s->checkpoints,
+           s->restored_keys, s->restore_seconds);
 }
 
 int fs_stage_run(const fs_stage_opts *opts)
@@ -307,6 +404,11 @@ int fs_stage_run(const fs_stage_opts *opts)
     fs_window_spec win = {opts->cfg->window_size_ms, opts->cfg->window_hop_ms,
                           (uint32_t)(opts->cfg->window_size_ms / opts->cfg->window_hop_ms)};
     s.plan = fs_commit_plan_new(&win);
+    fs_commit_plan_use_checkpoints(s.plan);
+    s.transactional = opts->cfg->delivery == FS_DELIVERY_EXACTLY_ONCE;
+    s.next_checkpoint = 1;
+    pthread_mutex_init(&s.ckpt_lock, NULL);
+    fs_fifo_init(&s.ckpt_offsets, sizeof(fs_ckpt_offsets));
     if (open_clients(&s) != 0) {
         if (s.consumer)
             rd_kafka_consumer_close(s.consumer);
@@ -320,7 +422,8 @@ int fs_stage_run(const fs_stage_opts *opts)
                      .dead_letter =
                          opts->cfg->dead_letter_topic ? fs_deliver_dead_letter_from_sink : NULL,
                      .step_done = fs_deliver_step_from_sink,
-                     .flow_json = fs_api_flow_from_sink};
+                     .flow_json = fs_api_flow_from_sink,
+                     .state = fs_deliver_state_from_sink};
     s.engine = fs_engine_new(opts->cfg, threads, out);
     fs_xcheck(uv_loop_init(&s.loop), "uv_loop_init");
     init_handles(&s);

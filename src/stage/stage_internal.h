@@ -9,6 +9,7 @@
 #ifndef FS_STAGE_INTERNAL_H
 #define FS_STAGE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,6 +21,7 @@
 #include "commit.h"
 #include "config.h"
 #include "engine.h"
+#include "fifo.h"
 #include "http.h"
 #include "inbox.h"
 #include "latency.h"
@@ -30,6 +32,12 @@ typedef enum fs_stage_phase {
     FS_STAGE_ENDING,  /* input ended (consume.c): waiting for the sink's last step */
     FS_STAGE_DONE,    /* flushed, committed, leaving the group (stage.c) */
 } fs_stage_phase;
+
+/* The input offsets a checkpoint heading batch seq covers (exactly_once). */
+typedef struct fs_ckpt_offsets {
+    uint64_t seq;
+    rd_kafka_topic_partition_list_t *offsets;
+} fs_ckpt_offsets;
 
 typedef struct fs_stage {
     /* Set up by stage.c before the loop runs, then read-only; any thread.
@@ -53,7 +61,7 @@ typedef struct fs_stage {
     uv_timer_t idle_timer, commit_timer, stats_timer;
     uv_signal_t sigint, sigterm;
     rd_kafka_queue_t *consumer_q, *producer_q;
-    rd_kafka_topic_t *warm[2]; /* output and dead-letter topics, known from the start */
+    rd_kafka_topic_t *warm[3]; /* output, dead-letter and state topics, known from the start */
 
     /* Loop. Shared by the input and the output side: consume.c records
      * batches and forgets partitions, deliver.c feeds steps and
@@ -72,6 +80,24 @@ typedef struct fs_stage {
     bool sink_done;           /* loop: the sink's last step arrived */
     uint64_t acked_records, acked_dead_letters, commits; /* loop */
     fs_ack_latency latency; /* loop: a window's close -> its records acked */
+
+    /* The state topic (SPEC §5): consume.c asks for checkpoints and restores
+     * assigned partitions; deliver.c produces the state records. */
+    char state_topic[256];
+    uint64_t checkpoints;           /* loop: checkpoints asked for */
+    uint64_t next_checkpoint;       /* loop: the next checkpoint's number (state.h) */
+    _Atomic uint64_t state_records; /* produced by the sink thread (numbered as records) */
+    uint64_t restored_keys;         /* loop: state records restored */
+    double restore_seconds;         /* loop: time spent restoring */
+    bool restoring;       /* loop: until the engine has applied restore_seq; /ready says 503 */
+    uint64_t restore_seq; /* loop: the batch holding the last restore */
+
+    /* exactly_once (deliver.c): the sink thread runs the transactions; the
+     * loop hands it, for each checkpoint, the offsets it covers. */
+    bool transactional;
+    _Atomic bool txn_broken; /* sink thread: a transaction failed; nothing more commits */
+    pthread_mutex_t ckpt_lock;
+    fs_fifo ckpt_offsets; /* of fs_ckpt_offsets, seq ascending; under ckpt_lock */
 
     /* api.c, loop; the sink thread posts flow records to the board (which
      * locks). */

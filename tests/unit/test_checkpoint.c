@@ -205,7 +205,7 @@ static void publish_batch(fs_engine *e, int b, bool checkpoint, bool assign, boo
     for (uint32_t p = 0; assign && p < N_PARTS; p++)
         fs_batch_add_ctl(batch, p, FS_PART_ASSIGN);
     if (checkpoint)
-        fs_batch_add_ctl(batch, 0, FS_PART_CHECKPOINT);
+        fs_batch_add_checkpoint(batch, (uint64_t)b + 1);
     for (int i = 0; i < PER_BATCH; i++) {
         const msg *m = &stream[b][i];
         fs_batch_reserve(batch, (size_t)m->len);
@@ -437,12 +437,62 @@ static void test_without_restore_differs(void **state)
     fs_config_free(cfg);
 }
 
+/* A checkpoint before any partition has a clock (the stage's first commit
+ * tick may come before the first event): an empty state, then the stream
+ * as usual. Under UBSan this once copied from a NULL array. */
+static void test_checkpoint_before_any_event(void **state)
+{
+    (void)state;
+    make_stream(3);
+    fs_config *cfg = parse(tumbling);
+    out o = {0};
+    fs_engine *e = start(cfg, 2, &o);
+    fs_batch *b = fs_engine_batch_get(e, FS_FORMAT_JSON);
+    fs_batch_add_ctl(b, 0, FS_PART_ASSIGN);
+    fs_batch_add_checkpoint(b, 1);
+    fs_engine_batch_publish(e, b, false);
+    for (int k = 0; k < 3; k++)
+        publish_batch(e, k, false, false, k == 2);
+    fs_engine_join(e);
+    fs_engine_free(e);
+    assert_int_equal(o.checkpoints, 1);
+    assert_true(o.n_recs > 0);
+    out_free(&o);
+    fs_config_free(cfg);
+}
+
+/* A state record of another format version stops the restore with a clear
+ * message (never a guess). */
+static void test_unknown_version(void **state)
+{
+    (void)state;
+    fs_config *cfg = parse(tumbling);
+    out o = {0};
+    fs_engine *e = start(cfg, 2, &o);
+    fs_batch *b = fs_engine_batch_get(e, FS_FORMAT_JSON);
+    fs_batch_add_ctl(b, 0, FS_PART_ASSIGN);
+    const char v2[] = {2, 1}; /* version 2, checkpoint 1 */
+    fs_batch_add_restore(b, 0, "ccust-1", 7, v2, sizeof v2);
+    uint64_t seq = b->seq;
+    fs_engine_batch_publish(e, b, true);
+    fs_engine_join(e);
+    assert_true(fs_engine_batches_done(e) > seq);
+    char err[256];
+    assert_true(fs_engine_restore_error(e, err, sizeof err));
+    assert_non_null(strstr(err, "version 2"));
+    fs_engine_free(e);
+    out_free(&o);
+    fs_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_restart_tumbling),
         cmocka_unit_test(test_restart_hopping),
         cmocka_unit_test(test_without_restore_differs),
+        cmocka_unit_test(test_unknown_version),
+        cmocka_unit_test(test_checkpoint_before_any_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

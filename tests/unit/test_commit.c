@@ -67,6 +67,35 @@ static void test_waits_for_window_of_max_ts(void **state)
     fs_commit_plan_free(p);
 }
 
+/* With a state topic, only acknowledged checkpoints commit: a step that
+ * closes windows commits nothing, a checkpoint heading batch 2 commits the
+ * offsets after batch 1 once its records (state included) are acknowledged,
+ * and the final step of a finished input commits nothing beyond it. */
+static void test_checkpoints_only(void **state)
+{
+    (void)state;
+    fs_commit_plan *p = fs_commit_plan_new(&win);
+    fs_commit_plan_use_checkpoints(p);
+    int64_t a[1] = {10}, b[1] = {20}, c[1] = {30};
+    fs_commit_batch(p, 0, a, 1);
+    fs_commit_batch(p, 1, b, 1);
+    fs_commit_batch(p, 2, c, 1);
+    fs_commit_step closes = {.records_end = 1, .src_seq = 1, .wm = 5000, .max_ts = 5000};
+    fs_commit_step_done(p, &closes);
+    fs_commit_record_acked(p, 0);
+    assert_int_equal(safe_of(p, 0), -1); /* windows alone never commit */
+    fs_commit_step ckpt = {.records_end = 3, .src_seq = 2, .wm = 5000, .checkpoint = true};
+    fs_commit_step_done(p, &ckpt);
+    fs_commit_record_acked(p, 1);
+    assert_int_equal(safe_of(p, 0), -1); /* record 2 (its state) not acknowledged */
+    fs_commit_record_acked(p, 2);
+    assert_int_equal(safe_of(p, 0), 20);
+    fs_commit_step fin = {.records_end = 3, .src_seq = 2, .wm = INT64_MAX, .final = true};
+    fs_commit_step_done(p, &fin);
+    assert_int_equal(safe_of(p, 0), 20);
+    fs_commit_plan_free(p);
+}
+
 /* Dead letters of earlier batches must be acknowledged too. */
 static void test_waits_for_dead_letters(void **state)
 {
@@ -141,6 +170,7 @@ int main(void)
         cmocka_unit_test(test_waits_for_window_of_max_ts),
         cmocka_unit_test(test_waits_for_dead_letters),
         cmocka_unit_test(test_final_commits_all),
+        cmocka_unit_test(test_checkpoints_only),
         cmocka_unit_test(test_first_batch_step),
         cmocka_unit_test(test_forget_partition),
     };

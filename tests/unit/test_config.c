@@ -186,6 +186,26 @@ static void test_defaults(void **state)
     fs_config_free(cfg);
 }
 
+/* SPEC §5: delivery, the state topic, the commit interval. */
+static void test_delivery_and_state(void **state)
+{
+    (void)state;
+    fs_config *cfg = must_parse(MIN_FUNNELS);
+    assert_int_equal(cfg->delivery, FS_DELIVERY_EXACTLY_ONCE);
+    assert_null(cfg->state_topic); /* the stage makes it <group.id>-state */
+    assert_int_equal(cfg->commit_interval_ms, 1000);
+    fs_config_free(cfg);
+    cfg = must_parse(
+        "delivery: at_least_once\nstate: {topic: my-state}\ncommit_interval: 250ms\n" MIN_FUNNELS);
+    assert_int_equal(cfg->delivery, FS_DELIVERY_AT_LEAST_ONCE);
+    assert_string_equal(cfg->state_topic, "my-state");
+    assert_int_equal(cfg->commit_interval_ms, 250);
+    fs_config_free(cfg);
+    expect_error("delivery: twice\n" MIN_FUNNELS, "delivery", "exactly_once", "at_least_once");
+    expect_error("commit_interval: 0s\n" MIN_FUNNELS, "commit_interval");
+    expect_error("state: {topic: [x]}\n" MIN_FUNNELS, "state.topic");
+}
+
 static void test_block_and_flow_styles_agree(void **state)
 {
     (void)state;
@@ -941,6 +961,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_example),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_delivery_and_state),
         cmocka_unit_test(test_block_and_flow_styles_agree),
         cmocka_unit_test(test_kafka_passthrough),
         cmocka_unit_test(test_threads),

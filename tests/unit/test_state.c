@@ -3,11 +3,13 @@
  * Round trips must be exact: every counter, fixed-point sum (negative and
  * beyond int64 too), both modes of the time sketch with their bucket range
  * (checked by answering, merging and subtracting like the original), label
- * maps by name through a second dictionary whose ids differ, int64 extremes.
- * Re-encoding what was decoded must give the same bytes. Malformed values
- * (every truncation, byte mutations, each rule of the layout broken) are
- * errors with a message, never a crash or leak (run under ASan); another
- * version or configuration is refused with its own error.
+ * maps by name through a second dictionary whose ids differ, int64 extremes,
+ * the checkpoint number of both kinds of record (0 to UINT64_MAX, and on a
+ * customer without journeys: the removal mark). Re-encoding what was
+ * decoded must give the same bytes. Malformed values (every truncation,
+ * byte mutations, each rule of the layout broken) are errors with a
+ * message, never a crash or leak (run under ASan); another version or
+ * configuration is refused with its own error.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -181,6 +183,7 @@ static fs_cohort *make_cohort(uint32_t n, uint64_t seed)
 static void make_part(fs_state_part *s, fs_dict *d)
 {
     memset(s, 0, sizeof(*s));
+    s->checkpoint = (uint64_t)1 << 40;
     s->config_hash = 0xfeedfacecafebeefULL;
     s->seen = true;
     s->max_ts = INT64_MAX;
@@ -357,6 +360,7 @@ static int cmp_cohort(const void *x, const void *y)
 static void assert_same_part(fs_state_part *want, const fs_dict *da, const fs_state_part *got,
                              const fs_dict *db)
 {
+    assert_true(want->checkpoint == got->checkpoint);
     assert_true(want->config_hash == got->config_hash && want->seen == got->seen);
     assert_true(want->max_ts == got->max_ts && want->instance_wm == got->instance_wm &&
                 want->closed_upto == got->closed_upto);
@@ -399,9 +403,9 @@ static fs_state_err decode_customer(const char *p, size_t n, const fs_state_labe
     return e;
 }
 
-static void assert_malformed_part(const fs_buf *b, const fs_state_labels *l, const char *why)
+static void assert_malformed_part(const fs_buf *b, const fs_state_labels *l, const char *why,
+                                  char *err)
 {
-    char err[ERR_LEN];
     if (decode_part(b->p, b->len, l, err) != FS_STATE_EMALFORMED) {
         print_error("accepted: %s\n", why);
         fail();
@@ -479,16 +483,19 @@ static void test_customer_typical_bytes(void **state)
     dicts_init(&d);
     fs_touch_count touch[2] = {{label(&d.a, "ads"), 1}, {label(&d.a, "email"), 2}};
     fs_state_journey j = {0, 1714000000000, 1, 2, touch};
-    fs_state_customer c = {"u-12345678", 10, 1, &j};
+    fs_state_customer c = {"u-12345678", 10, 1, &j, 100000};
     fs_buf key = {0}, val = {0};
     fs_state_key_customer(&key, c.id, c.id_len);
     fs_state_encode_customer(&val, &c, &d.la);
-    static const unsigned char want[] = {0x01, 0x94, 0x00, 0xcf, 0x00, 0x00, 0x01, 0x8f, 0x12,
-                                         0x5c, 0x74, 0x00, 0x01, 0x94, 0xa3, 'a',  'd',  's',
-                                         0x01, 0xa5, 'e',  'm',  'a',  'i',  'l',  0x02};
+    static const unsigned char want[] = {
+        0x01,                         /* version 1 */
+        0xce, 0x00, 0x01, 0x86, 0xa0, /* checkpoint 100000 */
+        0x94, 0x00, 0xcf, 0x00, 0x00, 0x01, 0x8f, 0x12, 0x5c, 0x74, 0x00, 0x01, /* journey */
+        0x94, 0xa3, 'a',  'd',  's',  0x01, 0xa5, 'e',  'm',  'a',  'i',  'l',  0x02};
     assert_int_equal(val.len, sizeof(want));
     assert_memory_equal(val.p, want, sizeof(want));
     assert_int_equal(key.len, 11);
+    assert_int_equal(key.len + val.len, 42);
     assert_true(key.len + val.len <= 64); /* the budget per active journey */
     print_message("typical customer record: key %zu + value %zu = %zu bytes\n", key.len, val.len,
                   key.len + val.len);
@@ -511,6 +518,7 @@ static void make_touches(fs_state_journey *j, fs_dict *d, uint32_t n)
 static void assert_same_customer(const fs_state_customer *a, const fs_dict *da,
                                  const fs_state_customer *b, const fs_dict *db)
 {
+    assert_true(a->checkpoint == b->checkpoint);
     assert_int_equal(a->n_journeys, b->n_journeys);
     for (uint32_t i = 0; i < a->n_journeys; i++) {
         const fs_state_journey *x = &a->journey[i], *y = &b->journey[i];
@@ -523,12 +531,14 @@ static void assert_same_customer(const fs_state_customer *a, const fs_dict *da,
     }
 }
 
-/* Journeys with 0, 1, 2 and many touches, timestamps at the int64 ends. */
+/* Journeys with 0, 1, 2 and many touches, timestamps at the int64 ends,
+ * checkpoints 0, 2^40 and UINT64_MAX. */
 static void test_customer_round_trip(void **state)
 {
     (void)state;
     static const uint32_t touches[][N_FUNNELS] = {{0, 1, 2}, {2, 40, 0}, {1, 0, 300}};
     static const int64_t ts[] = {INT64_MIN, -1, INT64_MAX};
+    static const uint64_t checkpoint[] = {0, (uint64_t)1 << 40, UINT64_MAX};
     for (size_t v = 0; v < 3; v++) {
         dicts d;
         dicts_init(&d);
@@ -538,10 +548,10 @@ static void test_customer_round_trip(void **state)
                 (fs_state_journey){f, ts[(f + v) % 3], n_stages[f] - 1 - (uint32_t)v % 2, 0, NULL};
             make_touches(&j[f], &d.a, touches[v][f]);
         }
-        fs_state_customer c = {"c", 1, N_FUNNELS - (uint32_t)v % 2, j + v % 2};
+        fs_state_customer c = {"c", 1, N_FUNNELS - (uint32_t)v % 2, j + v % 2, checkpoint[v]};
         fs_buf val = {0}, again = {0};
         fs_state_encode_customer(&val, &c, &d.la);
-        fs_state_customer got = {"id", 2, 0, NULL};
+        fs_state_customer got = {"id", 2, 0, NULL, 12345}; /* the checkpoint is overwritten */
         char err[ERR_LEN];
         assert_int_equal(fs_state_decode_customer(val.p, val.len, N_FUNNELS, n_stages, &d.lb, &got,
                                                   err, sizeof(err)),
@@ -559,22 +569,45 @@ static void test_customer_round_trip(void **state)
     }
 }
 
+/* No journey: the mark of a customer gone, version and checkpoint alone;
+ * it decodes to no journey and its checkpoint, and re-encodes the same. */
 static void test_customer_no_journey(void **state)
 {
     (void)state;
+    static const struct {
+        uint64_t checkpoint;
+        const char *bytes;
+        size_t len;
+    } gone[] = {
+        {0, "\x01\x00", 2},
+        {3, "\x01\x03", 2},
+        {(uint64_t)1 << 40, "\x01\xcf\x00\x00\x01\x00\x00\x00\x00\x00", 10},
+        {UINT64_MAX, "\x01\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 10},
+    };
     dicts d;
     dicts_init(&d);
-    fs_state_customer c = {"x", 1, 0, NULL}, got;
-    fs_buf val = {0};
-    fs_state_encode_customer(&val, &c, &d.la);
-    assert_int_equal(val.len, 1);
-    char err[ERR_LEN];
-    assert_int_equal(fs_state_decode_customer(val.p, val.len, N_FUNNELS, n_stages, &d.lb, &got, err,
-                                              sizeof(err)),
-                     FS_STATE_OK);
-    assert_int_equal(got.n_journeys, 0);
-    fs_state_customer_free(&got);
-    fs_buf_free(&val);
+    for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
+        fs_state_customer c = {"x", 1, 0, NULL, gone[i].checkpoint};
+        fs_state_customer got = {"x", 1, 7, NULL, ~gone[i].checkpoint};
+        fs_buf val = {0}, again = {0};
+        fs_state_encode_customer(&val, &c, &d.la);
+        assert_int_equal(val.len, gone[i].len);
+        assert_memory_equal(val.p, gone[i].bytes, gone[i].len);
+        char err[ERR_LEN];
+        assert_int_equal(fs_state_decode_customer(val.p, val.len, N_FUNNELS, n_stages, &d.lb, &got,
+                                                  err, sizeof(err)),
+                         FS_STATE_OK);
+        assert_int_equal(got.n_journeys, 0);
+        assert_true(got.checkpoint == gone[i].checkpoint);
+        uint64_t peeked = ~gone[i].checkpoint;
+        assert_int_equal(fs_state_peek_checkpoint(val.p, val.len, &peeked), FS_STATE_OK);
+        assert_true(peeked == gone[i].checkpoint);
+        fs_state_encode_customer(&again, &got, &d.lb);
+        assert_true(again.len == val.len && memcmp(again.p, val.p, val.len) == 0);
+        fs_state_customer_free(&got);
+        fs_buf_free(&val);
+        fs_buf_free(&again);
+    }
     dicts_free(&d);
 }
 
@@ -597,25 +630,34 @@ static void test_customer_malformed(void **state)
         BAD("version not an int", "\xa1"
                                   "1"),
         BAD("negative version", "\xff"),
-        BAD("funnel out of range", "\x01\x94\x03\x00\x00\x90"),
-        BAD("max_stage out of range", "\x01\x94\x00\x00\x03\x90"),
-        BAD("funnels descending", "\x01\x94\x01\x00\x00\x90\x94\x00\x00\x00\x90"),
-        BAD("funnel twice", "\x01\x94\x01\x00\x00\x90\x94\x01\x00\x00\x90"),
-        BAD("journey of 3", "\x01\x93\x00\x00\x00"),
-        BAD("journey of 5", "\x01\x95\x00\x00\x00\x90\x00"),
-        BAD("not a journey", "\x01\xc0"),
-        BAD("touches odd", "\x01\x94\x00\x00\x00\x91\xa1z"),
-        BAD("touch channel not a string", "\x01\x94\x00\x00\x00\x92\x01\x01"),
-        BAD("touch channel not UTF-8", "\x01\x94\x00\x00\x00\x92\xa1\xff\x01"),
-        BAD("touch count negative", "\x01\x94\x00\x00\x00\x92\xa1z\xff"),
-        BAD("touch count > uint32", "\x01\x94\x00\x00\x00\x92\xa1z\xcf\x00\x00\x00\x01\x00\x00"
+        BAD("funnel out of range", "\x01\x05\x94\x03\x00\x00\x90"),
+        BAD("max_stage out of range", "\x01\x05\x94\x00\x00\x03\x90"),
+        BAD("funnels descending", "\x01\x05\x94\x01\x00\x00\x90\x94\x00\x00\x00\x90"),
+        BAD("funnel twice", "\x01\x05\x94\x01\x00\x00\x90\x94\x01\x00\x00\x90"),
+        BAD("journey of 3", "\x01\x05\x93\x00\x00\x00"),
+        BAD("journey of 5", "\x01\x05\x95\x00\x00\x00\x90\x00"),
+        BAD("not a journey", "\x01\x05\xc0"),
+        BAD("touches odd", "\x01\x05\x94\x00\x00\x00\x91\xa1z"),
+        BAD("touch channel not a string", "\x01\x05\x94\x00\x00\x00\x92\x01\x01"),
+        BAD("touch channel not UTF-8", "\x01\x05\x94\x00\x00\x00\x92\xa1\xff\x01"),
+        BAD("touch count negative", "\x01\x05\x94\x00\x00\x00\x92\xa1z\xff"),
+        BAD("touch count > uint32", "\x01\x05\x94\x00\x00\x00\x92\xa1z\xcf\x00\x00\x00\x01\x00\x00"
                                     "\x00\x00"),
-        BAD("start_ts > int64", "\x01\x94\x00\xcf\x80\x00\x00\x00\x00\x00\x00\x00\x00\x90"),
-        BAD("huge array", "\x01\xdd\xff\xff\xff\xff\x00"),
-        BAD("huge touches", "\x01\x94\x00\x00\x00\xdd\xff\xff\xff\xfe"),
-        BAD("huge string", "\x01\x94\x00\x00\x00\x92\xdb\xff\xff\xff\xff"),
-        BAD("a map", "\x01\x80"),
-        BAD("never-used byte", "\x01\xc1"),
+        BAD("start_ts > int64", "\x01\x05\x94\x00\xcf\x80\x00\x00\x00\x00\x00\x00\x00\x00\x90"),
+        BAD("huge array", "\x01\x05\xdd\xff\xff\xff\xff\x00"),
+        BAD("huge touches", "\x01\x05\x94\x00\x00\x00\xdd\xff\xff\xff\xfe"),
+        BAD("huge string", "\x01\x05\x94\x00\x00\x00\x92\xdb\xff\xff\xff\xff"),
+        BAD("a map", "\x01\x05\x80"),
+        BAD("never-used byte", "\x01\x05\xc1"),
+    };
+    /* the checkpoint number itself: a uint after the version */
+    static const bad_value bad_checkpoint[] = {
+        BAD("no checkpoint", "\x01"),
+        BAD("checkpoint negative", "\x01\xff"),
+        BAD("checkpoint int64 negative", "\x01\xd3\xff\xff\xff\xff\xff\xff\xff\xfe"),
+        BAD("checkpoint nil", "\x01\xc0"),
+        BAD("checkpoint a journey", "\x01\x94\x00\x00\x00\x90"),
+        BAD("checkpoint truncated", "\x01\xcf\x00\x00\x00\x01"),
     };
     dicts d;
     dicts_init(&d);
@@ -626,6 +668,22 @@ static void test_customer_malformed(void **state)
             fail();
         }
         assert_true(err[0] != '\0');
+        if (strstr(err, "checkpoint")) { /* the rule it breaks is after the checkpoint */
+            print_error("%s: %s\n", bad[i].why, err);
+            fail();
+        }
+    }
+    for (size_t i = 0; i < sizeof(bad_checkpoint) / sizeof(bad_checkpoint[0]); i++) {
+        char err[ERR_LEN] = "";
+        if (decode_customer(bad_checkpoint[i].bytes, bad_checkpoint[i].len, &d.lb, err) !=
+            FS_STATE_EMALFORMED) {
+            print_error("accepted: %s\n", bad_checkpoint[i].why);
+            fail();
+        }
+        if (!strstr(err, "checkpoint")) {
+            print_error("%s: %s\n", bad_checkpoint[i].why, err);
+            fail();
+        }
     }
     dicts_free(&d);
 }
@@ -637,22 +695,22 @@ static void test_customer_limits(void **state)
     dicts d;
     dicts_init(&d);
     char err[ERR_LEN];
-    char label65[8 + 65] = "\x01\x94\x00\x00\x00\x92\xd9\x41";
-    memset(label65 + 8, 'a', 65);
+    char label65[9 + 65] = "\x01\x05\x94\x00\x00\x00\x92\xd9\x41";
+    memset(label65 + 9, 'a', 65);
     assert_int_equal(decode_customer(label65, sizeof(label65), &d.lb, err), FS_STATE_EMALFORMED);
     assert_non_null(strstr(err, "not a label"));
-    label65[7] = 0x40; /* 64 bytes and a count: fine */
-    label65[8 + 64] = 0x01;
+    label65[8] = 0x40; /* 64 bytes and a count: fine */
+    label65[9 + 64] = 0x01;
     assert_int_equal(decode_customer(label65, sizeof(label65), &d.lb, err), FS_STATE_OK);
 
     uint32_t pairs = FS_STATE_MAX_TOUCHES + 1;
-    size_t len = 10 + 2 * (size_t)pairs;
+    size_t len = 11 + 2 * (size_t)pairs;
     char *v = fs_xmalloc(len);
-    memcpy(v, "\x01\x94\x00\x00\x00\xdd", 6);
+    memcpy(v, "\x01\x05\x94\x00\x00\x00\xdd", 7);
     uint32_t n = 2 * pairs;
     for (int i = 0; i < 4; i++)
-        v[6 + i] = (char)(n >> (24 - 8 * i));
-    for (size_t i = 10; i < len; i += 2)
+        v[7 + i] = (char)(n >> (24 - 8 * i));
+    for (size_t i = 11; i < len; i += 2)
         memcpy(v + i, "\xa0\x01", 2); /* "" once */
     assert_int_equal(decode_customer(v, len, &d.lb, err), FS_STATE_EMALFORMED);
     assert_non_null(strstr(err, "pairs"));
@@ -668,7 +726,7 @@ static void test_customer_damage(void **state)
     fs_state_journey j[2] = {{0, 1714000000000, 2, 0, NULL}, {2, -5, 4, 0, NULL}};
     make_touches(&j[0], &d.a, 3);
     make_touches(&j[1], &d.a, 1);
-    fs_state_customer c = {"c", 1, 2, j};
+    fs_state_customer c = {"c", 1, 2, j, 5};
     fs_buf val = {0};
     fs_state_encode_customer(&val, &c, &d.la);
     check_damage(&val, false, &d.lb);
@@ -688,8 +746,8 @@ static void test_version(void **state)
     char err[ERR_LEN];
     fs_state_customer c;
     fs_state_part s;
-    assert_int_equal(fs_state_decode_customer("\x02\x94\x00\x00\x00\x90", 6, N_FUNNELS, n_stages,
-                                              &d.lb, &c, err, sizeof(err)),
+    assert_int_equal(fs_state_decode_customer("\x02\x05\x94\x00\x00\x00\x90", 7, N_FUNNELS,
+                                              n_stages, &d.lb, &c, err, sizeof(err)),
                      FS_STATE_EVERSION);
     assert_non_null(strstr(err, "version 2"));
     assert_non_null(strstr(err, "version 1"));
@@ -814,8 +872,8 @@ static void test_part_clock(void **state)
     fs_state_clock c = {false, 1, 2};
     assert_int_equal(fs_state_decode_clock(val.p, val.len, &c), FS_STATE_OK);
     assert_true(c.seen && c.max_ts == INT64_MAX && c.instance_wm == INT64_MIN);
-    /* version 1, hash (9 bytes), seen, INT64_MAX (9), INT64_MIN (9) */
-    const size_t clock_end = 1 + 9 + 1 + 9 + 9;
+    /* version 1, checkpoint 2^40 (9 bytes), hash (9), seen, INT64_MAX (9), INT64_MIN (9) */
+    const size_t clock_end = 1 + 9 + 9 + 1 + 9 + 9;
     for (size_t n = 0; n <= val.len; n++) {
         fs_state_clock t = {false, 1, 2};
         fs_state_err e = fs_state_decode_clock(val.p, n, &t);
@@ -829,9 +887,11 @@ static void test_part_clock(void **state)
     fs_state_encode_part(&val, &none, N_FUNNELS, n_stages, &d.la);
     assert_int_equal(fs_state_decode_clock(val.p, val.len, &c), FS_STATE_OK);
     assert_true(!c.seen && c.max_ts == -3 && c.instance_wm == INT64_MIN);
-    assert_int_equal(fs_state_decode_clock("\x02\x00\xc2\x00\x00", 5, &c), FS_STATE_EVERSION);
-    assert_int_equal(fs_state_decode_clock("\x01\x94\x00\x00\x00\x90", 6, &c),
+    assert_int_equal(fs_state_decode_clock("\x02\x05\x00\xc2\x00\x00", 6, &c), FS_STATE_EVERSION);
+    assert_int_equal(fs_state_decode_clock("\x01\x05\x94\x00\x00\x00\x90", 7, &c),
                      FS_STATE_EMALFORMED); /* a customer's value */
+    assert_int_equal(fs_state_decode_clock("\x01\x00\xc2\x00\x00", 5, &c),
+                     FS_STATE_EMALFORMED); /* the layout before the checkpoint */
     fs_buf_free(&val);
     dicts_free(&d);
 }
@@ -851,6 +911,138 @@ static void test_part_damage(void **state)
     fs_state_encode_part(&val, &want, N_FUNNELS, n_stages, &d.la);
     check_damage(&val, true, &d.lb);
     fs_state_part_free(&want, N_FUNNELS);
+    fs_buf_free(&val);
+    dicts_free(&d);
+}
+
+/* ---- checkpoint numbers ------------------------------------------------- */
+
+/* MessagePack's shortest form of a uint. */
+static size_t uint_size(uint64_t v)
+{
+    return v < 128 ? 1 : v <= UINT8_MAX ? 2 : v <= UINT16_MAX ? 3 : v <= UINT32_MAX ? 5 : 9;
+}
+
+static const uint64_t checkpoints[] = {0,
+                                       1,
+                                       127,
+                                       128,
+                                       UINT8_MAX + 1,
+                                       UINT16_MAX,
+                                       (uint64_t)UINT16_MAX + 1,
+                                       UINT32_MAX,
+                                       (uint64_t)UINT32_MAX + 1,
+                                       (uint64_t)1 << 40,
+                                       UINT64_MAX};
+
+/* The checkpoint number survives both kinds of record, whatever its size,
+ * right after the version in its shortest form; fs_state_peek_checkpoint
+ * finds it. */
+static void test_checkpoint_round_trip(void **state)
+{
+    (void)state;
+    dicts d;
+    dicts_init(&d);
+    fs_touch_count touch[1] = {{label(&d.a, "ads"), 3}};
+    fs_state_journey j = {1, 1714000000000, 1, 1, touch};
+    char err[ERR_LEN];
+    for (size_t i = 0; i < sizeof(checkpoints) / sizeof(checkpoints[0]); i++) {
+        uint64_t cp = checkpoints[i], peeked;
+        fs_buf val = {0}, again = {0};
+
+        fs_state_customer c = {"c", 1, 1, &j, cp}, cgot = {"c", 1, 0, NULL, ~cp};
+        fs_state_encode_customer(&val, &c, &d.la);
+        assert_int_equal((unsigned char)val.p[0], 0x01);
+        assert_int_equal(val.len, 1 + uint_size(cp) + 1 + 1 + 9 + 1 + 1 + 4 + 1);
+        assert_int_equal(fs_state_decode_customer(val.p, val.len, N_FUNNELS, n_stages, &d.lb, &cgot,
+                                                  err, sizeof(err)),
+                         FS_STATE_OK);
+        assert_same_customer(&c, &d.a, &cgot, &d.b);
+        peeked = ~cp;
+        assert_int_equal(fs_state_peek_checkpoint(val.p, val.len, &peeked), FS_STATE_OK);
+        assert_true(peeked == cp);
+        fs_state_encode_customer(&again, &cgot, &d.lb);
+        assert_true(again.len == val.len && memcmp(again.p, val.p, val.len) == 0);
+        fs_state_customer_free(&cgot);
+
+        val.len = again.len = 0;
+        fs_state_part s = {.checkpoint = cp, .config_hash = 77, .instance_wm = INT64_MIN}, sgot;
+        fs_state_encode_part(&val, &s, N_FUNNELS, n_stages, &d.la);
+        assert_int_equal((unsigned char)val.p[0], 0x01);
+        assert_int_equal((unsigned char)val.p[1 + uint_size(cp)], 77); /* then the hash */
+        assert_int_equal(fs_state_decode_part(val.p, val.len, 77, N_FUNNELS, n_stages, &d.lb, &sgot,
+                                              err, sizeof(err)),
+                         FS_STATE_OK);
+        assert_same_part(&s, &d.a, &sgot, &d.b);
+        peeked = ~cp;
+        assert_int_equal(fs_state_peek_checkpoint(val.p, val.len, &peeked), FS_STATE_OK);
+        assert_true(peeked == cp);
+        fs_state_clock clock;
+        assert_int_equal(fs_state_decode_clock(val.p, val.len, &clock), FS_STATE_OK);
+        assert_true(!clock.seen && clock.max_ts == 0 && clock.instance_wm == INT64_MIN);
+        fs_state_encode_part(&again, &sgot, N_FUNNELS, n_stages, &d.lb);
+        assert_true(again.len == val.len && memcmp(again.p, val.p, val.len) == 0);
+        fs_state_part_free(&sgot, N_FUNNELS);
+
+        fs_buf_free(&val);
+        fs_buf_free(&again);
+    }
+    dicts_free(&d);
+}
+
+/* The version and the checkpoint number, nothing after them read. */
+static void test_peek_checkpoint(void **state)
+{
+    (void)state;
+    uint64_t cp = 0;
+    assert_int_equal(fs_state_peek_checkpoint("\x01\x00", 2, &cp), FS_STATE_OK);
+    assert_true(cp == 0);
+    assert_int_equal(fs_state_peek_checkpoint("\x01\x07", 2, &cp), FS_STATE_OK);
+    assert_true(cp == 7);
+    assert_int_equal(fs_state_peek_checkpoint("\x01\xcf\x00\x00\x01\x00\x00\x00\x00\x00", 10, &cp),
+                     FS_STATE_OK);
+    assert_true(cp == (uint64_t)1 << 40);
+    /* any integer form whose value is a uint */
+    assert_int_equal(fs_state_peek_checkpoint("\x01\xd0\x05", 3, &cp), FS_STATE_OK);
+    assert_true(cp == 5);
+    /* what follows is not looked at */
+    assert_int_equal(fs_state_peek_checkpoint("\x01\x09\xc1\xc1", 4, &cp), FS_STATE_OK);
+    assert_true(cp == 9);
+
+    /* another version: refused before its checkpoint (its layout may be anything) */
+    assert_int_equal(fs_state_peek_checkpoint("\x02\x07", 2, &cp), FS_STATE_EVERSION);
+    assert_int_equal(fs_state_peek_checkpoint("\x02", 1, &cp), FS_STATE_EVERSION);
+    assert_int_equal(fs_state_peek_checkpoint("\xcd\x01\x00\xc1", 4, &cp), FS_STATE_EVERSION);
+
+    /* truncated, or not a uint */
+    static const bad_value bad[] = {
+        BAD("empty", ""),
+        BAD("version alone", "\x01"),
+        BAD("version cut short", "\xcd\x00"),
+        BAD("checkpoint cut short", "\x01\xcf\x00\x00\x01\x00"),
+        BAD("checkpoint negative", "\x01\xff"),
+        BAD("checkpoint nil", "\x01\xc0"),
+        BAD("checkpoint an array", "\x01\x94\x00\x00\x00\x90"),
+        BAD("version not an int", "\xa1"
+                                  "1"),
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (fs_state_peek_checkpoint(bad[i].bytes, bad[i].len, &cp) != FS_STATE_EMALFORMED) {
+            print_error("accepted: %s\n", bad[i].why);
+            fail();
+        }
+    }
+
+    /* every prefix of a real value: malformed until the checkpoint is whole */
+    dicts d;
+    dicts_init(&d);
+    fs_buf val = {0};
+    fs_state_customer c = {"c", 1, 0, NULL, (uint64_t)1 << 40};
+    fs_state_encode_customer(&val, &c, &d.la);
+    for (size_t n = 0; n <= val.len; n++)
+        assert_int_equal(fs_state_peek_checkpoint(val.p, n, &cp),
+                         n < 1 + 9 ? FS_STATE_EMALFORMED : FS_STATE_OK);
+    assert_true(cp == (uint64_t)1 << 40);
     fs_buf_free(&val);
     dicts_free(&d);
 }
@@ -887,6 +1079,8 @@ enum {
     COHORT_SHORT,
     COHORTS_UNSORTED,
     COHORT_PANE_NOT_BOOL,
+    CHECKPOINT_NEGATIVE,
+    NO_CHECKPOINT, /* the layout before the checkpoint number */
     N_DEFECTS
 };
 
@@ -1018,6 +1212,10 @@ static void pk_part(pk *k, int defect)
     k->defect = defect;
     msgpack_packer_init(&k->p, &k->b, pk_write);
     pk_u(k, 1);
+    if (defect == CHECKPOINT_NEGATIVE)
+        msgpack_pack_int64(&k->p, -1);
+    else if (defect != NO_CHECKPOINT)
+        pk_u(k, 4242);
     pk_u(k, 0xfeedfacecafebeefULL);
     if (defect == SEEN_NOT_BOOL)
         pk_u(k, 1);
@@ -1051,7 +1249,12 @@ static void test_part_malformed(void **state)
         pk_part(&k, defect);
         char why[32];
         snprintf(why, sizeof(why), "defect %d", defect);
-        assert_malformed_part(&k.b, &d.lb, why);
+        assert_malformed_part(&k.b, &d.lb, why, err);
+        /* refused for the rule it breaks, not at the checkpoint before it */
+        if ((strstr(err, "checkpoint") != NULL) != (defect == CHECKPOINT_NEGATIVE)) {
+            print_error("%s: %s\n", why, err);
+            fail();
+        }
         fs_buf_free(&k.b);
     }
     dicts_free(&d);
@@ -1065,9 +1268,9 @@ static void test_part_huge_counts(void **state)
     dicts d;
     dicts_init(&d);
     static const bad_value bad[] = {
-        BAD("panes 2^32-1", "\x01\x00\xc3\x00\x00\x00\xdd\xff\xff\xff\xff"),
-        BAD("cohorts 2^32-1", "\x01\x00\xc3\x00\x00\x00\x90\x90\x90\xdd\xff\xff\xff\xff\x00"),
-        BAD("slot of 2^16-1", "\x01\x00\xc3\x00\x00\x00\x91\xdc\xff\xff\x00\x00"),
+        BAD("panes 2^32-1", "\x01\x05\x00\xc3\x00\x00\x00\xdd\xff\xff\xff\xff"),
+        BAD("cohorts 2^32-1", "\x01\x05\x00\xc3\x00\x00\x00\x90\x90\x90\xdd\xff\xff\xff\xff\x00"),
+        BAD("slot of 2^16-1", "\x01\x05\x00\xc3\x00\x00\x00\x91\xdc\xff\xff\x00\x00"),
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char err[ERR_LEN];
@@ -1075,6 +1278,10 @@ static void test_part_huge_counts(void **state)
         if (fs_state_decode_part(bad[i].bytes, bad[i].len, 0, N_FUNNELS, n_stages, &d.lb, &s, err,
                                  sizeof(err)) != FS_STATE_EMALFORMED) {
             print_error("accepted: %s\n", bad[i].why);
+            fail();
+        }
+        if (!strstr(err, "cannot fit")) { /* refused for its count, nothing before it */
+            print_error("%s: %s\n", bad[i].why, err);
             fail();
         }
     }
@@ -1166,6 +1373,8 @@ int main(void)
         cmocka_unit_test(test_part_damage),
         cmocka_unit_test(test_part_malformed),
         cmocka_unit_test(test_part_huge_counts),
+        cmocka_unit_test(test_checkpoint_round_trip),
+        cmocka_unit_test(test_peek_checkpoint),
         cmocka_unit_test(test_config_hash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
