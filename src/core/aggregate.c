@@ -171,3 +171,14 @@ void fs_cohort_merge(fs_cohort *into, const fs_cohort *from, uint32_t n_stages)
     for (uint32_t s = 0; s < n_stages; s++)
         into->reached[s] += from->reached[s];
 }
+
+fs_cohort *fs_cohort_map_add(fs_i64map *m, int64_t start, const fs_cohort *from, uint32_t n_stages)
+{
+    fs_cohort *c = fs_i64map_get(m, start);
+    if (!c) {
+        c = fs_cohort_new(n_stages);
+        fs_i64map_put(m, start, c);
+    }
+    fs_cohort_merge(c, from, n_stages);
+    return c;
+}

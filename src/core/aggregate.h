@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "fixed.h"
+#include "i64map.h"
 #include "sketch.h"
 
 typedef struct fs_label_stats {
@@ -71,5 +72,7 @@ void fs_flow_subtract(fs_flow *into, const fs_flow *from);
 
 fs_cohort *fs_cohort_new(uint32_t n_stages);
 void fs_cohort_merge(fs_cohort *into, const fs_cohort *from, uint32_t n_stages);
+/* m[start] += from, the cohort created zeroed when m has none; returns it. */
+fs_cohort *fs_cohort_map_add(fs_i64map *m, int64_t start, const fs_cohort *from, uint32_t n_stages);
 
 #endif

@@ -73,11 +73,29 @@ void fs_panes_free(fs_panes *p)
     free(p->run_panes);
 }
 
-static fs_window_slot *slot_new(const fs_panes *p, int64_t start)
+fs_window_slot *fs_window_slot_new(int64_t start, uint32_t n_funnels)
 {
-    fs_window_slot *slot = fs_xcalloc(1, sizeof(*slot) + p->n_funnels * sizeof(fs_flow *));
+    fs_window_slot *slot = fs_xcalloc(1, sizeof(*slot) + n_funnels * sizeof(fs_flow *));
     slot->start = start;
     return slot;
+}
+
+void fs_window_slot_add(fs_window_slot *into, const fs_window_slot *from, uint32_t n_funnels,
+                        const uint32_t *n_stages, const uint32_t *xlate)
+{
+    into->rejected += from->rejected;
+    for (uint32_t f = 0; f < n_funnels; f++) {
+        if (!from->flow[f])
+            continue;
+        if (!into->flow[f])
+            into->flow[f] = fs_flow_new(n_stages[f]);
+        fs_flow_merge(into->flow[f], from->flow[f], xlate);
+    }
+}
+
+static fs_window_slot *slot_new(const fs_panes *p, int64_t start)
+{
+    return fs_window_slot_new(start, p->n_funnels);
 }
 
 static fs_window_slot *slot_in(fs_panes *p, fs_i64map *m, int64_t start)

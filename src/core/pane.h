@@ -49,6 +49,12 @@ typedef struct fs_window_slot {
 } fs_window_slot;
 
 void fs_window_slot_free(fs_window_slot *slot, uint32_t n_funnels);
+/* A slot with no counts. */
+fs_window_slot *fs_window_slot_new(int64_t start, uint32_t n_funnels);
+/* into += from, from's label ids translated through xlate (NULL: the same
+ * ids); from is left as it is. */
+void fs_window_slot_add(fs_window_slot *into, const fs_window_slot *from, uint32_t n_funnels,
+                        const uint32_t *n_stages, const uint32_t *xlate);
 /* into += from, the same window of the same worker (so the same label ids);
  * from is consumed. */
 void fs_window_slot_absorb(fs_window_slot *into, fs_window_slot *from, uint32_t n_funnels);

@@ -204,9 +204,8 @@ static bool control(fs_router *r, fs_routed *out, const fs_part_ctl *ctl, uint32
     return checkpoint;
 }
 
-static void add_restore(fs_router *r, fs_routed *out, uint32_t w, uint32_t i)
+static void add_restore(fs_routed *out, uint32_t w, uint32_t i)
 {
-    (void)r;
     out->restore[w][out->n_restore[w]++] = i;
 }
 
@@ -229,8 +228,7 @@ static void restore(fs_router *r, fs_routed *out, const fs_route_head *h)
         uint32_t id_len;
         switch (fs_state_key_parse(key, rr->key_len, &id, &id_len)) {
         case FS_STATE_KEY_CUSTOMER:
-            add_restore(r, out, fs_journey_table_owner(fs_hash_customer(id, id_len), r->n_workers),
-                        i);
+            add_restore(out, fs_journey_table_owner(fs_hash_customer(id, id_len), r->n_workers), i);
             break;
         case FS_STATE_KEY_PART: {
             fs_state_clock c;
@@ -242,11 +240,11 @@ static void restore(fs_router *r, fs_routed *out, const fs_route_head *h)
                     r->wm_floor = c.instance_wm;
             }
             for (uint32_t w = 0; w < r->n_workers; w++)
-                add_restore(r, out, w, i);
+                add_restore(out, w, i);
             break;
         }
         case FS_STATE_KEY_BAD:
-            add_restore(r, out, 0, i); /* worker 0 reports it */
+            add_restore(out, 0, i); /* worker 0 reports it */
             break;
         }
     }

@@ -182,13 +182,7 @@ static void emit_closed_windows(fs_sink *s, fs_step **steps)
 static void add_cohort(fs_sink *s, uint32_t funnel, int64_t start, const fs_cohort *delta)
 {
     uint32_t n = s->funnels->funnel[funnel].n_stages;
-    fs_cohort *c = fs_i64map_get(&s->cohorts[funnel], start);
-    if (!c) {
-        c = fs_cohort_new(n);
-        fs_i64map_put(&s->cohorts[funnel], start, c);
-    }
-    fs_cohort_merge(c, delta, n);
-    c->dirty = true;
+    fs_cohort_map_add(&s->cohorts[funnel], start, delta, n)->dirty = true;
 }
 
 static void add_cohort_deltas(fs_sink *s, fs_step **steps)
@@ -281,18 +275,10 @@ static void merge_slots(fs_sink *s, fs_i64map *m, fs_window_slot **from, uint32_
     for (uint32_t i = 0; i < n; i++) {
         fs_window_slot *into = fs_i64map_get(m, from[i]->start);
         if (!into) {
-            into = fs_xcalloc(1, sizeof(*into) + nf * sizeof(fs_flow *));
-            into->start = from[i]->start;
+            into = fs_window_slot_new(from[i]->start, nf);
             fs_i64map_put(m, into->start, into);
         }
-        into->rejected += from[i]->rejected;
-        for (uint32_t f = 0; f < nf; f++) {
-            if (!from[i]->flow[f])
-                continue;
-            if (!into->flow[f])
-                into->flow[f] = fs_flow_new(s->funnels->funnel[f].n_stages);
-            fs_flow_merge(into->flow[f], from[i]->flow[f], xlate);
-        }
+        fs_window_slot_add(into, from[i], nf, s->n_stages, xlate);
     }
 }
 
@@ -306,14 +292,8 @@ static void merge_lane(fs_sink *s, part_merge *pm, fs_state_part *lane, const ui
     merge_slots(s, &pm->kinds[2], lane->parked, lane->n_parked, xlate);
     for (uint32_t i = 0; i < lane->n_cohorts; i++) {
         const fs_state_cohort *sc = &lane->cohorts[i];
-        fs_i64map *m = &pm->cohorts[sc->pane ? nf + sc->funnel : sc->funnel];
-        uint32_t n_stages = s->funnels->funnel[sc->funnel].n_stages;
-        fs_cohort *c = fs_i64map_get(m, sc->start);
-        if (!c) {
-            c = fs_cohort_new(n_stages);
-            fs_i64map_put(m, sc->start, c);
-        }
-        fs_cohort_merge(c, sc->cohort, n_stages);
+        fs_cohort_map_add(&pm->cohorts[sc->pane ? nf + sc->funnel : sc->funnel], sc->start,
+                          sc->cohort, s->funnels->funnel[sc->funnel].n_stages);
     }
 }
 

@@ -195,14 +195,8 @@ static void put_customers(fs_worker *w, state_out *o)
 
 static fs_window_slot *copy_slot(const fs_worker *w, const fs_window_slot *from)
 {
-    fs_window_slot *to = fs_xcalloc(1, sizeof(*to) + w->funnels->n * sizeof(fs_flow *));
-    to->start = from->start;
-    to->rejected = from->rejected;
-    for (uint32_t f = 0; f < w->funnels->n; f++)
-        if (from->flow[f]) {
-            to->flow[f] = fs_flow_new(w->n_stages[f]);
-            fs_flow_merge(to->flow[f], from->flow[f], NULL);
-        }
+    fs_window_slot *to = fs_window_slot_new(from->start, w->funnels->n);
+    fs_window_slot_add(to, from, w->funnels->n, w->n_stages, NULL);
     return to;
 }
 
@@ -246,7 +240,7 @@ static void copy_cohorts(const fs_worker *w, fs_lane *l, fs_state_part *sp)
                 continue;
             }
             fs_cohort *copy = fs_cohort_new(w->n_stages[k % nf]);
-            fs_cohort_merge(copy, c, w->n_stages[k % nf]);
+            fs_cohort_merge(copy, c, w->n_stages[k % nf]); /* the step owns the copy */
             sp->cohorts[sp->n_cohorts++] = (fs_state_cohort){k % nf, k >= nf, start, copy};
         }
         for (uint32_t i = 0; i < n_finals; i++)

@@ -172,6 +172,14 @@ static int64_t lane_wm(const fs_lane *l)
     return fs_panes_wm(&l->windows, l->wm);
 }
 
+/* The next multiple of hop above the lane's closed_upto: the lowest
+ * watermark that closes a window (window ends are multiples of hop). */
+static int64_t next_close(const fs_worker *w, const fs_lane *l)
+{
+    return fs_clamp128(((__int128)fs_floor_div(l->windows.closed_upto, w->win.hop) + 1) *
+                       w->win.hop);
+}
+
 /* Appends closed windows (ascending, after the parked ones) to the lane;
  * frees the array. */
 static void park_slots(fs_lane *l, fs_window_slot **closed, uint32_t n)
@@ -199,9 +207,7 @@ static void park_closed(fs_worker *w, fs_lane *l, int64_t wm, bool all)
     uint32_t n;
     fs_window_slot **closed = fs_panes_close(&l->windows, wm, all, &n);
     park_slots(l, closed, n);
-    /* the next multiple of hop above closed_upto: the lowest watermark that closes a window */
-    __int128 next = ((__int128)fs_floor_div(l->windows.closed_upto, w->win.hop) + 1) * w->win.hop;
-    l->next_close = all ? INT64_MAX : fs_clamp128(next);
+    l->next_close = all ? INT64_MAX : next_close(w, l);
 }
 
 void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_config *cfg,
@@ -941,16 +947,6 @@ static void drop_partition(fs_worker *w, uint32_t part)
     }
 }
 
-static void merge_cohort(fs_i64map *m, int64_t start, const fs_cohort *from, uint32_t n_stages)
-{
-    fs_cohort *c = fs_i64map_get(m, start);
-    if (!c) {
-        c = fs_cohort_new(n_stages);
-        fs_i64map_put(m, start, c);
-    }
-    fs_cohort_merge(c, from, n_stages);
-}
-
 /* The lane takes its cohort totals back as they were written, and the
  * sink, which starts from nothing, gets them as deltas: a pane's totals go
  * to each window holding it that was not final at the checkpoint (its
@@ -962,9 +958,9 @@ static void adopt_cohorts(fs_worker *w, fs_lane *l, const struct fs_state_part *
         const fs_state_cohort *sc = &sp->cohorts[i];
         const fs_funnel *f = &w->funnels->funnel[sc->funnel];
         uint32_t k = sc->pane ? nf + sc->funnel : sc->funnel;
-        merge_cohort(&l->cohorts[k], sc->start, sc->cohort, f->n_stages);
+        fs_cohort_map_add(&l->cohorts[k], sc->start, sc->cohort, f->n_stages);
         if (!sc->pane) {
-            merge_cohort(&w->cohort_delta[k], sc->start, sc->cohort, f->n_stages);
+            fs_cohort_map_add(&w->cohort_delta[k], sc->start, sc->cohort, f->n_stages);
             continue;
         }
         int64_t at;
@@ -972,7 +968,7 @@ static void adopt_cohorts(fs_worker *w, fs_lane *l, const struct fs_state_part *
              n++) {
             if (sp->instance_wm >= fs_sat_add(fs_window_end(&w->win, at), f->conversion_window_ms))
                 break; /* earlier windows are final earlier */
-            merge_cohort(&w->cohort_delta[sc->funnel], at, sc->cohort, f->n_stages);
+            fs_cohort_map_add(&w->cohort_delta[sc->funnel], at, sc->cohort, f->n_stages);
         }
     }
 }
@@ -988,8 +984,7 @@ void fs_worker_adopt_lane(fs_worker *w, uint32_t part, struct fs_state_part *sp,
         }
     }
     fs_panes_set_closed(&l->windows, sp->closed_upto);
-    __int128 next = ((__int128)fs_floor_div(l->windows.closed_upto, w->win.hop) + 1) * w->win.hop;
-    l->next_close = fs_clamp128(next);
+    l->next_close = next_close(w, l);
     if (!counts)
         return;
     for (uint32_t i = 0; i < sp->n_panes; i++)

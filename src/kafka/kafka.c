@@ -30,11 +30,9 @@ static int set_prop(rd_kafka_conf_t *conf, const char *key, const char *value, c
     return -1;
 }
 
-/* Properties that librdkafka applies to one kind of client only (its
- * CONFIGURATION.md marks them C or P). The kafka: section serves both
- * clients, so each gets only what applies to it; librdkafka would otherwise
- * warn about every consumer property at producer start-up. */
-static const char *const consumer_only[] = {
+/* Properties of a consumer group, which a reader (fs_kafka_reader_new) is
+ * not in: librdkafka would look up a coordinator for a group.id. */
+static const char *const group_only[] = {
     "group.id",
     "group.instance.id",
     "partition.assignment.strategy",
@@ -46,6 +44,15 @@ static const char *const consumer_only[] = {
     "enable.auto.commit",
     "auto.commit.interval.ms",
     "enable.auto.offset.store",
+    "offset.store.method",
+};
+
+/* Properties that librdkafka applies to one kind of client only (its
+ * CONFIGURATION.md marks them C or P). The kafka: section serves both
+ * clients, so each gets only what applies to it; librdkafka would otherwise
+ * warn about every consumer property at producer start-up. */
+static const char *const consumer_only[] = {
+    /* and every group property above */
     "queued.min.messages",
     "queued.max.messages.kbytes",
     "fetch.wait.max.ms",
@@ -59,7 +66,6 @@ static const char *const consumer_only[] = {
     "check.crcs",
     "auto.offset.reset",
     "consume.callback.max.messages",
-    "offset.store.method",
     "allow.auto.create.topics",
 };
 static const char *const producer_only[] = {
@@ -88,29 +94,24 @@ static const char *const producer_only[] = {
     "queue.buffering.backpressure.threshold",
 };
 
-/* Properties of a consumer group, which a reader (fs_kafka_reader_new) is
- * not in: librdkafka would look up a coordinator for a group.id. */
-static const char *const group_only[] = {
-    "group.id",
-    "group.instance.id",
-    "partition.assignment.strategy",
-    "session.timeout.ms",
-    "heartbeat.interval.ms",
-    "group.protocol.type",
-    "coordinator.query.interval.ms",
-    "max.poll.interval.ms",
-    "enable.auto.commit",
-    "auto.commit.interval.ms",
-    "enable.auto.offset.store",
-    "offset.store.method",
-};
-
 static bool listed(const char *key, const char *const *list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!strcmp(key, list[i]))
             return true;
     return false;
+}
+
+#define N_OF(list) (sizeof(list) / sizeof(*(list)))
+
+/* A kafka: property that librdkafka applies only to the other kind of
+ * client, or (no_group) to a group member. */
+static bool not_for(const char *key, rd_kafka_type_t type, bool no_group)
+{
+    bool group = listed(key, group_only, N_OF(group_only));
+    if (type == RD_KAFKA_CONSUMER)
+        return listed(key, producer_only, N_OF(producer_only)) || (no_group && group);
+    return group || listed(key, consumer_only, N_OF(consumer_only));
 }
 
 static const char *user_value(const fs_config *cfg, const char *key)
@@ -132,18 +133,13 @@ static rd_kafka_conf_t *layered_conf_ex(const fs_config *cfg, rd_kafka_type_t ty
                                         const prop *defaults, size_t n_defaults, const prop *fixed,
                                         size_t n_fixed, char *err, size_t err_len)
 {
-    size_t n_group = no_group ? sizeof(group_only) / sizeof(*group_only) : 0;
-    const char *const *other = type == RD_KAFKA_CONSUMER ? producer_only : consumer_only;
-    size_t n_other = type == RD_KAFKA_CONSUMER ? sizeof(producer_only) / sizeof(*producer_only)
-                                               : sizeof(consumer_only) / sizeof(*consumer_only);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_log_cb(conf, fs_kafka_log);
     for (size_t i = 0; i < n_defaults; i++)
         if (set_prop(conf, defaults[i].key, defaults[i].value, err, err_len))
             goto fail;
     for (size_t i = 0; i < cfg->n_kafka; i++)
-        if (!listed(cfg->kafka[i].key, other, n_other) &&
-            !listed(cfg->kafka[i].key, group_only, n_group) &&
+        if (!not_for(cfg->kafka[i].key, type, no_group) &&
             set_prop(conf, cfg->kafka[i].key, cfg->kafka[i].value, err, err_len))
             goto fail;
     for (size_t i = 0; i < n_fixed; i++) {

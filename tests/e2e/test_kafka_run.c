@@ -661,6 +661,25 @@ static char *last_per_key(const char *out)
     return text;
 }
 
+/* The last record per key of topic `out` (2 partitions) equals replay of
+ * the events file with the stage's config: flow records and final cohorts. */
+static void assert_last_per_key_is_replay(const char *cfg, const char *events, const char *out)
+{
+    char *yaml = read_text(cfg);
+    char *want = fs_e2e_replay_file_at(yaml, events, 1, __FILE__, __LINE__);
+    consumed got = consume_topic(out, 2, false);
+    char *last = last_per_key(got.text);
+    char *got_canon = fs_e2e_canonical(last), *want_canon = fs_e2e_canonical(want);
+    assert_true(fs_e2e_count_records(want, "flow", NULL) > 5);
+    assert_string_equal(got_canon, want_canon);
+    free(got_canon);
+    free(want_canon);
+    free(last);
+    consumed_free(&got);
+    free(want);
+    free(yaml);
+}
+
 /* SPEC §5's guarantee under at_least_once with the state topic: the stage
  * is killed (-9) three times at different points, more input arriving in
  * between, and restarted; a last run to the end of input. Every run
@@ -697,19 +716,7 @@ static void kill_and_restart(const char *delivery, const char *in, const char *o
     assert_non_null(strstr(r.err, "msg=\"partition state restored\""));
     fs_e2e_run_free(&r);
 
-    char *yaml = read_text(cfg);
-    char *want = fs_e2e_replay_file_at(yaml, events, 1, __FILE__, __LINE__);
-    consumed got = consume_topic(out, 2, false);
-    char *last = last_per_key(got.text);
-    char *got_canon = fs_e2e_canonical(last), *want_canon = fs_e2e_canonical(want);
-    assert_true(fs_e2e_count_records(want, "flow", NULL) > 5);
-    assert_string_equal(got_canon, want_canon);
-    free(got_canon);
-    free(want_canon);
-    free(last);
-    consumed_free(&got);
-    free(want);
-    free(yaml);
+    assert_last_per_key_is_replay(cfg, events, out);
     free(cfg);
     free(events);
 }
@@ -757,18 +764,7 @@ static void test_injected_faults(void **state)
         fs_e2e_run_free(&r);
     }
     assert_int_equal(status, 0);
-    char *yaml = read_text(cfg);
-    char *want = fs_e2e_replay_file_at(yaml, events, 1, __FILE__, __LINE__);
-    consumed got = consume_topic("fi-out", 2, false);
-    char *last = last_per_key(got.text);
-    char *got_canon = fs_e2e_canonical(last), *want_canon = fs_e2e_canonical(want);
-    assert_string_equal(got_canon, want_canon);
-    free(got_canon);
-    free(want_canon);
-    free(last);
-    consumed_free(&got);
-    free(want);
-    free(yaml);
+    assert_last_per_key_is_replay(cfg, events, "fi-out");
     free(cfg);
     free(events);
 }
