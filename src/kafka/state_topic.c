@@ -252,7 +252,8 @@ struct fs_state_latest {
     fs_dict keys;   /* key -> id, first-seen order */
     char **val;     /* by id: the last value, NULL when DEAD */
     uint32_t *len;  /* by id: its length, or DEAD */
-    uint32_t cap;   /* of val and len */
+    bool *shadow;   /* by id: the last record was skipped (fs_state_latest_shadow) */
+    uint32_t cap;   /* of val, len and shadow */
     uint64_t alive; /* ids whose len is not DEAD */
 };
 
@@ -271,6 +272,7 @@ void fs_state_latest_free(fs_state_latest *l)
         free(l->val[i]);
     free(l->val);
     free(l->len);
+    free(l->shadow);
     fs_dict_free(&l->keys);
     free(l);
 }
@@ -283,18 +285,34 @@ static void latest_room(fs_state_latest *l, uint32_t id)
     l->cap = l->cap ? l->cap * 2 : 1024;
     l->val = fs_xrealloc(l->val, l->cap * sizeof(*l->val));
     l->len = fs_xrealloc(l->len, l->cap * sizeof(*l->len));
+    l->shadow = fs_xrealloc(l->shadow, l->cap * sizeof(*l->shadow));
+}
+
+/* The id of key, a new one with no value when first seen. */
+static uint32_t latest_id(fs_state_latest *l, const char *key, size_t key_len)
+{
+    uint32_t n = l->keys.count;
+    uint32_t id = fs_dict_intern(&l->keys, key, key_len);
+    if (id == n) {
+        latest_room(l, id);
+        l->val[id] = NULL;
+        l->len[id] = DEAD;
+        l->shadow[id] = false;
+    }
+    return id;
+}
+
+void fs_state_latest_shadow(fs_state_latest *l, const char *key, size_t key_len)
+{
+    uint32_t id = latest_id(l, key, key_len); /* before reading l->shadow: it may move */
+    l->shadow[id] = true;
 }
 
 void fs_state_latest_put(fs_state_latest *l, const char *key, size_t key_len, const char *value,
                          size_t value_len)
 {
-    uint32_t n = l->keys.count;
-    uint32_t id = fs_dict_intern(&l->keys, key, key_len);
-    if (id == n) { /* a new key */
-        latest_room(l, id);
-        l->val[id] = NULL;
-        l->len[id] = DEAD;
-    }
+    uint32_t id = latest_id(l, key, key_len);
+    l->shadow[id] = false;
     bool was = l->len[id] != DEAD;
     if (!value) {
         free(l->val[id]);
@@ -322,6 +340,20 @@ uint64_t fs_state_latest_each(const fs_state_latest *l, fs_state_restore_fn fn, 
         if (l->len[i] == DEAD)
             continue;
         fn(ctx, fs_dict_name(&l->keys, i), fs_dict_len(&l->keys, i), l->val[i], l->len[i]);
+        n++;
+    }
+    return n;
+}
+
+uint64_t fs_state_latest_each_shadowed(const fs_state_latest *l, fs_state_restore_fn fn, void *ctx)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < l->keys.count; i++) {
+        if (!l->shadow[i])
+            continue;
+        bool live = l->len[i] != DEAD;
+        fn(ctx, fs_dict_name(&l->keys, i), fs_dict_len(&l->keys, i), live ? l->val[i] : NULL,
+           live ? l->len[i] : 0);
         n++;
     }
     return n;
@@ -389,6 +421,7 @@ static void on_message(rd_kafka_message_t *m, void *opaque)
                 r->st.max_checkpoint = ckpt;
             if (ckpt > r->upto) {
                 r->st.uncommitted++; /* a checkpoint that never committed */
+                fs_state_latest_shadow(r->latest, m->key, m->key_len);
                 return;
             }
         }
@@ -462,13 +495,14 @@ int fs_state_topic_restore(const fs_config *cfg, const char *topic, int32_t part
                            int timeout_ms, fs_state_restore_fn fn, void *ctx,
                            fs_state_restore_stats *st, char *err, size_t err_len)
 {
-    return fs_state_topic_restore_upto(cfg, topic, partition, UINT64_MAX, timeout_ms, fn, ctx, st,
-                                       err, err_len);
+    return fs_state_topic_restore_upto(cfg, topic, partition, UINT64_MAX, timeout_ms, fn, NULL, ctx,
+                                       st, err, err_len);
 }
 
 int fs_state_topic_restore_upto(const fs_config *cfg, const char *topic, int32_t partition,
-                                uint64_t upto, int timeout_ms, fs_state_restore_fn fn, void *ctx,
-                                fs_state_restore_stats *st, char *err, size_t err_len)
+                                uint64_t upto, int timeout_ms, fs_state_restore_fn fn,
+                                fs_state_restore_fn shadowed, void *ctx, fs_state_restore_stats *st,
+                                char *err, size_t err_len)
 {
     uint64_t t0 = fs_now_ns();
     restore r = {
@@ -481,8 +515,11 @@ int fs_state_topic_restore_upto(const fs_config *cfg, const char *topic, int32_t
     if (rc == 0)
         rc = read_partition(rk, &r, timeout_ms);
     rd_kafka_destroy(rk);
-    if (rc == 0)
+    if (rc == 0) {
         r.st.live_keys = fs_state_latest_each(r.latest, fn, ctx);
+        if (shadowed)
+            r.st.shadowed = fs_state_latest_each_shadowed(r.latest, shadowed, ctx);
+    }
     fs_state_latest_free(r.latest);
     r.st.seconds = (double)(fs_now_ns() - t0) / 1e9;
     if (st)

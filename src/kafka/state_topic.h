@@ -95,6 +95,7 @@ typedef struct fs_state_restore_stats {
     double seconds;          /* the whole restore, calls of fn included */
     uint64_t max_checkpoint; /* the highest checkpoint number read (state.h) */
     uint64_t uncommitted;    /* values skipped: of a checkpoint above `upto` */
+    uint64_t shadowed;       /* keys whose last record is such a value */
 } fs_state_restore_stats;
 
 /* Restores partition `partition` of the state topic `topic`: reads it from
@@ -129,17 +130,26 @@ int fs_state_topic_restore(const fs_config *cfg, const char *topic, int32_t part
                            int timeout_ms, fs_state_restore_fn fn, void *ctx,
                            fs_state_restore_stats *st, char *err, size_t err_len);
 
+/* The same, keeping only values of checkpoints numbered at most upto (the
+ * one committed with the partition's offsets: state.h); the others are
+ * counted in st->uncommitted. A key whose last record on the topic is such
+ * a value is shadowed: a later restore, with a higher committed number,
+ * would take that value, which belongs to a checkpoint that never
+ * committed (brokers that show aborted records, like the mock cluster, or
+ * at_least_once, whose state is never held back). shadowed (may be NULL)
+ * is then called once per shadowed key, after fn's calls, with the key's
+ * restored value, or NULL and 0 when it has none: the caller writes that
+ * (or a tombstone) again, so that the topic's last word on the key is
+ * what was restored. st->shadowed counts them. */
+int fs_state_topic_restore_upto(const fs_config *cfg, const char *topic, int32_t partition,
+                                uint64_t upto, int timeout_ms, fs_state_restore_fn fn,
+                                fs_state_restore_fn shadowed, void *ctx, fs_state_restore_stats *st,
+                                char *err, size_t err_len);
+
 /* ---- the last value per key ----------------------------------------------
  * The map a restore keeps, usable alone (tests, benchmarks): keys are
  * interned (dict.h) into dense ids in first-seen order, the value of id i
  * is one allocation, replaced in place as later records of the key come. */
-
-/* The same, keeping only values of checkpoints numbered at most upto (the
- * one committed with the partition's offsets: state.h); the others are
- * counted in st->uncommitted. */
-int fs_state_topic_restore_upto(const fs_config *cfg, const char *topic, int32_t partition,
-                                uint64_t upto, int timeout_ms, fs_state_restore_fn fn, void *ctx,
-                                fs_state_restore_stats *st, char *err, size_t err_len);
 
 typedef struct fs_state_latest fs_state_latest;
 
@@ -148,9 +158,15 @@ void fs_state_latest_free(fs_state_latest *l);
 /* A record: value NULL is a tombstone (the key is removed). */
 void fs_state_latest_put(fs_state_latest *l, const char *key, size_t key_len, const char *value,
                          size_t value_len);
+/* A record the restore skips: the key keeps its value but is shadowed
+ * until its next put. */
+void fs_state_latest_shadow(fs_state_latest *l, const char *key, size_t key_len);
 /* Live keys now. */
 uint64_t fs_state_latest_count(const fs_state_latest *l);
 /* Calls fn for every live key, in first-seen order; returns how many. */
 uint64_t fs_state_latest_each(const fs_state_latest *l, fs_state_restore_fn fn, void *ctx);
+/* Calls fn for every shadowed key (its value, or NULL and 0 when it has
+ * none), in first-seen order; returns how many. */
+uint64_t fs_state_latest_each_shadowed(const fs_state_latest *l, fs_state_restore_fn fn, void *ctx);
 
 #endif

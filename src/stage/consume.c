@@ -235,23 +235,38 @@ static void restore_record(void *ctx, const char *key, size_t key_len, const cha
     fs_batch_add_restore(open_batch(r->s), r->part, key, key_len, value, value_len);
 }
 
-/* The number of the checkpoint committed with partition p's offset (its
- * commit metadata); 0 when nothing was committed. */
-static uint64_t committed_checkpoint(fs_stage *s, uint32_t p)
+/* The key's last record belongs to a checkpoint that never committed; a
+ * later commit would make it count. Written again, the key's last record
+ * is what was restored (a committed value keeps its number; a tombstone
+ * has none), whether or not the transaction it goes into commits. */
+static void restore_shadowed(void *ctx, const char *key, size_t key_len, const char *value,
+                             size_t value_len)
+{
+    restore_ctx *r = ctx;
+    fs_deliver_supersede(r->s, r->part, key, key_len, value, value_len);
+}
+
+/* Where the group's commit left partition p: the number of the checkpoint
+ * committed with its offset (the commit's metadata; 0 when nothing was
+ * committed) and the offset in *offset (-1: none). */
+static uint64_t committed_position(fs_stage *s, uint32_t p, int64_t *offset)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, s->cfg->input_topic, (int32_t)p);
     uint64_t id = 0;
+    *offset = -1;
     rd_kafka_resp_err_t e = rd_kafka_committed(s->consumer, l, RESTORE_TIMEOUT_MS);
     if (e)
         fs_log(FS_LOG_WARN, "committed offset unknown", "partition=%" PRIu32 " error=\"%s\"", p,
                rd_kafka_err2str(e));
-    else if (l->elems[0].offset >= 0 && l->elems[0].metadata_size > 0 &&
-             l->elems[0].metadata_size < 24) {
-        char text[24];
-        memcpy(text, l->elems[0].metadata, l->elems[0].metadata_size);
-        text[l->elems[0].metadata_size] = '\0';
-        id = strtoull(text, NULL, 10);
+    else if (l->elems[0].offset >= 0) {
+        *offset = l->elems[0].offset;
+        if (l->elems[0].metadata_size > 0 && l->elems[0].metadata_size < 24) {
+            char text[24];
+            memcpy(text, l->elems[0].metadata, l->elems[0].metadata_size);
+            text[l->elems[0].metadata_size] = '\0';
+            id = strtoull(text, NULL, 10);
+        }
     }
     rd_kafka_topic_partition_list_destroy(l);
     return id;
@@ -266,12 +281,20 @@ static void restore(fs_stage *s, uint32_t p)
     restore_ctx r = {s, (uint16_t)p};
     fs_state_restore_stats st = {0};
     char err[512];
-    uint64_t t0 = fs_now_ns(), upto = committed_checkpoint(s, p);
+    int64_t offset;
+    uint64_t t0 = fs_now_ns(), upto = committed_position(s, p, &offset);
+    if (offset >= 0)
+        fs_part_resume(fs_part_table_at(&s->parts, p), offset, upto);
+    fs_log(FS_LOG_INFO, "partition state restoring", "partition=%" PRIu32 " checkpoint=%" PRIu64, p,
+           upto);
     if (fs_state_topic_restore_upto(s->cfg, s->state_topic, (int32_t)p, upto, RESTORE_TIMEOUT_MS,
-                                    restore_record, &r, &st, err, sizeof err) != 0) {
+                                    restore_record, restore_shadowed, &r, &st, err,
+                                    sizeof err) != 0) {
         fs_stage_fail(s, err);
         return;
     }
+    if (st.shadowed > 0 && !fs_deliver_await_superseded(s, RESTORE_TIMEOUT_MS))
+        return;
     /* numbers only grow, past any written, committed or not */
     if (st.max_checkpoint >= s->next_checkpoint)
         s->next_checkpoint = st.max_checkpoint + 1;
@@ -282,8 +305,8 @@ static void restore(fs_stage *s, uint32_t p)
     s->restore_seq = s->open->seq;
     fs_log(FS_LOG_INFO, "partition state restored",
            "partition=%" PRIu32 " checkpoint=%" PRIu64 " records_read=%" PRIu64 " keys=%" PRIu64
-           " uncommitted_skipped=%" PRIu64 " seconds=%.3f",
-           p, upto, st.records, st.live_keys, st.uncommitted, secs);
+           " uncommitted_skipped=%" PRIu64 " rewritten=%" PRIu64 " seconds=%.3f",
+           p, upto, st.records, st.live_keys, st.uncommitted, st.shadowed, secs);
 }
 
 /* A partition leaves with its state written: a checkpoint of everything

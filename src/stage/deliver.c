@@ -17,8 +17,10 @@
 #define FLUSH_TIMEOUT_MS 60000
 
 /* A produced message's opaque, returned with its delivery report: its
- * number among its kind, shifted left, and the kind in the low bit. */
+ * number among its kind, shifted left, and the kind in the low bit; a
+ * superseding state record (fs_deliver_supersede) has a tag of its own. */
 enum { TAG_RECORD = 0, TAG_DEAD_LETTER = 1 };
+#define TAG_SUPERSEDE UINTPTR_MAX
 
 /* ---- from any thread to the loop ------------------------------------------- */
 
@@ -42,6 +44,10 @@ void fs_deliver_report_from_any(rd_kafka_t *rk, const rd_kafka_message_t *msg, v
     if (msg->err) {
         inbox_fail(s, "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
                    rd_kafka_err2str(msg->err));
+        return;
+    }
+    if (tag == TAG_SUPERSEDE) {
+        atomic_fetch_sub(&s->superseding, 1);
         return;
     }
     fs_inbox_post_ack(&s->in, tag);
@@ -279,13 +285,17 @@ void fs_deliver_commit(fs_stage *s, bool sync, const rd_kafka_topic_partition_li
         return;
     uint32_t n;
     const int64_t *safe = fs_commit_safe(s->plan, &n);
+    uint64_t checkpoint = fs_commit_safe_checkpoint(s->plan);
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
     for (uint32_t p = 0; p < n && p < s->parts.n; p++) {
-        if (safe[p] < 0 || safe[p] <= s->parts.v[p].committed || !s->parts.v[p].assigned)
+        const fs_part *ps = &s->parts.v[p];
+        if (safe[p] < 0 || safe[p] < ps->committed || !ps->assigned)
             continue;
+        if (safe[p] == ps->committed && checkpoint == ps->committed_checkpoint)
+            continue; /* committed as it is */
         if (only && !rd_kafka_topic_partition_list_find(only, s->cfg->input_topic, (int32_t)p))
             continue;
-        set_offset(list, s->cfg->input_topic, p, safe[p], fs_commit_safe_checkpoint(s->plan));
+        set_offset(list, s->cfg->input_topic, p, safe[p], checkpoint);
     }
     if (list->cnt > 0) {
         rd_kafka_resp_err_t err = rd_kafka_commit(s->consumer, list, !sync);
@@ -293,11 +303,12 @@ void fs_deliver_commit(fs_stage *s, bool sync, const rd_kafka_topic_partition_li
             fs_log(FS_LOG_WARN, "offset commit failed", "error=\"%s\"", rd_kafka_err2str(err));
         } else {
             for (int i = 0; i < list->cnt; i++) {
-                s->parts.v[list->elems[i].partition].committed = list->elems[i].offset;
+                fs_part *ps = &s->parts.v[list->elems[i].partition];
+                ps->committed = list->elems[i].offset;
+                ps->committed_checkpoint = checkpoint;
                 fs_log(FS_LOG_DEBUG, "offset committed",
                        "partition=%" PRId32 " offset=%" PRId64 " checkpoint=%" PRIu64,
-                       list->elems[i].partition, list->elems[i].offset,
-                       fs_commit_safe_checkpoint(s->plan));
+                       list->elems[i].partition, list->elems[i].offset, checkpoint);
             }
             s->commits++;
         }
@@ -309,6 +320,33 @@ void fs_deliver_commit_tick(fs_stage *s)
 {
     if (s->phase == FS_STAGE_RUNNING)
         fs_deliver_commit(s, false, NULL);
+}
+
+void fs_deliver_supersede(fs_stage *s, uint32_t part, const char *key, size_t key_len,
+                          const char *value, size_t value_len)
+{
+    atomic_fetch_add(&s->superseding, 1);
+    rd_kafka_resp_err_t err =
+        fs_kafka_produce_to(s->producer, s->state_topic, (int32_t)part, key, key_len, value,
+                            value_len, (void *)(uintptr_t)TAG_SUPERSEDE);
+    if (err) {
+        atomic_fetch_sub(&s->superseding, 1);
+        fs_stage_fail(s, "producing a state record again after a restore failed");
+    }
+}
+
+bool fs_deliver_await_superseded(fs_stage *s, int timeout_ms)
+{
+    uint64_t deadline = fs_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    while (atomic_load(&s->superseding) > 0 && s->exit_code == 0) {
+        if (fs_now_ns() > deadline) {
+            fs_stage_fail(s, "state records written again after a restore were not acknowledged");
+            return false;
+        }
+        rd_kafka_poll(s->producer, 20); /* delivery reports; others go to the inbox */
+        fs_deliver_read(s);
+    }
+    return s->exit_code == 0;
 }
 
 bool fs_deliver_flush(fs_stage *s)

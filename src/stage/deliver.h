@@ -15,12 +15,11 @@
  * A failed delivery or production fails the stage (fs_stage_fail): nothing
  * more is committed.
  *
- * The interface is the seam for transactions (SPEC §5, exactly-once):
- * records go out through the hooks, offsets through fs_deliver_commit, and
- * fs_deliver_flush ends the output. A transactional output would keep these
- * calls and change what is behind them: the records of a commit interval in
- * one transaction, the offsets sent to it instead of committed by the
- * consumer.
+ * Under exactly_once the producer is transactional: the sink thread
+ * commits one transaction per checkpoint, with the checkpoint's offsets sent
+ * to it (fs_deliver_checkpoint hands them over), and the consumer commits
+ * the same offsets again for brokers that ignore offsets sent to a
+ * transaction (the mock cluster).
  */
 #ifndef FS_DELIVER_H
 #define FS_DELIVER_H
@@ -62,6 +61,15 @@ void fs_deliver_commit_tick(fs_stage *s);
  * far go to the sink thread, which sends them to that checkpoint's
  * transaction. */
 void fs_deliver_checkpoint(fs_stage *s, uint64_t seq, uint64_t id);
+/* A restore found keys whose last state record belongs to a checkpoint
+ * that never committed (state_topic.h, shadowed): each is written again,
+ * with its restored value or as a tombstone (value NULL), and
+ * fs_deliver_await_superseded waits until all are acknowledged, so that
+ * no later commit can make those values count. False (logged, the stage
+ * failed) when they are not within timeout_ms. */
+void fs_deliver_supersede(fs_stage *s, uint32_t part, const char *key, size_t key_len,
+                          const char *value, size_t value_len);
+bool fs_deliver_await_superseded(fs_stage *s, int timeout_ms);
 /* At the end: waits for every produced message's report and reads them.
  * False (logged) when some are still unacknowledged. */
 bool fs_deliver_flush(fs_stage *s);

@@ -1,6 +1,8 @@
 /* part_table.c -- the stage's input partitions (part_table.h). */
 #include "part_table.h"
 
+#include <assert.h>
+
 #include <stdlib.h>
 
 #include "util.h"
@@ -58,6 +60,13 @@ const int64_t *fs_part_table_next(fs_part_table *t)
     for (uint32_t p = 0; p < t->n; p++)
         t->next[p] = t->v[p].assigned ? t->v[p].next : -1;
     return t->next;
+}
+
+void fs_part_resume(fs_part *ps, int64_t offset, uint64_t checkpoint)
+{
+    assert(ps->assigned && ps->next < 0);
+    ps->next = ps->committed = offset;
+    ps->committed_checkpoint = checkpoint;
 }
 
 void fs_part_message(fs_part *ps, int64_t offset, uint64_t now_ms)

@@ -20,9 +20,13 @@
 
 typedef struct fs_part {
     bool assigned, at_eof, idle;
-    int64_t next;      /* next offset to consume; -1 until a message */
+    int64_t next;      /* next offset to consume; -1 until a message or a resume */
     int64_t committed; /* the offset last committed; -1: none since assigned */
-    uint64_t last_ms;  /* loop time of the last message (or of the assignment) */
+    /* The checkpoint committed with it (the offset's metadata): a checkpoint
+     * may write a partition's state without a new offset (its windows
+     * closed by the others' clocks), and the commit must then name it. */
+    uint64_t committed_checkpoint;
+    uint64_t last_ms; /* loop time of the last message (or of the assignment) */
 } fs_part;
 
 typedef struct fs_part_table {
@@ -47,6 +51,9 @@ bool fs_part_table_all_at_eof(const fs_part_table *t);
  * offset of each assigned partition, -1 for the others; t->n entries. */
 const int64_t *fs_part_table_next(fs_part_table *t);
 
+/* Restored from what the group committed: `offset` with `checkpoint`.
+ * Consumption goes on from there, so that is where it stands. */
+void fs_part_resume(fs_part *ps, int64_t offset, uint64_t checkpoint);
 /* A message at `offset` consumed at loop time now_ms: the partition is
  * neither idle nor at its end any more. */
 void fs_part_message(fs_part *ps, int64_t offset, uint64_t now_ms);

@@ -89,8 +89,9 @@ typedef struct fs_stage {
     _Atomic uint64_t state_records; /* produced by the sink thread (numbered as records) */
     uint64_t restored_keys;         /* loop: state records restored */
     double restore_seconds;         /* loop: time spent restoring */
-    bool restoring;       /* loop: until the engine has applied restore_seq; /ready says 503 */
-    uint64_t restore_seq; /* loop: the batch holding the last restore */
+    bool restoring; /* loop: until the engine has applied restore_seq; /ready says 503 */
+    _Atomic uint64_t superseding; /* state records written again, not acknowledged yet */
+    uint64_t restore_seq;         /* loop: the batch holding the last restore */
 
     /* exactly_once (deliver.c): the sink thread runs the transactions; the
      * loop hands it, for each checkpoint, the offsets it covers. */

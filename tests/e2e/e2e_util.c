@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <msgpack.h>
@@ -1064,4 +1065,27 @@ char *fs_e2e_read_file(const char *path, size_t *len)
     char *data = read_fd(fd, len);
     close(fd);
     return data;
+}
+
+/* Polls rather than waits on an event: the child's stderr is a plain file.
+ * The 5 ms between looks only bounds how late the caller learns of the
+ * line; nothing is assumed to have happened because time passed. */
+bool fs_e2e_bg_await_log(const fs_e2e_bg *bg, const char *needle, int deadline_ms)
+{
+    size_t cap = 1 << 20;
+    char *log = malloc(cap);
+    bool found = false;
+    for (int waited = 0; waited < deadline_ms && !found; waited += 5) {
+        ssize_t n = pread(bg->err_fd, log, cap - 1, 0);
+        log[n > 0 ? n : 0] = '\0';
+        found = strstr(log, needle) != NULL;
+        siginfo_t info = {0};
+        if (!found && (waitid(P_PID, (id_t)bg->pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+                       info.si_pid == bg->pid))
+            break; /* exited without it */
+        if (!found)
+            nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    free(log);
+    return found;
 }

@@ -186,6 +186,9 @@ void fs_e2e_bg_start(fs_e2e_bg *bg, const char *const *args);
 #define FS_E2E_BG_START(bg, ...) fs_e2e_bg_start((bg), (const char *const[]){__VA_ARGS__, NULL})
 /* Sends sig (0: none), waits for the exit and fills run as fs_e2e_exec does. */
 void fs_e2e_bg_finish(fs_e2e_bg *bg, int sig, fs_e2e_run *run);
+/* Whether bg's stderr shows `needle` within deadline_ms (false at once if
+ * bg exits without it). */
+bool fs_e2e_bg_await_log(const fs_e2e_bg *bg, const char *needle, int deadline_ms);
 
 /* A whole file (malloc'd, NUL-terminated), its length in *len; NULL when it
  * cannot be read. */

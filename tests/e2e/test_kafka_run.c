@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -203,10 +204,12 @@ static consumed consume_topic(const char *t, int partitions, bool with_headers)
     rd_kafka_t *c = reader(t, partitions);
     consumed out = {.text = calloc(1, 1), .headers = calloc(1, 1)};
     int eofs = 0;
-    for (int polls = 0; eofs < partitions && polls < DEADLINE_MS / 100; polls++) {
+    for (int idle_polls = 0; eofs < partitions && idle_polls < DEADLINE_MS / 100;) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
-        if (!m)
+        if (!m) {
+            idle_polls++;
             continue;
+        }
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             eofs++;
         } else {
@@ -671,6 +674,15 @@ static void assert_last_per_key_is_replay(const char *cfg, const char *events, c
     char *last = last_per_key(got.text);
     char *got_canon = fs_e2e_canonical(last), *want_canon = fs_e2e_canonical(want);
     assert_true(fs_e2e_count_records(want, "flow", NULL) > 5);
+    if (strcmp(got_canon, want_canon)) { /* the lines that differ, not a truncated blob */
+        char *g = fs_e2e_write_text(".got", got_canon), *w = fs_e2e_write_text(".want", want_canon);
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "diff %s %s | head -40 >&2", w, g);
+        fprintf(stderr, "replay (<) against the output (>):\n");
+        (void)!system(cmd);
+        free(g);
+        free(w);
+    }
     assert_string_equal(got_canon, want_canon);
     free(got_canon);
     free(want_canon);
@@ -680,37 +692,107 @@ static void assert_last_per_key_is_replay(const char *cfg, const char *events, c
     free(yaml);
 }
 
-/* SPEC §5's guarantee under at_least_once with the state topic: the stage
- * is killed (-9) three times at different points, more input arriving in
- * between, and restarted; a last run to the end of input. Every run
- * restores the journeys and windows of the last acknowledged checkpoint and
- * reads on from its offsets, so the last record per key equals replay of
- * the same events (records after the last checkpoint repeat, never differ). */
-static void kill_and_restart(const char *delivery, const char *in, const char *out,
-                             const char *group)
+/* Where a kill lands: each is a moment the stage's log or its output makes
+ * visible, plus a random delay that moves it on into whatever comes next
+ * (consuming, a transaction, the next checkpoint). The delay picks the
+ * moment; correctness never depends on it. */
+typedef enum kill_point {
+    KILL_RESTORING,   /* reading the state topic */
+    KILL_ASSIGNED,    /* right after a partition's assignment and restore */
+    KILL_MID_STREAM,  /* records flowing out: mid-batch, mid-step */
+    KILL_AFTER_COMMIT /* a checkpoint committed: the next transaction is open */
+} kill_point;
+
+static const char *const kill_point_names[] = {"restoring", "assigned", "mid-stream",
+                                               "after-commit"};
+
+/* Waits for the kill point's moment in the running stage; false when the
+ * stage got there too fast to see (it then dies a little later). */
+static bool await_kill_point(const fs_e2e_bg *stage, kill_point k, const char *group,
+                             const char *in, const char *out, int64_t committed_before)
 {
+    switch (k) {
+    case KILL_RESTORING:
+        return fs_e2e_bg_await_log(stage, "msg=\"partition state restoring\"", DEADLINE_MS);
+    case KILL_ASSIGNED:
+        return fs_e2e_bg_await_log(stage, "msg=\"partition assigned\"", DEADLINE_MS);
+    case KILL_MID_STREAM:
+        if (!fs_e2e_bg_await_log(stage, "msg=\"partition assigned\"", DEADLINE_MS))
+            return false;
+        await_messages(out, 2, 1);
+        return true;
+    case KILL_AFTER_COMMIT:
+        for (int i = 0; i < DEADLINE_MS / 5; i++) {
+            if (committed_total(group, in, 4) > committed_before)
+                return true;
+            nanosleep(&(struct timespec){0, 5000000}, NULL);
+        }
+        return false;
+    }
+    return false;
+}
+
+/* SPEC §5's guarantee: keyed traffic on 4 partitions, two funnels whose
+ * conversion windows span the whole input (journeys are alive at every
+ * kill); the stage is killed (-9) `kills` times at the kill points in turn,
+ * each a random few milliseconds on, and restarted with a varying thread
+ * count; more input arrives between kills; a last run reads to the end.
+ * Every run restores the state of the last committed (exactly_once) or
+ * acknowledged (at_least_once) checkpoint and reads on from its offsets, so
+ * the last record per key equals replay of the same events. FS_KILLS
+ * overrides the count (the sanitizer runs use fewer). */
+static void kill_and_restart(const char *delivery, const char *cfg_name, const char *in,
+                             const char *out, const char *group, int kills)
+{
+    if (getenv("FS_KILLS"))
+        kills = atoi(getenv("FS_KILLS"));
+    unsigned seed0 = getenv("FS_KILL_SEED") ? (unsigned)atoi(getenv("FS_KILL_SEED")) : 2026u;
+    unsigned seed = seed0;
     topic(in, 4);
     topic(out, 2);
-    char *events = generated(24000, 1500, "77", "40", "1000");
-    /* a killed member leaves the group only when its session times out */
-    extra_kafka = "  session.timeout.ms: \"6000\"\n  heartbeat.interval.ms: \"500\"\n";
-    char *cfg = stage_config("exclusions.yaml", in, out, NULL, group, "msgpack");
+    enum { EVENTS = 24000 };
+    char *events = generated(EVENTS, 1500, "77", "40", "1000");
+    /* A killed member leaves the group only when its session times out. The
+     * mock cluster drops a member whose session ends while it waits in its
+     * first JoinGroup (held 3 s, group.initial.rebalance.delay.ms): the
+     * session must be longer than that. */
+    extra_kafka = "  session.timeout.ms: \"4000\"\n  heartbeat.interval.ms: \"500\"\n";
+    char *cfg = stage_config(cfg_name, in, out, NULL, group, "msgpack");
     extra_kafka = "";
     FILE *f = fopen(cfg, "a");
     fprintf(f, "delivery: %s\n", delivery);
     fclose(f);
-    size_t chunk = 6000, produced = 0;
-    for (int round = 0; round < 3; round++) {
+    size_t chunk = EVENTS / (size_t)(kills + 1), produced = 0;
+    for (int round = 0; round < kills; round++) {
         produced += produce_range(in, events, produced, produced + chunk);
+        kill_point k = (kill_point)(round % 4);
+        int delay_ms = rand_r(&seed) % (k == KILL_RESTORING ? 5 : 200);
+        int64_t committed_before = committed_total(group, in, 4);
+        static const char *const threads[] = {"1", "2", "3"};
         fs_e2e_bg stage;
-        FS_E2E_BG_START(&stage, "run", "--config", cfg, "--threads", round == 1 ? "1" : "2");
-        await_commit(group, in, 4, out); /* at least one checkpoint acknowledged */
+        FS_E2E_BG_START(&stage, "run", "--config", cfg, "--threads", threads[round % 3]);
+        bool seen = await_kill_point(&stage, k, group, in, out, committed_before);
+        nanosleep(&(struct timespec){delay_ms / 1000, (delay_ms % 1000) * 1000000L}, NULL);
         fs_e2e_run r;
         fs_e2e_bg_finish(&stage, SIGKILL, &r);
+        if (getenv("FS_KILL_LOGS")) { /* each killed run's log, to look into a failure */
+            char path[1024];
+            snprintf(path, sizeof path, "%s/kill-%s-%d.log", getenv("FS_KILL_LOGS"), group, round);
+            FILE *lf = fopen(path, "w");
+            if (lf) {
+                fputs(r.err, lf);
+                fclose(lf);
+            }
+        }
+        fprintf(stderr, "kill %d (FS_KILL_SEED=%u): %s%s +%d ms, exit %d\n", round, seed0,
+                kill_point_names[k], seen ? "" : " (not seen)", delay_ms, r.status);
+        if (r.status != 128 + SIGKILL) /* it was running: nothing failed */
+            fprintf(stderr, "%s", r.err);
+        assert_int_equal(r.status, 128 + SIGKILL);
         fs_e2e_run_free(&r);
     }
     produced += produce_range(in, events, produced, SIZE_MAX);
-    assert_int_equal(produced, 24000);
+    assert_int_equal(produced, EVENTS);
     fs_e2e_run r;
     run_until_eof(cfg, "3", &r);
     assert_non_null(strstr(r.err, "msg=\"partition state restored\""));
@@ -772,13 +854,13 @@ static void test_injected_faults(void **state)
 static void test_kill_and_restart(void **state)
 {
     (void)state;
-    kill_and_restart("exactly_once", "kr-in", "kr-out", "g-kr");
+    kill_and_restart("exactly_once", "hopping.yaml", "kr-in", "kr-out", "g-kr", 10);
 }
 
 static void test_kill_and_restart_at_least_once(void **state)
 {
     (void)state;
-    kill_and_restart("at_least_once", "kra-in", "kra-out", "g-kra");
+    kill_and_restart("at_least_once", "exclusions.yaml", "kra-in", "kra-out", "g-kra", 6);
 }
 
 /* ---- kcat interop -------------------------------------------------------------- */

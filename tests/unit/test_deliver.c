@@ -242,6 +242,71 @@ static void test_commit_assigned_only(void **state)
     assert_int_equal(committed_of(s, 0), RD_KAFKA_OFFSET_INVALID);
 }
 
+/* The sink's step of a checkpoint with number id heading batch seq. */
+static void checkpoint_step(fs_stage *s, uint64_t seq, uint64_t id)
+{
+    fs_step_info info = {
+        .src_seq = seq, .src_ns = fs_now_ns(), .checkpoint = true, .checkpoint_id = id};
+    fs_deliver_step_from_sink(s, &info);
+}
+
+/* The committed offset's metadata: the checkpoint number it goes with. */
+static uint64_t committed_checkpoint_of(fs_stage *s, int32_t p)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, s->cfg->input_topic, p);
+    assert_int_equal(rd_kafka_committed(s->consumer, l, WAIT_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+    char text[24] = "";
+    if (l->elems[0].metadata_size < sizeof text)
+        memcpy(text, l->elems[0].metadata, l->elems[0].metadata_size);
+    rd_kafka_topic_partition_list_destroy(l);
+    return strtoull(text, NULL, 10);
+}
+
+/* Batch seq with partition 1's consumption at `offset` (partition 0 stays),
+ * then a checkpoint (number id) heading batch seq + 1, all acknowledged. */
+static void consume_and_checkpoint(fs_stage *s, uint64_t seq, int64_t offset, uint64_t id)
+{
+    fs_part_message(&s->parts.v[1], offset, 1);
+    fs_commit_batch(s->plan, seq, fs_part_table_next(&s->parts), s->parts.n);
+    step(s, seq, 0, false, false);
+    fs_commit_batch(s->plan, seq + 1, fs_part_table_next(&s->parts), s->parts.n);
+    checkpoint_step(s, seq + 1, id);
+    fs_deliver_read(s);
+}
+
+/* A checkpoint writes the state of every assigned partition, also of one
+ * with no new message (its windows may have closed on the others' clocks):
+ * its offset is committed again with the new checkpoint's number, or a
+ * restore would take that partition's state from an older checkpoint than
+ * the others'. Partition 0 here is resumed from a commit (restored), not
+ * consumed: it is committed from there too. */
+static void test_commit_names_every_checkpoint(void **state)
+{
+    fixture *f = *state;
+    fs_stage *s = &f->s;
+    fs_commit_plan_use_checkpoints(s->plan);
+    fs_part_table_assign(&s->parts, 0, 0);
+    fs_part_table_assign(&s->parts, 1, 0);
+    fs_part_resume(&s->parts.v[0], 7, 0);
+    consume_and_checkpoint(s, 0, 19, 1);
+    fs_deliver_commit(s, true, NULL);
+    assert_int_equal(committed_of(s, 0), 7);
+    assert_int_equal(committed_of(s, 1), 20);
+    assert_int_equal(committed_checkpoint_of(s, 0), 1);
+    assert_int_equal(committed_checkpoint_of(s, 1), 1);
+
+    consume_and_checkpoint(s, 2, 29, 2); /* partition 0: no new message */
+    fs_deliver_commit(s, true, NULL);
+    assert_int_equal(committed_of(s, 0), 7);
+    assert_int_equal(committed_of(s, 1), 30);
+    assert_int_equal(committed_checkpoint_of(s, 0), 2);
+    assert_int_equal(committed_checkpoint_of(s, 1), 2);
+    assert_int_equal(s->commits, 2);
+    fs_deliver_commit(s, true, NULL); /* nothing new */
+    assert_int_equal(s->commits, 2);
+}
+
 /* A failed delivery fails the stage once; nothing is committed after it,
  * and a stopped step ends the output without making anything safe. */
 static void test_failure(void **state)
@@ -277,6 +342,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_produce_and_acknowledge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_assigned_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_names_every_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, start_broker, stop_broker);

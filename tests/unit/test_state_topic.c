@@ -162,7 +162,8 @@ static void collect(void *ctx, const char *key, size_t key_len, const char *valu
     memcpy(e->key, key, key_len);
     e->key[key_len] = '\0';
     e->value_len = value_len < sizeof e->value ? value_len : sizeof e->value - 1;
-    memcpy(e->value, value, e->value_len);
+    if (e->value_len)
+        memcpy(e->value, value, e->value_len);
     e->value[e->value_len] = '\0';
 }
 
@@ -528,6 +529,44 @@ static void test_latest_comes_back(void **state)
     fs_state_latest_free(l);
 }
 
+/* Skipped records (of checkpoints that never committed) shadow their key
+ * until a kept record comes: a shadowed key is reported with its value, or
+ * with none. */
+static void test_latest_shadowed(void **state)
+{
+    (void)state;
+    fs_state_latest *l = fs_state_latest_new();
+    fs_state_latest_put(l, "a", 1, "a1", 2);
+    fs_state_latest_shadow(l, "a", 1);   /* shadowed, keeps a1 */
+    fs_state_latest_shadow(l, "new", 3); /* shadowed, no value */
+    fs_state_latest_put(l, "b", 1, "b1", 2);
+    fs_state_latest_shadow(l, "b", 1);
+    fs_state_latest_put(l, "b", 1, "b2", 2); /* a kept record after: not shadowed */
+    fs_state_latest_put(l, "c", 1, "c1", 2);
+    fs_state_latest_put(l, "c", 1, NULL, 0);
+    fs_state_latest_shadow(l, "c", 1); /* removed, then shadowed */
+    got live = {0}, shadowed = {0};
+    assert_int_equal(fs_state_latest_each(l, collect, &live), 2);
+    assert_value(&live, "a", "a1");
+    assert_value(&live, "b", "b2");
+    assert_int_equal(fs_state_latest_each_shadowed(l, collect, &shadowed), 3);
+    assert_value(&shadowed, "a", "a1");
+    assert_value(&shadowed, "new", "");
+    assert_value(&shadowed, "c", "");
+    assert_null(find(&shadowed, "b"));
+    for (int i = 0; i < 3000; i++) { /* new keys past the map's first allocation */
+        char key[16];
+        int n = snprintf(key, sizeof key, "s%d", i);
+        fs_state_latest_shadow(l, key, (size_t)n);
+    }
+    got more = {0};
+    assert_int_equal(fs_state_latest_each_shadowed(l, collect, &more), 3003);
+    free(more.kv);
+    free(live.kv);
+    free(shadowed.kv);
+    fs_state_latest_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +583,7 @@ int main(void)
         cmocka_unit_test(test_restore_100k),
         cmocka_unit_test(test_broker_down),
         cmocka_unit_test(test_latest_comes_back),
+        cmocka_unit_test(test_latest_shadowed),
         cmocka_unit_test(test_latest_1m),
     };
     return cmocka_run_group_tests(tests, start_broker, stop_broker);
