@@ -851,6 +851,46 @@ static void test_injected_faults(void **state)
     free(events);
 }
 
+/* The broker goes away for a while mid-stream (connections dropped, new
+ * ones refused) and comes back: the stage waits it out -- or, if a
+ * transaction cannot finish, exits 1 saying so and a rerun goes on from
+ * the last committed checkpoint. More input comes after; the final output
+ * equals replay. */
+static void test_broker_down(void **state)
+{
+    (void)state;
+    topic("bd-in", 3);
+    topic("bd-out", 2);
+    char *events = generated(12000, 800, "31", "40", "1000");
+    /* The mock cluster holds a join for session.timeout.ms - 1 s after any
+     * member left (the default 45 s would stall the second run). */
+    extra_kafka = "  session.timeout.ms: \"4000\"\n  heartbeat.interval.ms: \"500\"\n";
+    char *cfg = stage_config("exclusions.yaml", "bd-in", "bd-out", NULL, "g-bd", "msgpack");
+    extra_kafka = "";
+    assert_int_equal(produce_range("bd-in", events, 0, 6000), 6000);
+    fs_e2e_bg stage;
+    FS_E2E_BG_START(&stage, "run", "--config", cfg, "--threads", "2");
+    await_commit("g-bd", "bd-in", 3, "bd-out");
+
+    assert_int_equal(rd_kafka_mock_broker_set_down(mock, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    bool noticed = fs_e2e_bg_await_log(&stage, "Disconnected", DEADLINE_MS);
+    nanosleep(&(struct timespec){2, 0}, NULL); /* how long it stays down: the fault */
+    assert_int_equal(rd_kafka_mock_broker_set_up(mock, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_true(noticed);
+
+    assert_int_equal(produce_range("bd-in", events, 6000, SIZE_MAX), 6000);
+    fs_e2e_run r;
+    fs_e2e_bg_finish(&stage, SIGTERM, &r);
+    if (r.status != 0) /* it stopped itself: it says why */
+        assert_non_null(strstr(r.err, "level=error msg=\"stage failed"));
+    fs_e2e_run_free(&r);
+    run_until_eof(cfg, "2", &r);
+    fs_e2e_run_free(&r);
+    assert_last_per_key_is_replay(cfg, events, "bd-out");
+    free(cfg);
+    free(events);
+}
+
 static void test_kill_and_restart(void **state)
 {
     (void)state;
@@ -949,6 +989,7 @@ int main(void)
         cmocka_unit_test(test_kill_and_restart),
         cmocka_unit_test(test_kill_and_restart_at_least_once),
         cmocka_unit_test(test_injected_faults),
+        cmocka_unit_test(test_broker_down),
         cmocka_unit_test(test_kcat_interop),
     };
     if (getenv("FS_TEST_FILTER")) /* one test by name while working on it */
