@@ -257,7 +257,7 @@ static uint64_t committed_checkpoint_of(fs_stage *s, int32_t p)
     rd_kafka_topic_partition_list_add(l, s->cfg->input_topic, p);
     assert_int_equal(rd_kafka_committed(s->consumer, l, WAIT_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
     char text[24] = "";
-    if (l->elems[0].metadata_size < sizeof text)
+    if (l->elems[0].metadata_size > 0 && l->elems[0].metadata_size < sizeof text)
         memcpy(text, l->elems[0].metadata, l->elems[0].metadata_size);
     rd_kafka_topic_partition_list_destroy(l);
     return strtoull(text, NULL, 10);
