@@ -973,6 +973,16 @@ static fs_state_err rd_version(rd *r)
     return FS_STATE_EVERSION;
 }
 
+/* What every value begins with: its format version, then the number of
+ * the checkpoint that wrote it. */
+static fs_state_err rd_head(rd *r, uint64_t *checkpoint)
+{
+    fs_state_err e = rd_version(r);
+    if (e != FS_STATE_OK)
+        return e;
+    return rd_u64(r, "checkpoint", checkpoint) ? FS_STATE_OK : FS_STATE_EMALFORMED;
+}
+
 fs_state_err fs_state_decode_part(const char *p, size_t n, uint64_t config_hash, uint32_t n_funnels,
                                   const uint32_t *n_stages, const fs_state_labels *l,
                                   fs_state_part *s, char *err, size_t err_len)
@@ -980,10 +990,10 @@ fs_state_err fs_state_decode_part(const char *p, size_t n, uint64_t config_hash,
     memset(s, 0, sizeof(*s));
     rd r;
     rd_init(&r, p, n, l, err, err_len);
-    fs_state_err e = rd_version(&r);
+    fs_state_err e = rd_head(&r, &s->checkpoint);
     if (e != FS_STATE_OK)
         return e;
-    if (!rd_u64(&r, "checkpoint", &s->checkpoint) || !rd_u64(&r, "config hash", &s->config_hash))
+    if (!rd_u64(&r, "config hash", &s->config_hash))
         return FS_STATE_EMALFORMED;
     if (s->config_hash != config_hash) {
         say(err, err_len,
@@ -1007,14 +1017,13 @@ fs_state_err fs_state_decode_clock(const char *p, size_t n, fs_state_clock *c)
 {
     rd r;
     rd_init(&r, p, n, NULL, NULL, 0);
-    fs_state_err e = rd_version(&r);
+    uint64_t hash, checkpoint;
+    fs_state_err e = rd_head(&r, &checkpoint);
     if (e != FS_STATE_OK)
         return e;
-    uint64_t hash, checkpoint;
     fs_state_clock got;
-    if (!rd_u64(&r, "checkpoint", &checkpoint) || !rd_u64(&r, "config hash", &hash) ||
-        !rd_bool(&r, "seen", &got.seen) || !rd_i64(&r, "max_ts", &got.max_ts) ||
-        !rd_i64(&r, "instance_wm", &got.instance_wm))
+    if (!rd_u64(&r, "config hash", &hash) || !rd_bool(&r, "seen", &got.seen) ||
+        !rd_i64(&r, "max_ts", &got.max_ts) || !rd_i64(&r, "instance_wm", &got.instance_wm))
         return FS_STATE_EMALFORMED;
     *c = got;
     return FS_STATE_OK;
@@ -1096,11 +1105,9 @@ fs_state_err fs_state_decode_customer(const char *p, size_t n, uint32_t n_funnel
     c->journey = NULL;
     rd r;
     rd_init(&r, p, n, l, err, err_len);
-    fs_state_err e = rd_version(&r);
+    fs_state_err e = rd_head(&r, &c->checkpoint);
     if (e != FS_STATE_OK)
         return e;
-    if (!rd_u64(&r, "checkpoint", &c->checkpoint))
-        return FS_STATE_EMALFORMED;
     shape sh = {n_funnels, n_stages};
     if (rd_customer_body(&r, &sh, c))
         return FS_STATE_OK;
@@ -1121,8 +1128,5 @@ fs_state_err fs_state_peek_checkpoint(const char *p, size_t n, uint64_t *checkpo
 {
     rd r;
     rd_init(&r, p, n, NULL, NULL, 0);
-    fs_state_err e = rd_version(&r);
-    if (e != FS_STATE_OK)
-        return e;
-    return rd_u64(&r, "checkpoint", checkpoint) ? FS_STATE_OK : FS_STATE_EMALFORMED;
+    return rd_head(&r, checkpoint);
 }

@@ -272,6 +272,15 @@ static char *read_text(const char *path)
 /* Extra kafka: lines for the stage configs made next (a test's own). */
 static const char *extra_kafka = "";
 
+/* For tests that start the stage again in the same group. The mock
+ * cluster holds a join for session.timeout.ms - 1 s after a member left
+ * (the default 45 s would stall the next run), a killed member leaves
+ * only when its session ends, and a member whose session ends while its
+ * first JoinGroup waits (3 s, group.initial.rebalance.delay.ms) is
+ * dropped: 4 s is above that and short. */
+static const char short_session[] = "  session.timeout.ms: \"4000\"\n"
+                                    "  heartbeat.interval.ms: \"500\"\n";
+
 static char *stage_config(const char *name, const char *in, const char *out, const char *dlq,
                           const char *group, const char *format)
 {
@@ -752,11 +761,7 @@ static void kill_and_restart(const char *delivery, const char *cfg_name, const c
     topic(out, 2);
     enum { EVENTS = 24000 };
     char *events = generated(EVENTS, 1500, "77", "40", "1000");
-    /* A killed member leaves the group only when its session times out. The
-     * mock cluster drops a member whose session ends while it waits in its
-     * first JoinGroup (held 3 s, group.initial.rebalance.delay.ms): the
-     * session must be longer than that. */
-    extra_kafka = "  session.timeout.ms: \"4000\"\n  heartbeat.interval.ms: \"500\"\n";
+    extra_kafka = short_session;
     char *cfg = stage_config(cfg_name, in, out, NULL, group, "msgpack");
     extra_kafka = "";
     FILE *f = fopen(cfg, "a");
@@ -845,9 +850,7 @@ static void sigterm_and_restart(const char *delivery, const char *in, const char
     topic(in, 4);
     topic(out, 2);
     char *events = generated(16000, 1000, "5", "40", "1000");
-    /* the restart joins at once (the mock cluster holds a join for
-     * session.timeout.ms - 1 s after a member left) */
-    extra_kafka = "  session.timeout.ms: \"4000\"\n  heartbeat.interval.ms: \"500\"\n";
+    extra_kafka = short_session;
     char *cfg = stage_config("hopping.yaml", in, out, NULL, group, "msgpack");
     extra_kafka = "";
     FILE *f = fopen(cfg, "a");
@@ -944,9 +947,7 @@ static void test_broker_down(void **state)
     topic("bd-in", 3);
     topic("bd-out", 2);
     char *events = generated(12000, 800, "31", "40", "1000");
-    /* The mock cluster holds a join for session.timeout.ms - 1 s after any
-     * member left (the default 45 s would stall the second run). */
-    extra_kafka = "  session.timeout.ms: \"4000\"\n  heartbeat.interval.ms: \"500\"\n";
+    extra_kafka = short_session;
     char *cfg = stage_config("exclusions.yaml", "bd-in", "bd-out", NULL, "g-bd", "msgpack");
     extra_kafka = "";
     assert_int_equal(produce_range("bd-in", events, 0, 6000), 6000);
