@@ -243,6 +243,7 @@ static void restore(fs_router *r, fs_routed *out, const fs_route_head *h)
                 add_restore(out, w, i);
             break;
         }
+        case FS_STATE_KEY_MERGE: /* worker 0 hands it to the sink */
         case FS_STATE_KEY_BAD:
             add_restore(out, 0, i); /* worker 0 reports it */
             break;

@@ -355,6 +355,8 @@ void fs_snapshot_restore(fs_worker *w, const fs_restore_rec *rr, const char *buf
         if (rr->value_len != FS_STATE_TOMBSTONE)
             restore_part(w, rr, buf);
         break;
+    case FS_STATE_KEY_MERGE: /* the sink's (merge.h): worker 0 hands it over */
+        break;
     case FS_STATE_KEY_BAD:
         restore_failed(w, "the state topic", "a record with a key this version does not write");
         break;

@@ -79,6 +79,32 @@
  *                      whatever seen is. fs_state_decode_clock reads the
  *                      value up to instance_wm and no further
  *
+ * Partial record (topic <group.id>-partials, merge.h; not state)
+ *
+ *     key    the input partition, decimal text
+ *     value  1 0 config_hash part n_parts wm idle [<slot>*] [events*] [<cohort>*]
+ *         0            in place of the checkpoint number: a partial is no
+ *                      checkpoint's
+ *         part         the input partition, < FS_STATE_MAX_PARTS
+ *         n_parts      input partitions the writer knows of (0: unknown)
+ *         wm           int64, the partition's watermark (INT64_MIN: none)
+ *         idle         bool
+ *         slots        windows closed for the partition since its last
+ *                      partial, ascending by start, no start twice
+ *         events       n_slots x n_funnels uint64, slot-major: the events
+ *                      counted in each window's newest pane, per funnel
+ *         cohorts      cumulative counts of the partition's cohorts that
+ *                      changed, pane always false
+ *
+ * Merger record (one per partials partition, in the state topic)
+ *
+ *     key    "m"
+ *     value  1 checkpoint config_hash n_parts have_emitted emitted
+ *            [<[part, wm, idle]>*]     clocks, ascending part
+ *            [<slot>*]                 pending windows, ascending by start
+ *            [<part, [<cohort>*]>*]    cohorts per input partition, ascending
+ *                                      part, flattened pairs
+ *
  *     slot   = [start, rejected, <flow|nil>*]
  *         one flow or nil per funnel, in config order (n_funnels of them)
  *     flow   = [[entered*, reached*, skipped*, abandoned*, excluded*],
@@ -367,10 +393,17 @@ void fs_state_key_part(fs_buf *out)
     fs_buf_putc(out, 'p');
 }
 
+void fs_state_key_merge(fs_buf *out)
+{
+    fs_buf_putc(out, 'm');
+}
+
 fs_state_key_kind fs_state_key_parse(const char *key, size_t len, const char **id, uint32_t *id_len)
 {
     if (len == 1 && key[0] == 'p')
         return FS_STATE_KEY_PART;
+    if (len == 1 && key[0] == 'm')
+        return FS_STATE_KEY_MERGE;
     /* Customer ids are what the input decoder accepts, nothing else. */
     if (len < 2 || len - 1 > FS_MAX_CUSTOMER_ID || key[0] != 'c' ||
         !fs_utf8_valid(key + 1, len - 1))
@@ -424,6 +457,64 @@ void fs_state_encode_part(fs_buf *out, const fs_state_part *s, uint32_t n_funnel
     w_slots(&w, s->extras, s->n_extras, n_funnels, n_stages);
     w_slots(&w, s->parked, s->n_parked, n_funnels, n_stages);
     w_cohorts(&w, s->cohorts, s->n_cohorts, n_stages);
+}
+
+void fs_state_encode_partial(fs_buf *out, const fs_state_partial *pt, uint32_t n_funnels,
+                             const uint32_t *n_stages, const fs_state_labels *l)
+{
+    wr w;
+    w_init(&w, out, l);
+    w_u64(&w, FS_STATE_VERSION);
+    w_u64(&w, 0); /* not a checkpoint's */
+    w_u64(&w, pt->config_hash);
+    w_u64(&w, pt->part);
+    w_u64(&w, pt->n_parts);
+    w_i64(&w, pt->wm);
+    w_bool(&w, pt->idle);
+    w_array(&w, pt->n_slots);
+    for (uint32_t i = 0; i < pt->n_slots; i++) {
+        assert(i == 0 || pt->slots[i - 1]->start < pt->slots[i]->start);
+        w_slot(&w, pt->slots[i], n_funnels, n_stages);
+    }
+    w_array(&w, (size_t)pt->n_slots * n_funnels);
+    for (size_t i = 0; i < (size_t)pt->n_slots * n_funnels; i++)
+        w_u64(&w, pt->events[i]);
+    w_cohorts(&w, pt->cohorts, pt->n_cohorts, n_stages);
+}
+
+void fs_state_encode_merge(fs_buf *out, const fs_state_merge *m, uint32_t n_funnels,
+                           const uint32_t *n_stages, const fs_state_labels *l)
+{
+    wr w;
+    w_init(&w, out, l);
+    w_u64(&w, FS_STATE_VERSION);
+    w_u64(&w, m->checkpoint);
+    w_u64(&w, m->config_hash);
+    w_u64(&w, m->n_parts);
+    w_bool(&w, m->have_emitted);
+    w_i64(&w, m->emitted);
+    w_array(&w, m->n_clocks);
+    for (uint32_t i = 0; i < m->n_clocks; i++) {
+        assert(i == 0 || m->clocks[i - 1].part < m->clocks[i].part);
+        w_array(&w, 3);
+        w_u64(&w, m->clocks[i].part);
+        w_i64(&w, m->clocks[i].wm);
+        w_bool(&w, m->clocks[i].idle);
+    }
+    w_slots(&w, m->pending, m->n_pending, n_funnels, n_stages);
+    /* grouped by partition, ascending, each group as a cohort list */
+    uint32_t groups = 0;
+    for (uint32_t i = 0; i < m->n_cohorts; i++) {
+        assert(i == 0 || m->cohort_part[i - 1] <= m->cohort_part[i]);
+        groups += i == 0 || m->cohort_part[i - 1] != m->cohort_part[i];
+    }
+    w_array(&w, 2 * (size_t)groups);
+    for (uint32_t i = 0, j; i < m->n_cohorts; i = j) {
+        for (j = i; j < m->n_cohorts && m->cohort_part[j] == m->cohort_part[i]; j++)
+            ;
+        w_u64(&w, m->cohort_part[i]);
+        w_cohorts(&w, m->cohorts + i, j - i, n_stages);
+    }
 }
 
 /* ===== the config hash ==================================================== */
@@ -919,21 +1010,22 @@ static bool rd_cohort_head(rd *r, const shape *sh, fs_state_cohort *c)
                 5 + (unsigned long long)sh->n_stages[c->funnel]);
 }
 
-static bool rd_cohorts(rd *r, const shape *sh, fs_state_part *s)
+/* A cohort list, appended to *out (allocated here) as read. */
+static bool rd_cohort_list(rd *r, const shape *sh, fs_state_cohort **out, uint32_t *count)
 {
     uint32_t n;
     if (!rd_array(r, "cohorts", &n))
         return false;
-    s->cohorts = fs_xcalloc(n ? n : 1, sizeof(*s->cohorts));
+    fs_state_cohort *v = *out = fs_xcalloc(n ? n : 1, sizeof(*v));
     for (uint32_t i = 0; i < n; i++) {
         fs_state_cohort c;
         if (!rd_cohort_head(r, sh, &c))
             return false;
-        if (i && cmp_cohort_key(&s->cohorts[i - 1], &c) >= 0)
+        if (i && cmp_cohort_key(&v[i - 1], &c) >= 0)
             return fail(r, "cohort: (funnel, pane, start) not above the previous one");
         uint32_t n_stages = sh->n_stages[c.funnel];
         c.cohort = fs_cohort_new(n_stages);
-        s->cohorts[s->n_cohorts++] = c;
+        v[(*count)++] = c;
         if (!rd_u64(r, "cohort started", &c.cohort->started) ||
             !rd_u64(r, "cohort completed", &c.cohort->completed))
             return false;
@@ -942,6 +1034,11 @@ static bool rd_cohorts(rd *r, const shape *sh, fs_state_part *s)
                 return false;
     }
     return true;
+}
+
+static bool rd_cohorts(rd *r, const shape *sh, fs_state_part *s)
+{
+    return rd_cohort_list(r, sh, &s->cohorts, &s->n_cohorts);
 }
 
 static bool rd_part_body(rd *r, const shape *sh, fs_state_part *s)
@@ -1045,6 +1142,161 @@ void fs_state_part_free(fs_state_part *s, uint32_t n_funnels)
         free(s->cohorts[i].cohort);
     free(s->cohorts);
     memset(s, 0, sizeof(*s));
+}
+
+/* ===== decoding: partials and the merger =================================== */
+
+/* The head every partial and merger value shares: version, checkpoint,
+ * config hash (checked). */
+static fs_state_err rd_hashed_head(rd *r, uint64_t config_hash, uint64_t *checkpoint)
+{
+    fs_state_err e = rd_head(r, checkpoint);
+    if (e != FS_STATE_OK)
+        return e;
+    uint64_t hash;
+    if (!rd_u64(r, "config hash", &hash))
+        return FS_STATE_EMALFORMED;
+    if (hash == config_hash)
+        return FS_STATE_OK;
+    say(r->err, r->err_len,
+        "written for another configuration (config hash %016llx, this one %016llx)",
+        (unsigned long long)hash, (unsigned long long)config_hash);
+    return FS_STATE_ECONFIG;
+}
+
+static bool rd_partial_body(rd *r, const shape *sh, fs_state_partial *pt)
+{
+    uint32_t n_events;
+    if (!rd_below(r, "partition", FS_STATE_MAX_PARTS, &pt->part) ||
+        !rd_below(r, "partition count", FS_STATE_MAX_PARTS + 1, &pt->n_parts) ||
+        !rd_i64(r, "watermark", &pt->wm) || !rd_bool(r, "idle", &pt->idle) ||
+        !rd_slots(r, sh, "partial window", &pt->slots, &pt->n_slots) ||
+        !rd_array(r, "events", &n_events))
+        return false;
+    if (n_events != (uint64_t)pt->n_slots * sh->n_funnels)
+        return fail(r, "events: %u, not %llu", n_events,
+                    (unsigned long long)pt->n_slots * sh->n_funnels);
+    pt->events = fs_xcalloc(n_events ? n_events : 1, sizeof(*pt->events));
+    for (uint32_t i = 0; i < n_events; i++)
+        if (!rd_u64(r, "events", &pt->events[i]))
+            return false;
+    if (!rd_cohort_list(r, sh, &pt->cohorts, &pt->n_cohorts))
+        return false;
+    for (uint32_t i = 0; i < pt->n_cohorts; i++)
+        if (pt->cohorts[i].pane)
+            return fail(r, "partial cohort in pane form");
+    return r->p == r->end || fail(r, "%zu bytes after the value", left(r));
+}
+
+fs_state_err fs_state_decode_partial(const char *p, size_t n, uint64_t config_hash,
+                                     uint32_t n_funnels, const uint32_t *n_stages,
+                                     const fs_state_labels *l, fs_state_partial *pt, char *err,
+                                     size_t err_len)
+{
+    memset(pt, 0, sizeof(*pt));
+    rd r;
+    rd_init(&r, p, n, l, err, err_len);
+    uint64_t checkpoint;
+    fs_state_err e = rd_hashed_head(&r, config_hash, &checkpoint);
+    if (e != FS_STATE_OK)
+        return e;
+    pt->config_hash = config_hash;
+    shape sh = {n_funnels, n_stages};
+    if (rd_partial_body(&r, &sh, pt))
+        return FS_STATE_OK;
+    fs_state_partial_free(pt, n_funnels);
+    return FS_STATE_EMALFORMED;
+}
+
+void fs_state_partial_free(fs_state_partial *pt, uint32_t n_funnels)
+{
+    free_slots(pt->slots, pt->n_slots, n_funnels);
+    free(pt->events);
+    for (uint32_t i = 0; i < pt->n_cohorts; i++)
+        free(pt->cohorts[i].cohort);
+    free(pt->cohorts);
+    memset(pt, 0, sizeof(*pt));
+}
+
+static bool rd_merge_clocks(rd *r, fs_state_merge *m)
+{
+    uint32_t n;
+    if (!rd_array(r, "merge clocks", &n))
+        return false;
+    m->clocks = fs_xcalloc(n ? n : 1, sizeof(*m->clocks));
+    for (uint32_t i = 0; i < n; i++) {
+        fs_state_merge_clock *c = &m->clocks[i];
+        if (!rd_array_of(r, "merge clock", 3) ||
+            !rd_below(r, "merge clock partition", FS_STATE_MAX_PARTS, &c->part) ||
+            !rd_i64(r, "merge clock watermark", &c->wm) || !rd_bool(r, "merge clock idle", &c->idle))
+            return false;
+        if (i && c->part <= m->clocks[i - 1].part)
+            return fail(r, "merge clock: partition %u not above the previous one", c->part);
+        m->n_clocks++;
+    }
+    return true;
+}
+
+static bool rd_merge_cohorts(rd *r, const shape *sh, fs_state_merge *m)
+{
+    uint32_t n;
+    if (!rd_array(r, "merge cohorts", &n))
+        return false;
+    if (n % 2)
+        return fail(r, "merge cohorts: %u elements, not pairs", n);
+    for (uint32_t g = 0; g < n / 2; g++) {
+        uint32_t part, k = 0;
+        fs_state_cohort *v = NULL;
+        if (!rd_below(r, "merge cohort partition", FS_STATE_MAX_PARTS, &part))
+            return false;
+        if (m->n_cohorts && part <= m->cohort_part[m->n_cohorts - 1])
+            return fail(r, "merge cohorts: partition %u not above the previous one", part);
+        bool ok = rd_cohort_list(r, sh, &v, &k);
+        m->cohorts = fs_xrealloc(m->cohorts, (m->n_cohorts + k + 1) * sizeof(*m->cohorts));
+        m->cohort_part = fs_xrealloc(m->cohort_part, (m->n_cohorts + k + 1) * sizeof(uint32_t));
+        for (uint32_t i = 0; i < k; i++) {
+            m->cohorts[m->n_cohorts] = v[i];
+            m->cohort_part[m->n_cohorts++] = part;
+        }
+        free(v);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+fs_state_err fs_state_decode_merge(const char *p, size_t n, uint64_t config_hash,
+                                   uint32_t n_funnels, const uint32_t *n_stages,
+                                   const fs_state_labels *l, fs_state_merge *m, char *err,
+                                   size_t err_len)
+{
+    memset(m, 0, sizeof(*m));
+    rd r;
+    rd_init(&r, p, n, l, err, err_len);
+    fs_state_err e = rd_hashed_head(&r, config_hash, &m->checkpoint);
+    if (e != FS_STATE_OK)
+        return e;
+    m->config_hash = config_hash;
+    shape sh = {n_funnels, n_stages};
+    if (rd_below(&r, "partition count", FS_STATE_MAX_PARTS + 1, &m->n_parts) &&
+        rd_bool(&r, "have emitted", &m->have_emitted) && rd_i64(&r, "emitted", &m->emitted) &&
+        rd_merge_clocks(&r, m) && rd_slots(&r, &sh, "pending window", &m->pending, &m->n_pending) &&
+        rd_merge_cohorts(&r, &sh, m) &&
+        (r.p == r.end || fail(&r, "%zu bytes after the value", left(&r))))
+        return FS_STATE_OK;
+    fs_state_merge_free(m, n_funnels);
+    return FS_STATE_EMALFORMED;
+}
+
+void fs_state_merge_free(fs_state_merge *m, uint32_t n_funnels)
+{
+    free(m->clocks);
+    free_slots(m->pending, m->n_pending, n_funnels);
+    for (uint32_t i = 0; i < m->n_cohorts; i++)
+        free(m->cohorts[i].cohort);
+    free(m->cohorts);
+    free(m->cohort_part);
+    memset(m, 0, sizeof(*m));
 }
 
 /* ===== decoding: a customer =============================================== */

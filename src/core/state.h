@@ -81,6 +81,7 @@ typedef enum fs_state_key_kind {
     FS_STATE_KEY_BAD = 0,
     FS_STATE_KEY_CUSTOMER = 1,
     FS_STATE_KEY_PART = 2,
+    FS_STATE_KEY_MERGE = 3, /* a merger's state (fs_state_merge) */
 } fs_state_key_kind;
 /* What a key names; for a customer key, *id and *len get the id. */
 fs_state_key_kind fs_state_key_parse(const char *key, size_t len, const char **id,
@@ -166,5 +167,64 @@ typedef struct fs_state_clock {
     int64_t max_ts, instance_wm;
 } fs_state_clock;
 fs_state_err fs_state_decode_clock(const char *p, size_t n, fs_state_clock *c);
+
+/* ---- partials (merge.h) -------------------------------------------------- */
+
+#define FS_STATE_MAX_PARTS 32768 /* input partitions a partial or merger may name */
+
+/* What one input partition adds to the merge since its previous partial:
+ * the windows that closed for it, its cohorts that changed (cumulative,
+ * window form: pane false) and where its clock stands. Not state: these
+ * travel on the partials topic (checkpoint 0). */
+typedef struct fs_state_partial {
+    uint64_t config_hash;
+    uint32_t part;    /* input partition */
+    uint32_t n_parts; /* input partitions the writer knows of (0: it does not know) */
+    int64_t wm;       /* the partition's watermark (INT64_MIN: none yet); every window
+                         ending at or before it has been in some partial */
+    bool idle;        /* holds no window back (SPEC §3) */
+    uint32_t n_slots, n_cohorts;
+    fs_window_slot **slots; /* ascending start */
+    /* n_slots x n_funnels: per window and funnel, the events that counted in
+     * its newest pane (how many events to call late if it comes too late) */
+    uint64_t *events;
+    fs_state_cohort *cohorts;
+} fs_state_partial;
+
+void fs_state_encode_partial(fs_buf *out, const fs_state_partial *pt, uint32_t n_funnels,
+                             const uint32_t *n_stages, const fs_state_labels *l);
+fs_state_err fs_state_decode_partial(const char *p, size_t n, uint64_t config_hash,
+                                     uint32_t n_funnels, const uint32_t *n_stages,
+                                     const fs_state_labels *l, fs_state_partial *pt, char *err,
+                                     size_t err_len);
+void fs_state_partial_free(fs_state_partial *pt, uint32_t n_funnels);
+
+/* The merger's state for one partials partition (merge.h), key "m". */
+typedef struct fs_state_merge_clock {
+    uint32_t part;
+    int64_t wm;
+    bool idle;
+} fs_state_merge_clock;
+
+typedef struct fs_state_merge {
+    uint64_t checkpoint, config_hash;
+    uint32_t n_parts;   /* input partitions expected (0: those heard of) */
+    bool have_emitted;  /* windows ending at or before `emitted` are out */
+    int64_t emitted;
+    uint32_t n_clocks, n_pending, n_cohorts;
+    fs_state_merge_clock *clocks; /* ascending part */
+    fs_window_slot **pending;     /* sums of windows not emitted, ascending start */
+    fs_state_cohort *cohorts;     /* per input partition (cohort_part), window form */
+    uint32_t *cohort_part;
+} fs_state_merge;
+
+void fs_state_key_merge(fs_buf *out);
+void fs_state_encode_merge(fs_buf *out, const fs_state_merge *m, uint32_t n_funnels,
+                           const uint32_t *n_stages, const fs_state_labels *l);
+fs_state_err fs_state_decode_merge(const char *p, size_t n, uint64_t config_hash,
+                                   uint32_t n_funnels, const uint32_t *n_stages,
+                                   const fs_state_labels *l, fs_state_merge *m, char *err,
+                                   size_t err_len);
+void fs_state_merge_free(fs_state_merge *m, uint32_t n_funnels);
 
 #endif
