@@ -176,6 +176,8 @@ static void test_waits_for_every_partition(void **state)
     win w0 = {0, 3, 0, 0, 3}, w1 = {0, 4, 0, 0, 4};
     send(fx, m, 0, 2, MIN, false, &w0, 1, NULL, 0);
     assert_null(last(fx, "shop/0")); /* partition 1 never spoke */
+    send(fx, m, 1, 2, INT64_MIN, false, NULL, 0, NULL, 0);
+    assert_null(last(fx, "shop/0")); /* partition 1 has no watermark yet */
     send(fx, m, 1, 2, MIN / 2, false, NULL, 0, NULL, 0);
     assert_null(last(fx, "shop/0")); /* partition 1 has not closed it */
     send(fx, m, 1, 2, MIN, false, &w1, 1, NULL, 0);
