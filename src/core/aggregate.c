@@ -127,6 +127,7 @@ void fs_flow_merge(fs_flow *into, const fs_flow *from, const uint32_t *xlate)
         into->entered[i] += from->entered[i];
     into->completed += from->completed;
     into->late_events += from->late_events;
+    into->events += from->events;
     fs_fixed_add(&into->revenue, from->revenue);
     fs_sketch_merge(&into->ttc, &from->ttc);
     label_map_merge(&into->channels, &from->channels, xlate, into->n_stages);
@@ -153,6 +154,7 @@ void fs_flow_subtract(fs_flow *into, const fs_flow *from)
         into->entered[i] -= from->entered[i];
     into->completed -= from->completed;
     into->late_events -= from->late_events;
+    into->events -= from->events;
     fs_fixed_sub(&into->revenue, from->revenue);
     fs_sketch_subtract(&into->ttc, &from->ttc);
     label_map_subtract(&into->channels, &from->channels, into->n_stages);

@@ -42,6 +42,11 @@ typedef struct fs_flow {
     uint64_t *entered, *reached, *skipped, *abandoned, *excluded; /* one block of 5n */
     uint64_t completed;
     uint64_t late_events;
+    /* Events (and expiries) that counted in it, each once: in a pane as
+     * counted; in a window handed out, those of its newest pane (merge.h:
+     * how many events a late window makes late). Not state. */
+    uint64_t events;
+    uint64_t ev_mark; /* the worker's ev_serial of the last one */
     fs_fixed revenue;
     fs_sketch ttc;
     fs_label_map channels;

@@ -460,7 +460,6 @@ static void apply(fs_merge *m, fs_state_partial *pt)
     mp->heard = true;
     m->changed = true;
     count(&m->partials, 1);
-    advance(m);
     atomic_store_explicit(&m->pending_windows, m->pending.count, memory_order_relaxed);
 }
 
@@ -476,6 +475,11 @@ int fs_merge_partial(fs_merge *m, const char *value, size_t len, char *err, size
     apply(m, &pt);
     fs_state_partial_free(&pt, m->funnels->n);
     return 0;
+}
+
+void fs_merge_emit(fs_merge *m)
+{
+    advance(m);
 }
 
 bool fs_merge_complete(const fs_merge *m)

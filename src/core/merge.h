@@ -60,10 +60,13 @@ fs_merge *fs_merge_new(const fs_config *cfg, const fs_funnels *funnels, uint32_t
                        fs_output out);
 void fs_merge_free(fs_merge *m);
 
-/* Reads one partial (fs_state_encode_partial's bytes), applies it and emits
- * what it makes due. A partial that cannot be read changes nothing: -1,
- * why in err. */
+/* Reads one partial (fs_state_encode_partial's bytes) and applies it. A
+ * partial that cannot be read changes nothing: -1, why in err. */
 int fs_merge_partial(fs_merge *m, const char *value, size_t len, char *err, size_t err_len);
+/* Emits what the partials applied so far make due. A group of partials
+ * made at one point of a stream (one step's) goes in before this: a
+ * partition's clock must not count before another's news of that point. */
+void fs_merge_emit(fs_merge *m);
 /* Input partitions expected from now on (the topic grew, or was learnt). */
 void fs_merge_expect(fs_merge *m, uint32_t n_parts);
 

@@ -377,6 +377,19 @@ static bool run_is_empty(const fs_panes *p)
     return !fs_i64map_get(&p->extras, p->run_start);
 }
 
+/* A window handed out counts, per funnel, the events of its newest pane
+ * (fs_flow.events): the ones a merge calls late when the window comes
+ * after its record (merge.h). The pane is still held: its latest window is
+ * open. */
+static void keep_newest_events(const fs_panes *p, fs_window_slot *slot)
+{
+    __int128 q = (__int128)slot->start + p->win.size - p->win.hop;
+    const fs_window_slot *pane = q <= INT64_MAX ? fs_i64map_get(&p->panes, (int64_t)q) : NULL;
+    for (uint32_t f = 0; f < p->n_funnels; f++)
+        if (slot->flow[f])
+            slot->flow[f]->events = pane && pane->flow[f] ? pane->flow[f]->events : 0;
+}
+
 /* Hopping windows close in order, each from the running sum, which then
  * slides one hop; over a stretch where no window counted anything (a gap
  * in the data, or the end of input) the run jumps to the next window that
@@ -408,6 +421,7 @@ static fs_window_slot **close_hopping(fs_panes *p, int64_t wm, bool all, uint32_
         }
         fs_window_slot *slot = window_from_run(p);
         if (slot) {
+            keep_newest_events(p, slot);
             if (*n == cap)
                 out = fs_xrealloc(out, (cap *= 2) * sizeof(*out));
             out[(*n)++] = slot;

@@ -81,18 +81,20 @@ static int64_t part_wm(const fs_router *r, const fs_part_clock *pc)
     return pc->seen ? fs_sat_sub(pc->max_ts, r->max_out_of_orderness) : INT64_MIN;
 }
 
-/* Every partition that has a clock, into out->parts for sync point s. */
+/* Every partition assigned or with a clock, into out->parts for sync point s. */
 static void snapshot_parts(const fs_router *r, fs_routed *out, fs_sync *s)
 {
     s->parts_at = out->n_parts;
     for (uint32_t p = 0; p < r->n_parts; p++) {
-        if (!r->parts[p].seen)
+        const fs_part_clock *pc = &r->parts[p];
+        if (!pc->seen && pc->state == PART_NONE)
             continue;
         if (out->n_parts == out->parts_cap) {
             out->parts_cap = out->parts_cap ? 2 * out->parts_cap : 16;
             out->parts = fs_xrealloc(out->parts, out->parts_cap * sizeof(*out->parts));
         }
-        out->parts[out->n_parts++] = (fs_part_wm){p, part_wm(r, &r->parts[p]), r->parts[p].max_ts};
+        out->parts[out->n_parts++] = (fs_part_wm){
+            p, part_wm(r, pc), pc->seen ? pc->max_ts : INT64_MIN, pc->seen, pc->state == PART_IDLE};
     }
     s->n_parts = out->n_parts - s->parts_at;
 }

@@ -71,11 +71,14 @@ typedef struct fs_route_ent {
     uint32_t idx;
 } fs_route_ent;
 
-/* A partition's watermark at a sync point. */
+/* A partition's watermark at a sync point: every partition assigned (or
+ * idle), with a clock (seen) or not yet. */
 typedef struct fs_part_wm {
     uint32_t part;
-    int64_t wm;
+    int64_t wm;     /* INT64_MIN when not seen */
     int64_t max_ts; /* its highest valid ts (the clock a checkpoint writes) */
+    bool seen;      /* it has a clock */
+    bool idle;      /* it holds no window back (SPEC §3) */
 } fs_part_wm;
 
 /* A point of the stream where every worker syncs, before applying message

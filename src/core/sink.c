@@ -1,13 +1,24 @@
-/* sink.c -- merge worker partials, emit flow and cohort records (see sink.h). */
+/* sink.c -- workers' steps -> partials -> the merge -> records (see sink.h).
+ *
+ * Per input partition the sink keeps what its partials must say: the
+ * clock it last sent and the partition's cumulative cohort counts (the sum
+ * of the workers' deltas since the partition came to this instance, pane
+ * deltas spread over the windows holding the pane). A step becomes one
+ * partial per partition that has news: windows closed for it (the workers'
+ * slots of equal start added), cohorts changed, or a clock that moved.
+ */
 #include "sink.h"
 
+#include <assert.h>
 #include <stdatomic.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 #include "i64map.h"
+#include "merge.h"
 #include "record.h"
 #include "state.h"
 
@@ -20,6 +31,16 @@ typedef struct label_xlate {
     uint32_t n, cap;
 } label_xlate;
 
+/* What the partials of one input partition have said so far. */
+typedef struct sink_part {
+    bool known; /* this instance holds it (it has been in a step's clocks) */
+    bool sent;  /* a partial with its clock has gone out */
+    int64_t wm;
+    bool idle;
+    fs_i64map *cohorts; /* per funnel: window start -> fs_cohort (dirty: not sent) */
+    fs_i64map closed;   /* this step's windows: start -> fs_window_slot */
+} sink_part;
+
 struct fs_sink {
     const fs_config *cfg;
     const fs_funnels *funnels;
@@ -29,15 +50,15 @@ struct fs_sink {
     fs_format format;
     fs_dict labels;
     label_xlate *xlate; /* per worker */
-    fs_i64map *cohorts; /* per funnel: start -> fs_cohort totals */
+    sink_part *parts;   /* by input partition */
+    uint32_t n_parts;
+    fs_merge *merge;
     fs_buf rec, key;
-    fs_buf json;            /* a flow record again in JSON for out.flow_json, when rec is not */
     uint64_t config_hash;   /* fs_state_config_hash, for partition records */
     uint32_t *n_stages;     /* per funnel, for partition records */
     fs_i64map part_written; /* partition -> hash of the last partition record written */
     uint64_t dead_letters;  /* handed to out.dead_letter so far */
-    /* written by the sink thread only, read live by others */
-    _Atomic uint64_t flow_records, cohort_records, write_errors;
+    _Atomic uint64_t write_errors, partials_sent, partial_bytes;
 };
 
 fs_sink *fs_sink_new(const fs_config *cfg, const fs_funnels *funnels, uint32_t n_workers,
@@ -57,23 +78,33 @@ fs_sink *fs_sink_new(const fs_config *cfg, const fs_funnels *funnels, uint32_t n
         s->n_stages[f] = funnels->funnel[f].n_stages;
     fs_dict_init(&s->labels);
     s->xlate = fs_xcalloc(n_workers, sizeof(*s->xlate));
-    s->cohorts = fs_xcalloc(funnels->n, sizeof(*s->cohorts));
-    for (uint32_t f = 0; f < funnels->n; f++)
-        fs_i64map_init(&s->cohorts[f]);
+    s->merge = fs_merge_new(cfg, funnels, out.n_parts, out);
     return s;
+}
+
+static void part_forget(fs_sink *s, sink_part *sp)
+{
+    if (sp->cohorts) {
+        for (uint32_t f = 0; f < s->funnels->n; f++) {
+            fs_i64map *m = &sp->cohorts[f];
+            for (size_t i = 0; i <= m->mask; i++)
+                free(m->slots[i].value);
+            fs_i64map_free(m);
+        }
+        free(sp->cohorts);
+    }
+    fs_i64map_free(&sp->closed);
+    *sp = (sink_part){0};
 }
 
 void fs_sink_free(fs_sink *s)
 {
     if (!s)
         return;
-    for (uint32_t f = 0; f < s->funnels->n; f++) {
-        fs_i64map *m = &s->cohorts[f];
-        for (size_t i = 0; i <= m->mask; i++)
-            free(m->slots[i].value);
-        fs_i64map_free(m);
-    }
-    free(s->cohorts);
+    for (uint32_t p = 0; p < s->n_parts; p++)
+        part_forget(s, &s->parts[p]);
+    free(s->parts);
+    fs_merge_free(s->merge);
     free(s->n_stages);
     fs_i64map_free(&s->part_written);
     for (uint32_t w = 0; w < s->n_workers; w++)
@@ -81,18 +112,25 @@ void fs_sink_free(fs_sink *s)
     free(s->xlate);
     fs_dict_free(&s->labels);
     fs_buf_free(&s->rec);
-    fs_buf_free(&s->json);
     fs_buf_free(&s->key);
     free(s);
 }
 
 fs_sink_stats fs_sink_get_stats(const fs_sink *s)
 {
+    fs_merge_stats ms = fs_merge_get_stats(s->merge);
     return (fs_sink_stats){
-        atomic_load_explicit(&s->flow_records, memory_order_relaxed),
-        atomic_load_explicit(&s->cohort_records, memory_order_relaxed),
-        atomic_load_explicit(&s->write_errors, memory_order_relaxed),
+        ms.flow_records,
+        ms.cohort_records,
+        ms.write_errors + atomic_load_explicit(&s->write_errors, memory_order_relaxed),
+        atomic_load_explicit(&s->partials_sent, memory_order_relaxed),
+        atomic_load_explicit(&s->partial_bytes, memory_order_relaxed),
     };
+}
+
+fs_merge *fs_sink_merge(fs_sink *s)
+{
+    return s->merge;
 }
 
 static void learn_labels(fs_sink *s, uint32_t worker, const fs_step *st)
@@ -107,156 +145,228 @@ static void learn_labels(fs_sink *s, uint32_t worker, const fs_step *st)
         x->id[x->n++] = fs_dict_intern(&s->labels, st->label_names[i], st->label_lens[i]);
 }
 
-static void write_record(fs_sink *s)
+static const char *sink_label(void *ctx, uint32_t label, uint32_t *len)
 {
-    if (s->out.write(s->out.ctx, s->key.p, s->key.len, s->rec.p, s->rec.len) != 0)
-        atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+    const fs_sink *s = ctx;
+    *len = fs_dict_len(&s->labels, label);
+    return fs_dict_name(&s->labels, label);
 }
 
-static void emit_flow(fs_sink *s, const fs_funnel *f, int64_t start, const fs_flow *flow,
-                      uint64_t rejected)
+/* ---- partials --------------------------------------------------------------- */
+
+static sink_part *part_at(fs_sink *s, uint32_t p)
 {
-    fs_window_id w = {start, fs_window_end(&s->win, start)};
-    s->rec.len = s->key.len = 0;
-    fs_record_flow_key(&s->key, f->cfg, w);
-    fs_record_flow(&s->rec, s->format, f->cfg, w, flow, rejected, &s->labels);
-    write_record(s);
-    if (s->out.flow_json) {
-        fs_flow_json rec = {f->index, start, s->key.p, s->rec.p, s->key.len, s->rec.len};
-        if (s->format != FS_FORMAT_JSON) {
-            s->json.len = 0;
-            fs_record_flow(&s->json, FS_FORMAT_JSON, f->cfg, w, flow, rejected, &s->labels);
-            rec.json = s->json.p;
-            rec.len = s->json.len;
-        }
-        s->out.flow_json(s->out.ctx, &rec);
+    if (p >= s->n_parts) {
+        uint32_t n = p + 1 > 2 * s->n_parts ? p + 1 : 2 * s->n_parts;
+        s->parts = fs_xrealloc(s->parts, n * sizeof(*s->parts));
+        memset(s->parts + s->n_parts, 0, (n - s->n_parts) * sizeof(*s->parts));
+        s->n_parts = n;
     }
-    atomic_fetch_add_explicit(&s->flow_records, 1, memory_order_relaxed);
+    sink_part *sp = &s->parts[p];
+    if (!sp->cohorts) {
+        sp->cohorts = fs_xcalloc(s->funnels->n, sizeof(*sp->cohorts));
+        for (uint32_t f = 0; f < s->funnels->n; f++)
+            fs_i64map_init(&sp->cohorts[f]);
+        fs_i64map_init(&sp->closed);
+        sp->wm = INT64_MIN;
+    }
+    return sp;
 }
 
-/* Merges the windows of equal start across workers (each list is sorted) and
- * emits them in ascending order. */
-static void emit_closed_windows(fs_sink *s, fs_step **steps)
+static void gather_windows(fs_sink *s, fs_step **steps)
 {
     uint32_t nf = s->funnels->n;
-    uint32_t *pos = fs_xcalloc(s->n_workers, sizeof(*pos));
-    fs_flow **merged = fs_xcalloc(nf, sizeof(*merged));
-    for (;;) {
-        int64_t start = INT64_MAX;
-        bool any = false;
-        for (uint32_t w = 0; w < s->n_workers; w++)
-            if (pos[w] < steps[w]->n_closed && (!any || steps[w]->closed[pos[w]]->start < start)) {
-                start = steps[w]->closed[pos[w]]->start;
-                any = true;
+    for (uint32_t w = 0; w < s->n_workers; w++)
+        for (uint32_t i = 0; i < steps[w]->n_closed; i++) {
+            fs_window_slot *from = steps[w]->closed[i];
+            sink_part *sp = part_at(s, steps[w]->closed_part[i]);
+            fs_window_slot *into = fs_i64map_get(&sp->closed, from->start);
+            if (!into) {
+                into = fs_window_slot_new(from->start, nf);
+                fs_i64map_put(&sp->closed, into->start, into);
             }
-        if (!any)
-            break;
-        uint64_t rejected = 0;
-        for (uint32_t w = 0; w < s->n_workers; w++) {
-            if (pos[w] >= steps[w]->n_closed || steps[w]->closed[pos[w]]->start != start)
-                continue;
-            fs_window_slot *slot = steps[w]->closed[pos[w]++];
-            rejected += slot->rejected;
-            for (uint32_t f = 0; f < nf; f++) {
-                if (!slot->flow[f])
-                    continue;
-                if (!merged[f])
-                    merged[f] = fs_flow_new(s->funnels->funnel[f].n_stages);
-                fs_flow_merge(merged[f], slot->flow[f], s->xlate[w].id);
-            }
+            fs_window_slot_add(into, from, nf, s->n_stages, s->xlate[w].id);
         }
-        for (uint32_t f = 0; f < nf; f++) {
-            if (!merged[f] && rejected == 0)
-                continue;
-            if (!merged[f])
-                merged[f] = fs_flow_new(s->funnels->funnel[f].n_stages);
-            emit_flow(s, &s->funnels->funnel[f], start, merged[f], rejected);
-            fs_flow_free(merged[f]);
-            merged[f] = NULL;
-        }
-    }
-    free(merged);
-    free(pos);
 }
 
-static void add_cohort(fs_sink *s, uint32_t funnel, int64_t start, const fs_cohort *delta)
+static void add_cohort(fs_sink *s, sink_part *sp, uint32_t funnel, int64_t start,
+                       const fs_cohort *delta)
 {
     uint32_t n = s->funnels->funnel[funnel].n_stages;
-    fs_cohort_map_add(&s->cohorts[funnel], start, delta, n)->dirty = true;
+    fs_cohort_map_add(&sp->cohorts[funnel], start, delta, n)->dirty = true;
 }
 
-static void add_cohort_deltas(fs_sink *s, fs_step **steps)
+static void gather_cohorts(fs_sink *s, fs_step **steps)
 {
     for (uint32_t w = 0; w < s->n_workers; w++)
         for (uint32_t i = 0; i < steps[w]->n_cohorts; i++) {
             const fs_cohort_delta *d = &steps[w]->cohorts[i];
+            sink_part *sp = part_at(s, d->part);
             if (!d->pane) {
-                add_cohort(s, d->funnel, d->start, d->cohort);
+                add_cohort(s, sp, d->funnel, d->start, d->cohort);
                 continue;
             }
             /* every window holding the pane: none was final when counted */
             int64_t at;
             for (uint32_t k = 0;
                  k < s->win.per_time && fs_window_kth_start(&s->win, d->start, k, &at); k++)
-                add_cohort(s, d->funnel, at, d->cohort);
+                add_cohort(s, sp, d->funnel, at, d->cohort);
         }
 }
 
-typedef struct due_cohort {
-    int64_t start;
-    uint32_t funnel;
-    bool final;
-    fs_cohort *c;
-} due_cohort;
-
-static int cmp_due(const void *a, const void *b)
+/* Where each partition's clock stands after the step; on the final step
+ * every partition this instance holds is at +inf. */
+static void forget_revoked(fs_sink *s, const fs_step *st0)
 {
-    const due_cohort *x = a, *y = b;
-    if (x->start != y->start)
-        return (x->start > y->start) - (x->start < y->start);
-    return (x->funnel > y->funnel) - (x->funnel < y->funnel);
+    for (uint32_t i = 0; i < st0->n_revoked; i++)
+        if (st0->revoked[i] < s->n_parts)
+            part_forget(s, &s->parts[st0->revoked[i]]);
 }
 
-static void emit_cohorts(fs_sink *s, const fs_step *st)
+static void gather_clocks(fs_sink *s, const fs_step *st0)
 {
-    bool tick = st->final || fs_floor_div(st->wm_before, s->cfg->cohort_emit_interval_ms) !=
-                                 fs_floor_div(st->wm, s->cfg->cohort_emit_interval_ms);
-    due_cohort *due = NULL;
-    size_t n = 0, cap = 0;
+    for (uint32_t i = 0; i < st0->n_parts; i++) {
+        sink_part *sp = part_at(s, st0->parts[i].part);
+        sp->known = true;
+        /* a lane behind the instance watermark was closed there (worker.c) */
+        sp->wm = st0->parts[i].wm > st0->wm ? st0->parts[i].wm : st0->wm;
+        sp->idle = st0->parts[i].idle;
+    }
+    if (!st0->final)
+        return;
+    for (uint32_t p = 0; p < s->n_parts; p++)
+        if (s->parts[p].cohorts) {
+            s->parts[p].known = true;
+            s->parts[p].wm = INT64_MAX;
+            s->parts[p].idle = false;
+        }
+}
+
+static int cmp_slot(const void *a, const void *b)
+{
+    int64_t x = (*(fs_window_slot *const *)a)->start, y = (*(fs_window_slot *const *)b)->start;
+    return (x > y) - (x < y);
+}
+
+/* The partition's windows of this step, ascending, moved into pt. */
+static void take_windows(fs_sink *s, sink_part *sp, fs_state_partial *pt)
+{
+    uint32_t nf = s->funnels->n, n = 0;
+    pt->slots = fs_xmalloc((sp->closed.count + 1) * sizeof(*pt->slots));
+    for (size_t i = 0; i <= sp->closed.mask; i++)
+        if (sp->closed.slots[i].value)
+            pt->slots[n++] = sp->closed.slots[i].value;
+    qsort(pt->slots, n, sizeof(*pt->slots), cmp_slot);
+    pt->n_slots = n;
+    pt->events = fs_xcalloc((size_t)n * nf + 1, sizeof(*pt->events));
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t f = 0; f < nf; f++)
+            pt->events[(size_t)i * nf + f] = pt->slots[i]->flow[f] ? pt->slots[i]->flow[f]->events : 0;
+    fs_i64map_free(&sp->closed);
+    fs_i64map_init(&sp->closed);
+}
+
+/* The partition's changed cohorts (copies: the totals stay), and the
+ * totals the partition's watermark made final are dropped once sent. */
+static void take_cohorts(fs_sink *s, sink_part *sp, fs_state_partial *pt)
+{
+    uint32_t total = 0;
+    for (uint32_t f = 0; f < s->funnels->n; f++)
+        total += (uint32_t)sp->cohorts[f].count;
+    pt->cohorts = fs_xmalloc((total + 1) * sizeof(*pt->cohorts));
     for (uint32_t f = 0; f < s->funnels->n; f++) {
-        const fs_funnel *fn = &s->funnels->funnel[f];
-        fs_i64map *m = &s->cohorts[f];
+        fs_i64map *m = &sp->cohorts[f];
+        uint32_t n_stages = s->n_stages[f];
+        int64_t cw = s->funnels->funnel[f].conversion_window_ms;
         for (size_t i = 0; i <= m->mask; i++) {
             fs_cohort *c = m->slots[i].value;
             if (!c)
                 continue;
             int64_t start = m->slots[i].key;
-            int64_t final_at = fs_sat_add(fs_window_end(&s->win, start), fn->conversion_window_ms);
-            bool final = st->final || st->wm >= final_at;
-            if (!final && !(tick && c->dirty))
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 64;
-                due = fs_xrealloc(due, cap * sizeof(*due));
+            if (c->dirty) {
+                fs_cohort *copy = fs_cohort_new(n_stages);
+                fs_cohort_merge(copy, c, n_stages);
+                pt->cohorts[pt->n_cohorts++] = (fs_state_cohort){f, false, start, copy};
+                c->dirty = false;
             }
-            due[n++] = (due_cohort){start, f, final, c};
+            if (sp->wm >= fs_sat_add(fs_window_end(&s->win, start), cw)) {
+                free(fs_i64map_remove(m, start));
+                i--; /* the removal may have shifted a later entry here */
+            }
         }
     }
-    if (n > 1) /* due is NULL when nothing is due */
-        qsort(due, n, sizeof(*due), cmp_due);
-    for (size_t i = 0; i < n; i++) {
-        const fs_funnel *fn = &s->funnels->funnel[due[i].funnel];
-        fs_window_id w = {due[i].start, fs_window_end(&s->win, due[i].start)};
-        s->rec.len = s->key.len = 0;
-        fs_record_cohort_key(&s->key, fn->cfg, w);
-        fs_record_cohort(&s->rec, s->format, fn->cfg, w, due[i].c, due[i].final);
-        write_record(s);
-        atomic_fetch_add_explicit(&s->cohort_records, 1, memory_order_relaxed);
-        due[i].c->dirty = false;
-        if (due[i].final)
-            free(fs_i64map_remove(&s->cohorts[due[i].funnel], due[i].start));
+}
+
+static bool has_dirty_cohort(const fs_sink *s, const sink_part *sp)
+{
+    for (uint32_t f = 0; f < s->funnels->n; f++) {
+        const fs_i64map *m = &sp->cohorts[f];
+        for (size_t i = 0; m->count && i <= m->mask; i++)
+            if (m->slots[i].value && ((fs_cohort *)m->slots[i].value)->dirty)
+                return true;
     }
-    free(due);
+    return false;
+}
+
+/* One partial for partition p if it has news; to the partials topic, or
+ * straight into this process's merge. */
+static void send_partial(fs_sink *s, uint32_t p, bool clock_moved)
+{
+    sink_part *sp = &s->parts[p];
+    if (!sp->known || (!clock_moved && !sp->closed.count && !has_dirty_cohort(s, sp)))
+        return;
+    fs_state_partial pt = {.config_hash = s->config_hash,
+                           .part = p,
+                           .n_parts = s->out.n_parts,
+                           .wm = sp->wm,
+                           .idle = sp->idle};
+    take_windows(s, sp, &pt);
+    take_cohorts(s, sp, &pt);
+    fs_state_labels l = {sink_label, NULL, s};
+    s->rec.len = 0;
+    fs_state_encode_partial(&s->rec, &pt, s->funnels->n, s->n_stages, &l);
+    fs_state_partial_free(&pt, s->funnels->n);
+    sp->sent = true;
+    atomic_fetch_add_explicit(&s->partials_sent, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->partial_bytes, s->rec.len, memory_order_relaxed);
+    if (s->out.partial) {
+        char key[16];
+        int n = snprintf(key, sizeof key, "%u", p);
+        if (s->out.partial(s->out.ctx, p, key, (size_t)n, s->rec.p, s->rec.len) != 0)
+            atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+        return;
+    }
+    char err[200];
+    int rc = fs_merge_partial(s->merge, s->rec.p, s->rec.len, err, sizeof err);
+    assert(rc == 0); /* this process wrote it */
+    (void)rc;
+}
+
+static void send_partials(fs_sink *s, fs_step **steps)
+{
+    int64_t *wm_was = fs_xmalloc((s->n_parts + 1) * sizeof(*wm_was));
+    bool *idle_was = fs_xmalloc((s->n_parts + 1) * sizeof(*idle_was));
+    bool *sent_was = fs_xmalloc((s->n_parts + 1) * sizeof(*sent_was));
+    uint32_t n_was = s->n_parts;
+    for (uint32_t p = 0; p < n_was; p++) {
+        wm_was[p] = s->parts[p].wm;
+        idle_was[p] = s->parts[p].idle;
+        sent_was[p] = s->parts[p].sent;
+    }
+    forget_revoked(s, steps[0]);
+    gather_windows(s, steps);
+    gather_cohorts(s, steps);
+    gather_clocks(s, steps[0]);
+    for (uint32_t p = 0; p < s->n_parts; p++) {
+        const sink_part *sp = &s->parts[p];
+        bool moved = p >= n_was || !sent_was[p] || sp->wm != wm_was[p] || sp->idle != idle_was[p];
+        send_partial(s, p, moved);
+    }
+    if (!s->out.partial)
+        fs_merge_emit(s->merge); /* once all of the step's partials are in */
+    free(wm_was);
+    free(idle_was);
+    free(sent_was);
 }
 
 /* ---- checkpoints: one partition record from every worker's lane ------- */
@@ -297,12 +407,6 @@ static void merge_lane(fs_sink *s, part_merge *pm, fs_state_part *lane, const ui
     }
 }
 
-static int cmp_slot(const void *a, const void *b)
-{
-    int64_t x = (*(fs_window_slot *const *)a)->start, y = (*(fs_window_slot *const *)b)->start;
-    return (x > y) - (x < y);
-}
-
 /* The slots of m, ascending, moved into a new array. */
 static fs_window_slot **slots_of(fs_i64map *m, uint32_t *n)
 {
@@ -314,13 +418,6 @@ static fs_window_slot **slots_of(fs_i64map *m, uint32_t *n)
     qsort(v, *n, sizeof(*v), cmp_slot);
     fs_i64map_free(m);
     return v;
-}
-
-static const char *sink_label(void *ctx, uint32_t label, uint32_t *len)
-{
-    const fs_sink *s = ctx;
-    *len = fs_dict_len(&s->labels, label);
-    return fs_dict_name(&s->labels, label);
 }
 
 static void write_part(fs_sink *s, part_merge *pm, const fs_part_wm *clock, int64_t instance_wm,
@@ -414,7 +511,7 @@ static void write_checkpoint(fs_sink *s, fs_step **steps)
     for (uint32_t i = 0; i < n; i++) {
         const fs_part_wm *clock = NULL;
         for (uint32_t k = 0; k < st0->n_clocks; k++)
-            if (st0->clocks[k].part == pms[i].part)
+            if (st0->clocks[k].part == pms[i].part && st0->clocks[k].seen)
                 clock = &st0->clocks[k];
         write_part(s, &pms[i], clock, st0->wm, st0->checkpoint_id);
     }
@@ -431,9 +528,7 @@ void fs_sink_step(fs_sink *s, fs_step **steps)
     if (!st->stopped) {
         for (uint32_t w = 0; w < s->n_workers; w++)
             learn_labels(s, w, steps[w]);
-        emit_closed_windows(s, steps);
-        add_cohort_deltas(s, steps);
-        emit_cohorts(s, st);
+        send_partials(s, steps);
         if (st->checkpoint && s->out.state)
             write_checkpoint(s, steps);
     }

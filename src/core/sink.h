@@ -68,6 +68,12 @@ typedef struct fs_output {
     void (*flow_json)(void *ctx, const fs_flow_json *rec);
     int (*state)(void *ctx, uint32_t part, const char *key, size_t key_len, const char *value,
                  size_t value_len);
+    /* partial, when set, takes the partials (merge.h) of input partition
+     * part to the partials topic, from where they come back to some
+     * instance's merge; without it they go straight into this process's. */
+    int (*partial)(void *ctx, uint32_t part, const char *key, size_t key_len, const char *value,
+                   size_t value_len);
+    uint32_t n_parts; /* input partitions the merge waits for (0: those it hears of) */
 } fs_output;
 
 typedef struct fs_sink fs_sink;
@@ -76,6 +82,7 @@ typedef struct fs_sink_stats {
     uint64_t flow_records;
     uint64_t cohort_records;
     uint64_t write_errors;
+    uint64_t partials, partial_bytes; /* made by this sink */
 } fs_sink_stats;
 
 fs_sink *fs_sink_new(const fs_config *cfg, const fs_funnels *funnels, uint32_t n_workers,
@@ -83,6 +90,10 @@ fs_sink *fs_sink_new(const fs_config *cfg, const fs_funnels *funnels, uint32_t n
 /* steps[0..n_workers): step k of each worker. Takes ownership of them. */
 void fs_sink_step(fs_sink *s, fs_step **steps);
 fs_sink_stats fs_sink_get_stats(const fs_sink *s);
+struct fs_merge;
+/* The sink's merge (merge.h): the partials of this process, or those the
+ * partials topic brings. */
+struct fs_merge *fs_sink_merge(fs_sink *s);
 void fs_sink_free(fs_sink *s);
 
 #endif

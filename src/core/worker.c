@@ -41,6 +41,9 @@ void fs_step_free(fs_step *s, uint32_t n_funnels)
     for (uint32_t i = 0; i < s->n_cohorts; i++)
         free(s->cohorts[i].cohort);
     free(s->closed);
+    free(s->closed_part);
+    free(s->parts);
+    free(s->revoked);
     free(s->cohorts);
     free(s->label_names);
     free(s->label_lens);
@@ -140,6 +143,9 @@ static fs_lane *lane_at(fs_worker *w, uint32_t part)
         l->wm = l->next_close = INT64_MIN;
         fs_wheel_init(&l->timers, (fs_wheel_ops){timer_link, timer_expiry, timer_prefetch, w});
         fs_panes_init(&l->windows, &w->win, w->funnels->n, w->n_stages);
+        l->cohort_delta = fs_xcalloc(2 * w->funnels->n, sizeof(*l->cohort_delta));
+        for (uint32_t k = 0; k < 2 * w->funnels->n; k++)
+            fs_i64map_init(&l->cohort_delta[k]);
         if (w->track) {
             l->cohorts = fs_xcalloc(2 * w->funnels->n, sizeof(*l->cohorts));
             for (uint32_t k = 0; k < 2 * w->funnels->n; k++)
@@ -158,6 +164,9 @@ static void lane_free(fs_lane *l, uint32_t n_funnels)
     for (uint32_t k = 0; l->cohorts && k < 2 * n_funnels; k++)
         free_map_values(&l->cohorts[k], 0, false);
     free(l->cohorts);
+    for (uint32_t k = 0; k < 2 * n_funnels; k++)
+        free_map_values(&l->cohort_delta[k], 0, false);
+    free(l->cohort_delta);
     fs_wheel_destroy(&l->timers);
     fs_panes_free(&l->windows);
     for (uint32_t i = l->parked_head; i < l->n_parked; i++)
@@ -228,9 +237,6 @@ void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_conf
     w->n_stages = fs_xmalloc(funnels->n * sizeof(*w->n_stages));
     for (uint32_t f = 0; f < funnels->n; f++)
         w->n_stages[f] = funnels->funnel[f].n_stages;
-    w->cohort_delta = fs_xcalloc(2 * funnels->n, sizeof(*w->cohort_delta));
-    for (uint32_t f = 0; f < 2 * funnels->n; f++)
-        fs_i64map_init(&w->cohort_delta[f]);
     while ((1u << w->funnel_bits) < funnels->n)
         w->funnel_bits++;
     w->records = fs_journey_table_records(table, id);
@@ -258,9 +264,7 @@ void fs_worker_destroy(fs_worker *w)
     free(w->lanes);
     free_dead_letters(w->dead, w->n_dead);
     free(w->n_stages);
-    for (uint32_t f = 0; f < 2 * w->funnels->n; f++)
-        free_map_values(&w->cohort_delta[f], 0, false);
-    free(w->cohort_delta);
+    free(w->revoked);
     free(w->touch_buf);
     fs_dict_free(&w->labels);
     free(w->scratch_flows);
@@ -274,7 +278,16 @@ void fs_worker_destroy(fs_worker *w)
  * containing ts is already closed. */
 static uint32_t open_flows(fs_worker *w, uint32_t funnel, int64_t ts, bool *late)
 {
-    return fs_panes_flows(&w->cur->windows, funnel, ts, lane_wm(w->cur), late, w->scratch_flows);
+    uint32_t n =
+        fs_panes_flows(&w->cur->windows, funnel, ts, lane_wm(w->cur), late, w->scratch_flows);
+    for (uint32_t i = 0; i < n; i++) {
+        fs_flow *f = w->scratch_flows[i];
+        if (f->ev_mark != w->ev_serial) {
+            f->ev_mark = w->ev_serial;
+            f->events++;
+        }
+    }
+    return n;
 }
 
 static void count_late(fs_worker *w, uint32_t funnel)
@@ -324,7 +337,7 @@ static void add_cohort(const fs_funnel *f, fs_i64map *m, int64_t start, cohort_u
 /* Into map k of the step's deltas and, with state, of the lane's totals. */
 static void cohort_to(fs_worker *w, const fs_funnel *f, uint32_t k, int64_t start, cohort_update u)
 {
-    add_cohort(f, &w->cohort_delta[k], start, u);
+    add_cohort(f, &w->cur->cohort_delta[k], start, u);
     if (w->track)
         add_cohort(f, &w->cur->cohorts[k], start, u);
 }
@@ -335,17 +348,20 @@ static void cohort_to(fs_worker *w, const fs_funnel *f, uint32_t k, int64_t star
  * holding it, so hopping windows do not multiply the work per change. */
 static void count_cohort(fs_worker *w, const fs_funnel *f, int64_t start_ts, cohort_update u)
 {
+    /* Finality is the partition's: the merge drops a change to a cohort
+     * whose final record is out (merge.h). */
+    int64_t wm = w->cur->have_wm ? lane_wm(w->cur) : INT64_MIN;
     int64_t start = fs_window_last_start(&w->win, start_ts);
     int64_t earliest = fs_clamp128((__int128)start - (__int128)(w->win.per_time - 1) * w->win.hop);
     int64_t earliest_final = fs_sat_add(fs_window_end(&w->win, earliest), f->conversion_window_ms);
-    if (w->win.per_time > 1 && w->wm < earliest_final) {
+    if (w->win.per_time > 1 && wm < earliest_final) {
         cohort_to(w, f, w->funnels->n + f->index, start, u);
         return;
     }
     int64_t at;
     for (uint32_t i = 0; i < w->win.per_time && fs_window_kth_start(&w->win, start, i, &at); i++) {
         int64_t final_at = fs_sat_add(fs_window_end(&w->win, at), f->conversion_window_ms);
-        if (w->wm >= final_at)
+        if (wm >= final_at)
             break; /* the cohort's final record is out: too late to change it */
         cohort_to(w, f, f->index, at, u);
     }
@@ -523,6 +539,7 @@ static bool reach_stage(fs_worker *w, fs_customer *c, uint32_t record, const fs_
 static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t part)
 {
     uint32_t record = FS_RECORD_NONE;
+    w->ev_serial++;
     fs_customer *c = fs_journey_table_find(w->table, ev->customer_hash, ev->customer_id.ptr,
                                            ev->customer_id.len, &record);
     if (type < 0)
@@ -577,61 +594,70 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t
 
 /* ---- watermark and steps ------------------------------------------------ */
 
-static int cmp_slot_start(const void *a, const void *b)
-{
-    int64_t x = (*(fs_window_slot *const *)a)->start, y = (*(fs_window_slot *const *)b)->start;
-    return (x > y) - (x < y);
-}
-
-/* The windows closed at the instance watermark (all: every window), from
- * every lane, one slot per window. A lane behind the instance watermark
- * closes its windows there first: they are emitted now, without it. */
+/* The windows closed for their partitions since the last step (all: every
+ * window), lane by lane. A lane behind the instance watermark (its
+ * partition idle) closes its windows there first: the partition holds
+ * nothing back (SPEC §3). Whether a window is closed for every partition
+ * of the group is the merge's to decide (merge.h). */
 static void collect_closed(fs_worker *w, fs_step *s, bool all)
 {
     uint32_t n = 0, cap = 8;
     fs_window_slot **out = fs_xmalloc(cap * sizeof(*out));
+    uint32_t *part = fs_xmalloc(cap * sizeof(*part));
     for (uint32_t p = 0; p < w->n_lanes; p++) {
         fs_lane *l = w->lanes[p];
         if (!l)
             continue;
         park_closed(w, l, s->wm, all);
         for (; l->parked_head < l->n_parked; l->parked_head++) {
-            fs_window_slot *slot = l->parked[l->parked_head];
-            if (!all && !fs_window_is_closed(&w->win, slot->start, s->wm))
-                break;
-            if (n == cap)
-                out = fs_xrealloc(out, (cap *= 2) * sizeof(*out));
-            out[n++] = slot;
+            if (n == cap) {
+                cap *= 2;
+                out = fs_xrealloc(out, cap * sizeof(*out));
+                part = fs_xrealloc(part, cap * sizeof(*part));
+            }
+            part[n] = p;
+            out[n++] = l->parked[l->parked_head];
         }
     }
-    if (n > 1)
-        qsort(out, n, sizeof(*out), cmp_slot_start);
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (k && out[k - 1]->start == out[i]->start)
-            fs_window_slot_absorb(out[k - 1], out[i], w->funnels->n);
-        else
-            out[k++] = out[i];
-    }
     s->closed = out;
-    s->n_closed = k;
+    s->closed_part = part;
+    s->n_closed = n;
 }
 
 static void collect_cohorts(fs_worker *w, fs_step *s)
 {
     uint32_t total = 0, nf = w->funnels->n;
-    for (uint32_t f = 0; f < 2 * nf; f++)
-        total += (uint32_t)w->cohort_delta[f].count;
+    for (uint32_t p = 0; p < w->n_lanes; p++)
+        for (uint32_t f = 0; w->lanes[p] && f < 2 * nf; f++)
+            total += (uint32_t)w->lanes[p]->cohort_delta[f].count;
     s->cohorts = fs_xmalloc((total ? total : 1) * sizeof(*s->cohorts));
-    for (uint32_t f = 0; f < 2 * nf; f++) {
-        fs_i64map *m = &w->cohort_delta[f];
-        for (size_t i = 0; i <= m->mask; i++)
-            if (m->slots[i].value)
-                s->cohorts[s->n_cohorts++] =
-                    (fs_cohort_delta){f % nf, f >= nf, m->slots[i].key, m->slots[i].value};
-        fs_i64map_free(m);
-        fs_i64map_init(m);
-    }
+    for (uint32_t p = 0; p < w->n_lanes; p++)
+        for (uint32_t f = 0; w->lanes[p] && f < 2 * nf; f++) {
+            fs_i64map *m = &w->lanes[p]->cohort_delta[f];
+            if (!m->count)
+                continue;
+            for (size_t i = 0; i <= m->mask; i++)
+                if (m->slots[i].value)
+                    s->cohorts[s->n_cohorts++] = (fs_cohort_delta){
+                        p, f % nf, f >= nf, m->slots[i].key, m->slots[i].value};
+            fs_i64map_free(m);
+            fs_i64map_init(m);
+        }
+}
+
+/* Worker 0: where every partition stands at the step, and which left. */
+static void collect_parts(fs_worker *w, fs_step *s, const fs_sync *sp, const fs_part_wm *parts)
+{
+    s->revoked = w->revoked;
+    s->n_revoked = w->n_revoked;
+    w->revoked = NULL;
+    w->n_revoked = w->cap_revoked = 0;
+    if (!sp)
+        return;
+    s->n_parts = sp->n_parts;
+    s->parts = fs_xmalloc((sp->n_parts + 1) * sizeof(*s->parts));
+    if (sp->n_parts)
+        memcpy(s->parts, parts + sp->parts_at, sp->n_parts * sizeof(*s->parts));
 }
 
 static void collect_labels(fs_worker *w, fs_step *s)
@@ -662,6 +688,8 @@ static void cut_step(fs_worker *w, const fs_sync *sp, const fs_part_wm *parts, i
     hand_dead_letters(w, s);
     collect_closed(w, s, final);
     collect_cohorts(w, s);
+    if (w->id == 0)
+        collect_parts(w, s, sp, parts);
     if (sp && sp->checkpoint && w->track)
         fs_snapshot_take(w, s, sp, parts);
     collect_labels(w, s); /* after the checkpoint, which may intern nothing but reads labels */
@@ -685,6 +713,7 @@ static void fire_timers(fs_worker *w, fs_lane *l, int64_t new_wm, bool all)
         uint32_t record;
         fs_journey *j = timer_journey(w, node, &c, &record);
         const fs_funnel *f = &w->funnels->funnel[node & ((1u << w->funnel_bits) - 1)];
+        w->ev_serial++;
         assert(j->active && fs_journey_expiry(j, f) <= through);
         if (count_expiry(w, f, j))
             count_late(w, f->index);
@@ -710,6 +739,8 @@ static void catch_up(fs_worker *w, fs_lane *l, int64_t new_wm)
 static void sync_point(fs_worker *w, const fs_sync *sp, const fs_part_wm *parts)
 {
     for (uint32_t k = 0; k < sp->n_parts; k++) {
+        if (!parts[sp->parts_at + k].seen)
+            continue;
         fs_lane *l = lane_at(w, parts[sp->parts_at + k].part);
         if (!l->have_wm || parts[sp->parts_at + k].wm > l->wm)
             catch_up(w, l, parts[sp->parts_at + k].wm);
@@ -762,6 +793,13 @@ void fs_worker_apply(fs_worker *w, const fs_route_head *head, const fs_event *ev
     (void)n; /* for the assertion */
     for (uint32_t k = 0; k < rt->n_revoked && w->track; k++)
         drop_partition(w, rt->revoked[k]);
+    for (uint32_t k = 0; k < rt->n_revoked && w->id == 0; k++) {
+        if (w->n_revoked == w->cap_revoked) {
+            w->cap_revoked = w->cap_revoked ? 2 * w->cap_revoked : 8;
+            w->revoked = fs_xrealloc(w->revoked, w->cap_revoked * sizeof(*w->revoked));
+        }
+        w->revoked[w->n_revoked++] = rt->revoked[k];
+    }
     for (uint32_t k = 0; k < rt->n_restore[w->id] && w->track; k++)
         fs_snapshot_restore(w, &head->restore[rt->restore[w->id][k]], head->buf);
     for (uint32_t k = 0; k < n_own; k++) {
@@ -960,7 +998,7 @@ static void adopt_cohorts(fs_worker *w, fs_lane *l, const struct fs_state_part *
         uint32_t k = sc->pane ? nf + sc->funnel : sc->funnel;
         fs_cohort_map_add(&l->cohorts[k], sc->start, sc->cohort, f->n_stages);
         if (!sc->pane) {
-            fs_cohort_map_add(&w->cohort_delta[k], sc->start, sc->cohort, f->n_stages);
+            fs_cohort_map_add(&l->cohort_delta[k], sc->start, sc->cohort, f->n_stages);
             continue;
         }
         int64_t at;
@@ -968,7 +1006,7 @@ static void adopt_cohorts(fs_worker *w, fs_lane *l, const struct fs_state_part *
              n++) {
             if (sp->instance_wm >= fs_sat_add(fs_window_end(&w->win, at), f->conversion_window_ms))
                 break; /* earlier windows are final earlier */
-            fs_cohort_map_add(&w->cohort_delta[sc->funnel], at, sc->cohort, f->n_stages);
+            fs_cohort_map_add(&l->cohort_delta[sc->funnel], at, sc->cohort, f->n_stages);
         }
     }
 }

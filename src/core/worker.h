@@ -58,6 +58,7 @@
 /* Changes to the cohort of the window starting at `start`, or, with pane,
  * to the cohorts of every window holding the pane starting there. */
 typedef struct fs_cohort_delta {
+    uint32_t part; /* input partition */
     uint32_t funnel;
     bool pane;
     int64_t start;
@@ -91,7 +92,10 @@ typedef struct fs_step {
     uint64_t src_ns;       /* when that batch was published (fs_now_ns) */
     bool final;
     bool stopped;            /* final, but the input was abandoned: nothing closes */
-    fs_window_slot **closed; /* ascending start */
+    /* Windows closed for their partition (closed_part[i]) since the last
+     * step, each partition's ascending by start (label ids: this worker's). */
+    fs_window_slot **closed;
+    uint32_t *closed_part;
     uint32_t n_closed;
     fs_cohort_delta *cohorts;
     uint32_t n_cohorts;
@@ -114,6 +118,13 @@ typedef struct fs_step {
     uint32_t n_lanes;
     fs_part_wm *clocks;
     uint32_t n_clocks;
+    /* Worker 0, every step: each partition's clock there (none on the
+     * final step: every partition's watermark is then +inf), and the
+     * partitions revoked since the last step. */
+    fs_part_wm *parts;
+    uint32_t n_parts;
+    uint32_t *revoked;
+    uint32_t n_revoked;
     struct fs_step *next; /* queue link, owned by the engine */
 } fs_step;
 
@@ -129,6 +140,7 @@ typedef struct fs_lane {
     int64_t wm;
     fs_wheel timers; /* node = record << funnel_bits | funnel */
     fs_panes windows;
+    fs_i64map *cohort_delta; /* 2 per funnel: window start, then pane start -> fs_cohort */
     fs_i64map *cohorts; /* with state: 2 per funnel as cohort_delta, but cumulative */
     int64_t next_close; /* the lowest watermark that closes a window of the panes */
     fs_window_slot **parked;
@@ -168,13 +180,15 @@ typedef struct fs_worker {
     uint32_t n_lanes;
     fs_lane *cur;                  /* the lane the counts being made go to */
     uint32_t *n_stages;            /* per funnel, for the panes */
-    fs_i64map *cohort_delta;       /* 2 per funnel: window start, then pane start -> fs_cohort */
     struct fs_worker_track *track; /* with state: what changed since the last checkpoint */
     uint32_t funnel_bits;          /* bits of a timer node that hold the funnel */
     const fs_slab *records;        /* this worker's records in the table: the nodes' owners */
     fs_touch_count *touch_buf;     /* a completing journey's touches */
     uint32_t touch_cap;
     fs_flow **scratch_flows; /* where one count goes: its pane, and the running sum */
+    uint64_t ev_serial;      /* numbers events and timer firings: fs_flow.ev_mark */
+    uint32_t *revoked;       /* worker 0: partitions revoked since the last step */
+    uint32_t n_revoked, cap_revoked;
     uint64_t steps;
     fs_step_fn emit;
     void *emit_ctx;

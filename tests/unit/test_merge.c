@@ -149,6 +149,7 @@ static void send(fixture *fx, fs_merge *m, uint32_t part, uint32_t n_parts, int6
     fs_state_partial_free(&pt, nf);
     char err[200];
     assert_int_equal(fs_merge_partial(m, b.p, b.len, err, sizeof err), 0);
+    fs_merge_emit(m);
     fs_buf_free(&b);
 }
 
