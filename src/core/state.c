@@ -701,7 +701,7 @@ static bool rd_range(rd *r, const char *what, __int128 lo, __int128 hi, __int128
 
 static bool rd_u64(rd *r, const char *what, uint64_t *out)
 {
-    __int128 v;
+    __int128 v = 0;
     if (!rd_range(r, what, 0, UINT64_MAX, &v))
         return false;
     *out = (uint64_t)v;
@@ -764,7 +764,7 @@ static bool rd_array(rd *r, const char *what, uint32_t *n)
 static bool rd_array_of(rd *r, const char *what, uint64_t want)
 {
     const unsigned char *at = r->p;
-    uint32_t n;
+    uint32_t n = 0;
     if (!rd_array(r, what, &n))
         return false;
     if (n == want)
