@@ -62,6 +62,10 @@ typedef enum fs_reject {
     FS_REJECT_COUNT
 } fs_reject;
 
+/* The status of a message of the partials topic (merge.h), not a
+ * rejection: never decoded; worker 0 hands it to the sink's merge. */
+#define FS_PARTIAL_MSG 0xfe
+
 const char *fs_reject_name(fs_reject reason);
 
 /* The hash that routes a customer to a worker and indexes the journey table.

@@ -147,6 +147,13 @@ void fs_batch_add_keyed(fs_batch *b, uint32_t off, uint32_t len, uint32_t key_le
     b->n++;
 }
 
+void fs_batch_add_partial(fs_batch *b, uint32_t off, uint32_t len, uint16_t part)
+{
+    fs_batch_add_keyed(b, off, len, 0, part, FS_OK);
+    b->status[b->n - 1] = FS_PARTIAL_MSG;
+    b->n_partials++;
+}
+
 void fs_batch_add_restore(fs_batch *b, uint16_t part, const char *key, size_t key_len,
                           const char *value, size_t value_len)
 {
@@ -328,6 +335,7 @@ fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format)
     b->n = 0;
     b->n_ctl = 0;
     b->n_restore = 0;
+    b->n_partials = 0;
     b->checkpoint_id = 0;
     b->buf = b->mem;
     b->cap = b->mem_cap;
@@ -377,7 +385,7 @@ static void on_step(void *ctx, uint32_t worker, fs_step *s)
 static void keep_dead_letters(fs_worker *w, const fs_batch *b)
 {
     for (uint32_t i = 0; i < b->n; i++) {
-        if (b->status[i] == FS_OK)
+        if (b->status[i] == FS_OK || b->status[i] == FS_PARTIAL_MSG)
             continue;
         const char *value = b->buf + b->off[i];
         fs_dead_letter dl = {.value = value,
@@ -420,6 +428,9 @@ static void *worker_main(void *arg)
         w->src_ns = b->published_ns;
         if (t->id == 0 && e->out.dead_letter && b->route.n_valid < b->n)
             keep_dead_letters(w, b); /* before the batch's steps are cut */
+        for (uint32_t i = 0; t->id == 0 && b->n_partials && i < b->n; i++)
+            if (b->status[i] == FS_PARTIAL_MSG)
+                fs_worker_add_partial(w, b->buf + b->off[i], b->msg_len[i]);
         fs_journey_table_read_lock();
         fs_route_head head = {b->ctl, b->n_ctl, b->restore, b->n_restore, b->buf, b->checkpoint_id};
         fs_worker_apply(w, &head, b->ev, b->type, b->status, b->part, b->n, &b->route);
@@ -483,9 +494,10 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
         return NULL;
     }
     fs_router_init(&e->router, cfg, e->n_workers);
-    /* A batch with rejections ends with a step, which carries its dead
-     * letters to the sink at once, whatever the watermark does. */
-    e->router.flush_rejected = out.dead_letter != NULL;
+    /* A batch with rejections (or partials) ends with a step, which carries
+     * its dead letters (partials) to the sink at once, whatever the
+     * watermark does. */
+    e->router.flush_rejected = out.dead_letter != NULL || out.partial != NULL;
     e->ring_size = 2 * e->n_workers + 4;
     e->ring = fs_xcalloc(e->ring_size, sizeof(*e->ring));
     for (uint32_t i = 0; i < e->ring_size; i++)
@@ -594,6 +606,8 @@ static fs_engine_stats sum_stats(fs_engine *e, const fs_worker_stats *ws)
     st.flow_records = ss.flow_records;
     st.cohort_records = ss.cohort_records;
     st.write_errors = ss.write_errors;
+    st.partials = ss.partials;
+    st.partial_bytes = ss.partial_bytes;
     return st;
 }
 

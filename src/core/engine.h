@@ -49,6 +49,7 @@ typedef struct fs_batch {
     fs_restore_rec *restore; /* then state records to restore (fs_batch_add_restore) */
     uint64_t checkpoint_id;  /* with FS_PART_CHECKPOINT: its number (fs_batch_add_checkpoint) */
     uint32_t n_restore, restore_cap;
+    uint32_t n_partials; /* messages with status FS_PARTIAL_MSG */
     fs_routed route; /* who applies which message (route.h), filled in batch order */
     uint32_t n_ctl, ctl_cap;
     fs_format format;
@@ -70,6 +71,9 @@ void fs_batch_add(fs_batch *b, uint32_t off, uint32_t len, fs_reject preset);
 void fs_batch_add_keyed(fs_batch *b, uint32_t off, uint32_t len, uint32_t key_len, uint16_t part,
                         fs_reject preset);
 void fs_batch_add_ctl(fs_batch *b, uint32_t part, fs_part_op op);
+/* Appends a partial (bytes already at buf[off..off+len)) of the partials
+ * partition whose index is part. */
+void fs_batch_add_partial(fs_batch *b, uint32_t off, uint32_t len, uint16_t part);
 /* A state record to restore before the batch's messages (snapshot.h),
  * copied into the batch; value NULL: a tombstone. With FS_PART_CHECKPOINT
  * and FS_PART_REVOKE, this is how a source moves a partition's state in and
@@ -106,6 +110,7 @@ typedef struct fs_engine_stats {
     uint64_t windows_open;
     uint64_t table_bytes; /* journey table estimate */
     uint64_t flow_records, cohort_records, write_errors;
+    uint64_t partials, partial_bytes; /* partials made (merge.h) */
     /* CPU time of the worker threads (after join; 0 while running): their
      * sum, and the busiest one's, which bounds how far threads scale. */
     uint64_t worker_cpu_ns, worker_cpu_ns_max;

@@ -16,6 +16,7 @@
 
 #include "dict.h"
 #include "i64map.h"
+#include "log.h"
 #include "record.h"
 #include "util.h"
 #include "window.h"
@@ -352,6 +353,8 @@ static void advance(fs_merge *m)
     bool tick = !m->have_emitted ||
                 fs_floor_div(m->emitted, m->cfg->cohort_emit_interval_ms) !=
                     fs_floor_div(g, m->cfg->cohort_emit_interval_ms);
+    fs_log(FS_LOG_DEBUG, "merge emits", "from=%lld to=%lld pending=%zu", (long long)m->emitted,
+           (long long)g, m->pending.count);
     emit_windows(m, g);
     emit_cohorts(m, g, tick);
     m->have_emitted = true;
@@ -398,10 +401,15 @@ static void add_windows(fs_merge *m, const merge_part *was, fs_state_partial *pt
     for (uint32_t i = 0; i < pt->n_slots; i++) {
         fs_window_slot *slot = pt->slots[i];
         int64_t end = fs_window_end(&m->win, slot->start);
-        if (was->heard && end <= was->wm)
+        if (was->heard && end <= was->wm) {
             count(&m->duplicate_windows, 1);
-        else if (m->have_emitted && end <= m->emitted)
+        } else if (m->have_emitted && end <= m->emitted) {
+            fs_log(FS_LOG_DEBUG, "partial window after its record",
+                   "partition=%u window_start=%lld partition_wm=%lld emitted=%lld idle=%d",
+                   pt->part, (long long)slot->start, (long long)was->wm, (long long)m->emitted,
+                   was->idle);
             add_late(m, slot, pt->events + (size_t)i * nf);
+        }
         else
             fs_window_slot_add(pending_at(m, slot->start), slot, nf, m->n_stages, NULL);
     }

@@ -16,7 +16,7 @@
 #include "state.h"
 #include "util.h"
 
-enum { PART_NONE = 0, PART_ACTIVE = 1, PART_IDLE = 2 };
+enum { PART_NONE = 0, PART_ACTIVE = 1, PART_IDLE = 2, PART_ENDED = 3 };
 
 void fs_routed_init(fs_routed *r, uint32_t n_workers, uint32_t msg_cap)
 {
@@ -52,7 +52,7 @@ void fs_router_init(fs_router *r, const fs_config *cfg, uint32_t n_workers)
     r->win = fs_window_spec_make(cfg->window_size_ms, cfg->window_hop_ms);
     r->max_out_of_orderness = cfg->max_out_of_orderness_ms;
     r->emit_interval = cfg->cohort_emit_interval_ms;
-    r->wm = r->max_ts = r->min_part_ts = r->wm_floor = INT64_MIN;
+    r->wm = r->max_ts = r->min_part_ts = INT64_MIN;
 }
 
 void fs_router_destroy(fs_router *r)
@@ -78,6 +78,8 @@ static bool crosses(int64_t a, int64_t b, int64_t every)
 
 static int64_t part_wm(const fs_router *r, const fs_part_clock *pc)
 {
+    if (pc->state == PART_ENDED)
+        return INT64_MAX;
     return pc->seen ? fs_sat_sub(pc->max_ts, r->max_out_of_orderness) : INT64_MIN;
 }
 
@@ -93,8 +95,12 @@ static void snapshot_parts(const fs_router *r, fs_routed *out, fs_sync *s)
             out->parts_cap = out->parts_cap ? 2 * out->parts_cap : 16;
             out->parts = fs_xrealloc(out->parts, out->parts_cap * sizeof(*out->parts));
         }
-        out->parts[out->n_parts++] = (fs_part_wm){
-            p, part_wm(r, pc), pc->seen ? pc->max_ts : INT64_MIN, pc->seen, pc->state == PART_IDLE};
+        bool ended = pc->state == PART_ENDED;
+        out->parts[out->n_parts++] = (fs_part_wm){p,
+                                                  part_wm(r, pc),
+                                                  pc->seen ? pc->max_ts : INT64_MIN,
+                                                  pc->seen || ended,
+                                                  pc->state == PART_IDLE};
     }
     s->n_parts = out->n_parts - s->parts_at;
 }
@@ -146,8 +152,6 @@ static void update_watermark(fs_router *r, fs_routed *out, uint32_t pos)
     if (!any || (min == INT64_MIN && !r->have_wm))
         return; /* nothing active, or some active partition has not spoken yet */
     int64_t wm = fs_sat_sub(min, r->max_out_of_orderness);
-    if (wm < r->wm_floor)
-        wm = r->wm_floor;
     if (!r->have_wm) {
         r->have_wm = true;
         advance(r, out, pos, wm, true);
@@ -170,15 +174,18 @@ static void observe_ts(fs_router *r, fs_routed *out, uint32_t pos, uint32_t part
         update_watermark(r, out, pos);
 }
 
-/* Applies the partition changes; returns whether a checkpoint was asked. */
-static bool control(fs_router *r, fs_routed *out, const fs_part_ctl *ctl, uint32_t n)
+enum { CTL_STEP = 1, CTL_CHECKPOINT = 2 };
+
+/* Applies the partition changes; returns whether a step must follow
+ * (CTL_STEP: a partition ended) and whether it is a checkpoint. */
+static int control(fs_router *r, fs_routed *out, const fs_part_ctl *ctl, uint32_t n)
 {
-    bool checkpoint = false;
+    int checkpoint = 0;
     if (n == 0)
-        return false;
+        return 0;
     for (uint32_t i = 0; i < n; i++) {
         if (ctl[i].op == FS_PART_CHECKPOINT) {
-            checkpoint = true;
+            checkpoint |= CTL_STEP | CTL_CHECKPOINT;
             continue;
         }
         fs_part_clock *pc = part_clock(r, ctl[i].part);
@@ -189,6 +196,10 @@ static bool control(fs_router *r, fs_routed *out, const fs_part_ctl *ctl, uint32
         case FS_PART_IDLE:
             if (pc->state == PART_ACTIVE)
                 pc->state = PART_IDLE;
+            break;
+        case FS_PART_END:
+            pc->state = PART_ENDED;
+            checkpoint |= CTL_STEP; /* its lanes catch up at once */
             break;
         case FS_PART_REVOKE:
             *pc = (fs_part_clock){.state = PART_NONE}; /* its clock goes with its state */
@@ -238,8 +249,6 @@ static void restore(fs_router *r, fs_routed *out, const fs_route_head *h)
                 fs_part_clock *pc = part_clock(r, rr->part);
                 pc->seen = c.seen;
                 pc->max_ts = c.max_ts;
-                if (c.instance_wm > r->wm_floor)
-                    r->wm_floor = c.instance_wm;
             }
             for (uint32_t w = 0; w < r->n_workers; w++)
                 add_restore(out, w, i);
@@ -262,13 +271,13 @@ void fs_router_route(fs_router *r, const fs_route_head *head, const fs_event *ev
     out->n_parts = 0;
     out->n_revoked = 0;
     out->n_valid = 0;
-    bool checkpoint = control(r, out, head->ctl, head->n_ctl);
+    int ctl = control(r, out, head->ctl, head->n_ctl);
     restore(r, out, head);
-    if (checkpoint)
+    if (ctl & CTL_STEP)
         push_sync(r, out,
                   (fs_sync){.pos = 0,
                             .step = true,
-                            .checkpoint = true,
+                            .checkpoint = (ctl & CTL_CHECKPOINT) != 0,
                             .checkpoint_id = head->checkpoint_id,
                             .wm_before = r->wm,
                             .wm = r->wm,

@@ -50,6 +50,10 @@ typedef enum fs_part_op {
     /* not a partition change: the state of every partition is written here
      * (part is ignored; snapshot.h) */
     FS_PART_CHECKPOINT = 4,
+    /* the partition's input is over (--until-eof): its watermark is +inf
+     * from here on, its journeys expire and its windows close; a step
+     * follows at once */
+    FS_PART_END = 5,
 } fs_part_op;
 
 /* A state record to restore (snapshot.h) before the batch's messages: key
@@ -130,7 +134,6 @@ typedef struct fs_router {
     fs_part_clock *parts; /* indexed by partition index */
     uint32_t n_parts;
     int64_t min_part_ts; /* min max_ts over active partitions (INT64_MIN: one unseen) */
-    int64_t wm_floor;    /* restored: the instance watermark never goes below it */
     bool flush_rejected; /* a batch with rejected messages ends with a step */
 } fs_router;
 

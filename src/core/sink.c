@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "i64map.h"
+#include "log.h"
 #include "merge.h"
 #include "record.h"
 #include "state.h"
@@ -53,6 +54,8 @@ struct fs_sink {
     sink_part *parts;   /* by input partition */
     uint32_t n_parts;
     fs_merge *merge;
+    bool merging; /* in-process, or this instance holds the partials partition */
+    uint64_t bad_partials_logged;
     fs_buf rec, key;
     uint64_t config_hash;   /* fs_state_config_hash, for partition records */
     uint32_t *n_stages;     /* per funnel, for partition records */
@@ -79,6 +82,7 @@ fs_sink *fs_sink_new(const fs_config *cfg, const fs_funnels *funnels, uint32_t n
     fs_dict_init(&s->labels);
     s->xlate = fs_xcalloc(n_workers, sizeof(*s->xlate));
     s->merge = fs_merge_new(cfg, funnels, out.n_parts, out);
+    s->merging = !out.partial;
     return s;
 }
 
@@ -228,8 +232,9 @@ static void gather_clocks(fs_sink *s, const fs_step *st0)
     for (uint32_t i = 0; i < st0->n_parts; i++) {
         sink_part *sp = part_at(s, st0->parts[i].part);
         sp->known = true;
-        /* a lane behind the instance watermark was closed there (worker.c) */
-        sp->wm = st0->parts[i].wm > st0->wm ? st0->parts[i].wm : st0->wm;
+        /* an idle partition's lane was closed at the instance watermark (worker.c) */
+        bool behind = st0->parts[i].idle && st0->parts[i].wm < st0->wm;
+        sp->wm = behind ? st0->wm : st0->parts[i].wm;
         sp->idle = st0->parts[i].idle;
     }
     if (!st0->final)
@@ -340,6 +345,40 @@ static void send_partial(fs_sink *s, uint32_t p, bool clock_moved)
     int rc = fs_merge_partial(s->merge, s->rec.p, s->rec.len, err, sizeof err);
     assert(rc == 0); /* this process wrote it */
     (void)rc;
+}
+
+/* The merge's state restored (with the partials partition's assignment on
+ * the topic path, with partition 0's in one process); on the topic path it
+ * goes with the partials partition's revocation. */
+static void restore_merge(fs_sink *s, const fs_step *st0)
+{
+    for (uint32_t i = 0; s->out.partial && i < st0->n_revoked; i++)
+        if (st0->revoked[i] == s->out.merge_part) {
+            fs_merge_reset(s->merge);
+            s->merging = false;
+        }
+    char err[300];
+    if (st0->merge_restore) {
+        fs_merge_reset(s->merge);
+        s->merging = true;
+        if (st0->merge_state.bytes &&
+            fs_merge_restore(s->merge, st0->merge_state.bytes, st0->merge_state.len, err,
+                             sizeof err) != 0)
+            /* the loop read it before it restored it: not expected */
+            fs_log(FS_LOG_ERROR, "merger state unreadable", "error=\"%s\"", err);
+    }
+}
+
+/* Topic path: what the partials topic brought. */
+static void merge_consumed(fs_sink *s, const fs_step *st0)
+{
+    char err[300];
+    for (uint32_t i = 0; i < st0->n_partials; i++)
+        if (fs_merge_partial(s->merge, st0->partials[i].bytes, st0->partials[i].len, err,
+                             sizeof err) != 0 &&
+            s->bad_partials_logged++ < 10)
+            fs_log(FS_LOG_ERROR, "partial skipped", "error=\"%s\"", err);
+    fs_merge_emit(s->merge);
 }
 
 static void send_partials(fs_sink *s, fs_step **steps)
@@ -518,6 +557,18 @@ static void write_checkpoint(fs_sink *s, fs_step **steps)
     free(pms);
 }
 
+static void write_merge_state(fs_sink *s, uint64_t checkpoint)
+{
+    s->rec.len = s->key.len = 0;
+    if (!fs_merge_snapshot(s->merge, &s->rec, checkpoint))
+        return; /* as written last */
+    fs_state_key_merge(&s->key);
+    /* in one process the merge's state goes with partition 0's */
+    uint32_t part = s->out.partial ? s->out.merge_part : 0;
+    if (s->out.state(s->out.ctx, part, s->key.p, s->key.len, s->rec.p, s->rec.len) != 0)
+        atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+}
+
 void fs_sink_step(fs_sink *s, fs_step **steps)
 {
     const fs_step *st = steps[0];
@@ -528,15 +579,21 @@ void fs_sink_step(fs_sink *s, fs_step **steps)
     if (!st->stopped) {
         for (uint32_t w = 0; w < s->n_workers; w++)
             learn_labels(s, w, steps[w]);
+        restore_merge(s, steps[0]);
+        if (s->out.partial)
+            merge_consumed(s, steps[0]);
         send_partials(s, steps);
         if (st->checkpoint && s->out.state)
             write_checkpoint(s, steps);
+        if (st->checkpoint && s->out.state && s->merging)
+            write_merge_state(s, st->checkpoint_id);
     }
     if (s->out.step_done) {
         fs_step_info info = {
             st->wm,           st->max_ts, st->src_seq, s->dead_letters,
             st->src_ns,       st->final,  st->stopped, st->checkpoint && s->out.state,
-            st->checkpoint_id};
+            st->checkpoint_id,
+            s->merging && !st->stopped && fs_merge_complete(s->merge)};
         s->out.step_done(s->out.ctx, &info);
     }
     for (uint32_t w = 0; w < s->n_workers; w++)

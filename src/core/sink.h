@@ -36,6 +36,9 @@ typedef struct fs_step_info {
     bool stopped;    /* final without closing: the input was abandoned */
     bool checkpoint; /* the state up to this point has been handed to out.state */
     uint64_t checkpoint_id;
+    /* This instance merges, and every partition it waits for has ended:
+     * every record is out (merge.h, fs_merge_complete). */
+    bool merge_complete;
 } fs_step_info;
 
 /* A flow record in JSON, with what it is about, so that a reader (the live
@@ -74,6 +77,12 @@ typedef struct fs_output {
     int (*partial)(void *ctx, uint32_t part, const char *key, size_t key_len, const char *value,
                    size_t value_len);
     uint32_t n_parts; /* input partitions the merge waits for (0: those it hears of) */
+    /* With partial: the partition index (fs_batch) of the partials
+     * partition. This instance merges while it holds it: from the merger
+     * state restored at its assignment (fs_worker_restore_merge) until its
+     * revocation; at each checkpoint the merger's state goes to out.state
+     * under this index. */
+    uint32_t merge_part;
 } fs_output;
 
 typedef struct fs_sink fs_sink;

@@ -210,14 +210,14 @@ static fs_window_slot **copy_map(const fs_worker *w, const fs_i64map *m, uint32_
     return v;
 }
 
-/* A cohort is final (its last record is out, or goes out at this step)
- * once the instance watermark passes the end of the last window holding
- * it plus the conversion window. */
-static bool cohort_final(const fs_worker *w, uint32_t funnel, int64_t start)
+/* A cohort's counts in a partition are final (nothing of the partition
+ * can change them: worker.c, count_cohort) once the partition's watermark
+ * passes the end of the last window holding it plus the conversion window. */
+static bool cohort_final(const fs_worker *w, const fs_lane *l, uint32_t funnel, int64_t start)
 {
     int64_t final_at =
         fs_sat_add(fs_window_end(&w->win, start), w->funnels->funnel[funnel].conversion_window_ms);
-    return w->wm >= final_at;
+    return l->have_wm && fs_panes_wm(&l->windows, l->wm) >= final_at;
 }
 
 static void copy_cohorts(const fs_worker *w, fs_lane *l, fs_state_part *sp)
@@ -235,7 +235,7 @@ static void copy_cohorts(const fs_worker *w, fs_lane *l, fs_state_part *sp)
             if (!c)
                 continue;
             int64_t start = m->slots[i].key;
-            if (cohort_final(w, k % nf, start)) {
+            if (cohort_final(w, l, k % nf, start)) {
                 finals[n_finals++] = start; /* never changes again: dropped below */
                 continue;
             }
@@ -356,6 +356,9 @@ void fs_snapshot_restore(fs_worker *w, const fs_restore_rec *rr, const char *buf
             restore_part(w, rr, buf);
         break;
     case FS_STATE_KEY_MERGE: /* the sink's (merge.h): worker 0 hands it over */
+        if (w->id == 0)
+            fs_worker_restore_merge(w, rr->value_len == FS_STATE_TOMBSTONE ? NULL : buf + rr->off + rr->key_len,
+                                    rr->value_len == FS_STATE_TOMBSTONE ? 0 : rr->value_len);
         break;
     case FS_STATE_KEY_BAD:
         restore_failed(w, "the state topic", "a record with a key this version does not write");

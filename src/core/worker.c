@@ -32,6 +32,13 @@ static void free_dead_letters(fs_dead_letter *dead, uint32_t n)
     free(dead);
 }
 
+static void free_blobs(fs_blob *v, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        free(v[i].bytes);
+    free(v);
+}
+
 void fs_step_free(fs_step *s, uint32_t n_funnels)
 {
     if (!s)
@@ -44,6 +51,8 @@ void fs_step_free(fs_step *s, uint32_t n_funnels)
     free(s->closed_part);
     free(s->parts);
     free(s->revoked);
+    free_blobs(s->partials, s->n_partials);
+    free(s->merge_state.bytes);
     free(s->cohorts);
     free(s->label_names);
     free(s->label_lens);
@@ -74,6 +83,37 @@ void fs_worker_add_dead_letter(fs_worker *w, const fs_dead_letter *dl)
     *copy = *dl;
     copy->value = bytes;
     copy->key = dl->key ? bytes + dl->value_len : NULL;
+}
+
+void fs_worker_add_partial(fs_worker *w, const char *bytes, size_t len)
+{
+    assert(w->id == 0);
+    if (w->n_partials == w->cap_partials) {
+        w->cap_partials = w->cap_partials ? 2 * w->cap_partials : 16;
+        w->partials = fs_xrealloc(w->partials, w->cap_partials * sizeof(*w->partials));
+    }
+    w->partials[w->n_partials++] = (fs_blob){fs_xmemdup0(bytes, len), len};
+}
+
+void fs_worker_restore_merge(fs_worker *w, const char *value, size_t len)
+{
+    assert(w->id == 0);
+    free(w->merge_state.bytes);
+    w->merge_restore = true;
+    w->merge_state = (fs_blob){value ? fs_xmemdup0(value, len) : NULL, value ? len : 0};
+}
+
+/* The partials and the merger's state kept so far go with step s. */
+static void hand_partials(fs_worker *w, fs_step *s)
+{
+    s->partials = w->partials;
+    s->n_partials = w->n_partials;
+    w->partials = NULL;
+    w->n_partials = w->cap_partials = 0;
+    s->merge_restore = w->merge_restore;
+    s->merge_state = w->merge_state;
+    w->merge_restore = false;
+    w->merge_state = (fs_blob){0};
 }
 
 /* The dead letters kept so far go with step s. */
@@ -265,6 +305,8 @@ void fs_worker_destroy(fs_worker *w)
     free_dead_letters(w->dead, w->n_dead);
     free(w->n_stages);
     free(w->revoked);
+    free_blobs(w->partials, w->n_partials);
+    free(w->merge_state.bytes);
     free(w->touch_buf);
     fs_dict_free(&w->labels);
     free(w->scratch_flows);
@@ -595,10 +637,12 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t
 /* ---- watermark and steps ------------------------------------------------ */
 
 /* The windows closed for their partitions since the last step (all: every
- * window), lane by lane. A lane behind the instance watermark (its
- * partition idle) closes its windows there first: the partition holds
- * nothing back (SPEC §3). Whether a window is closed for every partition
- * of the group is the merge's to decide (merge.h). */
+ * window), lane by lane. The lane of an idle partition closes its windows
+ * at the instance watermark first: the partition holds nothing back (SPEC
+ * §3). Another lane behind it (a partition taken over at an older
+ * position) does not: it holds the merge back instead. Whether a window is
+ * closed for every partition of the group is the merge's to decide
+ * (merge.h). */
 static void collect_closed(fs_worker *w, fs_step *s, bool all)
 {
     uint32_t n = 0, cap = 8;
@@ -608,7 +652,8 @@ static void collect_closed(fs_worker *w, fs_step *s, bool all)
         fs_lane *l = w->lanes[p];
         if (!l)
             continue;
-        park_closed(w, l, s->wm, all);
+        if (l->idle || all)
+            park_closed(w, l, all ? INT64_MAX : s->wm, all);
         for (; l->parked_head < l->n_parked; l->parked_head++) {
             if (n == cap) {
                 cap *= 2;
@@ -648,6 +693,7 @@ static void collect_cohorts(fs_worker *w, fs_step *s)
 /* Worker 0: where every partition stands at the step, and which left. */
 static void collect_parts(fs_worker *w, fs_step *s, const fs_sync *sp, const fs_part_wm *parts)
 {
+    hand_partials(w, s);
     s->revoked = w->revoked;
     s->n_revoked = w->n_revoked;
     w->revoked = NULL;
@@ -730,16 +776,20 @@ static void fire_timers(fs_worker *w, fs_lane *l, int64_t new_wm, bool all)
 static void catch_up(fs_worker *w, fs_lane *l, int64_t new_wm)
 {
     assert(!l->have_wm || new_wm > l->wm);
-    fire_timers(w, l, new_wm, false);
+    bool end = new_wm == INT64_MAX; /* the partition ended (FS_PART_END) */
+    fire_timers(w, l, new_wm, end);
     l->have_wm = true;
     l->wm = new_wm;
-    park_closed(w, l, new_wm, false);
+    park_closed(w, l, new_wm, end);
 }
 
 static void sync_point(fs_worker *w, const fs_sync *sp, const fs_part_wm *parts)
 {
     for (uint32_t k = 0; k < sp->n_parts; k++) {
-        if (!parts[sp->parts_at + k].seen)
+        const fs_part_wm *pw = &parts[sp->parts_at + k];
+        if (pw->part < w->n_lanes && w->lanes[pw->part])
+            w->lanes[pw->part]->idle = pw->idle;
+        if (!pw->seen)
             continue;
         fs_lane *l = lane_at(w, parts[sp->parts_at + k].part);
         if (!l->have_wm || parts[sp->parts_at + k].wm > l->wm)
@@ -810,6 +860,8 @@ void fs_worker_apply(fs_worker *w, const fs_route_head *head, const fs_event *ev
             sync_point(w, &rt->sync[next_sync++], rt->parts);
         if (own[k].instance_wm > w->wm)
             w->wm = own[k].instance_wm;
+        if (status[i] == FS_PARTIAL_MSG)
+            continue; /* kept for the sink (engine.c) */
         fs_lane *l = w->cur = lane_at(w, part[i]);
         if (own[k].wm > l->wm || (!l->have_wm && own[k].wm != INT64_MIN))
             catch_up(w, l, own[k].wm);
@@ -986,28 +1038,19 @@ static void drop_partition(fs_worker *w, uint32_t part)
 }
 
 /* The lane takes its cohort totals back as they were written, and the
- * sink, which starts from nothing, gets them as deltas: a pane's totals go
- * to each window holding it that was not final at the checkpoint (its
- * final record is out: it must not come back with a part of its counts). */
+ * sink, which starts from nothing for the partition, gets them as deltas.
+ * The merge restored its own state of the same checkpoint, so it holds
+ * these counts already: it takes them again unchanged, or ignores those of
+ * cohorts whose final record is out. */
 static void adopt_cohorts(fs_worker *w, fs_lane *l, const struct fs_state_part *sp)
 {
     uint32_t nf = w->funnels->n;
     for (uint32_t i = 0; i < sp->n_cohorts; i++) {
         const fs_state_cohort *sc = &sp->cohorts[i];
-        const fs_funnel *f = &w->funnels->funnel[sc->funnel];
         uint32_t k = sc->pane ? nf + sc->funnel : sc->funnel;
-        fs_cohort_map_add(&l->cohorts[k], sc->start, sc->cohort, f->n_stages);
-        if (!sc->pane) {
-            fs_cohort_map_add(&l->cohort_delta[k], sc->start, sc->cohort, f->n_stages);
-            continue;
-        }
-        int64_t at;
-        for (uint32_t n = 0; n < w->win.per_time && fs_window_kth_start(&w->win, sc->start, n, &at);
-             n++) {
-            if (sp->instance_wm >= fs_sat_add(fs_window_end(&w->win, at), f->conversion_window_ms))
-                break; /* earlier windows are final earlier */
-            fs_cohort_map_add(&l->cohort_delta[sc->funnel], at, sc->cohort, f->n_stages);
-        }
+        uint32_t n_stages = w->funnels->funnel[sc->funnel].n_stages;
+        fs_cohort_map_add(&l->cohorts[k], sc->start, sc->cohort, n_stages);
+        fs_cohort_map_add(&l->cohort_delta[k], sc->start, sc->cohort, n_stages);
     }
 }
 

@@ -84,6 +84,13 @@ typedef struct fs_state_rec {
 
 struct fs_state_part;
 
+/* Bytes copied for the sink: a partial consumed from the partials topic, or
+ * the merger's state record. */
+typedef struct fs_blob {
+    char *bytes;
+    size_t len;
+} fs_blob;
+
 typedef struct fs_step {
     uint64_t seq;
     int64_t wm_before, wm; /* wm == INT64_MAX on the final step */
@@ -125,6 +132,13 @@ typedef struct fs_step {
     uint32_t n_parts;
     uint32_t *revoked;
     uint32_t n_revoked;
+    /* Worker 0: the partials consumed since the last step, in input order,
+     * and, when merge_restore, the merger's state to start from first
+     * (bytes NULL: none, a fresh merge). */
+    fs_blob *partials;
+    uint32_t n_partials;
+    bool merge_restore;
+    fs_blob merge_state;
     struct fs_step *next; /* queue link, owned by the engine */
 } fs_step;
 
@@ -137,6 +151,7 @@ typedef void (*fs_step_fn)(void *ctx, uint32_t worker, fs_step *step);
 typedef struct fs_lane {
     uint32_t part;
     bool have_wm;
+    bool idle; /* as of the last sync point: closes at the instance watermark */
     int64_t wm;
     fs_wheel timers; /* node = record << funnel_bits | funnel */
     fs_panes windows;
@@ -189,6 +204,10 @@ typedef struct fs_worker {
     uint64_t ev_serial;      /* numbers events and timer firings: fs_flow.ev_mark */
     uint32_t *revoked;       /* worker 0: partitions revoked since the last step */
     uint32_t n_revoked, cap_revoked;
+    fs_blob *partials; /* worker 0: for the next step (fs_step.partials) */
+    uint32_t n_partials, cap_partials;
+    bool merge_restore; /* worker 0: fs_step.merge_restore, merge_state */
+    fs_blob merge_state;
     uint64_t steps;
     fs_step_fn emit;
     void *emit_ctx;
@@ -209,6 +228,11 @@ void fs_worker_apply(fs_worker *w, const fs_route_head *head, const fs_event *ev
 /* Worker 0: keeps a copy of a rejected message for the next step, whose
  * sink hands it to the output (workers do no I/O). */
 void fs_worker_add_dead_letter(fs_worker *w, const fs_dead_letter *dl);
+/* Worker 0: keeps a copy of a consumed partial for the next step. */
+void fs_worker_add_partial(fs_worker *w, const char *bytes, size_t len);
+/* Worker 0: the merger's state to restore (value NULL: none) goes with the
+ * next step. */
+void fs_worker_restore_merge(fs_worker *w, const char *value, size_t len);
 /* End of input: watermark +inf, every timer fires, every window closes. */
 void fs_worker_finish(fs_worker *w);
 /* The input stops without ending (shutdown): open windows stay unemitted,

@@ -19,25 +19,27 @@ struct fs_dev_broker {
 static int create_topics(fs_dev_broker *b, const fs_config *cfg, int partitions, char *err,
                          size_t err_len)
 {
-    /* The state topic too: the mock cluster cannot create topics on request
-     * (no CreateTopics in librdkafka 2.0.2), and it needs as many
-     * partitions as the input. */
-    char state[FS_TOPIC_NAME_MAX + 1] = "";
+    /* The state and partials topics too: the mock cluster cannot create
+     * topics on request (no CreateTopics in librdkafka 2.0.2); the state
+     * topic needs as many partitions as the input. */
+    char state[FS_TOPIC_NAME_MAX + 1] = "", partials[FS_TOPIC_NAME_MAX + 1] = "";
     if (fs_state_topic_name(cfg, cfg ? cfg->state_topic : NULL, state, sizeof state, err,
-                            err_len) != 0)
+                            err_len) != 0 ||
+        fs_partials_topic_name(cfg, partials, sizeof partials, err, err_len) != 0)
         return -1;
-    const char *topics[4] = {cfg ? cfg->input_topic : "touchpoints",
+    const char *topics[5] = {cfg ? cfg->input_topic : "touchpoints",
                              cfg ? cfg->output_topic : "funnel-metrics",
-                             cfg ? cfg->dead_letter_topic : NULL, state};
-    for (int i = 0; i < 4; i++) {
+                             cfg ? cfg->dead_letter_topic : NULL, state, partials};
+    for (int i = 0; i < 5; i++) {
         if (!topics[i])
             continue;
-        rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(b->mc, topics[i], partitions, 1);
+        int n = i == 4 ? 1 : partitions; /* every partial meets in one partition (merge.h) */
+        rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(b->mc, topics[i], n, 1);
         if (e) {
             snprintf(err, err_len, "creating topic '%s': %s", topics[i], rd_kafka_err2str(e));
             return -1;
         }
-        fs_log(FS_LOG_INFO, "topic created", "topic=%s partitions=%d", topics[i], partitions);
+        fs_log(FS_LOG_INFO, "topic created", "topic=%s partitions=%d", topics[i], n);
     }
     return 0;
 }

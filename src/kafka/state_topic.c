@@ -159,12 +159,13 @@ static rd_kafka_resp_err_t create_result(rd_kafka_event_t *ev, const char *topic
 
 /* Sends the CreateTopics request and waits for its answer. */
 static rd_kafka_resp_err_t create_topic(rd_kafka_t *rk, const char *topic, int partitions,
-                                        int timeout_ms, char *err, size_t err_len)
+                                        const char *policy, int timeout_ms, char *err,
+                                        size_t err_len)
 {
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, -1, err, err_len);
     if (!nt)
         return RD_KAFKA_RESP_ERR__INVALID_ARG;
-    rd_kafka_resp_err_t e = rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    rd_kafka_resp_err_t e = rd_kafka_NewTopic_set_config(nt, "cleanup.policy", policy);
     rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     if (!e)
@@ -208,25 +209,27 @@ static int check_count(const char *topic, int has, const char *why, int partitio
     return has == partitions ? 0 : -1;
 }
 
-/* Creates the missing topic: 0, 1 (another instance was first), or -1. */
-static int create(rd_kafka_t *rk, const char *topic, int partitions, int timeout_ms, char *err,
-                  size_t err_len)
+/* Creates the missing topic (`what`: "state" or "partials"): 0, 1
+ * (another instance was first), or -1. */
+static int create(rd_kafka_t *rk, const char *what, const char *topic, int partitions,
+                  const char *policy, int timeout_ms, char *err, size_t err_len)
 {
     char why[512];
-    rd_kafka_resp_err_t e = create_topic(rk, topic, partitions, timeout_ms, why, sizeof why);
+    rd_kafka_resp_err_t e =
+        create_topic(rk, topic, partitions, policy, timeout_ms, why, sizeof why);
     if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
         return 1;
     if (e == RD_KAFKA_RESP_ERR__TIMED_OUT)
         snprintf(err, err_len,
-                 "creating state topic %s: no answer within %d ms (a dev broker cannot create "
+                 "creating %s topic %s: no answer within %d ms (a dev broker cannot create "
                  "topics on request: it must be started with the topic)",
-                 topic, timeout_ms);
+                 what, topic, timeout_ms);
     else if (e)
-        snprintf(err, err_len, "creating state topic %s (%d partitions, compacted): %s", topic,
-                 partitions, why);
+        snprintf(err, err_len, "creating %s topic %s (%d partitions, cleanup.policy=%s): %s", what,
+                 topic, partitions, policy, why);
     else
-        fs_log(FS_LOG_INFO, "state topic created", "topic=%s partitions=%d cleanup.policy=compact",
-               topic, partitions);
+        fs_log(FS_LOG_INFO, "topic created", "kind=%s topic=%s partitions=%d cleanup.policy=%s",
+               what, topic, partitions, policy);
     return e ? -1 : 0;
 }
 
@@ -236,12 +239,53 @@ int fs_state_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, int
     char why[512] = "";
     int has = fs_kafka_partition_count(rk, topic, timeout_ms, why, sizeof why);
     if (has == FS_TOPIC_MISSING) {
-        int rc = create(rk, topic, partitions, timeout_ms, err, err_len);
+        int rc = create(rk, "state", topic, partitions, "compact", timeout_ms, err, err_len);
         if (rc <= 0)
             return rc;
         has = fs_kafka_partition_count(rk, topic, timeout_ms, why, sizeof why);
     }
     return check_count(topic, has, why, partitions, err, err_len);
+}
+
+int fs_partials_topic_name(const fs_config *cfg, char *buf, size_t len, char *err,
+                           size_t err_len)
+{
+    const char *group = cfg ? fs_kafka_user_property(cfg, "group.id") : NULL;
+    int n = snprintf(buf, len, "%s-partials", group ? group : "funnelstream");
+    const char *why = n < 0                           ? "it cannot be formatted"
+                      : (size_t)n > FS_TOPIC_NAME_MAX ? "it is longer than 249 characters"
+                      : (size_t)n >= len              ? "it does not fit the buffer given"
+                                                      : invalid_topic(buf, (size_t)n);
+    if (!why)
+        return 0;
+    snprintf(err, err_len,
+             "partials topic name (kafka.group.id + \"-partials\") is not valid: %s; choose "
+             "another group.id",
+             why);
+    return -1;
+}
+
+int fs_partials_topic_ensure(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
+                             size_t err_len)
+{
+    char why[512] = "";
+    int has = fs_kafka_partition_count(rk, topic, timeout_ms, why, sizeof why);
+    if (has == FS_TOPIC_MISSING) {
+        int rc = create(rk, "partials", topic, 1, "delete", timeout_ms, err, err_len);
+        if (rc < 0)
+            return -1;
+        has = fs_kafka_partition_count(rk, topic, timeout_ms, why, sizeof why);
+    }
+    if (has == FS_TOPIC_ERROR || has == FS_TOPIC_MISSING) {
+        snprintf(err, err_len, "partials topic %s: %s", topic,
+                 has == FS_TOPIC_ERROR ? why : "the metadata does not list it yet");
+        return -1;
+    }
+    if (has > 1)
+        fs_log(FS_LOG_WARN, "partials topic has more than one partition",
+               "topic=%s partitions=%d hint=\"only partition 0 is used: one instance merges\"",
+               topic, has);
+    return 0;
 }
 
 /* ---- the last value per key --------------------------------------------- */

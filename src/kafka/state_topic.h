@@ -44,6 +44,20 @@
 int fs_state_topic_name(const fs_config *cfg, const char *configured, char *buf, size_t len,
                         char *err, size_t err_len);
 
+/* The partials topic (merge.h) of the config's group: "<group.id>-partials".
+ * Returns 0, or -1 with a message in err when that is not a valid topic
+ * name (as for fs_state_topic_name). */
+int fs_partials_topic_name(const fs_config *cfg, char *buf, size_t len, char *err,
+                           size_t err_len);
+
+/* Makes sure the partials topic exists: when missing it is created with
+ * one partition (every partial of the group meets in it, and one instance
+ * merges) and cleanup.policy=delete. An existing topic with more partitions
+ * is used as it is: only partition 0 carries partials (a warning says so).
+ * Errors as for fs_state_topic_ensure. */
+int fs_partials_topic_ensure(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
+                             size_t err_len);
+
 /* fs_kafka_partition_count's answers besides a count. */
 #define FS_TOPIC_MISSING (-1) /* no such topic */
 #define FS_TOPIC_ERROR   (-2) /* metadata could not be read: err says why */

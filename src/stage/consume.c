@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "deliver.h"
+#include "dict.h"
+#include "state.h"
 #include "log.h"
 #include "state_topic.h"
 #include "util.h"
@@ -49,6 +51,27 @@ static void control(fs_stage *s, uint32_t part, fs_part_op op)
     if (s->open && s->open->n > 0)
         publish(s, PUBLISH_MORE);
     fs_batch_add_ctl(open_batch(s), part, op);
+}
+
+/* A partial consumed from partition 0 of the partials topic: the sink's
+ * merge takes it (merge.h). */
+static void add_partial(fs_stage *s, const rd_kafka_message_t *m)
+{
+    fs_part *ps = fs_part_table_at(&s->parts, s->partials_index);
+    fs_batch *b = open_batch(s);
+    if (b->n > 0 && b->len + m->len > b->cap) {
+        publish(s, PUBLISH_MORE);
+        b = open_batch(s);
+    }
+    fs_batch_reserve(b, m->len);
+    if (m->len)
+        memcpy(b->buf + b->len, m->payload, m->len);
+    fs_batch_add_partial(b, (uint32_t)b->len, (uint32_t)m->len, (uint16_t)s->partials_index);
+    b->len += m->len;
+    fs_part_message(ps, m->offset, uv_now(&s->loop));
+    s->partials_consumed++;
+    if (fs_batch_full(b))
+        publish(s, PUBLISH_MORE);
 }
 
 static void add_message(fs_stage *s, const rd_kafka_message_t *m)
@@ -142,17 +165,48 @@ void fs_consume_stop(fs_stage *s, const char *why)
 
 /* ---- consuming -------------------------------------------------------------- */
 
+/* The partition index of a message's topic and partition; false for a
+ * partition the stage does not read (partials beyond partition 0). */
+static bool index_of(fs_stage *s, const rd_kafka_message_t *m, uint32_t *index)
+{
+    if (!m->rkt || m->partition < 0)
+        return false;
+    if (m->rkt != s->input_rkt && m->rkt != s->partials_rkt) {
+        if (!strcmp(rd_kafka_topic_name(m->rkt), s->partials_topic))
+            s->partials_rkt = m->rkt;
+        else
+            s->input_rkt = m->rkt;
+    }
+    if (m->rkt == s->partials_rkt) {
+        *index = s->partials_index;
+        return m->partition == 0;
+    }
+    if ((uint32_t)m->partition >= s->n_input) {
+        fs_stage_fail(s, "the input topic has more partitions than when the stage started; "
+                         "restart the stage (every instance of the group) to take them");
+        return false;
+    }
+    *index = (uint32_t)m->partition;
+    return true;
+}
+
 static void on_message(fs_stage *s, const rd_kafka_message_t *m)
 {
+    uint32_t index;
+    if (!index_of(s, m, &index))
+        return;
     if (!m->err) {
-        if (m->partition >= 0 && m->partition < FS_MAX_PARTITIONS)
+        if (index == s->partials_index)
+            add_partial(s, m);
+        else
             add_message(s, m);
         return;
     }
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        fs_part *ps = fs_part_table_at(&s->parts, (uint32_t)m->partition);
-        if (fs_part_reach_eof(ps) && s->until_eof)
-            control(s, (uint32_t)m->partition, FS_PART_IDLE); /* nothing more to wait for */
+        fs_part *ps = fs_part_table_at(&s->parts, index);
+        /* its input is over: a partition's end is final under --until-eof */
+        if (fs_part_reach_eof(ps) && s->until_eof && index != s->partials_index)
+            control(s, index, FS_PART_END);
         return;
     }
     char msg[256];
@@ -183,8 +237,7 @@ void fs_consume(fs_stage *s)
             if (s->phase != FS_STAGE_RUNNING)
                 return;
             publish(s, PUBLISH_MORE); /* low rates: do not hold messages back */
-            if (s->until_eof && fs_part_table_all_at_eof(&s->parts))
-                end_with_checkpoint(s, PUBLISH_LAST, "every assigned partition is at its end");
+            fs_consume_check_end(s);
             return;
         }
     }
@@ -199,6 +252,19 @@ static void on_more(uv_idle_t *h)
     fs_consume(h->data);
 }
 
+/* --until-eof: the input partitions held are at their end (their
+ * windows closed at +inf and went out as partials), and this instance
+ * does not merge or its merge has every record out. */
+void fs_consume_check_end(fs_stage *s)
+{
+    if (!s->until_eof || s->phase != FS_STAGE_RUNNING || !fs_part_table_all_at_eof(&s->parts))
+        return;
+    bool merges = s->partials_index < s->parts.n && s->parts.v[s->partials_index].assigned;
+    if (merges && !s->merge_complete)
+        return;
+    end_with_checkpoint(s, PUBLISH_LAST, "every assigned partition is at its end");
+}
+
 /* ---- idleness --------------------------------------------------------------- */
 
 void fs_consume_idle_check(fs_stage *s)
@@ -207,7 +273,7 @@ void fs_consume_idle_check(fs_stage *s)
         return;
     uint64_t now = uv_now(&s->loop);
     bool changed = false;
-    for (uint32_t p = 0; p < s->parts.n; p++) {
+    for (uint32_t p = 0; p < s->parts.n && p < s->n_input; p++) {
         if (fs_part_idle_due(&s->parts.v[p], now, (uint64_t)s->cfg->idle_timeout_ms)) {
             control(s, p, FS_PART_IDLE);
             changed = true;
@@ -223,15 +289,68 @@ void fs_consume_idle_check(fs_stage *s)
 #define RESTORE_TIMEOUT_MS    60000
 #define CHECKPOINT_TIMEOUT_MS 30000
 
+/* A restore of an input partition takes every key of its state partition
+ * but the merger's; the partials partition's takes the merger's alone
+ * (state partition 0, key "m"). */
 typedef struct restore_ctx {
     fs_stage *s;
     uint16_t part;
+    bool merger;
+    bool found; /* the merger's key was there */
 } restore_ctx;
+
+static uint32_t scratch_intern(void *ctx, const char *name, uint32_t len)
+{
+    return fs_dict_intern(ctx, name, len);
+}
+
+/* The merger's state is read here before the sink takes it, so that one it
+ * cannot read stops the stage now (never a guess), as for the others. */
+static bool merger_readable(fs_stage *s, const char *value, size_t len)
+{
+    uint32_t nf = (uint32_t)s->cfg->n_funnels;
+    uint32_t *n_stages = fs_xmalloc((nf + 1) * sizeof(*n_stages));
+    for (uint32_t f = 0; f < nf; f++)
+        n_stages[f] = (uint32_t)s->cfg->funnels[f].n_stages;
+    fs_dict names;
+    fs_dict_init(&names);
+    fs_state_labels l = {NULL, scratch_intern, &names};
+    fs_state_merge m;
+    char err[300], why[900];
+    fs_state_err e = value ? fs_state_decode_merge(value, len, fs_state_config_hash(s->cfg), nf,
+                                                   n_stages, &l, &m, err, sizeof err)
+                           : FS_STATE_OK;
+    if (value && e == FS_STATE_OK)
+        fs_state_merge_free(&m, nf);
+    fs_dict_free(&names);
+    free(n_stages);
+    if (e == FS_STATE_OK)
+        return true;
+    snprintf(why, sizeof why, "cannot restore the merger's state from state topic %s: %s",
+             s->state_topic, err);
+    fs_stage_fail(s, why);
+    return false;
+}
+
+static bool wanted(const restore_ctx *r, const char *key, size_t key_len)
+{
+    const char *id;
+    uint32_t id_len;
+    bool merge_key = fs_state_key_parse(key, key_len, &id, &id_len) == FS_STATE_KEY_MERGE;
+    return merge_key == r->merger;
+}
 
 static void restore_record(void *ctx, const char *key, size_t key_len, const char *value,
                            size_t value_len)
 {
     restore_ctx *r = ctx;
+    if (!wanted(r, key, key_len))
+        return;
+    if (r->merger) {
+        r->found = true;
+        if (!merger_readable(r->s, value, value_len))
+            return;
+    }
     fs_batch_add_restore(open_batch(r->s), r->part, key, key_len, value, value_len);
 }
 
@@ -243,6 +362,8 @@ static void restore_shadowed(void *ctx, const char *key, size_t key_len, const c
                              size_t value_len)
 {
     restore_ctx *r = ctx;
+    if (!wanted(r, key, key_len))
+        return;
     fs_deliver_supersede(r->s, r->part, key, key_len, value, value_len);
 }
 
@@ -251,8 +372,10 @@ static void restore_shadowed(void *ctx, const char *key, size_t key_len, const c
  * committed) and the offset in *offset (-1: none). */
 static uint64_t committed_position(fs_stage *s, uint32_t p, int64_t *offset)
 {
+    int32_t partition;
+    const char *topic = fs_stage_topic_of(s, p, &partition);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, s->cfg->input_topic, (int32_t)p);
+    rd_kafka_topic_partition_list_add(l, topic, partition);
     uint64_t id = 0;
     *offset = -1;
     rd_kafka_resp_err_t e = rd_kafka_committed(s->consumer, l, RESTORE_TIMEOUT_MS);
@@ -278,7 +401,8 @@ static uint64_t committed_position(fs_stage *s, uint32_t p, int64_t *offset)
  * partition (snapshot.h). */
 static void restore(fs_stage *s, uint32_t p)
 {
-    restore_ctx r = {s, (uint16_t)p};
+    bool merger = p == s->partials_index;
+    restore_ctx r = {s, (uint16_t)p, merger, false};
     fs_state_restore_stats st = {0};
     char err[512];
     int64_t offset;
@@ -287,12 +411,14 @@ static void restore(fs_stage *s, uint32_t p)
         fs_part_resume(fs_part_table_at(&s->parts, p), offset, upto);
     fs_log(FS_LOG_INFO, "partition state restoring", "partition=%" PRIu32 " checkpoint=%" PRIu64, p,
            upto);
-    if (fs_state_topic_restore_upto(s->cfg, s->state_topic, (int32_t)p, upto, RESTORE_TIMEOUT_MS,
-                                    restore_record, restore_shadowed, &r, &st, err,
-                                    sizeof err) != 0) {
+    if (fs_state_topic_restore_upto(s->cfg, s->state_topic, merger ? 0 : (int32_t)p, upto,
+                                    RESTORE_TIMEOUT_MS, restore_record, restore_shadowed, &r, &st,
+                                    err, sizeof err) != 0) {
         fs_stage_fail(s, err);
         return;
     }
+    if (merger && !r.found) /* no state yet: the sink merges from nothing */
+        fs_batch_add_restore(open_batch(s), (uint16_t)p, "m", 1, NULL, 0);
     if (st.shadowed > 0 && !fs_deliver_await_superseded(s, RESTORE_TIMEOUT_MS))
         return;
     /* numbers only grow, past any written, committed or not */
@@ -328,22 +454,38 @@ static void checkpoint_before_revoke(fs_stage *s, const rd_kafka_topic_partition
     fs_deliver_commit(s, true, parts);
 }
 
+/* The partition index of a partition of the assignment; false for one
+ * the stage leaves alone (partials beyond partition 0) or cannot take. */
+static bool assigned_index(fs_stage *s, const rd_kafka_topic_partition_t *tp, uint32_t *index)
+{
+    if (!strcmp(tp->topic, s->partials_topic)) {
+        *index = s->partials_index;
+        return tp->partition == 0;
+    }
+    if (tp->partition < 0 || (uint32_t)tp->partition >= s->n_input) {
+        fs_stage_fail(s, "the input topic has more partitions than when the stage started; "
+                         "restart the stage (every instance of the group) to take them");
+        return false;
+    }
+    *index = (uint32_t)tp->partition;
+    return true;
+}
+
 static void assigned(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
 {
     for (int i = 0; i < parts->cnt; i++) {
-        int32_t p = parts->elems[i].partition;
-        if (p < 0 || p >= FS_MAX_PARTITIONS) {
-            fs_stage_fail(s, "input partition number above 65535");
+        uint32_t p;
+        if (!assigned_index(s, &parts->elems[i], &p))
             continue;
-        }
-        fs_part_table_assign(&s->parts, (uint32_t)p, uv_now(&s->loop));
-        fs_commit_forget(s->plan, (uint32_t)p); /* consumption restarts from the commit */
+        fs_part_table_assign(&s->parts, p, uv_now(&s->loop));
+        fs_commit_forget(s->plan, p); /* consumption restarts from the commit */
         if (s->phase == FS_STAGE_RUNNING) {
-            control(s, (uint32_t)p, FS_PART_ASSIGN);
-            restore(s, (uint32_t)p);
+            if (p != s->partials_index) /* the partials partition has no clock */
+                control(s, p, FS_PART_ASSIGN);
+            restore(s, p);
         }
         fs_log(FS_LOG_INFO, "partition assigned", "topic=%s partition=%" PRId32,
-               parts->elems[i].topic, p);
+               parts->elems[i].topic, parts->elems[i].partition);
     }
 }
 
@@ -352,14 +494,17 @@ static void revoked(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
     if (s->phase == FS_STAGE_RUNNING)
         checkpoint_before_revoke(s, parts);
     for (int i = 0; i < parts->cnt; i++) {
-        int32_t p = parts->elems[i].partition;
-        if (p < 0 || !fs_part_table_revoke(&s->parts, (uint32_t)p))
+        uint32_t p;
+        if (strcmp(parts->elems[i].topic, s->partials_topic) &&
+            (parts->elems[i].partition < 0 || (uint32_t)parts->elems[i].partition >= s->n_input))
+            continue;
+        if (!assigned_index(s, &parts->elems[i], &p) || !fs_part_table_revoke(&s->parts, p))
             continue;
         fs_commit_forget(s->plan, (uint32_t)p);
         if (s->phase == FS_STAGE_RUNNING)
             control(s, (uint32_t)p, FS_PART_REVOKE);
         fs_log(FS_LOG_INFO, "partition revoked", "topic=%s partition=%" PRId32,
-               parts->elems[i].topic, p);
+               parts->elems[i].topic, parts->elems[i].partition);
     }
 }
 

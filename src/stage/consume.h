@@ -37,6 +37,9 @@ void fs_consume(fs_stage *s);
 /* The idle timer: partitions with no message for idle_timeout stop holding
  * the watermark until their next message. */
 void fs_consume_idle_check(fs_stage *s);
+/* --until-eof: ends the input once every partition held is at its end and,
+ * if this instance merges, its merge has every record out (merge.h). */
+void fs_consume_check_end(fs_stage *s);
 /* The commit timer: the state as of everything consumed goes to the state
  * topic (a checkpoint at the head of the next batch). */
 void fs_consume_checkpoint(fs_stage *s);

@@ -56,6 +56,13 @@ void fs_deliver_report_from_any(rd_kafka_t *rk, const rd_kafka_message_t *msg, v
 
 /* ---- engine output: records, dead letters and steps, from the sink thread --- */
 
+/* The state topic partition of partition index `part`: the merger's state
+ * (the partials partition's) lives in state partition 0 under its own key. */
+static int32_t state_partition(const fs_stage *s, uint32_t part)
+{
+    return part == s->partials_index ? 0 : (int32_t)part;
+}
+
 int fs_deliver_write_from_sink(void *ctx, const char *key, size_t key_len, const char *value,
                                size_t value_len)
 {
@@ -80,13 +87,32 @@ int fs_deliver_state_from_sink(void *ctx, uint32_t part, const char *key, size_t
     fs_stage *s = ctx;
     uint64_t n = atomic_load_explicit(&s->records, memory_order_relaxed);
     rd_kafka_resp_err_t err =
-        fs_kafka_produce_to(s->producer, s->state_topic, (int32_t)part, key, key_len, value,
-                            value_len, (void *)(uintptr_t)(n << 1 | TAG_RECORD));
+        fs_kafka_produce_to(s->producer, s->state_topic, state_partition(s, part), key, key_len,
+                            value, value_len, (void *)(uintptr_t)(n << 1 | TAG_RECORD));
     if (err) {
         inbox_fail(s, "producing a state record to %s: %s", s->state_topic, rd_kafka_err2str(err));
         return -1;
     }
     atomic_fetch_add_explicit(&s->state_records, 1, memory_order_relaxed);
+    atomic_store_explicit(&s->records, n + 1, memory_order_release);
+    return 0;
+}
+
+/* Partials count as records too: a checkpoint's offsets commit only once
+ * the partials it made are acknowledged. All go to partition 0. */
+int fs_deliver_partial_from_sink(void *ctx, uint32_t part, const char *key, size_t key_len,
+                                 const char *value, size_t value_len)
+{
+    (void)part;
+    fs_stage *s = ctx;
+    uint64_t n = atomic_load_explicit(&s->records, memory_order_relaxed);
+    rd_kafka_resp_err_t err =
+        fs_kafka_produce_to(s->producer, s->partials_topic, 0, key, key_len, value, value_len,
+                            (void *)(uintptr_t)(n << 1 | TAG_RECORD));
+    if (err) {
+        inbox_fail(s, "producing a partial to %s: %s", s->partials_topic, rd_kafka_err2str(err));
+        return -1;
+    }
     atomic_store_explicit(&s->records, n + 1, memory_order_release);
     return 0;
 }
@@ -180,7 +206,7 @@ void fs_deliver_step_from_sink(void *ctx, const fs_step_info *info)
 {
     fs_stage *s = ctx;
     txn_step(s, info); /* before the loop learns of the step: it is committed then */
-    fs_inbox_step st = {.src_ns = info->src_ns};
+    fs_inbox_step st = {.src_ns = info->src_ns, .merge_complete = info->merge_complete};
     st.step = (fs_commit_step){
         .records_end = atomic_load_explicit(&s->records, memory_order_acquire),
         .dead_letters_end = info->src_mark,
@@ -241,6 +267,7 @@ void fs_deliver_read(fs_stage *s)
         fs_ack_latency_push(&s->latency, st->records_end, m.steps[i].src_ns);
         if (st->final || st->stopped)
             s->sink_done = true;
+        s->merge_complete = m.steps[i].merge_complete;
     }
     fs_ack_latency_settle(&s->latency, fs_commit_records_acked(s->plan), fs_now_ns());
     if (m.failed && s->exit_code == 0)
@@ -250,10 +277,12 @@ void fs_deliver_read(fs_stage *s)
 
 /* An offset to commit, with the number of the checkpoint whose state it
  * goes with as its metadata: a restore keeps no state of a later one. */
-static void set_offset(rd_kafka_topic_partition_list_t *list, const char *topic, uint32_t p,
+static void set_offset(fs_stage *s, rd_kafka_topic_partition_list_t *list, uint32_t p,
                        int64_t offset, uint64_t checkpoint)
 {
-    rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_add(list, topic, (int32_t)p);
+    int32_t partition;
+    const char *topic = fs_stage_topic_of(s, p, &partition);
+    rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_add(list, topic, partition);
     e->offset = offset;
     char text[24];
     int n = snprintf(text, sizeof text, "%" PRIu64, checkpoint);
@@ -269,7 +298,7 @@ void fs_deliver_checkpoint(fs_stage *s, uint64_t seq, uint64_t id)
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
     for (uint32_t p = 0; p < s->parts.n; p++)
         if (s->parts.v[p].assigned && s->parts.v[p].next >= 0)
-            set_offset(list, s->cfg->input_topic, p, s->parts.v[p].next, id);
+            set_offset(s, list, p, s->parts.v[p].next, id);
     pthread_mutex_lock(&s->ckpt_lock);
     *(fs_ckpt_offsets *)fs_fifo_push(&s->ckpt_offsets) = (fs_ckpt_offsets){seq, list};
     pthread_mutex_unlock(&s->ckpt_lock);
@@ -293,9 +322,11 @@ void fs_deliver_commit(fs_stage *s, bool sync, const rd_kafka_topic_partition_li
             continue;
         if (safe[p] == ps->committed && checkpoint == ps->committed_checkpoint)
             continue; /* committed as it is */
-        if (only && !rd_kafka_topic_partition_list_find(only, s->cfg->input_topic, (int32_t)p))
+        int32_t partition;
+        const char *topic = fs_stage_topic_of(s, p, &partition);
+        if (only && !rd_kafka_topic_partition_list_find(only, topic, partition))
             continue;
-        set_offset(list, s->cfg->input_topic, p, safe[p], checkpoint);
+        set_offset(s, list, p, safe[p], checkpoint);
     }
     if (list->cnt > 0) {
         rd_kafka_resp_err_t err = rd_kafka_commit(s->consumer, list, !sync);
@@ -303,7 +334,9 @@ void fs_deliver_commit(fs_stage *s, bool sync, const rd_kafka_topic_partition_li
             fs_log(FS_LOG_WARN, "offset commit failed", "error=\"%s\"", rd_kafka_err2str(err));
         } else {
             for (int i = 0; i < list->cnt; i++) {
-                fs_part *ps = &s->parts.v[list->elems[i].partition];
+                bool partials = !strcmp(list->elems[i].topic, s->partials_topic);
+                fs_part *ps = &s->parts.v[partials ? s->partials_index
+                                                   : (uint32_t)list->elems[i].partition];
                 ps->committed = list->elems[i].offset;
                 ps->committed_checkpoint = checkpoint;
                 fs_log(FS_LOG_DEBUG, "offset committed",
@@ -327,8 +360,8 @@ void fs_deliver_supersede(fs_stage *s, uint32_t part, const char *key, size_t ke
 {
     atomic_fetch_add(&s->superseding, 1);
     rd_kafka_resp_err_t err =
-        fs_kafka_produce_to(s->producer, s->state_topic, (int32_t)part, key, key_len, value,
-                            value_len, (void *)(uintptr_t)TAG_SUPERSEDE);
+        fs_kafka_produce_to(s->producer, s->state_topic, state_partition(s, part), key, key_len,
+                            value, value_len, (void *)(uintptr_t)TAG_SUPERSEDE);
     if (err) {
         atomic_fetch_sub(&s->superseding, 1);
         fs_stage_fail(s, "producing a state record again after a restore failed");

@@ -36,6 +36,8 @@
 int fs_deliver_write_from_sink(void *ctx, const char *key, size_t key_len, const char *value,
                                size_t value_len);
 void fs_deliver_dead_letter_from_sink(void *ctx, const fs_dead_letter *dl);
+int fs_deliver_partial_from_sink(void *ctx, uint32_t part, const char *key, size_t key_len,
+                                 const char *value, size_t value_len);
 int fs_deliver_state_from_sink(void *ctx, uint32_t part, const char *key, size_t key_len,
                                const char *value, size_t value_len);
 void fs_deliver_step_from_sink(void *ctx, const fs_step_info *info);

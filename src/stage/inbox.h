@@ -24,7 +24,8 @@
 
 typedef struct fs_inbox_step {
     fs_commit_step step;
-    uint64_t src_ns; /* when the batch that closed its windows was published */
+    uint64_t src_ns;     /* when the batch that closed its windows was published */
+    bool merge_complete; /* fs_step_info.merge_complete */
 } fs_inbox_step;
 
 /* What was posted, in posting order (per kind). */

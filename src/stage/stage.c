@@ -136,6 +136,7 @@ static void on_wake(uv_async_t *h)
     fs_stage *s = h->data;
     fs_deliver_read(s);
     check_restore(s);
+    fs_consume_check_end(s);
     if (s->phase == FS_STAGE_ENDING && s->sink_done)
         finish(s);
 }
@@ -276,6 +277,15 @@ static int ensure_state_topic(fs_stage *s)
         return -1;
     }
     s->warm[2] = rd_kafka_topic_new(s->producer, s->state_topic, NULL);
+    s->n_input = (uint32_t)n;
+    s->partials_index = (uint32_t)n;
+    if (fs_partials_topic_name(s->cfg, s->partials_topic, sizeof s->partials_topic, err,
+                               sizeof err) != 0 ||
+        fs_partials_topic_ensure(s->producer, s->partials_topic, STATE_TOPIC_TIMEOUT_MS, err,
+                                 sizeof err) != 0) {
+        fs_log(FS_LOG_ERROR, "partials topic unusable", "error=\"%s\"", err);
+        return -1;
+    }
     return 0;
 }
 
@@ -323,8 +333,9 @@ static int open_clients(fs_stage *s)
         return -1;
     s->consumer_q = rd_kafka_queue_get_consumer(s->consumer);
     s->producer_q = rd_kafka_queue_get_main(s->producer);
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, s->cfg->input_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, s->partials_topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(s->consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e) {
@@ -385,12 +396,14 @@ static void log_summary(fs_stage *s)
            " records_acked=%" PRIu64 " dead_letters_acked=%" PRIu64 " commits=%" PRIu64
            " closes=%" PRIu64 " close_to_ack_ms_p50=%.1f close_to_ack_ms_p99=%.1f"
            " state_records=%" PRIu64 " checkpoints=%" PRIu64 " restored_keys=%" PRIu64
-           " restore_s=%.3f",
+           " restore_s=%.3f partials=%" PRIu64 " partial_bytes=%" PRIu64
+           " partials_consumed=%" PRIu64,
            s->exit_code, s->consumed, st.valid, st.rejected, st.late_events, st.flow_records,
            st.cohort_records, s->acked_records, s->acked_dead_letters, s->commits,
            s->latency.us.count, fs_ack_latency_ms(&s->latency, 0.5),
            fs_ack_latency_ms(&s->latency, 0.99), atomic_load(&s->state_records), s->checkpoints,
-           s->restored_keys, s->restore_seconds);
+           s->restored_keys, s->restore_seconds, st.partials, st.partial_bytes,
+           s->partials_consumed);
 }
 
 int fs_stage_run(const fs_stage_opts *opts)
@@ -423,7 +436,10 @@ int fs_stage_run(const fs_stage_opts *opts)
                          opts->cfg->dead_letter_topic ? fs_deliver_dead_letter_from_sink : NULL,
                      .step_done = fs_deliver_step_from_sink,
                      .flow_json = fs_api_flow_from_sink,
-                     .state = fs_deliver_state_from_sink};
+                     .state = fs_deliver_state_from_sink,
+                     .partial = fs_deliver_partial_from_sink,
+                     .n_parts = s.n_input,
+                     .merge_part = s.partials_index};
     s.engine = fs_engine_new(opts->cfg, threads, out);
     fs_xcheck(uv_loop_init(&s.loop), "uv_loop_init");
     init_handles(&s);

@@ -100,6 +100,18 @@ typedef struct fs_stage {
     pthread_mutex_t ckpt_lock;
     fs_fifo ckpt_offsets; /* of fs_ckpt_offsets, seq ascending; under ckpt_lock */
 
+    /* Scale-out (merge.h). Set up by stage.c. Partition indices (the part
+     * table's and the engine's) are the input topic's partition numbers,
+     * then one more: partition 0 of the partials topic, whose holder
+     * merges. The input's partition count is fixed at start: a partition
+     * beyond it stops the stage (restart the group to take it). */
+    char partials_topic[256];
+    uint32_t n_input;         /* the input topic's partitions */
+    uint32_t partials_index;  /* == n_input */
+    bool merge_complete;      /* loop: the sink's last step said every record is out */
+    uint64_t partials_consumed; /* loop */
+    const void *input_rkt, *partials_rkt; /* consume.c: the consumer's topic handles, once seen */
+
     /* api.c, loop; the sink thread posts flow records to the board (which
      * locks). */
     fs_http *http;
@@ -110,5 +122,16 @@ typedef struct fs_stage {
  * configuration failure). Logs why, makes the exit code 1 and stops the
  * input like a signal does; nothing more is committed. */
 void fs_stage_fail(fs_stage *s, const char *why);
+
+/* The topic and partition of partition index i. */
+static inline const char *fs_stage_topic_of(const fs_stage *s, uint32_t i, int32_t *partition)
+{
+    if (i == s->partials_index) {
+        *partition = 0;
+        return s->partials_topic;
+    }
+    *partition = (int32_t)i;
+    return s->cfg->input_topic;
+}
 
 #endif

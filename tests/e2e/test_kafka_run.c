@@ -90,6 +90,10 @@ static void state_topic_for(const char *group, const char *in)
             rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mock, name, made[i].partitions, 1);
             assert_true(e == RD_KAFKA_RESP_ERR_NO_ERROR ||
                         e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS); /* a group used again */
+            snprintf(name, sizeof name, "%s-partials", group);
+            e = rd_kafka_mock_topic_create(mock, name, 1, 1);
+            assert_true(e == RD_KAFKA_RESP_ERR_NO_ERROR ||
+                        e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS);
             return;
         }
     fail_msg("no topic %s", in);
@@ -612,9 +616,9 @@ static void test_sigterm_mid_stream(void **state)
 
     uint64_t acked = field_u64(log, "records_acked=");
     uint64_t flows = field_u64(log, "flow_records="), cohorts = field_u64(log, "cohort_records=");
-    uint64_t states = field_u64(log, "state_records=");
-    assert_true(states > 0);
-    assert_int_equal(acked, flows + cohorts + states); /* the producer was flushed */
+    uint64_t states = field_u64(log, "state_records="), partials = field_u64(log, "partials=");
+    assert_true(states > 0 && partials > 0);
+    assert_int_equal(acked, flows + cohorts + states + partials); /* the producer was flushed */
     consumed out = consume_topic("st-out", 2, false);
     assert_int_equal(out.n, flows + cohorts);
 
@@ -986,6 +990,101 @@ static void test_kill_and_restart_at_least_once(void **state)
     kill_and_restart("at_least_once", "exclusions.yaml", "kra-in", "kra-out", "g-kra", 6);
 }
 
+/* ---- many instances (SPEC §5) ------------------------------------------------------ */
+
+static void start_member(fs_e2e_bg *bg, const char *cfg, const char *threads, bool until_eof)
+{
+    const char *level = getenv("FS_KILL_LOGS") ? "debug" : "info";
+    if (until_eof)
+        FS_E2E_BG_START(bg, "run", "--config", cfg, "--threads", threads, "--until-eof",
+                        "--log-level", level);
+    else
+        FS_E2E_BG_START(bg, "run", "--config", cfg, "--threads", threads, "--log-level", level);
+    assert_true(fs_e2e_bg_await_log(bg, "msg=\"partition assigned\"", DEADLINE_MS));
+}
+
+static void stop_member(fs_e2e_bg *bg, int sig, int want_status)
+{
+    static int stopped;
+    fs_e2e_run r;
+    fs_e2e_bg_finish(bg, sig, &r);
+    if (getenv("FS_KILL_LOGS")) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/member-%d.log", getenv("FS_KILL_LOGS"), stopped++);
+        FILE *lf = fopen(path, "w");
+        if (lf) {
+            fputs(r.err, lf);
+            fclose(lf);
+        }
+    }
+    if (r.status != want_status)
+        fprintf(stderr, "%s", r.err);
+    assert_int_equal(r.status, want_status);
+    fs_e2e_run_free(&r);
+}
+
+/* A group of three on 12 partitions, with churn mid-stream: A starts
+ * alone, B joins late, then C; A leaves (SIGTERM), B is killed (-9) and
+ * started again; more input between the changes; two members read to the
+ * end together. Each window's flow record comes out once (exactly_once,
+ * read committed) with every partition's counts, and the last record per
+ * key equals one uninterrupted instance's and replay's. */
+static void test_group_churn(void **state)
+{
+    (void)state;
+    topic("gc-in", 12);
+    topic("gc-out", 2);
+    topic("gc-out1", 2);
+    char *events = generated(24000, 1500, "91", "40", "1000");
+    extra_kafka = short_session;
+    char *cfg = stage_config("hopping.yaml", "gc-in", "gc-out", NULL, "g-gc", "msgpack");
+    char *solo = stage_config("hopping.yaml", "gc-in", "gc-out1", NULL, "g-gc1", "msgpack");
+    extra_kafka = "";
+    fs_e2e_bg a, b, c, d;
+    assert_int_equal(produce_range("gc-in", events, 0, 6000), 6000);
+    start_member(&a, cfg, "2", false);
+    await_messages("gc-out", 2, 1);
+    assert_int_equal(produce_range("gc-in", events, 6000, 12000), 6000);
+    start_member(&b, cfg, "1", false); /* joins late */
+    start_member(&c, cfg, "3", false);
+    stop_member(&a, SIGTERM, 0); /* leaves */
+    assert_int_equal(produce_range("gc-in", events, 12000, 18000), 6000);
+    stop_member(&b, SIGKILL, 128 + SIGKILL);
+    start_member(&b, cfg, "2", false); /* back */
+    assert_int_equal(produce_range("gc-in", events, 18000, SIZE_MAX), 6000);
+    stop_member(&b, SIGTERM, 0);
+    stop_member(&c, SIGTERM, 0);
+    start_member(&c, cfg, "2", true);
+    start_member(&d, cfg, "1", true);
+    stop_member(&c, 0, 0);
+    stop_member(&d, 0, 0);
+
+    consumed got = consume_topic("gc-out", 2, false);
+    if (getenv("FS_DUMP")) {
+        FILE *df = fopen(getenv("FS_DUMP"), "w");
+        fputs(got.text, df);
+        fclose(df);
+    }
+    consumed_free(&got);
+    assert_last_per_key_is_replay(cfg, events, "gc-out");
+    fs_e2e_run r;
+    run_until_eof(solo, "2", &r);
+    fs_e2e_run_free(&r);
+    consumed one = consume_topic("gc-out1", 2, false), many = consume_topic("gc-out", 2, false);
+    char *l1 = last_per_key(one.text), *ln = last_per_key(many.text);
+    char *c1 = fs_e2e_canonical(l1), *cn = fs_e2e_canonical(ln);
+    assert_string_equal(cn, c1);
+    free(c1);
+    free(cn);
+    free(l1);
+    free(ln);
+    consumed_free(&one);
+    consumed_free(&many);
+    free(solo);
+    free(cfg);
+    free(events);
+}
+
 /* ---- kcat interop -------------------------------------------------------------- */
 
 static void test_kcat_interop(void **state)
@@ -1076,6 +1175,7 @@ int main(void)
         cmocka_unit_test(test_injected_faults),
         cmocka_unit_test(test_broker_down),
         cmocka_unit_test(test_kcat_interop),
+        cmocka_unit_test(test_group_churn),
     };
     if (getenv("FS_TEST_FILTER")) /* one test by name while working on it */
         cmocka_set_test_filter(getenv("FS_TEST_FILTER"));

@@ -90,6 +90,8 @@ static int setup(void **state)
     fs_stage *s = &f->s;
     s->cfg = f->cfg;
     s->phase = FS_STAGE_RUNNING;
+    s->n_input = s->partials_index = 2; /* the broker's partitions; then the partials' */
+    snprintf(s->partials_topic, sizeof s->partials_topic, "test%d-partials", group);
     fs_inbox_init(&s->in);
     fs_ack_latency_init(&s->latency);
     fs_window_spec win = {1000, 1000, 1};
