@@ -12,6 +12,7 @@
  * checking and sleeps only while it is unchanged, so no wake-up is lost.
  */
 #include "engine.h"
+#include "merge.h"
 
 #include <assert.h>
 #include <limits.h>
@@ -567,6 +568,11 @@ uint32_t fs_engine_read_journeys(fs_engine *e, const char *id, size_t len, fs_jo
 const char *fs_engine_label(fs_engine *e, uint32_t owner, uint32_t id, uint32_t *len)
 {
     return owner < e->n_workers ? fs_dict_name_shared(&e->workers[owner].labels, id, len) : NULL;
+}
+
+fs_merge_stats fs_engine_merge_stats(fs_engine *e)
+{
+    return fs_merge_get_stats(fs_sink_merge(e->sink));
 }
 
 uint32_t fs_engine_funnels(const fs_engine *e)

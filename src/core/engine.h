@@ -140,6 +140,8 @@ fs_engine_stats fs_engine_live_stats(fs_engine *e);
  * open, summed over the workers as of each one's last finished batch,
  * ascending by funnel, then window start. The caller frees *out. */
 uint32_t fs_engine_open_counts(fs_engine *e, fs_open_count **out);
+/* The merge's counters (merge.h), from any thread while running. */
+struct fs_merge_stats fs_engine_merge_stats(fs_engine *e);
 /* Live counters, readable from any thread while running (approximate). */
 uint64_t fs_engine_messages_done(fs_engine *e);
 /* How many batches every worker has finished: a source may reuse what it

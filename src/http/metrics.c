@@ -59,29 +59,63 @@ static void events(fs_buf *out, const fs_engine_stats *e)
     }
 }
 
+/* One family with a sample per assigned partition. */
+typedef double (*partition_value)(const fs_metrics_partition *p);
+
+static double part_lag(const fs_metrics_partition *p)
+{
+    return (double)p->lag;
+}
+
+static double part_committed(const fs_metrics_partition *p)
+{
+    return (double)p->committed;
+}
+
+static double part_idle(const fs_metrics_partition *p)
+{
+    return p->idle ? 1 : 0;
+}
+
+static double part_state_bytes(const fs_metrics_partition *p)
+{
+    return (double)p->state_bytes;
+}
+
+static double part_record_bytes(const fs_metrics_partition *p)
+{
+    return (double)p->record_bytes;
+}
+
+static void per_partition(fs_buf *out, const fs_metrics *m, const char *name, const char *type,
+                          const char *help, partition_value value)
+{
+    family(out, name, type, help);
+    for (size_t i = 0; i < m->n_parts; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "partition=\"%d\"", m->parts[i].partition);
+        sample(out, name, labels, value(&m->parts[i]));
+    }
+}
+
 static void partitions(fs_buf *out, const fs_metrics *m)
 {
-    family(out, "consumer_lag", "gauge",
-           "Messages between the consumer's position and the end of each assigned input "
-           "partition (-1: not known yet).");
-    for (size_t i = 0; i < m->n_parts; i++) {
-        char labels[64];
-        snprintf(labels, sizeof labels, "partition=\"%d\"", m->parts[i].partition);
-        sample(out, "consumer_lag", labels, (double)m->parts[i].lag);
-    }
-    family(out, "committed_offset", "gauge", "Last committed offset of each assigned partition.");
-    for (size_t i = 0; i < m->n_parts; i++) {
-        char labels[64];
-        snprintf(labels, sizeof labels, "partition=\"%d\"", m->parts[i].partition);
-        sample(out, "committed_offset", labels, (double)m->parts[i].committed);
-    }
-    family(out, "partition_idle", "gauge",
-           "1 while a partition does not hold the watermark back (idle or at its end).");
-    for (size_t i = 0; i < m->n_parts; i++) {
-        char labels[64];
-        snprintf(labels, sizeof labels, "partition=\"%d\"", m->parts[i].partition);
-        sample(out, "partition_idle", labels, m->parts[i].idle ? 1 : 0);
-    }
+    per_partition(out, m, "consumer_lag", "gauge",
+                  "Messages between the consumer's position and the end of each assigned input "
+                  "partition (-1: not known yet).",
+                  part_lag);
+    per_partition(out, m, "committed_offset", "gauge",
+                  "Last committed offset of each assigned partition.", part_committed);
+    per_partition(out, m, "partition_idle", "gauge",
+                  "1 while a partition does not hold the watermark back (idle or at its end).",
+                  part_idle);
+    per_partition(out, m, "partition_state_bytes_total", "counter",
+                  "Bytes of state records (keys and values) written for each assigned partition.",
+                  part_state_bytes);
+    per_partition(out, m, "partition_record_bytes", "gauge",
+                  "Size of each assigned partition's last partition record (its open windows "
+                  "and cohorts).",
+                  part_record_bytes);
 }
 
 static void latency(fs_buf *out, const fs_latency_histogram *h)
@@ -100,6 +134,34 @@ static void latency(fs_buf *out, const fs_latency_histogram *h)
     }
     sample(out, "close_to_ack_seconds_sum", NULL, h->sum_seconds);
     sample(out, "close_to_ack_seconds_count", NULL, (double)h->count);
+}
+
+static void merge(fs_buf *out, const fs_metrics_merge *g)
+{
+    one(out, "merging", "gauge",
+        "1 while this instance holds the partials partition: it merges every partition's "
+        "partials into the records.",
+        g->merging ? 1 : 0);
+    one(out, "merge_partials_lag", "gauge",
+        "Partials not read yet by this merging instance (-1: unknown or not merging).",
+        (double)g->partials_lag);
+    one(out, "merge_watermark_seconds", "gauge",
+        "Event time up to which the merge has emitted every window (0: none yet).",
+        g->emitted_ms == INT64_MIN ? 0 : (double)g->emitted_ms / 1000);
+    one(out, "merge_pending_windows", "gauge", "Windows the merge holds, waiting for a partition.",
+        (double)g->pending_windows);
+    one(out, "partials_made_total", "counter", "Partials this instance sent for its partitions.",
+        (double)g->partials_made);
+    one(out, "partial_bytes_total", "counter", "Bytes of the partials this instance sent.",
+        (double)g->partial_bytes);
+    one(out, "partials_merged_total", "counter", "Partials this instance merged.",
+        (double)g->partials_merged);
+    one(out, "merge_late_windows_total", "counter",
+        "Windows of a partition merged after their record was out (its events counted late).",
+        (double)g->late_windows);
+    one(out, "merge_duplicate_windows_total", "counter",
+        "Windows of a partition received again and dropped (a restart under at_least_once).",
+        (double)g->duplicate_windows);
 }
 
 void fs_metrics_render(const fs_metrics *m, fs_buf *out)
@@ -138,6 +200,7 @@ void fs_metrics_render(const fs_metrics *m, fs_buf *out)
         m->acked_watermark_ms == INT64_MIN ? 0 : (double)m->acked_watermark_ms / 1000);
     one(out, "ready", "gauge", "1 when /ready answers 200.", m->ready ? 1 : 0);
     partitions(out, m);
+    merge(out, &m->merge);
     if (m->latency)
         latency(out, m->latency);
 }

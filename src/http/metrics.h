@@ -25,7 +25,18 @@ typedef struct fs_metrics_partition {
     int64_t lag;       /* high watermark - position; -1 unknown */
     int64_t committed; /* -1 none */
     bool idle;
+    uint64_t state_bytes;  /* state records written for it (keys and values) */
+    uint64_t record_bytes; /* its last partition record: open windows and cohorts */
 } fs_metrics_partition;
+
+/* The merge (src/core/merge.h) as this instance sees it. */
+typedef struct fs_metrics_merge {
+    bool merging;              /* this instance holds the partials partition */
+    int64_t partials_lag;      /* messages behind on it (-1: unknown or not merging) */
+    uint64_t partials_made, partial_bytes; /* by this instance */
+    uint64_t partials_merged, late_windows, duplicate_windows, pending_windows;
+    int64_t emitted_ms;        /* windows ending at or before it are out (INT64_MIN: none) */
+} fs_metrics_merge;
 
 typedef struct fs_latency_histogram {
     uint64_t bucket[FS_LATENCY_BUCKETS + 1]; /* per bucket (not cumulative); last: > every bound */
@@ -46,6 +57,7 @@ typedef struct fs_metrics {
     const fs_metrics_partition *parts;
     size_t n_parts;
     const fs_latency_histogram *latency;
+    fs_metrics_merge merge;
 } fs_metrics;
 
 void fs_metrics_render(const fs_metrics *m, fs_buf *out);

@@ -10,6 +10,7 @@
 #include "embedded.h"
 #include "log.h"
 #include "lookup.h"
+#include "merge.h"
 #include "metrics.h"
 #include "utf8.h"
 #include "util.h"
@@ -20,9 +21,10 @@ static int64_t partition_lag(fs_stage *s, int32_t p)
 {
     int64_t lo, hi;
     const fs_part *ps = &s->parts.v[p];
+    int32_t partition;
+    const char *topic = fs_stage_topic_of(s, (uint32_t)p, &partition);
     if (ps->next < 0 ||
-        rd_kafka_get_watermark_offsets(s->consumer, s->cfg->input_topic, p, &lo, &hi) != 0 ||
-        hi < 0)
+        rd_kafka_get_watermark_offsets(s->consumer, topic, partition, &lo, &hi) != 0 || hi < 0)
         return -1;
     return hi > ps->next ? hi - ps->next : 0;
 }
@@ -31,7 +33,7 @@ static bool is_ready(fs_stage *s, int64_t *lag_total)
 {
     bool any = false;
     *lag_total = 0;
-    for (uint32_t p = 0; p < s->parts.n; p++) {
+    for (uint32_t p = 0; p < s->parts.n && p < s->n_input; p++) {
         if (!s->parts.v[p].assigned)
             continue;
         any = true;
@@ -49,10 +51,19 @@ static void serve_metrics(void *ctx, const fs_http_request *req, fs_http_respons
     fs_stage *s = ctx;
     fs_metrics_partition *parts = fs_xcalloc(s->parts.n ? s->parts.n : 1, sizeof(*parts));
     size_t n = 0;
-    for (uint32_t p = 0; p < s->parts.n; p++)
+    for (uint32_t p = 0; p < s->parts.n && p < s->n_input; p++)
         if (s->parts.v[p].assigned)
-            parts[n++] = (fs_metrics_partition){(int32_t)p, partition_lag(s, (int32_t)p),
-                                                s->parts.v[p].committed, s->parts.v[p].idle};
+            parts[n++] = (fs_metrics_partition){
+                (int32_t)p,
+                partition_lag(s, (int32_t)p),
+                s->parts.v[p].committed,
+                s->parts.v[p].idle,
+                s->state_bytes ? atomic_load_explicit(&s->state_bytes[p], memory_order_relaxed) : 0,
+                s->record_bytes ? atomic_load_explicit(&s->record_bytes[p], memory_order_relaxed)
+                                : 0};
+    bool merging = s->partials_index < s->parts.n && s->parts.v[s->partials_index].assigned;
+    fs_merge_stats ms = fs_engine_merge_stats(s->engine);
+    fs_engine_stats es = fs_engine_live_stats(s->engine);
     int64_t lag;
     fs_metrics m = {
         .engine = fs_engine_live_stats(s->engine),
@@ -71,6 +82,15 @@ static void serve_metrics(void *ctx, const fs_http_request *req, fs_http_respons
         .parts = parts,
         .n_parts = n,
         .latency = &s->latency.hist,
+        .merge = {.merging = merging,
+                  .partials_lag = merging ? partition_lag(s, (int32_t)s->partials_index) : -1,
+                  .partials_made = es.partials,
+                  .partial_bytes = es.partial_bytes,
+                  .partials_merged = merging ? ms.partials : 0,
+                  .late_windows = ms.late_windows,
+                  .duplicate_windows = ms.duplicate_windows,
+                  .pending_windows = merging ? ms.pending_windows : 0,
+                  .emitted_ms = merging ? ms.emitted : INT64_MIN},
     };
     fs_metrics_render(&m, &res->body);
     res->content_type = "text/plain; version=0.0.4; charset=utf-8";

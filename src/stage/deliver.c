@@ -95,6 +95,11 @@ int fs_deliver_state_from_sink(void *ctx, uint32_t part, const char *key, size_t
     }
     atomic_fetch_add_explicit(&s->state_records, 1, memory_order_relaxed);
     atomic_store_explicit(&s->records, n + 1, memory_order_release);
+    if (s->state_bytes && part <= s->partials_index) {
+        atomic_fetch_add_explicit(&s->state_bytes[part], key_len + value_len, memory_order_relaxed);
+        if (key_len == 1 && key[0] == 'p')
+            atomic_store_explicit(&s->record_bytes[part], value_len, memory_order_relaxed);
+    }
     return 0;
 }
 

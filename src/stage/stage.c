@@ -56,6 +56,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -279,6 +280,8 @@ static int ensure_state_topic(fs_stage *s)
     s->warm[2] = rd_kafka_topic_new(s->producer, s->state_topic, NULL);
     s->n_input = (uint32_t)n;
     s->partials_index = (uint32_t)n;
+    s->state_bytes = fs_xcalloc((size_t)n + 1, sizeof(*s->state_bytes));
+    s->record_bytes = fs_xcalloc((size_t)n + 1, sizeof(*s->record_bytes));
     if (fs_partials_topic_name(s->cfg, s->partials_topic, sizeof s->partials_topic, err,
                                sizeof err) != 0 ||
         fs_partials_topic_ensure(s->producer, s->partials_topic, STATE_TOPIC_TIMEOUT_MS, err,
@@ -375,6 +378,8 @@ static void free_stage(fs_stage *s)
     close_fds(s->producer_pipe);
     fs_commit_plan_free(s->plan);
     fs_part_table_free(&s->parts);
+    free(s->state_bytes);
+    free(s->record_bytes);
     fs_api_free(s);
     fs_ack_latency_free(&s->latency);
     fs_inbox_free(&s->in);

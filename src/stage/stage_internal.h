@@ -110,6 +110,9 @@ typedef struct fs_stage {
     uint32_t partials_index;  /* == n_input */
     bool merge_complete;      /* loop: the sink's last step said every record is out */
     uint64_t partials_consumed; /* loop */
+    /* deliver.c (sink thread) writes, api.c reads; by partition index:
+     * state bytes written, and the size of the last partition record. */
+    _Atomic uint64_t *state_bytes, *record_bytes;
     const void *input_rkt, *partials_rkt; /* consume.c: the consumer's topic handles, once seen */
 
     /* api.c, loop; the sink thread posts flow records to the board (which

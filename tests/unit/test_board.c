@@ -120,8 +120,13 @@ static void test_metrics_text(void **state)
     fs_latency_observe(&h, 0.0005); /* le 0.001 */
     fs_latency_observe(&h, 0.05);   /* le 0.05 */
     fs_latency_observe(&h, 60);     /* +Inf only */
-    fs_metrics_partition parts[] = {{0, 12, 100, false}, {3, -1, -1, true}};
+    fs_metrics_partition parts[] = {{0, 12, 100, false, 4096, 300}, {3, -1, -1, true, 0, 0}};
     fs_metrics m = {.consumed = 7, .ready = true, .parts = parts, .n_parts = 2, .latency = &h};
+    m.merge = (fs_metrics_merge){.merging = true,
+                                 .partials_lag = 2,
+                                 .pending_windows = 4,
+                                 .emitted_ms = 1732280460000,
+                                 .late_windows = 1};
     m.engine.valid = 5;
     m.engine.rejected_by[1] = 2;
     m.engine.rejected = 2;
@@ -143,6 +148,13 @@ static void test_metrics_text(void **state)
         "funnelstream_close_to_ack_seconds_count 3\n",
         "funnelstream_ready 1\n",
         "funnelstream_acked_watermark_seconds 0\n",
+        "funnelstream_partition_state_bytes_total{partition=\"0\"} 4096\n",
+        "funnelstream_partition_record_bytes{partition=\"0\"} 300\n",
+        "funnelstream_merging 1\n",
+        "funnelstream_merge_partials_lag 2\n",
+        "funnelstream_merge_pending_windows 4\n",
+        "funnelstream_merge_watermark_seconds 1732280460\n",
+        "funnelstream_merge_late_windows_total 1\n",
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         if (!strstr(out.p, want[i]))
