@@ -50,7 +50,7 @@ typedef struct fs_batch {
     uint64_t checkpoint_id;  /* with FS_PART_CHECKPOINT: its number (fs_batch_add_checkpoint) */
     uint32_t n_restore, restore_cap;
     uint32_t n_partials; /* messages with status FS_PARTIAL_MSG */
-    fs_routed route; /* who applies which message (route.h), filled in batch order */
+    fs_routed route;     /* who applies which message (route.h), filled in batch order */
     uint32_t n_ctl, ctl_cap;
     fs_format format;
     bool framed; /* the source framed every FS_OK message (fs_decode_framed) */

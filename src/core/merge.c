@@ -350,9 +350,8 @@ static void advance(fs_merge *m)
     int64_t g;
     if (!group_watermark(m, &g) || (m->have_emitted && g <= m->emitted))
         return;
-    bool tick = !m->have_emitted ||
-                fs_floor_div(m->emitted, m->cfg->cohort_emit_interval_ms) !=
-                    fs_floor_div(g, m->cfg->cohort_emit_interval_ms);
+    bool tick = !m->have_emitted || fs_floor_div(m->emitted, m->cfg->cohort_emit_interval_ms) !=
+                                        fs_floor_div(g, m->cfg->cohort_emit_interval_ms);
     fs_log(FS_LOG_DEBUG, "merge emits", "from=%lld to=%lld pending=%zu", (long long)m->emitted,
            (long long)g, m->pending.count);
     emit_windows(m, g);
@@ -409,8 +408,7 @@ static void add_windows(fs_merge *m, const merge_part *was, fs_state_partial *pt
                    pt->part, (long long)slot->start, (long long)was->wm, (long long)m->emitted,
                    was->idle);
             add_late(m, slot, pt->events + (size_t)i * nf);
-        }
-        else
+        } else
             fs_window_slot_add(pending_at(m, slot->start), slot, nf, m->n_stages, NULL);
     }
 }

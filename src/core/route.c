@@ -96,11 +96,9 @@ static void snapshot_parts(const fs_router *r, fs_routed *out, fs_sync *s)
             out->parts = fs_xrealloc(out->parts, out->parts_cap * sizeof(*out->parts));
         }
         bool ended = pc->state == PART_ENDED;
-        out->parts[out->n_parts++] = (fs_part_wm){p,
-                                                  part_wm(r, pc),
-                                                  pc->seen ? pc->max_ts : INT64_MIN,
-                                                  pc->seen || ended,
-                                                  pc->state == PART_IDLE};
+        out->parts[out->n_parts++] =
+            (fs_part_wm){p, part_wm(r, pc), pc->seen ? pc->max_ts : INT64_MIN, pc->seen || ended,
+                         pc->state == PART_IDLE};
     }
     s->n_parts = out->n_parts - s->parts_at;
 }

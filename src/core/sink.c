@@ -266,7 +266,8 @@ static void take_windows(fs_sink *s, sink_part *sp, fs_state_partial *pt)
     pt->events = fs_xcalloc((size_t)n * nf + 1, sizeof(*pt->events));
     for (uint32_t i = 0; i < n; i++)
         for (uint32_t f = 0; f < nf; f++)
-            pt->events[(size_t)i * nf + f] = pt->slots[i]->flow[f] ? pt->slots[i]->flow[f]->events : 0;
+            pt->events[(size_t)i * nf + f] =
+                pt->slots[i]->flow[f] ? pt->slots[i]->flow[f]->events : 0;
     fs_i64map_free(&sp->closed);
     fs_i64map_init(&sp->closed);
 }
@@ -361,9 +362,8 @@ static void restore_merge(fs_sink *s, const fs_step *st0)
     if (st0->merge_restore) {
         fs_merge_reset(s->merge);
         s->merging = true;
-        if (st0->merge_state.bytes &&
-            fs_merge_restore(s->merge, st0->merge_state.bytes, st0->merge_state.len, err,
-                             sizeof err) != 0)
+        if (st0->merge_state.bytes && fs_merge_restore(s->merge, st0->merge_state.bytes,
+                                                       st0->merge_state.len, err, sizeof err) != 0)
             /* the loop read it before it restored it: not expected */
             fs_log(FS_LOG_ERROR, "merger state unreadable", "error=\"%s\"", err);
     }
@@ -589,11 +589,16 @@ void fs_sink_step(fs_sink *s, fs_step **steps)
             write_merge_state(s, st->checkpoint_id);
     }
     if (s->out.step_done) {
-        fs_step_info info = {
-            st->wm,           st->max_ts, st->src_seq, s->dead_letters,
-            st->src_ns,       st->final,  st->stopped, st->checkpoint && s->out.state,
-            st->checkpoint_id,
-            s->merging && !st->stopped && fs_merge_complete(s->merge)};
+        fs_step_info info = {st->wm,
+                             st->max_ts,
+                             st->src_seq,
+                             s->dead_letters,
+                             st->src_ns,
+                             st->final,
+                             st->stopped,
+                             st->checkpoint && s->out.state,
+                             st->checkpoint_id,
+                             s->merging && !st->stopped && fs_merge_complete(s->merge)};
         s->out.step_done(s->out.ctx, &info);
     }
     for (uint32_t w = 0; w < s->n_workers; w++)

@@ -357,8 +357,9 @@ void fs_snapshot_restore(fs_worker *w, const fs_restore_rec *rr, const char *buf
         break;
     case FS_STATE_KEY_MERGE: /* the sink's (merge.h): worker 0 hands it over */
         if (w->id == 0)
-            fs_worker_restore_merge(w, rr->value_len == FS_STATE_TOMBSTONE ? NULL : buf + rr->off + rr->key_len,
-                                    rr->value_len == FS_STATE_TOMBSTONE ? 0 : rr->value_len);
+            fs_worker_restore_merge(
+                w, rr->value_len == FS_STATE_TOMBSTONE ? NULL : buf + rr->off + rr->key_len,
+                rr->value_len == FS_STATE_TOMBSTONE ? 0 : rr->value_len);
         break;
     case FS_STATE_KEY_BAD:
         restore_failed(w, "the state topic", "a record with a key this version does not write");

@@ -1228,7 +1228,8 @@ static bool rd_merge_clocks(rd *r, fs_state_merge *m)
         fs_state_merge_clock *c = &m->clocks[i];
         if (!rd_array_of(r, "merge clock", 3) ||
             !rd_below(r, "merge clock partition", FS_STATE_MAX_PARTS, &c->part) ||
-            !rd_i64(r, "merge clock watermark", &c->wm) || !rd_bool(r, "merge clock idle", &c->idle))
+            !rd_i64(r, "merge clock watermark", &c->wm) ||
+            !rd_bool(r, "merge clock idle", &c->idle))
             return false;
         if (i && c->part <= m->clocks[i - 1].part)
             return fail(r, "merge clock: partition %u not above the previous one", c->part);

@@ -208,8 +208,8 @@ typedef struct fs_state_merge_clock {
 
 typedef struct fs_state_merge {
     uint64_t checkpoint, config_hash;
-    uint32_t n_parts;   /* input partitions expected (0: those heard of) */
-    bool have_emitted;  /* windows ending at or before `emitted` are out */
+    uint32_t n_parts;  /* input partitions expected (0: those heard of) */
+    bool have_emitted; /* windows ending at or before `emitted` are out */
     int64_t emitted;
     uint32_t n_clocks, n_pending, n_cohorts;
     fs_state_merge_clock *clocks; /* ascending part */

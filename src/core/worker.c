@@ -683,8 +683,8 @@ static void collect_cohorts(fs_worker *w, fs_step *s)
                 continue;
             for (size_t i = 0; i <= m->mask; i++)
                 if (m->slots[i].value)
-                    s->cohorts[s->n_cohorts++] = (fs_cohort_delta){
-                        p, f % nf, f >= nf, m->slots[i].key, m->slots[i].value};
+                    s->cohorts[s->n_cohorts++] =
+                        (fs_cohort_delta){p, f % nf, f >= nf, m->slots[i].key, m->slots[i].value};
             fs_i64map_free(m);
             fs_i64map_init(m);
         }

@@ -98,7 +98,7 @@ typedef struct fs_step {
     uint64_t src_seq;      /* the batch being processed when the step was cut */
     uint64_t src_ns;       /* when that batch was published (fs_now_ns) */
     bool final;
-    bool stopped;            /* final, but the input was abandoned: nothing closes */
+    bool stopped; /* final, but the input was abandoned: nothing closes */
     /* Windows closed for their partition (closed_part[i]) since the last
      * step, each partition's ascending by start (label ids: this worker's). */
     fs_window_slot **closed;
@@ -156,8 +156,8 @@ typedef struct fs_lane {
     fs_wheel timers; /* node = record << funnel_bits | funnel */
     fs_panes windows;
     fs_i64map *cohort_delta; /* 2 per funnel: window start, then pane start -> fs_cohort */
-    fs_i64map *cohorts; /* with state: 2 per funnel as cohort_delta, but cumulative */
-    int64_t next_close; /* the lowest watermark that closes a window of the panes */
+    fs_i64map *cohorts;      /* with state: 2 per funnel as cohort_delta, but cumulative */
+    int64_t next_close;      /* the lowest watermark that closes a window of the panes */
     fs_window_slot **parked;
     uint32_t parked_head, n_parked, parked_cap;
     uint64_t pending_rejected; /* before the instance has a watermark */

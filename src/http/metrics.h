@@ -31,11 +31,11 @@ typedef struct fs_metrics_partition {
 
 /* The merge (src/core/merge.h) as this instance sees it. */
 typedef struct fs_metrics_merge {
-    bool merging;              /* this instance holds the partials partition */
-    int64_t partials_lag;      /* messages behind on it (-1: unknown or not merging) */
+    bool merging;                          /* this instance holds the partials partition */
+    int64_t partials_lag;                  /* messages behind on it (-1: unknown or not merging) */
     uint64_t partials_made, partial_bytes; /* by this instance */
     uint64_t partials_merged, late_windows, duplicate_windows, pending_windows;
-    int64_t emitted_ms;        /* windows ending at or before it are out (INT64_MIN: none) */
+    int64_t emitted_ms; /* windows ending at or before it are out (INT64_MIN: none) */
 } fs_metrics_merge;
 
 typedef struct fs_latency_histogram {

@@ -247,8 +247,7 @@ int fs_state_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, int
     return check_count(topic, has, why, partitions, err, err_len);
 }
 
-int fs_partials_topic_name(const fs_config *cfg, char *buf, size_t len, char *err,
-                           size_t err_len)
+int fs_partials_topic_name(const fs_config *cfg, char *buf, size_t len, char *err, size_t err_len)
 {
     const char *group = cfg ? fs_kafka_user_property(cfg, "group.id") : NULL;
     int n = snprintf(buf, len, "%s-partials", group ? group : "funnelstream");

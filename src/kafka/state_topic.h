@@ -47,8 +47,7 @@ int fs_state_topic_name(const fs_config *cfg, const char *configured, char *buf,
 /* The partials topic (merge.h) of the config's group: "<group.id>-partials".
  * Returns 0, or -1 with a message in err when that is not a valid topic
  * name (as for fs_state_topic_name). */
-int fs_partials_topic_name(const fs_config *cfg, char *buf, size_t len, char *err,
-                           size_t err_len);
+int fs_partials_topic_name(const fs_config *cfg, char *buf, size_t len, char *err, size_t err_len);
 
 /* Makes sure the partials topic exists: when missing it is created with
  * one partition (every partial of the group meets in it, and one instance

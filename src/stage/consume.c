@@ -9,8 +9,8 @@
 
 #include "deliver.h"
 #include "dict.h"
-#include "state.h"
 #include "log.h"
+#include "state.h"
 #include "state_topic.h"
 #include "util.h"
 

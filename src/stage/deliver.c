@@ -340,8 +340,8 @@ void fs_deliver_commit(fs_stage *s, bool sync, const rd_kafka_topic_partition_li
         } else {
             for (int i = 0; i < list->cnt; i++) {
                 bool partials = !strcmp(list->elems[i].topic, s->partials_topic);
-                fs_part *ps = &s->parts.v[partials ? s->partials_index
-                                                   : (uint32_t)list->elems[i].partition];
+                fs_part *ps =
+                    &s->parts.v[partials ? s->partials_index : (uint32_t)list->elems[i].partition];
                 ps->committed = list->elems[i].offset;
                 ps->committed_checkpoint = checkpoint;
                 fs_log(FS_LOG_DEBUG, "offset committed",

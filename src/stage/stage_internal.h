@@ -106,9 +106,9 @@ typedef struct fs_stage {
      * merges. The input's partition count is fixed at start: a partition
      * beyond it stops the stage (restart the group to take it). */
     char partials_topic[256];
-    uint32_t n_input;         /* the input topic's partitions */
-    uint32_t partials_index;  /* == n_input */
-    bool merge_complete;      /* loop: the sink's last step said every record is out */
+    uint32_t n_input;           /* the input topic's partitions */
+    uint32_t partials_index;    /* == n_input */
+    bool merge_complete;        /* loop: the sink's last step said every record is out */
     uint64_t partials_consumed; /* loop */
     /* deliver.c (sink thread) writes, api.c reads; by partition index:
      * state bytes written, and the size of the last partition record. */

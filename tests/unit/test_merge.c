@@ -224,7 +224,7 @@ static void test_idle_then_late(void **state)
     send(fx, m, 1, 2, 2 * MIN, false, NULL, 0, NULL, 0);
     const char *v = last(fx, "shop/60000");
     assert_has(v, "\"completed\":1");
-    assert_has(v, "\"late_events\":6");    /* 5 events + 1 late event it carried */
+    assert_has(v, "\"late_events\":6");     /* 5 events + 1 late event it carried */
     assert_has(v, "\"rejected_events\":2"); /* partition-wide, on every funnel */
     assert_has(last(fx, "lead/60000"), "\"rejected_events\":2");
     assert_has(last(fx, "shop/0"), "\"completed\":3"); /* not emitted again */
