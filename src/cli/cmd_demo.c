@@ -6,7 +6,9 @@
  *   traffic  a child process, `funnelstream generate --realtime`, producing
  *            generated touchpoints at a steady wall-clock rate, keyed by
  *            customer, with the wall clock as event time;
- *   stage    the real `run` stage (stage.h) on a thread of this process;
+ *   stage    the real `run` stage (stage.h) on a thread of this process, or
+ *            --instances of them, one consumer group (each its own
+ *            transactional.id): every window's record still comes out once;
  *   screen   this thread reads the output topic like any consumer and prints
  *            one line per funnel as each window closes, after the URL of the
  *            stage's dashboard (http.listen, or any free port if it is taken).
@@ -61,6 +63,8 @@ static const char usage[] =
     "  -m, --customers M      distinct customers (default 5000)\n"
     "  -p, --partitions N     partitions of each topic (default 3)\n"
     "  -t, --threads N        worker threads of the stage (default: config, else cores)\n"
+    "  -n, --instances N      stages in one consumer group (default 1): each window's\n"
+    "                         record still comes out once, merged (README: Scaling out)\n"
     "  -c, --config FILE      funnels and windows (default: configs/demo.yaml, built in);\n"
     "                         its bootstrap.servers is replaced by the demo's broker\n"
     "      --log-level LEVEL  debug|info|warn|error (default warn)\n"
@@ -69,7 +73,7 @@ static const char usage[] =
     "Exit status: 0 after Ctrl-C, 1 when a part failed, 2 bad arguments or config.\n";
 
 typedef struct demo_args {
-    long rate, customers, partitions, threads;
+    long rate, customers, partitions, threads, instances;
     const char *config;
 } demo_args;
 
@@ -79,13 +83,14 @@ static int parse_args(int argc, char **argv, demo_args *a)
                                          {"customers", required_argument, NULL, 'm'},
                                          {"partitions", required_argument, NULL, 'p'},
                                          {"threads", required_argument, NULL, 't'},
+                                         {"instances", required_argument, NULL, 'n'},
                                          {"config", required_argument, NULL, 'c'},
                                          {"log-level", required_argument, NULL, 'L'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "r:m:p:t:c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:m:p:t:n:c:h", opts, NULL)) != -1) {
         int rc = 0;
         switch (c) {
         case 'r':
@@ -99,6 +104,9 @@ static int parse_args(int argc, char **argv, demo_args *a)
             break;
         case 't':
             rc = fs_cli_long("demo", "--threads", optarg, 1, 1024, &a->threads);
+            break;
+        case 'n':
+            rc = fs_cli_long("demo", "--instances", optarg, 1, 16, &a->instances);
             break;
         case 'c':
             a->config = optarg;
@@ -230,7 +238,16 @@ static void show_record(const char *js, size_t len)
     fflush(stdout);
 }
 
-static int screen(const char *bootstrap, const char *topic, int partitions, stage_thread *st)
+static bool all_done(stage_thread *st, long n)
+{
+    for (long i = 0; i < n; i++)
+        if (!atomic_load(&st[i].done))
+            return false;
+    return true;
+}
+
+static int screen(const char *bootstrap, const char *topic, int partitions, stage_thread *st,
+                  long n)
 {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -250,15 +267,17 @@ static int screen(const char *bootstrap, const char *topic, int partitions, stag
     rd_kafka_topic_partition_list_destroy(parts);
     /* The poll waits for a message or 250 ms: the stage's end is noticed
      * that fast, and nothing spins. */
-    bool url_shown = false;
-    while (!atomic_load(&st->done)) {
-        int port = atomic_load(&st->http_port);
-        if (!url_shown && port > 0) {
+    long urls_shown = 0;
+    while (!all_done(st, n)) {
+        int port = urls_shown < n ? atomic_load(&st[urls_shown].http_port) : 0;
+        if (port > 0) {
+            if (n > 1)
+                printf("Instance %ld: ", urls_shown + 1);
             printf("Dashboard: http://127.0.0.1:%d/   (metrics: /metrics, API: /api/funnels, "
-                   "/api/journeys/<customer_id>, e.g. c1)\n\n",
-                   port);
+                   "/api/journeys/<customer_id>, e.g. c1)\n%s",
+                   port, urls_shown + 1 == n ? "\n" : "");
             fflush(stdout);
-            url_shown = true;
+            urls_shown++;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 250);
         if (!m)
@@ -282,9 +301,27 @@ static fs_config *demo_config(const demo_args *a, char *err, size_t err_len)
                            "configs/demo.yaml (built in)", err, err_len);
 }
 
+/* Instance i's own copy of the config: the broker's address, and a
+ * transactional.id of its own (instances of one host would otherwise share
+ * the default one and fence each other). */
+static fs_config *instance_config(const demo_args *a, const char *bootstrap, long i, char *err,
+                                  size_t err_len)
+{
+    fs_config *cfg = demo_config(a, err, err_len);
+    if (!cfg)
+        return NULL;
+    fs_config_set_kafka(cfg, "bootstrap.servers", bootstrap);
+    if (a->instances > 1) {
+        char id[64];
+        snprintf(id, sizeof id, "funnelstream-demo-txn-%ld", i);
+        fs_config_set_kafka(cfg, "transactional.id", id);
+    }
+    return cfg;
+}
+
 int fs_cmd_demo(int argc, char **argv)
 {
-    demo_args a = {.rate = 500, .customers = 5000, .partitions = 3};
+    demo_args a = {.rate = 500, .customers = 5000, .partitions = 3, .instances = 1};
     fs_log_set_level(FS_LOG_WARN);
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0)
@@ -310,15 +347,38 @@ int fs_cmd_demo(int argc, char **argv)
            bootstrap, a.rate, a.customers, cfg->window_size_ms / 1000);
     fflush(stdout);
 
-    stage_thread st = {.opts = {.cfg = cfg, .threads = (uint32_t)a.threads, .http_any_port = true}};
-    st.opts.http_port = &st.http_port;
-    pthread_t stage;
-    fs_xcheck(pthread_create(&stage, NULL, stage_main, &st), "pthread_create");
+    if (a.instances > 1)
+        printf(
+            "%ld instances in one consumer group: each window's record still comes out once.\n\n",
+            a.instances);
+    stage_thread *st = fs_xcalloc((size_t)a.instances, sizeof(*st));
+    pthread_t *stage = fs_xcalloc((size_t)a.instances, sizeof(*stage));
+    fs_config **cfgs = fs_xcalloc((size_t)a.instances, sizeof(*cfgs));
+    int failed = 0;
+    cfgs[0] = cfg;
+    if (a.instances > 1)
+        fs_config_set_kafka(cfg, "transactional.id", "funnelstream-demo-txn-0");
+    for (long i = 1; i < a.instances; i++)
+        if (!(cfgs[i] = instance_config(&a, bootstrap, i, err, sizeof err))) {
+            fprintf(stderr, "funnelstream demo: %s\n", err); /* it parsed once: out of memory */
+            return 1;
+        }
+    for (long i = 0; i < a.instances; i++) {
+        st[i].opts =
+            (fs_stage_opts){.cfg = cfgs[i], .threads = (uint32_t)a.threads, .http_any_port = true};
+        st[i].opts.http_port = &st[i].http_port;
+        fs_xcheck(pthread_create(&stage[i], NULL, stage_main, &st[i]), "pthread_create");
+    }
     pid_t traffic = spawn_traffic(&a, bootstrap, cfg->input_topic);
     if (traffic < 0)
         fs_log(FS_LOG_ERROR, "cannot start the traffic generator", NULL);
-    rc = screen(bootstrap, cfg->output_topic, (int)a.partitions, &st);
-    pthread_join(stage, NULL);
+    rc = screen(bootstrap, cfg->output_topic, (int)a.partitions, st, a.instances);
+    for (long i = 0; i < a.instances; i++) {
+        pthread_join(stage[i], NULL);
+        failed |= st[i].rc;
+        if (i > 0)
+            fs_config_free(cfgs[i]);
+    }
     int status = 0;
     if (traffic > 0) {
         kill(traffic, SIGTERM);
@@ -330,5 +390,8 @@ int fs_cmd_demo(int argc, char **argv)
      * SIGINT, past its signal handling: ending by it is a clean stop too. */
     bool traffic_ok = traffic > 0 && ((WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
                                       (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM));
-    return rc || st.rc || !traffic_ok ? 1 : 0;
+    free(st);
+    free(stage);
+    free(cfgs);
+    return rc || failed || !traffic_ok ? 1 : 0;
 }
