@@ -423,13 +423,27 @@ static merge_cohort *cohort_at(fs_merge *m, uint32_t funnel, int64_t start)
     return mc;
 }
 
-/* The partition's counts of the cohort are now c (taken over). */
-static void set_cohort(merge_cohort *mc, uint32_t part, fs_cohort *c)
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+/* The partition's counts of the cohort are now c (taken over), counter by
+ * counter the larger of c and what it had: a partition's cohort counts
+ * never go down, so a smaller one is an earlier state sent again (a restart
+ * that went back to an older checkpoint), which must not replace a later
+ * one whose record may be due before the partition catches up. */
+static void set_cohort(merge_cohort *mc, uint32_t part, fs_cohort *c, uint32_t n_stages)
 {
     mc->dirty = true;
     for (uint32_t i = 0; i < mc->n; i++)
         if (mc->part[i] == part) {
-            free(mc->counts[i]);
+            fs_cohort *was = mc->counts[i];
+            c->started = max_u64(c->started, was->started);
+            c->completed = max_u64(c->completed, was->completed);
+            for (uint32_t k = 0; k < n_stages; k++)
+                c->reached[k] = max_u64(c->reached[k], was->reached[k]);
+            free(was);
             mc->counts[i] = c;
             return;
         }
@@ -448,7 +462,8 @@ static void add_cohorts(fs_merge *m, fs_state_partial *pt)
         fs_state_cohort *sc = &pt->cohorts[i];
         if (m->have_emitted && m->emitted >= cohort_final_at(m, sc->funnel, sc->start))
             continue; /* its final record is out: too late to change it */
-        set_cohort(cohort_at(m, sc->funnel, sc->start), pt->part, sc->cohort);
+        set_cohort(cohort_at(m, sc->funnel, sc->start), pt->part, sc->cohort,
+                   m->n_stages[sc->funnel]);
         sc->cohort = NULL;
     }
 }
@@ -593,7 +608,7 @@ int fs_merge_restore(fs_merge *m, const char *value, size_t len, char *err, size
     for (uint32_t i = 0; i < sm.n_cohorts; i++) {
         fs_state_cohort *sc = &sm.cohorts[i];
         merge_cohort *mc = cohort_at(m, sc->funnel, sc->start);
-        set_cohort(mc, sm.cohort_part[i], sc->cohort);
+        set_cohort(mc, sm.cohort_part[i], sc->cohort, m->n_stages[sc->funnel]);
         mc->dirty = false;
         sc->cohort = NULL;
     }

@@ -21,8 +21,10 @@
  *   - a window that arrives after its record was emitted (its partition was
  *     idle) is late (SPEC §3): its counts are dropped and its events are
  *     counted in late_events of the earliest window not emitted yet;
- *   - cohort counts are cumulative per partition and replace the previous
- *     ones, so a repeated partial changes nothing;
+ *   - cohort counts are cumulative per partition and never go down: the
+ *     merge keeps, counter by counter, the largest it was sent, so a
+ *     repeated partial changes nothing and an older one (a restart from an
+ *     older checkpoint) takes nothing back;
  *   - the watermark of a partition never goes back here, and G never does.
  * With n_parts (the input topic's partition count) the merger waits for
  * every partition below it, heard of or not; without (0), for those heard.

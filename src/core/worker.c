@@ -1038,19 +1038,28 @@ static void drop_partition(fs_worker *w, uint32_t part)
 }
 
 /* The lane takes its cohort totals back as they were written, and the
- * sink, which starts from nothing for the partition, gets them as deltas.
- * The merge restored its own state of the same checkpoint, so it holds
- * these counts already: it takes them again unchanged, or ignores those of
- * cohorts whose final record is out. */
+ * sink, which starts from nothing for the partition, gets them as deltas,
+ * a pane's spread over the windows holding it. A window already final for
+ * the partition is left out: the merge has its complete counts from before
+ * the checkpoint, and the panes that made it may be gone from the lane, so
+ * what is left would replace them with less. */
 static void adopt_cohorts(fs_worker *w, fs_lane *l, const struct fs_state_part *sp)
 {
     uint32_t nf = w->funnels->n;
+    int64_t wm = l->have_wm ? lane_wm(l) : INT64_MIN;
     for (uint32_t i = 0; i < sp->n_cohorts; i++) {
         const fs_state_cohort *sc = &sp->cohorts[i];
+        const fs_funnel *f = &w->funnels->funnel[sc->funnel];
         uint32_t k = sc->pane ? nf + sc->funnel : sc->funnel;
-        uint32_t n_stages = w->funnels->funnel[sc->funnel].n_stages;
-        fs_cohort_map_add(&l->cohorts[k], sc->start, sc->cohort, n_stages);
-        fs_cohort_map_add(&l->cohort_delta[k], sc->start, sc->cohort, n_stages);
+        fs_cohort_map_add(&l->cohorts[k], sc->start, sc->cohort, f->n_stages);
+        int64_t at;
+        for (uint32_t n = 0; n < (sc->pane ? w->win.per_time : 1) &&
+                             fs_window_kth_start(&w->win, sc->start, n, &at);
+             n++) {
+            if (wm >= fs_sat_add(fs_window_end(&w->win, at), f->conversion_window_ms))
+                break; /* earlier windows are final earlier */
+            fs_cohort_map_add(&l->cohort_delta[sc->funnel], at, sc->cohort, f->n_stages);
+        }
     }
 }
 

@@ -233,7 +233,8 @@ static void test_idle_then_late(void **state)
 }
 
 /* Cohort counts are cumulative per partition: a newer partial replaces the
- * older one, and the final record sums the partitions. */
+ * older one, an older one sent again (a restart from an older checkpoint)
+ * takes nothing back, and the final record sums the partitions. */
 static void test_cohorts_replace_and_sum(void **state)
 {
     fixture *fx = *state;
@@ -244,6 +245,7 @@ static void test_cohorts_replace_and_sum(void **state)
     send(fx, m, 1, 2, 2 * MIN, false, NULL, 0, &b, 1);
     assert_has(last(fx, "shop/cohort/0"), "\"started\":6"); /* the tick at 2m */
     assert_has(last(fx, "shop/cohort/0"), "\"final\":false");
+    send(fx, m, 0, 2, 3 * MIN, false, NULL, 0, &a, 1); /* 2 again, after 5 */
     send(fx, m, 0, 2, 4 * MIN, false, NULL, 0, NULL, 0);
     send(fx, m, 1, 2, 4 * MIN, false, NULL, 0, &b, 1);
     const char *v = last(fx, "shop/cohort/0");
