@@ -48,7 +48,6 @@ struct fs_sink {
     uint32_t n_workers;
     fs_window_spec win;
     fs_output out;
-    fs_format format;
     fs_dict labels;
     label_xlate *xlate; /* per worker */
     sink_part *parts;   /* by input partition */
@@ -73,7 +72,6 @@ fs_sink *fs_sink_new(const fs_config *cfg, const fs_funnels *funnels, uint32_t n
     s->n_workers = n_workers;
     s->win = fs_window_spec_make(cfg->window_size_ms, cfg->window_hop_ms);
     s->out = out;
-    s->format = out.format;
     s->config_hash = fs_state_config_hash(cfg);
     fs_i64map_init(&s->part_written);
     s->n_stages = fs_xmalloc((funnels->n + 1) * sizeof(*s->n_stages));

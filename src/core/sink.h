@@ -1,18 +1,20 @@
-/* sink.h -- merges the workers' steps into records and hands them to an output.
+/* sink.h -- the workers' steps -> partials -> the merge -> records and state.
  *
  * The sink receives step k of every worker together (the engine guarantees
- * it), adds the partial windows of equal start, and emits:
- *   1. one flow record per closed window and funnel that counted anything
- *      (or saw rejections), windows ascending, funnels in config order;
- *   2. cohort records: it keeps the running totals of every cohort that is
- *      not final yet; on a step that crosses an emit_interval boundary, every
- *      cohort changed since its last emission is emitted (final: false); a
- *      cohort whose watermark has reached window_end + conversion_window is
- *      emitted once more with final: true and forgotten.
+ * it) and, for each input partition with news, makes one partial (state.h,
+ * fs_state_partial): the partition's windows closed since its last partial
+ * (the workers' slots of equal start added), its cohorts that changed
+ * (cumulative counts; pane deltas spread over the windows holding the pane)
+ * and its clock. The partials go to the merge (merge.h), which writes the
+ * records: straight into this process's merge, or, with out.partial, to the
+ * partials topic, from where some instance's merge takes them (worker 0's
+ * steps carry the partials consumed, and the merge's restored state). One
+ * path either way, the same bytes.
  * Labels arrive as worker-local ids; the sink maps them to its own dict.
  * Worker 0's steps carry the rejected messages since its last step, which
  * the sink hands to out.dead_letter before the step's records; a step's
- * src_mark counts the dead letters handed over up to it.
+ * src_mark counts the dead letters handed over up to it. At a checkpoint it
+ * writes the partition records and the merge's state (snapshot.h).
  */
 #ifndef FS_SINK_H
 #define FS_SINK_H

@@ -20,15 +20,16 @@
  * Clocks (SPEC §3). Each input partition has its own watermark, and a
  * worker keeps one lane per partition it has seen: the partition's
  * watermark as applied so far, the expiry timers of the journeys its events
- * started, and its counts of open windows (panes). A partition's timers
- * fire and its windows close by its own watermark; a window closed for a
- * partition waits in the lane (parked) until the instance watermark (the
- * minimum over the partitions that are not idle) passes it too, and the
- * step then hands out the lanes' windows merged. A lane that falls behind
- * the instance watermark (its partition idle) has its windows closed at the
- * instance watermark: counts it brings later for them are late (SPEC §3).
- * So a partition's results depend only on its own events, which is what
- * lets its state move between instances (next: the state topic).
+ * started, its counts of open windows (panes) and its cohort deltas. A
+ * partition's timers fire and its windows close by its own watermark; a
+ * window closed for a partition waits in the lane (parked) until the next
+ * step, which hands out every lane's closed windows and cohort deltas by
+ * partition: the sink makes them the partitions' partials, and the merge
+ * (merge.h) decides when a window is closed for all of them. The lane of
+ * an idle partition has its windows closed at the instance watermark (the
+ * minimum over the partitions that are not idle): counts it brings later
+ * for them are late (SPEC §3). So a partition's results depend only on its
+ * own events, which is what lets its state move between instances.
  *
  * A customer's events are expected in one partition (the message key is
  * the customer id, SPEC §1). A customer seen in two partitions keeps one
