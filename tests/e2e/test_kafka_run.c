@@ -1085,6 +1085,82 @@ static void test_group_churn(void **state)
     free(events);
 }
 
+/* Events of customer c at second `sec` (of 2024-11-22 13:00 UTC) to one
+ * partition, JSON. */
+static void produce_at(const char *t, int32_t partition, const char *c, int sec, const char *ev)
+{
+    rd_kafka_t *p = client(RD_KAFKA_PRODUCER, NULL);
+    char json[160];
+    int n = snprintf(json, sizeof json, "{\"customer_id\":\"%s\",\"ts\":%lld,\"event\":\"%s\"}", c,
+                     1732280400000LL + sec * 1000LL, ev);
+    assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(t), RD_KAFKA_V_PARTITION(partition),
+                                       RD_KAFKA_V_KEY(c, strlen(c)),
+                                       RD_KAFKA_V_VALUE(json, (size_t)n),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    flush(p);
+}
+
+/* The flow records of window `start` (seconds) in out, and the last. */
+static int flow_records_of(const char *out, int start, char **last)
+{
+    consumed got = consume_topic(out, 2, false);
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"window_start\":%lld,", 1732280400000LL + start * 1000LL);
+    int n = 0;
+    *last = NULL;
+    for (char *line = strtok(got.text, "\n"); line; line = strtok(NULL, "\n"))
+        if (strstr(line, "\"kind\":\"flow\"") && strstr(line, needle)) {
+            n++;
+            free(*last);
+            *last = strdup(line);
+        }
+    consumed_free(&got);
+    return n;
+}
+
+/* SPEC §3: a partition idle for idle_timeout holds nothing back; when it
+ * comes back with an event for a window whose record is out, the event is
+ * late, counted once, in the earliest window not emitted, and the record
+ * is not emitted again. Partition 1 counts in [0, 1m) before it goes idle,
+ * and those counts are in the window's record. */
+static void test_idle_partition_comes_back(void **state)
+{
+    (void)state;
+    topic("id-in", 2);
+    topic("id-out", 2);
+    char *cfg = stage_config("idle_1s.yaml", "id-in", "id-out", NULL, "g-id", "json");
+    produce_at("id-in", 0, "a", 10, "view");
+    produce_at("id-in", 1, "b", 5, "view");
+    fs_e2e_bg stage;
+    FS_E2E_BG_START(&stage, "run", "--config", cfg, "--threads", "2");
+    assert_true(fs_e2e_bg_await_log(&stage, "msg=\"partition assigned\"", DEADLINE_MS));
+    produce_at("id-in", 0, "a", 200, "buy"); /* partition 0 at 200 s; 1 holds [0, 1m) */
+    char *rec = NULL;
+    for (int i = 0; i < DEADLINE_MS / 100 && flow_records_of("id-out", 0, &rec) == 0; i++)
+        nanosleep(&(struct timespec){0, 100000000}, NULL); /* polls the output, bounded */
+    assert_non_null(rec);                                  /* emitted once partition 1 went idle */
+    assert_non_null(strstr(rec, "\"entered\":[2,0]"));     /* a@10 and b@5 */
+    free(rec);
+    produce_at("id-in", 1, "c", 30, "view"); /* late: [0, 1m) is out */
+    produce_at("id-in", 1, "c", 400, "buy");
+    produce_at("id-in", 0, "d", 400, "view");
+    for (int i = 0; i < DEADLINE_MS / 100 && flow_records_of("id-out", 180, &rec) == 0; i++)
+        nanosleep(&(struct timespec){0, 100000000}, NULL);
+    fs_e2e_run r;
+    fs_e2e_bg_finish(&stage, SIGTERM, &r);
+    assert_int_equal(r.status, 0);
+    fs_e2e_run_free(&r);
+    assert_non_null(rec);
+    assert_non_null(strstr(rec, "\"late_events\":1,")); /* c@30, once */
+    free(rec);
+    assert_int_equal(flow_records_of("id-out", 0, &rec), 1); /* not emitted again */
+    assert_non_null(strstr(rec, "\"entered\":[2,0]"));
+    assert_non_null(strstr(rec, "\"late_events\":0,"));
+    free(rec);
+    free(cfg);
+}
+
 /* ---- kcat interop -------------------------------------------------------------- */
 
 static void test_kcat_interop(void **state)
@@ -1176,6 +1252,7 @@ int main(void)
         cmocka_unit_test(test_broker_down),
         cmocka_unit_test(test_kcat_interop),
         cmocka_unit_test(test_group_churn),
+        cmocka_unit_test(test_idle_partition_comes_back),
     };
     if (getenv("FS_TEST_FILTER")) /* one test by name while working on it */
         cmocka_set_test_filter(getenv("FS_TEST_FILTER"));
