@@ -8,11 +8,12 @@
 #
 # 1. CPU per event, one instance against a group of two on the same topic
 #    (they share this machine's cores, so this is a cost, not a speed-up):
-#    EVENTS generated events preloaded, then `run --until-eof --threads 1`
-#    once alone, and once as two instances of one group started together.
-#    Each instance runs under /usr/bin/time; CPU = user + system of every
-#    instance; the summary lines give the events consumed, the partials made
-#    and their bytes, the flow records.
+#    the instances (`run --threads 1`) start on the empty topic; once the
+#    group has formed (every partition held), EVENTS generated events are
+#    produced; CPU = user + system of every instance (/proc) from then until
+#    their /metrics count every event applied; partials made and their bytes
+#    from /metrics too. Startup, the group protocol and the last windows'
+#    closing are left out: this is the per-event cost.
 # 2. Latency, window close -> its final record readable, at RATE events/s:
 #    `generate --realtime` produces events whose ts is the wall clock, so a
 #    window closes for a partition when an event of ts >= end +
@@ -65,6 +66,10 @@ cfg = yaml.safe_load(open("configs/default.yaml"))
 cfg["kafka"]["bootstrap.servers"] = bs or "unused:9092"
 cfg["kafka"]["group.id"] = group
 cfg["kafka"]["fetch.wait.max.ms"] = 10
+# the mock cluster holds a join for session.timeout.ms - 1 s after a member
+# leaves; a short session lets the group form in seconds
+cfg["kafka"]["session.timeout.ms"] = 6000
+cfg["kafka"]["heartbeat.interval.ms"] = 500
 cfg["http"] = {"listen": "127.0.0.1:0"}
 if window:
     cfg["window"] = yaml.safe_load(window)
@@ -92,39 +97,65 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo "machine: nproc=$(nproc), $cpu, $(date -u +%FT%TZ)"
 
 # ---- 1. CPU per event -------------------------------------------------------
+# cpu_of PID: its user + system CPU so far, in clock ticks
+cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# metric PORT NAME: the sum of a metric's samples on an instance's /metrics
+metric() {
+  curl -sf "http://127.0.0.1:$1/metrics" | awk -v n="funnelstream_$2" \
+    '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%.0f\n", s }'
+}
 if [ "${SKIP_CPU:-}" != 1 ]; then
   echo
-  echo "| instances | events | CPU s (user+sys, all) | CPU ns/event | partials | partial bytes | bytes/partial | flow records |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "CPU per event in steady state: the instances start on an empty topic, the group forms,"
+  echo "then $events events are produced; CPU (user+sys, /proc) from the first event to the"
+  echo "last one applied, summed over the instances (windows still open are not closed)"
+  echo
+  echo "| instances | events | CPU s | CPU ns/event | partials | partial bytes | bytes/partial |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|"
+  tck=$(getconf CLK_TCK)
   for n in 1 2; do
     config "$work/g$n.pre.yaml" "bench-g$n" "" "" ""
     broker "g$n" "$work/g$n.pre.yaml"
     config "$work/g$n.yaml" "bench-g$n" "$bs" "" ""
+    pids=() ports=()
+    for i in $(seq "$n"); do
+      "$bin" run --config "$work/g$n.yaml" --threads 1 2>"$work/g$n.$i.log" &
+      pids+=($!)
+      kids+=($!)
+    done
+    for _ in $(seq 1200); do # the group has formed: every partition held, each instance some
+      held=0 ok=1
+      for i in $(seq "$n"); do
+        h=$(( $(grep -c 'msg="partition assigned"' "$work/g$n.$i.log" || true) -
+              $(grep -c 'msg="partition revoked"' "$work/g$n.$i.log" || true) ))
+        [ "$h" -gt 0 ] || ok=0
+        held=$((held + h))
+      done
+      [ "$ok" = 1 ] && [ "$held" = $((partitions + 1)) ] && break
+      sleep 0.1
+    done
+    for i in $(seq "$n"); do
+      ports+=("$(sed -En 's/.*msg="http listening".* port=([0-9]+).*/\1/p' "$work/g$n.$i.log")")
+    done
+    before=0
+    for p in "${pids[@]}"; do before=$((before + $(cpu_of "$p"))); done
     "$bin" generate --events "$events" --customers "$customers" --brokers "$bs" \
       --topic touchpoints 2>"$work/g$n.gen.log" || { cat "$work/g$n.gen.log" >&2; exit 1; }
-    pids=()
-    for i in $(seq "$n"); do
-      /usr/bin/time -f "cpu=%U+%S" -o "$work/g$n.$i.time" \
-        "$bin" run --config "$work/g$n.yaml" --until-eof --threads 1 2>"$work/g$n.$i.log" &
-      pids+=($!)
+    for _ in $(seq 1200); do # every event applied
+      done_=0
+      for port in "${ports[@]}"; do done_=$((done_ + $(metric "$port" 'events_total{outcome="accepted"}'))); done
+      [ "$done_" -ge "$events" ] && break
+      sleep 0.1
     done
-    for p in "${pids[@]}"; do wait "$p" || { tail "$work"/g"$n".*.log >&2; exit 1; }; done
-    "$py" - "$work" "$n" "$events" <<'EOF'
-import sys, re
-work, n, events = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-cpu = consumed = partials = pbytes = flows = 0
-for i in range(1, n + 1):
-    t = open(f"{work}/g{n}.{i}.time").read()
-    u, s = re.search(r"cpu=([\d.]+)\+([\d.]+)", t).groups()
-    cpu += float(u) + float(s)
-    line = [l for l in open(f"{work}/g{n}.{i}.log") if 'msg="stage stopped"' in l][0]
-    f = dict(re.findall(r"(\w+)=(\S+)", line))
-    consumed += int(f["consumed"]); partials += int(f["partials"])
-    pbytes += int(f["partial_bytes"]); flows += int(f["flow_records"])
-assert consumed == events, (consumed, events)
-print(f"| {n} | {consumed} | {cpu:.2f} | {cpu * 1e9 / consumed:.0f} | {partials} | {pbytes} | "
-      f"{pbytes / max(partials, 1):.0f} | {flows} |")
-EOF
+    after=0 partials=0 pbytes=0
+    for p in "${pids[@]}"; do after=$((after + $(cpu_of "$p"))); done
+    for port in "${ports[@]}"; do
+      partials=$((partials + $(metric "$port" partials_made_total)))
+      pbytes=$((pbytes + $(metric "$port" partial_bytes_total)))
+    done
+    for p in "${pids[@]}"; do kill -TERM "$p"; wait "$p" || true; done
+    awk -v n="$n" -v ev="$done_" -v c=$((after - before)) -v t="$tck" -v pa="$partials" -v pb="$pbytes" \
+      'BEGIN { printf "| %d | %d | %.2f | %.0f | %d | %d | %.0f |\n", n, ev, c / t, c / t * 1e9 / ev, pa, pb, pb / (pa ? pa : 1) }'
     kill -TERM "$broker" && wait "$broker" || true
   done
 fi
