@@ -514,6 +514,9 @@ void fs_consume_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     fs_stage *s = opaque;
     s->rebalances++;
     bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    fs_log(FS_LOG_INFO, "rebalance", "event=%s partitions=%d protocol=%s",
+           err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assign" : "revoke", parts->cnt,
+           cooperative ? "cooperative" : "eager");
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {

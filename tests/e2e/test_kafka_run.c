@@ -1085,6 +1085,60 @@ static void test_group_churn(void **state)
     free(events);
 }
 
+/* A group of three on a 1-partition input: with the partials partition, two
+ * partitions for three members, so one holds none. It waits without
+ * holding anything back and stops cleanly; the others' output, finished by
+ * a last --until-eof run, equals replay. */
+/* How many partitions the log says a member held before it was told to stop. */
+static int held_before_stop(const char *log)
+{
+    static const char assigned[] = "msg=\"partition assigned\"",
+                      revoked[] = "msg=\"partition revoked\"";
+    const char *end = strstr(log, "msg=\"signal: stopping\"");
+    int held = 0;
+    for (const char *p = log; (p = strstr(p, "msg=\"partition ")) && (!end || p < end); p++)
+        held += !strncmp(p, assigned, sizeof assigned - 1) ? 1
+                : !strncmp(p, revoked, sizeof revoked - 1) ? -1
+                                                           : 0;
+    return held;
+}
+
+static void test_member_without_partitions(void **state)
+{
+    (void)state;
+    topic("np-in", 1);
+    topic("np-out", 2);
+    char *events = generated(4000, 400, "23", "40", "1000");
+    assert_int_equal(produce_file("np-in", events), 4000);
+    extra_kafka = short_session;
+    char *cfg = stage_config("exclusions.yaml", "np-in", "np-out", NULL, "g-np", "msgpack");
+    extra_kafka = "";
+    fs_e2e_bg m[3];
+    for (int i = 0; i < 3; i++) {
+        FS_E2E_BG_START(&m[i], "run", "--config", cfg, "--threads", "1");
+        /* its first assignment, empty or not: it is in the group */
+        assert_true(fs_e2e_bg_await_log(&m[i], "msg=\"rebalance\" event=assign", DEADLINE_MS));
+    }
+    await_messages("np-out", 2, 1);
+    fs_e2e_run r[3];
+    int empty = 0;
+    for (int i = 2; i >= 0; i--) {
+        fs_e2e_bg_finish(&m[i], SIGTERM, &r[i]);
+        if (r[i].status != 0)
+            fprintf(stderr, "%s", r[i].err);
+        assert_int_equal(r[i].status, 0);
+        empty += held_before_stop(r[i].err) == 0;
+        fs_e2e_run_free(&r[i]);
+    }
+    assert_true(empty >= 1); /* two partitions, three members (one may be moving) */
+    fs_e2e_run last;
+    run_until_eof(cfg, "2", &last);
+    fs_e2e_run_free(&last);
+    assert_last_per_key_is_replay(cfg, events, "np-out");
+    free(cfg);
+    free(events);
+}
+
 /* Events of customer c at second `sec` (of 2024-11-22 13:00 UTC) to one
  * partition, JSON. */
 static void produce_at(const char *t, int32_t partition, const char *c, int sec, const char *ev)
@@ -1253,6 +1307,7 @@ int main(void)
         cmocka_unit_test(test_kcat_interop),
         cmocka_unit_test(test_group_churn),
         cmocka_unit_test(test_idle_partition_comes_back),
+        cmocka_unit_test(test_member_without_partitions),
     };
     if (getenv("FS_TEST_FILTER")) /* one test by name while working on it */
         cmocka_set_test_filter(getenv("FS_TEST_FILTER"));
