@@ -78,17 +78,30 @@ static const char *invalid_topic(const char *name, size_t n)
     return NULL;
 }
 
+/* What is wrong with the name snprintf wrote into buf[len] (n: its
+ * return), or NULL. */
+static const char *name_problem(const char *buf, int n, size_t len)
+{
+    return n < 0                           ? "it cannot be formatted"
+           : (size_t)n > FS_TOPIC_NAME_MAX ? "it is longer than 249 characters"
+           : (size_t)n >= len              ? "it does not fit the buffer given"
+                                           : invalid_topic(buf, (size_t)n);
+}
+
+/* "<group.id><suffix>" into buf. */
+static int group_topic(const fs_config *cfg, const char *suffix, char *buf, size_t len)
+{
+    const char *group = cfg ? fs_kafka_user_property(cfg, "group.id") : NULL;
+    return snprintf(buf, len, "%s%s", group ? group : "funnelstream", suffix);
+}
+
 int fs_state_topic_name(const fs_config *cfg, const char *configured, char *buf, size_t len,
                         char *err, size_t err_len)
 {
-    const char *group = cfg ? fs_kafka_user_property(cfg, "group.id") : NULL;
     const char *from = configured ? "state.topic" : "kafka.group.id + \"-state\"";
-    int n = configured ? snprintf(buf, len, "%s", configured)
-                       : snprintf(buf, len, "%s-state", group ? group : "funnelstream");
-    const char *why = n < 0                           ? "it cannot be formatted"
-                      : (size_t)n > FS_TOPIC_NAME_MAX ? "it is longer than 249 characters"
-                      : (size_t)n >= len              ? "it does not fit the buffer given"
-                                                      : invalid_topic(buf, (size_t)n);
+    int n =
+        configured ? snprintf(buf, len, "%s", configured) : group_topic(cfg, "-state", buf, len);
+    const char *why = name_problem(buf, n, len);
     if (!why)
         return 0;
     const char *name = configured ? configured : buf; /* buf may be cut short */
@@ -249,12 +262,7 @@ int fs_state_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, int
 
 int fs_partials_topic_name(const fs_config *cfg, char *buf, size_t len, char *err, size_t err_len)
 {
-    const char *group = cfg ? fs_kafka_user_property(cfg, "group.id") : NULL;
-    int n = snprintf(buf, len, "%s-partials", group ? group : "funnelstream");
-    const char *why = n < 0                           ? "it cannot be formatted"
-                      : (size_t)n > FS_TOPIC_NAME_MAX ? "it is longer than 249 characters"
-                      : (size_t)n >= len              ? "it does not fit the buffer given"
-                                                      : invalid_topic(buf, (size_t)n);
+    const char *why = name_problem(buf, group_topic(cfg, "-partials", buf, len), len);
     if (!why)
         return 0;
     snprintf(err, err_len,
