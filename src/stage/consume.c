@@ -53,17 +53,26 @@ static void control(fs_stage *s, uint32_t part, fs_part_op op)
     fs_batch_add_ctl(open_batch(s), part, op);
 }
 
+/* The open batch with room for `need` more bytes: the full one is published
+ * first, unless it is empty (a message larger than a batch gets a batch of
+ * its own). */
+static fs_batch *batch_with_room(fs_stage *s, size_t need)
+{
+    fs_batch *b = open_batch(s);
+    if (b->n > 0 && b->len + need > b->cap) {
+        publish(s, PUBLISH_MORE);
+        b = open_batch(s);
+    }
+    fs_batch_reserve(b, need);
+    return b;
+}
+
 /* A partial consumed from partition 0 of the partials topic: the sink's
  * merge takes it (merge.h). */
 static void add_partial(fs_stage *s, const rd_kafka_message_t *m)
 {
     fs_part *ps = fs_part_table_at(&s->parts, s->partials_index);
-    fs_batch *b = open_batch(s);
-    if (b->n > 0 && b->len + m->len > b->cap) {
-        publish(s, PUBLISH_MORE);
-        b = open_batch(s);
-    }
-    fs_batch_reserve(b, m->len);
+    fs_batch *b = batch_with_room(s, m->len);
     if (m->len)
         memcpy(b->buf + b->len, m->payload, m->len);
     fs_batch_add_partial(b, (uint32_t)b->len, (uint32_t)m->len, (uint16_t)s->partials_index);
@@ -78,12 +87,7 @@ static void add_message(fs_stage *s, const rd_kafka_message_t *m)
 {
     fs_part *ps = fs_part_table_at(&s->parts, (uint32_t)m->partition);
     size_t key_len = m->key ? m->key_len : 0, need = m->len + key_len;
-    fs_batch *b = open_batch(s);
-    if (b->n > 0 && b->len + need > b->cap) {
-        publish(s, PUBLISH_MORE);
-        b = open_batch(s);
-    }
-    fs_batch_reserve(b, need);
+    fs_batch *b = batch_with_room(s, need);
     if (m->len)
         memcpy(b->buf + b->len, m->payload, m->len);
     if (key_len)
@@ -192,8 +196,9 @@ static bool index_of(fs_stage *s, const rd_kafka_message_t *m, uint32_t *index)
 
 static void on_message(fs_stage *s, const rd_kafka_message_t *m)
 {
-    uint32_t index;
-    if (!index_of(s, m, &index))
+    uint32_t index = 0;
+    bool data = !m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
+    if (data && !index_of(s, m, &index))
         return;
     if (!m->err) {
         if (index == s->partials_index)
