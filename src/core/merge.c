@@ -318,14 +318,15 @@ static void emit_cohorts(fs_merge *m, int64_t g, bool tick)
     free(due);
 }
 
-/* G: the minimum watermark over the partitions that are not idle; false
- * while one of them has none (or, with n_expected, was never heard of), or
- * when every partition is idle. */
+/* G: the minimum watermark over the partitions that are not idle, or,
+ * when every partition is idle, the maximum of theirs (route.c does the
+ * same for one instance); false while a partition that is not idle has no
+ * watermark, or (with n_expected) one was never heard of. */
 static bool group_watermark(const fs_merge *m, int64_t *g)
 {
     uint32_t n = m->n_expected > m->n_parts ? m->n_expected : m->n_parts;
     bool any = false;
-    int64_t min = INT64_MAX;
+    int64_t min = INT64_MAX, max_idle = INT64_MIN;
     for (uint32_t p = 0; p < n; p++) {
         const merge_part *mp = p < m->n_parts ? &m->parts[p] : NULL;
         if (!mp || !mp->heard) {
@@ -333,16 +334,19 @@ static bool group_watermark(const fs_merge *m, int64_t *g)
                 return false;
             continue;
         }
-        if (mp->idle)
+        if (mp->idle) {
+            if (mp->wm > max_idle)
+                max_idle = mp->wm;
             continue;
+        }
         if (mp->wm == INT64_MIN)
             return false;
         any = true;
         if (mp->wm < min)
             min = mp->wm;
     }
-    *g = min;
-    return any;
+    *g = any ? min : max_idle;
+    return any || max_idle != INT64_MIN;
 }
 
 static void advance(fs_merge *m)

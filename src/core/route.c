@@ -132,13 +132,21 @@ static void advance(fs_router *r, fs_routed *out, uint32_t pos, int64_t new_wm, 
                             .max_ts = r->max_ts});
 }
 
-/* The instance watermark from the partition clocks; advances it if it grew. */
+/* The instance watermark from the partition clocks; advances it if it grew.
+ * It is the minimum over the active partitions; when every partition with a
+ * clock is idle, the maximum of theirs (as Flink does): the traffic that
+ * stopped had got that far, and a window it closes has nothing more coming. */
 static void update_watermark(fs_router *r, fs_routed *out, uint32_t pos)
 {
-    bool any = false;
-    int64_t min = INT64_MAX;
+    bool any = false, any_idle = false;
+    int64_t min = INT64_MAX, max_idle = INT64_MIN;
     for (uint32_t p = 0; p < r->n_parts; p++) {
         const fs_part_clock *pc = &r->parts[p];
+        if (pc->state == PART_IDLE && pc->seen) {
+            any_idle = true;
+            if (pc->max_ts > max_idle)
+                max_idle = pc->max_ts;
+        }
         if (pc->state != PART_ACTIVE)
             continue;
         any = true;
@@ -147,7 +155,9 @@ static void update_watermark(fs_router *r, fs_routed *out, uint32_t pos)
             min = ts;
     }
     r->min_part_ts = any ? min : INT64_MIN;
-    if (!any || (min == INT64_MIN && !r->have_wm))
+    if (!any && any_idle)
+        min = max_idle;
+    else if (!any || (min == INT64_MIN && !r->have_wm))
         return; /* nothing active, or some active partition has not spoken yet */
     int64_t wm = fs_sat_sub(min, r->max_out_of_orderness);
     if (!r->have_wm) {

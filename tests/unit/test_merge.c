@@ -232,6 +232,23 @@ static void test_idle_then_late(void **state)
     fs_merge_free(m);
 }
 
+/* Every partition idle: the merge goes on to the furthest of them (the
+ * traffic that stopped had got that far), not nowhere. */
+static void test_all_idle(void **state)
+{
+    fixture *fx = *state;
+    fs_merge *m = new_merge(fx, 2);
+    win w0 = {0, 3, 0, 0, 3};
+    send(fx, m, 0, 2, 2 * MIN, false, &w0, 1, NULL, 0);
+    send(fx, m, 1, 2, MIN / 2, false, NULL, 0, NULL, 0);
+    assert_null(last(fx, "shop/0"));
+    send(fx, m, 0, 2, 2 * MIN, true, NULL, 0, NULL, 0);
+    send(fx, m, 1, 2, MIN / 2, true, NULL, 0, NULL, 0);
+    assert_has(last(fx, "shop/0"), "\"completed\":3");
+    assert_int_equal(fs_merge_get_stats(m).emitted, 2 * MIN);
+    fs_merge_free(m);
+}
+
 /* Cohort counts are cumulative per partition: a newer partial replaces the
  * older one, an older one sent again (a restart from an older checkpoint)
  * takes nothing back, and the final record sums the partitions. */
@@ -327,6 +344,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_waits_for_every_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_counts_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_then_late, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_all_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cohorts_replace_and_sum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_complete_at_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
