@@ -169,8 +169,12 @@ static void on_consumer_ready(uv_poll_t *h, int status, int events)
     fs_consume(s);
 }
 
+/* Also reads the consumer's queue: with no message for
+ * max.poll.interval.ms (5 min) librdkafka would take the consumer out of
+ * the group, the pipe being silent meanwhile. */
 static void on_idle_check(uv_timer_t *h)
 {
+    fs_consume(h->data);
     fs_consume_idle_check(h->data);
 }
 
