@@ -792,6 +792,7 @@ static void sync_point(fs_worker *w, const fs_sync *sp, const fs_part_wm *parts)
         if (!pw->seen)
             continue;
         fs_lane *l = lane_at(w, parts[sp->parts_at + k].part);
+        l->idle = pw->idle; /* a lane made just now */
         if (!l->have_wm || parts[sp->parts_at + k].wm > l->wm)
             catch_up(w, l, parts[sp->parts_at + k].wm);
     }
