@@ -35,7 +35,9 @@ typedef struct label_xlate {
 /* What the partials of one input partition have said so far. */
 typedef struct sink_part {
     bool known; /* this instance holds it (it has been in a step's clocks) */
-    bool sent;  /* a partial with its clock has gone out */
+    bool sent;  /* a partial with its clock has gone out: */
+    int64_t sent_wm;
+    bool sent_idle; /* the clock it said */
     int64_t wm;
     bool idle;
     fs_i64map *cohorts; /* per funnel: window start -> fs_cohort (dirty: not sent) */
@@ -314,9 +316,10 @@ static bool has_dirty_cohort(const fs_sink *s, const sink_part *sp)
 
 /* One partial for partition p if it has news; to the partials topic, or
  * straight into this process's merge. */
-static void send_partial(fs_sink *s, uint32_t p, bool clock_moved)
+static void send_partial(fs_sink *s, uint32_t p)
 {
     sink_part *sp = &s->parts[p];
+    bool clock_moved = !sp->sent || sp->wm != sp->sent_wm || sp->idle != sp->sent_idle;
     if (!sp->known || (!clock_moved && !sp->closed.count && !has_dirty_cohort(s, sp)))
         return;
     fs_state_partial pt = {.config_hash = s->config_hash,
@@ -331,6 +334,8 @@ static void send_partial(fs_sink *s, uint32_t p, bool clock_moved)
     fs_state_encode_partial(&s->rec, &pt, s->funnels->n, s->n_stages, &l);
     fs_state_partial_free(&pt, s->funnels->n);
     sp->sent = true;
+    sp->sent_wm = sp->wm;
+    sp->sent_idle = sp->idle;
     atomic_fetch_add_explicit(&s->partials_sent, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->partial_bytes, s->rec.len, memory_order_relaxed);
     if (s->out.partial) {
@@ -381,29 +386,14 @@ static void merge_consumed(fs_sink *s, const fs_step *st0)
 
 static void send_partials(fs_sink *s, fs_step **steps)
 {
-    int64_t *wm_was = fs_xmalloc((s->n_parts + 1) * sizeof(*wm_was));
-    bool *idle_was = fs_xmalloc((s->n_parts + 1) * sizeof(*idle_was));
-    bool *sent_was = fs_xmalloc((s->n_parts + 1) * sizeof(*sent_was));
-    uint32_t n_was = s->n_parts;
-    for (uint32_t p = 0; p < n_was; p++) {
-        wm_was[p] = s->parts[p].wm;
-        idle_was[p] = s->parts[p].idle;
-        sent_was[p] = s->parts[p].sent;
-    }
     forget_revoked(s, steps[0]);
     gather_windows(s, steps);
     gather_cohorts(s, steps);
     gather_clocks(s, steps[0]);
-    for (uint32_t p = 0; p < s->n_parts; p++) {
-        const sink_part *sp = &s->parts[p];
-        bool moved = p >= n_was || !sent_was[p] || sp->wm != wm_was[p] || sp->idle != idle_was[p];
-        send_partial(s, p, moved);
-    }
+    for (uint32_t p = 0; p < s->n_parts; p++)
+        send_partial(s, p);
     if (!s->out.partial)
         fs_merge_emit(s->merge); /* once all of the step's partials are in */
-    free(wm_was);
-    free(idle_was);
-    free(sent_was);
 }
 
 /* ---- checkpoints: one partition record from every worker's lane ------- */
