@@ -33,305 +33,7 @@
 #include "decode.h"
 #include "e2e_util.h"
 #include "frame.h"
-
-#define DEADLINE_MS 120000
-
-static rd_kafka_t *mock_rk;
-static rd_kafka_mock_cluster_t *mock;
-static const char *bootstrap;
-
-/* ---- the broker and plain clients ---------------------------------------- */
-
-static int cluster_up(void **state)
-{
-    (void)state;
-    char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    mock = mock_rk ? rd_kafka_mock_cluster_new(mock_rk, 1) : NULL;
-    if (!mock)
-        return -1;
-    bootstrap = rd_kafka_mock_cluster_bootstraps(mock);
-    return 0;
-}
-
-static int cluster_down(void **state)
-{
-    (void)state;
-    rd_kafka_mock_cluster_destroy(mock);
-    rd_kafka_destroy(mock_rk);
-    return 0;
-}
-
-/* Topics made so far and their partition counts: a stage's state topic
- * gets its input's count (the mock cluster cannot create topics on request). */
-static struct {
-    char name[64];
-    int partitions;
-} made[64];
-static int n_made;
-
-static void topic(const char *name, int partitions)
-{
-    assert_int_equal(rd_kafka_mock_topic_create(mock, name, partitions, 1),
-                     RD_KAFKA_RESP_ERR_NO_ERROR);
-    assert_true(n_made < 64);
-    snprintf(made[n_made].name, sizeof made[n_made].name, "%s", name);
-    made[n_made++].partitions = partitions;
-}
-
-static void state_topic_for(const char *group, const char *in)
-{
-    for (int i = 0; i < n_made; i++)
-        if (!strcmp(made[i].name, in)) {
-            char name[128];
-            snprintf(name, sizeof name, "%s-state", group);
-            rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mock, name, made[i].partitions, 1);
-            assert_true(e == RD_KAFKA_RESP_ERR_NO_ERROR ||
-                        e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS); /* a group used again */
-            snprintf(name, sizeof name, "%s-partials", group);
-            e = rd_kafka_mock_topic_create(mock, name, 1, 1);
-            assert_true(e == RD_KAFKA_RESP_ERR_NO_ERROR ||
-                        e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS);
-            return;
-        }
-    fail_msg("no topic %s", in);
-}
-
-static rd_kafka_t *client(rd_kafka_type_t type, const char *group)
-{
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err);
-    if (group) {
-        rd_kafka_conf_set(conf, "group.id", group, err, sizeof err);
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
-    }
-    if (type == RD_KAFKA_CONSUMER)
-        rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err);
-    rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof err);
-    assert_non_null(rk);
-    return rk;
-}
-
-/* Waits for room when the producer's queue is full (slow sanitizer builds). */
-static void produce(rd_kafka_t *p, const char *t, const char *key, size_t key_len,
-                    const char *value, size_t len)
-{
-    rd_kafka_resp_err_t err;
-    while ((err = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(t), RD_KAFKA_V_KEY(key, key_len),
-                                    RD_KAFKA_V_VALUE((void *)value, len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
-           RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        rd_kafka_poll(p, 100); /* serves delivery reports, which frees room */
-    assert_int_equal(err, RD_KAFKA_RESP_ERR_NO_ERROR);
-}
-
-static void flush(rd_kafka_t *p)
-{
-    assert_int_equal(rd_kafka_flush(p, DEADLINE_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
-    assert_int_equal(rd_kafka_outq_len(p), 0);
-    rd_kafka_destroy(p);
-}
-
-/* Produces records [from, to) of a .msgpack replay file (every one: to =
- * SIZE_MAX), keyed by its customer_id (as SPEC §1 asks of producers), so a
- * customer's events stay in order; returns how many. */
-static size_t produce_range(const char *t, const char *path, size_t from, size_t to);
-
-static size_t produce_file(const char *t, const char *path)
-{
-    return produce_range(t, path, 0, SIZE_MAX);
-}
-
-static size_t produce_range(const char *t, const char *path, size_t from, size_t to)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    size_t len = (size_t)ftell(f);
-    rewind(f);
-    char *buf = malloc(len + 1);
-    assert_int_equal(fread(buf, 1, len, f), len);
-    fclose(f);
-    fs_decoder *dec = fs_decoder_new();
-    rd_kafka_t *p = client(RD_KAFKA_PRODUCER, NULL);
-    size_t n = 0, i = 0;
-    for (size_t off = 0, m; off < len && i < to; off += m, i++) {
-        assert_int_equal(fs_frame_msgpack(buf + off, len - off, &m), FS_FRAME_OK);
-        if (i < from)
-            continue;
-        fs_event ev;
-        size_t used = 0;
-        assert_int_equal(fs_decode(dec, FS_FORMAT_MSGPACK, buf + off, m, &ev, NULL, &used), FS_OK);
-        produce(p, t, ev.customer_id.ptr, ev.customer_id.len, buf + off, m);
-        n++;
-    }
-    flush(p);
-    fs_decoder_free(dec);
-    free(buf);
-    return n;
-}
-
-typedef struct consumed {
-    char *text; /* values, one per line */
-    size_t len, n;
-    char *headers; /* "reason=<r>|key=<k>\n" per message, when asked */
-    size_t hlen;
-} consumed;
-
-static void append(char **buf, size_t *len, const char *p, size_t n)
-{
-    *buf = realloc(*buf, *len + n + 2);
-    memcpy(*buf + *len, p, n);
-    *len += n;
-    (*buf)[(*len)++] = '\n';
-    (*buf)[*len] = '\0';
-}
-
-/* A consumer assigned every partition of t from the beginning (no group). */
-static rd_kafka_t *reader(const char *t, int partitions)
-{
-    rd_kafka_t *c = client(RD_KAFKA_CONSUMER, "test-reader");
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
-    for (int p = 0; p < partitions; p++)
-        rd_kafka_topic_partition_list_add(parts, t, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    assert_int_equal(rd_kafka_assign(c, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
-    rd_kafka_topic_partition_list_destroy(parts);
-    return c;
-}
-
-/* Reads every partition of t from the beginning to its end. */
-static consumed consume_topic(const char *t, int partitions, bool with_headers)
-{
-    rd_kafka_t *c = reader(t, partitions);
-    consumed out = {.text = calloc(1, 1), .headers = calloc(1, 1)};
-    int eofs = 0;
-    for (int idle_polls = 0; eofs < partitions && idle_polls < DEADLINE_MS / 100;) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
-        if (!m) {
-            idle_polls++;
-            continue;
-        }
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            eofs++;
-        } else {
-            assert_int_equal(m->err, RD_KAFKA_RESP_ERR_NO_ERROR);
-            append(&out.text, &out.len, m->payload, m->len);
-            out.n++;
-            if (with_headers) {
-                rd_kafka_headers_t *h = NULL;
-                const void *v = NULL;
-                size_t vl = 0;
-                char line[512];
-                if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR)
-                    rd_kafka_header_get_last(h, "reason", &v, &vl);
-                int l = snprintf(line, sizeof line, "reason=%.*s|key=%.*s", (int)vl,
-                                 v ? (const char *)v : "", (int)m->key_len,
-                                 m->key ? (const char *)m->key : "");
-                append(&out.headers, &out.hlen, line, (size_t)l);
-            }
-        }
-        rd_kafka_message_destroy(m);
-    }
-    assert_int_equal(eofs, partitions);
-    rd_kafka_consumer_close(c);
-    rd_kafka_destroy(c);
-    return out;
-}
-
-static void consumed_free(consumed *c)
-{
-    free(c->text);
-    free(c->headers);
-}
-
-/* The group's committed offset of each partition (-1001: none). */
-static void committed(const char *group, const char *t, int partitions, int64_t *out)
-{
-    rd_kafka_t *c = client(RD_KAFKA_CONSUMER, group);
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
-    for (int p = 0; p < partitions; p++)
-        rd_kafka_topic_partition_list_add(parts, t, p);
-    assert_int_equal(rd_kafka_committed(c, parts, DEADLINE_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
-    for (int p = 0; p < partitions; p++)
-        out[p] = parts->elems[p].offset;
-    rd_kafka_topic_partition_list_destroy(parts);
-    rd_kafka_destroy(c);
-}
-
-/* ---- configs ------------------------------------------------------------- */
-
-static char *read_text(const char *path)
-{
-    size_t len;
-    char *s = fs_e2e_read_file(path, &len);
-    assert_non_null(s);
-    return s;
-}
-
-/* A config of tests/e2e/configs (funnels and windows not in configs/) with
- * the topics and the Kafka section of this test in front. */
-/* Extra kafka: lines for the stage configs made next (a test's own). */
-static const char *extra_kafka = "";
-
-/* For tests that start the stage again in the same group. The mock
- * cluster holds a join for session.timeout.ms - 1 s after a member left
- * (the default 45 s would stall the next run), a killed member leaves
- * only when its session ends, and a member whose session ends while its
- * first JoinGroup waits (3 s, group.initial.rebalance.delay.ms) is
- * dropped: 4 s is above that and short. */
-static const char short_session[] = "  session.timeout.ms: \"4000\"\n"
-                                    "  heartbeat.interval.ms: \"500\"\n";
-
-static char *stage_config(const char *name, const char *in, const char *out, const char *dlq,
-                          const char *group, const char *format)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/e2e/configs/%s", getenv("FS_SOURCE_DIR"), name);
-    char *body = read_text(path);
-    size_t cap = strlen(body) + 1024;
-    char *yaml = malloc(cap);
-    int n = snprintf(yaml, cap,
-                     "input: {topic: %s, format: %s}\n"
-                     "output: {topic: %s}\n"
-                     "http: {listen: \"127.0.0.1:0\"}\n" /* any free port: tests run in parallel */
-                     "%s%s%s"
-                     "kafka:\n  bootstrap.servers: \"%s\"\n  group.id: %s\n%s"
-                     "%s",
-                     in, format, out, dlq ? "dead_letter: {topic: " : "", dlq ? dlq : "",
-                     dlq ? "}\n" : "", bootstrap, group, extra_kafka, body);
-    assert_true(n > 0 && (size_t)n < cap);
-    free(body);
-    char *file = fs_e2e_write_text(".yaml", yaml);
-    free(yaml);
-    state_topic_for(group, in);
-    return file;
-}
-
-static char *generated(uint64_t events, uint64_t customers, const char *seed, const char *rate,
-                       const char *disorder)
-{
-    char ev[32], cu[32];
-    snprintf(ev, sizeof ev, "%llu", (unsigned long long)events);
-    snprintf(cu, sizeof cu, "%llu", (unsigned long long)customers);
-    char *path = fs_e2e_write_text(".msgpack", "");
-    fs_e2e_run r;
-    FS_E2E_EXEC(&r, NULL, 0, "generate", "--events", ev, "--customers", cu, "--seed", seed,
-                "--rate", rate, "--disorder", disorder, "--output", path);
-    assert_int_equal(r.status, 0);
-    fs_e2e_run_free(&r);
-    return path;
-}
-
-static void run_until_eof(const char *config, const char *threads, fs_e2e_run *r)
-{
-    FS_E2E_EXEC(r, NULL, 0, "run", "--config", config, "--threads", threads, "--until-eof");
-    if (r->status != 0)
-        fprintf(stderr, "%s", r->err);
-    assert_int_equal(r->status, 0);
-}
+#include "kafka_util.h"
 
 /* ---- run --until-eof equals replay ---------------------------------------- */
 
@@ -343,17 +45,17 @@ static void check_equals_replay(int partitions, const char *cfg_name)
     snprintf(out4, sizeof out4, "out4-%d-%s", partitions, cfg_name);
     snprintf(g1, sizeof g1, "g1-%d-%s", partitions, cfg_name);
     snprintf(g4, sizeof g4, "g4-%d-%s", partitions, cfg_name);
-    topic(in, partitions);
-    topic(out1, 3);
-    topic(out4, 3);
+    fs_kt_topic(in, partitions);
+    fs_kt_topic(out1, 3);
+    fs_kt_topic(out4, 3);
     /* 20000 events over ~6.7 minutes of event time, up to 2 s out of order:
      * within the tolerance of every config used here */
-    char *events = generated(20000, 1500, "42", "50", "2000");
-    size_t n = produce_file(in, events);
+    char *events = fs_kt_generated(20000, 1500, "42", "50", "2000");
+    size_t n = fs_kt_produce_file(in, events);
     assert_int_equal(n, 20000);
 
-    char *replay_cfg = stage_config(cfg_name, in, out1, NULL, g1, "msgpack");
-    char *replay_yaml = read_text(replay_cfg);
+    char *replay_cfg = fs_kt_stage_config(cfg_name, in, out1, NULL, g1, "msgpack");
+    char *replay_yaml = fs_kt_read_text(replay_cfg);
     char *want = fs_e2e_replay_file_at(replay_yaml, events, 1, __FILE__, __LINE__);
     free(replay_yaml);
     char *want_canon = fs_e2e_canonical(want);
@@ -362,11 +64,11 @@ static void check_equals_replay(int partitions, const char *cfg_name)
     const char *threads[2] = {"1", "4"};
     const char *outs[2] = {out1, out4}, *groups[2] = {g1, g4};
     for (int k = 0; k < 2; k++) {
-        char *cfg = stage_config(cfg_name, in, outs[k], NULL, groups[k], "msgpack");
+        char *cfg = fs_kt_stage_config(cfg_name, in, outs[k], NULL, groups[k], "msgpack");
         fs_e2e_run r;
-        run_until_eof(cfg, threads[k], &r);
+        fs_kt_run_until_eof(cfg, threads[k], &r);
         fs_e2e_run_free(&r);
-        consumed got = consume_topic(outs[k], 3, false);
+        fs_kt_consumed got = fs_kt_consume_topic(outs[k], 3, false);
         char *got_canon = fs_e2e_canonical(got.text);
         if (strcmp(got_canon, want_canon) != 0)
             fprintf(stderr, "partitions=%d threads=%s config=%s: run differs from replay\n",
@@ -374,13 +76,13 @@ static void check_equals_replay(int partitions, const char *cfg_name)
         assert_string_equal(got_canon, want_canon);
         /* every consumed offset committed: 20000 messages over the partitions */
         int64_t offs[16];
-        committed(groups[k], in, partitions, offs);
+        fs_kt_committed(groups[k], in, partitions, offs);
         int64_t total = 0;
         for (int p = 0; p < partitions; p++)
             total += offs[p] < 0 ? 0 : offs[p];
         assert_int_equal(total, 20000);
         free(got_canon);
-        consumed_free(&got);
+        fs_kt_consumed_free(&got);
         free(cfg);
     }
     free(want_canon);
@@ -438,39 +140,39 @@ static char *generated_jsonl(const char *events, const char *seed)
 static void test_dead_letters(void **state)
 {
     (void)state;
-    topic("dl-in", 1);
-    topic("dl-out", 1);
-    topic("dl-dlq", 2);
+    fs_kt_topic("dl-in", 1);
+    fs_kt_topic("dl-out", 1);
+    fs_kt_topic("dl-dlq", 2);
     char *gen = generated_jsonl("3000", "5");
     fs_e2e_lines lines;
     fs_e2e_split_lines(gen, &lines);
-    rd_kafka_t *p = client(RD_KAFKA_PRODUCER, NULL);
+    rd_kafka_t *p = fs_kt_client(RD_KAFKA_PRODUCER, NULL);
     char *all = calloc(1, 1);
     size_t all_len = 0, bad = 0;
     for (size_t i = 0; i < lines.n; i++) {
         if (i % 500 == 100 && bad < N_BAD) {
             char key[16];
             int kl = snprintf(key, sizeof key, "bad%zu", bad);
-            produce(p, "dl-in", key, (size_t)kl, bad_messages[bad].value,
-                    strlen(bad_messages[bad].value));
-            append(&all, &all_len, bad_messages[bad].value, strlen(bad_messages[bad].value));
+            fs_kt_produce(p, "dl-in", key, (size_t)kl, bad_messages[bad].value,
+                          strlen(bad_messages[bad].value));
+            fs_kt_append(&all, &all_len, bad_messages[bad].value, strlen(bad_messages[bad].value));
             bad++;
         }
-        produce(p, "dl-in", "k", 1, lines.v[i], strlen(lines.v[i]));
-        append(&all, &all_len, lines.v[i], strlen(lines.v[i]));
+        fs_kt_produce(p, "dl-in", "k", 1, lines.v[i], strlen(lines.v[i]));
+        fs_kt_append(&all, &all_len, lines.v[i], strlen(lines.v[i]));
     }
-    flush(p);
+    fs_kt_flush(p);
     assert_int_equal(bad, N_BAD);
 
-    char *cfg = stage_config("exclusions.yaml", "dl-in", "dl-out", "dl-dlq", "g-dl", "json");
-    char *yaml = read_text(cfg);
+    char *cfg = fs_kt_stage_config("exclusions.yaml", "dl-in", "dl-out", "dl-dlq", "g-dl", "json");
+    char *yaml = fs_kt_read_text(cfg);
     char *want = fs_e2e_replay(yaml, all);
     fs_e2e_run r;
-    run_until_eof(cfg, "2", &r);
+    fs_kt_run_until_eof(cfg, "2", &r);
     assert_contains(r.err, "rejected=6", "stage summary");
     fs_e2e_run_free(&r);
 
-    consumed dlq = consume_topic("dl-dlq", 2, true);
+    fs_kt_consumed dlq = fs_kt_consume_topic("dl-dlq", 2, true);
     assert_int_equal(dlq.n, N_BAD);
     for (size_t i = 0; i < N_BAD; i++) {
         char line[512];
@@ -479,15 +181,15 @@ static void test_dead_letters(void **state)
         snprintf(line, sizeof line, "%s\n", bad_messages[i].value);
         assert_contains(dlq.text, line, "dead-letter original value");
     }
-    consumed got = consume_topic("dl-out", 1, false);
+    fs_kt_consumed got = fs_kt_consume_topic("dl-out", 1, false);
     char *got_canon = fs_e2e_canonical(got.text), *want_canon = fs_e2e_canonical(want);
     assert_string_equal(got_canon, want_canon);
     assert_contains(want, "\"rejected_events\":1", "replay counts the rejections");
 
     free(got_canon);
     free(want_canon);
-    consumed_free(&got);
-    consumed_free(&dlq);
+    fs_kt_consumed_free(&got);
+    fs_kt_consumed_free(&dlq);
     free(want);
     free(yaml);
     free(cfg);
@@ -497,77 +199,6 @@ static void test_dead_letters(void **state)
 }
 
 /* ---- SIGTERM mid-stream ---------------------------------------------------- */
-
-/* Blocks until the topic holds at least n messages (over all partitions). */
-static void await_messages(const char *t, int partitions, size_t n)
-{
-    rd_kafka_t *c = reader(t, partitions);
-    size_t got = 0;
-    for (int polls = 0; got < n && polls < DEADLINE_MS / 100; polls++) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
-        if (m && !m->err)
-            got++;
-        if (m)
-            rd_kafka_message_destroy(m);
-    }
-    assert_true(got >= n);
-    rd_kafka_consumer_close(c);
-    rd_kafka_destroy(c);
-}
-
-static int64_t committed_total(const char *group, const char *t, int partitions)
-{
-    int64_t offs[16], total = 0;
-    committed(group, t, partitions, offs);
-    for (int p = 0; p < partitions; p++)
-        total += offs[p] < 0 ? 0 : offs[p];
-    return total;
-}
-
-/* Blocks until the group has committed something: the stage commits once
- * the windows of some consumed events are acknowledged (then within its
- * 1 s commit tick). Between checks it waits on the output topic. */
-static void await_commit(const char *group, const char *in, int partitions, const char *out)
-{
-    rd_kafka_t *c = reader(out, 1);
-    int rounds = 0;
-    while (committed_total(group, in, partitions) == 0 && rounds++ < DEADLINE_MS / 100) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
-        if (m)
-            rd_kafka_message_destroy(m);
-    }
-    assert_true(committed_total(group, in, partitions) > 0);
-    rd_kafka_consumer_close(c);
-    rd_kafka_destroy(c);
-}
-
-static uint64_t field_u64(const char *log, const char *key)
-{
-    const char *stop = strstr(log, "msg=\"stage stopped\"");
-    assert_non_null(stop);
-    const char *k = strstr(stop, key);
-    assert_non_null(k);
-    return strtoull(k + strlen(key), NULL, 10);
-}
-
-/* The HTTP port a running stage logged ("http listening ... port=N"). */
-static int http_port(const fs_e2e_bg *stage)
-{
-    char log[65536];
-    ssize_t n = pread(stage->err_fd, log, sizeof log - 1, 0);
-    assert_true(n > 0);
-    log[n] = '\0';
-    const char *line = strstr(log, "msg=\"http listening\"");
-    assert_non_null(line);
-    const char *port = strstr(line, " port=");
-    assert_non_null(port);
-    return atoi(port + 6);
-}
-
-/* Looks up 200 of the generator's customers (c0.., acct-0..) through
- * /api/journeys on the running stage; returns how many journeys it saw. In
- * the ThreadSanitizer run of this test these are the loop thread's reads of
- * the journey table next to the workers' writes. */
 static int lookup_journeys(int port)
 {
     char cmd[16384];
@@ -597,16 +228,16 @@ static int lookup_journeys(int port)
 static void test_sigterm_mid_stream(void **state)
 {
     (void)state;
-    topic("st-in", 3);
-    topic("st-out", 2);
-    char *events = generated(200000, 5000, "9", "500", "0");
-    produce_file("st-in", events);
-    char *cfg = stage_config("exclusions.yaml", "st-in", "st-out", NULL, "g-st", "msgpack");
+    fs_kt_topic("st-in", 3);
+    fs_kt_topic("st-out", 2);
+    char *events = fs_kt_generated(200000, 5000, "9", "500", "0");
+    fs_kt_produce_file("st-in", events);
+    char *cfg = fs_kt_stage_config("exclusions.yaml", "st-in", "st-out", NULL, "g-st", "msgpack");
     fs_e2e_bg stage;
     FS_E2E_BG_START(&stage, "run", "--config", cfg, "--threads", "2");
-    await_messages("st-out", 2, 5);
-    assert_true(lookup_journeys(http_port(&stage)) > 0);
-    await_commit("g-st", "st-in", 3, "st-out");
+    fs_kt_await_messages("st-out", 2, 5);
+    assert_true(lookup_journeys(fs_kt_http_port(&stage)) > 0);
+    fs_kt_await_commit("g-st", "st-in", 3, "st-out");
     fs_e2e_run r;
     fs_e2e_bg_finish(&stage, SIGTERM, &r);
     if (r.status != 0)
@@ -614,96 +245,31 @@ static void test_sigterm_mid_stream(void **state)
     assert_int_equal(r.status, 0);
     const char *log = r.err;
 
-    uint64_t acked = field_u64(log, "records_acked=");
-    uint64_t flows = field_u64(log, "flow_records="), cohorts = field_u64(log, "cohort_records=");
-    uint64_t states = field_u64(log, "state_records="), partials = field_u64(log, "partials=");
+    uint64_t acked = fs_kt_field_u64(log, "records_acked=");
+    uint64_t flows = fs_kt_field_u64(log, "flow_records="),
+             cohorts = fs_kt_field_u64(log, "cohort_records=");
+    uint64_t states = fs_kt_field_u64(log, "state_records="),
+             partials = fs_kt_field_u64(log, "partials=");
     assert_true(states > 0 && partials > 0);
     assert_int_equal(acked, flows + cohorts + states + partials); /* the producer was flushed */
-    consumed out = consume_topic("st-out", 2, false);
+    fs_kt_consumed out = fs_kt_consume_topic("st-out", 2, false);
     assert_int_equal(out.n, flows + cohorts);
 
     /* The last checkpoint holds the state of everything consumed, open
      * windows included: every consumed offset is committed. (Offsets, not
      * a count: the mock cluster keeps ~5 MiB per partition, so the stage may
      * start past offset 0.) */
-    int64_t total = committed_total("g-st", "st-in", 3);
-    assert_true(total >= (int64_t)field_u64(log, "consumed="));
+    int64_t total = fs_kt_committed_total("g-st", "st-in", 3);
+    assert_true(total >= (int64_t)fs_kt_field_u64(log, "consumed="));
     assert_true(total <= 200000);
 
-    consumed_free(&out);
+    fs_kt_consumed_free(&out);
     fs_e2e_run_free(&r);
     free(cfg);
     free(events);
 }
 
 /* ---- kill -9 and restart: the state topic -------------------------------- */
-
-/* The last record per key (kind, funnel, window_start) of out, in input
- * order: what a consumer upserting by key ends with. Records of one key are
- * in one partition, in order. */
-static char *last_per_key(const char *out)
-{
-    fs_e2e_lines l;
-    fs_e2e_split_lines(out, &l);
-    char **keys = calloc(l.n + 1, sizeof(*keys)), **vals = calloc(l.n + 1, sizeof(*vals));
-    size_t n = 0;
-    for (size_t i = 0; i < l.n; i++) {
-        char *kind = fs_e2e_field(l.v[i], "kind"), *funnel = fs_e2e_field(l.v[i], "funnel"),
-             *start = fs_e2e_field(l.v[i], "window_start");
-        char key[512];
-        snprintf(key, sizeof key, "%s|%s|%s", kind, funnel, start);
-        free(kind);
-        free(funnel);
-        free(start);
-        size_t k = 0;
-        while (k < n && strcmp(keys[k], key) != 0)
-            k++;
-        if (k == n)
-            keys[n++] = strdup(key);
-        else
-            free(vals[k]);
-        vals[k] = strdup(l.v[i]);
-    }
-    size_t len = 0;
-    char *text = calloc(1, 1);
-    for (size_t k = 0; k < n; k++) {
-        append(&text, &len, vals[k], strlen(vals[k]));
-        free(keys[k]);
-        free(vals[k]);
-    }
-    fs_e2e_lines_free(&l);
-    free(keys);
-    free(vals);
-    return text;
-}
-
-/* The last record per key of topic `out` (2 partitions) equals replay of
- * the events file with the stage's config: flow records and final cohorts. */
-static void assert_last_per_key_is_replay(const char *cfg, const char *events, const char *out)
-{
-    char *yaml = read_text(cfg);
-    char *want = fs_e2e_replay_file_at(yaml, events, 1, __FILE__, __LINE__);
-    consumed got = consume_topic(out, 2, false);
-    char *last = last_per_key(got.text);
-    char *got_canon = fs_e2e_canonical(last), *want_canon = fs_e2e_canonical(want);
-    assert_true(fs_e2e_count_records(want, "flow", NULL) > 5);
-    if (strcmp(got_canon, want_canon)) { /* the lines that differ, not a truncated blob */
-        char *g = fs_e2e_write_text(".got", got_canon), *w = fs_e2e_write_text(".want", want_canon);
-        char cmd[2048];
-        snprintf(cmd, sizeof cmd, "diff %s %s | head -40 >&2", w, g);
-        fprintf(stderr, "replay (<) against the output (>):\n");
-        (void)!system(cmd);
-        free(g);
-        free(w);
-    }
-    assert_string_equal(got_canon, want_canon);
-    free(got_canon);
-    free(want_canon);
-    free(last);
-    consumed_free(&got);
-    free(want);
-    free(yaml);
-}
 
 /* Where a kill lands: each is a moment the stage's log or its output makes
  * visible, plus a random delay that moves it on into whatever comes next
@@ -726,17 +292,17 @@ static bool await_kill_point(const fs_e2e_bg *stage, kill_point k, const char *g
 {
     switch (k) {
     case KILL_RESTORING:
-        return fs_e2e_bg_await_log(stage, "msg=\"partition state restoring\"", DEADLINE_MS);
+        return fs_e2e_bg_await_log(stage, "msg=\"partition state restoring\"", FS_KT_DEADLINE_MS);
     case KILL_ASSIGNED:
-        return fs_e2e_bg_await_log(stage, "msg=\"partition assigned\"", DEADLINE_MS);
+        return fs_e2e_bg_await_log(stage, "msg=\"partition assigned\"", FS_KT_DEADLINE_MS);
     case KILL_MID_STREAM:
-        if (!fs_e2e_bg_await_log(stage, "msg=\"partition assigned\"", DEADLINE_MS))
+        if (!fs_e2e_bg_await_log(stage, "msg=\"partition assigned\"", FS_KT_DEADLINE_MS))
             return false;
-        await_messages(out, 2, 1);
+        fs_kt_await_messages(out, 2, 1);
         return true;
     case KILL_AFTER_COMMIT:
-        for (int i = 0; i < DEADLINE_MS / 5; i++) {
-            if (committed_total(group, in, 4) > committed_before)
+        for (int i = 0; i < FS_KT_DEADLINE_MS / 5; i++) {
+            if (fs_kt_committed_total(group, in, 4) > committed_before)
                 return true;
             nanosleep(&(struct timespec){0, 5000000}, NULL);
         }
@@ -761,22 +327,22 @@ static void kill_and_restart(const char *delivery, const char *cfg_name, const c
         kills = atoi(getenv("FS_KILLS"));
     unsigned seed0 = getenv("FS_KILL_SEED") ? (unsigned)atoi(getenv("FS_KILL_SEED")) : 2026u;
     unsigned seed = seed0;
-    topic(in, 4);
-    topic(out, 2);
+    fs_kt_topic(in, 4);
+    fs_kt_topic(out, 2);
     enum { EVENTS = 24000 };
-    char *events = generated(EVENTS, 1500, "77", "40", "1000");
-    extra_kafka = short_session;
-    char *cfg = stage_config(cfg_name, in, out, NULL, group, "msgpack");
-    extra_kafka = "";
+    char *events = fs_kt_generated(EVENTS, 1500, "77", "40", "1000");
+    fs_kt_extra_kafka = fs_kt_short_session;
+    char *cfg = fs_kt_stage_config(cfg_name, in, out, NULL, group, "msgpack");
+    fs_kt_extra_kafka = "";
     FILE *f = fopen(cfg, "a");
     fprintf(f, "delivery: %s\n", delivery);
     fclose(f);
     size_t chunk = EVENTS / (size_t)(kills + 1), produced = 0;
     for (int round = 0; round < kills; round++) {
-        produced += produce_range(in, events, produced, produced + chunk);
+        produced += fs_kt_produce_range(in, events, produced, produced + chunk);
         kill_point k = (kill_point)(round % 4);
         int delay_ms = rand_r(&seed) % (k == KILL_RESTORING ? 5 : 200);
-        int64_t committed_before = committed_total(group, in, 4);
+        int64_t committed_before = fs_kt_committed_total(group, in, 4);
         static const char *const threads[] = {"1", "2", "3"};
         fs_e2e_bg stage;
         FS_E2E_BG_START(&stage, "run", "--config", cfg, "--threads", threads[round % 3]);
@@ -800,14 +366,14 @@ static void kill_and_restart(const char *delivery, const char *cfg_name, const c
         assert_int_equal(r.status, 128 + SIGKILL);
         fs_e2e_run_free(&r);
     }
-    produced += produce_range(in, events, produced, SIZE_MAX);
+    produced += fs_kt_produce_range(in, events, produced, SIZE_MAX);
     assert_int_equal(produced, EVENTS);
     fs_e2e_run r;
-    run_until_eof(cfg, "3", &r);
+    fs_kt_run_until_eof(cfg, "3", &r);
     assert_non_null(strstr(r.err, "msg=\"partition state restored\""));
     fs_e2e_run_free(&r);
 
-    assert_last_per_key_is_replay(cfg, events, out);
+    fs_kt_assert_last_per_key_is_replay(cfg, events, out);
     free(cfg);
     free(events);
 }
@@ -851,31 +417,31 @@ static void assert_no_flow_twice(const char *out)
 static void sigterm_and_restart(const char *delivery, const char *in, const char *out,
                                 const char *group)
 {
-    topic(in, 4);
-    topic(out, 2);
-    char *events = generated(16000, 1000, "5", "40", "1000");
-    extra_kafka = short_session;
-    char *cfg = stage_config("hopping.yaml", in, out, NULL, group, "msgpack");
-    extra_kafka = "";
+    fs_kt_topic(in, 4);
+    fs_kt_topic(out, 2);
+    char *events = fs_kt_generated(16000, 1000, "5", "40", "1000");
+    fs_kt_extra_kafka = fs_kt_short_session;
+    char *cfg = fs_kt_stage_config("hopping.yaml", in, out, NULL, group, "msgpack");
+    fs_kt_extra_kafka = "";
     FILE *f = fopen(cfg, "a");
     fprintf(f, "delivery: %s\n", delivery);
     fclose(f);
-    assert_int_equal(produce_range(in, events, 0, 8000), 8000);
+    assert_int_equal(fs_kt_produce_range(in, events, 0, 8000), 8000);
     fs_e2e_bg stage;
     FS_E2E_BG_START(&stage, "run", "--config", cfg, "--threads", "2");
-    await_commit(group, in, 4, out);
+    fs_kt_await_commit(group, in, 4, out);
     fs_e2e_run r;
     fs_e2e_bg_finish(&stage, SIGTERM, &r);
     assert_int_equal(r.status, 0);
     fs_e2e_run_free(&r);
-    assert_int_equal(produce_range(in, events, 8000, SIZE_MAX), 8000);
-    run_until_eof(cfg, "3", &r);
+    assert_int_equal(fs_kt_produce_range(in, events, 8000, SIZE_MAX), 8000);
+    fs_kt_run_until_eof(cfg, "3", &r);
     fs_e2e_run_free(&r);
-    consumed got = consume_topic(out, 2, false);
+    fs_kt_consumed got = fs_kt_consume_topic(out, 2, false);
     if (!strcmp(delivery, "exactly_once"))
         assert_no_flow_twice(got.text);
-    consumed_free(&got);
-    assert_last_per_key_is_replay(cfg, events, out);
+    fs_kt_consumed_free(&got);
+    fs_kt_assert_last_per_key_is_replay(cfg, events, out);
     free(cfg);
     free(events);
 }
@@ -893,7 +459,7 @@ static void test_sigterm_and_restart_at_least_once(void **state)
 }
 
 /* Injected broker errors on the transactional path (Kafka API keys: the
- * mock's header does not name them): retriable ones the client rides out,
+ * the mock's header does not name them): retriable ones the client rides out,
  * others make a transaction fail, and the stage exits 1 saying so; run
  * again, it goes on from the last committed checkpoint. Either way the
  * final output (last record per key) equals replay. */
@@ -907,23 +473,23 @@ enum {
 static void test_injected_faults(void **state)
 {
     (void)state;
-    topic("fi-in", 3);
-    topic("fi-out", 2);
-    char *events = generated(12000, 800, "13", "40", "1000");
-    assert_int_equal(produce_file("fi-in", events), 12000);
-    extra_kafka = "  session.timeout.ms: \"6000\"\n  heartbeat.interval.ms: \"500\"\n";
-    char *cfg = stage_config("exclusions.yaml", "fi-in", "fi-out", NULL, "g-fi", "msgpack");
-    extra_kafka = "";
+    fs_kt_topic("fi-in", 3);
+    fs_kt_topic("fi-out", 2);
+    char *events = fs_kt_generated(12000, 800, "13", "40", "1000");
+    assert_int_equal(fs_kt_produce_file("fi-in", events), 12000);
+    fs_kt_extra_kafka = "  session.timeout.ms: \"6000\"\n  heartbeat.interval.ms: \"500\"\n";
+    char *cfg = fs_kt_stage_config("exclusions.yaml", "fi-in", "fi-out", NULL, "g-fi", "msgpack");
+    fs_kt_extra_kafka = "";
     rd_kafka_mock_push_request_errors(
-        mock, API_PRODUCE, 3, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        fs_kt_mock, API_PRODUCE, 3, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
         RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
-    rd_kafka_mock_push_request_errors(mock, API_ADD_PARTITIONS_TO_TXN, 2,
+    rd_kafka_mock_push_request_errors(fs_kt_mock, API_ADD_PARTITIONS_TO_TXN, 2,
                                       RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
                                       RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS);
-    rd_kafka_mock_push_request_errors(mock, API_TXN_OFFSET_COMMIT, 2,
+    rd_kafka_mock_push_request_errors(fs_kt_mock, API_TXN_OFFSET_COMMIT, 2,
                                       RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
                                       RD_KAFKA_RESP_ERR_NOT_COORDINATOR);
-    rd_kafka_mock_push_request_errors(mock, API_END_TXN, 2, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+    rd_kafka_mock_push_request_errors(fs_kt_mock, API_END_TXN, 2, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
                                       RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE);
     int status = 1;
     for (int run = 0; run < 4 && status != 0; run++) {
@@ -935,7 +501,7 @@ static void test_injected_faults(void **state)
         fs_e2e_run_free(&r);
     }
     assert_int_equal(status, 0);
-    assert_last_per_key_is_replay(cfg, events, "fi-out");
+    fs_kt_assert_last_per_key_is_replay(cfg, events, "fi-out");
     free(cfg);
     free(events);
 }
@@ -948,32 +514,32 @@ static void test_injected_faults(void **state)
 static void test_broker_down(void **state)
 {
     (void)state;
-    topic("bd-in", 3);
-    topic("bd-out", 2);
-    char *events = generated(12000, 800, "31", "40", "1000");
-    extra_kafka = short_session;
-    char *cfg = stage_config("exclusions.yaml", "bd-in", "bd-out", NULL, "g-bd", "msgpack");
-    extra_kafka = "";
-    assert_int_equal(produce_range("bd-in", events, 0, 6000), 6000);
+    fs_kt_topic("bd-in", 3);
+    fs_kt_topic("bd-out", 2);
+    char *events = fs_kt_generated(12000, 800, "31", "40", "1000");
+    fs_kt_extra_kafka = fs_kt_short_session;
+    char *cfg = fs_kt_stage_config("exclusions.yaml", "bd-in", "bd-out", NULL, "g-bd", "msgpack");
+    fs_kt_extra_kafka = "";
+    assert_int_equal(fs_kt_produce_range("bd-in", events, 0, 6000), 6000);
     fs_e2e_bg stage;
     FS_E2E_BG_START(&stage, "run", "--config", cfg, "--threads", "2");
-    await_commit("g-bd", "bd-in", 3, "bd-out");
+    fs_kt_await_commit("g-bd", "bd-in", 3, "bd-out");
 
-    assert_int_equal(rd_kafka_mock_broker_set_down(mock, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
-    bool noticed = fs_e2e_bg_await_log(&stage, "Disconnected", DEADLINE_MS);
+    assert_int_equal(rd_kafka_mock_broker_set_down(fs_kt_mock, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    bool noticed = fs_e2e_bg_await_log(&stage, "Disconnected", FS_KT_DEADLINE_MS);
     nanosleep(&(struct timespec){2, 0}, NULL); /* how long it stays down: the fault */
-    assert_int_equal(rd_kafka_mock_broker_set_up(mock, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_mock_broker_set_up(fs_kt_mock, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
     assert_true(noticed);
 
-    assert_int_equal(produce_range("bd-in", events, 6000, SIZE_MAX), 6000);
+    assert_int_equal(fs_kt_produce_range("bd-in", events, 6000, SIZE_MAX), 6000);
     fs_e2e_run r;
     fs_e2e_bg_finish(&stage, SIGTERM, &r);
     if (r.status != 0) /* it stopped itself: it says why */
         assert_non_null(strstr(r.err, "level=error msg=\"stage failed"));
     fs_e2e_run_free(&r);
-    run_until_eof(cfg, "2", &r);
+    fs_kt_run_until_eof(cfg, "2", &r);
     fs_e2e_run_free(&r);
-    assert_last_per_key_is_replay(cfg, events, "bd-out");
+    fs_kt_assert_last_per_key_is_replay(cfg, events, "bd-out");
     free(cfg);
     free(events);
 }
@@ -1000,7 +566,7 @@ static void start_member(fs_e2e_bg *bg, const char *cfg, const char *threads, bo
                         "--log-level", level);
     else
         FS_E2E_BG_START(bg, "run", "--config", cfg, "--threads", threads, "--log-level", level);
-    assert_true(fs_e2e_bg_await_log(bg, "msg=\"partition assigned\"", DEADLINE_MS));
+    assert_true(fs_e2e_bg_await_log(bg, "msg=\"partition assigned\"", FS_KT_DEADLINE_MS));
 }
 
 static void stop_member(fs_e2e_bg *bg, int sig, int want_status)
@@ -1032,26 +598,26 @@ static void stop_member(fs_e2e_bg *bg, int sig, int want_status)
 static void test_group_churn(void **state)
 {
     (void)state;
-    topic("gc-in", 12);
-    topic("gc-out", 2);
-    topic("gc-out1", 2);
-    char *events = generated(24000, 1500, "91", "40", "1000");
-    extra_kafka = short_session;
-    char *cfg = stage_config("hopping.yaml", "gc-in", "gc-out", NULL, "g-gc", "msgpack");
-    char *solo = stage_config("hopping.yaml", "gc-in", "gc-out1", NULL, "g-gc1", "msgpack");
-    extra_kafka = "";
+    fs_kt_topic("gc-in", 12);
+    fs_kt_topic("gc-out", 2);
+    fs_kt_topic("gc-out1", 2);
+    char *events = fs_kt_generated(24000, 1500, "91", "40", "1000");
+    fs_kt_extra_kafka = fs_kt_short_session;
+    char *cfg = fs_kt_stage_config("hopping.yaml", "gc-in", "gc-out", NULL, "g-gc", "msgpack");
+    char *solo = fs_kt_stage_config("hopping.yaml", "gc-in", "gc-out1", NULL, "g-gc1", "msgpack");
+    fs_kt_extra_kafka = "";
     fs_e2e_bg a, b, c, d;
-    assert_int_equal(produce_range("gc-in", events, 0, 6000), 6000);
+    assert_int_equal(fs_kt_produce_range("gc-in", events, 0, 6000), 6000);
     start_member(&a, cfg, "2", false);
-    await_messages("gc-out", 2, 1);
-    assert_int_equal(produce_range("gc-in", events, 6000, 12000), 6000);
+    fs_kt_await_messages("gc-out", 2, 1);
+    assert_int_equal(fs_kt_produce_range("gc-in", events, 6000, 12000), 6000);
     start_member(&b, cfg, "1", false); /* joins late */
     start_member(&c, cfg, "3", false);
     stop_member(&a, SIGTERM, 0); /* leaves */
-    assert_int_equal(produce_range("gc-in", events, 12000, 18000), 6000);
+    assert_int_equal(fs_kt_produce_range("gc-in", events, 12000, 18000), 6000);
     stop_member(&b, SIGKILL, 128 + SIGKILL);
     start_member(&b, cfg, "2", false); /* back */
-    assert_int_equal(produce_range("gc-in", events, 18000, SIZE_MAX), 6000);
+    assert_int_equal(fs_kt_produce_range("gc-in", events, 18000, SIZE_MAX), 6000);
     stop_member(&b, SIGTERM, 0);
     stop_member(&c, SIGTERM, 0);
     start_member(&c, cfg, "2", true);
@@ -1059,27 +625,28 @@ static void test_group_churn(void **state)
     stop_member(&c, 0, 0);
     stop_member(&d, 0, 0);
 
-    consumed got = consume_topic("gc-out", 2, false);
+    fs_kt_consumed got = fs_kt_consume_topic("gc-out", 2, false);
     if (getenv("FS_DUMP")) {
         FILE *df = fopen(getenv("FS_DUMP"), "w");
         fputs(got.text, df);
         fclose(df);
     }
-    consumed_free(&got);
-    assert_last_per_key_is_replay(cfg, events, "gc-out");
+    fs_kt_consumed_free(&got);
+    fs_kt_assert_last_per_key_is_replay(cfg, events, "gc-out");
     fs_e2e_run r;
-    run_until_eof(solo, "2", &r);
+    fs_kt_run_until_eof(solo, "2", &r);
     fs_e2e_run_free(&r);
-    consumed one = consume_topic("gc-out1", 2, false), many = consume_topic("gc-out", 2, false);
-    char *l1 = last_per_key(one.text), *ln = last_per_key(many.text);
+    fs_kt_consumed one = fs_kt_consume_topic("gc-out1", 2, false),
+                   many = fs_kt_consume_topic("gc-out", 2, false);
+    char *l1 = fs_kt_last_per_key(one.text), *ln = fs_kt_last_per_key(many.text);
     char *c1 = fs_e2e_canonical(l1), *cn = fs_e2e_canonical(ln);
     assert_string_equal(cn, c1);
     free(c1);
     free(cn);
     free(l1);
     free(ln);
-    consumed_free(&one);
-    consumed_free(&many);
+    fs_kt_consumed_free(&one);
+    fs_kt_consumed_free(&many);
     free(solo);
     free(cfg);
     free(events);
@@ -1106,20 +673,21 @@ static int held_before_stop(const char *log)
 static void test_member_without_partitions(void **state)
 {
     (void)state;
-    topic("np-in", 1);
-    topic("np-out", 2);
-    char *events = generated(4000, 400, "23", "40", "1000");
-    assert_int_equal(produce_file("np-in", events), 4000);
-    extra_kafka = short_session;
-    char *cfg = stage_config("exclusions.yaml", "np-in", "np-out", NULL, "g-np", "msgpack");
-    extra_kafka = "";
+    fs_kt_topic("np-in", 1);
+    fs_kt_topic("np-out", 2);
+    char *events = fs_kt_generated(4000, 400, "23", "40", "1000");
+    assert_int_equal(fs_kt_produce_file("np-in", events), 4000);
+    fs_kt_extra_kafka = fs_kt_short_session;
+    char *cfg = fs_kt_stage_config("exclusions.yaml", "np-in", "np-out", NULL, "g-np", "msgpack");
+    fs_kt_extra_kafka = "";
     fs_e2e_bg m[3];
     for (int i = 0; i < 3; i++) {
         FS_E2E_BG_START(&m[i], "run", "--config", cfg, "--threads", "1");
         /* its first assignment, empty or not: it is in the group */
-        assert_true(fs_e2e_bg_await_log(&m[i], "msg=\"rebalance\" event=assign", DEADLINE_MS));
+        assert_true(
+            fs_e2e_bg_await_log(&m[i], "msg=\"rebalance\" event=assign", FS_KT_DEADLINE_MS));
     }
-    await_messages("np-out", 2, 1);
+    fs_kt_await_messages("np-out", 2, 1);
     fs_e2e_run r[3];
     int empty = 0;
     for (int i = 2; i >= 0; i--) {
@@ -1132,9 +700,9 @@ static void test_member_without_partitions(void **state)
     }
     assert_true(empty >= 1); /* two partitions, three members (one may be moving) */
     fs_e2e_run last;
-    run_until_eof(cfg, "2", &last);
+    fs_kt_run_until_eof(cfg, "2", &last);
     fs_e2e_run_free(&last);
-    assert_last_per_key_is_replay(cfg, events, "np-out");
+    fs_kt_assert_last_per_key_is_replay(cfg, events, "np-out");
     free(cfg);
     free(events);
 }
@@ -1143,7 +711,7 @@ static void test_member_without_partitions(void **state)
  * partition, JSON. */
 static void produce_at(const char *t, int32_t partition, const char *c, int sec, const char *ev)
 {
-    rd_kafka_t *p = client(RD_KAFKA_PRODUCER, NULL);
+    rd_kafka_t *p = fs_kt_client(RD_KAFKA_PRODUCER, NULL);
     char json[160];
     int n = snprintf(json, sizeof json, "{\"customer_id\":\"%s\",\"ts\":%lld,\"event\":\"%s\"}", c,
                      1732280400000LL + sec * 1000LL, ev);
@@ -1152,13 +720,13 @@ static void produce_at(const char *t, int32_t partition, const char *c, int sec,
                                        RD_KAFKA_V_VALUE(json, (size_t)n),
                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
                      RD_KAFKA_RESP_ERR_NO_ERROR);
-    flush(p);
+    fs_kt_flush(p);
 }
 
 /* The flow records of window `start` (seconds) in out, and the last. */
 static int flow_records_of(const char *out, int start, char **last)
 {
-    consumed got = consume_topic(out, 2, false);
+    fs_kt_consumed got = fs_kt_consume_topic(out, 2, false);
     char needle[64];
     snprintf(needle, sizeof needle, "\"window_start\":%lld,", 1732280400000LL + start * 1000LL);
     int n = 0;
@@ -1169,7 +737,7 @@ static int flow_records_of(const char *out, int start, char **last)
             free(*last);
             *last = strdup(line);
         }
-    consumed_free(&got);
+    fs_kt_consumed_free(&got);
     return n;
 }
 
@@ -1181,17 +749,17 @@ static int flow_records_of(const char *out, int start, char **last)
 static void test_idle_partition_comes_back(void **state)
 {
     (void)state;
-    topic("id-in", 2);
-    topic("id-out", 2);
-    char *cfg = stage_config("idle_1s.yaml", "id-in", "id-out", NULL, "g-id", "json");
+    fs_kt_topic("id-in", 2);
+    fs_kt_topic("id-out", 2);
+    char *cfg = fs_kt_stage_config("idle_1s.yaml", "id-in", "id-out", NULL, "g-id", "json");
     produce_at("id-in", 0, "a", 10, "view");
     produce_at("id-in", 1, "b", 5, "view");
     fs_e2e_bg stage;
     FS_E2E_BG_START(&stage, "run", "--config", cfg, "--threads", "2");
-    assert_true(fs_e2e_bg_await_log(&stage, "msg=\"partition assigned\"", DEADLINE_MS));
+    assert_true(fs_e2e_bg_await_log(&stage, "msg=\"partition assigned\"", FS_KT_DEADLINE_MS));
     produce_at("id-in", 0, "a", 200, "buy"); /* partition 0 at 200 s; 1 holds [0, 1m) */
     char *rec = NULL;
-    for (int i = 0; i < DEADLINE_MS / 100 && flow_records_of("id-out", 0, &rec) == 0; i++)
+    for (int i = 0; i < FS_KT_DEADLINE_MS / 100 && flow_records_of("id-out", 0, &rec) == 0; i++)
         nanosleep(&(struct timespec){0, 100000000}, NULL); /* polls the output, bounded */
     assert_non_null(rec);                                  /* emitted once partition 1 went idle */
     assert_non_null(strstr(rec, "\"entered\":[2,0]"));     /* a@10 and b@5 */
@@ -1204,7 +772,7 @@ static void test_idle_partition_comes_back(void **state)
      * both partitions move to 1000 s, so that [6m, 7m) and all before close. */
     produce_at("id-in", 0, "e", 1000, "view");
     produce_at("id-in", 1, "f", 1000, "view");
-    for (int i = 0; i < DEADLINE_MS / 100 && flow_records_of("id-out", 360, &rec) == 0; i++)
+    for (int i = 0; i < FS_KT_DEADLINE_MS / 100 && flow_records_of("id-out", 360, &rec) == 0; i++)
         nanosleep(&(struct timespec){0, 100000000}, NULL);
     fs_e2e_run r;
     fs_e2e_bg_finish(&stage, SIGTERM, &r);
@@ -1213,7 +781,7 @@ static void test_idle_partition_comes_back(void **state)
     assert_non_null(rec);
     free(rec);
     /* c@30 is late once, in a window not emitted yet */
-    consumed got = consume_topic("id-out", 2, false);
+    fs_kt_consumed got = fs_kt_consume_topic("id-out", 2, false);
     long late = 0;
     for (char *line = strtok(got.text, "\n"); line; line = strtok(NULL, "\n"))
         if (strstr(line, "\"kind\":\"flow\"")) {
@@ -1221,7 +789,7 @@ static void test_idle_partition_comes_back(void **state)
             late += atol(v);
             free(v);
         }
-    consumed_free(&got);
+    fs_kt_consumed_free(&got);
     assert_int_equal(late, 1);
     assert_int_equal(flow_records_of("id-out", 0, &rec), 1); /* not emitted again */
     assert_non_null(strstr(rec, "\"entered\":[2,0]"));
@@ -1235,8 +803,8 @@ static void test_idle_partition_comes_back(void **state)
 static void test_kcat_interop(void **state)
 {
     (void)state;
-    topic("kc-in", 3);
-    topic("kc-out", 1);
+    fs_kt_topic("kc-in", 3);
+    fs_kt_topic("kc-out", 1);
     char *gen = generated_jsonl("2000", "13");
     /* kcat reads "key<TAB>value" lines; the key is the customer id */
     fs_e2e_lines lines;
@@ -1248,27 +816,28 @@ static void test_kcat_interop(void **state)
         assert_non_null(id);
         char *line = malloc(strlen(id) + strlen(lines.v[i]) + 2);
         sprintf(line, "%.*s\t%s", (int)strlen(id) - 2, id + 1, lines.v[i]);
-        append(&keyed, &keyed_len, line, strlen(line));
+        fs_kt_append(&keyed, &keyed_len, line, strlen(line));
         free(line);
         free(id);
     }
     char *keyed_path = fs_e2e_write_text(".txt", keyed);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "kcat -P -b '%s' -t kc-in -K '\t' -l '%s'", bootstrap, keyed_path);
+    snprintf(cmd, sizeof cmd, "kcat -P -b '%s' -t kc-in -K '\t' -l '%s'", fs_kt_bootstrap,
+             keyed_path);
     assert_int_equal(system(cmd), 0);
 
-    char *cfg = stage_config("hopping.yaml", "kc-in", "kc-out", NULL, "g-kc", "json");
-    char *yaml = read_text(cfg);
+    char *cfg = fs_kt_stage_config("hopping.yaml", "kc-in", "kc-out", NULL, "g-kc", "json");
+    char *yaml = fs_kt_read_text(cfg);
     char *want = fs_e2e_replay(yaml, gen);
     fs_e2e_run r;
-    run_until_eof(cfg, "2", &r);
+    fs_kt_run_until_eof(cfg, "2", &r);
     fs_e2e_run_free(&r);
 
     char *out_path = fs_e2e_write_text(".txt", "");
     snprintf(cmd, sizeof cmd, "kcat -C -b '%s' -t kc-out -o beginning -e -q -f '%%k %%s\\n' > '%s'",
-             bootstrap, out_path);
+             fs_kt_bootstrap, out_path);
     assert_int_equal(system(cmd), 0);
-    char *text = read_text(out_path);
+    char *text = fs_kt_read_text(out_path);
     fs_e2e_lines got;
     fs_e2e_split_lines(text, &got);
     char *values = calloc(1, 1);
@@ -1283,7 +852,7 @@ static void test_kcat_interop(void **state)
                  strstr(sp + 1, "\"kind\":\"cohort\"") ? "/cohort/" : "/", start);
         assert_int_equal((size_t)(sp - got.v[i]), strlen(key));
         assert_memory_equal(got.v[i], key, strlen(key)); /* SPEC §4 record keys */
-        append(&values, &values_len, sp + 1, strlen(sp + 1));
+        fs_kt_append(&values, &values_len, sp + 1, strlen(sp + 1));
         free(funnel);
         free(start);
     }
@@ -1328,5 +897,5 @@ int main(void)
         cmocka_set_test_filter(getenv("FS_TEST_FILTER"));
     if (getenv("FS_TEST_SKIP")) /* tests left out (a glob), e.g. by a slow sanitizer run */
         cmocka_set_skip_filter(getenv("FS_TEST_SKIP"));
-    return cmocka_run_group_tests(tests, cluster_up, cluster_down);
+    return cmocka_run_group_tests(tests, fs_kt_cluster_up, fs_kt_cluster_down);
 }
