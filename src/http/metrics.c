@@ -164,6 +164,23 @@ static void merge(fs_buf *out, const fs_metrics_merge *g)
         (double)g->duplicate_windows);
 }
 
+static void faults(fs_buf *out, const fs_metrics_faults *f)
+{
+    one(out, "unkeyed_messages_total", "counter",
+        "Input messages without a key (SPEC 1 asks for the customer_id as key).",
+        (double)f->unkeyed);
+    one(out, "input_offsets_skipped_total", "counter",
+        "Input messages lost to a gap between the position and the log start (retention).",
+        (double)f->offsets_skipped);
+    one(out, "dead_letters_truncated_total", "counter",
+        "Dead letters cut to fit the producer's message.max.bytes.", (double)f->dead_letters_cut);
+    one(out, "input_pauses_total", "counter",
+        "Times the input was paused because the engine was behind.", (double)f->input_pauses);
+    one(out, "input_paused", "gauge", "1 while the input is paused (backpressure).",
+        f->input_paused ? 1 : 0);
+    one(out, "brokers_up", "gauge", "0 while no broker connection is up.", f->brokers_up ? 1 : 0);
+}
+
 void fs_metrics_render(const fs_metrics *m, fs_buf *out)
 {
     const fs_engine_stats *e = &m->engine;
@@ -201,6 +218,7 @@ void fs_metrics_render(const fs_metrics *m, fs_buf *out)
     one(out, "ready", "gauge", "1 when /ready answers 200.", m->ready ? 1 : 0);
     partitions(out, m);
     merge(out, &m->merge);
+    faults(out, &m->faults);
     if (m->latency)
         latency(out, m->latency);
 }

@@ -46,6 +46,16 @@ typedef struct fs_latency_histogram {
 
 void fs_latency_observe(fs_latency_histogram *h, double seconds);
 
+/* Faults the stage rides out (README "Failure behaviour"). */
+typedef struct fs_metrics_faults {
+    uint64_t unkeyed;          /* input messages without a key */
+    uint64_t offsets_skipped;  /* messages lost to a gap in an input log (retention) */
+    uint64_t dead_letters_cut; /* dead letters cut to fit the producer's size limit */
+    uint64_t input_pauses;     /* times the input was paused for the engine to catch up */
+    bool input_paused;
+    bool brokers_up; /* false while no broker connection is up */
+} fs_metrics_faults;
+
 typedef struct fs_metrics {
     fs_engine_stats engine;
     uint64_t consumed, consumed_bytes, records_acked, dead_letters_acked, commits, rebalances;
@@ -58,6 +68,7 @@ typedef struct fs_metrics {
     size_t n_parts;
     const fs_latency_histogram *latency;
     fs_metrics_merge merge;
+    fs_metrics_faults faults;
 } fs_metrics;
 
 void fs_metrics_render(const fs_metrics *m, fs_buf *out);

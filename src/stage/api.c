@@ -91,6 +91,12 @@ static void serve_metrics(void *ctx, const fs_http_request *req, fs_http_respons
                   .duplicate_windows = ms.duplicate_windows,
                   .pending_windows = merging ? ms.pending_windows : 0,
                   .emitted_ms = merging ? ms.emitted : INT64_MIN},
+        .faults = {.unkeyed = s->unkeyed,
+                   .offsets_skipped = s->offsets_skipped,
+                   .dead_letters_cut = atomic_load(&s->dead_letters_cut),
+                   .input_pauses = s->input_pauses,
+                   .input_paused = s->input_paused,
+                   .brokers_up = s->brokers_down_at == 0},
     };
     fs_metrics_render(&m, &res->body);
     res->content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -83,10 +83,28 @@ static void add_partial(fs_stage *s, const rd_kafka_message_t *m)
         publish(s, PUBLISH_MORE);
 }
 
+/* SPEC §1 asks producers to key each message by its customer_id: that is
+ * what keeps a customer's events in one partition, in order. An unkeyed
+ * message is still processed (its event may be perfectly valid), but
+ * counted, and the first one is logged: results then depend on how the
+ * producer spread the customer's events. */
+static void note_unkeyed(fs_stage *s, const rd_kafka_message_t *m)
+{
+    if (!s->unkeyed++)
+        fs_log(FS_LOG_WARN, "input message without a key",
+               "partition=%" PRId32 " offset=%" PRId64
+               " hint=\"key each message by its customer_id (SPEC §1): a customer whose events "
+               "land in several partitions is counted as several; counted as "
+               "funnelstream_unkeyed_messages_total\"",
+               m->partition, m->offset);
+}
+
 static void add_message(fs_stage *s, const rd_kafka_message_t *m)
 {
     fs_part *ps = fs_part_table_at(&s->parts, (uint32_t)m->partition);
     size_t key_len = m->key ? m->key_len : 0, need = m->len + key_len;
+    if (!key_len)
+        note_unkeyed(s, m);
     fs_batch *b = batch_with_room(s, need);
     if (m->len)
         memcpy(b->buf + b->len, m->payload, m->len);

@@ -227,20 +227,39 @@ void fs_deliver_step_from_sink(void *ctx, const fs_step_info *info)
     uv_async_send(&s->wake);
 }
 
+/* A dead letter the producer would refuse (message.max.bytes) is cut to
+ * fit, and its headers say so; one it refuses anyway goes out with its
+ * reason alone. A poison pill must never stop the stage (SPEC §1: processing
+ * goes on), and every rejected message still leaves a trace. */
 void fs_deliver_dead_letter_from_sink(void *ctx, const fs_dead_letter *dl)
 {
     fs_stage *s = ctx;
-    char part[16];
+    char part[16], size[24];
     snprintf(part, sizeof(part), "%" PRIu32, dl->part);
+    snprintf(size, sizeof(size), "%zu", dl->value_len);
     const char *headers[] = {"reason",           fs_reject_name(dl->reason),
                              "source.topic",     s->cfg->input_topic,
-                             "source.partition", part};
-    rd_kafka_resp_err_t err = fs_kafka_produce(
-        s->producer, s->cfg->dead_letter_topic, dl->key, dl->key_len, dl->value, dl->value_len,
-        headers, 3, (void *)(uintptr_t)(s->dead_letters << 1 | TAG_DEAD_LETTER));
+                             "source.partition", part,
+                             "truncated",        "true",
+                             "original.size",    size};
+    size_t key_len = dl->key_len, value_len = dl->value_len, max = s->dead_letter_max;
+    bool cut = key_len + value_len > max;
+    if (cut) {
+        key_len = key_len > max / 2 ? 0 : key_len;
+        value_len = value_len > max - key_len ? max - key_len : value_len;
+    }
+    void *opaque = (void *)(uintptr_t)(s->dead_letters << 1 | TAG_DEAD_LETTER);
+    const char *topic = s->cfg->dead_letter_topic;
+    rd_kafka_resp_err_t err = fs_kafka_produce(s->producer, topic, dl->key, key_len, dl->value,
+                                               value_len, headers, cut ? 5 : 3, opaque);
+    if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+        cut = true;
+        err = fs_kafka_produce(s->producer, topic, NULL, 0, NULL, 0, headers, 5, opaque);
+    }
+    if (cut)
+        atomic_fetch_add_explicit(&s->dead_letters_cut, 1, memory_order_relaxed);
     if (err)
-        inbox_fail(s, "producing a dead letter to %s: %s", s->cfg->dead_letter_topic,
-                   rd_kafka_err2str(err));
+        inbox_fail(s, "producing a dead letter to %s: %s", topic, rd_kafka_err2str(err));
     s->dead_letters++; /* numbered even when it failed: the sink counts every call */
 }
 

@@ -253,6 +253,35 @@ static void init_handles(fs_stage *s)
     fs_xcheck(uv_signal_start(&s->sigterm, on_signal, SIGTERM), "uv_signal_start");
 }
 
+/* A topic the stage writes to must exist: a misspelt name would
+ * otherwise make a new topic (brokers with auto.create.topics.enable) and
+ * the records go where nobody reads. The metadata request names no topic,
+ * so asking creates nothing (state_topic.c). */
+static bool topic_exists(fs_stage *s, const char *field, const char *topic)
+{
+    char err[512];
+    int n = fs_kafka_partition_count(s->producer, topic, STATE_TOPIC_TIMEOUT_MS, err, sizeof err);
+    if (n == FS_TOPIC_MISSING)
+        fs_log(FS_LOG_ERROR, "topic not found",
+               "field=%s topic=%s hint=\"create it first (is the name right?)\"", field, topic);
+    else if (n < 0)
+        fs_log(FS_LOG_ERROR, "cannot read a topic's metadata", "field=%s error=\"%s\"", field, err);
+    return n > 0;
+}
+
+/* Sizes the largest dead letter to what the producer takes, with room for
+ * its headers and the record's framing. */
+static void size_dead_letters(fs_stage *s)
+{
+    char v[32];
+    size_t len = sizeof v;
+    long max = 1000000; /* librdkafka's default message.max.bytes */
+    if (rd_kafka_conf_get(rd_kafka_conf(s->producer), "message.max.bytes", v, &len) ==
+        RD_KAFKA_CONF_OK)
+        max = strtol(v, NULL, 10);
+    s->dead_letter_max = max > 8192 ? (size_t)max - 4096 : 4096;
+}
+
 /* The state topic exists, compacted, with one partition per input
  * partition (state_topic.h); the input topic must exist to say how many. */
 static int ensure_state_topic(fs_stage *s)
@@ -266,8 +295,9 @@ static int ensure_state_topic(fs_stage *s)
     int n = fs_kafka_partition_count(s->producer, s->cfg->input_topic, STATE_TOPIC_TIMEOUT_MS, err,
                                      sizeof err);
     if (n == FS_TOPIC_MISSING) {
-        fs_log(FS_LOG_ERROR, "input topic not found",
-               "topic=%s hint=\"create it first (is the name right?): the state topic needs its "
+        fs_log(FS_LOG_ERROR, "topic not found",
+               "field=input.topic topic=%s hint=\"create it first (is the name right?): the state "
+               "topic needs its "
                "partition count\"",
                s->cfg->input_topic);
         return -1;
@@ -281,6 +311,10 @@ static int ensure_state_topic(fs_stage *s)
         fs_log(FS_LOG_ERROR, "state topic unusable", "error=\"%s\"", err);
         return -1;
     }
+    if (!topic_exists(s, "output.topic", s->cfg->output_topic) ||
+        (s->cfg->dead_letter_topic &&
+         !topic_exists(s, "dead_letter.topic", s->cfg->dead_letter_topic)))
+        return -1;
     s->warm[2] = rd_kafka_topic_new(s->producer, s->state_topic, NULL);
     s->n_input = (uint32_t)n;
     s->partials_index = (uint32_t)n;
@@ -331,12 +365,17 @@ static int open_clients(fs_stage *s)
         fs_log(FS_LOG_ERROR, "cannot create the Kafka clients", "error=\"%s\"", err);
         return -1;
     }
+    if (ensure_state_topic(s) != 0)
+        return -1;
     /* Naming the topics now makes the producer fetch their metadata at once,
-     * instead of delaying the first window's records by a metadata round. */
+     * instead of delaying the first window's records by a metadata round.
+     * Only once they are known to exist: a producer's metadata request for
+     * a topic may create it. */
     s->warm[0] = rd_kafka_topic_new(s->producer, s->cfg->output_topic, NULL);
     if (s->cfg->dead_letter_topic)
         s->warm[1] = rd_kafka_topic_new(s->producer, s->cfg->dead_letter_topic, NULL);
-    if (ensure_state_topic(s) != 0 || start_transactions(s) != 0)
+    size_dead_letters(s);
+    if (start_transactions(s) != 0)
         return -1;
     s->consumer_q = rd_kafka_queue_get_consumer(s->consumer);
     s->producer_q = rd_kafka_queue_get_main(s->producer);
@@ -406,12 +445,15 @@ static void log_summary(fs_stage *s)
         " dead_letters_acked=%" PRIu64 " commits=%" PRIu64 " closes=%" PRIu64
         " close_to_ack_ms_p50=%.1f close_to_ack_ms_p99=%.1f"
         " state_records=%" PRIu64 " checkpoints=%" PRIu64 " restored_keys=%" PRIu64
-        " restore_s=%.3f partials=%" PRIu64 " partial_bytes=%" PRIu64 " partials_consumed=%" PRIu64,
+        " restore_s=%.3f partials=%" PRIu64 " partial_bytes=%" PRIu64 " partials_consumed=%" PRIu64
+        " unkeyed=%" PRIu64 " offsets_skipped=%" PRIu64 " dead_letters_truncated=%" PRIu64
+        " input_pauses=%" PRIu64,
         s->exit_code, s->consumed, st.valid, st.rejected, st.late_events, st.flow_records,
         st.cohort_records, s->acked_records, s->acked_dead_letters, s->commits, s->latency.us.count,
         fs_ack_latency_ms(&s->latency, 0.5), fs_ack_latency_ms(&s->latency, 0.99),
         atomic_load(&s->state_records), s->checkpoints, s->restored_keys, s->restore_seconds,
-        st.partials, st.partial_bytes, s->partials_consumed);
+        st.partials, st.partial_bytes, s->partials_consumed, s->unkeyed, s->offsets_skipped,
+        atomic_load(&s->dead_letters_cut), s->input_pauses);
 }
 
 int fs_stage_run(const fs_stage_opts *opts)

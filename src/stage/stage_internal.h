@@ -115,6 +115,16 @@ typedef struct fs_stage {
     _Atomic uint64_t *state_bytes, *record_bytes;
     const void *input_rkt, *partials_rkt; /* consume.c: the consumer's topic handles, once seen */
 
+    /* Faults ridden out (README "Failure behaviour"), counted for /metrics
+     * and the summary. */
+    uint64_t unkeyed;                  /* consume.c, loop: input messages without a key */
+    uint64_t offsets_skipped;          /* consume.c, loop: messages lost to a gap in a log */
+    _Atomic uint64_t dead_letters_cut; /* deliver.c, sink thread: cut to fit the producer */
+    size_t dead_letter_max; /* stage.c, then read-only: key + value bytes a dead letter may have */
+    bool input_paused;      /* consume.c, loop: the input waits for the engine (backpressure) */
+    uint64_t input_pauses;  /* consume.c, loop */
+    uint64_t brokers_down_at; /* stage.c, loop: uv_now when the last broker went away; 0: up */
+
     /* api.c, loop; the sink thread posts flow records to the board (which
      * locks). */
     fs_http *http;

