@@ -543,6 +543,7 @@ void fs_consume_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        s->ever_assigned = true;
         assigned(s, parts);
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);

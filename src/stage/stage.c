@@ -404,17 +404,36 @@ static void close_fds(int fds[2])
             close(fds[i]);
 }
 
+/* librdkafka 2.0.2's cooperative-sticky assignor aborts the process when a
+ * consumer is destroyed after the group chose the assignor and before the
+ * first assignment arrived (upstream issue 4312, fixed in 2.3.0): a stop
+ * in the first seconds of a member's life. Such a consumer has left the
+ * group already (rd_kafka_consumer_close); it is not destroyed, and the
+ * process ends without it. Once an assignment arrived the state exists and
+ * destroying is safe. */
+static void destroy_consumer(fs_stage *s)
+{
+    if (s->ever_assigned) {
+        rd_kafka_destroy(s->consumer);
+        return;
+    }
+    fs_log(FS_LOG_DEBUG, "consumer left undestroyed",
+           "reason=\"no assignment yet (librdkafka issue 4312)\"");
+}
+
 static void free_stage(fs_stage *s)
 {
-    if (s->consumer_q)
+    if (s->consumer_q) { /* a consumer left alive must not write to a closed (reused) fd */
+        rd_kafka_queue_io_event_enable(s->consumer_q, -1, NULL, 0);
         rd_kafka_queue_destroy(s->consumer_q);
+    }
     if (s->producer_q)
         rd_kafka_queue_destroy(s->producer_q);
     for (int i = 0; i < 3; i++)
         if (s->warm[i])
             rd_kafka_topic_destroy(s->warm[i]);
     if (s->consumer)
-        rd_kafka_destroy(s->consumer);
+        destroy_consumer(s);
     if (s->producer)
         rd_kafka_destroy(s->producer);
     close_fds(s->consumer_pipe);
@@ -438,22 +457,22 @@ static void free_stage(fs_stage *s)
 static void log_summary(fs_stage *s)
 {
     fs_engine_stats st = fs_engine_get_stats(s->engine);
-    fs_log(
-        FS_LOG_INFO, "stage stopped",
-        "exit=%d consumed=%" PRIu64 " valid=%" PRIu64 " rejected=%" PRIu64 " late_events=%" PRIu64
-        " flow_records=%" PRIu64 " cohort_records=%" PRIu64 " records_acked=%" PRIu64
-        " dead_letters_acked=%" PRIu64 " commits=%" PRIu64 " closes=%" PRIu64
-        " close_to_ack_ms_p50=%.1f close_to_ack_ms_p99=%.1f"
-        " state_records=%" PRIu64 " checkpoints=%" PRIu64 " restored_keys=%" PRIu64
-        " restore_s=%.3f partials=%" PRIu64 " partial_bytes=%" PRIu64 " partials_consumed=%" PRIu64
-        " unkeyed=%" PRIu64 " offsets_skipped=%" PRIu64 " dead_letters_truncated=%" PRIu64
-        " input_pauses=%" PRIu64,
-        s->exit_code, s->consumed, st.valid, st.rejected, st.late_events, st.flow_records,
-        st.cohort_records, s->acked_records, s->acked_dead_letters, s->commits, s->latency.us.count,
-        fs_ack_latency_ms(&s->latency, 0.5), fs_ack_latency_ms(&s->latency, 0.99),
-        atomic_load(&s->state_records), s->checkpoints, s->restored_keys, s->restore_seconds,
-        st.partials, st.partial_bytes, s->partials_consumed, s->unkeyed, s->offsets_skipped,
-        atomic_load(&s->dead_letters_cut), s->input_pauses);
+    fs_log(FS_LOG_INFO, "stage stopped",
+           "exit=%d consumed=%" PRIu64 " valid=%" PRIu64 " rejected=%" PRIu64
+           " late_events=%" PRIu64 " flow_records=%" PRIu64 " cohort_records=%" PRIu64
+           " records_acked=%" PRIu64 " dead_letters_acked=%" PRIu64 " commits=%" PRIu64
+           " closes=%" PRIu64 " close_to_ack_ms_p50=%.1f close_to_ack_ms_p99=%.1f"
+           " state_records=%" PRIu64 " checkpoints=%" PRIu64 " restored_keys=%" PRIu64
+           " restore_s=%.3f partials=%" PRIu64 " partial_bytes=%" PRIu64
+           " partials_consumed=%" PRIu64 " unkeyed=%" PRIu64 " offsets_skipped=%" PRIu64
+           " dead_letters_truncated=%" PRIu64 " input_pauses=%" PRIu64,
+           s->exit_code, s->consumed, st.valid, st.rejected, st.late_events, st.flow_records,
+           st.cohort_records, s->acked_records, s->acked_dead_letters, s->commits,
+           s->latency.us.count, fs_ack_latency_ms(&s->latency, 0.5),
+           fs_ack_latency_ms(&s->latency, 0.99), atomic_load(&s->state_records), s->checkpoints,
+           s->restored_keys, s->restore_seconds, st.partials, st.partial_bytes,
+           s->partials_consumed, s->unkeyed, s->offsets_skipped, atomic_load(&s->dead_letters_cut),
+           s->input_pauses);
 }
 
 int fs_stage_run(const fs_stage_opts *opts)

@@ -72,6 +72,7 @@ typedef struct fs_stage {
     /* consume.c, loop (api.c and the logs read them). */
     fs_batch *open; /* the batch being filled, NULL between batches */
     uint64_t consumed, consumed_bytes, first_message_ns, rebalances;
+    bool ever_assigned; /* an assignment arrived: the consumer may be destroyed (stage.c) */
 
     /* deliver.c. */
     fs_inbox in;              /* any thread; acks: n << 1 | tag */

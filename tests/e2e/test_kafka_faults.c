@@ -232,12 +232,47 @@ static void test_unkeyed_messages(void **state)
     free(gen);
 }
 
+/* ---- a stop before the first assignment ------------------------------------- */
+
+enum { API_SYNC_GROUP = 14 };
+
+/* librdkafka 2.0.2's cooperative-sticky assignor aborts when its consumer
+ * is destroyed after the group chose it and before the first assignment
+ * (upstream issue 4312): SIGTERM then ended in exit 134. The mock holds the
+ * SyncGroup answer, so the stop lands in that window every time. */
+static void test_stop_before_assignment(void **state)
+{
+    (void)state;
+    fs_kt_topic("sa-in", 2);
+    fs_kt_topic("sa-out", 1);
+    fs_kt_extra_kafka = "  debug: cgrp\n";
+    char *cfg = fs_kt_stage_config("exclusions.yaml", "sa-in", "sa-out", NULL, "g-sa", "json");
+    fs_kt_extra_kafka = "";
+    assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(
+                         fs_kt_mock, 1, API_SYNC_GROUP, 1, RD_KAFKA_RESP_ERR_NO_ERROR, 20000),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    fs_e2e_bg stage;
+    FS_E2E_BG_START(&stage, "run", "--config", cfg, "--log-level", "debug");
+    assert_true(fs_e2e_bg_await_log(&stage, "assignor run for", FS_KT_DEADLINE_MS));
+    fs_e2e_run r;
+    fs_e2e_bg_finish(&stage, SIGTERM, &r);
+    if (getenv("FS_SHOW"))
+        fprintf(stderr, "%s", r.err);
+    if (r.status != 0)
+        fprintf(stderr, "%s", r.err);
+    assert_int_equal(r.status, 0);
+    assert_contains(r.err, "msg=\"stage stopped\" exit=0", "the summary");
+    fs_e2e_run_free(&r);
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_poison_pill),
         cmocka_unit_test(test_misspelt_topics),
         cmocka_unit_test(test_unkeyed_messages),
+        cmocka_unit_test(test_stop_before_assignment),
     };
     if (getenv("FS_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FS_TEST_FILTER"));
