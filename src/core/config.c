@@ -67,6 +67,7 @@
 #define DEFAULT_WINDOW_MS            MS_PER_M
 #define DEFAULT_IDLE_TIMEOUT_MS      (30 * MS_PER_S)
 #define DEFAULT_COMMIT_INTERVAL_MS   (1 * MS_PER_S)
+#define DEFAULT_BROKER_TIMEOUT_MS    (30 * MS_PER_S)
 #define DEFAULT_CONVERSION_WINDOW_MS (7 * MS_PER_D)
 
 typedef struct cfg_ctx {
@@ -973,6 +974,7 @@ static const cfg_field top_fields[] = {
     {"delivery", parse_delivery, offsetof(fs_config, delivery), false},
     {"state", parse_state, 0, false},
     {"commit_interval", parse_duration, offsetof(fs_config, commit_interval_ms), false},
+    {"broker_timeout", parse_duration, offsetof(fs_config, broker_timeout_ms), false},
     {"http", parse_http, 0, false},
     {"funnels", parse_funnels, 0, true},
 };
@@ -1077,6 +1079,7 @@ fs_config *fs_config_parse(const char *yaml, size_t len, const char *name, char 
     cfg->window_size_ms = DEFAULT_WINDOW_MS;
     cfg->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
     cfg->commit_interval_ms = DEFAULT_COMMIT_INTERVAL_MS;
+    cfg->broker_timeout_ms = DEFAULT_BROKER_TIMEOUT_MS;
     /* libfyaml would stop at a NUL and silently drop the rest of the file */
     if ((nul = memchr(c.src, '\0', c.src_len)) != NULL) {
         fail(&c, (size_t)(nul - c.src), "", "the file contains a NUL byte");

@@ -67,6 +67,9 @@ typedef struct fs_config {
     /* commit_interval (default 1s): how often state and offsets are
      * committed (one transaction each under exactly_once) */
     int64_t commit_interval_ms;
+    /* broker_timeout (default 30s): how long `run` waits for a broker, at
+     * start and once every connection is down, before it exits 1 */
+    int64_t broker_timeout_ms;
     /* kafka: pass-through librdkafka properties, in file order */
     fs_kv *kafka;
     size_t n_kafka;

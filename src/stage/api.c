@@ -1,5 +1,6 @@
 /* api.c -- the stage's HTTP endpoints (api.h). */
 #include "api.h"
+#include "brokers.h"
 
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -103,11 +104,21 @@ static void serve_metrics(void *ctx, const fs_http_request *req, fs_http_respons
     free(parts);
 }
 
+/* Alive, and able to reach a broker: a stage that cannot will fail after
+ * broker_timeout (brokers.h), and an orchestrator should know before. */
 static void serve_health(void *ctx, const fs_http_request *req, fs_http_response *res)
 {
-    (void)ctx;
     (void)req;
-    fs_buf_puts(&res->body, "ok\n");
+    fs_stage *s = ctx;
+    uint64_t down = fs_brokers_down_ms(s);
+    if (!down) {
+        fs_buf_puts(&res->body, "ok\n");
+        return;
+    }
+    char text[120];
+    snprintf(text, sizeof text, "no broker reachable for %" PRIu64 " ms\n", down);
+    res->status = 503;
+    fs_buf_puts(&res->body, text);
 }
 
 static void serve_ready(void *ctx, const fs_http_request *req, fs_http_response *res)

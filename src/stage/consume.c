@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "brokers.h"
 #include "deliver.h"
 #include "dict.h"
 #include "log.h"
@@ -235,6 +236,8 @@ static void on_message(fs_stage *s, const rd_kafka_message_t *m)
     char msg[256];
     snprintf(msg, sizeof(msg), "%s%s%s", rd_kafka_err2str(m->err), m->len ? ": " : "",
              m->len ? (const char *)m->payload : "");
+    if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        fs_brokers_down(s);
     if (m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
         m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
         m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)

@@ -14,8 +14,6 @@
 #include "log.h"
 #include "util.h"
 
-#define FLUSH_TIMEOUT_MS 60000
-
 /* A produced message's opaque, returned with its delivery report: its
  * number among its kind, shifted left, and the kind in the low bit; a
  * superseding state record (fs_deliver_supersede) has a tag of its own. */
@@ -124,7 +122,12 @@ int fs_deliver_partial_from_sink(void *ctx, uint32_t part, const char *key, size
 
 /* ---- exactly_once: one transaction per checkpoint, on the sink thread ------ */
 
-#define TXN_TIMEOUT_MS 60000
+/* A transaction call waits for the broker as long as the stage waits for a
+ * broker anywhere (broker_timeout), so a stop never waits longer on it. */
+static int txn_timeout(const fs_stage *s)
+{
+    return (int)s->cfg->broker_timeout_ms;
+}
 
 /* The offsets of the checkpoint heading batch seq (NULL: none recorded). */
 static rd_kafka_topic_partition_list_t *take_offsets(fs_stage *s, uint64_t seq)
@@ -147,7 +150,7 @@ static rd_kafka_topic_partition_list_t *take_offsets(fs_stage *s, uint64_t seq)
 static bool txn_failed(fs_stage *s, const char *what, rd_kafka_error_t *error)
 {
     if (rd_kafka_error_txn_requires_abort(error)) {
-        rd_kafka_error_t *e2 = rd_kafka_abort_transaction(s->producer, TXN_TIMEOUT_MS);
+        rd_kafka_error_t *e2 = rd_kafka_abort_transaction(s->producer, txn_timeout(s));
         inbox_fail(s,
                    "%s: %s; the transaction was aborted%s: a restart goes on from the last "
                    "committed checkpoint",
@@ -174,12 +177,12 @@ static bool txn_commit(fs_stage *s, rd_kafka_topic_partition_list_t *offsets, bo
     rd_kafka_error_t *error = NULL;
     if (offsets && offsets->cnt > 0) {
         rd_kafka_consumer_group_metadata_t *meta = rd_kafka_consumer_group_metadata(s->consumer);
-        error = rd_kafka_send_offsets_to_transaction(s->producer, offsets, meta, TXN_TIMEOUT_MS);
+        error = rd_kafka_send_offsets_to_transaction(s->producer, offsets, meta, txn_timeout(s));
         rd_kafka_consumer_group_metadata_destroy(meta);
         if (error)
             return txn_failed(s, "sending offsets to the transaction", error);
     }
-    if ((error = rd_kafka_commit_transaction(s->producer, TXN_TIMEOUT_MS)))
+    if ((error = rd_kafka_commit_transaction(s->producer, txn_timeout(s))))
         return txn_failed(s, "committing the transaction", error);
     if (begin_next && (error = rd_kafka_begin_transaction(s->producer)))
         return txn_failed(s, "beginning a transaction", error);
@@ -404,16 +407,4 @@ bool fs_deliver_await_superseded(fs_stage *s, int timeout_ms)
         fs_deliver_read(s);
     }
     return s->exit_code == 0;
-}
-
-bool fs_deliver_flush(fs_stage *s)
-{
-    rd_kafka_resp_err_t err = rd_kafka_flush(s->producer, FLUSH_TIMEOUT_MS);
-    fs_deliver_read(s); /* the acknowledgements the flush delivered */
-    if (err || rd_kafka_outq_len(s->producer) > 0) {
-        fs_log(FS_LOG_ERROR, "producer not flushed", "error=\"%s\" in_flight=%d",
-               rd_kafka_err2str(err), rd_kafka_outq_len(s->producer));
-        return false;
-    }
-    return true;
 }

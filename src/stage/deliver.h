@@ -72,8 +72,5 @@ void fs_deliver_checkpoint(fs_stage *s, uint64_t seq, uint64_t id);
 void fs_deliver_supersede(fs_stage *s, uint32_t part, const char *key, size_t key_len,
                           const char *value, size_t value_len);
 bool fs_deliver_await_superseded(fs_stage *s, int timeout_ms);
-/* At the end: waits for every produced message's report and reads them.
- * False (logged) when some are still unacknowledged. */
-bool fs_deliver_flush(fs_stage *s);
 
 #endif

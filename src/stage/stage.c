@@ -64,16 +64,17 @@
 #include <uv.h>
 
 #include "api.h"
+#include "brokers.h"
 #include "consume.h"
 #include "deliver.h"
 #include "kafka.h"
 #include "log.h"
+#include "shutdown.h"
 #include "stage_internal.h"
 #include "util.h"
 
-#define STATS_EVERY_MS         10000
-#define STATE_TOPIC_TIMEOUT_MS 10000
-#define TXN_INIT_TIMEOUT_MS    30000
+#define STATS_EVERY_MS      10000
+#define TXN_INIT_TIMEOUT_MS 30000
 
 /* ---- the end: flush, commit, leave the group -------------------------------- */
 
@@ -82,38 +83,6 @@ void fs_stage_fail(fs_stage *s, const char *why)
     fs_log(FS_LOG_ERROR, "stage failed: stopping without committing further", "error=\"%s\"", why);
     s->exit_code = 1;
     fs_consume_stop(s, "failure");
-}
-
-static void close_handles(fs_stage *s)
-{
-    fs_api_stop(s);
-    uv_close((uv_handle_t *)&s->consumer_watch, NULL);
-    uv_close((uv_handle_t *)&s->producer_watch, NULL);
-    uv_close((uv_handle_t *)&s->wake, NULL);
-    uv_close((uv_handle_t *)&s->more, NULL);
-    uv_close((uv_handle_t *)&s->idle_timer, NULL);
-    uv_close((uv_handle_t *)&s->commit_timer, NULL);
-    uv_close((uv_handle_t *)&s->stats_timer, NULL);
-    uv_close((uv_handle_t *)&s->sigint, NULL);
-    uv_close((uv_handle_t *)&s->sigterm, NULL);
-}
-
-static void finish(fs_stage *s)
-{
-    s->phase = FS_STAGE_DONE;
-    if (!fs_deliver_flush(s))
-        s->exit_code = 1;
-    if (s->transactional) {
-        /* What is still uncommitted goes (nothing after a clean stop, whose
-         * checkpoint committed); readers of committed data need not wait for
-         * the transaction's timeout. No transaction open: an error to ignore. */
-        rd_kafka_error_t *error = rd_kafka_abort_transaction(s->producer, TXN_INIT_TIMEOUT_MS);
-        if (error)
-            rd_kafka_error_destroy(error);
-    }
-    fs_deliver_commit(s, true, NULL);
-    rd_kafka_consumer_close(s->consumer);
-    close_handles(s);
 }
 
 /* The inbox has news: acknowledgements, finished steps, a failure. Once the
@@ -139,7 +108,7 @@ static void on_wake(uv_async_t *h)
     check_restore(s);
     fs_consume_check_end(s);
     if (s->phase == FS_STAGE_ENDING && s->sink_done)
-        finish(s);
+        fs_shutdown_begin(s);
 }
 
 /* ---- wake-ups: the pipes, the timers, the signals ------------------------- */
@@ -176,6 +145,7 @@ static void on_idle_check(uv_timer_t *h)
 {
     fs_consume(h->data);
     fs_consume_idle_check(h->data);
+    fs_brokers_check(h->data);
 }
 
 /* Every commit_interval: a checkpoint of the state, and the offsets of the
@@ -200,10 +170,17 @@ static void on_stats_tick(uv_timer_t *h)
            fs_ack_latency_ms(&s->latency, 0.5), fs_ack_latency_ms(&s->latency, 0.99));
 }
 
+/* The first signal stops the stage cleanly; one more while it is stopping
+ * (say the broker froze) stops it now (shutdown.h). */
 static void on_signal(uv_signal_t *h, int signum)
 {
     fs_stage *s = h->data;
-    fs_log(FS_LOG_INFO, "signal: stopping", "signal=%d", signum);
+    if (s->phase != FS_STAGE_RUNNING) {
+        fs_shutdown_force(s);
+        return;
+    }
+    fs_log(FS_LOG_INFO, "signal: stopping", "signal=%d hint=\"a second signal stops at once\"",
+           signum);
     fs_consume_stop(s, "signal");
 }
 
@@ -233,12 +210,13 @@ static void init_handles(fs_stage *s)
     fs_xcheck(uv_timer_init(&s->loop, &s->idle_timer), "uv_timer_init");
     fs_xcheck(uv_timer_init(&s->loop, &s->commit_timer), "uv_timer_init");
     fs_xcheck(uv_timer_init(&s->loop, &s->stats_timer), "uv_timer_init");
+    fs_xcheck(uv_timer_init(&s->loop, &s->end_timer), "uv_timer_init");
     fs_xcheck(uv_signal_init(&s->loop, &s->sigint), "uv_signal_init");
     fs_xcheck(uv_signal_init(&s->loop, &s->sigterm), "uv_signal_init");
     uv_handle_t *hs[] = {(uv_handle_t *)&s->wake,        (uv_handle_t *)&s->more,
                          (uv_handle_t *)&s->idle_timer,  (uv_handle_t *)&s->commit_timer,
                          (uv_handle_t *)&s->stats_timer, (uv_handle_t *)&s->sigint,
-                         (uv_handle_t *)&s->sigterm};
+                         (uv_handle_t *)&s->sigterm,     (uv_handle_t *)&s->end_timer};
     for (size_t i = 0; i < sizeof(hs) / sizeof(*hs); i++)
         hs[i]->data = s;
     uint64_t idle_every = (uint64_t)s->cfg->idle_timeout_ms / 4;
@@ -260,7 +238,8 @@ static void init_handles(fs_stage *s)
 static bool topic_exists(fs_stage *s, const char *field, const char *topic)
 {
     char err[512];
-    int n = fs_kafka_partition_count(s->producer, topic, STATE_TOPIC_TIMEOUT_MS, err, sizeof err);
+    int n = fs_kafka_partition_count(s->producer, topic, (int)s->cfg->broker_timeout_ms, err,
+                                     sizeof err);
     if (n == FS_TOPIC_MISSING)
         fs_log(FS_LOG_ERROR, "topic not found",
                "field=%s topic=%s hint=\"create it first (is the name right?)\"", field, topic);
@@ -292,8 +271,8 @@ static int ensure_state_topic(fs_stage *s)
         fs_log(FS_LOG_ERROR, "bad state topic name", "error=\"%s\"", err);
         return -1;
     }
-    int n = fs_kafka_partition_count(s->producer, s->cfg->input_topic, STATE_TOPIC_TIMEOUT_MS, err,
-                                     sizeof err);
+    int n = fs_kafka_partition_count(s->producer, s->cfg->input_topic,
+                                     (int)s->cfg->broker_timeout_ms, err, sizeof err);
     if (n == FS_TOPIC_MISSING) {
         fs_log(FS_LOG_ERROR, "topic not found",
                "field=input.topic topic=%s hint=\"create it first (is the name right?): the state "
@@ -303,10 +282,14 @@ static int ensure_state_topic(fs_stage *s)
         return -1;
     }
     if (n < 0) {
-        fs_log(FS_LOG_ERROR, "cannot read the input topic's metadata", "error=\"%s\"", err);
+        const char *servers = fs_kafka_user_property(s->cfg, "bootstrap.servers");
+        fs_log(FS_LOG_ERROR, "no broker answered: cannot read the input topic's metadata",
+               "error=\"%s\" bootstrap.servers=%s broker_timeout_ms=%" PRId64
+               " hint=\"is a broker reachable there? (broker_timeout sets the wait)\"",
+               err, servers ? servers : "-", s->cfg->broker_timeout_ms);
         return -1;
     }
-    if (fs_state_topic_ensure(s->producer, s->state_topic, n, STATE_TOPIC_TIMEOUT_MS, err,
+    if (fs_state_topic_ensure(s->producer, s->state_topic, n, (int)s->cfg->broker_timeout_ms, err,
                               sizeof err) != 0) {
         fs_log(FS_LOG_ERROR, "state topic unusable", "error=\"%s\"", err);
         return -1;
@@ -322,8 +305,8 @@ static int ensure_state_topic(fs_stage *s)
     s->record_bytes = fs_xcalloc((size_t)n + 1, sizeof(*s->record_bytes));
     if (fs_partials_topic_name(s->cfg, s->partials_topic, sizeof s->partials_topic, err,
                                sizeof err) != 0 ||
-        fs_partials_topic_ensure(s->producer, s->partials_topic, STATE_TOPIC_TIMEOUT_MS, err,
-                                 sizeof err) != 0) {
+        fs_partials_topic_ensure(s->producer, s->partials_topic, (int)s->cfg->broker_timeout_ms,
+                                 err, sizeof err) != 0) {
         fs_log(FS_LOG_ERROR, "partials topic unusable", "error=\"%s\"", err);
         return -1;
     }

@@ -27,6 +27,9 @@
 #include "latency.h"
 #include "part_table.h"
 
+/* shutdown.c's steps of the end. */
+typedef enum fs_end_step { FS_END_NONE, FS_END_DRAIN, FS_END_LEAVE, FS_END_CLOSED } fs_end_step;
+
 typedef enum fs_stage_phase {
     FS_STAGE_RUNNING, /* consuming */
     FS_STAGE_ENDING,  /* input ended (consume.c): waiting for the sink's last step */
@@ -58,7 +61,7 @@ typedef struct fs_stage {
     int consumer_pipe[2], producer_pipe[2];
     uv_async_t wake;
     uv_idle_t more; /* consume again next iteration: the queue was not drained */
-    uv_timer_t idle_timer, commit_timer, stats_timer;
+    uv_timer_t idle_timer, commit_timer, stats_timer; /* end_timer: shutdown.c */
     uv_signal_t sigint, sigterm;
     rd_kafka_queue_t *consumer_q, *producer_q;
     rd_kafka_topic_t *warm[3]; /* output, dead-letter and state topics, known from the start */
@@ -124,7 +127,16 @@ typedef struct fs_stage {
     size_t dead_letter_max; /* stage.c, then read-only: key + value bytes a dead letter may have */
     bool input_paused;      /* consume.c, loop: the input waits for the engine (backpressure) */
     uint64_t input_pauses;  /* consume.c, loop */
-    uint64_t brokers_down_at; /* stage.c, loop: uv_now when the last broker went away; 0: up */
+    uint64_t brokers_down_at; /* brokers.c, loop: uv_now when the outage began; 0: up */
+    bool probing;             /* brokers.c, loop: a probe is on the threadpool */
+    uint64_t last_probe_at;   /* brokers.c, loop: uv_now of the last probe */
+
+    /* shutdown.c, loop: the end, step by step (end_timer drives it). */
+    uv_timer_t end_timer;
+    fs_end_step end_step;
+    uint64_t end_deadline;     /* uv_now by which the current step gives up */
+    rd_kafka_queue_t *close_q; /* the consumer's close events (step LEAVE) */
+    bool forced;               /* a second signal: no waiting for the broker */
 
     /* api.c, loop; the sink thread posts flow records to the board (which
      * locks). */

@@ -266,13 +266,137 @@ static void test_stop_before_assignment(void **state)
     free(cfg);
 }
 
+/* ---- brokers that do not answer --------------------------------------------- */
+
+/* A stage config (path) whose kafka: section points at `servers` and
+ * that waits broker_timeout for a broker. */
+static char *config_with(const char *in, const char *out, const char *group, const char *servers,
+                         const char *broker_timeout)
+{
+    char *cfg = fs_kt_stage_config("exclusions.yaml", in, out, NULL, group, "json");
+    char *yaml = fs_kt_read_text(cfg);
+    char *at = strstr(yaml, fs_kt_bootstrap);
+    assert_non_null(at);
+    size_t cap = strlen(yaml) + 256;
+    char *text = malloc(cap);
+    snprintf(text, cap, "broker_timeout: %s\n%.*s%s%s", broker_timeout, (int)(at - yaml), yaml,
+             servers, at + strlen(fs_kt_bootstrap));
+    char *path = fs_e2e_write_text(".yaml", text);
+    free(text);
+    free(yaml);
+    free(cfg);
+    return path;
+}
+
+/* Nothing listens at the bootstrap address: the stage gives up after
+ * broker_timeout, saying where it looked. */
+static void test_unreachable_broker(void **state)
+{
+    (void)state;
+    fs_kt_topic("ub-in", 1);
+    fs_kt_topic("ub-out", 1);
+    char *cfg = config_with("ub-in", "ub-out", "g-ub", "127.0.0.1:1", "1s");
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "run", "--config", cfg, "--until-eof");
+    assert_int_equal(r.status, 1);
+    assert_contains(r.err, "msg=\"no broker answered", "the error says why");
+    assert_contains(r.err, "bootstrap.servers=127.0.0.1:1 broker_timeout_ms=1000", "and where");
+    fs_e2e_run_free(&r);
+    free(cfg);
+}
+
+/* An HTTP GET of path on the stage: the status code. */
+static int http_status(int port, const char *path)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d%s", port,
+             path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    int code = 0;
+    assert_int_equal(fscanf(p, "%d", &code), 1);
+    pclose(p);
+    return code;
+}
+
+/* The broker goes away mid-run and stays away: /health says so, and after
+ * broker_timeout the stage exits 1 saying why (before: up for good, /health
+ * 200). at_least_once: no transaction fails first. */
+static void test_broker_gone_for_good(void **state)
+{
+    (void)state;
+    fs_kt_topic("bg-in", 2);
+    fs_kt_topic("bg-out", 1);
+    fs_kt_extra_kafka = fs_kt_short_session;
+    char *cfg =
+        config_with("bg-in", "bg-out", "g-bg", fs_kt_bootstrap, "3s\ndelivery: at_least_once");
+    fs_kt_extra_kafka = "";
+    fs_e2e_bg stage;
+    FS_E2E_BG_START(&stage, "run", "--config", cfg);
+    assert_true(fs_e2e_bg_await_log(&stage, "msg=\"partition assigned\"", FS_KT_DEADLINE_MS));
+    int port = fs_kt_http_port(&stage);
+    assert_int_equal(http_status(port, "/health"), 200);
+    assert_int_equal(rd_kafka_mock_broker_set_down(fs_kt_mock, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    bool noticed = fs_e2e_bg_await_log(&stage, "msg=\"every broker is down\"", 30000);
+    int health = noticed ? http_status(port, "/health") : 0;
+    bool gave_up = fs_e2e_bg_await_log(&stage, "no broker reachable for", 30000) &&
+                   fs_e2e_bg_await_log(&stage, "msg=\"stage stopped\"", 30000);
+    fs_e2e_run r;
+    fs_e2e_bg_finish(&stage, gave_up ? 0 : SIGKILL, &r);
+    assert_int_equal(rd_kafka_mock_broker_set_up(fs_kt_mock, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    if (getenv("FS_SHOW"))
+        fprintf(stderr, "%s", r.err);
+    assert_true(noticed);
+    assert_int_equal(health, 503);
+    assert_true(gave_up);
+    assert_int_equal(r.status, 1);
+    fs_e2e_run_free(&r);
+    free(cfg);
+}
+
+/* The broker freezes (answers nothing) while the stage stops: the first
+ * SIGTERM waits for the producer, a second one stops at once with exit 1,
+ * saying what was not flushed (before: no effect, up to a minute in
+ * rd_kafka_flush). */
+static void test_second_signal(void **state)
+{
+    (void)state;
+    fs_kt_topic("ss-in", 2);
+    fs_kt_topic("ss-out", 1);
+    char *events = fs_kt_generated(4000, 300, "17", "40", "0");
+    assert_int_equal(fs_kt_produce_file("ss-in", events), 4000);
+    fs_kt_extra_kafka = "  debug: cgrp\n";
+    char *cfg = fs_kt_stage_config("exclusions.yaml", "ss-in", "ss-out", NULL, "g-ss", "msgpack");
+    fs_kt_extra_kafka = "";
+    fs_e2e_bg stage;
+    FS_E2E_BG_START(&stage, "run", "--config", cfg, "--log-level", "debug");
+    fs_kt_await_commit("g-ss", "ss-in", 2, "ss-out");
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(fs_kt_mock, 1, 600000),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    kill(stage.pid, SIGTERM);
+    bool stopping = fs_e2e_bg_await_log(&stage, "msg=\"signal: stopping\"", FS_KT_DEADLINE_MS);
+    fs_e2e_run r;
+    fs_e2e_bg_finish(&stage, SIGTERM, &r);
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(fs_kt_mock, 1, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+    if (getenv("FS_SHOW"))
+        fprintf(stderr, "%s", r.err);
+    assert_true(stopping);
+    assert_int_equal(r.status, 1);
+    assert_contains(r.err, "msg=\"second signal: stopping now", "the second signal is heard");
+    assert_contains(r.err, "records_unacked=", "it says what was not flushed");
+    assert_contains(r.err, "facility=LEAVE", "it leaves the group (the next member need not wait)");
+    fs_e2e_run_free(&r);
+    free(cfg);
+    free(events);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_poison_pill),
-        cmocka_unit_test(test_misspelt_topics),
-        cmocka_unit_test(test_unkeyed_messages),
-        cmocka_unit_test(test_stop_before_assignment),
+        cmocka_unit_test(test_poison_pill),        cmocka_unit_test(test_misspelt_topics),
+        cmocka_unit_test(test_unkeyed_messages),   cmocka_unit_test(test_stop_before_assignment),
+        cmocka_unit_test(test_unreachable_broker), cmocka_unit_test(test_broker_gone_for_good),
+        cmocka_unit_test(test_second_signal),
     };
     if (getenv("FS_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FS_TEST_FILTER"));

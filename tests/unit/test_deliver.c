@@ -91,6 +91,7 @@ static int setup(void **state)
     s->cfg = f->cfg;
     s->phase = FS_STAGE_RUNNING;
     s->n_input = s->partials_index = 2; /* the broker's partitions; then the partials' */
+    s->dead_letter_max = 1 << 20;
     snprintf(s->partials_topic, sizeof s->partials_topic, "test%d-partials", group);
     fs_inbox_init(&s->in);
     fs_ack_latency_init(&s->latency);
@@ -164,12 +165,32 @@ static void test_produce_and_acknowledge(void **state)
     step(s, 0, 2, true, false);
     assert_false(s->sink_done); /* nothing is read before the loop reads */
 
-    assert_true(fs_deliver_flush(s));
+    assert_int_equal(rd_kafka_flush(s->producer, WAIT_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+    fs_deliver_read(s); /* the acknowledgements the flush delivered */
     assert_int_equal(s->acked_records, 5);
     assert_int_equal(s->acked_dead_letters, 2);
     assert_int_equal(fs_commit_records_acked(s->plan), 5);
     assert_true(s->sink_done);
     assert_int_equal(s->latency.us.count, 1); /* the step waited for 5 records */
+    assert_int_equal(s->exit_code, 0);
+}
+
+/* A dead letter larger than the producer takes is cut to fit and still
+ * acknowledged; one that fits is left whole. */
+static void test_dead_letter_cut_to_fit(void **state)
+{
+    fixture *f = *state;
+    fs_stage *s = &f->s;
+    s->dead_letter_max = 100;
+    char big[301];
+    memset(big, 'x', 300);
+    big[300] = '\0';
+    dead_letter(s, big);
+    dead_letter(s, "small");
+    assert_int_equal(rd_kafka_flush(s->producer, WAIT_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+    fs_deliver_read(s);
+    assert_int_equal(s->acked_dead_letters, 2);
+    assert_int_equal(atomic_load(&s->dead_letters_cut), 1);
     assert_int_equal(s->exit_code, 0);
 }
 
@@ -342,6 +363,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_produce_and_acknowledge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_letter_cut_to_fit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_assigned_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_names_every_checkpoint, setup, teardown),
