@@ -12,7 +12,8 @@
  *     collected instead of printed; the first one becomes our one-line
  *     "yaml syntax error". The whole stream is parsed, so a second document or
  *     a syntax error after the first document is reported too, not ignored;
- *     a NUL byte (where libfyaml would quietly stop) is rejected up front.
+ *     a NUL byte or a byte that is not UTF-8 (where libfyaml would quietly
+ *     stop) is rejected up front.
  *
  *  2. A schema walk turns the tree into an fs_config. Every mapping of the
  *     schema is a table of known keys (cfg_field) and goes through
@@ -44,6 +45,7 @@
  */
 #include "config.h"
 #include "dict.h"
+#include "utf8.h"
 #include "util.h"
 
 #include <assert.h>
@@ -1273,6 +1275,7 @@ fs_config *fs_config_parse(const char *yaml, size_t len, const char *name, char 
     fs_config *cfg = calloc(1, sizeof *cfg);
     struct fy_node *root;
     const char *nul;
+    size_t bad;
     int rc = -1;
 
     set_error(err, err_len, "%s", "");
@@ -1288,6 +1291,12 @@ fs_config *fs_config_parse(const char *yaml, size_t len, const char *name, char 
     /* libfyaml would stop at a NUL and silently drop the rest of the file */
     if ((nul = memchr(c.src, '\0', c.src_len)) != NULL) {
         fail(&c, (size_t)(nul - c.src), "", "the file contains a NUL byte");
+        goto out;
+    }
+    /* libfyaml stops quietly at a byte that is not UTF-8, dropping the rest
+     * of the file, and loops for ever on one in a directive ("%\xb3") */
+    if ((bad = fs_utf8_valid_len(c.src, c.src_len)) != c.src_len) {
+        fail(&c, bad, "", "the file is not valid UTF-8 (byte 0x%02x)", (unsigned char)c.src[bad]);
         goto out;
     }
     if (c.src_len > MAX_FILE_BYTES) {

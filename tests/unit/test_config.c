@@ -751,6 +751,16 @@ static void test_yaml_level(void **state)
     char err[ERR_LEN];
     assert_null(fs_config_parse(with_nul, sizeof with_nul - 1, "cfg.yaml", err, sizeof err));
     assert_string_equal(err, "cfg.yaml:2:1: config: the file contains a NUL byte");
+
+    /* nor a byte that is not UTF-8, where libfyaml stops as quietly */
+    expect_error(MIN_FUNNELS "\xff\nthreads: x\n",
+                 "cfg.yaml:6:1: config: the file is not valid UTF-8 (byte 0xff)");
+    expect_error("funnels: [caf\xc3\xa9, caf\xe9]\n",
+                 "cfg.yaml:1:20: config: the file is not valid UTF-8 (byte 0xe9)");
+    /* in a directive, libfyaml 0.7 looped for ever (found by fuzz_config) */
+    expect_error("%\xb3", "cfg.yaml:1:2: config: the file is not valid UTF-8 (byte 0xb3)");
+    expect_error("%YAML\xe9 1.2\n---\n" MIN_FUNNELS, "cfg.yaml:1:6: config: the file is not "
+                                                     "valid UTF-8");
 }
 
 static void test_anchors(void **state)
