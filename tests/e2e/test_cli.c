@@ -219,9 +219,10 @@ static void test_config_bounds(void **state)
                        5, "alias '*d' expands the config to more than 50000 YAML nodes");
 }
 
-/* A kafka: property librdkafka refuses is a config error of `run`: exit 2,
- * the property named, before any client starts (it was exit 1, from the
- * consumer's creation). The broker address is never dialled. */
+/* A kafka: property librdkafka refuses is a config error of `run` (and of
+ * `demo --config`): exit 2, the property named, before any client starts
+ * (it was exit 1, from the consumer's creation). The broker address is
+ * never dialled. */
 static void test_run_bad_kafka_property(void **state)
 {
     (void)state;
@@ -242,6 +243,11 @@ static void test_run_bad_kafka_property(void **state)
         assert_contains(r.err, cfg_path, "stderr");
         assert_contains(r.err, bad[i][1], "stderr");
         assert_string_equal(r.out, "");
+        fs_e2e_run_free(&r);
+        /* demo --config too, before its broker starts */
+        FS_E2E_EXEC(&r, NULL, 0, "demo", "--config", cfg_path);
+        assert_status(&r, 2);
+        assert_contains(r.err, bad[i][1], "stderr");
         fs_e2e_run_free(&r);
         free(cfg_path);
     }
