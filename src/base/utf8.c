@@ -45,7 +45,7 @@ static size_t sequence_len(const unsigned char *p, size_t n)
     return len;
 }
 
-bool fs_utf8_valid(const char *s, size_t len)
+size_t fs_utf8_valid_len(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
@@ -64,10 +64,15 @@ bool fs_utf8_valid(const char *s, size_t len)
         }
         size_t n = sequence_len(p + i, len - i);
         if (!n)
-            return false;
+            return i;
         i += n;
     }
-    return true;
+    return len;
+}
+
+bool fs_utf8_valid(const char *s, size_t len)
+{
+    return fs_utf8_valid_len(s, len) == len;
 }
 
 size_t fs_utf8_put(char *out, uint32_t cp)

@@ -44,6 +44,7 @@
 #include "config.h"
 #include "dev_broker.h"
 #include "embedded.h"
+#include "kafka.h"
 #include "log.h"
 #include "stage.h"
 #include "util.h"
@@ -330,6 +331,11 @@ int fs_cmd_demo(int argc, char **argv)
     fs_config *cfg = demo_config(&a, err, sizeof err);
     if (!cfg) {
         fprintf(stderr, "funnelstream demo: %s\n", err);
+        return 2;
+    }
+    if (fs_kafka_check_config(cfg, err, sizeof err) < 0) { /* a config error too, as in run */
+        fprintf(stderr, "funnelstream demo: %s: %s\n", cfg->path, err);
+        fs_config_free(cfg);
         return 2;
     }
     fs_dev_broker *broker = fs_dev_broker_start(cfg, (int)a.partitions, 1, err, sizeof err);

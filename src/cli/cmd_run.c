@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "config.h"
+#include "kafka.h"
 #include "stage.h"
 
 static const char usage[] =
@@ -73,6 +74,13 @@ int fs_cmd_run(int argc, char **argv)
     fs_config *cfg = fs_config_load(config, err, sizeof(err));
     if (!cfg) {
         fprintf(stderr, "funnelstream run: %s\n", err);
+        return 2;
+    }
+    /* a property librdkafka refuses is a config error too (exit 2), found
+     * before any client, thread or socket starts */
+    if (fs_kafka_check_config(cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "funnelstream run: %s: %s\n", cfg->path, err);
+        fs_config_free(cfg);
         return 2;
     }
     fs_stage_opts so = {.cfg = cfg, .threads = (uint32_t)threads, .until_eof = until_eof};

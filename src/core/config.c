@@ -1,13 +1,19 @@
 /* config.c -- the YAML configuration (SPEC §6): text -> validated fs_config.
  *
- * Loading has three steps.
+ * Loading has four steps.
+ *
+ *  0. The text is read once as a stream of parser events to check its size
+ *     against FS_CONFIG_MAX_* (config.h): nodes with aliases expanded, keys
+ *     per mapping, nesting. Building the document is what costs memory and
+ *     time, so nothing is built until the bounds hold (see yaml_scan).
  *
  *  1. libfyaml parses the text into a document tree: anchors, aliases and merge
  *     keys are resolved, duplicate keys are rejected. Its diagnostics are
  *     collected instead of printed; the first one becomes our one-line
  *     "yaml syntax error". The whole stream is parsed, so a second document or
  *     a syntax error after the first document is reported too, not ignored;
- *     a NUL byte (where libfyaml would quietly stop) is rejected up front.
+ *     a NUL byte or a byte that is not UTF-8 (where libfyaml would quietly
+ *     stop) is rejected up front.
  *
  *  2. A schema walk turns the tree into an fs_config. Every mapping of the
  *     schema is a table of known keys (cfg_field) and goes through
@@ -38,8 +44,11 @@
  * abandoned half-way through validation.
  */
 #include "config.h"
+#include "dict.h"
+#include "utf8.h"
 #include "util.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <libfyaml.h>
 #include <stdarg.h>
@@ -51,9 +60,9 @@
 
 #define NO_POS         SIZE_MAX
 #define PATH_LEN       256
-#define MAX_FILE_BYTES (16u << 20) /* a config is small; refuse to slurp anything huge */
-#define MAX_NAME_LEN   64          /* funnel names (they appear in Kafka keys) */
-#define MAX_TOPIC_LEN  249         /* Kafka's own limit */
+#define MAX_FILE_BYTES FS_CONFIG_MAX_BYTES
+#define MAX_NAME_LEN   64  /* funnel names (they appear in Kafka keys) */
+#define MAX_TOPIC_LEN  249 /* Kafka's own limit */
 #define MAX_THREADS    1024
 
 #define MS_PER_S INT64_C(1000)
@@ -379,6 +388,9 @@ static int scalar_text(cfg_ctx *c, struct fy_node *n, size_t pos, const char *pa
     *s = fy_node_get_scalar(n, len);
     if (*s == NULL)
         return fail(c, pos, path, "cannot read the scalar");
+    /* an escaped "\0" would silently cut the C string we copy it into */
+    if (memchr(*s, '\0', *len) != NULL)
+        return fail(c, pos, path, "a NUL character (\\0) is not allowed");
     return 0;
 }
 
@@ -979,13 +991,7 @@ static const cfg_field top_fields[] = {
     {"funnels", parse_funnels, 0, true},
 };
 
-/* ---- the YAML stream --------------------------------------------------- */
-
-typedef struct yaml_doc {
-    struct fy_diag *diag;
-    struct fy_parser *parser;
-    struct fy_document *doc;
-} yaml_doc;
+/* ---- bounds, checked on the event stream ------------------------------- */
 
 static void discard_output(struct fy_diag *diag, void *user, const char *buf, size_t len)
 {
@@ -994,6 +1000,216 @@ static void discard_output(struct fy_diag *diag, void *user, const char *buf, si
     (void)buf;
     (void)len;
 }
+
+/* A diagnostics sink that prints nothing and keeps the errors for us. */
+static struct fy_diag *quiet_diag(void)
+{
+    struct fy_diag_cfg dcfg;
+    struct fy_diag *d;
+
+    fy_diag_cfg_default(&dcfg);
+    dcfg.fp = NULL;
+    dcfg.output_fn = discard_output;
+    dcfg.colorize = false;
+    if ((d = fy_diag_create(&dcfg)) != NULL)
+        fy_diag_set_collect_errors(d, true);
+    return d;
+}
+
+/* libfyaml builds the document with every alias copied out in full, and
+ * checks the keys of a mapping in time quadratic in their number; a few
+ * hundred bytes of nested aliases ("billion laughs") would take gigabytes,
+ * and 10k keys a minute. So the stream is first read as parser events, which
+ * costs time linear in the text and memory in its nesting, and the document
+ * is built only when the expanded document is known to be small. The scan
+ * counts nodes as the document would hold them: an alias counts as the
+ * whole node its anchor names (the size recorded when that node ended), a
+ * merge key's alias included. Syntax errors end the scan quietly: the
+ * document load that follows reports them, with libfyaml's message. */
+
+#define ANCHOR_OPEN UINT64_MAX /* the anchored node has not ended yet */
+
+typedef struct scan_level {
+    uint64_t first;  /* the node count before this collection */
+    uint32_t anchor; /* its anchor's id, or UINT32_MAX */
+    bool mapping;
+    size_t items; /* keys and values so far, when a mapping */
+} scan_level;
+
+typedef struct scan {
+    cfg_ctx *c;
+    fs_dict anchors; /* anchor name -> id, an index into sizes */
+    uint64_t *sizes; /* nodes an alias to the anchor stands for; ANCHOR_OPEN */
+    size_t n_sizes;
+    uint64_t nodes; /* in the document so far, aliases expanded */
+    scan_level stack[FS_CONFIG_MAX_DEPTH];
+    size_t depth;
+} scan;
+
+static size_t token_pos(struct fy_token *t)
+{
+    const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
+    return m ? m->input_pos : NO_POS;
+}
+
+/* Registers the anchor of a node that starts now; UINT32_MAX when none. */
+static uint32_t scan_anchor(scan *s, struct fy_token *anchor)
+{
+    size_t len;
+    const char *name = anchor ? fy_token_get_text(anchor, &len) : NULL;
+    uint32_t id;
+
+    if (name == NULL)
+        return UINT32_MAX;
+    id = fs_dict_intern(&s->anchors, name, len);
+    if (id >= s->n_sizes) {
+        s->sizes = fs_xrealloc(s->sizes, (id + 1) * sizeof *s->sizes);
+        s->n_sizes = id + 1;
+    }
+    s->sizes[id] = ANCHOR_OPEN; /* a redefinition replaces the earlier node */
+    return id;
+}
+
+/* A node of `count` nodes starts at pos: in its parent's keys, and in the total. */
+static int scan_node(scan *s, size_t pos, uint64_t count)
+{
+    scan_level *top = s->depth ? &s->stack[s->depth - 1] : NULL;
+
+    if (top && top->mapping && top->items++ % 2 == 0 && top->items / 2 + 1 > FS_CONFIG_MAX_MAP_KEYS)
+        return fail(s->c, pos, "", "a mapping has more than %d keys", FS_CONFIG_MAX_MAP_KEYS);
+    if (count > FS_CONFIG_MAX_NODES - s->nodes)
+        return -1; /* the caller names what grew too big */
+    s->nodes += count;
+    return 0;
+}
+
+static int scan_too_many(scan *s, size_t pos)
+{
+    if (s->c->err && s->c->err[0])
+        return -1; /* scan_node already said why */
+    return fail(s->c, pos, "", "the config has more than %d YAML nodes", FS_CONFIG_MAX_NODES);
+}
+
+static int scan_alias(scan *s, struct fy_token *alias)
+{
+    size_t len, pos = token_pos(alias);
+    const char *name = fy_token_get_text(alias, &len);
+    uint32_t id = name ? fs_dict_find(&s->anchors, name, len) : UINT32_MAX;
+    char buf[64];
+
+    if (pos != NO_POS && pos > 0 && pos <= s->c->src_len && s->c->src[pos - 1] == '*')
+        pos--;
+    if (id == UINT32_MAX)
+        return 1; /* undefined: the document load reports it */
+    shorten(buf, sizeof buf, name, len);
+    if (s->sizes[id] == ANCHOR_OPEN)
+        return fail(s->c, pos, "", "alias '*%s' refers to a node that contains it", buf);
+    if (scan_node(s, pos, s->sizes[id]) < 0)
+        return s->c->err && s->c->err[0]
+                   ? -1
+                   : fail(s->c, pos, "",
+                          "alias '*%s' expands the config to more than %d YAML nodes "
+                          "(aliases must not multiply the document)",
+                          buf, FS_CONFIG_MAX_NODES);
+    return 0;
+}
+
+static int scan_start(scan *s, struct fy_token *anchor, struct fy_token *start, bool mapping,
+                      size_t pos)
+{
+    uint32_t id;
+
+    if (start)
+        pos = token_pos(start);
+    if (scan_node(s, pos, 1) < 0)
+        return scan_too_many(s, pos);
+    if (s->depth == FS_CONFIG_MAX_DEPTH)
+        return fail(s->c, pos, "", "mappings and sequences are nested more than %d deep",
+                    FS_CONFIG_MAX_DEPTH);
+    id = scan_anchor(s, anchor);
+    s->stack[s->depth++] = (scan_level){s->nodes - 1, id, mapping, 0};
+    return 0;
+}
+
+static void scan_end(scan *s)
+{
+    scan_level *top;
+
+    assert(s->depth > 0); /* the parser balances starts and ends */
+    top = &s->stack[--s->depth];
+    if (top->anchor != UINT32_MAX)
+        s->sizes[top->anchor] = s->nodes - top->first;
+}
+
+/* One event: 0 to go on, 1 to stop quietly, -1 with a message. */
+static int scan_event(scan *s, struct fy_event *e)
+{
+    size_t pos;
+    uint32_t id;
+
+    switch (e->type) {
+    case FYET_SCALAR:
+        pos = token_pos(e->scalar.value);
+        id = scan_anchor(s, e->scalar.anchor);
+        if (scan_node(s, pos, 1) < 0)
+            return scan_too_many(s, pos);
+        if (id != UINT32_MAX)
+            s->sizes[id] = 1;
+        return 0;
+    case FYET_ALIAS:
+        return scan_alias(s, e->alias.anchor);
+    case FYET_MAPPING_START:
+        return scan_start(s, e->mapping_start.anchor, e->mapping_start.mapping_start, true,
+                          token_pos(e->mapping_start.anchor));
+    case FYET_SEQUENCE_START:
+        return scan_start(s, e->sequence_start.anchor, e->sequence_start.sequence_start, false,
+                          token_pos(e->sequence_start.anchor));
+    case FYET_MAPPING_END:
+    case FYET_SEQUENCE_END:
+        scan_end(s);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static int yaml_scan(cfg_ctx *c)
+{
+    struct fy_parse_cfg pcfg = {0};
+    struct fy_parser *p = NULL;
+    struct fy_event *e;
+    scan s = {.c = c};
+    int rc = 0;
+
+    fs_dict_init(&s.anchors);
+    pcfg.flags = FYPCF_QUIET;
+    pcfg.diag = quiet_diag();
+    if (pcfg.diag == NULL || (p = fy_parser_create(&pcfg)) == NULL ||
+        fy_parser_set_string(p, c->src, c->src_len) != 0) {
+        rc = fail(c, NO_POS, "", "cannot start the YAML parser");
+        goto out;
+    }
+    while (rc == 0 && (e = fy_parser_parse(p)) != NULL) {
+        rc = scan_event(&s, e);
+        fy_parser_event_free(p, e);
+    }
+out:
+    if (p)
+        fy_parser_destroy(p);
+    if (pcfg.diag)
+        fy_diag_destroy(pcfg.diag);
+    fs_dict_free(&s.anchors);
+    free(s.sizes);
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---- the YAML stream --------------------------------------------------- */
+
+typedef struct yaml_doc {
+    struct fy_diag *diag;
+    struct fy_parser *parser;
+    struct fy_document *doc;
+} yaml_doc;
 
 static void yaml_close(yaml_doc *y)
 {
@@ -1008,21 +1224,15 @@ static void yaml_close(yaml_doc *y)
 /* Parses the whole stream: exactly one document, no diagnostics. */
 static int yaml_open(cfg_ctx *c, yaml_doc *y)
 {
-    struct fy_diag_cfg dcfg;
     struct fy_parse_cfg pcfg = {0};
     struct fy_diag_error *e;
     struct fy_document *extra = NULL;
     void *it = NULL;
     size_t extra_pos = NO_POS;
 
-    fy_diag_cfg_default(&dcfg);
-    dcfg.fp = NULL;
-    dcfg.output_fn = discard_output;
-    dcfg.colorize = false;
-    y->diag = fy_diag_create(&dcfg);
+    y->diag = quiet_diag();
     if (y->diag == NULL)
         return fail(c, NO_POS, "", "out of memory");
-    fy_diag_set_collect_errors(y->diag, true);
     pcfg.flags = FYPCF_QUIET | FYPCF_RESOLVE_DOCUMENT;
     pcfg.diag = y->diag;
     y->parser = fy_parser_create(&pcfg);
@@ -1067,6 +1277,7 @@ fs_config *fs_config_parse(const char *yaml, size_t len, const char *name, char 
     fs_config *cfg = calloc(1, sizeof *cfg);
     struct fy_node *root;
     const char *nul;
+    size_t bad;
     int rc = -1;
 
     set_error(err, err_len, "%s", "");
@@ -1085,7 +1296,17 @@ fs_config *fs_config_parse(const char *yaml, size_t len, const char *name, char 
         fail(&c, (size_t)(nul - c.src), "", "the file contains a NUL byte");
         goto out;
     }
-    if (yaml_open(&c, &y) < 0)
+    /* libfyaml stops quietly at a byte that is not UTF-8, dropping the rest
+     * of the file, and loops for ever on one in a directive ("%\xb3") */
+    if ((bad = fs_utf8_valid_len(c.src, c.src_len)) != c.src_len) {
+        fail(&c, bad, "", "the file is not valid UTF-8 (byte 0x%02x)", (unsigned char)c.src[bad]);
+        goto out;
+    }
+    if (c.src_len > MAX_FILE_BYTES) {
+        fail(&c, NO_POS, "", "the config is larger than %u bytes", MAX_FILE_BYTES);
+        goto out;
+    }
+    if (yaml_scan(&c) < 0 || yaml_open(&c, &y) < 0)
         goto out;
     root = fy_document_root(y.doc);
     if (walk_mapping(&c, root, node_pos(&c, root, 0), "", top_fields, N_FIELDS(top_fields), cfg))
@@ -1125,11 +1346,14 @@ fs_config *fs_config_load(const char *path, char *err, size_t err_len)
     }
     do {
         if (len == cap) {
-            char *nb = cap < MAX_FILE_BYTES ? realloc(buf, cap ? cap * 2 : 4096) : NULL;
+            /* read one buffer past the limit: fs_config_parse names it */
+            char *nb = cap <= MAX_FILE_BYTES ? realloc(buf, cap ? cap * 2 : 4096) : NULL;
             if (nb == NULL) {
-                set_error(err, err_len, "%s: %s", path,
-                          cap < MAX_FILE_BYTES ? "out of memory"
-                                               : "file is too large for a config");
+                if (cap <= MAX_FILE_BYTES)
+                    set_error(err, err_len, "%s: out of memory", path);
+                else
+                    set_error(err, err_len, "%s: config: the config is larger than %u bytes", path,
+                              MAX_FILE_BYTES);
                 goto out;
             }
             buf = nb;

@@ -9,6 +9,9 @@
  *   - durations positive; window.hop divides window.size, size/hop <= 1000
  *   - unknown keys are errors (a typo must not silently change results),
  *     except under kafka:, whose properties pass through untouched
+ *   - no string holds a NUL (C strings would silently cut it short)
+ *   - the YAML stays within FS_CONFIG_MAX_* below, aliases expanded, so a
+ *     small file cannot make the loader use gigabytes or minutes
  */
 #ifndef FS_CONFIG_H
 #define FS_CONFIG_H
@@ -21,6 +24,13 @@
 #define FS_MAX_STAGES           32
 #define FS_MAX_FUNNELS          64
 #define FS_MAX_WINDOWS_PER_TIME 1000 /* window.size / window.hop */
+/* Bounds on the YAML itself, checked before libfyaml builds the document
+ * (whose memory and time grow with the expanded document, and quadratically
+ * with the keys of one mapping): */
+#define FS_CONFIG_MAX_BYTES    (1u << 20) /* the file */
+#define FS_CONFIG_MAX_MAP_KEYS 1000       /* keys of any one mapping (kafka: included) */
+#define FS_CONFIG_MAX_NODES    50000      /* nodes, with every alias expanded */
+#define FS_CONFIG_MAX_DEPTH    64         /* nesting of mappings and sequences */
 
 typedef enum fs_mode { FS_MODE_OPEN = 0, FS_MODE_STRICT = 1 } fs_mode;
 

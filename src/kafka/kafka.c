@@ -123,6 +123,17 @@ static const char *user_value(const fs_config *cfg, const char *key)
     return v;
 }
 
+int fs_kafka_check_config(const fs_config *cfg, char *err, size_t err_len)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = 0;
+
+    for (size_t i = 0; i < cfg->n_kafka && rc == 0; i++)
+        rc = set_prop(conf, cfg->kafka[i].key, cfg->kafka[i].value, err, err_len);
+    rd_kafka_conf_destroy(conf);
+    return rc;
+}
+
 const char *fs_kafka_user_property(const fs_config *cfg, const char *key)
 {
     return user_value(cfg, key);

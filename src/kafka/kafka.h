@@ -57,6 +57,14 @@ rd_kafka_t *fs_kafka_reader_new(const fs_config *cfg, const char *client_id,
                                 const char *const *fixed, size_t n_fixed, char *err,
                                 size_t err_len);
 
+/* Checks every kafka: property against librdkafka (rd_kafka_conf_set on a
+ * throwaway conf: unknown names, malformed or out-of-range values), so that
+ * `run` refuses a bad property as a config error before anything starts,
+ * instead of failing when a client is made. 0, or -1 with "kafka.<name>:
+ * <librdkafka's reason>" in err. Settings librdkafka accepts one by one but
+ * rejects together are still found only when the client is made. */
+int fs_kafka_check_config(const fs_config *cfg, char *err, size_t err_len);
+
 /* The value the kafka: section gives `key` (the last one), or NULL. */
 const char *fs_kafka_user_property(const fs_config *cfg, const char *key);
 

@@ -203,6 +203,56 @@ static void test_config_errors(void **state)
                        5, "'a1'");
 }
 
+/* YAML bounds are config errors too: an alias bomb, at the alias. */
+static void test_config_bounds(void **state)
+{
+    (void)state;
+    check_config_error("a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                       "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                       "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                       "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                       "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+                       "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+                       "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
+                       "h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
+                       "i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]\n",
+                       5, "alias '*d' expands the config to more than 50000 YAML nodes");
+}
+
+/* A kafka: property librdkafka refuses is a config error of `run` (and of
+ * `demo --config`): exit 2, the property named, before any client starts
+ * (it was exit 1, from the consumer's creation). The broker address is
+ * never dialled. */
+static void test_run_bad_kafka_property(void **state)
+{
+    (void)state;
+    static const char *const bad[][2] = {
+        {"no.such.property: 1", "kafka.no.such.property: No such configuration property"},
+        {"session.timeout.ms: soon", "kafka.session.timeout.ms: Invalid value"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char yaml[1024];
+        snprintf(yaml, sizeof yaml,
+                 "kafka:\n  bootstrap.servers: 127.0.0.1:1\n  %s\n"
+                 "http: {listen: '127.0.0.1:0'}\n%s",
+                 bad[i][0], strstr(good_cfg, "funnels:"));
+        char *cfg_path = fs_e2e_write_text(".yaml", yaml);
+        fs_e2e_run r;
+        FS_E2E_EXEC(&r, NULL, 0, "run", "--config", cfg_path, "--until-eof");
+        assert_status(&r, 2);
+        assert_contains(r.err, cfg_path, "stderr");
+        assert_contains(r.err, bad[i][1], "stderr");
+        assert_string_equal(r.out, "");
+        fs_e2e_run_free(&r);
+        /* demo --config too, before its broker starts */
+        FS_E2E_EXEC(&r, NULL, 0, "demo", "--config", cfg_path);
+        assert_status(&r, 2);
+        assert_contains(r.err, bad[i][1], "stderr");
+        fs_e2e_run_free(&r);
+        free(cfg_path);
+    }
+}
+
 static void test_config_file_missing(void **state)
 {
     (void)state;
@@ -485,6 +535,8 @@ int main(void)
         cmocka_unit_test(test_unknown_command_and_flags),
         cmocka_unit_test(test_missing_required_options),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_config_bounds),
+        cmocka_unit_test(test_run_bad_kafka_property),
         cmocka_unit_test(test_config_file_missing),
         cmocka_unit_test(test_input_missing),
         cmocka_unit_test(test_stdin_equals_file_and_output_file_equals_stdout),

@@ -751,6 +751,16 @@ static void test_yaml_level(void **state)
     char err[ERR_LEN];
     assert_null(fs_config_parse(with_nul, sizeof with_nul - 1, "cfg.yaml", err, sizeof err));
     assert_string_equal(err, "cfg.yaml:2:1: config: the file contains a NUL byte");
+
+    /* nor a byte that is not UTF-8, where libfyaml stops as quietly */
+    expect_error(MIN_FUNNELS "\xff\nthreads: x\n",
+                 "cfg.yaml:6:1: config: the file is not valid UTF-8 (byte 0xff)");
+    expect_error("funnels: [caf\xc3\xa9, caf\xe9]\n",
+                 "cfg.yaml:1:20: config: the file is not valid UTF-8 (byte 0xe9)");
+    /* in a directive, libfyaml 0.7 looped for ever (found by fuzz_config) */
+    expect_error("%\xb3", "cfg.yaml:1:2: config: the file is not valid UTF-8 (byte 0xb3)");
+    expect_error("%YAML\xe9 1.2\n---\n" MIN_FUNNELS, "cfg.yaml:1:6: config: the file is not "
+                                                     "valid UTF-8");
 }
 
 static void test_anchors(void **state)
@@ -775,6 +785,125 @@ static void test_anchors(void **state)
     assert_int_equal(cfg->funnels[1].n_exclude, 2);
     assert_string_equal(cfg->funnels[2].exclude[1], "churn");
     fs_config_free(cfg);
+}
+
+/* ---- bounds on the YAML itself ------------------------------------------ */
+
+/* "Billion laughs": nine levels of nine aliases each would expand to 9^9
+ * scalars, gigabytes once libfyaml copies every alias out. The loader must
+ * refuse it from the event stream, before it builds anything: were the
+ * document built, this test would run out of memory or time. */
+static void test_alias_bomb(void **state)
+{
+    (void)state;
+    static const char bomb[] = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+                               "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                               "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                               "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                               "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+                               "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+                               "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
+                               "h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
+                               "i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]\n" MIN_FUNNELS;
+    /* d holds 7381 nodes: the 6th *d in e passes 50000 */
+    expect_error(bomb, "cfg.yaml:5:28: config: alias '*d' expands the config to more than 50000 "
+                       "YAML nodes");
+    /* the same through merge keys */
+    expect_error("a: &a {k0: v, k1: v, k2: v, k3: v, k4: v, k5: v, k6: v, k7: v, k8: v, k9: v}\n"
+                 "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                 "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                 "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                 "e: [{<<: *d}, {<<: *d}, {<<: *d}, {<<: *d}, {<<: *d}, {<<: *d}]\n",
+                 "cfg.yaml:5:", "alias '*d' expands the config to more than 50000");
+    /* an alias inside the node it names */
+    expect_error("a: &a [x, *a]\n" MIN_FUNNELS, "cfg.yaml:1:11: config: alias '*a' refers to a "
+                                                "node that contains it");
+    /* aliases that stay small are fine (see test_anchors), even many of them */
+    char *yaml = malloc(64 * 1024);
+    size_t n = (size_t)sprintf(yaml, "kafka: &k {client.id: x}\nfunnels:\n");
+    for (int i = 0; i < FS_MAX_FUNNELS; i++)
+        n += (size_t)sprintf(yaml + n,
+                             "  - {name: f%d, exclude: &x%d [z], stages: [{name: a, events: [x]}, "
+                             "{name: b, events: [y]}]}\n",
+                             i, i);
+    fs_config *cfg = must_parse(yaml);
+    assert_int_equal(cfg->n_funnels, FS_MAX_FUNNELS);
+    fs_config_free(cfg);
+    free(yaml);
+}
+
+/* libfyaml checks the keys of a mapping in quadratic time (10k keys took
+ * 13 s): the number of keys per mapping, of nodes, and the file size are
+ * bounded, each refusal naming the limit. */
+static void test_size_limits(void **state)
+{
+    (void)state;
+    size_t cap = 4u << 20, n;
+    char *yaml = malloc(cap);
+    fs_config *cfg;
+
+    /* 1000 kafka properties load; 1001 do not */
+    n = (size_t)sprintf(yaml, MIN_FUNNELS "kafka:\n");
+    for (int i = 0; i < FS_CONFIG_MAX_MAP_KEYS; i++)
+        n += (size_t)sprintf(yaml + n, "  p%d: v\n", i);
+    cfg = must_parse(yaml);
+    assert_int_equal(cfg->n_kafka, FS_CONFIG_MAX_MAP_KEYS);
+    fs_config_free(cfg);
+    sprintf(yaml + n, "  p%d: v\n", FS_CONFIG_MAX_MAP_KEYS);
+    expect_error(yaml, "cfg.yaml:1007:3: config: a mapping has more than 1000 keys");
+    /* 20k keys: refused at once, not after a minute */
+    for (int i = FS_CONFIG_MAX_MAP_KEYS; i < 20000; i++)
+        n += (size_t)sprintf(yaml + n, "  p%d: v\n", i);
+    expect_error(yaml, "cfg.yaml:1007:3: config: a mapping has more than 1000 keys");
+
+    /* nodes: a long event list */
+    n = (size_t)sprintf(yaml, "funnels:\n  - name: f\n    stages:\n      - {name: b, events: [y]}\n"
+                              "      - name: a\n        events:\n");
+    for (int i = 0; i < FS_CONFIG_MAX_NODES; i++)
+        n += (size_t)sprintf(yaml + n, "          - e%d\n", i);
+    expect_error(yaml, "cfg.yaml:", "config: the config has more than 50000 YAML nodes");
+
+    /* nesting */
+    n = (size_t)sprintf(yaml, "x: ");
+    for (int i = 0; i < FS_CONFIG_MAX_DEPTH + 1; i++)
+        yaml[n++] = '[';
+    for (int i = 0; i < FS_CONFIG_MAX_DEPTH + 1; i++)
+        yaml[n++] = ']';
+    sprintf(yaml + n, "\n" MIN_FUNNELS);
+    expect_error(yaml, "cfg.yaml:1:", "nested more than 64 deep");
+
+    /* the file: a config padded with a comment past 1 MiB */
+    n = (size_t)sprintf(yaml, MIN_FUNNELS "#");
+    memset(yaml + n, 'x', FS_CONFIG_MAX_BYTES);
+    yaml[n + FS_CONFIG_MAX_BYTES] = '\0';
+    expect_error(yaml, "cfg.yaml: config: the config is larger than 1048576 bytes");
+    free(yaml);
+}
+
+/* An escaped NUL ("\0", "\x00", "\u0000") in a quoted scalar would cut the
+ * C string at it: refused wherever a string is read, naming the field. */
+static void test_nul_in_strings(void **state)
+{
+    (void)state;
+    const char *msg = "a NUL character (\\0) is not allowed";
+
+    expect_error("input: {topic: \"x\\0y\"}\n" MIN_FUNNELS, "cfg.yaml:1:16: input.topic: ", msg);
+    expect_error("funnels:\n  - name: \"f\\x00g\"\n    stages: [{name: a, events: [x]}, "
+                 "{name: b, events: [y]}]\n",
+                 "cfg.yaml:2:11: funnels[0].name: ", msg);
+    expect_error("funnels:\n  - name: f\n    stages: [{name: \"a\\0\", events: [x]}, "
+                 "{name: b, events: [y]}]\n",
+                 "cfg.yaml:3:21: funnels[0].stages[0].name: ", msg);
+    expect_error("funnels:\n  - name: f\n    stages: [{name: a, events: [\"x\\u0000y\"]}, "
+                 "{name: b, events: [y]}]\n",
+                 "cfg.yaml:3:33: funnels[0].stages[0].events[0]: ", msg);
+    expect_error("funnels:\n  - name: f\n    exclude: [\"z\\0\"]\n    stages: [{name: a, events: "
+                 "[x]}, {name: b, events: [y]}]\n",
+                 "cfg.yaml:3:15: funnels[0].exclude[0]: ", msg);
+    expect_error("kafka: {client.id: \"a\\0b\"}\n" MIN_FUNNELS,
+                 "cfg.yaml:1:20: kafka.client.id: ", msg);
+    expect_error("kafka: {\"client\\0.id\": a}\n" MIN_FUNNELS, "cfg.yaml:1:9: kafka: ", msg);
+    expect_error("\"threads\\0\": 1\n" MIN_FUNNELS, "cfg.yaml:1:1: config: ", msg);
 }
 
 static void test_message_shape(void **state)
@@ -978,6 +1107,9 @@ int main(void)
         cmocka_unit_test(test_io_rules),
         cmocka_unit_test(test_yaml_level),
         cmocka_unit_test(test_anchors),
+        cmocka_unit_test(test_alias_bomb),
+        cmocka_unit_test(test_size_limits),
+        cmocka_unit_test(test_nul_in_strings),
         cmocka_unit_test(test_message_shape),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_bundled_aida),
