@@ -578,6 +578,63 @@ static bool reach_stage(fs_worker *w, fs_customer *c, uint32_t record, const fs_
     return late;
 }
 
+/* ---- limits (worker.h) -------------------------------------------------- */
+
+/* An evicted journey: abandoned[max_stage] and evicted[max_stage] at the
+ * evicting event's time ts, in the current lane's windows (the event's
+ * partition: the eviction is that event's doing, and its windows are the
+ * ones it may count in, by the usual late rules). */
+static bool count_eviction(fs_worker *w, const fs_funnel *f, int64_t ts, const fs_journey *j)
+{
+    bool late = false;
+    uint32_t n = open_flows(w, f->index, ts, &late);
+    for (uint32_t i = 0; i < n; i++) {
+        w->scratch_flows[i]->abandoned[j->max_stage]++;
+        w->scratch_flows[i]->evicted[j->max_stage]++;
+    }
+    w->stats.journeys_abandoned++;
+    w->stats.journeys_evicted++;
+    return late;
+}
+
+/* The customer this worker has held longest leaves the table: each of its
+ * active journeys ends as an eviction at ts, and its record goes like any
+ * customer's whose journeys all ended (a tombstone for the state topic). */
+static void evict_oldest(fs_worker *w, int64_t ts)
+{
+    uint32_t record = fs_journey_table_oldest(w->table, w->id);
+    assert(record != FS_RECORD_NONE); /* full with a share >= 1 */
+    fs_customer *c = fs_journey_table_record(w->table, w->id, record);
+    assert(c->n_active > 0); /* a customer with none is not held */
+    fs_customer_write_begin(c);
+    for (uint32_t fi = 0; fi < w->funnels->n; fi++) {
+        if (!c->journey[fi].active)
+            continue;
+        const fs_funnel *f = &w->funnels->funnel[fi];
+        if (count_eviction(w, f, ts, &c->journey[fi]))
+            count_late(w, fi);
+        end_journey(w, c, record, f);
+    }
+    fs_customer_write_end(c);
+    record_changed(w, c, record);
+}
+
+/* A record for the event's customer, absent from the table, or NULL when
+ * the worker's share is full and the policy is reject_new. A share can be
+ * over-full only after a restore (which brings back what the state held):
+ * evict_oldest then evicts down to it. */
+static fs_customer *new_customer(fs_worker *w, const fs_event *ev, uint16_t part, uint32_t *record)
+{
+    if (fs_journey_table_full(w->table, w->id)) {
+        if (w->cfg->limit_policy != FS_LIMIT_EVICT_OLDEST)
+            return NULL;
+        while (fs_journey_table_full(w->table, w->id))
+            evict_oldest(w, ev->ts);
+    }
+    return fs_journey_table_insert(w->table, ev->customer_hash, ev->customer_id.ptr,
+                                   ev->customer_id.len, part, record);
+}
+
 static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t part)
 {
     uint32_t record = FS_RECORD_NONE;
@@ -616,8 +673,11 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t
             break;
         case FS_ACT_START:
             if (!c) {
-                c = fs_journey_table_insert(w->table, ev->customer_hash, ev->customer_id.ptr,
-                                            ev->customer_id.len, part, &record);
+                c = new_customer(w, ev, part, &record);
+                if (!c) { /* reject_new at a full share: nothing starts, nothing counts */
+                    w->stats.journeys_refused++;
+                    break;
+                }
                 fs_customer_write_begin(c);
             }
             /* fall through */

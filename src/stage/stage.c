@@ -399,19 +399,20 @@ static void free_stage(fs_stage *s)
 static void log_summary(fs_stage *s)
 {
     fs_engine_stats st = fs_engine_get_stats(s->engine);
-    fs_log(
-        FS_LOG_INFO, "stage stopped",
-        "exit=%d consumed=%" PRIu64 " valid=%" PRIu64 " rejected=%" PRIu64 " late_events=%" PRIu64
-        " flow_records=%" PRIu64 " cohort_records=%" PRIu64 " records_acked=%" PRIu64
-        " dead_letters_acked=%" PRIu64 " commits=%" PRIu64 " closes=%" PRIu64
-        " close_to_ack_ms_p50=%.1f close_to_ack_ms_p99=%.1f"
-        " state_records=%" PRIu64 " checkpoints=%" PRIu64 " restored_keys=%" PRIu64
-        " restore_s=%.3f partials=%" PRIu64 " partial_bytes=%" PRIu64 " partials_consumed=%" PRIu64,
-        s->exit_code, s->consumed, st.valid, st.rejected, st.late_events, st.flow_records,
-        st.cohort_records, s->acked_records, s->acked_dead_letters, s->commits, s->latency.us.count,
-        fs_ack_latency_ms(&s->latency, 0.5), fs_ack_latency_ms(&s->latency, 0.99),
-        atomic_load(&s->state_records), s->checkpoints, s->restored_keys, s->restore_seconds,
-        st.partials, st.partial_bytes, s->partials_consumed);
+    fs_log(FS_LOG_INFO, "stage stopped",
+           "exit=%d consumed=%" PRIu64 " valid=%" PRIu64 " rejected=%" PRIu64
+           " late_events=%" PRIu64 " flow_records=%" PRIu64 " cohort_records=%" PRIu64
+           " records_acked=%" PRIu64 " dead_letters_acked=%" PRIu64 " commits=%" PRIu64
+           " closes=%" PRIu64 " close_to_ack_ms_p50=%.1f close_to_ack_ms_p99=%.1f"
+           " state_records=%" PRIu64 " checkpoints=%" PRIu64 " restored_keys=%" PRIu64
+           " restore_s=%.3f partials=%" PRIu64 " partial_bytes=%" PRIu64
+           " partials_consumed=%" PRIu64 " journeys_refused=%" PRIu64 " journeys_evicted=%" PRIu64,
+           s->exit_code, s->consumed, st.valid, st.rejected, st.late_events, st.flow_records,
+           st.cohort_records, s->acked_records, s->acked_dead_letters, s->commits,
+           s->latency.us.count, fs_ack_latency_ms(&s->latency, 0.5),
+           fs_ack_latency_ms(&s->latency, 0.99), atomic_load(&s->state_records), s->checkpoints,
+           s->restored_keys, s->restore_seconds, st.partials, st.partial_bytes,
+           s->partials_consumed, st.journeys_refused, st.journeys_evicted);
 }
 
 int fs_stage_run(const fs_stage_opts *opts)
