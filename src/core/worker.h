@@ -44,10 +44,13 @@
  * (reject_new: journeys_refused) or first evicts the customer held longest
  * (evict_oldest): its active journeys end as abandoned[max_stage] and
  * evicted[max_stage] of the event's partition's windows at the event's
- * time, with the late rules of any count. Which customer that is depends on
- * how customers are spread over workers, so once a share fills, the output
- * depends on --threads (and, with Kafka, on the partition layout): the
- * pure-function guarantee above holds only while no share is full.
+ * time, with the late rules of any count. "Held longest" is the record
+ * inserted first (journey_table.c: an age list, O(1)); restored customers
+ * join it in restore order, after those already held. Which customer that
+ * is depends on how customers are spread over workers and on restores, so
+ * once a share fills, the output depends on --threads, on the partition
+ * layout and on restarts: the pure-function guarantee above (and SPEC §5's
+ * restart equality) holds only while no share is full.
  */
 #ifndef FS_WORKER_H
 #define FS_WORKER_H
