@@ -57,7 +57,10 @@ static int on_record(void *ctx, const char *key, size_t key_len, const char *val
 {
     out *o = ctx;
     assert_true(o->n_recs < 64);
-    o->recs[o->n_recs++] = (kv){strndup(key, key_len), strndup(value, len), len, 0};
+    char *copy = malloc(len + 1); /* MessagePack holds NULs: not strndup */
+    memcpy(copy, value, len);
+    copy[len] = '\0';
+    o->recs[o->n_recs++] = (kv){strndup(key, key_len), copy, len, 0};
     return 0;
 }
 
@@ -104,9 +107,11 @@ static fs_config *config(const char *limits)
     return cfg;
 }
 
+static fs_format out_format = FS_FORMAT_JSON;
+
 static fs_engine *start(const fs_config *cfg, uint32_t threads, out *o, bool state)
 {
-    fs_output fo = {.write = on_record, .ctx = o, .format = FS_FORMAT_JSON};
+    fs_output fo = {.write = on_record, .ctx = o, .format = out_format};
     if (state)
         fo.state = on_state;
     fs_engine *e = fs_engine_new(cfg, threads, fo);
@@ -359,12 +364,41 @@ static void test_share_per_worker(void **state)
     out_free(&o);
 }
 
+/* The MessagePack record has the field too: a map of 22, "evicted" after
+ * "excluded". */
+static void test_msgpack_record(void **state)
+{
+    (void)state;
+    out o = {0};
+    out_format = FS_FORMAT_MSGPACK;
+    run("limits: {max_active_journeys: 2, policy: evict_oldest}", 1, four, N(four), &o);
+    out_format = FS_FORMAT_JSON;
+    const kv *r = NULL;
+    for (size_t i = 0; i < o.n_recs; i++)
+        if (!strcmp(o.recs[i].key, "f/1732280400000"))
+            r = &o.recs[i];
+    assert_non_null(r);
+    assert_memory_equal(r->value,
+                        "\xde\x00\x16\xa4kind\xa4"
+                        "flow",
+                        13);
+    const char want[] = "\xa8"
+                        "excluded"
+                        "\x93\x00\x00\x00"
+                        "\xa7"
+                        "evicted"
+                        "\x93\x01\x00\x00";
+    assert_non_null(memmem(r->value, r->len, want, sizeof want - 1));
+    out_free(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_limit_unchanged),   cmocka_unit_test(test_reject_new),
         cmocka_unit_test(test_evict_oldest),         cmocka_unit_test(test_eviction_by_late_event),
         cmocka_unit_test(test_state_after_eviction), cmocka_unit_test(test_share_per_worker),
+        cmocka_unit_test(test_msgpack_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
