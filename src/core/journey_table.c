@@ -108,7 +108,7 @@ typedef struct segment {
     fs_slab records, blocks, long_ids;
     size_t share;              /* most records held; 0: no limit (no age list) */
     age_link *age;             /* with a limit: by record index */
-    uint32_t age_cap;          /* entries of age */
+    uint32_t age_cap;          /* entries of age; any thread may load it (a gauge) */
     uint32_t oldest, youngest; /* the age list's ends */
 #ifndef NDEBUG
     pthread_t writer; /* the owner thread, from its first write */
@@ -255,7 +255,7 @@ static void age_append(segment *s, uint32_t r)
         while (cap <= r)
             cap *= 2;
         s->age = fs_xrealloc(s->age, (size_t)cap * sizeof(*s->age));
-        s->age_cap = cap;
+        __atomic_store_n(&s->age_cap, cap, __ATOMIC_RELAXED); /* the gauge reads it */
     }
     s->age[r] = (age_link){s->youngest, FS_RECORD_NONE};
     if (s->youngest == FS_RECORD_NONE)
@@ -797,7 +797,7 @@ size_t fs_journey_table_bytes(const fs_journey_table *t)
             bytes += sizeof(ix_array) + slots * sizeof(uint64_t);
         bytes +=
             fs_slab_bytes(&s->records) + fs_slab_bytes(&s->blocks) + fs_slab_bytes(&s->long_ids);
-        bytes += (size_t)s->age_cap * sizeof(age_link); /* an estimate: the owner may grow it */
+        bytes += (size_t)__atomic_load_n(&s->age_cap, __ATOMIC_RELAXED) * sizeof(age_link);
     }
     return bytes;
 }
