@@ -250,6 +250,7 @@ uint32_t fs_journey_table_oldest(fs_journey_table *t, uint32_t owner)
 
 static void age_append(segment *s, uint32_t r)
 {
+    assert(r < UINT32_MAX / 2); /* slab indexes stay far below: cap cannot wrap */
     if (r >= s->age_cap) {
         uint32_t cap = s->age_cap ? s->age_cap : 1024;
         while (cap <= r)
