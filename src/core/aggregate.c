@@ -62,11 +62,12 @@ fs_flow *fs_flow_new(uint32_t n_stages)
 {
     fs_flow *f = fs_xcalloc(1, sizeof(*f));
     f->n_stages = n_stages;
-    f->entered = fs_xcalloc(5 * (size_t)n_stages, sizeof(uint64_t));
+    f->entered = fs_xcalloc(FS_FLOW_COUNTERS * (size_t)n_stages, sizeof(uint64_t));
     f->reached = f->entered + n_stages;
     f->skipped = f->reached + n_stages;
     f->abandoned = f->skipped + n_stages;
     f->excluded = f->abandoned + n_stages;
+    f->evicted = f->excluded + n_stages;
     fs_sketch_init(&f->ttc);
     return f;
 }
@@ -123,7 +124,7 @@ static void label_map_merge(fs_label_map *into, const fs_label_map *from, const 
 
 void fs_flow_merge(fs_flow *into, const fs_flow *from, const uint32_t *xlate)
 {
-    for (uint32_t i = 0; i < 5 * into->n_stages; i++)
+    for (uint32_t i = 0; i < FS_FLOW_COUNTERS * into->n_stages; i++)
         into->entered[i] += from->entered[i];
     into->completed += from->completed;
     into->late_events += from->late_events;
@@ -150,7 +151,7 @@ static void label_map_subtract(fs_label_map *into, const fs_label_map *from, uin
 
 void fs_flow_subtract(fs_flow *into, const fs_flow *from)
 {
-    for (uint32_t i = 0; i < 5 * into->n_stages; i++)
+    for (uint32_t i = 0; i < FS_FLOW_COUNTERS * into->n_stages; i++)
         into->entered[i] -= from->entered[i];
     into->completed -= from->completed;
     into->late_events -= from->late_events;

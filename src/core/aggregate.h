@@ -39,7 +39,8 @@ typedef struct fs_label_map {
 
 typedef struct fs_flow {
     uint32_t n_stages;
-    uint64_t *entered, *reached, *skipped, *abandoned, *excluded; /* one block of 5n */
+    uint64_t *entered, *reached, *skipped, *abandoned, *excluded; /* one block of 6n ... */
+    uint64_t *evicted; /* ... the last n: journeys evicted at limits (a part of abandoned) */
     uint64_t completed;
     uint64_t late_events;
     /* Events (and expiries) that counted in it, each once: in a pane as
@@ -52,6 +53,8 @@ typedef struct fs_flow {
     fs_label_map channels;
     fs_label_map segments;
 } fs_flow;
+
+#define FS_FLOW_COUNTERS 6 /* arrays of n_stages in a flow's counter block */
 
 typedef struct fs_cohort {
     uint64_t started;

@@ -626,6 +626,38 @@ static int parse_threads(cfg_ctx *c, struct fy_node *n, size_t pos, const char *
     return 0;
 }
 
+static int parse_limit_policy(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path,
+                              void *dst)
+{
+    int i = 0;
+    if (parse_one_of(c, n, pos, path, "reject_new", "evict_oldest", &i) < 0)
+        return -1;
+    *(fs_limit_policy *)dst = i ? FS_LIMIT_EVICT_OLDEST : FS_LIMIT_REJECT_NEW;
+    return 0;
+}
+
+/* A count of customer records: 1 .. 2^32 - 1 (the table's record indexes
+ * are 32-bit, so a larger bound would be no bound). */
+static int parse_max_journeys(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path,
+                              void *dst)
+{
+    const char *s;
+    size_t len, i;
+    char buf[64];
+    uint64_t v = 0;
+
+    if (scalar_text(c, n, pos, path, "an integer", &s, &len) < 0)
+        return -1;
+    for (i = 0; i < len && s[i] >= '0' && s[i] <= '9' && v <= FS_MAX_ACTIVE_JOURNEYS_MAX; i++)
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    if (len == 0 || i != len || v == 0 || v > FS_MAX_ACTIVE_JOURNEYS_MAX)
+        return fail(c, pos, path, "expected an integer from 1 to %llu, got '%s'",
+                    (unsigned long long)FS_MAX_ACTIVE_JOURNEYS_MAX,
+                    shorten(buf, sizeof buf, s, len));
+    *(uint64_t *)dst = v;
+    return 0;
+}
+
 /* "HOST:PORT" with a numeric port; the HTTP module resolves the host. */
 static int parse_listen(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
 {
@@ -672,6 +704,11 @@ static const cfg_field window_fields[] = {
 static const cfg_field cohort_fields[] = {
     {"emit_interval", parse_duration, offsetof(fs_config, cohort_emit_interval_ms), false},
 };
+/* Both required: a limit without a policy would hide what happens at it. */
+static const cfg_field limits_fields[] = {
+    {"max_active_journeys", parse_max_journeys, offsetof(fs_config, max_active_journeys), true},
+    {"policy", parse_limit_policy, offsetof(fs_config, limit_policy), true},
+};
 static const cfg_field http_fields[] = {
     {"listen", parse_listen, offsetof(fs_config, http_listen), false},
 };
@@ -688,6 +725,7 @@ SECTION(parse_dead_letter, dead_letter_fields)
 SECTION(parse_state, state_fields)
 SECTION(parse_cohort, cohort_fields)
 SECTION(parse_http, http_fields)
+SECTION(parse_limits, limits_fields)
 
 static int parse_window(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *obj)
 {
@@ -988,6 +1026,7 @@ static const cfg_field top_fields[] = {
     {"commit_interval", parse_duration, offsetof(fs_config, commit_interval_ms), false},
     {"broker_timeout", parse_duration, offsetof(fs_config, broker_timeout_ms), false},
     {"http", parse_http, 0, false},
+    {"limits", parse_limits, 0, false},
     {"funnels", parse_funnels, 0, true},
 };
 

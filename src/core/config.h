@@ -7,6 +7,7 @@
  *   - every funnel has 2..FS_MAX_STAGES stages, each with >= 1 event type
  *   - an event type is in at most one stage of a funnel; exclude types in no stage
  *   - durations positive; window.hop divides window.size, size/hop <= 1000
+ *   - limits.max_active_journeys from 1 to 2^32 - 1, with a policy
  *   - unknown keys are errors (a typo must not silently change results),
  *     except under kafka:, whose properties pass through untouched
  *   - no string holds a NUL (C strings would silently cut it short)
@@ -56,6 +57,16 @@ typedef enum fs_delivery {
     FS_DELIVERY_AT_LEAST_ONCE = 1,
 } fs_delivery;
 
+/* limits.policy (README "Journey limits"): what a worker does with a new
+ * customer when its share of limits.max_active_journeys is full. */
+typedef enum fs_limit_policy {
+    FS_LIMIT_NONE = 0,     /* no limits: section (memory grows with customers) */
+    FS_LIMIT_REJECT_NEW,   /* the new customer's journeys do not start (counted) */
+    FS_LIMIT_EVICT_OLDEST, /* the customer held longest is evicted (abandoned, counted) */
+} fs_limit_policy;
+
+#define FS_MAX_ACTIVE_JOURNEYS_MAX UINT32_MAX /* record indexes are 32-bit */
+
 typedef struct fs_kv {
     char *key;
     char *value;
@@ -95,6 +106,13 @@ typedef struct fs_config {
     int threads;
     /* http: {listen} -- default "127.0.0.1:8080" */
     char *http_listen;
+    /* limits: {max_active_journeys, policy}, both required when the
+     * section is given. max_active_journeys bounds the customer records of
+     * the journey table (one per customer with any active journey, holding
+     * its journeys of every funnel), split equally between the workers.
+     * Absent: 0 and FS_LIMIT_NONE, no bound. */
+    uint64_t max_active_journeys;
+    fs_limit_policy limit_policy;
     fs_funnel_cfg *funnels;
     size_t n_funnels;
 } fs_config;

@@ -494,6 +494,8 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
         free(e);
         return NULL;
     }
+    if (cfg->limit_policy != FS_LIMIT_NONE)
+        fs_journey_table_set_limit(e->table, cfg->max_active_journeys);
     fs_router_init(&e->router, cfg, e->n_workers);
     /* A batch with rejections (or partials) ends with a step, which carries
      * its dead letters (partials) to the sink at once, whatever the
@@ -602,6 +604,8 @@ static fs_engine_stats sum_stats(fs_engine *e, const fs_worker_stats *ws)
         st.journeys_excluded += ws[i].journeys_excluded;
         st.journeys_active += ws[i].journeys_active;
         st.journeys_active_peak += ws[i].journeys_active_peak;
+        st.journeys_refused += ws[i].journeys_refused;
+        st.journeys_evicted += ws[i].journeys_evicted;
         st.events_ignored += ws[i].events_ignored;
     }
     for (uint32_t i = 0; i < e->n_workers; i++) /* workers hold windows they counted in */

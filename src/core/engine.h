@@ -106,7 +106,8 @@ typedef struct fs_engine_stats {
     /* Sum of the workers' peaks: an upper bound of the peak of the total,
      * and close to it because hashing spreads customers evenly. */
     uint64_t journeys_active_peak;
-    uint64_t events_ignored; /* valid, but of a type no funnel uses */
+    uint64_t journeys_refused, journeys_evicted; /* limits: (worker.h) */
+    uint64_t events_ignored;                     /* valid, but of a type no funnel uses */
     uint64_t windows_open;
     uint64_t table_bytes; /* journey table estimate */
     uint64_t flow_records, cohort_records, write_errors;

@@ -43,6 +43,18 @@
  *
  * Only one thread ever writes a segment (asserted in debug builds), so
  * backward-shift deletion is fine and the owner itself never retries.
+ *
+ * Limits (fs_journey_table_set_limit). A segment may hold at most `share`
+ * records: the limit split equally between the owners (the first
+ * limit % n_owners get one more), so no owner ever looks at another's
+ * count. With a limit, the segment also keeps its records in an age list,
+ * oldest (inserted first) at the head: a doubly linked list through a
+ * parallel array `age` indexed like the records ({prev, next}, 8 bytes a
+ * record slot, grown with the slab), so insert, remove and "which is the
+ * oldest" are O(1) and touch no record. Invariant: the list holds exactly
+ * the records of the index, in insertion order. Age is insertion, not last
+ * use: an event on a held customer then costs nothing more, and a record's
+ * insertion is its customer's first active journey's start.
  */
 #include "journey_table.h"
 
@@ -82,6 +94,11 @@ typedef struct ix_array {
     _Atomic uint64_t slot[];
 } ix_array;
 
+/* A record's neighbours in its segment's age list (FS_RECORD_NONE: none). */
+typedef struct age_link {
+    uint32_t prev, next;
+} age_link;
+
 typedef struct segment {
     alignas(64) atomic_uint seq; /* odd while the owner moves slots */
     _Atomic(ix_array *) arr;
@@ -89,6 +106,10 @@ typedef struct segment {
     atomic_size_t count;
     size_t min_slots;
     fs_slab records, blocks, long_ids;
+    size_t share;              /* most records held; 0: no limit (no age list) */
+    age_link *age;             /* with a limit: by record index */
+    uint32_t age_cap;          /* entries of age; any thread may load it (a gauge) */
+    uint32_t oldest, youngest; /* the age list's ends */
 #ifndef NDEBUG
     pthread_t writer; /* the owner thread, from its first write */
     bool has_writer;
@@ -188,8 +209,74 @@ fs_journey_table *fs_journey_table_new(uint32_t n_funnels, uint32_t n_owners,
         fs_slab_init(&s->records, t->stride, RECORD_CHUNK);
         fs_slab_init(&s->blocks, sizeof(touch_block), BLOCK_CHUNK);
         fs_slab_init(&s->long_ids, FS_CUSTOMER_MAX_ID, LONG_ID_CHUNK);
+        s->oldest = s->youngest = FS_RECORD_NONE;
     }
     return t;
+}
+
+void fs_journey_table_set_limit(fs_journey_table *t, uint64_t max_records)
+{
+    for (uint32_t i = 0; i < t->n_owners; i++) {
+        segment *s = &t->seg[i];
+        assert(atomic_load_explicit(&s->count, memory_order_relaxed) == 0); /* before any insert */
+        if (!max_records) {
+            s->share = 0;
+            continue;
+        }
+        uint64_t share = max_records / t->n_owners + (i < max_records % t->n_owners);
+        s->share = share ? (size_t)share : 1; /* an owner holding nothing would start nothing */
+    }
+}
+
+size_t fs_journey_table_share(const fs_journey_table *t, uint32_t owner)
+{
+    return t->seg[owner].share;
+}
+
+bool fs_journey_table_full(const fs_journey_table *t, uint32_t owner)
+{
+    const segment *s = &t->seg[owner];
+    return s->share && atomic_load_explicit(&s->count, memory_order_relaxed) >= s->share;
+}
+
+uint32_t fs_journey_table_oldest(fs_journey_table *t, uint32_t owner)
+{
+    segment *s = &t->seg[owner];
+    check_owner(s);
+    return s->oldest;
+}
+
+/* ---- the age list (limits only) ------------------------------------------ */
+
+static void age_append(segment *s, uint32_t r)
+{
+    assert(r < UINT32_MAX / 2); /* slab indexes stay far below: cap cannot wrap */
+    if (r >= s->age_cap) {
+        uint32_t cap = s->age_cap ? s->age_cap : 1024;
+        while (cap <= r)
+            cap *= 2;
+        s->age = fs_xrealloc(s->age, (size_t)cap * sizeof(*s->age));
+        __atomic_store_n(&s->age_cap, cap, __ATOMIC_RELAXED); /* the gauge reads it */
+    }
+    s->age[r] = (age_link){s->youngest, FS_RECORD_NONE};
+    if (s->youngest == FS_RECORD_NONE)
+        s->oldest = r;
+    else
+        s->age[s->youngest].next = r;
+    s->youngest = r;
+}
+
+static void age_unlink(segment *s, uint32_t r)
+{
+    age_link l = s->age[r];
+    if (l.prev == FS_RECORD_NONE)
+        s->oldest = l.next;
+    else
+        s->age[l.prev].next = l.next;
+    if (l.next == FS_RECORD_NONE)
+        s->youngest = l.prev;
+    else
+        s->age[l.next].prev = l.prev;
 }
 
 static void free_array(struct rcu_head *rcu)
@@ -211,6 +298,7 @@ void fs_journey_table_free(fs_journey_table *t)
         fs_slab_destroy(&s->records);
         fs_slab_destroy(&s->blocks);
         fs_slab_destroy(&s->long_ids);
+        free(s->age);
     }
     free(t->seg);
     free(t);
@@ -375,6 +463,8 @@ fs_customer *fs_journey_table_insert(fs_journey_table *t, uint64_t hash, const c
     store_id(s, c, id, len);
     fs_customer_write_end(c);
     place(a, slot_value(hash, r));
+    if (s->share)
+        age_append(s, r);
     atomic_store_explicit(&s->count, count + 1, memory_order_relaxed);
     *idx = r;
     return c;
@@ -420,6 +510,8 @@ void fs_journey_table_remove(fs_journey_table *t, fs_customer *c, uint32_t idx)
     while (atomic_load_explicit(&a->slot[i], memory_order_relaxed) != v)
         i = (i + 1) & a->mask; /* present: the caller owns it */
     delete_slot(s, a, i);
+    if (s->share)
+        age_unlink(s, idx);
 
     fs_customer_write_begin(c);
     if (c->id_len > FS_CUSTOMER_INLINE_ID)
@@ -706,6 +798,7 @@ size_t fs_journey_table_bytes(const fs_journey_table *t)
             bytes += sizeof(ix_array) + slots * sizeof(uint64_t);
         bytes +=
             fs_slab_bytes(&s->records) + fs_slab_bytes(&s->blocks) + fs_slab_bytes(&s->long_ids);
+        bytes += (size_t)__atomic_load_n(&s->age_cap, __ATOMIC_RELAXED) * sizeof(age_link);
     }
     return bytes;
 }

@@ -27,6 +27,7 @@
 #ifndef FS_JOURNEY_TABLE_H
 #define FS_JOURNEY_TABLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,6 +72,20 @@ static inline uint32_t fs_journey_table_owner(uint64_t hash, uint32_t n_owners)
 fs_journey_table *fs_journey_table_new(uint32_t n_funnels, uint32_t n_owners,
                                        size_t expected_customers);
 void fs_journey_table_free(fs_journey_table *t);
+
+/* Before any insert: at most max_records customer records in all (0: no
+ * limit), each owner's segment an equal share of them (at least 1; the
+ * first max_records % n_owners owners one more). Inserting past its share
+ * is the owner's to avoid (fs_journey_table_full, _oldest): the table
+ * counts, the worker applies the policy (worker.c). */
+void fs_journey_table_set_limit(fs_journey_table *t, uint64_t max_records);
+/* Owner `owner`'s share (0: no limit). */
+size_t fs_journey_table_share(const fs_journey_table *t, uint32_t owner);
+/* Owner: whether segment `owner` holds its share (never without a limit). */
+bool fs_journey_table_full(const fs_journey_table *t, uint32_t owner);
+/* Owner, with a limit: the index of segment `owner`'s record inserted
+ * first of those it holds (FS_RECORD_NONE: none). O(1). */
+uint32_t fs_journey_table_oldest(fs_journey_table *t, uint32_t owner);
 
 void fs_journey_table_thread_enter(void);
 void fs_journey_table_thread_leave(void);

@@ -201,13 +201,15 @@ static void emit_flow(fs_merge *m, const fs_funnel *f, int64_t start, const fs_f
     fs_window_id w = {start, fs_window_end(&m->win, start)};
     m->rec.len = m->key.len = 0;
     fs_record_flow_key(&m->key, f->cfg, w);
-    fs_record_flow(&m->rec, m->out.format, f->cfg, w, flow, rejected, &m->labels);
+    fs_record_flow(&m->rec, m->out.format, f->cfg, w, flow, rejected, &m->labels,
+                   m->cfg->limit_policy != FS_LIMIT_NONE);
     write_record(m);
     if (m->out.flow_json) {
         fs_flow_json rec = {f->index, start, m->key.p, m->rec.p, m->key.len, m->rec.len};
         if (m->out.format != FS_FORMAT_JSON) {
             m->json.len = 0;
-            fs_record_flow(&m->json, FS_FORMAT_JSON, f->cfg, w, flow, rejected, &m->labels);
+            fs_record_flow(&m->json, FS_FORMAT_JSON, f->cfg, w, flow, rejected, &m->labels,
+                           m->cfg->limit_policy != FS_LIMIT_NONE);
             rec.json = m->json.p;
             rec.len = m->json.len;
         }

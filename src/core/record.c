@@ -304,17 +304,19 @@ static void label_map(enc *e, const char *k, fs_label_stats **v, uint32_t count,
 }
 
 void fs_record_flow(fs_buf *b, fs_format fmt, const fs_funnel_cfg *f, fs_window_id w,
-                    const fs_flow *flow, uint64_t rejected, const fs_dict *labels)
+                    const fs_flow *flow, uint64_t rejected, const fs_dict *labels, bool evicted)
 {
     enc e;
     enc_init(&e, b, fmt);
     uint32_t n = flow->n_stages;
-    header(&e, "flow", 21, f, w);
+    header(&e, "flow", evicted ? 22 : 21, f, w);
     u64_array(&e, "entered", flow->entered, n);
     u64_array(&e, "reached", flow->reached, n);
     u64_array(&e, "skipped", flow->skipped, n);
     u64_array(&e, "abandoned", flow->abandoned, n);
     u64_array(&e, "excluded", flow->excluded, n);
+    if (evicted) /* limits configured: which of abandoned were evictions */
+        u64_array(&e, "evicted", flow->evicted, n);
     key(&e, "completed");
     u64(&e, flow->completed);
     key(&e, "revenue");

@@ -23,9 +23,12 @@ typedef struct fs_window_id {
     int64_t start, end;
 } fs_window_id;
 
-/* Appends the record to out in the given encoding (JSON text or MessagePack). */
+/* Appends the record to out in the given encoding (JSON text or MessagePack).
+ * With evicted (limits configured), the flow record has one more field,
+ * "evicted" after "excluded": per stage, the journeys of abandoned that
+ * were evicted at the limit rather than expired. */
 void fs_record_flow(fs_buf *out, fs_format fmt, const fs_funnel_cfg *f, fs_window_id w,
-                    const fs_flow *flow, uint64_t rejected, const fs_dict *labels);
+                    const fs_flow *flow, uint64_t rejected, const fs_dict *labels, bool evicted);
 void fs_record_cohort(fs_buf *out, fs_format fmt, const fs_funnel_cfg *f, fs_window_id w,
                       const fs_cohort *c, bool final);
 void fs_record_flow_key(fs_buf *out, const fs_funnel_cfg *f, fs_window_id w);

@@ -107,11 +107,14 @@
  *
  *     slot   = [start, rejected, <flow|nil>*]
  *         one flow or nil per funnel, in config order (n_funnels of them)
- *     flow   = [[entered*, reached*, skipped*, abandoned*, excluded*],
+ *     flow   = [[entered*, reached*, skipped*, abandoned*, excluded*, evicted*],
  *               completed, late_events, <fixed revenue>, <sketch ttc>,
  *               [<label>*] channels, [<label>*] segments]
- *         the first array: 5 x S uint64, the flow's counter block as it is
- *         in memory; labels in the map's insertion order, no name twice
+ *         the first array: 6 x S uint64, the flow's counter block as it is
+ *         in memory, or 5 x S without evicted* when those are all zero
+ *         (always without limits: the bytes of older versions, which a
+ *         reader takes with evicted zero); labels in the map's insertion
+ *         order, no name twice
  *     label  = [name, completed, first_touch, last_touch, <fixed linear>, reached*]
  *         S reached counters
  *     fixed  = [<i128 whole>, frac]                value whole + frac / 2^64
@@ -290,9 +293,13 @@ static void w_labels(wr *w, const fs_label_map *m, uint32_t n_stages)
 
 static void w_flow(wr *w, const fs_flow *f)
 {
+    size_t n = 5 * (size_t)f->n_stages; /* evicted* only when any is counted */
+    for (size_t i = 0; i < f->n_stages; i++)
+        if (f->evicted[i])
+            n = FS_FLOW_COUNTERS * (size_t)f->n_stages;
     w_array(w, 7);
-    w_array(w, 5 * (size_t)f->n_stages);
-    for (size_t i = 0; i < 5 * (size_t)f->n_stages; i++)
+    w_array(w, n);
+    for (size_t i = 0; i < n; i++)
         w_u64(w, f->entered[i]);
     w_u64(w, f->completed);
     w_u64(w, f->late_events);
@@ -941,10 +948,21 @@ static bool rd_labels(rd *r, fs_flow *f, const fs_label_map *m, label_get_fn get
 /* Into *out, allocated once the counter block's size is checked. */
 static bool rd_flow(rd *r, uint32_t n_stages, fs_flow **out)
 {
-    if (!rd_array_of(r, "flow", 7) || !rd_array_of(r, "flow counters", 5 * (uint64_t)n_stages))
+    const unsigned char *at;
+    uint32_t n = 0;
+    if (!rd_array_of(r, "flow", 7))
         return false;
+    at = r->p;
+    if (!rd_array(r, "flow counters", &n))
+        return false;
+    if (n != 5 * (uint64_t)n_stages && n != FS_FLOW_COUNTERS * (uint64_t)n_stages) {
+        r->p = at;
+        return fail(r, "flow counters: %u elements, not %llu or %llu", n,
+                    5 * (unsigned long long)n_stages,
+                    FS_FLOW_COUNTERS * (unsigned long long)n_stages);
+    }
     fs_flow *f = *out = fs_flow_new(n_stages);
-    for (size_t i = 0; i < 5 * (size_t)n_stages; i++)
+    for (size_t i = 0; i < n; i++)
         if (!rd_u64(r, "flow counter", &f->entered[i]))
             return false;
     return rd_u64(r, "completed", &f->completed) && rd_u64(r, "late_events", &f->late_events) &&

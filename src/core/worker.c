@@ -578,6 +578,91 @@ static bool reach_stage(fs_worker *w, fs_customer *c, uint32_t record, const fs_
     return late;
 }
 
+/* ---- limits (worker.h) -------------------------------------------------- */
+
+/* An evicted journey: abandoned[max_stage] and evicted[max_stage] at the
+ * evicting event's time ts, in the current lane's windows (the event's
+ * partition: the eviction is that event's doing, and its windows are the
+ * ones it may count in, by the usual late rules). */
+static bool count_eviction(fs_worker *w, const fs_funnel *f, int64_t ts, const fs_journey *j)
+{
+    bool late = false;
+    uint32_t n = open_flows(w, f->index, ts, &late);
+    for (uint32_t i = 0; i < n; i++) {
+        w->scratch_flows[i]->abandoned[j->max_stage]++;
+        w->scratch_flows[i]->evicted[j->max_stage]++;
+    }
+    w->stats.journeys_abandoned++;
+    w->stats.journeys_evicted++;
+    return late;
+}
+
+/* The customer this worker has held longest leaves the table: each of its
+ * active journeys ends as an eviction at ts, and its record goes like any
+ * customer's whose journeys all ended (a tombstone for the state topic).
+ * Returns the funnels (bit f) whose eviction count was late. */
+_Static_assert(FS_MAX_FUNNELS <= 64, "a funnel bit mask in a uint64_t");
+
+static uint64_t evict_oldest(fs_worker *w, int64_t ts)
+{
+    uint64_t late = 0;
+    uint32_t record = fs_journey_table_oldest(w->table, w->id);
+    assert(record != FS_RECORD_NONE); /* full, and a share is >= 1 */
+    fs_customer *c = fs_journey_table_record(w->table, w->id, record);
+    assert(c->n_active > 0); /* a customer without one is not held */
+    fs_customer_write_begin(c);
+    for (uint32_t fi = 0; fi < w->funnels->n; fi++) {
+        if (!c->journey[fi].active)
+            continue;
+        const fs_funnel *f = &w->funnels->funnel[fi];
+        if (count_eviction(w, f, ts, &c->journey[fi]))
+            late |= UINT64_C(1) << fi;
+        end_journey(w, c, record, f);
+    }
+    fs_customer_write_end(c);
+    record_changed(w, c, record);
+    return late;
+}
+
+/* Whether the event starts a journey of a customer the table does not
+ * hold: some funnel decides START without a journey (a pure decision, so
+ * the event's own pass over the funnels decides the same). */
+static bool starts_journey(const fs_worker *w, int32_t type, int64_t ts)
+{
+    for (uint32_t fi = 0; fi < w->funnels->n; fi++) {
+        const fs_funnel *f = &w->funnels->funnel[fi];
+        int role = fs_funnel_role(f, type);
+        if (role >= 0 && fs_funnel_decide(f, NULL, ts, role).action == FS_ACT_START)
+            return true;
+    }
+    return false;
+}
+
+/* With limits, before the event's pass over the funnels: a record for its
+ * customer (absent from the table) if it starts a journey and the worker's
+ * share has room or gets it. NULL otherwise; *refused when the share is
+ * full under reject_new. Evicting first, before any of the event's own
+ * counts, lets an eviction's lateness join the event's (one late event per
+ * funnel, as an expiry the event finds): bits of *late. A share is
+ * over-full only after a restore, which brings back all the state held:
+ * evict_oldest then evicts down to it. */
+static fs_customer *limited_insert(fs_worker *w, const fs_event *ev, int32_t type, uint16_t part,
+                                   uint32_t *record, bool *refused, uint64_t *late)
+{
+    if (!starts_journey(w, type, ev->ts))
+        return NULL;
+    if (fs_journey_table_full(w->table, w->id)) {
+        if (w->cfg->limit_policy != FS_LIMIT_EVICT_OLDEST) {
+            *refused = true;
+            return NULL;
+        }
+        while (fs_journey_table_full(w->table, w->id))
+            *late |= evict_oldest(w, ev->ts);
+    }
+    return fs_journey_table_insert(w->table, ev->customer_hash, ev->customer_id.ptr,
+                                   ev->customer_id.len, part, record);
+}
+
 static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t part)
 {
     uint32_t record = FS_RECORD_NONE;
@@ -589,16 +674,23 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t
     if (!c && type < 0)
         return; /* no journey to expire, no funnel that cares */
     event_ctx x = {ev, UINT32_MAX, UINT32_MAX};
+    bool refused = false;
+    uint64_t evict_late = 0;
+    if (!c && w->cfg->limit_policy != FS_LIMIT_NONE)
+        c = limited_insert(w, ev, type, part, &record, &refused, &evict_late);
     if (c)
         fs_customer_write_begin(c);
     for (uint32_t fi = 0; fi < w->funnels->n; fi++) {
         const fs_funnel *f = &w->funnels->funnel[fi];
         fs_journey *j = c && c->journey[fi].active ? &c->journey[fi] : NULL;
         int role = fs_funnel_role(f, type);
-        if (!j && role < 0)
+        bool late = evict_late >> fi & 1;
+        if (!j && role < 0) {
+            if (late)
+                count_late(w, fi);
             continue;
+        }
         fs_decision d = fs_funnel_decide(f, j, ev->ts, role);
-        bool late = false;
         if (d.expire) {
             late |= count_expiry(w, f, j);
             end_journey(w, c, record, f);
@@ -615,7 +707,11 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t
             touch(w, j, channel_of(w, &x));
             break;
         case FS_ACT_START:
-            if (!c) {
+            if (refused) { /* reject_new at a full share: nothing starts, nothing counts */
+                w->stats.journeys_refused++;
+                break;
+            }
+            if (!c) { /* without limits, the record is made at its first start */
                 c = fs_journey_table_insert(w->table, ev->customer_hash, ev->customer_id.ptr,
                                             ev->customer_id.len, part, &record);
                 fs_customer_write_begin(c);

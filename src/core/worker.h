@@ -37,6 +37,20 @@
  * record, while each event counts in its own partition's windows.
  *
  * Partition-wide counts (rejected events) are kept by worker 0 only.
+ *
+ * Limits (config limits:). A worker holds at most its share of
+ * max_active_journeys customer records (journey_table.h). An event that
+ * needs a new record while the share is full either starts nothing
+ * (reject_new: journeys_refused) or first evicts the customer held longest
+ * (evict_oldest): its active journeys end as abandoned[max_stage] and
+ * evicted[max_stage] of the event's partition's windows at the event's
+ * time, with the late rules of any count. "Held longest" is the record
+ * inserted first (journey_table.c: an age list, O(1)); restored customers
+ * join it in restore order, after those already held. Which customer that
+ * is depends on how customers are spread over workers and on restores, so
+ * once a share fills, the output depends on --threads, on the partition
+ * layout and on restarts: the pure-function guarantee above (and SPEC §5's
+ * restart equality) holds only while no share is full.
  */
 #ifndef FS_WORKER_H
 #define FS_WORKER_H
@@ -172,8 +186,13 @@ typedef struct fs_worker_stats {
     uint64_t journeys_started, journeys_completed, journeys_abandoned, journeys_excluded;
     uint64_t journeys_active;
     uint64_t journeys_active_peak; /* highest journeys_active so far */
-    uint64_t events_ignored;       /* valid events of a type no funnel uses (owned ones) */
-    uint64_t windows_open;         /* at the last snapshot (fs_worker_snapshot) */
+    /* limits (worker.c, "limits"): journeys not started because the
+     * worker's share of customer records was full (reject_new), and
+     * active journeys evicted to make room (evict_oldest; counted in
+     * journeys_abandoned too) */
+    uint64_t journeys_refused, journeys_evicted;
+    uint64_t events_ignored; /* valid events of a type no funnel uses (owned ones) */
+    uint64_t windows_open;   /* at the last snapshot (fs_worker_snapshot) */
 } fs_worker_stats;
 
 typedef struct fs_worker {

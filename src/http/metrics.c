@@ -188,6 +188,14 @@ void fs_metrics_render(const fs_metrics *m, fs_buf *out)
     one(out, "consumed_bytes_total", "counter", "Bytes of message values consumed.",
         (double)m->consumed_bytes);
     one(out, "active_journeys", "gauge", "Journeys in progress.", (double)e->journeys_active);
+    one(out, "journeys_refused_total", "counter",
+        "Journeys not started: a new customer while the worker's share of "
+        "limits.max_active_journeys was full (policy reject_new).",
+        (double)e->journeys_refused);
+    one(out, "journeys_evicted_total", "counter",
+        "Active journeys evicted to make room for a new customer (policy evict_oldest); "
+        "counted as abandoned too.",
+        (double)e->journeys_evicted);
     one(out, "journey_table_bytes", "gauge",
         "Estimated memory of the journey table's slots "
         "and entries.",

@@ -448,14 +448,15 @@ static void log_summary(fs_stage *s)
            " state_records=%" PRIu64 " checkpoints=%" PRIu64 " restored_keys=%" PRIu64
            " restore_s=%.3f partials=%" PRIu64 " partial_bytes=%" PRIu64
            " partials_consumed=%" PRIu64 " unkeyed=%" PRIu64 " offsets_skipped=%" PRIu64
-           " dead_letters_truncated=%" PRIu64 " input_pauses=%" PRIu64,
+           " dead_letters_truncated=%" PRIu64 " input_pauses=%" PRIu64 " journeys_refused=%" PRIu64
+           " journeys_evicted=%" PRIu64,
            s->exit_code, s->consumed, st.valid, st.rejected, st.late_events, st.flow_records,
            st.cohort_records, s->acked_records, s->acked_dead_letters, s->commits,
            s->latency.us.count, fs_ack_latency_ms(&s->latency, 0.5),
            fs_ack_latency_ms(&s->latency, 0.99), atomic_load(&s->state_records), s->checkpoints,
            s->restored_keys, s->restore_seconds, st.partials, st.partial_bytes,
            s->partials_consumed, s->unkeyed, s->offsets_skipped, atomic_load(&s->dead_letters_cut),
-           s->input_pauses);
+           s->input_pauses, st.journeys_refused, st.journeys_evicted);
 }
 
 int fs_stage_run(const fs_stage_opts *opts)

@@ -1214,6 +1214,139 @@ static void test_msgpack_framing(void **state)
         free(mp[i]);
 }
 
+/* ---- limits (issue 13 item 15) ---- */
+
+/* replay --threads 1 of evs under cfg_text + limits; the records, and the
+ * summary line's "refused=R evicted=E" in *summary (malloc'd). Limits make
+ * the output depend on the thread count once a share is full (README), so
+ * these cases run one thread only. */
+static char *replay_limited(const char *config, const fs_e2e_event *evs, size_t n, char **summary)
+{
+    char *jsonl = fs_e2e_jsonl(evs, n);
+    char *in = fs_e2e_write_text(".jsonl", jsonl);
+    char *cfgp = fs_e2e_write_text(".yaml", config);
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--config", cfgp, "--input", in, "--threads", "1");
+    if (r.status != 0)
+        fail_msg("replay exited %d: %s", r.status, r.err);
+    const char *at = strstr(r.err, " refused=");
+    assert_non_null(at);
+    const char *end = strstr(at, " peak_active_journeys=");
+    assert_non_null(end);
+    *summary = strndup(at + 1, (size_t)(end - at - 1));
+    char *out = r.out;
+    r.out = NULL;
+    fs_e2e_run_free(&r);
+    free(cfgp);
+    free(in);
+    free(jsonl);
+    return out;
+}
+
+/* c1, c2, c3 start; c2 advances; c4 starts a minute later. A limit of 2
+ * customer records, one worker. */
+static const fs_e2e_event limit_evs[] = {{"c1", 1000, "a0", "web", NULL, NULL},
+                                         {"c2", 2000, "a0", "web", NULL, NULL},
+                                         {"c3", 3000, "a0", "web", NULL, NULL},
+                                         {"c2", 4000, "a1", "web", NULL, NULL},
+                                         {"c4", 65000, "a0", "web", NULL, NULL}};
+
+static const char *limit_cfg(const char *policy)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%slimits: {max_active_journeys: 2, policy: %s}\n",
+             cfg(WIN_1M, "strict", "10m", NULL, 3), policy);
+    return buf;
+}
+
+static void test_limit_reject_new(void **state)
+{
+    (void)state;
+    char *summary;
+    char *out = replay_limited(limit_cfg("reject_new"), limit_evs, N_EVENTS(limit_evs), &summary);
+    /* c1 and c2 hold the two records: c3 and c4 start nothing and count
+     * nowhere; refused counts them. */
+    assert_string_equal(summary, "refused=2 evicted=0");
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[2,0,0]");
+    assert_field(r, "reached", "[2,1,0]");
+    assert_field(r, "abandoned", "[0,0,0]");
+    assert_field(r, "evicted", "[0,0,0]"); /* limits configured: the field is there */
+    free(r);
+    expect_no_record(out, "flow", "f", M);
+    /* c1 (stage 0) and c2 (stage 1) expire 10m after they started */
+    r = expect_record(out, "flow", "f", 10 * M);
+    assert_field(r, "abandoned", "[1,1,0]");
+    assert_field(r, "evicted", "[0,0,0]");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 2);
+    free(summary);
+    free(out);
+}
+
+static void test_limit_evict_oldest(void **state)
+{
+    (void)state;
+    char *summary;
+    char *out = replay_limited(limit_cfg("evict_oldest"), limit_evs, N_EVENTS(limit_evs), &summary);
+    /* c3 evicts c1 (held longest; stage 0) at T0+3s; c4 evicts c2 (stage 1)
+     * at T0+65s: each abandoned and evicted at the evicting event's time. */
+    assert_string_equal(summary, "refused=0 evicted=2");
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[3,0,0]");
+    assert_field(r, "reached", "[3,1,0]");
+    assert_field(r, "abandoned", "[1,0,0]");
+    assert_field(r, "evicted", "[1,0,0]");
+    free(r);
+    r = expect_record(out, "flow", "f", M);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "abandoned", "[0,1,0]");
+    assert_field(r, "evicted", "[0,1,0]");
+    free(r);
+    /* c3 and c4 expire: abandoned, not evicted */
+    r = expect_record(out, "flow", "f", 10 * M);
+    assert_field(r, "abandoned", "[1,0,0]");
+    assert_field(r, "evicted", "[0,0,0]");
+    free(r);
+    r = expect_record(out, "flow", "f", 11 * M);
+    assert_field(r, "abandoned", "[1,0,0]");
+    assert_field(r, "evicted", "[0,0,0]");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 4);
+    free(summary);
+    free(out);
+}
+
+/* Without limits the record has no "evicted" field (the output of before). */
+static void test_no_limits_no_evicted_field(void **state)
+{
+    (void)state;
+    char *out = REPLAY(cfg(WIN_1M, "strict", "10m", NULL, 3), limit_evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_null(strstr(r, "evicted"));
+    assert_field(r, "entered", "[3,0,0]");
+    free(r);
+    free(out);
+}
+
+/* A bad limits section is a config error: exit 2, naming the field. */
+static void test_limit_config_errors(void **state)
+{
+    (void)state;
+    char *in = fs_e2e_write_text(".jsonl", "");
+    char text[4096];
+    snprintf(text, sizeof text, "%slimits: {max_active_journeys: 0, policy: evict_oldest}\n",
+             cfg(WIN_1M, "strict", "10m", NULL, 3));
+    char *cfgp = fs_e2e_write_text(".yaml", text);
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--config", cfgp, "--input", in);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "limits.max_active_journeys: expected an integer from 1"));
+    fs_e2e_run_free(&r);
+    free(cfgp);
+    free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1245,6 +1378,10 @@ int main(void)
         cmocka_unit_test(test_input_validation),
         cmocka_unit_test(test_rejections_with_out_of_orderness),
         cmocka_unit_test(test_msgpack_framing),
+        cmocka_unit_test(test_limit_reject_new),
+        cmocka_unit_test(test_limit_evict_oldest),
+        cmocka_unit_test(test_no_limits_no_evicted_field),
+        cmocka_unit_test(test_limit_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

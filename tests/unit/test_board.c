@@ -130,6 +130,8 @@ static void test_metrics_text(void **state)
     m.engine.valid = 5;
     m.engine.rejected_by[1] = 2;
     m.engine.rejected = 2;
+    m.engine.journeys_refused = 6; /* limits (issue 13) */
+    m.engine.journeys_evicted = 8;
     m.acked_watermark_ms = INT64_MIN;
     fs_buf out = {0};
     fs_metrics_render(&m, &out);
@@ -155,6 +157,10 @@ static void test_metrics_text(void **state)
         "funnelstream_merge_pending_windows 4\n",
         "funnelstream_merge_watermark_seconds 1732280460\n",
         "funnelstream_merge_late_windows_total 1\n",
+        "# TYPE funnelstream_journeys_refused_total counter\n",
+        "funnelstream_journeys_refused_total 6\n",
+        "# TYPE funnelstream_journeys_evicted_total counter\n",
+        "funnelstream_journeys_evicted_total 8\n",
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         if (!strstr(out.p, want[i]))

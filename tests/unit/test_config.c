@@ -206,6 +206,47 @@ static void test_delivery_and_state(void **state)
     expect_error("state: {topic: [x]}\n" MIN_FUNNELS, "state.topic");
 }
 
+/* Issue 13 item 15: limits: {max_active_journeys, policy}, both required;
+ * absent, no bound. */
+static void test_limits(void **state)
+{
+    (void)state;
+    fs_config *cfg = must_parse(MIN_FUNNELS);
+    assert_int_equal(cfg->limit_policy, FS_LIMIT_NONE);
+    assert_int_equal(cfg->max_active_journeys, 0);
+    fs_config_free(cfg);
+    cfg = must_parse("limits: ~\n" MIN_FUNNELS); /* null: the default, no bound */
+    assert_int_equal(cfg->limit_policy, FS_LIMIT_NONE);
+    fs_config_free(cfg);
+    cfg = must_parse("limits: {max_active_journeys: 1000000, policy: reject_new}\n" MIN_FUNNELS);
+    assert_int_equal(cfg->limit_policy, FS_LIMIT_REJECT_NEW);
+    assert_int_equal(cfg->max_active_journeys, 1000000);
+    fs_config_free(cfg);
+    cfg = must_parse(
+        "limits:\n  policy: evict_oldest\n  max_active_journeys: 4294967295\n" MIN_FUNNELS);
+    assert_int_equal(cfg->limit_policy, FS_LIMIT_EVICT_OLDEST);
+    assert_int_equal(cfg->max_active_journeys, UINT32_MAX);
+    fs_config_free(cfg);
+    expect_error("limits: {max_active_journeys: 10}\n" MIN_FUNNELS,
+                 "cfg.yaml:1:9: limits.policy: required key is missing");
+    expect_error("limits: {policy: reject_new}\n" MIN_FUNNELS,
+                 "limits.max_active_journeys: required key is missing");
+    expect_error("limits: {max_active_journeys: 10, policy: drop}\n" MIN_FUNNELS,
+                 ":1:43: limits.policy: expected 'reject_new' or 'evict_oldest', got 'drop'");
+    expect_error("limits: {max_active_journeys: 0, policy: reject_new}\n" MIN_FUNNELS,
+                 ":1:31: limits.max_active_journeys: expected an integer from 1 to 4294967295, "
+                 "got '0'");
+    expect_error("limits: {max_active_journeys: 4294967296, policy: reject_new}\n" MIN_FUNNELS,
+                 "limits.max_active_journeys", "got '4294967296'");
+    expect_error("limits: {max_active_journeys: 1e6, policy: reject_new}\n" MIN_FUNNELS,
+                 "limits.max_active_journeys", "got '1e6'");
+    expect_error("limits: {max_active_journeys: -1, policy: reject_new}\n" MIN_FUNNELS,
+                 "limits.max_active_journeys");
+    expect_error("limits: {max_journeys: 10, policy: reject_new}\n" MIN_FUNNELS,
+                 "limits.max_journeys: unknown key", "max_active_journeys, policy");
+    expect_error("limits: 10\n" MIN_FUNNELS, "limits", "a mapping");
+}
+
 static void test_block_and_flow_styles_agree(void **state)
 {
     (void)state;
@@ -1091,6 +1132,7 @@ int main(void)
         cmocka_unit_test(test_spec_example),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_delivery_and_state),
+        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_block_and_flow_styles_agree),
         cmocka_unit_test(test_kafka_passthrough),
         cmocka_unit_test(test_threads),

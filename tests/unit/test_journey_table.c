@@ -11,6 +11,10 @@
  * 2. Touches past the inline ones (touch blocks), in first-touch order.
  * 3. Ids longer than the inline bytes, up to 128, and ids that share a prefix.
  * 4. The walk over one partition's customers.
+ * 5. Limits (issue 13 item 15): each owner's share of the limit, and its
+ *    age list: the oldest record is the one inserted first of those held,
+ *    whatever was removed in between; concurrently, owners at their share
+ *    evict their oldest for each new customer while a reader copies.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -326,6 +330,163 @@ static void test_walk_one_partition(void **state)
     fs_journey_table_thread_leave();
 }
 
+/* ---- limits ------------------------------------------------------------ */
+
+static void test_limit_shares(void **state)
+{
+    (void)state;
+    fs_journey_table *t = fs_journey_table_new(1, 3, 0);
+    assert_int_equal(fs_journey_table_share(t, 0), 0); /* no limit: no share, never full */
+    assert_false(fs_journey_table_full(t, 0));
+    fs_journey_table_set_limit(t, 10); /* 4 + 3 + 3 */
+    assert_int_equal(fs_journey_table_share(t, 0), 4);
+    assert_int_equal(fs_journey_table_share(t, 1), 3);
+    assert_int_equal(fs_journey_table_share(t, 2), 3);
+    fs_journey_table_set_limit(t, 2); /* fewer than owners: each holds one */
+    for (uint32_t o = 0; o < 3; o++)
+        assert_int_equal(fs_journey_table_share(t, o), 1);
+    fs_journey_table_set_limit(t, 0);
+    assert_int_equal(fs_journey_table_share(t, 2), 0);
+    fs_journey_table_free(t);
+}
+
+static const char *id_of(fs_journey_table *t, uint32_t idx, uint32_t *len)
+{
+    return fs_journey_table_id(t, 0, fs_journey_table_record(t, 0, idx), len);
+}
+
+static void assert_oldest(fs_journey_table *t, const char *want)
+{
+    uint32_t idx = fs_journey_table_oldest(t, 0), len;
+    if (!want) {
+        assert_int_equal(idx, FS_RECORD_NONE);
+        return;
+    }
+    assert_int_not_equal(idx, FS_RECORD_NONE);
+    const char *id = id_of(t, idx, &len);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(id, want, len);
+}
+
+static void drop(fs_journey_table *t, const char *id)
+{
+    uint32_t idx;
+    fs_customer *c =
+        fs_journey_table_find(t, fs_hash_customer(id, strlen(id)), id, strlen(id), &idx);
+    assert_non_null(c);
+    fs_journey_table_remove(t, c, idx);
+}
+
+static void test_limit_age_order(void **state)
+{
+    (void)state;
+    fs_journey_table_thread_enter();
+    fs_journey_table_read_lock();
+    fs_journey_table *t = fs_journey_table_new(1, 1, 0);
+    fs_journey_table_set_limit(t, 3);
+    uint32_t idx;
+    assert_oldest(t, NULL);
+    add(t, "a", 1, 0, &idx);
+    add(t, "b", 1, 0, &idx);
+    assert_false(fs_journey_table_full(t, 0));
+    add(t, "c", 1, 0, &idx);
+    assert_true(fs_journey_table_full(t, 0));
+    assert_oldest(t, "a");
+    drop(t, "b"); /* from the middle */
+    assert_false(fs_journey_table_full(t, 0));
+    assert_oldest(t, "a");
+    add(t, "d", 1, 0, &idx); /* b's record again, now the youngest */
+    assert_oldest(t, "a");
+    drop(t, "a"); /* the oldest */
+    assert_oldest(t, "c");
+    drop(t, "d"); /* the youngest */
+    add(t, "e", 1, 0, &idx);
+    assert_oldest(t, "c");
+    drop(t, "c");
+    assert_oldest(t, "e");
+    drop(t, "e");
+    assert_oldest(t, NULL);
+    assert_int_equal(fs_journey_table_count(t), 0);
+    /* many, past the first age array, in and out in order */
+    char id[16];
+    for (uint32_t i = 0; i < 5000; i++) {
+        size_t len = (size_t)snprintf(id, sizeof id, "k-%u", i);
+        add(t, id, len, 0, &idx);
+        if (i >= 2) { /* hold 3: the oldest is i - 2 */
+            snprintf(id, sizeof id, "k-%u", i - 2);
+            assert_oldest(t, id);
+            drop(t, id);
+        }
+    }
+    assert_int_equal(fs_journey_table_count(t), 2);
+    fs_journey_table_read_unlock();
+    fs_journey_table_free(t);
+    fs_journey_table_thread_leave();
+}
+
+#define SHARE 64
+
+/* Owner o at its share: before each new customer, its oldest (the one
+ * inserted SHARE customers ago) ends and leaves. */
+static void *limited_owner_main(void *p)
+{
+    owner_arg *a = p;
+    fs_journey_table_thread_enter();
+    fs_journey_table_read_lock();
+    for (uint32_t i = 0; i < KEYS; i++) {
+        if (fs_journey_table_full(a->t, a->id)) {
+            assert_true(i >= SHARE);
+            uint32_t old = fs_journey_table_oldest(a->t, a->id), len;
+            fs_customer *c = fs_journey_table_record(a->t, a->id, old);
+            const char *id = fs_journey_table_id(a->t, a->id, c, &len);
+            const char *want = ids[a->id][i - SHARE];
+            assert_int_equal(len, strlen(want));
+            assert_memory_equal(id, want, len);
+            end(a->t, a->id, c, i - SHARE);
+            fs_journey_table_remove(a->t, c, old);
+        }
+        const char *id = ids[a->id][i];
+        size_t len = strlen(id);
+        uint32_t idx;
+        fs_customer *c = fs_journey_table_insert(a->t, fs_hash_customer(id, len), id, len, 0, &idx);
+        build(a->t, a->id, c, i, 0);
+        a->found_after_insert++;
+        if (i % 256 == 0) { /* let the reader's grace periods through now and then */
+            fs_journey_table_read_unlock();
+            fs_journey_table_read_lock();
+        }
+    }
+    fs_journey_table_read_unlock();
+    fs_journey_table_thread_leave();
+    return NULL;
+}
+
+static void test_limit_concurrent_owners(void **state)
+{
+    (void)state;
+    make_ids();
+    fs_journey_table *t = fs_journey_table_new(FUNNELS, OWNERS, 0);
+    fs_journey_table_set_limit(t, SHARE * OWNERS);
+    pthread_t owners[OWNERS], reader;
+    owner_arg args[OWNERS];
+    reader_arg r = {t, 0, 0};
+    atomic_store(&stop_reader, 0);
+    pthread_create(&reader, NULL, reader_main, &r);
+    for (uint32_t o = 0; o < OWNERS; o++) {
+        args[o] = (owner_arg){t, o, 0};
+        pthread_create(&owners[o], NULL, limited_owner_main, &args[o]);
+    }
+    for (uint32_t o = 0; o < OWNERS; o++) {
+        pthread_join(owners[o], NULL);
+        assert_int_equal(args[o].found_after_insert, KEYS);
+    }
+    atomic_store(&stop_reader, 1);
+    pthread_join(reader, NULL);
+    assert_int_equal(r.broken, 0);
+    assert_int_equal(fs_journey_table_count(t), SHARE * OWNERS); /* each at its share */
+    fs_journey_table_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +494,9 @@ int main(void)
         cmocka_unit_test(test_touch_blocks_in_order),
         cmocka_unit_test(test_long_ids),
         cmocka_unit_test(test_walk_one_partition),
+        cmocka_unit_test(test_limit_shares),
+        cmocka_unit_test(test_limit_age_order),
+        cmocka_unit_test(test_limit_concurrent_owners),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
