@@ -19,19 +19,22 @@
  * the traffic child (same process group). When the stage has flushed and
  * committed, the screen stops, the child is told to stop too (SIGTERM, for
  * a SIGTERM that went to this process only) and reaped, and the broker goes.
+ * Should this process die any other way, the kernel kills the child
+ * (PR_SET_PDEATHSIG, spawn_traffic): it is never left running on its own.
  */
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -147,6 +150,13 @@ static void *stage_main(void *arg)
 
 /* ---- the traffic child -------------------------------------------------------- */
 
+/* fork + exec rather than posix_spawn, for the one thing the child must do
+ * first: ask the kernel to kill it when this process goes, however it goes
+ * (SIGKILL, an abort of the stage part): the traffic would otherwise run on,
+ * orphaned, producing into a broker that is gone. PR_SET_PDEATHSIG fires when
+ * the forking thread ends; that is this main thread, which ends only with the
+ * process. Between fork and exec the child calls async-signal-safe functions
+ * only (other threads of this process may hold locks). */
 static pid_t spawn_traffic(const demo_args *a, const char *bootstrap, const char *topic)
 {
     char rate[32], customers[32];
@@ -155,10 +165,17 @@ static pid_t spawn_traffic(const demo_args *a, const char *bootstrap, const char
     const char *argv[] = {"/proc/self/exe", "generate", "--events", "0", "--customers", customers,
                           "--rate",         rate,       "--seed",   "1", "--realtime",  "--brokers",
                           bootstrap,        "--topic",  topic,      NULL};
-    pid_t pid;
-    if (posix_spawn(&pid, argv[0], NULL, NULL, (char *const *)argv, environ) != 0)
-        return -1;
-    return pid;
+    pid_t parent = getpid();
+    sigset_t none;
+    sigemptyset(&none);
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid; /* -1 when fork failed */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(127); /* the parent is already gone (or the request failed) */
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(argv[0], (char *const *)argv, environ);
+    _exit(127);
 }
 
 /* ---- the screen ---------------------------------------------------------------- */

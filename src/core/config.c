@@ -48,6 +48,7 @@
 #include "utf8.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <libfyaml.h>
@@ -658,23 +659,59 @@ static int parse_max_journeys(cfg_ctx *c, struct fy_node *n, size_t pos, const c
     return 0;
 }
 
-/* "HOST:PORT" with a numeric port; the HTTP module resolves the host. */
+int fs_config_parse_listen(const char *s, size_t len, char *host, size_t host_cap, bool *ipv6,
+                           int *port)
+{
+    const char *colon = memrchr(s, ':', len);
+    if (!colon || colon + 1 == s + len || memchr(s, '\0', len))
+        return -1;
+    long p = 0;
+    for (const char *d = colon + 1; d < s + len; d++) {
+        if (*d < '0' || *d > '9' || (p = p * 10 + (*d - '0')) > 65535)
+            return -1;
+    }
+    const char *h = s;
+    size_t hl = (size_t)(colon - s);
+    *ipv6 = hl >= 2 && h[0] == '[' && h[hl - 1] == ']';
+    if (*ipv6) {
+        h++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= host_cap)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (*ipv6) {
+        if (inet_pton(AF_INET6, host, addr) != 1)
+            return -1;
+    } else if (strcmp(host, "localhost") == 0) {
+        if (host_cap <= strlen("127.0.0.1"))
+            return -1;
+        strcpy(host, "127.0.0.1");
+    } else if (inet_pton(AF_INET, host, addr) != 1) {
+        return -1;
+    }
+    *port = (int)p;
+    return 0;
+}
+
+/* "HOST:PORT" (fs_config_parse_listen): checked here, where a mistake can
+ * name the field, not when the stage finds it cannot listen. */
 static int parse_listen(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
 {
-    const char *s, *colon = NULL;
-    size_t len, i;
-    char buf[64];
-    long port = 0;
+    const char *s;
+    size_t len;
+    char buf[64], host[INET6_ADDRSTRLEN];
+    bool ipv6;
+    int port;
 
     if (scalar_text(c, n, pos, path, "HOST:PORT", &s, &len) < 0)
         return -1;
-    for (i = 0; i < len; i++)
-        if (s[i] == ':')
-            colon = s + i;
-    for (i = colon ? (size_t)(colon - s) + 1 : len; i < len && port <= 65535; i++)
-        port = (s[i] >= '0' && s[i] <= '9') ? port * 10 + (s[i] - '0') : 65536;
-    if (colon == NULL || colon == s || colon + 1 == s + len || port > 65535)
-        return fail(c, pos, path, "expected HOST:PORT with a port from 0 to 65535, got '%s'",
+    if (fs_config_parse_listen(s, len, host, sizeof host, &ipv6, &port) != 0)
+        return fail(c, pos, path,
+                    "expected HOST:PORT, HOST a numeric IPv4 address, [IPv6] or localhost, "
+                    "PORT from 0 to 65535; got '%s'",
                     shorten(buf, sizeof buf, s, len));
     return copy_text(c, s, len, path, dst);
 }

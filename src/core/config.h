@@ -17,6 +17,7 @@
 #ifndef FS_CONFIG_H
 #define FS_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -104,7 +105,7 @@ typedef struct fs_config {
     int64_t cohort_emit_interval_ms;
     /* threads: default 0 = number of online cores */
     int threads;
-    /* http: {listen} -- default "127.0.0.1:8080" */
+    /* http: {listen} -- default "127.0.0.1:8080"; valid (fs_config_parse_listen) */
     char *http_listen;
     /* limits: {max_active_journeys, policy}, both required when the
      * section is given. max_active_journeys bounds the customer records of
@@ -133,6 +134,14 @@ int64_t fs_parse_duration(const char *s);
 /* Sets (or adds) a kafka: property, for commands that know better than the
  * file (the demo's own broker). */
 void fs_config_set_kafka(fs_config *cfg, const char *key, const char *value);
+
+/* An http.listen value, "HOST:PORT": HOST a numeric IPv4 address, a numeric
+ * IPv6 address in brackets ("[::1]:8080") or "localhost" (127.0.0.1), PORT
+ * from 0 (any free port) to 65535. Writes the numeric host (without the
+ * brackets) into host, whether it is IPv6, and the port; returns 0, or -1
+ * when s is not that. No name is resolved. */
+int fs_config_parse_listen(const char *s, size_t len, char *host, size_t host_cap, bool *ipv6,
+                           int *port);
 
 /* Worker threads to run: the config's `threads`, else one per online core. */
 uint32_t fs_config_threads(const fs_config *cfg);

@@ -10,6 +10,10 @@
  * never parses a path it was not routed by. Every response closes its connection
  * (no keep-alive), so a stopping process is never held up by a browser;
  * the clients are dashboards and scrapers polling once a second or less.
+ * HTTP/1.x only: the HTTP/2 preface is refused (the connection closed) and
+ * "Upgrade: h2c" ignored. A connection that has not sent its whole request
+ * within 3 s is closed. The loop thread gets SIGPIPE blocked (a write to a
+ * reset peer is an EPIPE, not the end of the process).
  */
 #ifndef FS_HTTP_H
 #define FS_HTTP_H
@@ -19,19 +23,13 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "request.h" /* fs_http_request, fs_http_unescape, fs_http_query_param */
 
 typedef struct fs_http_response {
     int status;               /* 200 unless the handler says otherwise */
     const char *content_type; /* default "text/plain; charset=utf-8" */
     fs_buf body;
 } fs_http_response;
-
-typedef struct fs_http_request {
-    const char *path; /* after the route's prefix, raw (still percent-encoded) */
-    size_t path_len;
-    const char *query; /* after the '?', raw; NULL without one */
-    size_t query_len;
-} fs_http_request;
 
 typedef void (*fs_http_handler)(void *ctx, const fs_http_request *req, fs_http_response *res);
 
@@ -43,21 +41,21 @@ typedef struct fs_http_route {
 
 typedef struct fs_http fs_http;
 
-/* listen: "host:port" (IPv4 or [IPv6]); port 0 picks a free one. Returns
+/* listen: "host:port" as http.listen takes it (fs_config_parse_listen: IPv4,
+ * [IPv6] or localhost); port 0 picks a free one. Returns
  * NULL with a message in err. */
 fs_http *fs_http_start(uv_loop_t *loop, const char *listen, const fs_http_route *routes,
                        size_t n_routes, char *err, size_t err_len);
 /* The port actually bound. */
 int fs_http_port(const fs_http *h);
-/* Stops accepting; open connections end on their own (idle timeout). */
+/* Stops accepting and ends every open connection (shutdown(2): idle ones,
+ * half-read requests, responses being written); the loop then runs their
+ * close callbacks, and the last one disposes h2o's context, so the loop can
+ * end. Returns at once; idempotent. */
 void fs_http_stop(fs_http *h);
+/* The connections accepted and not closed yet (0 for NULL). */
+size_t fs_http_open_connections(const fs_http *h);
 /* After the loop has ended. */
 void fs_http_free(fs_http *h);
-/* Decodes the %XX escapes of a path segment or query value into out (cap
- * bytes; '+' stays '+'). Returns the decoded length, or -1 for a malformed
- * escape or a result that would not fit. */
-long fs_http_unescape(const char *in, size_t len, char *out, size_t cap);
-/* The raw value of parameter `name` in a query string ("a=1&b=2"), or NULL. */
-const char *fs_http_query_param(const fs_http_request *req, const char *name, size_t *len);
 
 #endif

@@ -4,7 +4,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
 #include "util.h"
+
+long fs_lookup_id(const fs_http_request *req, char *id, size_t cap, int *status, const char **error)
+{
+    const char *raw = NULL;
+    size_t raw_len = 0;
+    if (req->path_len > 1 && req->path[0] == '/') {
+        raw = req->path + 1;
+        raw_len = req->path_len - 1;
+    } else if (req->path_len == 0) {
+        raw = fs_http_query_param(req, "id", &raw_len);
+    }
+    long n = raw ? fs_http_unescape(raw, raw_len, id, cap) : -1;
+    *error = !raw     ? "want /api/journeys/<customer_id> or /api/journeys?id=<id>"
+             : n < 0  ? "the id is badly percent-encoded or longer than 128 bytes"
+             : n == 0 ? "the id is empty"
+             : !fs_utf8_valid(id, (size_t)n) ? "the id is not UTF-8: no event can carry it"
+                                             : NULL;
+    if (!*error)
+        return n;
+    *status = raw ? 400 : 404;
+    return -1;
+}
 
 static void put_label(fs_buf *out, fs_engine *e, uint32_t owner, uint32_t label)
 {

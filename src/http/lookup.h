@@ -20,7 +20,18 @@
 #include "buf.h"
 #include "config.h"
 #include "engine.h"
+#include "request.h"
 
+/* The customer id a request to /api/journeys names: "/<id>" after the
+ * route, percent-encoded as a path segment, or with no path at all the
+ * query's first id=<id> (for ids no path can carry, such as ".."). Decodes
+ * it into id (cap bytes, FS_MAX_CUSTOMER_ID for any id an event can carry)
+ * and returns its length, or returns -1 with the HTTP status in *status
+ * (404: the request names no id; 400: a malformed escape, an id that is
+ * empty, longer than cap or not UTF-8) and the reason in *error. */
+long fs_lookup_id(const fs_http_request *req, char *id, size_t cap, int *status,
+                  const char **error);
+/* id: fs_lookup_id's (UTF-8, any bytes). */
 void fs_lookup_render(fs_engine *e, const fs_config *cfg, const char *id, size_t len, fs_buf *out);
 
 #endif

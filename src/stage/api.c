@@ -13,7 +13,6 @@
 #include "lookup.h"
 #include "merge.h"
 #include "metrics.h"
-#include "utf8.h"
 #include "util.h"
 
 #define READY_MAX_LAG 100000 /* messages behind, over all partitions */
@@ -160,24 +159,12 @@ static void serve_journeys(void *ctx, const fs_http_request *req, fs_http_respon
 {
     fs_stage *s = ctx;
     res->content_type = "application/json";
-    const char *raw = NULL;
-    size_t raw_len = 0;
-    if (req->path_len > 1 && req->path[0] == '/') {
-        raw = req->path + 1;
-        raw_len = req->path_len - 1;
-    } else if (req->path_len == 0) {
-        raw = fs_http_query_param(req, "id", &raw_len);
-    }
     char id[FS_MAX_CUSTOMER_ID];
-    long n = raw ? fs_http_unescape(raw, raw_len, id, sizeof id) : -1;
-    const char *error = !raw     ? "want /api/journeys/<customer_id> or /api/journeys?id=<id>"
-                        : n < 0  ? "the id is badly percent-encoded or longer than 128 bytes"
-                        : n == 0 ? "the id is empty"
-                        : !fs_utf8_valid(id, (size_t)n)
-                            ? "the id is not UTF-8: no event can carry it"
-                            : NULL;
-    if (error)
-        json_error(res, raw ? 400 : 404, error);
+    int status;
+    const char *error;
+    long n = fs_lookup_id(req, id, sizeof id, &status, &error);
+    if (n < 0)
+        json_error(res, status, error);
     else
         fs_lookup_render(s->engine, s->cfg, id, (size_t)n, &res->body);
 }

@@ -45,6 +45,11 @@ target fuzz_frame "$codec" "msgpack libxxhash"
 target fuzz_state "core/state.c core/aggregate.c core/pane.c base/sketch.c base/buf.c base/dict.c
                    base/i64map.c base/utf8.c base/util.c" "msgpack libxxhash"
 target fuzz_config "core/config.c base/dict.c base/utf8.c base/util.c" "msgpack libxxhash libfyaml"
+# /api/journeys' request path and what a lookup reads, a live engine: the
+# sources of base, codec and core (not TSan's shim, nor the embedding API)
+engine=$(cd "$root/src" && ls base/*.c codec/*.c core/*.c | grep -v -e tsan_threads.c -e pipeline.c)
+target fuzz_http "http/request.c http/lookup.c $(echo $engine)" \
+    "msgpack libxxhash libfyaml liburcu-memb liburcu-cds"
 
 mode=fuzz
 if [ "${1:-}" = --merge ]; then mode=merge; shift; fi
@@ -58,7 +63,8 @@ command -v clang >/dev/null || { echo "run.sh: clang not found (run scripts/setu
 # shellcheck disable=SC2054  # the commas are clang's, inside one flag
 cflags=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-        -Wall -Wextra -I"$root/src/base" -I"$root/src/codec" -I"$root/src/core")
+        -Wall -Wextra -I"$root/src/base" -I"$root/src/codec" -I"$root/src/core"
+        -I"$root/src/http")
 
 build() { # target
     local t=$1 deps srcs=()

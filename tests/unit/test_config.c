@@ -481,7 +481,8 @@ static void test_unknown_keys(void **state)
                  "      - {name: a, events: [x]}\n"
                  "      - {name: b, event: [y]}\n",
                  "cfg.yaml:5:19: funnels[0].stages[1].event: unknown key");
-    expect_error("http: {listen: 'a:1', port: 80}\n" MIN_FUNNELS, ":1:23: http.port: unknown");
+    expect_error("http: {listen: '127.0.0.1:1', port: 80}\n" MIN_FUNNELS,
+                 ":1:31: http.port: unknown");
     expect_error("dead_letter: {topic: d, partitions: 3}\n" MIN_FUNNELS,
                  ":1:25: dead_letter.partitions: unknown");
     expect_error("cohort: {interval: 1m}\n" MIN_FUNNELS, ":1:10: cohort.interval: unknown");
@@ -768,6 +769,62 @@ static void test_io_rules(void **state)
     expect_error("http: {listen: 'localhost:99999'}\n" MIN_FUNNELS, ":1:16: http.listen:");
     expect_error("http: {listen: 'localhost:'}\n" MIN_FUNNELS, ":1:16: http.listen:");
     expect_error("http: {listen: ':80'}\n" MIN_FUNNELS, ":1:16: http.listen:");
+}
+
+/* http.listen is checked at load, so that a stage never starts without the
+ * HTTP it was asked for: a numeric IPv4 address, [IPv6] or localhost (no
+ * name is resolved), and a port 0..65535. */
+static void test_http_listen(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"127.0.0.1:8080", "0.0.0.0:0",   "[::1]:0",
+                                       "[::]:65535",     "localhost:1", "10.1.2.3:080"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof yaml, "http: {listen: '%s'}\n" MIN_FUNNELS, good[i]);
+        fs_config *cfg = must_parse(yaml);
+        assert_string_equal(cfg->http_listen, good[i]);
+        fs_config_free(cfg);
+    }
+    static const char *const bad[] = {"notahost:80",
+                                      "example.com:80",
+                                      "localhost:65536",
+                                      "127.0.0.1:-1",
+                                      "127.0.0.1:8o",
+                                      "127.0.0.1",
+                                      "127.0.0.1:",
+                                      "256.0.0.1:80",
+                                      "1.2.3:80",
+                                      "::1:80",
+                                      "[::1:80",
+                                      "[]:80",
+                                      "[127.0.0.1]:80",
+                                      " 127.0.0.1:80",
+                                      "127.0.0.1 :80",
+                                      "127.0.0.1:80 ",
+                                      "[::1]:99999999999999999999",
+                                      "LOCALHOST:80"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof yaml, "http: {listen: '%s'}\n" MIN_FUNNELS, bad[i]);
+        expect_error(yaml, "cfg.yaml:1:16: http.listen: expected HOST:PORT");
+    }
+    /* the same rules for the HTTP module, which maps localhost */
+    char host[64];
+    bool ipv6;
+    int port;
+    assert_int_equal(fs_config_parse_listen("localhost:8080", 14, host, sizeof host, &ipv6, &port),
+                     0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_false(ipv6);
+    assert_int_equal(port, 8080);
+    assert_int_equal(fs_config_parse_listen("[::1]:0", 7, host, sizeof host, &ipv6, &port), 0);
+    assert_string_equal(host, "::1");
+    assert_true(ipv6);
+    assert_int_equal(port, 0);
+    assert_int_equal(fs_config_parse_listen("1.2.3.4:5\0x", 11, host, sizeof host, &ipv6, &port),
+                     -1); /* a NUL inside */
+    assert_int_equal(fs_config_parse_listen("[::1]:0", 7, host, 3, &ipv6, &port), -1);
 }
 
 static void test_yaml_level(void **state)
@@ -1147,6 +1204,7 @@ int main(void)
         cmocka_unit_test(test_stage_rules),
         cmocka_unit_test(test_exclude_rules),
         cmocka_unit_test(test_io_rules),
+        cmocka_unit_test(test_http_listen),
         cmocka_unit_test(test_yaml_level),
         cmocka_unit_test(test_anchors),
         cmocka_unit_test(test_alias_bomb),
