@@ -33,7 +33,9 @@ static const char usage[] =
     "Runs an embedded Kafka-protocol broker (librdkafka's mock cluster) for trying\n"
     "funnelstream on one machine. Creates the config's input, output and dead-letter\n"
     "topics (default: touchpoints and funnel-metrics), prints the bootstrap address on\n"
-    "stdout and serves until SIGINT or SIGTERM. Data is kept in memory only.\n"
+    "stdout and serves until SIGINT or SIGTERM. Data is kept in memory only, and each\n"
+    "partition keeps about 5 MiB and 100000 messages: past that its oldest messages\n"
+    "are dropped (`run` logs and counts what it could not read).\n"
     "\n"
     "Options:\n"
     "  -p, --partitions N   partitions per topic (default 3)\n"
@@ -151,6 +153,14 @@ int fs_cmd_dev_broker(int argc, char **argv)
         fflush(stdout);
         fs_log(FS_LOG_INFO, "dev broker ready", "bootstrap.servers=%s brokers=%ld", bootstrap,
                a.brokers);
+        /* Said up front: past these the mock drops a partition's oldest
+         * messages without a word to producers (run detects and counts
+         * what it could not read). */
+        fs_log(FS_LOG_WARN, "dev broker limits",
+               "per_partition_bytes=~5MiB per_partition_messages=100000 largest_message=~5MiB "
+               "hint=\"older messages of a partition are dropped past these: produce no more "
+               "than the stage reads, or use more partitions; a message larger than a "
+               "partition's log makes it unreadable\"");
         rc = 0;
     }
     signals_wait(&sl, rc == 0);

@@ -324,6 +324,12 @@ static bool release_batch(fs_engine *e, fs_batch *b)
     return true;
 }
 
+bool fs_engine_batch_ready(fs_engine *e)
+{
+    const fs_batch *b = &e->ring[e->next_seq % e->ring_size];
+    return (atomic_load_explicit(&b->state, memory_order_acquire) & PH_MASK) == PH_EMPTY;
+}
+
 fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format)
 {
     fs_batch *b = &e->ring[e->next_seq % e->ring_size];

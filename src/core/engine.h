@@ -119,8 +119,12 @@ typedef struct fs_engine_stats {
 
 /* threads: number of workers (>= 1). The engine keeps pointers to cfg. */
 fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out);
-/* Source side, one thread: get an empty batch, fill it, publish it. */
+/* Source side, one thread: get an empty batch, fill it, publish it.
+ * batch_get waits while every batch is in use; batch_ready says, without
+ * waiting, whether batch_get would return at once (a source that must not
+ * block, such as an event loop, pauses its input instead). */
 fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format);
+bool fs_engine_batch_ready(fs_engine *e);
 void fs_engine_batch_publish(fs_engine *e, fs_batch *b, bool last);
 /* Publishes b as the last batch of an input that stops without ending
  * (shutdown): the engine applies it and stops without closing windows. */

@@ -314,28 +314,13 @@ static bool has_dirty_cohort(const fs_sink *s, const sink_part *sp)
     return false;
 }
 
-/* One partial for partition p if it has news; to the partials topic, or
- * straight into this process's merge. */
-static void send_partial(fs_sink *s, uint32_t p)
+/* A partial's bytes out: to the partials topic, or straight into this
+ * process's merge. */
+static void emit_partial(fs_sink *s, uint32_t p, const fs_state_partial *pt)
 {
-    sink_part *sp = &s->parts[p];
-    bool clock_moved = !sp->sent || sp->wm != sp->sent_wm || sp->idle != sp->sent_idle;
-    if (!sp->known || (!clock_moved && !sp->closed.count && !has_dirty_cohort(s, sp)))
-        return;
-    fs_state_partial pt = {.config_hash = s->config_hash,
-                           .part = p,
-                           .n_parts = s->out.n_parts,
-                           .wm = sp->wm,
-                           .idle = sp->idle};
-    take_windows(s, sp, &pt);
-    take_cohorts(s, sp, &pt);
     fs_state_labels l = {sink_label, NULL, s};
     s->rec.len = 0;
-    fs_state_encode_partial(&s->rec, &pt, s->funnels->n, s->n_stages, &l);
-    fs_state_partial_free(&pt, s->funnels->n);
-    sp->sent = true;
-    sp->sent_wm = sp->wm;
-    sp->sent_idle = sp->idle;
+    fs_state_encode_partial(&s->rec, pt, s->funnels->n, s->n_stages, &l);
     atomic_fetch_add_explicit(&s->partials_sent, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->partial_bytes, s->rec.len, memory_order_relaxed);
     if (s->out.partial) {
@@ -349,6 +334,72 @@ static void send_partial(fs_sink *s, uint32_t p)
     int rc = fs_merge_partial(s->merge, s->rec.p, s->rec.len, err, sizeof err);
     assert(rc == 0); /* this process wrote it */
     (void)rc;
+}
+
+/* The encoded size of pt, without sending it. */
+static size_t partial_size(fs_sink *s, const fs_state_partial *pt)
+{
+    fs_state_labels l = {sink_label, NULL, s};
+    s->rec.len = 0;
+    fs_state_encode_partial(&s->rec, pt, s->funnels->n, s->n_stages, &l);
+    return s->rec.len;
+}
+
+/* Sends pt, split in halves (recursively) while it is larger than
+ * FS_PARTIAL_MAX_BYTES, which a producer would refuse (message.max.bytes,
+ * 1 MB by default: many windows closing at once, say hopping windows with
+ * a small hop). Every piece but the last carries the clock already sent
+ * (`before`): the merge takes a window as new only if it ends after the
+ * partition's clock as it stood (merge.c), so the pieces' windows are all
+ * taken, and the new clock, in the last piece, closes them together. Not
+ * idle before the last piece: holding windows back is the safe side. */
+static void send_pieces(fs_sink *s, uint32_t p, const fs_state_partial *pt,
+                        const fs_state_partial *before)
+{
+    uint32_t items = pt->n_slots + pt->n_cohorts;
+    if (items <= 1 || partial_size(s, pt) <= FS_PARTIAL_MAX_BYTES) {
+        emit_partial(s, p, pt);
+        return;
+    }
+    uint32_t nf = s->funnels->n, half = items / 2;
+    uint32_t slots = half < pt->n_slots ? half : pt->n_slots, cohorts = half - slots;
+    fs_state_partial first = *before, rest = *pt;
+    first.slots = pt->slots;
+    first.n_slots = slots;
+    first.events = pt->events;
+    first.cohorts = pt->cohorts;
+    first.n_cohorts = cohorts;
+    rest.slots = pt->slots + slots;
+    rest.n_slots = pt->n_slots - slots;
+    rest.events = pt->events + (size_t)slots * nf;
+    rest.cohorts = pt->cohorts + cohorts;
+    rest.n_cohorts = pt->n_cohorts - cohorts;
+    send_pieces(s, p, &first, before);
+    send_pieces(s, p, &rest, before);
+}
+
+/* One partial for partition p if it has news (in pieces if large). */
+static void send_partial(fs_sink *s, uint32_t p)
+{
+    sink_part *sp = &s->parts[p];
+    bool clock_moved = !sp->sent || sp->wm != sp->sent_wm || sp->idle != sp->sent_idle;
+    if (!sp->known || (!clock_moved && !sp->closed.count && !has_dirty_cohort(s, sp)))
+        return;
+    fs_state_partial pt = {.config_hash = s->config_hash,
+                           .part = p,
+                           .n_parts = s->out.n_parts,
+                           .wm = sp->wm,
+                           .idle = sp->idle};
+    fs_state_partial before = pt;
+    before.wm = sp->sent ? sp->sent_wm : INT64_MIN;
+    before.idle = false;
+    take_windows(s, sp, &pt);
+    take_cohorts(s, sp, &pt);
+    send_pieces(s, p, &pt, &before);
+    fs_state_partial_free(&pt, s->funnels->n);
+    sp->sent = true;
+    sp->sent_wm = sp->wm;
+    sp->sent_idle = sp->idle;
 }
 
 /* The merge's state restored (with the partials partition's assignment on

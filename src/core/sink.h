@@ -27,6 +27,10 @@
 #include "funnel.h"
 #include "worker.h"
 
+/* A partial larger than this goes out in pieces (sink.c, send_pieces):
+ * under the 1 MB a Kafka producer and broker take by default. */
+#define FS_PARTIAL_MAX_BYTES (900u << 10)
+
 /* Where the stream stands when a step's records have all been written. */
 typedef struct fs_step_info {
     int64_t wm;        /* INT64_MAX on the final step */

@@ -15,8 +15,7 @@
 #include "state_topic.h"
 #include "util.h"
 
-#define CONSUME_CHUNK  1024 /* messages per rd_kafka_consume_batch_queue */
-#define CONSUME_ROUNDS 64   /* chunks per wake-up before yielding to the loop */
+#define CONSUME_ROUNDS 64 /* chunks per wake-up before yielding to the loop */
 
 /* ---- batches ---------------------------------------------------------------- */
 
@@ -100,9 +99,33 @@ static void note_unkeyed(fs_stage *s, const rd_kafka_message_t *m)
                m->partition, m->offset);
 }
 
+/* A message beyond the offset expected. Offsets skip without loss at
+ * transaction markers and where compaction removed records; messages are
+ * lost only where the log now starts beyond the expected offset: retention
+ * (or the dev broker's cap) deleted them before they were read, and
+ * auto.offset.reset moved the consumer on. The log start is librdkafka's
+ * from the last fetch, so checking costs nothing. */
+static void check_gap(fs_stage *s, const rd_kafka_message_t *m, int64_t expected)
+{
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(s->consumer, rd_kafka_topic_name(m->rkt), m->partition, &lo,
+                                       &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        lo <= expected)
+        return;
+    int64_t lost = (lo < m->offset ? lo : m->offset) - expected;
+    s->offsets_skipped += (uint64_t)lost;
+    fs_log(FS_LOG_ERROR, "input messages lost: deleted before they were read",
+           "partition=%" PRId32 " expected_offset=%" PRId64 " log_start=%" PRId64 " lost=%" PRId64
+           " hint=\"the input's retention (or the dev broker's per-partition cap) removed them; "
+           "counted as funnelstream_input_offsets_skipped_total\"",
+           m->partition, expected, lo, lost);
+}
+
 static void add_message(fs_stage *s, const rd_kafka_message_t *m)
 {
     fs_part *ps = fs_part_table_at(&s->parts, (uint32_t)m->partition);
+    if (ps->next >= 0 && m->offset > ps->next)
+        check_gap(s, m, ps->next);
     size_t key_len = m->key ? m->key_len : 0, need = m->len + key_len;
     if (!key_len)
         note_unkeyed(s, m);
@@ -248,17 +271,92 @@ static void on_message(fs_stage *s, const rd_kafka_message_t *m)
 
 static void on_more(uv_idle_t *h);
 
+/* ---- backpressure ----------------------------------------------------------- */
+
+/* Whether message m can go into a batch without waiting for the engine:
+ * the open batch has room for it, or an empty batch is free. */
+static bool room_for(fs_stage *s, const rd_kafka_message_t *m)
+{
+    if (fs_engine_batch_ready(s->engine))
+        return true;
+    const fs_batch *b = s->open;
+    size_t need = m->len + (m->key ? m->key_len : 0);
+    return b && !fs_batch_full(b) && (b->n == 0 || b->len + need <= b->cap);
+}
+
+/* Pauses or resumes fetching for every partition assigned. */
+static void set_fetching(fs_stage *s, bool on)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(s->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    rd_kafka_resp_err_t e = on ? rd_kafka_resume_partitions(s->consumer, parts)
+                               : rd_kafka_pause_partitions(s->consumer, parts);
+    if (e)
+        fs_log(FS_LOG_WARN, on ? "cannot resume the input" : "cannot pause the input",
+               "error=\"%s\"", rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* The engine is behind: every batch is in use. Rather than wait for one
+ * (which would stall HTTP, delivery reports and timers with it), the
+ * input stops: fetching pauses, the queue is left alone, and the message
+ * in hand waits in `held`. The backlog then stays in Kafka, as lag. */
+static void pause_input(fs_stage *s)
+{
+    if (s->input_paused)
+        return;
+    s->input_paused = true;
+    s->input_pauses++;
+    set_fetching(s, false);
+    uv_poll_stop(&s->consumer_watch);
+    uv_idle_stop(&s->more);
+    fs_log(FS_LOG_DEBUG, "input paused: the engine is behind", "pauses=%" PRIu64, s->input_pauses);
+}
+
+void fs_consume_resume(fs_stage *s)
+{
+    if (!s->input_paused || s->phase != FS_STAGE_RUNNING || !fs_engine_batch_ready(s->engine))
+        return;
+    s->input_paused = false;
+    set_fetching(s, true);
+    fs_xcheck(uv_poll_start(&s->consumer_watch, UV_READABLE, s->consumer_ready), "uv_poll_start");
+    fs_consume(s);
+}
+
+/* ---- the consumer queue ----------------------------------------------------- */
+
+/* Messages taken from the queue and not handled yet: the batch in hand,
+ * handled in order, possibly over several calls when the engine is behind. */
+static bool handle_held(fs_stage *s)
+{
+    while (s->held_next < s->n_held) {
+        rd_kafka_message_t *m = s->held[s->held_next];
+        if (s->phase == FS_STAGE_RUNNING && !m->err && !room_for(s, m)) {
+            pause_input(s);
+            return false;
+        }
+        s->held_next++;
+        if (s->phase == FS_STAGE_RUNNING)
+            on_message(s, m);
+        rd_kafka_message_destroy(m);
+    }
+    return true;
+}
+
 void fs_consume(fs_stage *s)
 {
-    rd_kafka_message_t *msgs[CONSUME_CHUNK];
+    if (s->input_paused)
+        return;
     for (int round = 0; round < CONSUME_ROUNDS && s->phase == FS_STAGE_RUNNING; round++) {
-        ssize_t n = rd_kafka_consume_batch_queue(s->consumer_q, 0, msgs, CONSUME_CHUNK);
-        for (ssize_t i = 0; i < n; i++) {
-            if (s->phase == FS_STAGE_RUNNING)
-                on_message(s, msgs[i]);
-            rd_kafka_message_destroy(msgs[i]);
-        }
-        if (n < CONSUME_CHUNK) {
+        if (!handle_held(s))
+            return;
+        ssize_t n = rd_kafka_consume_batch_queue(s->consumer_q, 0, s->held, FS_CONSUME_CHUNK);
+        s->n_held = n > 0 ? (size_t)n : 0;
+        s->held_next = 0;
+        if (!handle_held(s))
+            return;
+        if (n < FS_CONSUME_CHUNK) {
             uv_idle_stop(&s->more);
             if (s->phase != FS_STAGE_RUNNING)
                 return;
@@ -271,6 +369,14 @@ void fs_consume(fs_stage *s)
         publish(s, PUBLISH_MORE);
         fs_xcheck(uv_idle_start(&s->more, on_more), "uv_idle_start");
     }
+}
+
+/* Messages still held at the end are dropped unread: nothing after the
+ * stop is committed, so they are read again on the next start. */
+void fs_consume_release(fs_stage *s)
+{
+    while (s->held_next < s->n_held)
+        rd_kafka_message_destroy(s->held[s->held_next++]);
 }
 
 static void on_more(uv_idle_t *h)

@@ -1,13 +1,20 @@
 /* consume.h -- the stage's input side: Kafka messages into engine batches.
  *
  * The loop drains the consumer queue when its pipe says it is not empty,
- * CONSUME_CHUNK messages per call of rd_kafka_consume_batch_queue and at
+ * FS_CONSUME_CHUNK messages per call of rd_kafka_consume_batch_queue and at
  * most CONSUME_ROUNDS calls per wake-up, so that timers and delivery reports
  * are served in between (a uv_idle resumes it next iteration). Messages are
  * copied, value then key, into the open batch, which is published when full,
  * when the queue is drained (low rates: nothing is held back) and at the
  * end; after each batch the commit plan learns where every partition stands
  * (fs_commit_batch).
+ *
+ * Backpressure: the loop never waits for the engine. When every batch of
+ * the engine's ring is in use, the message in hand is held, fetching is
+ * paused (rd_kafka_pause_partitions) and the queue is left alone; the next
+ * wake-up that finds a batch free (a finished step, the idle timer)
+ * resumes. A burst thus becomes lag in Kafka, not memory here, and HTTP,
+ * timers and delivery reports go on meanwhile.
  *
  * Partitions (part_table.h): each message's Kafka partition number is its
  * partition index in the engine, whose workers keep one clock per
@@ -32,8 +39,13 @@
 
 #include "stage_internal.h"
 
-/* The consumer queue has something: consumes a bounded amount of it. */
+/* The consumer queue has something: consumes a bounded amount of it. When
+ * the engine has no batch free, the input pauses instead of waiting. */
 void fs_consume(fs_stage *s);
+/* A batch may be free again: a paused input resumes. */
+void fs_consume_resume(fs_stage *s);
+/* At the end: messages held unhandled are let go (read again next start). */
+void fs_consume_release(fs_stage *s);
 /* The idle timer: partitions with no message for idle_timeout stop holding
  * the watermark until their next message. */
 void fs_consume_idle_check(fs_stage *s);

@@ -106,6 +106,7 @@ static void on_wake(uv_async_t *h)
     fs_stage *s = h->data;
     fs_deliver_read(s);
     check_restore(s);
+    fs_consume_resume(s);
     fs_consume_check_end(s);
     if (s->phase == FS_STAGE_ENDING && s->sink_done)
         fs_shutdown_begin(s);
@@ -143,6 +144,7 @@ static void on_consumer_ready(uv_poll_t *h, int status, int events)
  * the group, the pipe being silent meanwhile. */
 static void on_idle_check(uv_timer_t *h)
 {
+    fs_consume_resume(h->data);
     fs_consume(h->data);
     fs_consume_idle_check(h->data);
     fs_brokers_check(h->data);
@@ -203,6 +205,7 @@ static void watch_pipe(fs_stage *s, int fd, uv_poll_t *h, uv_poll_cb cb)
 
 static void init_handles(fs_stage *s)
 {
+    s->consumer_ready = on_consumer_ready;
     watch_pipe(s, s->consumer_pipe[0], &s->consumer_watch, on_consumer_ready);
     watch_pipe(s, s->producer_pipe[0], &s->producer_watch, on_producer_ready);
     fs_xcheck(uv_async_init(&s->loop, &s->wake, on_wake), "uv_async_init");
@@ -406,6 +409,7 @@ static void destroy_consumer(fs_stage *s)
 
 static void free_stage(fs_stage *s)
 {
+    fs_consume_release(s);
     if (s->consumer_q) { /* a consumer left alive must not write to a closed (reused) fd */
         rd_kafka_queue_io_event_enable(s->consumer_q, -1, NULL, 0);
         rd_kafka_queue_destroy(s->consumer_q);
@@ -510,6 +514,12 @@ int fs_stage_run(const fs_stage_opts *opts)
     log_summary(&s);
     fs_engine_free(s.engine);
     int rc = s.exit_code;
+    if (rc == 0 && s.until_eof && s.offsets_skipped > 0) {
+        /* the input is processed, but not all of it: say so in the status */
+        fs_log(FS_LOG_ERROR, "input ended with messages lost", "offsets_skipped=%" PRIu64 " exit=1",
+               s.offsets_skipped);
+        rc = 1;
+    }
     free_stage(&s);
     return rc;
 }

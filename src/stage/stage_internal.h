@@ -27,6 +27,8 @@
 #include "latency.h"
 #include "part_table.h"
 
+#define FS_CONSUME_CHUNK 1024 /* messages per rd_kafka_consume_batch_queue */
+
 /* shutdown.c's steps of the end. */
 typedef enum fs_end_step { FS_END_NONE, FS_END_DRAIN, FS_END_LEAVE, FS_END_CLOSED } fs_end_step;
 
@@ -76,6 +78,9 @@ typedef struct fs_stage {
     fs_batch *open; /* the batch being filled, NULL between batches */
     uint64_t consumed, consumed_bytes, first_message_ns, rebalances;
     bool ever_assigned; /* an assignment arrived: the consumer may be destroyed (stage.c) */
+    rd_kafka_message_t *held[FS_CONSUME_CHUNK]; /* taken from the queue, held[held_next..n_held) */
+    size_t n_held, held_next;                   /* not handled yet */
+    uv_poll_cb consumer_ready;                  /* stage.c: consumer_watch's callback */
 
     /* deliver.c. */
     fs_inbox in;              /* any thread; acks: n << 1 | tag */

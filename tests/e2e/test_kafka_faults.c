@@ -390,13 +390,97 @@ static void test_second_signal(void **state)
     free(events);
 }
 
+/* ---- a gap in the log ------------------------------------------------------- */
+
+/* The input's log start moves past the group's committed offset before the
+ * stage reads on (retention on a real Kafka; here the mock cluster's
+ * per-partition cap, which drops the oldest messages): the stage logs the
+ * loss, counts it, and under --until-eof exits 1 (before: 0, silently). */
+static void test_gap_in_the_log(void **state)
+{
+    (void)state;
+    fs_kt_topic("gl-in", 1);
+    fs_kt_topic("gl-out", 1);
+    char *gen = generated_jsonl("2000", "11");
+    char *all = calloc(1, 1);
+    size_t all_len = 0;
+    rd_kafka_t *p = fs_kt_client(RD_KAFKA_PRODUCER, NULL);
+    produce_lines(p, "gl-in", gen, true, &all, &all_len);
+    fs_kt_flush(p);
+    fs_kt_extra_kafka = fs_kt_short_session; /* the group is joined twice */
+    char *cfg = fs_kt_stage_config("exclusions.yaml", "gl-in", "gl-out", NULL, "g-gl", "json");
+    fs_kt_extra_kafka = "";
+    fs_e2e_run r;
+    fs_kt_run_until_eof(cfg, "2", &r);
+    fs_e2e_run_free(&r);
+    assert_int_equal(fs_kt_committed_total("g-gl", "gl-in", 1), 2000);
+
+    /* more than the mock keeps of a partition (~5 MiB): its oldest go */
+    p = fs_kt_client(RD_KAFKA_PRODUCER, NULL);
+    char msg[1200], pad[1001];
+    memset(pad, 'p', 1000);
+    pad[1000] = '\0';
+    for (int i = 0; i < 8000; i++) {
+        int n = snprintf(msg, sizeof msg,
+                         "{\"customer_id\":\"g%d\",\"ts\":1732280400000,\"event\":\"x\","
+                         "\"pad\":\"%s\"}",
+                         i % 1000, pad);
+        fs_kt_produce(p, "gl-in", "k", 1, msg, (size_t)n);
+    }
+    fs_kt_flush(p);
+    rd_kafka_t *c = fs_kt_client(RD_KAFKA_CONSUMER, NULL);
+    int64_t lo = -1, hi = -1;
+    assert_int_equal(rd_kafka_query_watermark_offsets(c, "gl-in", 0, &lo, &hi, FS_KT_DEADLINE_MS),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(c);
+    assert_true(lo > 2000); /* the fault happened */
+
+    FS_E2E_EXEC(&r, NULL, 0, "run", "--config", cfg, "--threads", "2", "--until-eof");
+    assert_int_equal(r.status, 1);
+    assert_contains(r.err, "msg=\"input messages lost: deleted before they were read\"",
+                    "the loss is logged");
+    assert_int_equal(fs_kt_field_u64(r.err, "offsets_skipped="), (uint64_t)(lo - 2000));
+    fs_e2e_run_free(&r);
+    free(cfg);
+    free(all);
+    free(gen);
+}
+
+/* ---- backpressure ------------------------------------------------------------ */
+
+/* A backlog much faster to read than to compute (one worker, every count
+ * in 60 windows): the input pauses while the engine catches up, instead
+ * of the loop waiting in fs_engine_batch_get, and the output is still
+ * replay's. */
+static void test_backpressure(void **state)
+{
+    (void)state;
+    fs_kt_topic("bp-in", 2);
+    fs_kt_topic("bp-out", 2);
+    /* 4x what the engine's batch ring holds, read ~10x faster than computed */
+    char *events = fs_kt_generated(200000, 5000, "23", "400", "0");
+    assert_int_equal(fs_kt_produce_file("bp-in", events), 200000);
+    char *cfg = fs_kt_stage_config("slow_engine.yaml", "bp-in", "bp-out", NULL, "g-bp", "msgpack");
+    fs_e2e_run r;
+    fs_kt_run_until_eof(cfg, "1", &r);
+    if (getenv("FS_SHOW"))
+        fprintf(stderr, "%s", r.err);
+    assert_true(fs_kt_field_u64(r.err, "input_pauses=") > 0);
+    fs_e2e_run_free(&r);
+    fs_kt_assert_last_per_key_is_replay(cfg, events, "bp-out");
+    free(cfg);
+    free(events);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_poison_pill),        cmocka_unit_test(test_misspelt_topics),
         cmocka_unit_test(test_unkeyed_messages),   cmocka_unit_test(test_stop_before_assignment),
         cmocka_unit_test(test_unreachable_broker), cmocka_unit_test(test_broker_gone_for_good),
-        cmocka_unit_test(test_second_signal),
+        cmocka_unit_test(test_second_signal),      cmocka_unit_test(test_gap_in_the_log),
+        cmocka_unit_test(test_backpressure),
+
     };
     if (getenv("FS_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FS_TEST_FILTER"));
