@@ -478,6 +478,42 @@ static void test_generate_output_file(void **state)
     free(want);
 }
 
+/* generate refuses a run whose event times would leave |ts| <= 2^53 - 1
+ * (README "Event time range"): near INT64_MAX they used to wrap to negative
+ * times. The last valid times are still written. */
+static void test_generate_ts_range(void **state)
+{
+    (void)state;
+    static const char *const bad[][2] = {
+        {"9223372036854775000", "0"}, /* the case */
+        {"9007199254740992", "0"},    /* 2^53: one past the range */
+        {"-9007199254740992", "0"},   /* one below */
+        {"9007199254740991", "0"},    /* in range, but 3 events at 1/s go past it */
+        {"-9007199254740991", "1"},   /* in range, disorder moves it below */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fs_e2e_run r;
+        FS_E2E_EXEC(&r, NULL, 0, "generate", "--events", "3", "--customers", "2", "--rate", "1",
+                    "--format", "json", "--start-ts", bad[i][0], "--disorder", bad[i][1]);
+        assert_status(&r, 2);
+        assert_string_equal(r.out, "");
+        assert_contains(r.err, "valid range", "stderr");
+        fs_e2e_run_free(&r);
+    }
+    /* The last run that fits: 3 events 1 s apart ending at 2^53 - 1. */
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "generate", "--events", "3", "--customers", "2", "--rate", "1",
+                "--format", "json", "--start-ts", "9007199254738991");
+    assert_status(&r, 0);
+    assert_contains(r.out, "\"ts\":9007199254738991", "first record");
+    assert_contains(r.out, "\"ts\":9007199254740991", "last record");
+    fs_e2e_run_free(&r);
+    FS_E2E_EXEC(&r, NULL, 0, "generate", "--events", "3", "--customers", "2", "--rate", "1",
+                "--format", "json", "--start-ts", "-9007199254740990", "--disorder", "1");
+    assert_status(&r, 0);
+    fs_e2e_run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_damaged_file_equals_damaged_stdin),
         cmocka_unit_test(test_generate_deterministic),
         cmocka_unit_test(test_generate_output_file),
+        cmocka_unit_test(test_generate_ts_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
