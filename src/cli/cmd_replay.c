@@ -160,6 +160,20 @@ static int choose_format(const replay_args *a, const fs_config *cfg)
     return fmt >= 0 ? fmt : (int)cfg->input_format;
 }
 
+/* Whether the output (a path, or stdout for "-"/NULL) is the very file the
+ * input fd reads: same device and inode, so "./F", a symlink or a hard link
+ * count too. fopen(.., "w") would truncate the input before it is read (and
+ * stdout appending to it would feed the replay its own records). Only
+ * regular files: /dev/null or a terminal as both is harmless. */
+static bool output_is_input(int in_fd, const char *output)
+{
+    struct stat in, out;
+    if (fstat(in_fd, &in) != 0 || !S_ISREG(in.st_mode))
+        return false;
+    int rc = output && strcmp(output, "-") ? stat(output, &out) : fstat(STDOUT_FILENO, &out);
+    return rc == 0 && S_ISREG(out.st_mode) && in.st_dev == out.st_dev && in.st_ino == out.st_ino;
+}
+
 static long max_rss_kb(void)
 {
     struct rusage ru;
@@ -199,6 +213,17 @@ int fs_cmd_replay(int argc, char **argv)
     }
     int format = choose_format(&a, cfg);
     int fd = strcmp(a.input, "-") ? open(a.input, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+    if (fd >= 0 && output_is_input(fd, a.output)) {
+        fprintf(stderr,
+                "funnelstream replay: the output %s is the input file %s: refusing to write "
+                "records into the file being read\n",
+                a.output && strcmp(a.output, "-") ? a.output : "(stdout)",
+                strcmp(a.input, "-") ? a.input : "(stdin)");
+        if (fd != STDIN_FILENO)
+            close(fd);
+        fs_config_free(cfg);
+        return 2;
+    }
     FILE *out = a.output && strcmp(a.output, "-") ? fopen(a.output, "w") : stdout;
     if (format < 0 || fd < 0 || !out) {
         if (fd < 0)

@@ -514,6 +514,59 @@ static void test_generate_ts_range(void **state)
     fs_e2e_run_free(&r);
 }
 
+/* replay --output F --input F used to truncate F before reading it (0
+ * events, exit 0, the input gone). Refused with exit 2, F untouched, also
+ * when the two paths differ but name the same file: "dir/./F" and a hard
+ * link. A different output file still works. */
+static void test_replay_output_is_input(void **state)
+{
+    (void)state;
+    char *in = fs_e2e_jsonl(some_events, N_SOME);
+    char *in_path = fs_e2e_write_text(".jsonl", in);
+    char *cfg_path = fs_e2e_write_text(".yaml", good_cfg);
+    const char *slash = strrchr(in_path, '/');
+    assert_non_null(slash);
+    char dotted[4096], linked[4096];
+    snprintf(dotted, sizeof dotted, "%.*s/./%s", (int)(slash - in_path), in_path, slash + 1);
+    snprintf(linked, sizeof linked, "%s.link.jsonl", in_path);
+    unlink(linked);
+    assert_int_equal(link(in_path, linked), 0);
+    const char *outs[] = {in_path, dotted, linked};
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+        fs_e2e_run r;
+        FS_E2E_EXEC(&r, NULL, 0, "replay", "--quiet", "--config", cfg_path, "--input", in_path,
+                    "--output", outs[i]);
+        assert_status(&r, 2);
+        assert_contains(r.err, "is the input file", "stderr");
+        assert_string_equal(r.out, "");
+        fs_e2e_run_free(&r);
+        size_t len;
+        char *now = fs_e2e_read_file(in_path, &len);
+        assert_int_equal(len, strlen(in));
+        assert_memory_equal(now, in, len);
+        free(now);
+    }
+    /* The input named through the link, the output the original: refused too. */
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--quiet", "--config", cfg_path, "--input", linked,
+                "--output", in_path);
+    assert_status(&r, 2);
+    fs_e2e_run_free(&r);
+
+    char out_path[4096];
+    snprintf(out_path, sizeof out_path, "%s.out.jsonl", in_path);
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--quiet", "--config", cfg_path, "--input", in_path,
+                "--output", out_path);
+    assert_status(&r, 0);
+    assert_contains(r.err, "events=5 ", "replay summary");
+    fs_e2e_run_free(&r);
+    unlink(out_path);
+    unlink(linked);
+    free(in);
+    free(in_path);
+    free(cfg_path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -529,6 +582,7 @@ int main(void)
         cmocka_unit_test(test_generate_deterministic),
         cmocka_unit_test(test_generate_output_file),
         cmocka_unit_test(test_generate_ts_range),
+        cmocka_unit_test(test_replay_output_is_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
