@@ -3,6 +3,8 @@
  * Reads --input (a path or - for stdin), writes one JSON record per line to
  * --output (default stdout), logs a summary line to stderr. On a terminal
  * it shows a progress line (events/s, MB/s, % of the file, ETA) unless --quiet.
+ * Records are flushed after each engine step that wrote any, so the records
+ * of closed windows are out of the process as the windows close.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +46,7 @@ static const char usage[] =
 
 typedef struct file_output {
     FILE *f;
+    bool unflushed; /* records written since the last step's flush */
 } file_output;
 
 static int write_line(void *ctx, const char *key, size_t key_len, const char *value, size_t len)
@@ -51,9 +54,26 @@ static int write_line(void *ctx, const char *key, size_t key_len, const char *va
     (void)key;
     (void)key_len;
     file_output *o = ctx;
+    o->unflushed = true;
     if (fwrite(value, 1, len, o->f) != len || fputc('\n', o->f) == EOF)
         return -1;
     return 0;
+}
+
+/* After each engine step (sink thread): the records it wrote -- windows
+ * that closed -- leave the stdio buffer now, so that a process that dies
+ * later (out of memory, a signal) has not taken closed windows' records
+ * with it, and a reader of a pipe sees them as the windows close. At most
+ * one write per step, and none for steps without records. A write error
+ * shows in ferror, which the end checks. */
+static void flush_step(void *ctx, const fs_step_info *info)
+{
+    (void)info;
+    file_output *o = ctx;
+    if (o->unflushed) {
+        o->unflushed = false;
+        fflush(o->f);
+    }
 }
 
 typedef struct progress {
@@ -237,9 +257,11 @@ int fs_cmd_replay(int argc, char **argv)
     setvbuf(out, outbuf, _IOFBF, sizeof(outbuf));
 
     uint32_t threads = a.threads ? (uint32_t)a.threads : fs_config_threads(cfg);
-    file_output fo = {out};
+    file_output fo = {out, false};
     fs_engine *e = fs_engine_new(
-        cfg, threads, (fs_output){.write = write_line, .ctx = &fo, .format = FS_FORMAT_JSON});
+        cfg, threads,
+        (fs_output){
+            .write = write_line, .ctx = &fo, .format = FS_FORMAT_JSON, .step_done = flush_step});
     struct stat sb;
     progress p = {.engine = e,
                   .total_bytes =
