@@ -239,6 +239,15 @@ static int check_args(const gen_args *a)
     if (a->realtime && (a->have_start_ts || a->have_disorder))
         return usage_error("--start-ts and --disorder have no effect with --realtime: "
                            "events carry the wall clock");
+    int64_t first, last;
+    if (!a->realtime && !fs_gen_time_span(&a->opts, &first, &last)) {
+        fprintf(stderr,
+                "funnelstream " CMD ": the event times of this run (--start-ts, --disorder, "
+                "--events / --rate) leave the valid range: |ts| <= %" PRId64
+                " ms (2^53 - 1), whose events the stage rejects\n",
+                FS_TS_MAX);
+        return 2;
+    }
     return -1;
 }
 

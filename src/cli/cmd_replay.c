@@ -3,6 +3,8 @@
  * Reads --input (a path or - for stdin), writes one JSON record per line to
  * --output (default stdout), logs a summary line to stderr. On a terminal
  * it shows a progress line (events/s, MB/s, % of the file, ETA) unless --quiet.
+ * Records are flushed after each engine step that wrote any, so the records
+ * of closed windows are out of the process as the windows close.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +46,7 @@ static const char usage[] =
 
 typedef struct file_output {
     FILE *f;
+    bool unflushed; /* records written since the last step's flush */
 } file_output;
 
 static int write_line(void *ctx, const char *key, size_t key_len, const char *value, size_t len)
@@ -51,9 +54,26 @@ static int write_line(void *ctx, const char *key, size_t key_len, const char *va
     (void)key;
     (void)key_len;
     file_output *o = ctx;
+    o->unflushed = true;
     if (fwrite(value, 1, len, o->f) != len || fputc('\n', o->f) == EOF)
         return -1;
     return 0;
+}
+
+/* After each engine step (sink thread): the records it wrote -- windows
+ * that closed -- leave the stdio buffer now, so that a process that dies
+ * later (out of memory, a signal) has not taken closed windows' records
+ * with it, and a reader of a pipe sees them as the windows close. At most
+ * one write per step, and none for steps without records. A write error
+ * shows in ferror, which the end checks. */
+static void flush_step(void *ctx, const fs_step_info *info)
+{
+    (void)info;
+    file_output *o = ctx;
+    if (o->unflushed) {
+        o->unflushed = false;
+        fflush(o->f);
+    }
 }
 
 typedef struct progress {
@@ -160,6 +180,20 @@ static int choose_format(const replay_args *a, const fs_config *cfg)
     return fmt >= 0 ? fmt : (int)cfg->input_format;
 }
 
+/* Whether the output (a path, or stdout for "-"/NULL) is the very file the
+ * input fd reads: same device and inode, so "./F", a symlink or a hard link
+ * count too. fopen(.., "w") would truncate the input before it is read (and
+ * stdout appending to it would feed the replay its own records). Only
+ * regular files: /dev/null or a terminal as both is harmless. */
+static bool output_is_input(int in_fd, const char *output)
+{
+    struct stat in, out;
+    if (fstat(in_fd, &in) != 0 || !S_ISREG(in.st_mode))
+        return false;
+    int rc = output && strcmp(output, "-") ? stat(output, &out) : fstat(STDOUT_FILENO, &out);
+    return rc == 0 && S_ISREG(out.st_mode) && in.st_dev == out.st_dev && in.st_ino == out.st_ino;
+}
+
 static long max_rss_kb(void)
 {
     struct rusage ru;
@@ -201,6 +235,17 @@ int fs_cmd_replay(int argc, char **argv)
     }
     int format = choose_format(&a, cfg);
     int fd = strcmp(a.input, "-") ? open(a.input, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+    if (fd >= 0 && output_is_input(fd, a.output)) {
+        fprintf(stderr,
+                "funnelstream replay: the output %s is the input file %s: refusing to write "
+                "records into the file being read\n",
+                a.output && strcmp(a.output, "-") ? a.output : "(stdout)",
+                strcmp(a.input, "-") ? a.input : "(stdin)");
+        if (fd != STDIN_FILENO)
+            close(fd);
+        fs_config_free(cfg);
+        return 2;
+    }
     FILE *out = a.output && strcmp(a.output, "-") ? fopen(a.output, "w") : stdout;
     if (format < 0 || fd < 0 || !out) {
         if (fd < 0)
@@ -214,9 +259,11 @@ int fs_cmd_replay(int argc, char **argv)
     setvbuf(out, outbuf, _IOFBF, sizeof(outbuf));
 
     uint32_t threads = a.threads ? (uint32_t)a.threads : fs_config_threads(cfg);
-    file_output fo = {out};
+    file_output fo = {out, false};
     fs_engine *e = fs_engine_new(
-        cfg, threads, (fs_output){.write = write_line, .ctx = &fo, .format = FS_FORMAT_JSON});
+        cfg, threads,
+        (fs_output){
+            .write = write_line, .ctx = &fo, .format = FS_FORMAT_JSON, .step_done = flush_step});
     struct stat sb;
     progress p = {.engine = e,
                   .total_bytes =

@@ -525,6 +525,19 @@ static int64_t event_time(generator *g, uint64_t i)
     return ts;
 }
 
+bool fs_gen_time_span(const fs_gen_opts *o, int64_t *first, int64_t *last)
+{
+    if (!fs_ts_valid(o->start_ts) || o->disorder_ms < 0 || o->disorder_ms > o->start_ts - FS_TS_MIN)
+        return false; /* (start_ts - FS_TS_MIN <= 2^54: no overflow) */
+    *first = o->start_ts - o->disorder_ms;
+    /* The last record's offset exactly as event_time computes it. */
+    double span = o->events ? (double)(o->events - 1) * 1000.0 / o->rate : 0;
+    if (!(span < 0x1p62))
+        return false;
+    *last = o->start_ts + (int64_t)span;
+    return *last <= FS_TS_MAX;
+}
+
 fs_gen *fs_gen_new(const fs_gen_opts *opts)
 {
     if (!opts || opts->customers == 0 || !(opts->rate > 0)) {
@@ -604,6 +617,11 @@ static void out_flush(out_buf *o)
 
 int fs_generate(const fs_gen_opts *opts, FILE *out)
 {
+    int64_t first, last;
+    if (!opts || !fs_gen_time_span(opts, &first, &last)) {
+        errno = EINVAL;
+        return -1;
+    }
     fs_gen *g = fs_gen_new(opts);
     if (!g)
         return -1;

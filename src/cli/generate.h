@@ -18,6 +18,7 @@
 #ifndef FS_GENERATE_H
 #define FS_GENERATE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -36,11 +37,19 @@ typedef struct fs_gen_opts {
 
 void fs_gen_opts_default(fs_gen_opts *opts);
 
+/* The event times a run of opts can write: *first the earliest (the first
+ * record moved back by the whole disorder), *last the latest (the last
+ * record's nominal time; with events == 0, the first's). False when either
+ * lies outside the valid range FS_TS_MIN..FS_TS_MAX (event.h), whose events
+ * the stage would reject. */
+bool fs_gen_time_span(const fs_gen_opts *opts, int64_t *first, int64_t *last);
+
 /* A record-at-a-time generator. */
 typedef struct fs_gen fs_gen;
 
 /* Copies opts. Returns NULL with errno = EINVAL when customers is 0 or rate
- * is not positive. Here events == 0 means "no end". */
+ * is not positive. Here events == 0 means "no end". The caller checks the
+ * times (fs_gen_time_span) unless it overrides them (fs_gen_next). */
 fs_gen *fs_gen_new(const fs_gen_opts *opts);
 
 /* Encodes record i (the i-th call, from 0) into a buffer of g and points
@@ -60,7 +69,8 @@ int fs_gen_next(fs_gen *g, int64_t ts_override, const char **value, size_t *valu
 void fs_gen_free(fs_gen *g);
 
 /* Writes opts->events records to out (JSON: each line ends in '\n').
- * Returns 0, or -1 with errno set: EINVAL for bad opts, else a write error. */
+ * Returns 0, or -1 with errno set: EINVAL for bad opts (times outside the
+ * valid range included), else a write error. */
 int fs_generate(const fs_gen_opts *opts, FILE *out);
 
 #endif

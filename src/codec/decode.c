@@ -153,7 +153,7 @@ static fs_reject fill_event(const field_value *f, fs_event *ev)
         return r;
     if (f[F_TS].kind == V_ABSENT)
         return FS_REJECT_MISSING_TS;
-    if (f[F_TS].kind != V_INT || !f[F_TS].fits_int64)
+    if (f[F_TS].kind != V_INT || !f[F_TS].fits_int64 || !fs_ts_valid(f[F_TS].i))
         return FS_REJECT_BAD_TS;
     ev->ts = f[F_TS].i;
     r = required_string(&f[F_EVENT], FS_MAX_EVENT_TYPE, FS_REJECT_MISSING_EVENT,

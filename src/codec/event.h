@@ -15,6 +15,7 @@
 #ifndef FS_EVENT_H
 #define FS_EVENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,20 @@ typedef struct fs_event {
 #define FS_MAX_EVENT_TYPE  64
 #define FS_MAX_LABEL       64 /* channel, campaign, segment */
 
+/* The valid event times (SPEC §1 `ts`, ms since the epoch): |ts| <= 2^53 - 1,
+ * about 285,000 years either side of 1970, every one exact as a JSON
+ * double. An event outside is rejected as bad_ts. The bound leaves int64
+ * room for every sum the engine forms from a time and up to a few hundred
+ * durations (window ends, expiry, watermark, time to convert): durations
+ * are capped at the same 2^53 - 1 ms (config.c), and 2^53 * 2^9 < 2^63. */
+#define FS_TS_MAX ((int64_t)((1ull << 53) - 1))
+#define FS_TS_MIN (-FS_TS_MAX)
+
+static inline bool fs_ts_valid(int64_t ts)
+{
+    return ts >= FS_TS_MIN && ts <= FS_TS_MAX;
+}
+
 /* Why a message is not a valid event. The names (fs_reject_name) are stable:
  * they appear in logs, counters and the dead-letter header. */
 typedef enum fs_reject {
@@ -52,7 +67,7 @@ typedef enum fs_reject {
     FS_REJECT_MISSING_CUSTOMER_ID,
     FS_REJECT_BAD_CUSTOMER_ID, /* wrong type, empty or longer than 128 bytes */
     FS_REJECT_MISSING_TS,
-    FS_REJECT_BAD_TS, /* not an integer (floats rejected), or out of int64 */
+    FS_REJECT_BAD_TS, /* not an integer (floats rejected), or outside FS_TS_MIN..FS_TS_MAX */
     FS_REJECT_MISSING_EVENT,
     FS_REJECT_BAD_EVENT,   /* wrong type, empty or longer than 64 bytes */
     FS_REJECT_BAD_CHANNEL, /* wrong type or longer than 64 bytes */

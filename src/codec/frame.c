@@ -7,9 +7,16 @@
  * adversarial object (deep nesting, a map declaring 2^32 entries) costs only
  * the bytes it really has. `pending` cannot overflow: each byte adds at most
  * 2 * (2^32 - 1), and a buffer is far shorter than 2^30 bytes.
+ *
+ * A reader that gets a message in pieces keeps the walk (fs_framer: where
+ * it stopped and `pending` there) between calls, so that each byte is
+ * walked once however many reads the message takes: restarting from the
+ * message's first byte after every 64 KB read of a pipe made a 60 MB
+ * message cost 53 s instead of 3.
  */
 #include "frame.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -149,27 +156,31 @@ static fs_frame_status read_header(const unsigned char *p, size_t avail, size_t 
     return FS_FRAME_OK;
 }
 
-fs_frame_status fs_frame_msgpack(const char *buf, size_t len, size_t *msg_len)
+/* The walk from *pos with *pending values still needed. On NEED_MORE both
+ * are left at the start of the value that is incomplete, whose header is
+ * then read again (a few bytes: payloads are skipped, never scanned), so
+ * that the walk can resume there with more bytes. */
+static fs_frame_status frame_walk(const unsigned char *p, size_t len, size_t *pos_io,
+                                  uint64_t *pending_io, size_t *msg_len)
 {
-    const unsigned char *p = (const unsigned char *)buf;
-    size_t pos = 0;
-    uint64_t pending = 1;
+    size_t pos = *pos_io;
+    uint64_t pending = *pending_io;
     while (pending > 0) {
         if (pos >= len)
-            return FS_FRAME_NEED_MORE;
+            goto need_more;
         unsigned char b = p[pos];
         /* Events are mostly fixstr and fixed-size scalars: skip those directly. */
         if ((b & 0xe0) == 0xa0) {
             size_t n = b & 0x1fu;
             if (len - pos - 1 < n)
-                return FS_FRAME_NEED_MORE;
+                goto need_more;
             pos += 1 + n;
             pending--;
             continue;
         }
         if (fixed_size[b]) {
             if (len - pos < fixed_size[b])
-                return FS_FRAME_NEED_MORE;
+                goto need_more;
             pos += fixed_size[b];
             pending--;
             continue;
@@ -182,25 +193,68 @@ fs_frame_status fs_frame_msgpack(const char *buf, size_t len, size_t *msg_len)
             return FS_FRAME_BAD;
         }
         if (st == FS_FRAME_NEED_MORE || len - pos < head || len - pos - head < payload)
-            return FS_FRAME_NEED_MORE;
+            goto need_more;
         pos += head + (size_t)payload;
         pending = pending - 1 + children;
     }
     *msg_len = pos;
     return FS_FRAME_OK;
+need_more:
+    *pos_io = pos;
+    *pending_io = pending;
+    return FS_FRAME_NEED_MORE;
 }
 
-fs_frame_status fs_frame_jsonl(const char *buf, size_t len, size_t *msg_len, size_t *consumed)
+fs_frame_status fs_framer_msgpack(fs_framer *f, const char *buf, size_t len, size_t *msg_len)
 {
-    const char *nl = memchr(buf, '\n', len);
-    if (!nl)
+    assert(f->pos <= len);
+    size_t pos = f->pos;
+    uint64_t pending = f->pending ? f->pending : 1;
+    fs_frame_status st = frame_walk((const unsigned char *)buf, len, &pos, &pending, msg_len);
+    if (st == FS_FRAME_NEED_MORE) {
+        f->examined += pos - f->pos;
+        f->pos = pos;
+        f->pending = pending;
+    } else {
+        f->examined += *msg_len - f->pos;
+        fs_framer_reset(f);
+    }
+    return st;
+}
+
+fs_frame_status fs_frame_msgpack(const char *buf, size_t len, size_t *msg_len)
+{
+    size_t pos = 0;
+    uint64_t pending = 1;
+    return frame_walk((const unsigned char *)buf, len, &pos, &pending, msg_len);
+}
+
+/* A line ends at its first '\n'; bytes already searched are not searched
+ * again (f->pos). */
+fs_frame_status fs_framer_jsonl(fs_framer *f, const char *buf, size_t len, size_t *msg_len,
+                                size_t *consumed)
+{
+    assert(f->pos <= len);
+    const char *nl = memchr(buf + f->pos, '\n', len - f->pos);
+    if (!nl) {
+        f->examined += len - f->pos;
+        f->pos = len;
         return FS_FRAME_NEED_MORE;
+    }
     size_t line = (size_t)(nl - buf);
+    f->examined += line + 1 - f->pos;
+    fs_framer_reset(f);
     *consumed = line + 1;
     if (line > 0 && buf[line - 1] == '\r') /* CRLF files */
         line--;
     *msg_len = line;
     return FS_FRAME_OK;
+}
+
+fs_frame_status fs_frame_jsonl(const char *buf, size_t len, size_t *msg_len, size_t *consumed)
+{
+    fs_framer f = {0};
+    return fs_framer_jsonl(&f, buf, len, msg_len, consumed);
 }
 
 bool fs_line_is_blank(const char *line, size_t len)

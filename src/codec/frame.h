@@ -26,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "event.h"
 
@@ -33,6 +34,32 @@ typedef enum fs_frame_status { FS_FRAME_OK, FS_FRAME_BAD, FS_FRAME_NEED_MORE } f
 
 fs_frame_status fs_frame_msgpack(const char *buf, size_t len, size_t *msg_len);
 fs_frame_status fs_frame_jsonl(const char *buf, size_t len, size_t *msg_len, size_t *consumed);
+
+/* Resumable framing, for a reader that gets a long message in pieces (a
+ * pipe gives 64 KB per read): after FS_FRAME_NEED_MORE the framer keeps
+ * where its walk stopped, and the next call with the same message start and
+ * more bytes (buf may have moved: only offsets are kept) goes on from there
+ * instead of walking the message again from its first byte, which made
+ * framing quadratic in the message size. After FS_FRAME_OK or FS_FRAME_BAD
+ * it is ready for the next message, as after fs_framer_reset. */
+typedef struct fs_framer {
+    size_t pos;        /* bytes of the message walked so far */
+    uint64_t pending;  /* msgpack: values still needed from pos on; 0 = not started */
+    uint64_t examined; /* bytes walked over in all, for tests: linear framing
+                        * keeps it at the stream's size */
+} fs_framer;
+
+/* Forgets the message in progress (the caller dropped its bytes); keeps
+ * `examined`. */
+static inline void fs_framer_reset(fs_framer *f)
+{
+    f->pos = 0;
+    f->pending = 0;
+}
+
+fs_frame_status fs_framer_msgpack(fs_framer *f, const char *buf, size_t len, size_t *msg_len);
+fs_frame_status fs_framer_jsonl(fs_framer *f, const char *buf, size_t len, size_t *msg_len,
+                                size_t *consumed);
 bool fs_line_is_blank(const char *line, size_t len);
 
 /* The rejection a MessagePack framing result stands for (SPEC §1): an

@@ -129,7 +129,9 @@ static dur_status duration_parse(const char *s, size_t len, int64_t *out)
         unit = MS_PER_D;
     else
         return DUR_MALFORMED;
-    if (n > INT64_MAX / unit)
+    /* Capped as event times are (event.h), so that a time plus a few hundred
+     * durations never overflows int64. */
+    if (n > FS_TS_MAX / unit)
         return DUR_OVERFLOW;
     *out = n * unit;
     return n == 0 ? DUR_ZERO : DUR_OK;
@@ -584,7 +586,8 @@ static int duration_field(cfg_ctx *c, struct fy_node *n, size_t pos, const char 
             break;
         return fail(c, pos, path, "duration '%s' must be greater than zero", buf);
     case DUR_OVERFLOW:
-        return fail(c, pos, path, "duration '%s' is too large", buf);
+        return fail(c, pos, path,
+                    "duration '%s' is too large (at most 2^53 - 1 ms, about 285,000 years)", buf);
     default:
         if (allow_zero && text_eq(s, len, "0"))
             break;

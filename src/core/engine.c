@@ -80,6 +80,14 @@ struct fs_engine {
     step_queue *queues;
     fs_output out;
     _Atomic uint64_t messages_done, batches_done;
+    /* Bytes of the batches published and not yet recycled, and the most a
+     * source may have in flight before it waits for a new batch: the ring's
+     * batches at their usual size. Batches holding one large message each
+     * would otherwise fill the whole ring: 2 * threads + 4 copies of the
+     * largest message (12 messages of 20 MB from a pipe took 240 MB with 4
+     * threads). */
+    _Atomic uint64_t bytes_in_flight;
+    uint64_t flight_budget;
     bool joined;
     struct {
         void *addr;
@@ -318,6 +326,7 @@ static bool release_batch(fs_engine *e, fs_batch *b)
 {
     if (atomic_fetch_sub(&b->refs, 1) != 1)
         return false;
+    atomic_fetch_sub(&e->bytes_in_flight, b->flight);
     uint64_t st = atomic_load(&b->state);
     atomic_store_explicit(&b->state, (st & ~PH_MASK) | PH_EMPTY, memory_order_release);
     notify(e);
@@ -327,7 +336,27 @@ static bool release_batch(fs_engine *e, fs_batch *b)
 bool fs_engine_batch_ready(fs_engine *e)
 {
     const fs_batch *b = &e->ring[e->next_seq % e->ring_size];
-    return (atomic_load_explicit(&b->state, memory_order_acquire) & PH_MASK) == PH_EMPTY;
+    return (atomic_load_explicit(&b->state, memory_order_acquire) & PH_MASK) == PH_EMPTY &&
+           atomic_load(&e->bytes_in_flight) < e->flight_budget; /* batch_get's test */
+}
+
+/* Batches grown for a large message go back to the usual size once
+ * released, or every slot of the ring would keep the largest message it
+ * ever held. Not the batch published last: the source may still copy its
+ * unframed tail (replay.c, carry_over). Source thread only: it owns the
+ * buffers of released batches. */
+static void shrink_released(fs_engine *e)
+{
+    for (uint32_t i = 0; i < e->ring_size; i++) {
+        fs_batch *b = &e->ring[i];
+        if (b->mem_cap <= FS_BATCH_BYTES ||
+            (e->next_seq && b == &e->ring[(e->next_seq - 1) % e->ring_size]) ||
+            (atomic_load_explicit(&b->state, memory_order_acquire) & PH_MASK) != PH_EMPTY)
+            continue;
+        free(b->mem);
+        b->mem = fs_xmalloc(FS_BATCH_BYTES);
+        b->mem_cap = FS_BATCH_BYTES;
+    }
 }
 
 fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format)
@@ -335,10 +364,12 @@ fs_batch *fs_engine_batch_get(fs_engine *e, fs_format format)
     fs_batch *b = &e->ring[e->next_seq % e->ring_size];
     for (;;) {
         uint32_t seen = atomic_load(&e->gen);
-        if ((atomic_load_explicit(&b->state, memory_order_acquire) & PH_MASK) == PH_EMPTY)
+        if ((atomic_load_explicit(&b->state, memory_order_acquire) & PH_MASK) == PH_EMPTY &&
+            atomic_load(&e->bytes_in_flight) < e->flight_budget)
             break;
         wait_change(e, seen);
     }
+    shrink_released(e);
     b->n = 0;
     b->n_ctl = 0;
     b->n_restore = 0;
@@ -359,6 +390,8 @@ void fs_engine_batch_publish(fs_engine *e, fs_batch *b, bool last)
 {
     b->last = last;
     b->published_ns = fs_now_ns();
+    b->flight = b->len;
+    atomic_fetch_add(&e->bytes_in_flight, b->flight);
     atomic_store(&b->refs, e->n_workers);
     atomic_store_explicit(&b->state, (b->seq << PH_BITS) | PH_FRAMED, memory_order_release);
     e->next_seq++;
@@ -508,6 +541,7 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
      * watermark does. */
     e->router.flush_rejected = out.dead_letter != NULL || out.partial != NULL;
     e->ring_size = 2 * e->n_workers + 4;
+    e->flight_budget = (uint64_t)e->ring_size * FS_BATCH_BYTES;
     e->ring = fs_xcalloc(e->ring_size, sizeof(*e->ring));
     for (uint32_t i = 0; i < e->ring_size; i++)
         batch_init(&e->ring[i], e->n_workers);

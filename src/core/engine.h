@@ -36,6 +36,7 @@ typedef struct fs_batch {
     size_t len, cap;
     char *mem; /* the batch's own buffer, mem_cap bytes */
     size_t mem_cap;
+    size_t flight; /* len when published: its share of the engine's bytes in flight */
     uint32_t n, msg_cap;
     uint32_t *off, *msg_len;
     uint32_t *key_len; /* a message's key, if any, follows its value in buf */

@@ -5,7 +5,10 @@
  * batches' own buffers. Both cut the stream into the same batches.
  *
  * Invariant of the read loop: b->buf[0..scan) is framed into b's messages,
- * b->buf[scan..len) is read but not yet framed. A batch is published when it
+ * b->buf[scan..len) is read but not yet framed; the framer (fs_framer)
+ * remembers how far into that message it has walked, so that a message that
+ * takes many reads (a pipe gives 64 KB at a time) is walked once, not from
+ * its start again after every read. A batch is published when it
  * holds FS_BATCH_MSGS messages or FS_BATCH_BYTES framed bytes, or when its
  * buffer is full; the unframed tail then moves to the next batch. A single
  * message larger than the buffer grows it, up to FS_MAX_MESSAGE; beyond that
@@ -42,23 +45,25 @@ int fs_format_from_path(const char *path)
  * it is incomplete and more input may follow; at the end of input an
  * incomplete object is one rejection and an unterminated line the last
  * line. A blank line covers bytes but is no message (*blank). */
-static bool next_message(fs_format format, const char *p, size_t avail, bool eof, size_t *len,
-                         size_t *consumed, fs_reject *r, bool *blank)
+static bool next_message(fs_framer *fr, fs_format format, const char *p, size_t avail, bool eof,
+                         size_t *len, size_t *consumed, fs_reject *r, bool *blank)
 {
     *blank = false;
     if (format == FS_FORMAT_MSGPACK) {
-        fs_frame_status st = fs_frame_msgpack(p, avail, len);
+        fs_frame_status st = fs_framer_msgpack(fr, p, avail, len);
         if (st == FS_FRAME_NEED_MORE) {
             if (!eof)
                 return false;
+            fs_framer_reset(fr);
             *len = avail;
         }
         *r = fs_frame_reject(st, *len);
         *consumed = *len;
     } else {
-        if (fs_frame_jsonl(p, avail, len, consumed) == FS_FRAME_NEED_MORE) {
+        if (fs_framer_jsonl(fr, p, avail, len, consumed) == FS_FRAME_NEED_MORE) {
             if (!eof)
                 return false;
+            fs_framer_reset(fr);
             *len = *consumed = avail;
         }
         *blank = fs_line_is_blank(p, *len);
@@ -72,13 +77,15 @@ static bool next_message(fs_format format, const char *p, size_t avail, bool eof
     return true;
 }
 
-/* Frames one message at buf[*scan..len); false when more bytes are needed. */
-static bool frame_one(fs_batch *b, size_t *scan, bool eof)
+/* Frames one message at buf[*scan..len); false when more bytes are needed,
+ * fr then knowing how far the message was framed. */
+static bool frame_one(fs_batch *b, fs_framer *fr, size_t *scan, bool eof)
 {
     size_t len, consumed;
     fs_reject r;
     bool blank;
-    if (!next_message(b->format, b->buf + *scan, b->len - *scan, eof, &len, &consumed, &r, &blank))
+    if (!next_message(fr, b->format, b->buf + *scan, b->len - *scan, eof, &len, &consumed, &r,
+                      &blank))
         return false;
     if (!blank)
         fs_batch_add(b, (uint32_t)*scan, (uint32_t)len, r);
@@ -125,7 +132,8 @@ static size_t frame_mapped(fs_batch *b, const char *map, size_t size, size_t bas
     size_t len, consumed;
     fs_reject r;
     bool blank;
-    next_message(b->format, map + pos, size - pos, true, &len, &consumed, &r, &blank);
+    fs_framer fr = {0};
+    next_message(&fr, b->format, map + pos, size - pos, true, &len, &consumed, &r, &blank);
     if (!blank)
         fs_batch_add(b, (uint32_t)(pos - base), (uint32_t)len, r);
     return consumed;
@@ -210,10 +218,12 @@ static int feed_read(fs_engine *e, int fd, fs_format format, bool last,
     uint64_t bytes = 0;
     bool eof = false, skipping = false;
     int err = 0;
+    fs_framer fr = {0}; /* the message at scan; it moves with it to the next batch */
     for (;;) {
         if (skipping)
             skipping = !skip_line(b, scan);
-        while (!skipping && scan < b->len && !batch_is_full(b, scan) && frame_one(b, &scan, eof))
+        while (!skipping && scan < b->len && !batch_is_full(b, scan) &&
+               frame_one(b, &fr, &scan, eof))
             ;
         if (eof && (scan == b->len || skipping))
             break;
@@ -226,6 +236,7 @@ static int feed_read(fs_engine *e, int fd, fs_format format, bool last,
             if (b->len - scan >= FS_MAX_MESSAGE) {
                 fs_batch_add(b, (uint32_t)scan, 0, FS_REJECT_MALFORMED);
                 b->len = scan;
+                fs_framer_reset(&fr);
                 skipping = (format == FS_FORMAT_JSON);
             } else {
                 fs_batch_reserve(b, b->cap);

@@ -10,9 +10,13 @@
 
 #include <cmocka.h>
 
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "e2e_util.h"
@@ -528,6 +532,171 @@ static void test_generate_output_file(void **state)
     free(want);
 }
 
+/* generate refuses a run whose event times would leave |ts| <= 2^53 - 1
+ * (README "Event time range"): near INT64_MAX they used to wrap to negative
+ * times. The last valid times are still written. */
+static void test_generate_ts_range(void **state)
+{
+    (void)state;
+    static const char *const bad[][2] = {
+        {"9223372036854775000", "0"}, /* the issue's case */
+        {"9007199254740992", "0"},    /* 2^53: one past the range */
+        {"-9007199254740992", "0"},   /* one below */
+        {"9007199254740991", "0"},    /* in range, but 3 events at 1/s go past it */
+        {"-9007199254740991", "1"},   /* in range, disorder moves it below */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fs_e2e_run r;
+        FS_E2E_EXEC(&r, NULL, 0, "generate", "--events", "3", "--customers", "2", "--rate", "1",
+                    "--format", "json", "--start-ts", bad[i][0], "--disorder", bad[i][1]);
+        assert_status(&r, 2);
+        assert_string_equal(r.out, "");
+        assert_contains(r.err, "valid range", "stderr");
+        fs_e2e_run_free(&r);
+    }
+    /* The last run that fits: 3 events 1 s apart ending at 2^53 - 1. */
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "generate", "--events", "3", "--customers", "2", "--rate", "1",
+                "--format", "json", "--start-ts", "9007199254738991");
+    assert_status(&r, 0);
+    assert_contains(r.out, "\"ts\":9007199254738991", "first record");
+    assert_contains(r.out, "\"ts\":9007199254740991", "last record");
+    fs_e2e_run_free(&r);
+    FS_E2E_EXEC(&r, NULL, 0, "generate", "--events", "3", "--customers", "2", "--rate", "1",
+                "--format", "json", "--start-ts", "-9007199254740990", "--disorder", "1");
+    assert_status(&r, 0);
+    fs_e2e_run_free(&r);
+}
+
+/* replay --output F --input F used to truncate F before reading it (0
+ * events, exit 0, the input gone). Refused with exit 2, F untouched, also
+ * when the two paths differ but name the same file: "dir/./F" and a hard
+ * link. A different output file still works. */
+static void test_replay_output_is_input(void **state)
+{
+    (void)state;
+    char *in = fs_e2e_jsonl(some_events, N_SOME);
+    char *in_path = fs_e2e_write_text(".jsonl", in);
+    char *cfg_path = fs_e2e_write_text(".yaml", good_cfg);
+    const char *slash = strrchr(in_path, '/');
+    assert_non_null(slash);
+    char dotted[4096], linked[4096];
+    snprintf(dotted, sizeof dotted, "%.*s/./%s", (int)(slash - in_path), in_path, slash + 1);
+    snprintf(linked, sizeof linked, "%s.link.jsonl", in_path);
+    unlink(linked);
+    assert_int_equal(link(in_path, linked), 0);
+    const char *outs[] = {in_path, dotted, linked};
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+        fs_e2e_run r;
+        FS_E2E_EXEC(&r, NULL, 0, "replay", "--quiet", "--config", cfg_path, "--input", in_path,
+                    "--output", outs[i]);
+        assert_status(&r, 2);
+        assert_contains(r.err, "is the input file", "stderr");
+        assert_string_equal(r.out, "");
+        fs_e2e_run_free(&r);
+        size_t len;
+        char *now = fs_e2e_read_file(in_path, &len);
+        assert_int_equal(len, strlen(in));
+        assert_memory_equal(now, in, len);
+        free(now);
+    }
+    /* The input named through the link, the output the original: refused too. */
+    fs_e2e_run r;
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--quiet", "--config", cfg_path, "--input", linked,
+                "--output", in_path);
+    assert_status(&r, 2);
+    fs_e2e_run_free(&r);
+
+    char out_path[4096];
+    snprintf(out_path, sizeof out_path, "%s.out.jsonl", in_path);
+    FS_E2E_EXEC(&r, NULL, 0, "replay", "--quiet", "--config", cfg_path, "--input", in_path,
+                "--output", out_path);
+    assert_status(&r, 0);
+    assert_contains(r.err, "events=5 ", "replay summary");
+    fs_e2e_run_free(&r);
+    unlink(out_path);
+    unlink(linked);
+    free(in);
+    free(in_path);
+    free(cfg_path);
+}
+
+/* The records of a closed window leave the process as the window closes,
+ * not when 64 KB of records have piled up in a stdio buffer: a replay that
+ * dies later (out of memory, SIGKILL) has written them (issue 13 item 15).
+ * The replay reads a pipe the test keeps open: enough events to publish a
+ * batch, the last ones closing window T0. The T0 record must then come
+ * out on stdout while the replay still waits for input; the test kills it
+ * after. (Before the fix the record sat in the buffer until the end.) The
+ * deadline only bounds how long a failing run takes. */
+static void test_replay_flushes_closed_windows(void **state)
+{
+    (void)state;
+    char *cfg_path = fs_e2e_write_text(".yaml", good_cfg);
+    int in[2], out[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], STDIN_FILENO);
+        dup2(out[1], STDOUT_FILENO);
+        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        execl(fs_e2e_bin(), "funnelstream", "replay", "--quiet", "--threads", "2", "--config",
+              cfg_path, "--input", "-", "--format", "json", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    /* c1 a0 in window T0, then 3 batches' worth (FS_BATCH_MSGS = 8192) at
+     * T0+2M on: the watermark passes T0's end. */
+    size_t cap = 64 << 20, n = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    n += (size_t)snprintf(buf + n, cap - n,
+                          "{\"customer_id\":\"c1\",\"ts\":%lld,\"event\":\"a0\"}\n",
+                          FS_E2E_T0 + 1000);
+    for (int i = 0; i < 3 * 8192; i++)
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "{\"customer_id\":\"d%d\",\"ts\":%lld,\"event\":\"a0\"}\n", i,
+                              FS_E2E_T0 + 120000 + i);
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(in[1], buf + off, n - off);
+        assert_true(w > 0);
+        off += (size_t)w;
+    }
+    /* stdin stays open: the replay is mid-stream. Read until T0's record. */
+    char want[96];
+    snprintf(want, sizeof want, "{\"kind\":\"flow\",\"funnel\":\"f\",\"window_start\":%lld,",
+             FS_E2E_T0);
+    size_t got = 0;
+    bool found = false;
+    while (!found) {
+        struct pollfd p = {out[0], POLLIN, 0};
+        int rc = poll(&p, 1, 60000);
+        if (rc <= 0) {
+            print_error("no record of window T0 on stdout while the replay runs; got %zu bytes\n",
+                        got);
+            break;
+        }
+        ssize_t r = read(out[0], buf + got, cap - got - 1);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        buf[got] = '\0';
+        found = strstr(buf, want) != NULL;
+    }
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(in[1]);
+    close(out[0]);
+    free(buf);
+    free(cfg_path);
+    assert_true(found);
+    assert_true(WIFSIGNALED(status)); /* it was still running: nothing flushed at exit */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +713,9 @@ int main(void)
         cmocka_unit_test(test_damaged_file_equals_damaged_stdin),
         cmocka_unit_test(test_generate_deterministic),
         cmocka_unit_test(test_generate_output_file),
+        cmocka_unit_test(test_generate_ts_range),
+        cmocka_unit_test(test_replay_output_is_input),
+        cmocka_unit_test(test_replay_flushes_closed_windows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1347,6 +1347,68 @@ static void test_limit_config_errors(void **state)
     free(in);
 }
 
+/* ---- the valid ts range ---- */
+
+/* The record for the absolute window start ws (not relative to T0). */
+#define expect_record_abs(out, kind, ws)                                                           \
+    fs_e2e_expect_record_at((out), (kind), "f", (ws), __FILE__, __LINE__)
+
+static void test_ts_range_boundaries(void **state)
+{
+    (void)state;
+    /* size 1m hop 30s, cw 1m. Valid: |ts| <= TS_MAX = 2^53 - 1 =
+     * 9007199254740991; one beyond either end, and the int64 extremes, are
+     * bad_ts.
+     *   c1 a0 @-TS_MAX: last window starts floor(-TS_MAX / 30000) * 30000
+     *     = -300239975159 * 30000 = -9007199254770000, the other 30s before:
+     *     entered[0] in -9007199254800000 and -9007199254770000.
+     *   c1 a1 @-TS_MAX+1000 = -9007199254739991: windows -9007199254740000 and
+     *     -9007199254770000: reached[1], completed.
+     *   c2 a0 @TS_MAX: windows 300239975158 * 30000 = 9007199254740000 and
+     *     9007199254710000: entered[0]; it expires at TS_MAX + 1m =
+     *     9007199254800991 (end of input): abandoned[0] in 9007199254800000 and
+     *     9007199254770000.
+     *   Rejections: two before the first valid event go to the earliest open
+     *   window after it (wm -TS_MAX: -9007199254800000, D7), two after c2's
+     *   event to the earliest with end > TS_MAX: 9007199254710000. */
+    const char *in = "{\"customer_id\":\"c1\",\"ts\":-9007199254740992,\"event\":\"a0\"}\n"
+                     "{\"customer_id\":\"c1\",\"ts\":-9223372036854775803,\"event\":\"a0\"}\n"
+                     "{\"customer_id\":\"c1\",\"ts\":-9007199254740991,\"event\":\"a0\"}\n"
+                     "{\"customer_id\":\"c1\",\"ts\":-9007199254739991,\"event\":\"a1\"}\n"
+                     "{\"customer_id\":\"c2\",\"ts\":9007199254740991,\"event\":\"a0\"}\n"
+                     "{\"customer_id\":\"c2\",\"ts\":9007199254740992,\"event\":\"a1\"}\n"
+                     "{\"customer_id\":\"c2\",\"ts\":9223372036854775807,\"event\":\"a1\"}\n";
+    char *out =
+        REPLAY_TEXT(cfg("size: 1m, hop: 30s, max_out_of_orderness: 0", "open", "1m", NULL, 2), in);
+    static const struct {
+        long long start;
+        const char *entered, *reached, *abandoned, *completed, *rejected;
+    } want[] = {
+        {-9007199254800000LL, "[1,0]", "[1,0]", "[0,0]", "0", "2"},
+        {-9007199254770000LL, "[1,0]", "[1,1]", "[0,0]", "1", "0"},
+        {-9007199254740000LL, "[0,0]", "[0,1]", "[0,0]", "1", "0"},
+        {9007199254710000LL, "[1,0]", "[1,0]", "[0,0]", "0", "2"},
+        {9007199254740000LL, "[1,0]", "[1,0]", "[0,0]", "0", "0"},
+        {9007199254770000LL, "[0,0]", "[0,0]", "[1,0]", "0", "0"},
+        {9007199254800000LL, "[0,0]", "[0,0]", "[1,0]", "0", "0"},
+    };
+    for (size_t i = 0; i < N_EVENTS(want); i++) {
+        char *r = expect_record_abs(out, "flow", want[i].start);
+        char end[32];
+        snprintf(end, sizeof end, "%lld", want[i].start + M);
+        assert_field(r, "window_end", end);
+        assert_field(r, "entered", want[i].entered);
+        assert_field(r, "reached", want[i].reached);
+        assert_field(r, "abandoned", want[i].abandoned);
+        assert_field(r, "completed", want[i].completed);
+        assert_field(r, "rejected_events", want[i].rejected);
+        assert_field(r, "late_events", "0");
+        free(r);
+    }
+    assert_int_equal(fs_e2e_count_records(out, "flow", "f"), N_EVENTS(want));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1382,6 +1444,7 @@ int main(void)
         cmocka_unit_test(test_limit_evict_oldest),
         cmocka_unit_test(test_no_limits_no_evicted_field),
         cmocka_unit_test(test_limit_config_errors),
+        cmocka_unit_test(test_ts_range_boundaries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

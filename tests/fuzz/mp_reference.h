@@ -123,6 +123,10 @@ static inline fs_reject fs_ref_decode_msgpack(const char *msg, size_t len, fs_ev
         r = FS_REJECT_BAD_TS;
         goto out;
     }
+    if (ev->ts < FS_TS_MIN || ev->ts > FS_TS_MAX) { /* SPEC §1's range, event.h */
+        r = FS_REJECT_BAD_TS;
+        goto out;
+    }
     if ((r = ref_string(f[2], true, FS_MAX_EVENT_TYPE, FS_REJECT_MISSING_EVENT, FS_REJECT_BAD_EVENT,
                         NULL, &ev->event)) ||
         (r = ref_string(f[3], false, FS_MAX_LABEL, 0, FS_REJECT_BAD_CHANNEL, "unknown",

@@ -25,6 +25,12 @@ from fractions import Fraction
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+# Valid event times and the longest duration (README "Event time range"):
+# |ts| <= 2^53 - 1 ms; a ts outside is rejected (bad_ts), a longer duration
+# is a config error.
+TS_MAX = 2**53 - 1
+TS_MIN = -TS_MAX
+DURATION_MAX = TS_MAX
 NEG_INF = float("-inf")
 POS_INF = float("inf")
 
@@ -52,6 +58,8 @@ def parse_duration(value, field, allow_zero=False):
     ms = int(m.group(1)) * _UNIT_MS[m.group(2)]
     if ms <= 0 and not allow_zero:
         raise ConfigError(f"{field}: duration must be positive")
+    if ms > DURATION_MAX:
+        raise ConfigError(f"{field}: duration {value!r} is longer than 2^53 - 1 ms")
     return ms
 
 
@@ -188,6 +196,8 @@ def validate_event(obj):
         raise Rejected("missing ts")
     if not _is_int(ts) or not INT64_MIN <= ts <= INT64_MAX:
         raise Rejected("ts: not an int64")
+    if not TS_MIN <= ts <= TS_MAX:
+        raise Rejected("ts: outside the valid range")
     value = obj.get("value")
     if value is None:
         value = 0

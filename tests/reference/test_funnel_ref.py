@@ -82,6 +82,10 @@ class JsonValidation(unittest.TestCase):
             '{%s,"ts":"5"}' % base,
             '{%s,"ts":9223372036854775808}' % base,
             '{%s,"ts":-9223372036854775809}' % base,
+            '{%s,"ts":9223372036854775807}' % base,  # int64, but outside |ts| <= 2^53 - 1
+            '{%s,"ts":-9223372036854775808}' % base,
+            '{%s,"ts":9007199254740992}' % base,  # 2^53: one past the valid range
+            '{%s,"ts":-9007199254740992}' % base,
             '{%s}' % base,  # ts missing
             '{%s,"ts":null}' % base,  # null required = missing
             '{%s,"ts":1,"value":NaN}' % base,
@@ -113,8 +117,8 @@ class JsonValidation(unittest.TestCase):
 
     def test_accepted_edge_cases(self):
         good = [
-            b'{"customer_id":"u","ts":-9223372036854775808,"event":"x"}',
-            b'{"customer_id":"u","ts":9223372036854775807,"event":"x","value":-5}',
+            b'{"customer_id":"u","ts":-9007199254740991,"event":"x"}',  # -(2^53 - 1)
+            b'{"customer_id":"u","ts":9007199254740991,"event":"x","value":-5}',
             b'{"customer_id":"u","ts":1,"event":"x","value":999999999999999872}',
             b'{"customer_id":"u","ts":1,"event":"x","value":-0.5e3}',
             b'{"customer_id":"u","ts":1,"event":"x","extra":{"a":[1,null,NaN]}}'.replace(
@@ -370,6 +374,46 @@ class Journeys(unittest.TestCase):
 
 
 class WindowsAndTime(unittest.TestCase):
+    def test_ts_range_boundaries(self):
+        # size 1m hop 30s, cw 1m; the same case as the engine's e2e
+        # test_ts_range_boundaries, worked out there: T = 2^53 - 1.
+        t = 2**53 - 1
+        cfg = config([funnel(cw="1m", stages=("a", "b"))], size="1m", hop="30s")
+        r = run(cfg, [
+            ev("u", -t - 1, "a"),  # rejected (bad_ts), held before the first event
+            ev("u", -(2**63) + 5, "a"),  # rejected
+            ev("u", -t, "a"),  # windows -9007199254800000, -9007199254770000
+            ev("u", -t + 1000, "b"),  # windows -9007199254770000, -9007199254740000
+            ev("v", t, "a"),  # windows 9007199254710000, 9007199254740000
+            ev("v", t + 1, "b"),  # rejected: lands in the earliest open window
+            ev("v", 2**63 - 1, "b"),  # rejected
+        ])
+        f = flows(r)
+        want = {  # window_start: (entered, reached, abandoned, completed, rejected)
+            -9007199254800000: ([1, 0], [1, 0], [0, 0], 0, 2),
+            -9007199254770000: ([1, 0], [1, 1], [0, 0], 1, 0),
+            -9007199254740000: ([0, 0], [0, 1], [0, 0], 1, 0),
+            9007199254710000: ([1, 0], [1, 0], [0, 0], 0, 2),
+            9007199254740000: ([1, 0], [1, 0], [0, 0], 0, 0),
+            9007199254770000: ([0, 0], [0, 0], [1, 0], 0, 0),  # expiry t + 1m
+            9007199254800000: ([0, 0], [0, 0], [1, 0], 0, 0),
+        }
+        self.assertEqual(sorted(f), sorted(want))
+        for s, (entered, reached, abandoned, completed, rejected) in want.items():
+            with self.subTest(window_start=s):
+                self.assertEqual(f[s]["window_end"], s + MIN)
+                self.assertEqual((f[s]["entered"], f[s]["reached"], f[s]["abandoned"],
+                                  f[s]["completed"], f[s]["rejected_events"]),
+                                 (entered, reached, abandoned, completed, rejected))
+
+    def test_durations_are_capped(self):
+        self.assertEqual(fr.parse_duration("9007199254740991ms", "x"), 2**53 - 1)
+        self.assertEqual(fr.parse_duration("104249991d", "x"), 104249991 * 86_400_000)
+        for bad in ("9007199254740992ms", "104249992d", "9223372036854775807ms"):
+            with self.subTest(duration=bad):
+                with self.assertRaises(fr.ConfigError):
+                    fr.parse_duration(bad, "x")
+
     def test_late_events_with_hopping_windows(self):
         cfg = config([funnel()], size="10s", hop="5s")
         r = run(cfg, [

@@ -364,9 +364,13 @@ static void test_durations(void **state)
         {"7d", 604800000},
         {"30d", INT64_C(2592000000)},
         {"007s", 7000},
-        {"9223372036854775807ms", INT64_MAX},
-        {"106751991167d", INT64_C(106751991167) * 86400000},
-        {"106751991168d", -1}, /* overflows after the unit */
+        /* capped at 2^53 - 1 ms, as event times are (event.h) */
+        {"9007199254740991ms", INT64_C(9007199254740991)},
+        {"9007199254740992ms", -1},
+        {"104249991d", INT64_C(104249991) * 86400000},
+        {"104249992d", -1}, /* over the cap after the unit */
+        {"9223372036854775807ms", -1},
+        {"106751991168d", -1}, /* would overflow int64 after the unit */
         {"9223372036854775808ms", -1},
         {"99999999999999999999999s", -1},
         {"0s", -1},
@@ -427,6 +431,8 @@ static void test_duration_fields(void **state)
                  ":2:25: window.max_out_of_orderness:", "invalid duration");
     expect_error("cohort: {emit_interval: 99999999999999d}\n" MIN_FUNNELS,
                  ":1:25: cohort.emit_interval:", "too large");
+    expect_error(MIN_FUNNELS "    conversion_window: 104249992d\n",
+                 "funnels[0].conversion_window:", "too large (at most 2^53 - 1 ms");
     expect_error(MIN_FUNNELS "    conversion_window: 1 week\n",
                  "cfg.yaml:6:24: funnels[0].conversion_window: invalid duration '1 week'");
     expect_error(MIN_FUNNELS "    conversion_window: {d: 7}\n",

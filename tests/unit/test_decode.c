@@ -10,6 +10,7 @@
  * scratch is exactly the size the API promises to need), so under ASan any
  * read past the message or write past the scratch fails the test.
  */
+#include <inttypes.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -593,13 +594,15 @@ static void test_label_lengths(void **state)
 static void test_ts_integers(void **state)
 {
     (void)state;
-    const int64_t ok[] = {0, 1, -1, -1700000000000, 1700000000000, INT64_MAX, INT64_MIN, 127, -32};
+    const int64_t ok[] = {0, 1, -1, -1700000000000, 1700000000000, FS_TS_MAX, FS_TS_MIN, 127, -32};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         assert_reason(MP(S("customer_id", "c"), I("ts", ok[i]), S("event", "e")), FS_OK);
         assert_int_equal(ev.ts, ok[i]);
     }
-    assert_reason(MP(S("customer_id", "c"), U("ts", (uint64_t)INT64_MAX), S("event", "e")), FS_OK);
-    assert_int_equal(ev.ts, INT64_MAX);
+    assert_reason(MP(S("customer_id", "c"), U("ts", (uint64_t)FS_TS_MAX), S("event", "e")), FS_OK);
+    assert_int_equal(ev.ts, FS_TS_MAX);
+    assert_reason(MP(S("customer_id", "c"), U("ts", (uint64_t)INT64_MAX), S("event", "e")),
+                  FS_REJECT_BAD_TS);
     assert_reason(MP(S("customer_id", "c"), U("ts", (uint64_t)INT64_MAX + 1), S("event", "e")),
                   FS_REJECT_BAD_TS);
     assert_reason(MP(S("customer_id", "c"), U("ts", UINT64_MAX), S("event", "e")),
@@ -620,7 +623,8 @@ static void test_ts_integers(void **state)
         {"\xd0\x80", 2, -128},
         {"\xd1\x80\x00", 3, -32768},
         {"\xd2\x80\x00\x00\x00", 5, INT32_MIN},
-        {"\xd3\x80\x00\x00\x00\x00\x00\x00\x00", 9, INT64_MIN},
+        {"\xd3\xff\xe0\x00\x00\x00\x00\x00\x01", 9, FS_TS_MIN},
+        {"\xcf\x00\x1f\xff\xff\xff\xff\xff\xff", 9, FS_TS_MAX},
         {"\xd3\x00\x00\x00\x00\x00\x00\x00\x05", 9, 5},
         {"\xd0\x05", 2, 5},
     };
@@ -641,10 +645,10 @@ static void test_ts_integers(void **state)
     assert_int_equal(ev.ts, -1700000000000);
     assert_reason(js("{\"customer_id\":\"c\",\"ts\":-0,\"event\":\"e\"}"), FS_OK);
     assert_int_equal(ev.ts, 0);
-    assert_reason(js("{\"customer_id\":\"c\",\"ts\":9223372036854775807,\"event\":\"e\"}"), FS_OK);
-    assert_int_equal(ev.ts, INT64_MAX);
-    assert_reason(js("{\"customer_id\":\"c\",\"ts\":-9223372036854775808,\"event\":\"e\"}"), FS_OK);
-    assert_true(ev.ts == INT64_MIN);
+    assert_reason(js("{\"customer_id\":\"c\",\"ts\":9223372036854775807,\"event\":\"e\"}"),
+                  FS_REJECT_BAD_TS);
+    assert_reason(js("{\"customer_id\":\"c\",\"ts\":-9223372036854775808,\"event\":\"e\"}"),
+                  FS_REJECT_BAD_TS);
     assert_reason(js("{\"customer_id\":\"c\",\"ts\":9223372036854775808,\"event\":\"e\"}"),
                   FS_REJECT_BAD_TS);
     assert_reason(js("{\"customer_id\":\"c\",\"ts\":-9223372036854775809,\"event\":\"e\"}"),
@@ -654,6 +658,51 @@ static void test_ts_integers(void **state)
     assert_reason(
         js("{\"customer_id\":\"c\",\"ts\":123456789012345678901234567890,\"event\":\"e\"}"),
         FS_REJECT_BAD_TS);
+}
+
+/* The valid range is |ts| <= 2^53 - 1 (event.h): both ends are events, one
+ * step beyond either is bad_ts, in every encoding that can hold it. */
+static void test_ts_range_boundaries(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t ts;
+        fs_reject want;
+    } c[] = {
+        {FS_TS_MAX, FS_OK},
+        {FS_TS_MAX + 1, FS_REJECT_BAD_TS},
+        {FS_TS_MIN, FS_OK},
+        {FS_TS_MIN - 1, FS_REJECT_BAD_TS},
+        {FS_TS_MIN + 5, FS_OK},
+        {INT64_MIN + 5, FS_REJECT_BAD_TS},
+        {INT64_MAX, FS_REJECT_BAD_TS},
+        {INT64_MIN, FS_REJECT_BAD_TS},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        assert_reason(MP(S("customer_id", "c"), I("ts", c[i].ts), S("event", "e")), c[i].want);
+        if (c[i].want == FS_OK)
+            assert_int_equal(ev.ts, c[i].ts);
+        if (c[i].ts >= 0) { /* as an unsigned encoding too */
+            assert_reason(MP(S("customer_id", "c"), U("ts", (uint64_t)c[i].ts), S("event", "e")),
+                          c[i].want);
+        }
+        char line[128];
+        snprintf(line, sizeof line, "{\"customer_id\":\"c\",\"ts\":%" PRId64 ",\"event\":\"e\"}",
+                 c[i].ts);
+        assert_reason(js(line), c[i].want);
+        if (c[i].want == FS_OK)
+            assert_int_equal(ev.ts, c[i].ts);
+    }
+    /* The literal boundaries as a JSON writer prints them. */
+    assert_reason(js("{\"customer_id\":\"c\",\"ts\":9007199254740991,\"event\":\"e\"}"), FS_OK);
+    assert_reason(js("{\"customer_id\":\"c\",\"ts\":-9007199254740991,\"event\":\"e\"}"), FS_OK);
+    assert_reason(js("{\"customer_id\":\"c\",\"ts\":9007199254740992,\"event\":\"e\"}"),
+                  FS_REJECT_BAD_TS);
+    assert_reason(js("{\"customer_id\":\"c\",\"ts\":-9007199254740992,\"event\":\"e\"}"),
+                  FS_REJECT_BAD_TS);
+    /* bad_ts keeps its rank: after customer_id, before event. */
+    assert_reason(MP(I("ts", FS_TS_MAX + 1)), FS_REJECT_MISSING_CUSTOMER_ID);
+    assert_reason(MP(S("customer_id", "c"), I("ts", FS_TS_MAX + 1)), FS_REJECT_BAD_TS);
 }
 
 static void test_ts_float_rejected(void **state)
@@ -1439,6 +1488,10 @@ static void rand_mp_value(msgpack_packer *pk, unsigned depth)
                                        -1700000000000,
                                        INT64_MAX,
                                        INT64_MIN,
+                                       FS_TS_MAX,
+                                       FS_TS_MAX + 1,
+                                       FS_TS_MIN,
+                                       FS_TS_MIN - 1,
                                        999999999999999999};
         msgpack_pack_int64(pk, ints[rnd(sizeof ints / sizeof ints[0])]);
         break;
@@ -1648,6 +1701,10 @@ static size_t rand_json_value(char *b, unsigned depth)
                                           "1e18",
                                           "12345678901234567890.5",
                                           "0.000001",
+                                          "9007199254740991",
+                                          "9007199254740992",
+                                          "-9007199254740991",
+                                          "-9007199254740992",
                                           "9007199254740993",
                                           "9007199254740993.0",
                                           "4.35",
@@ -1786,6 +1843,7 @@ int main(void)
         cmocka_unit_test(test_event_length),
         cmocka_unit_test(test_label_lengths),
         cmocka_unit_test(test_ts_integers),
+        cmocka_unit_test(test_ts_range_boundaries),
         cmocka_unit_test(test_ts_float_rejected),
         cmocka_unit_test(test_value_must_be_finite_and_bounded),
         cmocka_unit_test(test_last_duplicate_wins),

@@ -8,6 +8,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -314,6 +315,118 @@ static void test_jsonl_file(void **state)
     assert_int_equal(got, 3);
 }
 
+/* ---- resumable framing ---- */
+
+#define PIECE (64u << 10) /* what one read of a pipe gives */
+
+/* Feeds buf[0..len) to a framer in PIECE-sized steps, as the replay reader
+ * does with a pipe: NEED_MORE until the last piece, then OK for the whole
+ * object. Returns the bytes the framer walked over in all. */
+static uint64_t frame_in_pieces(bool msgpack, const char *buf, size_t len)
+{
+    fs_framer f = {0};
+    size_t n = 0, consumed = 0;
+    for (size_t have = PIECE < len ? PIECE : len;; have = have + PIECE < len ? have + PIECE : len) {
+        fs_frame_status st = msgpack ? fs_framer_msgpack(&f, buf, have, &n)
+                                     : fs_framer_jsonl(&f, buf, have, &n, &consumed);
+        if (have < len) {
+            assert_int_equal(st, FS_FRAME_NEED_MORE);
+            continue;
+        }
+        assert_int_equal(st, FS_FRAME_OK);
+        assert_int_equal(n, msgpack ? len : len - 1);
+        break;
+    }
+    assert_int_equal(f.pos, 0); /* ready for the next message */
+    return f.examined;
+}
+
+/* A message that arrives in many pieces is walked once: the bytes examined
+ * stay within twice its size (a header cut by a piece is read again), where
+ * restarting at every piece walked about size^2 / (2 * PIECE) bytes -- 53 s
+ * for a 60 MB message on a pipe (issue 13 item 14). */
+static void test_resume_is_linear(void **state)
+{
+    (void)state;
+    /* {"k": [nil x 2M], "b": bin32 of 1 MB, "s": "..."}: many small values
+     * and one long payload, together about 3 MB. */
+    const size_t nils = 2u << 20, bin = 1u << 20;
+    size_t len = 1 + 2 + 5 + nils + 2 + 5 + bin + 2 + 2;
+    char *buf = malloc(len), *p = buf;
+    assert_non_null(buf);
+    memcpy(p, "\x83\xa1k\xdd", 4), p += 4;
+    *p++ = (char)(nils >> 24), *p++ = (char)(nils >> 16), *p++ = (char)(nils >> 8), *p++ = 0;
+    memset(p, 0xc0, nils), p += nils;
+    memcpy(p,
+           "\xa1"
+           "b\xc6",
+           3),
+        p += 3;
+    *p++ = 0, *p++ = (char)(bin >> 16), *p++ = 0, *p++ = 0;
+    memset(p, 'x', bin), p += bin;
+    memcpy(p, "\xa1s\xa0", 3), p += 3;
+    len = (size_t)(p - buf);
+    uint64_t examined = frame_in_pieces(true, buf, len);
+    if (examined > 2 * (uint64_t)len)
+        print_error("examined %llu bytes of a %zu-byte object\n", (unsigned long long)examined,
+                    len);
+    assert_true(examined <= 2 * (uint64_t)len);
+
+    /* A 3 MB JSON line: the search for its '\n' resumes too. */
+    memset(buf, 'a', len - 1);
+    buf[len - 1] = '\n';
+    examined = frame_in_pieces(false, buf, len);
+    assert_true(examined <= 2 * (uint64_t)len);
+    free(buf);
+}
+
+/* Resuming gives what framing the whole buffer at once gives, wherever the
+ * first call stopped: every object, cut at every byte, then complete; and
+ * the same for a BAD object and a stream of several. */
+static void test_resume_matches_one_shot(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof objects / sizeof objects[0]; i++) {
+        const mp_case *c = &objects[i];
+        for (size_t cut = 0; cut < c->len; cut++) {
+            fs_framer f = {0};
+            size_t n = 777;
+            assert_int_equal(fs_framer_msgpack(&f, c->bytes, cut, &n), FS_FRAME_NEED_MORE);
+            assert_true(f.pos <= cut);
+            assert_int_equal(fs_framer_msgpack(&f, c->bytes, c->len, &n), FS_FRAME_OK);
+            assert_int_equal(n, c->len);
+            assert_int_equal(f.pos, 0);
+            assert_true(f.examined <= c->len);
+        }
+    }
+    static const char bad[] = "\x93\x01\x92\x02\xc1\x03";
+    for (size_t cut = 0; cut < 5; cut++) {
+        fs_framer f = {0};
+        size_t n = 0;
+        assert_int_equal(fs_framer_msgpack(&f, bad, cut, &n), FS_FRAME_NEED_MORE);
+        assert_int_equal(fs_framer_msgpack(&f, bad, sizeof bad - 1, &n), FS_FRAME_BAD);
+        assert_int_equal(n, 5);
+    }
+    /* One framer across a stream: it is ready for the next message after each. */
+    static const char two[] = "\x82\xa1"
+                              "a\x01\xa1"
+                              "b\xc0\x92\xa1x\xcc\x05";
+    fs_framer f = {0};
+    size_t n = 0;
+    assert_int_equal(fs_framer_msgpack(&f, two, 3, &n), FS_FRAME_NEED_MORE);
+    assert_int_equal(fs_framer_msgpack(&f, two, sizeof two - 1, &n), FS_FRAME_OK);
+    assert_int_equal(n, 7);
+    assert_int_equal(fs_framer_msgpack(&f, two + 7, 3, &n), FS_FRAME_NEED_MORE);
+    assert_int_equal(fs_framer_msgpack(&f, two + 7, sizeof two - 8, &n), FS_FRAME_OK);
+    assert_int_equal(n, sizeof two - 8);
+    size_t consumed = 0;
+    assert_int_equal(fs_framer_jsonl(&f, "ab", 2, &n, &consumed), FS_FRAME_NEED_MORE);
+    assert_int_equal(fs_framer_jsonl(&f, "abc\r\nd", 6, &n, &consumed), FS_FRAME_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(consumed, 5);
+    assert_int_equal(fs_framer_jsonl(&f, "d", 1, &n, &consumed), FS_FRAME_NEED_MORE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +441,8 @@ int main(void)
         cmocka_unit_test(test_jsonl_newlines),
         cmocka_unit_test(test_blank_lines),
         cmocka_unit_test(test_jsonl_file),
+        cmocka_unit_test(test_resume_is_linear),
+        cmocka_unit_test(test_resume_matches_one_shot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
