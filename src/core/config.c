@@ -59,12 +59,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NO_POS         SIZE_MAX
-#define PATH_LEN       256
-#define MAX_FILE_BYTES FS_CONFIG_MAX_BYTES
-#define MAX_NAME_LEN   64  /* funnel names (they appear in Kafka keys) */
-#define MAX_TOPIC_LEN  249 /* Kafka's own limit */
-#define MAX_THREADS    1024
+#define NO_POS                SIZE_MAX
+#define PATH_LEN              256
+#define MAX_FILE_BYTES        FS_CONFIG_MAX_BYTES
+#define MAX_NAME_LEN          64  /* funnel names (they appear in Kafka keys) */
+#define MAX_TOPIC_LEN         249 /* Kafka's own limit */
+#define MAX_THREADS           1024
+#define MAX_IN_FLIGHT_BATCHES 1024
 
 #define MS_PER_S INT64_C(1000)
 #define MS_PER_M (60 * MS_PER_S)
@@ -611,23 +612,50 @@ static int parse_duration0(cfg_ctx *c, struct fy_node *n, size_t pos, const char
     return duration_field(c, n, pos, path, dst, true);
 }
 
-static int parse_threads(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+/* A small non-negative integer (at most max) into *v: 0, -1 after a
+ * failed read (reported), or 1 when the text is not such an integer (the
+ * caller reports it, saying what it expects). */
+static int small_int(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, int max, int *v,
+                     char *text, size_t text_cap)
 {
     const char *s;
     size_t len, i;
-    char buf[64];
-    int v = 0;
 
     if (scalar_text(c, n, pos, path, "an integer", &s, &len) < 0)
         return -1;
-    for (i = 0; i < len && s[i] >= '0' && s[i] <= '9' && v <= MAX_THREADS; i++)
-        v = v * 10 + (s[i] - '0');
-    if (len == 0 || i != len || v > MAX_THREADS)
+    *v = 0;
+    for (i = 0; i < len && s[i] >= '0' && s[i] <= '9' && *v <= max; i++)
+        *v = *v * 10 + (s[i] - '0');
+    shorten(text, text_cap, s, len);
+    return len == 0 || i != len || *v > max ? 1 : 0;
+}
+
+static int parse_threads(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    char buf[64];
+    int v, rc = small_int(c, n, pos, path, MAX_THREADS, &v, buf, sizeof buf);
+    if (rc > 0)
         return fail(c, pos, path,
                     "expected an integer from 1 to %d (0 or absent: one per core), got '%s'",
-                    MAX_THREADS, shorten(buf, sizeof buf, s, len));
-    *(int *)dst = v;
-    return 0;
+                    MAX_THREADS, buf);
+    if (rc == 0)
+        *(int *)dst = v;
+    return rc;
+}
+
+/* in_flight_batches: 2 .. MAX_IN_FLIGHT_BATCHES (0 or absent: the engine's
+ * default, 2 x threads + 4). */
+static int parse_in_flight(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    char buf[64];
+    int v, rc = small_int(c, n, pos, path, MAX_IN_FLIGHT_BATCHES, &v, buf, sizeof buf);
+    if (rc > 0 || (rc == 0 && v == 1))
+        return fail(c, pos, path,
+                    "expected an integer from 2 to %d (0 or absent: 2 x threads + 4), got '%s'",
+                    MAX_IN_FLIGHT_BATCHES, buf);
+    if (rc == 0)
+        *(int *)dst = v;
+    return rc;
 }
 
 static int parse_limit_policy(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path,
@@ -1061,6 +1089,7 @@ static const cfg_field top_fields[] = {
     {"window", parse_window, 0, false},
     {"cohort", parse_cohort, 0, false},
     {"threads", parse_threads, offsetof(fs_config, threads), false},
+    {"in_flight_batches", parse_in_flight, offsetof(fs_config, in_flight_batches), false},
     {"delivery", parse_delivery, offsetof(fs_config, delivery), false},
     {"state", parse_state, 0, false},
     {"commit_interval", parse_duration, offsetof(fs_config, commit_interval_ms), false},

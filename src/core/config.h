@@ -105,6 +105,10 @@ typedef struct fs_config {
     int64_t cohort_emit_interval_ms;
     /* threads: default 0 = number of online cores */
     int threads;
+    /* in_flight_batches: batches of input the engine holds at once (each
+     * up to 1 MiB of messages and their decoded events): how far the input
+     * runs ahead of the workers before it pauses. 0: 2 x threads + 4 */
+    int in_flight_batches;
     /* http: {listen} -- default "127.0.0.1:8080"; valid (fs_config_parse_listen) */
     char *http_listen;
     /* limits: {max_active_journeys, policy}, both required when the

@@ -540,7 +540,7 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
      * its dead letters (partials) to the sink at once, whatever the
      * watermark does. */
     e->router.flush_rejected = out.dead_letter != NULL || out.partial != NULL;
-    e->ring_size = 2 * e->n_workers + 4;
+    e->ring_size = cfg->in_flight_batches ? (uint32_t)cfg->in_flight_batches : 2 * e->n_workers + 4;
     e->flight_budget = (uint64_t)e->ring_size * FS_BATCH_BYTES;
     e->ring = fs_xcalloc(e->ring_size, sizeof(*e->ring));
     for (uint32_t i = 0; i < e->ring_size; i++)

@@ -121,11 +121,32 @@ static void check_gap(fs_stage *s, const rd_kafka_message_t *m, int64_t expected
            m->partition, expected, lo, lost);
 }
 
+/* The first message of a partition the group never committed: if the log
+ * no longer starts at 0, what was before was deleted before this group
+ * read it. Normal on a topic with retention, so only said (once per
+ * assignment), not counted as lost; with the dev broker it is the sign
+ * that more was produced than it keeps. */
+static void note_log_start(fs_stage *s, const rd_kafka_message_t *m)
+{
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(s->consumer, rd_kafka_topic_name(m->rkt), m->partition, &lo,
+                                       &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        lo <= 0)
+        return;
+    fs_log(FS_LOG_WARN, "input partition read from its log start, not from 0",
+           "partition=%" PRId32 " log_start=%" PRId64 " hint=\"the %" PRId64
+           " messages before it were deleted before this group read "
+           "them (retention, or the dev broker's per-partition cap)\"",
+           m->partition, lo, lo);
+}
+
 static void add_message(fs_stage *s, const rd_kafka_message_t *m)
 {
     fs_part *ps = fs_part_table_at(&s->parts, (uint32_t)m->partition);
     if (ps->next >= 0 && m->offset > ps->next)
         check_gap(s, m, ps->next);
+    else if (ps->next < 0 && m->offset > 0)
+        note_log_start(s, m);
     size_t key_len = m->key ? m->key_len : 0, need = m->len + key_len;
     if (!key_len)
         note_unkeyed(s, m);

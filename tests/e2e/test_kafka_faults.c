@@ -448,24 +448,27 @@ static void test_gap_in_the_log(void **state)
 
 /* ---- backpressure ------------------------------------------------------------ */
 
-/* A backlog much faster to read than to compute (one worker, every count
- * in 60 windows): the input pauses while the engine catches up, instead
- * of the loop waiting in fs_engine_batch_get, and the output is still
- * replay's. */
+/* A backlog read faster than computed (one worker, two batches in flight,
+ * every count in 720 windows): the input pauses while the engine catches
+ * up, instead of the loop waiting in fs_engine_batch_get, and the output
+ * is still replay's (one partition there: its partials are over
+ * FS_PARTIAL_MAX_BYTES and go out in pieces, the run's four partitions'
+ * are not). 4 partitions: each must stay under the mock cluster's ~5 MiB
+ * log. */
 static void test_backpressure(void **state)
 {
     (void)state;
-    fs_kt_topic("bp-in", 2);
+    fs_kt_topic("bp-in", 4);
     fs_kt_topic("bp-out", 2);
-    /* 4x what the engine's batch ring holds, read ~10x faster than computed */
-    char *events = fs_kt_generated(200000, 5000, "23", "400", "0");
-    assert_int_equal(fs_kt_produce_file("bp-in", events), 200000);
-    char *cfg = fs_kt_stage_config("slow_engine.yaml", "bp-in", "bp-out", NULL, "g-bp", "msgpack");
+    char *events = fs_kt_generated(100000, 5000, "23", "400", "0");
+    assert_int_equal(fs_kt_produce_file("bp-in", events), 100000);
+    char *cfg = fs_kt_stage_config("backpressure.yaml", "bp-in", "bp-out", NULL, "g-bp", "msgpack");
     fs_e2e_run r;
     fs_kt_run_until_eof(cfg, "1", &r);
     if (getenv("FS_SHOW"))
         fprintf(stderr, "%s", r.err);
     assert_true(fs_kt_field_u64(r.err, "input_pauses=") > 0);
+    assert_int_equal(fs_kt_field_u64(r.err, "consumed="), 100000);
     fs_e2e_run_free(&r);
     fs_kt_assert_last_per_key_is_replay(cfg, events, "bp-out");
     free(cfg);

@@ -349,6 +349,38 @@ static void test_threads(void **state)
     }
 }
 
+/* in_flight_batches: 0 (the default) or 2..1024; broker_timeout: a duration. */
+static void test_stage_knobs(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int value; /* -1: rejected */
+    } cases[] = {{"0", 0}, {"1", -1}, {"2", 2}, {"1024", 1024}, {"1025", -1}, {"x", -1}};
+    char yaml[512];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(yaml, sizeof yaml,
+                 "funnels: [{name: f, stages: [{name: a, events: [x]}, "
+                 "{name: b, events: [y]}]}]\n"
+                 "in_flight_batches: %s\n",
+                 cases[i].text);
+        if (cases[i].value < 0) {
+            expect_error(yaml, "cfg.yaml:2:20: in_flight_batches: ");
+        } else {
+            fs_config *cfg = must_parse(yaml);
+            assert_int_equal(cfg->in_flight_batches, cases[i].value);
+            fs_config_free(cfg);
+        }
+    }
+    fs_config *cfg = must_parse(MIN_FUNNELS);
+    assert_int_equal(cfg->broker_timeout_ms, 30000);
+    fs_config_free(cfg);
+    cfg = must_parse("broker_timeout: 5s\n" MIN_FUNNELS);
+    assert_int_equal(cfg->broker_timeout_ms, 5000);
+    fs_config_free(cfg);
+    expect_error("broker_timeout: 0s\n" MIN_FUNNELS, "cfg.yaml:1:17: broker_timeout: ");
+}
+
 static void test_durations(void **state)
 {
     (void)state;
@@ -1199,6 +1231,7 @@ int main(void)
         cmocka_unit_test(test_block_and_flow_styles_agree),
         cmocka_unit_test(test_kafka_passthrough),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_stage_knobs),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_duration_fields),
         cmocka_unit_test(test_window_hop),
