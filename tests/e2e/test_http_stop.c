@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "e2e_util.h"
+#include "kafka_util.h"
 
 #define DEADLINE_MS 120000
 #define N_CONNS     6
@@ -57,20 +58,6 @@ static char *config(const char *bootstrap, const char *group)
              "kafka:\n  bootstrap.servers: \"%s\"\n  group.id: %s\n%s",
              bootstrap, group, funnels);
     return fs_e2e_write_text(".yaml", yaml);
-}
-
-/* The port a stage logged ("http listening ... port=N"). */
-static int logged_port(const fs_e2e_bg *bg)
-{
-    char log[65536];
-    ssize_t n = pread(bg->err_fd, log, sizeof log - 1, 0);
-    assert_true(n > 0);
-    log[n] = '\0';
-    const char *line = strstr(log, "msg=\"http listening\"");
-    assert_non_null(line);
-    const char *port = strstr(line, " port=");
-    assert_non_null(port);
-    return atoi(port + 6);
 }
 
 static int connect_to(int port)
@@ -130,7 +117,7 @@ static void test_run_stops_with_open_connections(void **state)
     FS_E2E_BG_START(&stage, "run", "--config", cfg);
     assert_true(fs_e2e_bg_await_log(&stage, "msg=\"partition assigned\"", DEADLINE_MS));
     int fds[N_CONNS];
-    open_connections(logged_port(&stage), fds);
+    open_connections(fs_kt_http_port(&stage), fds);
     fs_e2e_run r;
     fs_e2e_bg_finish(&stage, SIGTERM, &r);
     if (r.status != 0)
@@ -195,7 +182,7 @@ static void test_demo_stops_with_open_connections(void **state)
     fs_e2e_bg demo;
     pid_t traffic = demo_start(&demo);
     int fds[N_CONNS];
-    open_connections(logged_port(&demo), fds);
+    open_connections(fs_kt_http_port(&demo), fds);
     fs_e2e_run r;
     fs_e2e_bg_finish(&demo, SIGTERM, &r);
     bool left = alive(traffic);
