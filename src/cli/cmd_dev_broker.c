@@ -153,14 +153,6 @@ int fs_cmd_dev_broker(int argc, char **argv)
         fflush(stdout);
         fs_log(FS_LOG_INFO, "dev broker ready", "bootstrap.servers=%s brokers=%ld", bootstrap,
                a.brokers);
-        /* Said up front: past these the mock drops a partition's oldest
-         * messages without a word to producers (run detects and counts
-         * what it could not read). */
-        fs_log(FS_LOG_WARN, "dev broker limits",
-               "per_partition_bytes=~5MiB per_partition_messages=100000 largest_message=~5MiB "
-               "hint=\"older messages of a partition are dropped past these: produce no more "
-               "than the stage reads, or use more partitions; a message larger than a "
-               "partition's log makes it unreadable\"");
         rc = 0;
     }
     signals_wait(&sl, rc == 0);

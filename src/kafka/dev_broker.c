@@ -69,6 +69,14 @@ fs_dev_broker *fs_dev_broker_start(const fs_config *cfg, int partitions, int bro
         fs_dev_broker_stop(b);
         return NULL;
     }
+    /* Said up front: past these the mock drops a partition's oldest
+     * messages without a word to producers (run detects and counts
+     * what it could not read). */
+    fs_log(FS_LOG_WARN, "dev broker limits",
+           "per_partition_bytes=~5MiB per_partition_messages=100000 largest_message=~5MiB "
+           "hint=\"older messages of a partition are dropped past these: produce no more "
+           "than the stage reads, or use more partitions; a message larger than a "
+           "partition's log makes it unreadable\"");
     return b;
 }
 
