@@ -26,11 +26,6 @@
 #define TXN_ABORT_TIMEOUT_MS 10000
 #define FORCED_LEAVE_MS      2000 /* enough to send LeaveGroup; its answer is not awaited */
 
-bool fs_shutdown_started(const fs_stage *s)
-{
-    return s->end_step != FS_END_NONE;
-}
-
 static void close_handles(fs_stage *s)
 {
     s->end_step = FS_END_CLOSED;
@@ -46,17 +41,17 @@ static void close_handles(fs_stage *s)
 }
 
 /* What a stop leaves behind, for the log: messages the producer still
- * holds and records and dead letters not acknowledged. */
+ * holds and records not acknowledged (`records` is the sink's count,
+ * published atomically; its dead-letter count is the sink's own). */
 static void log_unflushed(fs_stage *s, fs_log_level level, const char *msg)
 {
     uint64_t records = atomic_load(&s->records);
     fs_log(level, msg,
-           "producer_queue=%d records_unacked=%" PRIu64 " dead_letters_unacked=%" PRIu64
+           "producer_queue=%d records_unacked=%" PRIu64
            " hint=\"nothing after the last commit is committed: a restart goes on from there, "
            "and read_committed readers never see what was not\"",
            rd_kafka_outq_len(s->producer),
-           records > s->acked_records ? records - s->acked_records : 0,
-           s->dead_letters > s->acked_dead_letters ? s->dead_letters - s->acked_dead_letters : 0);
+           records > s->acked_records ? records - s->acked_records : 0);
 }
 
 /* Step 3: leave the group. The consumer closes on librdkafka's threads;

@@ -28,7 +28,5 @@
 void fs_shutdown_begin(fs_stage *s);
 /* A second signal: stop now, exit 1. */
 void fs_shutdown_force(fs_stage *s);
-/* Whether the end has started (step 1 or later). */
-bool fs_shutdown_started(const fs_stage *s);
 
 #endif
