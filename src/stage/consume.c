@@ -340,6 +340,11 @@ void fs_consume_resume(fs_stage *s)
     if (!s->input_paused || s->phase != FS_STAGE_RUNNING || !fs_engine_batch_ready(s->engine))
         return;
     s->input_paused = false;
+    /* a pause is not silence: no partition went idle while not read */
+    uint64_t now = uv_now(&s->loop);
+    for (uint32_t p = 0; p < s->parts.n; p++)
+        if (s->parts.v[p].assigned && !s->parts.v[p].idle)
+            s->parts.v[p].last_ms = now;
     set_fetching(s, true);
     fs_xcheck(uv_poll_start(&s->consumer_watch, UV_READABLE, s->consumer_ready), "uv_poll_start");
     fs_consume(s);
@@ -422,7 +427,7 @@ void fs_consume_check_end(fs_stage *s)
 
 void fs_consume_idle_check(fs_stage *s)
 {
-    if (s->phase != FS_STAGE_RUNNING)
+    if (s->phase != FS_STAGE_RUNNING || s->input_paused) /* paused: not read, not silent */
         return;
     uint64_t now = uv_now(&s->loop);
     bool changed = false;
