@@ -247,8 +247,15 @@ static rd_kafka_t *producer_new(const fs_config *cfg, fs_delivery_fn delivery, v
                                 bool transactional, char *err, size_t err_len)
 {
     static const prop defaults[] = {
-        {"enable.idempotence", "true"},         {"acks", "all"}, {"linger.ms", "5"},
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"linger.ms", "5"},
         {"socket.nagle.disable", "true"}, /* Nagle + delayed ACKs add ~40 ms per record batch */
+        /* A partition's state record grows with its open windows (hopping
+         * windows with a small hop: megabytes); the state and partials
+         * topics the stage creates take it (max.message.bytes, state_topic.c).
+         * Output records are small, and dead letters are cut to 1 MB. */
+        {"message.max.bytes", FS_KAFKA_MESSAGE_MAX},
         {"client.id", "funnelstream-producer"},
     };
     rd_kafka_conf_t *conf =

@@ -34,6 +34,12 @@
 
 #include "config.h"
 
+/* The producer's message.max.bytes unless kafka: sets it, and the
+ * max.message.bytes of the topics the stage creates: 16 MiB. */
+#define FS_KAFKA_MESSAGE_MAX "16777216"
+/* What a topic the stage did not create takes (a broker's default). */
+#define FS_KAFKA_TOPIC_DEFAULT_MAX 1000000
+
 typedef void (*fs_rebalance_fn)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 rd_kafka_topic_partition_list_t *parts, void *opaque);
 typedef void (*fs_delivery_fn)(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);

@@ -179,6 +179,8 @@ static rd_kafka_resp_err_t create_topic(rd_kafka_t *rk, const char *topic, int p
     if (!nt)
         return RD_KAFKA_RESP_ERR__INVALID_ARG;
     rd_kafka_resp_err_t e = rd_kafka_NewTopic_set_config(nt, "cleanup.policy", policy);
+    if (!e) /* a partition's state record may be large (kafka.h) */
+        e = rd_kafka_NewTopic_set_config(nt, "max.message.bytes", FS_KAFKA_MESSAGE_MAX);
     rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     if (!e)

@@ -647,9 +647,26 @@ static void assigned(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
     }
 }
 
+/* Partitions leave with a checkpoint, unless they are lost already (the
+ * session timed out: another member may hold them, and its restore must
+ * not race our state) or no broker answers (the checkpoint could not be
+ * acknowledged, and waiting for it would hold the loop for 30 s): then the
+ * next owner restores the last committed checkpoint and reads on from
+ * there, as after a crash. */
+static bool checkpoint_possible(fs_stage *s)
+{
+    if (rd_kafka_assignment_lost(s->consumer)) {
+        fs_log(FS_LOG_WARN, "partitions lost",
+               "hint=\"no checkpoint before they go: the next "
+               "owner goes on from the last committed one\"");
+        return false;
+    }
+    return fs_brokers_down_ms(s) == 0;
+}
+
 static void revoked(fs_stage *s, const rd_kafka_topic_partition_list_t *parts)
 {
-    if (s->phase == FS_STAGE_RUNNING)
+    if (s->phase == FS_STAGE_RUNNING && checkpoint_possible(s))
         checkpoint_before_revoke(s, parts);
     for (int i = 0; i < parts->cnt; i++) {
         uint32_t p;

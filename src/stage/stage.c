@@ -251,15 +251,17 @@ static bool topic_exists(fs_stage *s, const char *field, const char *topic)
     return n > 0;
 }
 
-/* Sizes the largest dead letter to what the producer takes, with room for
- * its headers and the record's framing. */
+/* Sizes the largest dead letter to what the producer takes and what a
+ * topic with a broker's default limit takes (the dead-letter topic is the
+ * user's), with room for its headers and the record's framing. */
 static void size_dead_letters(fs_stage *s)
 {
     char v[32];
     size_t len = sizeof v;
-    long max = 1000000; /* librdkafka's default message.max.bytes */
+    long max = FS_KAFKA_TOPIC_DEFAULT_MAX;
     if (rd_kafka_conf_get(rd_kafka_conf(s->producer), "message.max.bytes", v, &len) ==
-        RD_KAFKA_CONF_OK)
+            RD_KAFKA_CONF_OK &&
+        strtol(v, NULL, 10) < max)
         max = strtol(v, NULL, 10);
     s->dead_letter_max = max > 8192 ? (size_t)max - 4096 : 4096;
 }
