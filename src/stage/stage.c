@@ -10,6 +10,8 @@
  *                 reports read, offsets committed once commit.h allows it
  *   inbox.c       how the other threads hand things to the loop
  *   latency.c     "window closed -> its records acknowledged", measured
+ *   shutdown.c    the end: drain, commit, leave the group, never blocking
+ *   brokers.c     whether a broker answers; broker_timeout
  *   api.c         HTTP: /metrics, /health, /ready, /api/funnels,
  *                 /api/journeys and the dashboard
  *   stage_internal.h  the state they share: who writes what, on which thread
@@ -76,7 +78,7 @@
 #define STATS_EVERY_MS      10000
 #define TXN_INIT_TIMEOUT_MS 30000
 
-/* ---- the end: flush, commit, leave the group -------------------------------- */
+/* ---- failure (the end itself is shutdown.c's) -------------------------------- */
 
 void fs_stage_fail(fs_stage *s, const char *why)
 {
