@@ -314,13 +314,19 @@ static bool has_dirty_cohort(const fs_sink *s, const sink_part *sp)
     return false;
 }
 
-/* A partial's bytes out: to the partials topic, or straight into this
- * process's merge. */
-static void emit_partial(fs_sink *s, uint32_t p, const fs_state_partial *pt)
+/* pt encoded into s->rec; its size. */
+static size_t encode_partial(fs_sink *s, const fs_state_partial *pt)
 {
     fs_state_labels l = {sink_label, NULL, s};
     s->rec.len = 0;
     fs_state_encode_partial(&s->rec, pt, s->funnels->n, s->n_stages, &l);
+    return s->rec.len;
+}
+
+/* The partial encoded in s->rec out: to the partials topic, or straight
+ * into this process's merge. */
+static void emit_partial(fs_sink *s, uint32_t p)
+{
     atomic_fetch_add_explicit(&s->partials_sent, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->partial_bytes, s->rec.len, memory_order_relaxed);
     if (s->out.partial) {
@@ -336,15 +342,6 @@ static void emit_partial(fs_sink *s, uint32_t p, const fs_state_partial *pt)
     (void)rc;
 }
 
-/* The encoded size of pt, without sending it. */
-static size_t partial_size(fs_sink *s, const fs_state_partial *pt)
-{
-    fs_state_labels l = {sink_label, NULL, s};
-    s->rec.len = 0;
-    fs_state_encode_partial(&s->rec, pt, s->funnels->n, s->n_stages, &l);
-    return s->rec.len;
-}
-
 /* Sends pt, split in halves (recursively) while it is larger than
  * FS_PARTIAL_MAX_BYTES, which a producer would refuse (message.max.bytes,
  * 1 MB by default: many windows closing at once, say hopping windows with
@@ -357,8 +354,8 @@ static void send_pieces(fs_sink *s, uint32_t p, const fs_state_partial *pt,
                         const fs_state_partial *before)
 {
     uint32_t items = pt->n_slots + pt->n_cohorts;
-    if (items <= 1 || partial_size(s, pt) <= FS_PARTIAL_MAX_BYTES) {
-        emit_partial(s, p, pt);
+    if (encode_partial(s, pt) <= FS_PARTIAL_MAX_BYTES || items <= 1) {
+        emit_partial(s, p); /* the bytes just encoded */
         return;
     }
     uint32_t nf = s->funnels->n, half = items / 2;

@@ -130,18 +130,36 @@ static int count_in(const struct rd_kafka_metadata *md, const char *topic, char 
     return FS_TOPIC_MISSING;
 }
 
-int fs_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
-                             size_t err_len)
+int fs_kafka_partition_counts(rd_kafka_t *rk, const char *const *topics, int *counts, size_t n,
+                              int timeout_ms, char *err, size_t err_len)
 {
     const struct rd_kafka_metadata *md;
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
     if (e) {
-        snprintf(err, err_len, "cannot read the metadata of topic %s: %s", topic,
+        snprintf(err, err_len, "cannot read the metadata of topic %s: %s", n ? topics[0] : "-",
                  rd_kafka_err2str(e));
-        return FS_TOPIC_ERROR;
+        for (size_t i = 0; i < n; i++)
+            counts[i] = FS_TOPIC_ERROR;
+        return -1;
     }
-    int n = count_in(md, topic, err, err_len);
+    bool erred = false;
+    for (size_t i = 0; i < n; i++) {
+        char why[512] = "";
+        counts[i] = count_in(md, topics[i], why, sizeof why);
+        if (counts[i] == FS_TOPIC_ERROR && !erred) {
+            snprintf(err, err_len, "%s", why);
+            erred = true;
+        }
+    }
     rd_kafka_metadata_destroy(md);
+    return 0;
+}
+
+int fs_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
+                             size_t err_len)
+{
+    int n;
+    fs_kafka_partition_counts(rk, &topic, &n, 1, timeout_ms, err, err_len);
     return n;
 }
 

@@ -70,6 +70,11 @@ int fs_partials_topic_ensure(rd_kafka_t *rk, const char *topic, int timeout_ms, 
  * (e.g. not authorised) and no partitions. */
 int fs_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
                              size_t err_len);
+/* The same for n topics from one metadata request: counts[i] as above, or
+ * FS_TOPIC_ERROR in every entry (and -1 returned) when the metadata could
+ * not be read; 0 otherwise. err holds the first topic's error, if any. */
+int fs_kafka_partition_counts(rd_kafka_t *rk, const char *const *topics, int *counts, size_t n,
+                              int timeout_ms, char *err, size_t err_len);
 
 /* Makes sure the state topic `topic` exists with exactly `partitions`
  * partitions (the input topic's count): when missing it is created through

@@ -99,18 +99,26 @@ static void note_unkeyed(fs_stage *s, const rd_kafka_message_t *m)
                m->partition, m->offset);
 }
 
+/* Where the message's partition log starts, as of librdkafka's last fetch
+ * (so asking costs nothing); -1 when unknown. */
+static int64_t log_start(fs_stage *s, const rd_kafka_message_t *m)
+{
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(s->consumer, rd_kafka_topic_name(m->rkt), m->partition, &lo,
+                                       &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    return lo;
+}
+
 /* A message beyond the offset expected. Offsets skip without loss at
  * transaction markers and where compaction removed records; messages are
  * lost only where the log now starts beyond the expected offset: retention
  * (or the dev broker's cap) deleted them before they were read, and
- * auto.offset.reset moved the consumer on. The log start is librdkafka's
- * from the last fetch, so checking costs nothing. */
+ * auto.offset.reset moved the consumer on. */
 static void check_gap(fs_stage *s, const rd_kafka_message_t *m, int64_t expected)
 {
-    int64_t lo = -1, hi = -1;
-    if (rd_kafka_get_watermark_offsets(s->consumer, rd_kafka_topic_name(m->rkt), m->partition, &lo,
-                                       &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        lo <= expected)
+    int64_t lo = log_start(s, m);
+    if (lo <= expected)
         return;
     int64_t lost = (lo < m->offset ? lo : m->offset) - expected;
     s->offsets_skipped += (uint64_t)lost;
@@ -128,10 +136,8 @@ static void check_gap(fs_stage *s, const rd_kafka_message_t *m, int64_t expected
  * that more was produced than it keeps. */
 static void note_log_start(fs_stage *s, const rd_kafka_message_t *m)
 {
-    int64_t lo = -1, hi = -1;
-    if (rd_kafka_get_watermark_offsets(s->consumer, rd_kafka_topic_name(m->rkt), m->partition, &lo,
-                                       &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        lo <= 0)
+    int64_t lo = log_start(s, m);
+    if (lo <= 0)
         return;
     fs_log(FS_LOG_WARN, "input partition read from its log start, not from 0",
            "partition=%" PRId32 " log_start=%" PRId64 " hint=\"the %" PRId64

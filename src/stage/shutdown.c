@@ -54,6 +54,13 @@ static void log_unflushed(fs_stage *s, fs_log_level level, const char *msg)
            records > s->acked_records ? records - s->acked_records : 0);
 }
 
+/* Whatever the producer still holds goes: it will not be acknowledged. */
+static void drop_output(fs_stage *s)
+{
+    rd_kafka_purge(s->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+                                    RD_KAFKA_PURGE_F_NON_BLOCKING);
+}
+
 /* Step 3: leave the group. The consumer closes on librdkafka's threads;
  * its rebalance events come to close_q, served here. */
 static void start_leaving(fs_stage *s)
@@ -106,8 +113,7 @@ static void end_output(fs_stage *s, bool drained)
     if (!drained) {
         log_unflushed(s, FS_LOG_ERROR, "producer not flushed");
         s->exit_code = 1;
-        rd_kafka_purge(s->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
-                                        RD_KAFKA_PURGE_F_NON_BLOCKING);
+        drop_output(s);
     } else if (s->transactional) {
         /* What is still uncommitted goes (nothing after a clean stop, whose
          * checkpoint committed); readers of committed data need not wait
@@ -159,8 +165,7 @@ void fs_shutdown_force(fs_stage *s)
     s->exit_code = 1;
     log_unflushed(s, FS_LOG_ERROR, "second signal: stopping now, without waiting for the broker");
     if (s->end_step != FS_END_LEAVE) {
-        rd_kafka_purge(s->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
-                                        RD_KAFKA_PURGE_F_NON_BLOCKING);
+        drop_output(s);
         start_leaving(s);
     }
     fs_xcheck(uv_timer_start(&s->end_timer, on_end_tick, 0, END_TICK_MS), "uv_timer_start");

@@ -236,21 +236,42 @@ static void init_handles(fs_stage *s)
     fs_xcheck(uv_signal_start(&s->sigterm, on_signal, SIGTERM), "uv_signal_start");
 }
 
-/* A topic the stage writes to must exist: a misspelt name would
- * otherwise make a new topic (brokers with auto.create.topics.enable) and
- * the records go where nobody reads. The metadata request names no topic,
- * so asking creates nothing (state_topic.c). */
-static bool topic_exists(fs_stage *s, const char *field, const char *topic)
+/* The topics the stage reads and writes must exist, from one metadata
+ * request that names no topic (so asking creates nothing, state_topic.c):
+ * a misspelt output or dead-letter name would otherwise make a new topic
+ * (brokers with auto.create.topics.enable) and the records go where nobody
+ * reads, and the state topic needs the input's partition count. Returns
+ * that count, or -1 (logged, naming the field). */
+static int check_topics(fs_stage *s)
 {
+    const char *fields[] = {"input.topic", "output.topic", "dead_letter.topic"};
+    const char *topics[] = {s->cfg->input_topic, s->cfg->output_topic, s->cfg->dead_letter_topic};
+    int counts[3];
+    size_t n = s->cfg->dead_letter_topic ? 3 : 2;
     char err[512];
-    int n = fs_kafka_partition_count(s->producer, topic, (int)s->cfg->broker_timeout_ms, err,
-                                     sizeof err);
-    if (n == FS_TOPIC_MISSING)
-        fs_log(FS_LOG_ERROR, "topic not found",
-               "field=%s topic=%s hint=\"create it first (is the name right?)\"", field, topic);
-    else if (n < 0)
-        fs_log(FS_LOG_ERROR, "cannot read a topic's metadata", "field=%s error=\"%s\"", field, err);
-    return n > 0;
+    if (fs_kafka_partition_counts(s->producer, topics, counts, n, (int)s->cfg->broker_timeout_ms,
+                                  err, sizeof err) != 0) {
+        const char *servers = fs_kafka_user_property(s->cfg, "bootstrap.servers");
+        fs_log(FS_LOG_ERROR, "no broker answered: cannot read the topics' metadata",
+               "error=\"%s\" bootstrap.servers=%s broker_timeout_ms=%" PRId64
+               " hint=\"is a broker reachable there? (broker_timeout sets the wait)\"",
+               err, servers ? servers : "-", s->cfg->broker_timeout_ms);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (counts[i] == FS_TOPIC_MISSING) {
+            fs_log(FS_LOG_ERROR, "topic not found",
+                   "field=%s topic=%s hint=\"create it first (is the name right?)\"", fields[i],
+                   topics[i]);
+            return -1;
+        }
+        if (counts[i] < 0) {
+            fs_log(FS_LOG_ERROR, "cannot read a topic's metadata", "field=%s error=\"%s\"",
+                   fields[i], err);
+            return -1;
+        }
+    }
+    return counts[0];
 }
 
 /* Sizes the largest dead letter to what the producer takes and what a
@@ -262,9 +283,10 @@ static void size_dead_letters(fs_stage *s)
     size_t len = sizeof v;
     long max = FS_KAFKA_TOPIC_DEFAULT_MAX;
     if (rd_kafka_conf_get(rd_kafka_conf(s->producer), "message.max.bytes", v, &len) ==
-            RD_KAFKA_CONF_OK &&
-        strtol(v, NULL, 10) < max)
-        max = strtol(v, NULL, 10);
+        RD_KAFKA_CONF_OK) {
+        long producer = strtol(v, NULL, 10);
+        max = producer < max ? producer : max;
+    }
     s->dead_letter_max = max > 8192 ? (size_t)max - 4096 : 4096;
 }
 
@@ -278,33 +300,14 @@ static int ensure_state_topic(fs_stage *s)
         fs_log(FS_LOG_ERROR, "bad state topic name", "error=\"%s\"", err);
         return -1;
     }
-    int n = fs_kafka_partition_count(s->producer, s->cfg->input_topic,
-                                     (int)s->cfg->broker_timeout_ms, err, sizeof err);
-    if (n == FS_TOPIC_MISSING) {
-        fs_log(FS_LOG_ERROR, "topic not found",
-               "field=input.topic topic=%s hint=\"create it first (is the name right?): the state "
-               "topic needs its "
-               "partition count\"",
-               s->cfg->input_topic);
+    int n = check_topics(s);
+    if (n < 0)
         return -1;
-    }
-    if (n < 0) {
-        const char *servers = fs_kafka_user_property(s->cfg, "bootstrap.servers");
-        fs_log(FS_LOG_ERROR, "no broker answered: cannot read the input topic's metadata",
-               "error=\"%s\" bootstrap.servers=%s broker_timeout_ms=%" PRId64
-               " hint=\"is a broker reachable there? (broker_timeout sets the wait)\"",
-               err, servers ? servers : "-", s->cfg->broker_timeout_ms);
-        return -1;
-    }
     if (fs_state_topic_ensure(s->producer, s->state_topic, n, (int)s->cfg->broker_timeout_ms, err,
                               sizeof err) != 0) {
         fs_log(FS_LOG_ERROR, "state topic unusable", "error=\"%s\"", err);
         return -1;
     }
-    if (!topic_exists(s, "output.topic", s->cfg->output_topic) ||
-        (s->cfg->dead_letter_topic &&
-         !topic_exists(s, "dead_letter.topic", s->cfg->dead_letter_topic)))
-        return -1;
     s->warm[2] = rd_kafka_topic_new(s->producer, s->state_topic, NULL);
     s->n_input = (uint32_t)n;
     s->partials_index = (uint32_t)n;

@@ -65,6 +65,22 @@ static size_t produce_lines(rd_kafka_t *p, const char *t, const char *jsonl, boo
     return n;
 }
 
+/* The records of topic `out` (1 partition) equal replay of the JSON lines
+ * `jsonl` with the stage's config (flow records and final cohorts). */
+static void assert_output_is_replay(const char *cfg, const char *jsonl, const char *out)
+{
+    char *yaml = fs_kt_read_text(cfg);
+    char *want = fs_e2e_replay(yaml, jsonl);
+    fs_kt_consumed got = fs_kt_consume_topic(out, 1, false);
+    char *got_canon = fs_e2e_canonical(got.text), *want_canon = fs_e2e_canonical(want);
+    assert_string_equal(got_canon, want_canon);
+    free(got_canon);
+    free(want_canon);
+    fs_kt_consumed_free(&got);
+    free(want);
+    free(yaml);
+}
+
 /* ---- a poison pill: a rejected message too large to be a dead letter ---------- */
 
 /* A producer that takes messages of up to 4 MB, as a careless upstream may. */
@@ -113,17 +129,8 @@ static void test_poison_pill(void **state)
     assert_contains(dlq.headers, "reason=malformed|key=poison|truncated=true|original.size=1500000",
                     "the dead letter says it was cut");
     assert_true(dlq.len > 900000 && dlq.len < 1000000); /* cut to fit, not emptied */
-    char *yaml = fs_kt_read_text(cfg);
-    char *want = fs_e2e_replay(yaml, all);
-    fs_kt_consumed got = fs_kt_consume_topic("pp-out", 1, false);
-    char *got_canon = fs_e2e_canonical(got.text), *want_canon = fs_e2e_canonical(want);
-    assert_string_equal(got_canon, want_canon);
-    free(got_canon);
-    free(want_canon);
-    fs_kt_consumed_free(&got);
+    assert_output_is_replay(cfg, all, "pp-out");
     fs_kt_consumed_free(&dlq);
-    free(want);
-    free(yaml);
     free(cfg);
     free(big);
     free(all);
@@ -217,16 +224,7 @@ static void test_unkeyed_messages(void **state)
     assert_int_equal(count_of(r.err, "msg=\"input message without a key\""), 1);
     fs_e2e_run_free(&r);
     /* one partition: arrival order is file order, so replay still agrees */
-    char *yaml = fs_kt_read_text(cfg);
-    char *want = fs_e2e_replay(yaml, all);
-    fs_kt_consumed got = fs_kt_consume_topic("uk-out", 1, false);
-    char *got_canon = fs_e2e_canonical(got.text), *want_canon = fs_e2e_canonical(want);
-    assert_string_equal(got_canon, want_canon);
-    free(got_canon);
-    free(want_canon);
-    fs_kt_consumed_free(&got);
-    free(want);
-    free(yaml);
+    assert_output_is_replay(cfg, all, "uk-out");
     free(cfg);
     free(all);
     free(gen);
