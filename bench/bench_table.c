@@ -76,7 +76,7 @@ typedef struct table_ops {
 
 static void *oa_create(uint32_t n_funnels, uint32_t n_owners, size_t hint)
 {
-    return fs_journey_table_new(n_funnels, n_owners, hint);
+    return fs_journey_table_new(n_funnels, 0, n_owners, hint);
 }
 static void oa_destroy(void *t)
 {

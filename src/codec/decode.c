@@ -119,7 +119,6 @@ typedef struct field_value {
 } field_value;
 
 static const fs_slice unknown_label = {"unknown", 7};
-static const fs_slice empty_label = {"", 0};
 
 static fs_reject required_string(const field_value *f, uint32_t max, fs_reject missing,
                                  fs_reject bad, fs_slice *out)
@@ -162,7 +161,7 @@ static fs_reject fill_event(const field_value *f, fs_event *ev)
         return r;
     if ((r = optional_string(&f[F_CHANNEL], unknown_label, FS_REJECT_BAD_CHANNEL, &ev->channel)))
         return r;
-    if ((r = optional_string(&f[F_CAMPAIGN], empty_label, FS_REJECT_BAD_CAMPAIGN, &ev->campaign)))
+    if ((r = optional_string(&f[F_CAMPAIGN], unknown_label, FS_REJECT_BAD_CAMPAIGN, &ev->campaign)))
         return r;
     if ((r = optional_string(&f[F_SEGMENT], unknown_label, FS_REJECT_BAD_SEGMENT, &ev->segment)))
         return r;

@@ -8,7 +8,7 @@
  *   - customer_id: 1..128 bytes of valid UTF-8
  *   - event:       1..64 bytes of valid UTF-8
  *   - channel, segment: 0..64 bytes, "unknown" when absent or null
- *   - campaign:    0..64 bytes, empty (len 0) when absent or null
+ *   - campaign:    0..64 bytes, "unknown" when absent or null ("" is a value)
  *   - value:       finite, 0 when absent or null
  *   - customer_hash == fs_hash_customer(customer_id)
  */

@@ -78,8 +78,14 @@ void fs_flow_free(fs_flow *f)
         return;
     free(f->entered);
     fs_sketch_free(&f->ttc);
+    if (f->stage_time) {
+        for (uint32_t s = 0; s + 1 < f->n_stages; s++)
+            fs_sketch_free(&f->stage_time[s]);
+        free(f->stage_time);
+    }
     label_map_free(&f->channels);
     label_map_free(&f->segments);
+    label_map_free(&f->campaigns);
     free(f);
 }
 
@@ -91,6 +97,26 @@ fs_label_stats *fs_flow_channel(fs_flow *f, uint32_t label)
 fs_label_stats *fs_flow_segment(fs_flow *f, uint32_t label)
 {
     return label_map_get(&f->segments, label, f->n_stages);
+}
+
+fs_label_stats *fs_flow_campaign(fs_flow *f, uint32_t label)
+{
+    return label_map_get(&f->campaigns, label, f->n_stages);
+}
+
+fs_sketch *fs_flow_stage_times(fs_flow *f)
+{
+    if (!f->stage_time) {
+        f->stage_time = fs_xmalloc((f->n_stages - 1) * sizeof(*f->stage_time));
+        for (uint32_t s = 0; s + 1 < f->n_stages; s++)
+            fs_sketch_init(&f->stage_time[s]);
+    }
+    return f->stage_time;
+}
+
+size_t fs_flow_label_values(const fs_flow *f)
+{
+    return (size_t)f->channels.count + f->segments.count + f->campaigns.count;
 }
 
 static bool label_is_zero(const fs_label_stats *st, uint32_t n_stages)
@@ -133,6 +159,12 @@ void fs_flow_merge(fs_flow *into, const fs_flow *from, const uint32_t *xlate)
     fs_sketch_merge(&into->ttc, &from->ttc);
     label_map_merge(&into->channels, &from->channels, xlate, into->n_stages);
     label_map_merge(&into->segments, &from->segments, xlate, into->n_stages);
+    label_map_merge(&into->campaigns, &from->campaigns, xlate, into->n_stages);
+    if (from->stage_time) {
+        fs_sketch *st = fs_flow_stage_times(into);
+        for (uint32_t s = 0; s + 1 < into->n_stages; s++)
+            fs_sketch_merge(&st[s], &from->stage_time[s]);
+    }
 }
 
 static void label_map_subtract(fs_label_map *into, const fs_label_map *from, uint32_t n_stages)
@@ -160,6 +192,12 @@ void fs_flow_subtract(fs_flow *into, const fs_flow *from)
     fs_sketch_subtract(&into->ttc, &from->ttc);
     label_map_subtract(&into->channels, &from->channels, into->n_stages);
     label_map_subtract(&into->segments, &from->segments, into->n_stages);
+    label_map_subtract(&into->campaigns, &from->campaigns, into->n_stages);
+    if (from->stage_time) {
+        fs_sketch *st = fs_flow_stage_times(into);
+        for (uint32_t s = 0; s + 1 < into->n_stages; s++)
+            fs_sketch_subtract(&st[s], &from->stage_time[s]);
+    }
 }
 
 fs_cohort *fs_cohort_new(uint32_t n_stages)

@@ -6,15 +6,18 @@
  * fixed-point sum or a mergeable sketch, so the merged result is identical
  * however customers were spread over workers.
  *
- * Per-label counters (by channel, by segment) live in an fs_label_map: label
- * id -> fs_label_stats, with ids from the owner's fs_dict. For channels the
- * same record also carries the attribution credits (first/last/linear), so
- * one lookup serves by_channel and attribution.
+ * Per-label counters (by channel, by segment, by campaign) live in an
+ * fs_label_map: label id -> fs_label_stats, with ids from the owner's
+ * fs_dict. For channels and campaigns the same record also carries the
+ * attribution credits (first/last/linear), so one lookup serves by_<field>
+ * and attribution. A map grows with the distinct values counted in the
+ * window: that, and the time sketches, are a flow's variable memory.
  */
 #ifndef FS_AGGREGATE_H
 #define FS_AGGREGATE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "fixed.h"
@@ -50,8 +53,12 @@ typedef struct fs_flow {
     uint64_t ev_mark; /* the worker's ev_serial of the last one */
     fs_fixed revenue;
     fs_sketch ttc;
+    /* stage_time_ms (SPEC §4): n_stages - 1 sketches, NULL until a funnel
+     * with stage_time counts one (so other funnels pay 8 bytes a flow). */
+    fs_sketch *stage_time;
     fs_label_map channels;
     fs_label_map segments;
+    fs_label_map campaigns; /* funnels with the campaign breakdown (empty otherwise) */
 } fs_flow;
 
 #define FS_FLOW_COUNTERS 6 /* arrays of n_stages in a flow's counter block */
@@ -68,6 +75,12 @@ void fs_flow_free(fs_flow *f);
 /* Counters of a label, created zeroed on first use. */
 fs_label_stats *fs_flow_channel(fs_flow *f, uint32_t label);
 fs_label_stats *fs_flow_segment(fs_flow *f, uint32_t label);
+fs_label_stats *fs_flow_campaign(fs_flow *f, uint32_t label);
+/* The stage time sketches, created empty on first use. */
+fs_sketch *fs_flow_stage_times(fs_flow *f);
+/* Label entries held (channels, segments, campaigns): what a flow's
+ * memory grows with beyond its fixed size. */
+size_t fs_flow_label_values(const fs_flow *f);
 /* into += from, with from's label ids translated through xlate[] (NULL:
  * the same ids). */
 void fs_flow_merge(fs_flow *into, const fs_flow *from, const uint32_t *xlate);

@@ -80,6 +80,7 @@
 #define DEFAULT_COMMIT_INTERVAL_MS   (1 * MS_PER_S)
 #define DEFAULT_BROKER_TIMEOUT_MS    (30 * MS_PER_S)
 #define DEFAULT_CONVERSION_WINDOW_MS (7 * MS_PER_D)
+#define DEFAULT_MAX_BREAKDOWN_VALUES 1000
 
 typedef struct cfg_ctx {
     const char *name; /* file name, as it appears in messages */
@@ -561,10 +562,31 @@ static int parse_delivery(cfg_ctx *c, struct fy_node *n, size_t pos, const char 
 
 static int parse_mode(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
 {
-    int i = 0;
-    if (parse_one_of(c, n, pos, path, "open", "strict", &i) < 0)
+    const char *s;
+    size_t len;
+    char buf[64];
+
+    if (scalar_text(c, n, pos, path, "'strict', 'open' or 'unordered'", &s, &len) < 0)
         return -1;
-    *(fs_mode *)dst = i ? FS_MODE_STRICT : FS_MODE_OPEN;
+    if (text_eq(s, len, "open"))
+        *(fs_mode *)dst = FS_MODE_OPEN;
+    else if (text_eq(s, len, "strict"))
+        *(fs_mode *)dst = FS_MODE_STRICT;
+    else if (text_eq(s, len, "unordered"))
+        *(fs_mode *)dst = FS_MODE_UNORDERED;
+    else
+        return fail(c, pos, path, "expected 'strict', 'open' or 'unordered', got '%s'",
+                    shorten(buf, sizeof buf, s, len));
+    return 0;
+}
+
+/* YAML's true/false (only those words: "yes" or "on" would be a guess). */
+static int parse_bool(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    int i = 0;
+    if (parse_one_of(c, n, pos, path, "false", "true", &i) < 0)
+        return -1;
+    *(bool *)dst = i;
     return 0;
 }
 
@@ -939,7 +961,59 @@ static int parse_funnel_name(cfg_ctx *c, struct fy_node *n, size_t pos, const ch
 static const cfg_field stage_fields[] = {
     {"name", parse_stage_name, offsetof(fs_stage_cfg, name), true},
     {"events", parse_events, 0, true},
+    {"optional", parse_bool, offsetof(fs_stage_cfg, optional), false},
 };
+
+/* breakdowns: a sequence of field names, each once; the empty list is a
+ * choice too (no by_ maps). */
+static int parse_breakdowns(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *dst)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } fields[] = {{"channel", FS_BREAKDOWN_CHANNEL},
+                  {"segment", FS_BREAKDOWN_SEGMENT},
+                  {"campaign", FS_BREAKDOWN_CAMPAIGN}};
+    struct fy_node *item;
+    void *it = NULL;
+    char sub[PATH_LEN], buf[64];
+    unsigned bits = 0;
+    size_t i = 0;
+
+    if (expect_kind(c, n, pos, path, FYNT_SEQUENCE, "a sequence of event fields") < 0)
+        return -1;
+    while ((item = fy_node_sequence_iterate(n, &it)) != NULL) {
+        size_t ipos = node_pos(c, item, pos), len, k;
+        const char *s;
+        path_index(sub, path, i++);
+        if (scalar_text(c, item, ipos, sub, "an event field", &s, &len) < 0)
+            return -1;
+        for (k = 0; k < N_FIELDS(fields) && !text_eq(s, len, fields[k].name); k++)
+            ;
+        if (k == N_FIELDS(fields))
+            return fail(c, ipos, sub,
+                        "unknown breakdown field '%s' (expected channel, segment or campaign)",
+                        shorten(buf, sizeof buf, s, len));
+        if (bits & fields[k].bit)
+            return fail(c, ipos, sub, "'%s' is already listed", fields[k].name);
+        bits |= fields[k].bit;
+    }
+    *(unsigned *)dst = bits;
+    return 0;
+}
+
+static int parse_max_breakdown_values(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path,
+                                      void *dst)
+{
+    char buf[64];
+    int v, rc = small_int(c, n, pos, path, (int)FS_MAX_BREAKDOWN_VALUES_MAX, &v, buf, sizeof buf);
+    if (rc > 0 || (rc == 0 && v < 1))
+        return fail(c, pos, path, "expected an integer from 1 to %u, got '%s'",
+                    FS_MAX_BREAKDOWN_VALUES_MAX, buf);
+    if (rc == 0)
+        *(uint32_t *)dst = (uint32_t)v;
+    return rc;
+}
 
 static int parse_stages(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, void *obj)
 {
@@ -978,6 +1052,33 @@ static long stage_of(const fs_funnel_cfg *f, const char *ev, size_t stage, size_
     return -1;
 }
 
+/* `optional` (SPEC §2) is defined for a middle stage of an ordered funnel:
+ * the first stage starts journeys and the last completes them, and an
+ * unordered journey has no order to pass a stage over in. */
+static int check_optional(cfg_ctx *c, struct fy_node *stages, size_t fpos, const char *fpath,
+                          const fs_funnel_cfg *f)
+{
+    char sub[PATH_LEN];
+
+    for (size_t s = 0; s < f->n_stages; s++) {
+        if (!f->stages[s].optional)
+            continue;
+        struct fy_node *sn = seq_get(stages, s);
+        path_printf(sub, "%s.stages[%zu].optional", fpath, s);
+        size_t spos = node_pos(c, map_get(sn, "optional"), fpos);
+        if (f->mode == FS_MODE_UNORDERED)
+            return fail(c, spos, sub,
+                        "optional stages are for strict and open funnels; in an unordered "
+                        "funnel every stage counts toward progress in any order");
+        if (s == 0 || s + 1 == f->n_stages)
+            return fail(c, spos, sub,
+                        "the %s stage cannot be optional (only a stage between the first and "
+                        "the last)",
+                        s == 0 ? "first" : "last");
+    }
+    return 0;
+}
+
 /* Rules across a funnel's fields: they hold only once name, stages and
  * exclude are all known, whatever order the keys came in. */
 static int check_funnel(cfg_ctx *c, struct fy_node *fn, size_t fpos, const char *fpath,
@@ -1005,6 +1106,8 @@ static int check_funnel(cfg_ctx *c, struct fy_node *fn, size_t fpos, const char 
                         f->stages[k].name, f->name);
         }
     }
+    if (check_optional(c, stages, fpos, fpath, f) < 0)
+        return -1;
     for (size_t x = 0; x < f->n_exclude; x++) {
         const char *ev = f->exclude[x];
         size_t xpos = node_pos(c, seq_get(exclude, x), fpos);
@@ -1027,6 +1130,10 @@ static const cfg_field funnel_fields[] = {
     {"conversion_window", parse_duration, offsetof(fs_funnel_cfg, conversion_window_ms), false},
     {"exclude", parse_exclude, 0, false},
     {"stages", parse_stages, 0, true},
+    {"breakdowns", parse_breakdowns, offsetof(fs_funnel_cfg, breakdowns), false},
+    {"max_breakdown_values", parse_max_breakdown_values,
+     offsetof(fs_funnel_cfg, max_breakdown_values), false},
+    {"stage_time", parse_bool, offsetof(fs_funnel_cfg, stage_time), false},
 };
 
 static int parse_funnel(cfg_ctx *c, struct fy_node *n, size_t pos, const char *path, fs_config *cfg,
@@ -1037,6 +1144,9 @@ static int parse_funnel(cfg_ctx *c, struct fy_node *n, size_t pos, const char *p
 
     f->mode = FS_MODE_OPEN;
     f->conversion_window_ms = DEFAULT_CONVERSION_WINDOW_MS;
+    f->breakdowns = FS_BREAKDOWN_DEFAULT;
+    f->max_breakdown_values = DEFAULT_MAX_BREAKDOWN_VALUES;
+    f->stage_time = true;
     if (walk_mapping(c, n, pos, path, funnel_fields, N_FIELDS(funnel_fields), f) < 0 ||
         check_funnel(c, n, pos, path, f) < 0)
         return -1;

@@ -7,6 +7,9 @@
  *   - every funnel has 2..FS_MAX_STAGES stages, each with >= 1 event type
  *   - an event type is in at most one stage of a funnel; exclude types in no stage
  *   - durations positive; window.hop divides window.size, size/hop <= 1000
+ *   - `optional` only on a middle stage of a strict or open funnel;
+ *     breakdowns a subset of channel, segment, campaign without repeats;
+ *     max_breakdown_values from 1 to FS_MAX_BREAKDOWN_VALUES_MAX
  *   - limits.max_active_journeys from 1 to 2^32 - 1, with a policy
  *   - unknown keys are errors (a typo must not silently change results),
  *     except under kafka:, whose properties pass through untouched
@@ -34,13 +37,22 @@
 #define FS_CONFIG_MAX_NODES    50000      /* nodes, with every alias expanded */
 #define FS_CONFIG_MAX_DEPTH    64         /* nesting of mappings and sequences */
 
-typedef enum fs_mode { FS_MODE_OPEN = 0, FS_MODE_STRICT = 1 } fs_mode;
+/* SPEC §2 modes. Unordered: stages in any order, progress = stages reached. */
+typedef enum fs_mode { FS_MODE_OPEN = 0, FS_MODE_STRICT = 1, FS_MODE_UNORDERED = 2 } fs_mode;
 
 typedef struct fs_stage_cfg {
     char *name;
     char **events; /* event types that reach this stage */
     size_t n_events;
+    bool optional; /* ordered modes, never the first or last stage (SPEC §2) */
 } fs_stage_cfg;
+
+/* breakdowns (SPEC §2): which event fields the flow records split by. */
+#define FS_BREAKDOWN_CHANNEL        1u
+#define FS_BREAKDOWN_SEGMENT        2u
+#define FS_BREAKDOWN_CAMPAIGN       4u
+#define FS_BREAKDOWN_DEFAULT        (FS_BREAKDOWN_CHANNEL | FS_BREAKDOWN_SEGMENT)
+#define FS_MAX_BREAKDOWN_VALUES_MAX 1000000u /* max_breakdown_values: 1 .. this */
 
 typedef struct fs_funnel_cfg {
     char *name;
@@ -50,6 +62,9 @@ typedef struct fs_funnel_cfg {
     size_t n_exclude;
     fs_stage_cfg *stages;
     size_t n_stages;
+    unsigned breakdowns;           /* FS_BREAKDOWN_* bits; default channel and segment */
+    uint32_t max_breakdown_values; /* per by_ / attribution map and record; default 1000 */
+    bool stage_time;               /* stage_time_ms in the records (default true) */
 } fs_funnel_cfg;
 
 /* delivery (SPEC §5): exactly_once (default) or at_least_once */

@@ -527,7 +527,7 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
     e->cfg = cfg;
     e->n_workers = threads ? threads : 1;
     e->funnels = fs_funnels_compile(cfg);
-    e->table = fs_journey_table_new(e->funnels->n, e->n_workers, 1u << 16);
+    e->table = fs_journey_table_new(e->funnels->n, e->funnels->ext_bytes, e->n_workers, 1u << 16);
     if (!e->table) {
         fs_funnels_free(e->funnels);
         free(e);

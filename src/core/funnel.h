@@ -27,19 +27,30 @@
 #define FS_ROLE_NONE    (-1)
 #define FS_ROLE_EXCLUDE (-2)
 
+/* Where a funnel's optional journey fields sit in a customer record's
+ * extension (fs_customer_ext): byte offsets, FS_EXT_NONE when the funnel
+ * does not use the feature. Only the funnels that use a feature pay for it. */
+#define FS_EXT_NONE UINT32_MAX
+
 typedef struct fs_funnel {
     const fs_funnel_cfg *cfg;
     uint32_t index;
     uint32_t n_stages;
     fs_mode mode;
     int64_t conversion_window_ms;
-    int8_t *role; /* role[type id] */
+    uint32_t optional;     /* bit s: stage s is optional (ordered modes) */
+    unsigned breakdowns;   /* FS_BREAKDOWN_* */
+    uint32_t ext_stage_ts; /* int64_t: when max_stage was reached (stage_time) */
+    uint32_t ext_reached;  /* uint32_t: bit s, stage s reached (unordered) */
+    uint32_t ext_campaign; /* fs_touch_list: campaign touches (campaign breakdown) */
+    int8_t *role;          /* role[type id] */
 } fs_funnel;
 
 typedef struct fs_funnels {
     fs_dict types;
     fs_funnel *funnel;
     uint32_t n;
+    uint32_t ext_bytes; /* a customer record's extension, every funnel's fields */
 } fs_funnels;
 
 fs_funnels *fs_funnels_compile(const fs_config *cfg);
@@ -55,9 +66,10 @@ static inline int fs_funnel_role(const fs_funnel *f, int32_t type_id)
     return type_id < 0 ? FS_ROLE_NONE : f->role[type_id];
 }
 
-/* How many times each channel touched a journey, for linear attribution. */
+/* How many times one label (a channel, a campaign) touched a journey, for
+ * linear attribution. */
 typedef struct fs_touch_count {
-    uint32_t channel;
+    uint32_t label;
     uint32_t count;
 } fs_touch_count;
 
@@ -73,11 +85,14 @@ typedef struct fs_touch_count {
  * FS_JOURNEY_INLINE_TOUCHES inline, the rest in a chain of the owner's
  * touch blocks starting at `more` (journey_table.c).
  *
+ * The fields only some funnels need (fs_funnel's ext_*) live in the
+ * record's extension, after every funnel's journey: see fs_customer_ext.
+ *
  * Sharing: the owner worker is the only writer; fs_journey_table_read may
  * copy the journey on any thread at any moment. Every field a reader copies
  * is written with a release store (free on x86) and read with acquire loads;
  * the record's sequence counter tells the reader whether its copy is whole.
- * `timer` (the wheel's links) is the owner's alone. */
+ * `timer` (the wheel's links) and the extension are the owner's alone. */
 typedef struct fs_journey {
     int64_t start_ts;
     fs_wheel_link timer; /* the worker's expiry wheel */
@@ -88,11 +103,21 @@ typedef struct fs_journey {
     fs_touch_count touch[FS_JOURNEY_INLINE_TOUCHES]; /* touch[0]: the first channel */
 } fs_journey;
 
+/* A second touch list, kept like the journey's channels (same fields, same
+ * blocks), for campaigns: 24 bytes in the extension. touch[0] is the first
+ * campaign. */
+typedef struct fs_touch_list {
+    uint32_t more;
+    uint16_t n;
+    uint16_t unused;
+    fs_touch_count touch[FS_JOURNEY_INLINE_TOUCHES];
+} fs_touch_list;
+
 /* The first-touch channel: touches are kept in first-touch order, so it is
  * never stored twice. */
 static inline uint32_t fs_journey_first_channel(const fs_journey *j)
 {
-    return j->touch[0].channel;
+    return j->touch[0].label;
 }
 
 static inline int64_t fs_journey_expiry(const fs_journey *j, const fs_funnel *f)
@@ -101,6 +126,32 @@ static inline int64_t fs_journey_expiry(const fs_journey *j, const fs_funnel *f)
 }
 /* Owner only: a new active journey with one touch of `channel`. */
 void fs_journey_init(fs_journey *j, int64_t ts, uint32_t stage, uint32_t channel);
+
+/* The unordered mode's "not a stage reached yet" and the optional fields'
+ * accessors. ext: the customer record's extension (fs_customer_ext). */
+static inline int64_t *fs_journey_stage_ts(const fs_funnel *f, void *ext)
+{
+    return f->ext_stage_ts == FS_EXT_NONE ? NULL : (int64_t *)((char *)ext + f->ext_stage_ts);
+}
+static inline uint32_t *fs_journey_reached(const fs_funnel *f, void *ext)
+{
+    return f->ext_reached == FS_EXT_NONE ? NULL : (uint32_t *)((char *)ext + f->ext_reached);
+}
+static inline fs_touch_list *fs_journey_campaigns(const fs_funnel *f, void *ext)
+{
+    return f->ext_campaign == FS_EXT_NONE ? NULL : (fs_touch_list *)((char *)ext + f->ext_campaign);
+}
+/* Owner only: a list with one touch of `label`. */
+static inline void fs_touch_list_init(fs_touch_list *l, uint32_t label)
+{
+    l->more = FS_SLAB_NONE;
+    l->n = 1;
+    l->touch[0].label = label;
+    l->touch[0].count = 1;
+}
+/* A stage time restored from state written before stage times: the stage
+ * it belongs to records nothing when the journey moves on. */
+#define FS_STAGE_TS_UNKNOWN INT64_MIN
 static inline void fs_journey_set_stage(fs_journey *j, uint32_t stage)
 {
     __atomic_store_n(&j->max_stage, (uint8_t)stage, __ATOMIC_RELEASE);
@@ -133,7 +184,17 @@ typedef struct fs_decision {
     bool completes;   /* START/ADVANCE reached the last stage */
 } fs_decision;
 
-/* j: the active journey or NULL; role: fs_funnel_role of the event's type. */
-fs_decision fs_funnel_decide(const fs_funnel *f, const fs_journey *j, int64_t ts, int role);
+/* j: the active journey or NULL; reached: unordered mode, the stages j has
+ * reached (bit s; ignored otherwise); role: fs_funnel_role of the event's
+ * type. Unordered mode: `stage` is the progress (stages reached - 1) the
+ * event moves the journey to, not the event's stage. */
+fs_decision fs_funnel_decide(const fs_funnel *f, const fs_journey *j, uint32_t reached, int64_t ts,
+                             int role);
+/* Ordered modes: whether stage s, passed over on the way to a higher stage,
+ * counts in skipped (SPEC §2: an optional stage never does). */
+static inline bool fs_funnel_skips(const fs_funnel *f, uint32_t s)
+{
+    return !(f->optional >> s & 1);
+}
 
 #endif

@@ -5,6 +5,7 @@
  *
  *   index     { mask, rcu, slot[mask + 1] }   slot: one uint64 = tag << 32 | (record + 1)
  *   records   slab of stride-byte records      fs_customer (32 B) + n_funnels * fs_journey (40 B)
+ *                                              + the funnels' extension (fs_customer_ext)
  *   blocks    slab of 64-byte touch blocks     7 touch counts + the next block's index
  *   long_ids  slab of 128-byte blocks          ids longer than FS_CUSTOMER_INLINE_ID (rare)
  *
@@ -187,13 +188,14 @@ static size_t slots_for(size_t entries)
     return s;
 }
 
-fs_journey_table *fs_journey_table_new(uint32_t n_funnels, uint32_t n_owners,
+fs_journey_table *fs_journey_table_new(uint32_t n_funnels, uint32_t ext_bytes, uint32_t n_owners,
                                        size_t expected_customers)
 {
     fs_journey_table *t = fs_xcalloc(1, sizeof(*t));
     t->n_funnels = n_funnels;
     t->n_owners = n_owners ? n_owners : 1;
-    t->stride = (uint32_t)(sizeof(fs_customer) + n_funnels * sizeof(fs_journey));
+    assert(ext_bytes % 8 == 0);
+    t->stride = (uint32_t)(sizeof(fs_customer) + n_funnels * sizeof(fs_journey) + ext_bytes);
     t->seg = aligned_alloc(64, t->n_owners * sizeof(segment));
     if (!t->seg) {
         fprintf(stderr, "level=fatal msg=\"out of memory\"\n");
@@ -560,81 +562,125 @@ static touch_block *block_append(segment *s, uint32_t *link)
     return tb;
 }
 
-void fs_journey_table_touch(fs_journey_table *t, uint32_t owner, fs_journey *j, uint32_t channel)
+/* A touch list's fields, wherever they live: a journey's channels or an
+ * extension's fs_touch_list share the code below. */
+typedef struct touch_ref {
+    fs_touch_count *touch; /* FS_JOURNEY_INLINE_TOUCHES inline */
+    uint32_t *more;
+    uint16_t *n;
+} touch_ref;
+
+static touch_ref journey_ref(fs_journey *j)
 {
-    segment *s = &t->seg[owner];
-    assert(j->active);
-    uint32_t n = j->n_touches, k = 0;
+    return (touch_ref){j->touch, &j->more, &j->n_touches};
+}
+
+static touch_ref list_ref(fs_touch_list *l)
+{
+    return (touch_ref){l->touch, &l->more, &l->n};
+}
+
+static void ref_touch(segment *s, touch_ref r, uint32_t label)
+{
+    uint32_t n = *r.n, k = 0;
     for (; k < n && k < FS_JOURNEY_INLINE_TOUCHES; k++)
-        if (j->touch[k].channel == channel) {
-            bump(&j->touch[k]);
+        if (r.touch[k].label == label) {
+            bump(&r.touch[k]);
             return;
         }
     touch_block *tb = NULL;
-    uint32_t *link = &j->more;
+    uint32_t *link = r.more;
     while (k < n) {
         assert(*link != FS_SLAB_NONE);
         tb = fs_slab_at(&s->blocks, *link);
         for (uint32_t i = 0; i < BLOCK_TOUCHES && k < n; i++, k++)
-            if (tb->touch[i].channel == channel) {
+            if (tb->touch[i].label == label) {
                 bump(&tb->touch[i]);
                 return;
             }
         link = &tb->next;
     }
-    /* a new channel goes to position n: inline, the last block, or a new one */
-    if (n == UINT16_MAX) { /* 65535 distinct channels in one journey: fold into the last */
-        uint32_t last = (n - 1 - FS_JOURNEY_INLINE_TOUCHES) % BLOCK_TOUCHES;
-        {
-            bump(&tb->touch[last]);
-            return;
-        }
+    /* a new label goes to position n: inline, the last block, or a new one */
+    if (n == UINT16_MAX) { /* 65535 distinct labels in one journey: fold into the last */
+        bump(&tb->touch[(n - 1 - FS_JOURNEY_INLINE_TOUCHES) % BLOCK_TOUCHES]);
+        return;
     }
     fs_touch_count *tc;
     if (n < FS_JOURNEY_INLINE_TOUCHES) {
-        tc = &j->touch[n];
+        tc = &r.touch[n];
     } else {
         uint32_t pos = (n - FS_JOURNEY_INLINE_TOUCHES) % BLOCK_TOUCHES;
         if (pos == 0)
             tb = block_append(s, link);
         tc = &tb->touch[pos];
     }
-    __atomic_store_n(&tc->channel, channel, __ATOMIC_RELEASE);
+    __atomic_store_n(&tc->label, label, __ATOMIC_RELEASE);
     __atomic_store_n(&tc->count, 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&j->n_touches, (uint16_t)(n + 1), __ATOMIC_RELEASE);
+    __atomic_store_n(r.n, (uint16_t)(n + 1), __ATOMIC_RELEASE);
 }
 
-void fs_journey_table_end(fs_journey_table *t, uint32_t owner, fs_journey *j)
+static void ref_release(segment *s, touch_ref r)
 {
-    segment *s = &t->seg[owner];
-    assert(j->active);
-    for (uint32_t b = j->more; b != FS_SLAB_NONE;) {
+    for (uint32_t b = *r.more; b != FS_SLAB_NONE;) {
         uint32_t next = ((touch_block *)fs_slab_at(&s->blocks, b))->next;
         fs_slab_release(&s->blocks, b);
         b = next;
     }
-    __atomic_store_n(&j->more, FS_SLAB_NONE, __ATOMIC_RELEASE);
-    __atomic_store_n(&j->n_touches, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(r.more, FS_SLAB_NONE, __ATOMIC_RELEASE);
+    __atomic_store_n(r.n, 0, __ATOMIC_RELEASE);
+}
+
+static uint32_t ref_touches(segment *s, const touch_ref r, fs_touch_count **buf, uint32_t *cap)
+{
+    uint32_t n = *r.n, k = 0;
+    if (n > *cap) {
+        *cap = n > 2 * *cap ? n : 2 * *cap;
+        *buf = fs_xrealloc(*buf, *cap * sizeof(**buf));
+    }
+    for (; k < n && k < FS_JOURNEY_INLINE_TOUCHES; k++)
+        (*buf)[k] = r.touch[k];
+    for (uint32_t b = *r.more; k < n; b = ((touch_block *)fs_slab_at(&s->blocks, b))->next) {
+        const touch_block *tb = fs_slab_at(&s->blocks, b);
+        for (uint32_t i = 0; i < BLOCK_TOUCHES && k < n; i++, k++)
+            (*buf)[k] = tb->touch[i];
+    }
+    return n;
+}
+
+void fs_journey_table_touch(fs_journey_table *t, uint32_t owner, fs_journey *j, uint32_t channel)
+{
+    assert(j->active);
+    ref_touch(&t->seg[owner], journey_ref(j), channel);
+}
+
+void fs_journey_table_end(fs_journey_table *t, uint32_t owner, fs_journey *j)
+{
+    assert(j->active);
+    ref_release(&t->seg[owner], journey_ref(j));
     __atomic_store_n(&j->active, 0, __ATOMIC_RELEASE);
 }
 
 uint32_t fs_journey_table_touches(fs_journey_table *t, uint32_t owner, const fs_journey *j,
                                   fs_touch_count **buf, uint32_t *cap)
 {
-    segment *s = &t->seg[owner];
-    uint32_t n = j->n_touches, k = 0;
-    if (n > *cap) {
-        *cap = n > 2 * *cap ? n : 2 * *cap;
-        *buf = fs_xrealloc(*buf, *cap * sizeof(**buf));
-    }
-    for (; k < n && k < FS_JOURNEY_INLINE_TOUCHES; k++)
-        (*buf)[k] = j->touch[k];
-    for (uint32_t b = j->more; k < n; b = ((touch_block *)fs_slab_at(&s->blocks, b))->next) {
-        const touch_block *tb = fs_slab_at(&s->blocks, b);
-        for (uint32_t i = 0; i < BLOCK_TOUCHES && k < n; i++, k++)
-            (*buf)[k] = tb->touch[i];
-    }
-    return n;
+    return ref_touches(&t->seg[owner], journey_ref((fs_journey *)j), buf, cap);
+}
+
+void fs_journey_table_list_touch(fs_journey_table *t, uint32_t owner, fs_touch_list *l,
+                                 uint32_t label)
+{
+    ref_touch(&t->seg[owner], list_ref(l), label);
+}
+
+void fs_journey_table_list_end(fs_journey_table *t, uint32_t owner, fs_touch_list *l)
+{
+    ref_release(&t->seg[owner], list_ref(l));
+}
+
+uint32_t fs_journey_table_list_touches(fs_journey_table *t, uint32_t owner, const fs_touch_list *l,
+                                       fs_touch_count **buf, uint32_t *cap)
+{
+    return ref_touches(&t->seg[owner], list_ref((fs_touch_list *)l), buf, cap);
 }
 
 /* ---- readers ------------------------------------------------------------- */
@@ -659,7 +705,7 @@ static bool shared_id_is(const segment *s, const fs_customer *c, size_t len,
 
 static void copy_touch(const fs_touch_count *from, fs_touch_count *to)
 {
-    to->channel = __atomic_load_n(&from->channel, __ATOMIC_ACQUIRE);
+    to->label = __atomic_load_n(&from->label, __ATOMIC_ACQUIRE);
     to->count = __atomic_load_n(&from->count, __ATOMIC_ACQUIRE);
 }
 
@@ -684,7 +730,7 @@ static void copy_journey(const segment *s, const fs_journey *j, uint32_t f, fs_j
         b = __atomic_load_n(&tb->next, __ATOMIC_ACQUIRE);
     }
     v->n_touches = k;
-    v->first_channel = k ? v->touch[0].channel : 0; /* touches are in first-touch order */
+    v->first_channel = k ? v->touch[0].label : 0; /* touches are in first-touch order */
 }
 
 /* One copy of record c's active journeys if it holds the customer; false

@@ -39,8 +39,8 @@ typedef struct fs_journey_table fs_journey_table;
 #define FS_CUSTOMER_MAX_ID    128 /* SPEC §1 */
 #define FS_RECORD_NONE        UINT32_MAX
 
-/* 32 bytes, then the journeys: the record stride is
- * sizeof(fs_customer) + n_funnels * sizeof(fs_journey). */
+/* 32 bytes, then the journeys, then the extension: the record stride is
+ * sizeof(fs_customer) + n_funnels * sizeof(fs_journey) + ext_bytes. */
 typedef struct fs_customer {
     uint64_t hash;        /* 0 with id_len 0 in a free record */
     uint32_t seq;         /* odd while the owner changes the record */
@@ -50,6 +50,14 @@ typedef struct fs_customer {
     uint64_t id[2];       /* the id's bytes if id_len <= 16, else id[0] is a long-id block */
     fs_journey journey[]; /* n_funnels */
 } fs_customer;
+
+/* The record's extension: the fields only some funnels use (funnel.h,
+ * fs_funnel.ext_*), after the journeys. The owner's alone: readers on
+ * other threads never copy it. */
+static inline void *fs_customer_ext(fs_customer *c, uint32_t n_funnels)
+{
+    return (char *)c + sizeof(fs_customer) + n_funnels * sizeof(fs_journey);
+}
 
 /* Owner only, around every change to a record. The release stores of the
  * changes themselves order them after the odd count. */
@@ -69,7 +77,8 @@ static inline uint32_t fs_journey_table_owner(uint64_t hash, uint32_t n_owners)
     return (uint32_t)(((hash >> 32) * n_owners) >> 32);
 }
 
-fs_journey_table *fs_journey_table_new(uint32_t n_funnels, uint32_t n_owners,
+/* ext_bytes: fs_funnels.ext_bytes, a multiple of 8. */
+fs_journey_table *fs_journey_table_new(uint32_t n_funnels, uint32_t ext_bytes, uint32_t n_owners,
                                        size_t expected_customers);
 void fs_journey_table_free(fs_journey_table *t);
 
@@ -123,6 +132,15 @@ void fs_journey_table_end(fs_journey_table *t, uint32_t owner, fs_journey *j);
  * needed, *cap its capacity); returns how many. */
 uint32_t fs_journey_table_touches(fs_journey_table *t, uint32_t owner, const fs_journey *j,
                                   fs_touch_count **buf, uint32_t *cap);
+
+/* The same three for a touch list in a record's extension (campaigns).
+ * A list starts as fs_touch_list_init made it; _list_end gives its blocks
+ * back (the journey holding it ends). */
+void fs_journey_table_list_touch(fs_journey_table *t, uint32_t owner, fs_touch_list *l,
+                                 uint32_t label);
+void fs_journey_table_list_end(fs_journey_table *t, uint32_t owner, fs_touch_list *l);
+uint32_t fs_journey_table_list_touches(fs_journey_table *t, uint32_t owner, const fs_touch_list *l,
+                                       fs_touch_count **buf, uint32_t *cap);
 
 /* Owner: calls fn for every customer of segment `owner` whose partition
  * is `part` (for per-partition snapshots and drops). fn must not insert or

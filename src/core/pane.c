@@ -272,22 +272,35 @@ static void rebuild_run(fs_panes *p, int64_t start)
     p->run_start = start;
 }
 
-/* The time sketch's min and max of each flow of window `slot` from its
+/* A flow's time sketches by index: 0 the time to convert, 1 + s stage s's
+ * time (NULL while the flow has none). */
+static fs_sketch *time_sketch(fs_flow *f, uint32_t i)
+{
+    if (i == 0)
+        return &f->ttc;
+    return f->stage_time ? &f->stage_time[i - 1] : NULL;
+}
+
+/* The time sketches' min and max of each flow of window `slot` from its
  * panes: the run's own were lost to subtraction. */
-static void set_ttc_extremes(fs_panes *p, fs_window_slot *slot)
+static void set_time_extremes(fs_panes *p, fs_window_slot *slot)
 {
     for (uint32_t k = 0; k < p->win.per_time; k++) {
         fs_window_slot *pane =
             fs_i64map_get(&p->panes, (int64_t)((__int128)slot->start + (__int128)k * p->win.hop));
         for (uint32_t f = 0; pane && f < p->n_funnels; f++) {
-            fs_sketch *into = slot->flow[f] ? &slot->flow[f]->ttc : NULL;
-            const fs_sketch *from = pane->flow[f] ? &pane->flow[f]->ttc : NULL;
-            if (!into || !from || from->count == 0)
+            if (!slot->flow[f] || !pane->flow[f])
                 continue;
-            if (from->min < into->min)
-                into->min = from->min;
-            if (from->max > into->max)
-                into->max = from->max;
+            for (uint32_t i = 0; i < p->n_stages[f]; i++) {
+                fs_sketch *into = time_sketch(slot->flow[f], i);
+                const fs_sketch *from = time_sketch(pane->flow[f], i);
+                if (!into || !from || from->count == 0)
+                    continue;
+                if (from->min < into->min)
+                    into->min = from->min;
+                if (from->max > into->max)
+                    into->max = from->max;
+            }
         }
     }
 }
@@ -296,7 +309,7 @@ static void set_ttc_extremes(fs_panes *p, fs_window_slot *slot)
 static fs_window_slot *window_from_run(fs_panes *p)
 {
     fs_window_slot *slot = NULL;
-    bool ttc = false;
+    bool times = false;
     for (uint32_t f = 0; f < p->n_funnels; f++) {
         if (!p->run_panes[f])
             continue;
@@ -304,14 +317,17 @@ static fs_window_slot *window_from_run(fs_panes *p)
             slot = slot_new(p, p->run_start);
         fs_flow *fl = flow_of(p, slot, f);
         fs_flow_merge(fl, p->run->flow[f], NULL);
-        if (fl->ttc.count) {
-            fl->ttc.min = INT64_MAX;
-            fl->ttc.max = INT64_MIN;
-            ttc = true;
+        for (uint32_t i = 0; i < p->n_stages[f]; i++) {
+            fs_sketch *sk = time_sketch(fl, i);
+            if (sk && sk->count) {
+                sk->min = INT64_MAX;
+                sk->max = INT64_MIN;
+                times = true;
+            }
         }
     }
-    if (ttc)
-        set_ttc_extremes(p, slot);
+    if (times)
+        set_time_extremes(p, slot);
     fs_window_slot *ex = fs_i64map_remove(&p->extras, p->run_start);
     if (ex)
         absorb(p, &slot, ex, p->run_start, true);

@@ -192,13 +192,13 @@ static void header(enc *e, const char *kind, size_t n_fields, const fs_funnel_cf
     close_(e, ']');
 }
 
-static void ttc(enc *e, const fs_sketch *s)
+/* A time summary (ttc_ms, each stage_time_ms entry): SPEC §4's form. */
+static void time_summary(enc *e, const fs_sketch *s)
 {
     static const struct {
         const char *name;
         double q;
     } quantiles[] = {{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}};
-    key(e, "ttc_ms");
     map_begin(e, 7);
     key(e, "count");
     u64(e, s->count);
@@ -228,27 +228,26 @@ static void ttc(enc *e, const fs_sketch *s)
     close_(e, '}');
 }
 
-/* Label stats sorted bytewise by the label's name, for a stable order. */
-static int cmp_label(const void *a, const void *b, void *dict)
+static void stage_times(enc *e, const fs_flow *flow)
 {
-    const fs_dict *d = dict;
-    uint32_t la = (*(fs_label_stats *const *)a)->label, lb = (*(fs_label_stats *const *)b)->label;
-    uint32_t na = fs_dict_len(d, la), nb = fs_dict_len(d, lb);
-    int c = memcmp(fs_dict_name(d, la), fs_dict_name(d, lb), na < nb ? na : nb);
-    return c ? c : (na > nb) - (na < nb);
+    fs_sketch empty;
+    fs_sketch_init(&empty);
+    key(e, "stage_time_ms");
+    array_begin(e, flow->n_stages - 1);
+    for (uint32_t s = 0; s + 1 < flow->n_stages; s++)
+        time_summary(e, flow->stage_time ? &flow->stage_time[s] : &empty);
+    close_(e, ']');
 }
 
-static fs_label_stats **sorted_labels(const fs_label_map *m, const fs_dict *labels)
-{
-    fs_label_stats **v = fs_xmalloc((m->count ? m->count : 1) * sizeof(*v));
-    if (m->count)
-        memcpy(v, m->stats, m->count * sizeof(*v));
-    if (m->count > 1)
-        qsort_r(v, m->count, sizeof(*v), cmp_label, (void *)labels);
-    return v;
-}
+/* ---- label maps and the "(other)" cut (SPEC §4) -------------------------- */
 
 enum what { BREAKDOWN, FIRST, LAST, LINEAR };
+
+typedef struct entry {
+    const char *name;
+    uint32_t len;
+    const fs_label_stats *st;
+} entry;
 
 static bool nonzero(const fs_label_stats *st, enum what w, uint32_t n)
 {
@@ -270,27 +269,122 @@ static bool nonzero(const fs_label_stats *st, enum what w, uint32_t n)
     return false;
 }
 
-static void label_map(enc *e, const char *k, fs_label_stats **v, uint32_t count, enum what w,
-                      uint32_t n, const fs_dict *labels)
+static int cmp_name(const entry *a, const entry *b)
 {
-    size_t entries = 0;
-    for (uint32_t i = 0; i < count; i++)
-        entries += nonzero(v[i], w, n);
-    if (k)
-        key(e, k);
-    map_begin(e, entries);
-    for (uint32_t i = 0; i < count; i++) {
-        const fs_label_stats *st = v[i];
+    int c = memcmp(a->name, b->name, a->len < b->len ? a->len : b->len);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+static int cmp_by_name(const void *a, const void *b)
+{
+    return cmp_name(a, b);
+}
+
+/* What an entry is ranked by. Linear credit is a sum of fixed-point
+ * shares, each rounded down at 2^-64: rounded to 2^-32, equal exact credits
+ * compare equal however they were summed. */
+typedef struct rank_ctx {
+    enum what w;
+    uint32_t n;
+} rank_ctx;
+
+static unsigned __int128 score(const fs_label_stats *st, const rank_ctx *r)
+{
+    unsigned __int128 v = 0;
+    switch (r->w) {
+    case FIRST:
+        return st->first_touch;
+    case LAST:
+        return st->last_touch;
+    case LINEAR:
+        return ((unsigned __int128)st->linear.whole << 32) + ((st->linear.frac >> 31) + 1) / 2;
+    case BREAKDOWN:
+        for (uint32_t s = 0; s < r->n; s++)
+            v += st->reached[s];
+        return v;
+    }
+    return 0;
+}
+
+/* Largest score first, ties bytewise by name. */
+static int cmp_rank(const void *a, const void *b, void *ctx)
+{
+    unsigned __int128 sa = score(((const entry *)a)->st, ctx);
+    unsigned __int128 sb = score(((const entry *)b)->st, ctx);
+    if (sa != sb)
+        return sa > sb ? -1 : 1;
+    return cmp_name(a, b);
+}
+
+static void stats_add(fs_label_stats *into, const fs_label_stats *from, uint32_t n)
+{
+    into->completed += from->completed;
+    into->first_touch += from->first_touch;
+    into->last_touch += from->last_touch;
+    fs_fixed_add(&into->linear, from->linear);
+    for (uint32_t s = 0; s < n; s++)
+        into->reached[s] += from->reached[s];
+}
+
+/* The entries of map m to write for w, sorted by name, into out (room for
+ * m->count + 1): the non-zero ones; when more than `max` of them are not
+ * named "(other)", the `max` best of those and an "(other)" entry summing
+ * the rest and a real "(other)" (`other`, zeroed, holds the sum). */
+static uint32_t cut(const fs_label_map *m, const fs_dict *labels, enum what w, uint32_t n,
+                    uint32_t max, entry *out, fs_label_stats *other)
+{
+    static const char other_name[] = "(other)";
+    const fs_label_stats *real_other = NULL;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < m->count; i++) {
+        const fs_label_stats *st = m->stats[i];
         if (!nonzero(st, w, n))
             continue;
-        str(e, fs_dict_name(labels, st->label), fs_dict_len(labels, st->label));
+        entry e = {fs_dict_name(labels, st->label), fs_dict_len(labels, st->label), st};
+        if (e.len == sizeof(other_name) - 1 && memcmp(e.name, other_name, e.len) == 0)
+            real_other = st;
+        else
+            out[k++] = e;
+    }
+    if (k > max) {
+        rank_ctx r = {w, n};
+        qsort_r(out, k, sizeof(*out), cmp_rank, &r);
+        for (uint32_t i = max; i < k; i++)
+            stats_add(other, out[i].st, n);
+        if (real_other)
+            stats_add(other, real_other, n);
+        k = max;
+        real_other = other;
+    }
+    if (real_other)
+        out[k++] = (entry){other_name, sizeof(other_name) - 1, real_other};
+    qsort(out, k, sizeof(*out), cmp_by_name);
+    return k;
+}
+
+typedef struct map_out {
+    uint32_t n_stages, max;
+    const fs_dict *labels;
+    entry *entries;        /* room for the largest map + 1 */
+    fs_label_stats *other; /* n_stages counters */
+} map_out;
+
+static void label_map(enc *e, const char *k, const fs_label_map *m, enum what w, map_out *o)
+{
+    memset(o->other, 0, sizeof(*o->other) + o->n_stages * sizeof(uint64_t));
+    uint32_t count = cut(m, o->labels, w, o->n_stages, o->max, o->entries, o->other);
+    key(e, k);
+    map_begin(e, count);
+    for (uint32_t i = 0; i < count; i++) {
+        const fs_label_stats *st = o->entries[i].st;
+        str(e, o->entries[i].name, o->entries[i].len);
         if (e->fmt == FS_FORMAT_JSON) {
             fs_buf_putc(e->b, ':');
             e->after_key = true;
         }
         if (w == BREAKDOWN) {
             map_begin(e, 2);
-            u64_array(e, "reached", st->reached, n);
+            u64_array(e, "reached", st->reached, o->n_stages);
             key(e, "completed");
             u64(e, st->completed);
             close_(e, '}');
@@ -303,13 +397,51 @@ static void label_map(enc *e, const char *k, fs_label_stats **v, uint32_t count,
     close_(e, '}');
 }
 
+/* first_touch, last_touch and linear of one label map. */
+static void attribution_maps(enc *e, const fs_label_map *m, map_out *o)
+{
+    label_map(e, "first_touch", m, FIRST, o);
+    label_map(e, "last_touch", m, LAST, o);
+    label_map(e, "linear", m, LINEAR, o);
+}
+
+static void breakdowns(enc *e, const fs_funnel_cfg *f, const fs_flow *flow, map_out *o)
+{
+    if (f->breakdowns & FS_BREAKDOWN_CHANNEL)
+        label_map(e, "by_channel", &flow->channels, BREAKDOWN, o);
+    if (f->breakdowns & FS_BREAKDOWN_SEGMENT)
+        label_map(e, "by_segment", &flow->segments, BREAKDOWN, o);
+    if (f->breakdowns & FS_BREAKDOWN_CAMPAIGN)
+        label_map(e, "by_campaign", &flow->campaigns, BREAKDOWN, o);
+    bool campaign = f->breakdowns & FS_BREAKDOWN_CAMPAIGN;
+    key(e, "attribution");
+    map_begin(e, campaign ? 4 : 3);
+    attribution_maps(e, &flow->channels, o);
+    if (campaign) {
+        key(e, "campaign");
+        map_begin(e, 3);
+        attribution_maps(e, &flow->campaigns, o);
+        close_(e, '}');
+    }
+    close_(e, '}');
+}
+
+static uint32_t popcount(unsigned v)
+{
+    return (uint32_t)__builtin_popcount(v);
+}
+
 void fs_record_flow(fs_buf *b, fs_format fmt, const fs_funnel_cfg *f, fs_window_id w,
                     const fs_flow *flow, uint64_t rejected, const fs_dict *labels, bool evicted)
 {
     enc e;
     enc_init(&e, b, fmt);
     uint32_t n = flow->n_stages;
-    header(&e, "flow", evicted ? 22 : 21, f, w);
+    /* kind funnel window_start window_end stages entered reached skipped
+     * abandoned excluded completed revenue conversion ttc_ms attribution
+     * late_events rejected_events, and the optional ones */
+    size_t fields = 17 + evicted + popcount(f->breakdowns) + f->stage_time;
+    header(&e, "flow", fields, f, w);
     u64_array(&e, "entered", flow->entered, n);
     u64_array(&e, "reached", flow->reached, n);
     u64_array(&e, "skipped", flow->skipped, n);
@@ -322,21 +454,21 @@ void fs_record_flow(fs_buf *b, fs_format fmt, const fs_funnel_cfg *f, fs_window_
     key(&e, "revenue");
     dbl(&e, fs_fixed_to_double(flow->revenue));
     conversion(&e, flow->reached, n);
-    ttc(&e, &flow->ttc);
+    key(&e, "ttc_ms");
+    time_summary(&e, &flow->ttc);
 
-    fs_label_stats **ch = sorted_labels(&flow->channels, labels);
-    fs_label_stats **seg = sorted_labels(&flow->segments, labels);
-    uint32_t nch = flow->channels.count;
-    label_map(&e, "by_channel", ch, nch, BREAKDOWN, n, labels);
-    label_map(&e, "by_segment", seg, flow->segments.count, BREAKDOWN, n, labels);
-    key(&e, "attribution");
-    map_begin(&e, 3);
-    label_map(&e, "first_touch", ch, nch, FIRST, n, labels);
-    label_map(&e, "last_touch", ch, nch, LAST, n, labels);
-    label_map(&e, "linear", ch, nch, LINEAR, n, labels);
-    close_(&e, '}');
-    free(ch);
-    free(seg);
+    uint32_t most = flow->channels.count;
+    if (flow->segments.count > most)
+        most = flow->segments.count;
+    if (flow->campaigns.count > most)
+        most = flow->campaigns.count;
+    map_out o = {n, f->max_breakdown_values, labels, fs_xmalloc((most + 1) * sizeof(entry)),
+                 fs_xmalloc(sizeof(fs_label_stats) + n * sizeof(uint64_t))};
+    breakdowns(&e, f, flow, &o);
+    free(o.entries);
+    free(o.other);
+    if (f->stage_time)
+        stage_times(&e, flow);
 
     key(&e, "late_events");
     u64(&e, flow->late_events);

@@ -149,23 +149,33 @@ static void put_tombstones(fs_worker *w, state_out *o)
 
 static void put_customer(fs_worker *w, state_out *o, fs_customer *c)
 {
-    fs_state_journey js[FS_MAX_FUNNELS];
-    fs_touch_count *bufs[FS_MAX_FUNNELS];
+    fs_state_journey js[FS_MAX_FUNNELS] = {0};
     fs_state_customer sc = {.journey = js, .checkpoint = o->checkpoint};
     sc.id = fs_journey_table_id(w->table, w->id, c, &sc.id_len);
+    void *ext = fs_customer_ext(c, w->funnels->n);
     for (uint32_t f = 0; f < w->funnels->n; f++) {
         const fs_journey *j = &c->journey[f];
         if (!j->active)
             continue;
-        fs_state_journey *sj = &js[sc.n_journeys];
+        const fs_funnel *fn = &w->funnels->funnel[f];
+        fs_state_journey *sj = &js[sc.n_journeys++];
         uint32_t cap = 0;
-        bufs[sc.n_journeys] = NULL;
-        sj->n_touches = fs_journey_table_touches(w->table, w->id, j, &bufs[sc.n_journeys], &cap);
-        sj->touch = bufs[sc.n_journeys];
+        sj->n_touches = fs_journey_table_touches(w->table, w->id, j, &sj->touch, &cap);
         sj->funnel = f;
         sj->start_ts = j->start_ts;
         sj->max_stage = j->max_stage;
-        sc.n_journeys++;
+        const int64_t *stage_ts = fs_journey_stage_ts(fn, ext);
+        const uint32_t *reached = fs_journey_reached(fn, ext);
+        const fs_touch_list *campaigns = fs_journey_campaigns(fn, ext);
+        if (stage_ts && *stage_ts != FS_STAGE_TS_UNKNOWN) {
+            sj->timed = true;
+            sj->stage_ts = *stage_ts;
+        }
+        sj->reached = reached ? *reached : 0;
+        cap = 0;
+        if (campaigns)
+            sj->n_campaigns =
+                fs_journey_table_list_touches(w->table, w->id, campaigns, &sj->campaign, &cap);
     }
     fs_state_rec *r = new_rec(o, c->part);
     fs_state_key_customer(&o->bytes, sc.id, sc.id_len);
@@ -173,8 +183,10 @@ static void put_customer(fs_worker *w, state_out *o, fs_customer *c)
     fs_state_labels l = {worker_label, worker_intern, w};
     fs_state_encode_customer(&o->bytes, &sc, &l);
     r->value_len = (uint32_t)(o->bytes.len - r->off - r->key_len);
-    for (uint32_t k = 0; k < sc.n_journeys; k++)
-        free(bufs[k]);
+    for (uint32_t k = 0; k < sc.n_journeys; k++) {
+        free(js[k].touch);
+        free(js[k].campaign);
+    }
 }
 
 static void put_customers(fs_worker *w, state_out *o)

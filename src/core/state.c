@@ -36,13 +36,20 @@
  *     value  1 checkpoint <journey>*    journeys ascending by funnel, one per funnel at most
  *
  *     checkpoint  uint64, the checkpoint number (above)
- *     journey = [funnel, start_ts, max_stage, [<channel name, count>*]]
+ *     journey = [funnel, start_ts, max_stage, [<channel name, count>*],
+ *                <stage_ts, reached, [<campaign name, count>*]>?]
  *         funnel     index in the config, < the number of funnels
  *         start_ts   int64, ms
  *         max_stage  < S
- *         the last array: the touch counts in first-touch order, flattened
+ *         the 4th array: the touch counts in first-touch order, flattened
  *         (channel, count, channel, count, ...), at most FS_STATE_MAX_TOUCHES
  *         pairs; a channel is a label name (UTF-8, at most FS_MAX_LABEL bytes)
+ *         the last three, only for a journey with any of them (funnel.h,
+ *         the record's extension; older writers never wrote them):
+ *         stage_ts   int64, when max_stage was reached; INT64_MIN unknown
+ *         reached    unordered mode: bit s for stage s reached (as many bits
+ *                    as max_stage + 1), else 0; below 2^S
+ *         the last array: campaign touches, as the channel touches
  *
  *   A value without journeys, `1 checkpoint` alone, is a removal mark: the
  *   customer is gone, its last journey ended in that checkpoint (a soft
@@ -139,8 +146,12 @@
  *
  * Config hash: XXH3_64bits (seed 0) over the MessagePack sequence
  *     window_size_ms window_hop_ms max_out_of_orderness_ms [<funnel>*]
- *     funnel = [name, mode, conversion_window_ms, [<[stage name, [event type*]]>*]]
- *     mode: 0 open, 1 strict (fs_mode)
+ *     funnel = [name, mode, conversion_window_ms, [<[stage name, [event type*]]>*],
+ *               <options>?]
+ *     mode: 0 open, 1 strict, 2 unordered (fs_mode)
+ *     options = [optional, breakdowns, stage_time], only when one differs from
+ *         its default: optional a bit mask (bit s: stage s), breakdowns the
+ *         FS_BREAKDOWN_* bits, stage_time 0 or 1
  * (MessagePack is self-delimiting, so different configs cannot serialize
  * to the same bytes by shifting a boundary between two names.)
  *
@@ -422,17 +433,33 @@ fs_state_key_kind fs_state_key_parse(const char *key, size_t len, const char **i
 
 /* ===== encoding =========================================================== */
 
+static void w_touches(wr *w, const fs_touch_count *touch, uint32_t n)
+{
+    w_array(w, 2 * (size_t)n);
+    for (uint32_t t = 0; t < n; t++) {
+        w_label(w, touch[t].label);
+        w_u64(w, touch[t].count);
+    }
+}
+
+static bool has_ext(const fs_state_journey *j)
+{
+    return j->timed || j->reached || j->n_campaigns;
+}
+
 static void w_journey(wr *w, const fs_state_journey *j)
 {
-    w_array(w, 4);
+    bool ext = has_ext(j);
+    w_array(w, ext ? 7 : 4);
     w_u64(w, j->funnel);
     w_i64(w, j->start_ts);
     w_u64(w, j->max_stage);
-    w_array(w, 2 * (size_t)j->n_touches);
-    for (uint32_t t = 0; t < j->n_touches; t++) {
-        w_label(w, j->touch[t].channel);
-        w_u64(w, j->touch[t].count);
-    }
+    w_touches(w, j->touch, j->n_touches);
+    if (!ext)
+        return;
+    w_i64(w, j->timed ? j->stage_ts : FS_STAGE_TS_UNKNOWN);
+    w_u64(w, j->reached);
+    w_touches(w, j->campaign, j->n_campaigns);
 }
 
 void fs_state_encode_customer(fs_buf *out, const fs_state_customer *c, const fs_state_labels *l)
@@ -526,14 +553,32 @@ void fs_state_encode_merge(fs_buf *out, const fs_state_merge *m, uint32_t n_funn
 
 /* ===== the config hash ==================================================== */
 
+static uint64_t funnel_optional_mask(const fs_funnel_cfg *f)
+{
+    uint64_t m = 0;
+    for (size_t s = 0; s < f->n_stages; s++)
+        m |= (uint64_t)f->stages[s].optional << s;
+    return m;
+}
+
 static void w_strz(wr *w, const char *s)
 {
     w_str(w, s, strlen(s));
 }
 
+/* Stage options and breakdowns change what a journey and a window hold, so
+ * they are part of the hash; a funnel that uses none of them hashes as it
+ * did before they existed, so its state stays readable across the upgrade.
+ * max_breakdown_values only shapes the records, not the state. */
+static bool funnel_has_options(const fs_funnel_cfg *f)
+{
+    return funnel_optional_mask(f) || f->breakdowns != FS_BREAKDOWN_DEFAULT || !f->stage_time;
+}
+
 static void w_funnel_cfg(wr *w, const fs_funnel_cfg *f)
 {
-    w_array(w, 4);
+    bool options = funnel_has_options(f);
+    w_array(w, options ? 5 : 4);
     w_strz(w, f->name);
     w_u64(w, f->mode);
     w_i64(w, f->conversion_window_ms);
@@ -544,6 +589,12 @@ static void w_funnel_cfg(wr *w, const fs_funnel_cfg *f)
         w_array(w, f->stages[s].n_events);
         for (size_t e = 0; e < f->stages[s].n_events; e++)
             w_strz(w, f->stages[s].events[e]);
+    }
+    if (options) {
+        w_array(w, 3);
+        w_u64(w, funnel_optional_mask(f));
+        w_u64(w, f->breakdowns);
+        w_u64(w, f->stage_time);
     }
 }
 
@@ -1320,38 +1371,64 @@ void fs_state_merge_free(fs_state_merge *m, uint32_t n_funnels)
 
 /* ===== decoding: a customer =============================================== */
 
-static bool rd_touches(rd *r, fs_state_journey *j)
+/* A touch list into *touch (allocated, *n entries); what: "touches" or
+ * "campaign touches". */
+static bool rd_touches(rd *r, const char *what, fs_touch_count **touch, uint32_t *count)
 {
     uint32_t n;
-    if (!rd_array(r, "touches", &n))
+    if (!rd_array(r, what, &n))
         return false;
     if (n % 2)
-        return fail(r, "touches: %u items, not (channel, count) pairs", n);
+        return fail(r, "%s: %u items, not (label, count) pairs", what, n);
     if (n / 2 > FS_STATE_MAX_TOUCHES)
-        return fail(r, "touches: %u pairs, more than %d", n / 2, FS_STATE_MAX_TOUCHES);
-    j->touch = fs_xmalloc((n ? n / 2 : 1) * sizeof(*j->touch));
+        return fail(r, "%s: %u pairs, more than %d", what, n / 2, FS_STATE_MAX_TOUCHES);
+    *touch = fs_xmalloc((n ? n / 2 : 1) * sizeof(**touch));
     for (uint32_t t = 0; t < n / 2; t++) {
-        fs_touch_count *tc = &j->touch[t];
-        if (!rd_label(r, "touch channel", &tc->channel) ||
+        fs_touch_count *tc = &(*touch)[t];
+        if (!rd_label(r, "touch label", &tc->label) ||
             !rd_below(r, "touch count", (uint64_t)UINT32_MAX + 1, &tc->count))
             return false;
-        j->n_touches++;
+        (*count)++;
     }
     return true;
+}
+
+/* The extension's fields (journeys of funnels with stage times, unordered
+ * mode or the campaign breakdown): stage_ts, reached, campaign touches. */
+static bool rd_journey_ext(rd *r, const shape *sh, fs_state_journey *j)
+{
+    uint32_t n_stages = sh->n_stages[j->funnel];
+    if (!rd_i64(r, "journey stage_ts", &j->stage_ts) ||
+        !rd_below(r, "journey reached", (uint64_t)1 << n_stages, &j->reached))
+        return false;
+    j->timed = j->stage_ts != FS_STAGE_TS_UNKNOWN;
+    if (j->reached && (uint32_t)__builtin_popcount(j->reached) != j->max_stage + 1)
+        return fail(r, "journey: %d stages reached, but at stage %u",
+                    __builtin_popcount(j->reached), j->max_stage);
+    return rd_touches(r, "campaign touches", &j->campaign, &j->n_campaigns);
 }
 
 static bool rd_journey(rd *r, const shape *sh, fs_state_customer *c)
 {
     fs_state_journey *j = &c->journey[c->n_journeys];
+    const unsigned char *at = r->p;
+    uint32_t n;
     memset(j, 0, sizeof(*j));
-    if (!rd_array_of(r, "journey", 4) || !rd_below(r, "journey funnel", sh->n_funnels, &j->funnel))
+    if (!rd_array(r, "journey", &n))
+        return false;
+    if (n != 4 && n != 7) {
+        r->p = at;
+        return fail(r, "journey: %u elements, not 4 or 7", n);
+    }
+    if (!rd_below(r, "journey funnel", sh->n_funnels, &j->funnel))
         return false;
     if (c->n_journeys && j->funnel <= c->journey[c->n_journeys - 1].funnel)
         return fail(r, "journey: funnel %u not above the previous journey's", j->funnel);
     c->n_journeys++;
     return rd_i64(r, "journey start_ts", &j->start_ts) &&
            rd_below(r, "journey max_stage", sh->n_stages[j->funnel], &j->max_stage) &&
-           rd_touches(r, j);
+           rd_touches(r, "touches", &j->touch, &j->n_touches) &&
+           (n == 4 || rd_journey_ext(r, sh, j));
 }
 
 static bool rd_customer_body(rd *r, const shape *sh, fs_state_customer *c)
@@ -1388,8 +1465,10 @@ fs_state_err fs_state_decode_customer(const char *p, size_t n, uint32_t n_funnel
 
 void fs_state_customer_free(fs_state_customer *c)
 {
-    for (uint32_t i = 0; i < c->n_journeys; i++)
+    for (uint32_t i = 0; i < c->n_journeys; i++) {
         free(c->journey[i].touch);
+        free(c->journey[i].campaign);
+    }
     free(c->journey);
     c->n_journeys = 0;
     c->journey = NULL;

@@ -59,7 +59,13 @@ typedef struct fs_state_journey {
     int64_t start_ts;
     uint32_t max_stage;
     uint32_t n_touches;    /* at most FS_STATE_MAX_TOUCHES */
-    fs_touch_count *touch; /* first-touch order; channel = label id */
+    fs_touch_count *touch; /* first-touch order; label = the channel's id */
+    /* The extension (funnel.h), for the funnels that use it: */
+    bool timed;               /* stage_ts is known (a stage_time funnel) */
+    int64_t stage_ts;         /* when max_stage was reached */
+    uint32_t reached;         /* unordered: bit s, stage s reached; else 0 */
+    uint32_t n_campaigns;     /* campaign breakdown: the campaign touches; else 0 */
+    fs_touch_count *campaign; /* first-touch order; label = the campaign's id */
 } fs_state_journey;
 
 /* fs_journey counts its touches in 16 bits, so no writer has more; a record

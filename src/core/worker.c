@@ -308,6 +308,7 @@ void fs_worker_destroy(fs_worker *w)
     free_blobs(w->partials, w->n_partials);
     free(w->merge_state.bytes);
     free(w->touch_buf);
+    free(w->campaign_buf);
     fs_dict_free(&w->labels);
     free(w->scratch_flows);
 }
@@ -413,7 +414,7 @@ static void count_cohort(fs_worker *w, const fs_funnel *f, int64_t start_ts, coh
 
 typedef struct event_ctx {
     const fs_event *ev;
-    uint32_t channel, segment; /* label ids, interned on first need */
+    uint32_t channel, segment, campaign; /* label ids, interned on first need */
 } event_ctx;
 
 static uint32_t channel_of(fs_worker *w, event_ctx *x)
@@ -428,6 +429,35 @@ static uint32_t segment_of(fs_worker *w, event_ctx *x)
     if (x->segment == UINT32_MAX)
         x->segment = fs_dict_intern(&w->labels, x->ev->segment.ptr, x->ev->segment.len);
     return x->segment;
+}
+
+static uint32_t campaign_of(fs_worker *w, event_ctx *x)
+{
+    if (x->campaign == UINT32_MAX)
+        x->campaign = fs_dict_intern(&w->labels, x->ev->campaign.ptr, x->ev->campaign.len);
+    return x->campaign;
+}
+
+static void *ext_of(const fs_worker *w, fs_customer *c)
+{
+    return fs_customer_ext(c, w->funnels->n);
+}
+
+/* The extension fields of a journey starting at ts (stage: the event's
+ * stage in unordered mode). */
+static void start_ext(fs_worker *w, fs_customer *c, const fs_funnel *f, event_ctx *x,
+                      uint32_t stage)
+{
+    void *ext = ext_of(w, c);
+    int64_t *stage_ts = fs_journey_stage_ts(f, ext);
+    uint32_t *reached = fs_journey_reached(f, ext);
+    fs_touch_list *campaigns = fs_journey_campaigns(f, ext);
+    if (stage_ts)
+        *stage_ts = x->ev->ts;
+    if (reached)
+        *reached = UINT32_C(1) << stage;
+    if (campaigns)
+        fs_touch_list_init(campaigns, campaign_of(w, x));
 }
 
 static fs_journey *start_journey(fs_worker *w, fs_customer *c, uint32_t record, const fs_funnel *f,
@@ -451,6 +481,9 @@ static void end_journey(fs_worker *w, fs_customer *c, uint32_t record, const fs_
     fs_journey *j = &c->journey[f->index];
     if (fs_wheel_linked(&j->timer))
         fs_wheel_cancel(&lane_at(w, c->part)->timers, timer_node(w, record, f->index));
+    fs_touch_list *campaigns = fs_journey_campaigns(f, ext_of(w, c));
+    if (campaigns)
+        fs_journey_table_list_end(w->table, w->id, campaigns);
     fs_journey_table_end(w->table, w->id, j);
     assert(c->n_active > 0);
     c->n_active--;
@@ -469,38 +502,81 @@ static void record_changed(fs_worker *w, fs_customer *c, uint32_t record)
     fs_journey_table_remove(w->table, c, record);
 }
 
-static void touch(fs_worker *w, fs_journey *j, uint32_t channel)
+/* A funnel event of an active journey: its channel and, for funnels with
+ * the campaign breakdown, its campaign touch the journey (linear credit). */
+static void touch(fs_worker *w, fs_customer *c, const fs_funnel *f, fs_journey *j, event_ctx *x)
 {
-    fs_journey_table_touch(w->table, w->id, j, channel);
+    fs_journey_table_touch(w->table, w->id, j, channel_of(w, x));
+    fs_touch_list *campaigns = fs_journey_campaigns(f, ext_of(w, c));
+    if (campaigns)
+        fs_journey_table_list_touch(w->table, w->id, campaigns, campaign_of(w, x));
 }
 
-/* reached[from..to] (+ skipped below `to`) for the event's channel and segment. */
-static bool count_reach(fs_worker *w, const fs_funnel *f, event_ctx *x, uint32_t from, uint32_t to,
-                        bool entered)
+/* The counts of one start or advance: reached[from..to] (+ skipped below
+ * `to`, + entered[to] at a start) and, when the journey leaves a stage it
+ * was timed at, that stage's time. */
+typedef struct reach {
+    uint32_t from, to;
+    bool entered;
+    uint32_t timed_stage; /* UINT32_MAX: no stage time to record */
+    int64_t stage_ms;
+} reach;
+
+static void count_by_label(fs_worker *w, const fs_funnel *f, event_ctx *x, fs_flow *fl,
+                           const reach *r)
+{
+    fs_label_stats *by[3];
+    uint32_t n = 0;
+    if (f->breakdowns & FS_BREAKDOWN_CHANNEL)
+        by[n++] = fs_flow_channel(fl, channel_of(w, x));
+    if (f->breakdowns & FS_BREAKDOWN_SEGMENT)
+        by[n++] = fs_flow_segment(fl, segment_of(w, x));
+    if (f->breakdowns & FS_BREAKDOWN_CAMPAIGN)
+        by[n++] = fs_flow_campaign(fl, campaign_of(w, x));
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t s = r->from; s <= r->to; s++)
+            by[i]->reached[s]++;
+}
+
+static bool count_reach(fs_worker *w, const fs_funnel *f, event_ctx *x, const reach *r)
 {
     bool late = false;
     uint32_t n = open_flows(w, f->index, x->ev->ts, &late);
-    if (n == 0)
-        return late;
-    uint32_t ch = channel_of(w, x), seg = segment_of(w, x);
     for (uint32_t i = 0; i < n; i++) {
         fs_flow *fl = w->scratch_flows[i];
-        fs_label_stats *cs = fs_flow_channel(fl, ch);
-        fs_label_stats *ss = fs_flow_segment(fl, seg);
-        if (entered)
-            fl->entered[to]++;
-        for (uint32_t s = from; s <= to; s++) {
+        if (r->entered)
+            fl->entered[r->to]++;
+        for (uint32_t s = r->from; s <= r->to; s++)
             fl->reached[s]++;
-            cs->reached[s]++;
-            ss->reached[s]++;
-        }
-        for (uint32_t s = from; s < to; s++)
-            fl->skipped[s]++;
+        for (uint32_t s = r->from; s < r->to; s++)
+            fl->skipped[s] += fs_funnel_skips(f, s);
+        if (r->timed_stage != UINT32_MAX)
+            fs_sketch_add(&fs_flow_stage_times(fl)[r->timed_stage], r->stage_ms);
+        count_by_label(w, f, x, fl, r);
     }
     return late;
 }
 
-static bool count_completion(fs_worker *w, const fs_funnel *f, event_ctx *x, fs_journey *j)
+/* One completion's attribution in one label map (channels or campaigns):
+ * first touch, last touch (the completing event's label `last`, whose
+ * entry also counts the completion) and the linear split over the
+ * journey's touches (touches[0] is the first). */
+static void attribute(fs_flow *fl, fs_label_stats *(*entry)(fs_flow *, uint32_t), uint32_t last,
+                      const fs_touch_count *touches, uint32_t n_touches)
+{
+    uint64_t total = 0;
+    for (uint32_t t = 0; t < n_touches; t++)
+        total += touches[t].count;
+    fs_label_stats *ls = entry(fl, last);
+    ls->completed++;
+    ls->last_touch++;
+    entry(fl, touches[0].label)->first_touch++;
+    for (uint32_t t = 0; t < n_touches; t++)
+        fs_fixed_add(&entry(fl, touches[t].label)->linear, fs_fixed_ratio(touches[t].count, total));
+}
+
+static bool count_completion(fs_worker *w, fs_customer *c, const fs_funnel *f, event_ctx *x,
+                             fs_journey *j)
 {
     bool late = false;
     uint32_t n = open_flows(w, f->index, x->ev->ts, &late);
@@ -508,25 +584,22 @@ static bool count_completion(fs_worker *w, const fs_funnel *f, event_ctx *x, fs_
         return late;
     int64_t ttc = fs_sat_sub(x->ev->ts, j->start_ts);
     fs_fixed revenue = fs_fixed_from_double(x->ev->value);
-    uint32_t ch = channel_of(w, x), seg = segment_of(w, x);
-    uint32_t n_touches = fs_journey_table_touches(w->table, w->id, j, &w->touch_buf, &w->touch_cap);
-    const fs_touch_count *touches = w->touch_buf;
-    uint64_t total = 0;
-    for (uint32_t t = 0; t < n_touches; t++)
-        total += touches[t].count;
+    uint32_t n_ch = fs_journey_table_touches(w->table, w->id, j, &w->touch_buf, &w->touch_cap);
+    const fs_touch_list *campaigns = fs_journey_campaigns(f, ext_of(w, c));
+    uint32_t n_cp = 0;
+    if (campaigns)
+        n_cp = fs_journey_table_list_touches(w->table, w->id, campaigns, &w->campaign_buf,
+                                             &w->campaign_cap);
     for (uint32_t i = 0; i < n; i++) {
         fs_flow *fl = w->scratch_flows[i];
         fl->completed++;
         fs_fixed_add(&fl->revenue, revenue);
         fs_sketch_add(&fl->ttc, ttc < 0 ? 0 : ttc);
-        fs_label_stats *cs = fs_flow_channel(fl, ch);
-        cs->completed++;
-        cs->last_touch++;
-        fs_flow_segment(fl, seg)->completed++;
-        fs_flow_channel(fl, fs_journey_first_channel(j))->first_touch++;
-        for (uint32_t t = 0; t < n_touches; t++)
-            fs_fixed_add(&fs_flow_channel(fl, touches[t].channel)->linear,
-                         fs_fixed_ratio(touches[t].count, total));
+        attribute(fl, fs_flow_channel, channel_of(w, x), w->touch_buf, n_ch);
+        if (f->breakdowns & FS_BREAKDOWN_SEGMENT)
+            fs_flow_segment(fl, segment_of(w, x))->completed++;
+        if (campaigns)
+            attribute(fl, fs_flow_campaign, campaign_of(w, x), w->campaign_buf, n_cp);
     }
     return late;
 }
@@ -552,26 +625,48 @@ static bool count_exclusion(fs_worker *w, const fs_funnel *f, int64_t ts, const 
     return late;
 }
 
-/* START or ADVANCE to d->stage; completes the journey at the last stage. */
+/* An advance from max_stage: the time spent at it, when it is known, goes
+ * to stage max_stage's sketch, and the clock restarts at the new stage. */
+static void time_stage(fs_worker *w, fs_customer *c, const fs_funnel *f, const fs_journey *j,
+                       int64_t ts, reach *r)
+{
+    int64_t *stage_ts = fs_journey_stage_ts(f, ext_of(w, c));
+    r->timed_stage = UINT32_MAX;
+    if (!stage_ts)
+        return;
+    if (*stage_ts != FS_STAGE_TS_UNKNOWN) {
+        int64_t ms = fs_sat_sub(ts, *stage_ts);
+        r->timed_stage = j->max_stage;
+        r->stage_ms = ms < 0 ? 0 : ms;
+    }
+    *stage_ts = ts;
+}
+
+/* START or ADVANCE to d->stage (the event's stage `k`; in unordered mode
+ * d->stage is the progress); completes the journey at the last stage. */
 static bool reach_stage(fs_worker *w, fs_customer *c, uint32_t record, const fs_funnel *f,
-                        event_ctx *x, fs_journey *j, const fs_decision *d)
+                        event_ctx *x, fs_journey *j, const fs_decision *d, uint32_t k)
 {
     bool late;
     cohort_update cu = {.to = d->stage, .completed = d->completes};
+    reach r = {.to = d->stage, .timed_stage = UINT32_MAX};
     if (!j) {
         j = start_journey(w, c, record, f, x->ev->ts, d->stage, channel_of(w, x));
-        late = count_reach(w, f, x, 0, d->stage, true);
-        cu.from = 0;
-        cu.started = true;
+        start_ext(w, c, f, x, k);
+        r.entered = cu.started = true;
     } else {
-        late = count_reach(w, f, x, j->max_stage + 1u, d->stage, false);
-        cu.from = j->max_stage + 1u;
-        touch(w, j, channel_of(w, x));
+        r.from = cu.from = j->max_stage + 1u;
+        time_stage(w, c, f, j, x->ev->ts, &r);
+        touch(w, c, f, j, x);
+        uint32_t *reached = fs_journey_reached(f, ext_of(w, c));
+        if (reached)
+            *reached |= UINT32_C(1) << k;
         fs_journey_set_stage(j, d->stage);
     }
+    late = count_reach(w, f, x, &r);
     count_cohort(w, f, j->start_ts, cu);
     if (d->completes) {
-        late |= count_completion(w, f, x, j);
+        late |= count_completion(w, c, f, x, j);
         w->stats.journeys_completed++;
         end_journey(w, c, record, f);
     }
@@ -632,7 +727,7 @@ static bool starts_journey(const fs_worker *w, int32_t type, int64_t ts)
     for (uint32_t fi = 0; fi < w->funnels->n; fi++) {
         const fs_funnel *f = &w->funnels->funnel[fi];
         int role = fs_funnel_role(f, type);
-        if (role >= 0 && fs_funnel_decide(f, NULL, ts, role).action == FS_ACT_START)
+        if (role >= 0 && fs_funnel_decide(f, NULL, 0, ts, role).action == FS_ACT_START)
             return true;
     }
     return false;
@@ -673,7 +768,7 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t
         w->stats.events_ignored++;
     if (!c && type < 0)
         return; /* no journey to expire, no funnel that cares */
-    event_ctx x = {ev, UINT32_MAX, UINT32_MAX};
+    event_ctx x = {ev, UINT32_MAX, UINT32_MAX, UINT32_MAX};
     bool refused = false;
     uint64_t evict_late = 0;
     if (!c && w->cfg->limit_policy != FS_LIMIT_NONE)
@@ -690,7 +785,8 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t
                 count_late(w, fi);
             continue;
         }
-        fs_decision d = fs_funnel_decide(f, j, ev->ts, role);
+        const uint32_t *reached = j ? fs_journey_reached(f, ext_of(w, c)) : NULL;
+        fs_decision d = fs_funnel_decide(f, j, reached ? *reached : 0, ev->ts, role);
         if (d.expire) {
             late |= count_expiry(w, f, j);
             end_journey(w, c, record, f);
@@ -704,7 +800,7 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t
             end_journey(w, c, record, f);
             break;
         case FS_ACT_TOUCH:
-            touch(w, j, channel_of(w, &x));
+            touch(w, c, f, j, &x);
             break;
         case FS_ACT_START:
             if (refused) { /* reject_new at a full share: nothing starts, nothing counts */
@@ -718,7 +814,7 @@ static void apply_event(fs_worker *w, const fs_event *ev, int32_t type, uint16_t
             }
             /* fall through */
         case FS_ACT_ADVANCE:
-            late |= reach_stage(w, c, record, f, &x, j, &d);
+            late |= reach_stage(w, c, record, f, &x, j, &d, (uint32_t)role);
             break;
         }
         if (late)
@@ -1069,16 +1165,45 @@ void fs_worker_stop(fs_worker *w)
 
 /* ---- restoring (snapshot.c) --------------------------------------------- */
 
+/* The extension of a restored journey. State written before a feature
+ * existed, or by a config without it (the config hash tells those apart,
+ * state.h), lacks its field: a stage time is then unknown (the stage
+ * records nothing), a reached set is the stages up to max_stage, and the
+ * campaign list starts "unknown". */
+static void adopt_ext(fs_worker *w, fs_customer *c, const fs_funnel *f,
+                      const struct fs_state_journey *sj)
+{
+    void *ext = ext_of(w, c);
+    int64_t *stage_ts = fs_journey_stage_ts(f, ext);
+    uint32_t *reached = fs_journey_reached(f, ext);
+    fs_touch_list *campaigns = fs_journey_campaigns(f, ext);
+    if (stage_ts)
+        *stage_ts = sj->timed ? sj->stage_ts : FS_STAGE_TS_UNKNOWN;
+    if (reached)
+        *reached = sj->reached ? sj->reached : (uint32_t)(((uint64_t)1 << (sj->max_stage + 1)) - 1);
+    if (!campaigns)
+        return;
+    if (sj->n_campaigns == 0) {
+        fs_touch_list_init(campaigns, fs_dict_intern(&w->labels, "unknown", 7));
+        return;
+    }
+    fs_touch_list_init(campaigns, sj->campaign[0].label);
+    for (uint32_t t = 0; t < sj->n_campaigns; t++)
+        for (uint32_t k = t == 0 ? 1 : 0; k < sj->campaign[t].count; k++)
+            fs_journey_table_list_touch(w->table, w->id, campaigns, sj->campaign[t].label);
+}
+
 void fs_worker_adopt_journey(fs_worker *w, fs_customer *c, uint32_t record,
                              const struct fs_state_journey *sj)
 {
     const fs_funnel *f = &w->funnels->funnel[sj->funnel];
     fs_journey *j = &c->journey[sj->funnel];
     assert(!j->active && sj->n_touches > 0);
-    fs_journey_init(j, sj->start_ts, sj->max_stage, sj->touch[0].channel);
+    fs_journey_init(j, sj->start_ts, sj->max_stage, sj->touch[0].label);
     for (uint32_t t = 0; t < sj->n_touches; t++)
         for (uint32_t k = t == 0 ? 1 : 0; k < sj->touch[t].count; k++)
-            touch(w, j, sj->touch[t].channel);
+            fs_journey_table_touch(w->table, w->id, j, sj->touch[t].label);
+    adopt_ext(w, c, f, sj);
     c->n_active++;
     fs_wheel_add(&lane_at(w, c->part)->timers, timer_node(w, record, f->index),
                  fs_journey_expiry(j, f));

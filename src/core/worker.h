@@ -220,6 +220,8 @@ typedef struct fs_worker {
     const fs_slab *records;        /* this worker's records in the table: the nodes' owners */
     fs_touch_count *touch_buf;     /* a completing journey's touches */
     uint32_t touch_cap;
+    fs_touch_count *campaign_buf; /* ... and its campaign touches */
+    uint32_t campaign_cap;
     fs_flow **scratch_flows; /* where one count goes: its pane, and the running sum */
     uint64_t ev_serial;      /* numbers events and timer firings: fs_flow.ev_mark */
     uint32_t *revoked;       /* worker 0: partitions revoked since the last step */

@@ -59,7 +59,7 @@ static void render_journey(fs_buf *out, fs_engine *e, const fs_config *cfg, uint
     fs_buf_puts(out, ",\"touches\":[");
     for (uint32_t i = 0; i < v->n_touches; i++) {
         fs_buf_puts(out, i ? ",{\"channel\":" : "{\"channel\":");
-        put_label(out, e, owner, v->touch[i].channel);
+        put_label(out, e, owner, v->touch[i].label);
         fs_buf_puts(out, ",\"count\":");
         fs_buf_u64(out, v->touch[i].count);
         fs_buf_putc(out, '}');

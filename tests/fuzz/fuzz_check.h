@@ -59,7 +59,7 @@ static inline void check_event(const fs_event *e, const fuzz_where *w)
     check_str(e->customer_id, w, 1, FS_MAX_CUSTOMER_ID, NULL);
     check_str(e->event, w, 1, FS_MAX_EVENT_TYPE, NULL);
     check_str(e->channel, w, 0, FS_MAX_LABEL, "unknown");
-    check_str(e->campaign, w, 0, FS_MAX_LABEL, "");
+    check_str(e->campaign, w, 0, FS_MAX_LABEL, "unknown");
     check_str(e->segment, w, 0, FS_MAX_LABEL, "unknown");
     CHECK(isfinite(e->value) && fabs(e->value) < 1e18);
     CHECK(e->customer_hash == fs_hash_customer(e->customer_id.ptr, e->customer_id.len));

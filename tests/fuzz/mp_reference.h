@@ -131,7 +131,8 @@ static inline fs_reject fs_ref_decode_msgpack(const char *msg, size_t len, fs_ev
                         NULL, &ev->event)) ||
         (r = ref_string(f[3], false, FS_MAX_LABEL, 0, FS_REJECT_BAD_CHANNEL, "unknown",
                         &ev->channel)) ||
-        (r = ref_string(f[4], false, FS_MAX_LABEL, 0, FS_REJECT_BAD_CAMPAIGN, "", &ev->campaign)) ||
+        (r = ref_string(f[4], false, FS_MAX_LABEL, 0, FS_REJECT_BAD_CAMPAIGN, "unknown",
+                        &ev->campaign)) ||
         (r = ref_string(f[5], false, FS_MAX_LABEL, 0, FS_REJECT_BAD_SEGMENT, "unknown",
                         &ev->segment)))
         goto out;

@@ -650,7 +650,7 @@ static void test_funnel_rules(void **state)
 
     /* mode */
     expect_error(MIN_FUNNELS "    mode: Strict\n",
-                 "cfg.yaml:6:11: funnels[0].mode: expected 'open' or 'strict', got 'Strict'");
+                 "cfg.yaml:6:11: funnels[0].mode: expected 'strict', 'open' or 'unordered', got 'Strict'");
 
     /* stage count */
     expect_error("funnels:\n  - name: f\n    stages:\n      - {name: a, events: [x]}\n",

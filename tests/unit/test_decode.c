@@ -303,7 +303,7 @@ static void assert_base_event(void)
     assert_int_equal(ev.ts, 1700000000000);
     assert_str(ev.event, "ad_click");
     assert_str(ev.channel, "unknown");
-    assert_str(ev.campaign, "");
+    assert_str(ev.campaign, "unknown"); /* SPEC §4: by_campaign "unknown" */
     assert_str(ev.segment, "unknown");
     assert_true(ev.value == 0.0);
     assert_int_equal(ev.customer_hash, fs_hash_customer("c1", 2));

@@ -145,7 +145,7 @@ static bool possible(const fs_journey_view *v, uint32_t n, uint32_t i)
     if (v->max_stage != 0 || v->first_channel != 0 || v->n_touches != channels_of(i))
         return false;
     for (uint32_t k = 0; k < v->n_touches; k++)
-        if (v->touch[k].channel != k || v->touch[k].count != v->touch[0].count ||
+        if (v->touch[k].label != k || v->touch[k].count != v->touch[0].count ||
             v->touch[k].count < 1 || v->touch[k].count > 2)
             return false;
     return true;
@@ -176,7 +176,7 @@ static void test_concurrent_owners_and_reader(void **state)
 {
     (void)state;
     make_ids();
-    fs_journey_table *t = fs_journey_table_new(FUNNELS, OWNERS, 1024);
+    fs_journey_table *t = fs_journey_table_new(FUNNELS, 0, OWNERS, 1024);
     pthread_t owners[OWNERS], reader;
     owner_arg args[OWNERS];
     reader_arg r = {t, 0, 0};
@@ -216,7 +216,7 @@ static void test_touch_blocks_in_order(void **state)
     (void)state;
     fs_journey_table_thread_enter();
     fs_journey_table_read_lock();
-    fs_journey_table *t = fs_journey_table_new(1, 1, 0);
+    fs_journey_table *t = fs_journey_table_new(1, 0, 1, 0);
     uint32_t idx;
     fs_customer *c = add(t, "x", 1, 0, &idx);
     fs_journey *j = &c->journey[0];
@@ -230,7 +230,7 @@ static void test_touch_blocks_in_order(void **state)
         uint32_t cap = 0;
         assert_int_equal(fs_journey_table_touches(t, 0, j, &buf, &cap), 20);
         for (uint32_t ch = 0; ch < 20; ch++) {
-            assert_int_equal(buf[ch].channel, 100 + ch);
+            assert_int_equal(buf[ch].label, 100 + ch);
             assert_int_equal(buf[ch].count, ch + 1 + (ch == 0));
         }
         free(buf);
@@ -241,7 +241,7 @@ static void test_touch_blocks_in_order(void **state)
         assert_int_equal(v.first_channel, 100);
         assert_int_equal(v.n_touches, FS_JOURNEY_COPY_TOUCHES); /* the copy stops at 16 */
         for (uint32_t ch = 0; ch < FS_JOURNEY_COPY_TOUCHES; ch++)
-            assert_int_equal(v.touch[ch].channel, 100 + ch);
+            assert_int_equal(v.touch[ch].label, 100 + ch);
         fs_journey_table_end(t, 0, j);
         c->n_active = 0;
         assert_int_equal(read_back(t, "x", 1, &v), 0);
@@ -257,7 +257,7 @@ static void test_long_ids(void **state)
     (void)state;
     fs_journey_table_thread_enter();
     fs_journey_table_read_lock();
-    fs_journey_table *t = fs_journey_table_new(2, 1, 0);
+    fs_journey_table *t = fs_journey_table_new(2, 0, 1, 0);
     char id[FS_CUSTOMER_MAX_ID];
     memset(id, 'a', sizeof id);
     /* lengths 1..128 of the same prefix: every one a distinct customer */
@@ -313,7 +313,7 @@ static void test_walk_one_partition(void **state)
     (void)state;
     fs_journey_table_thread_enter();
     fs_journey_table_read_lock();
-    fs_journey_table *t = fs_journey_table_new(1, 1, 0);
+    fs_journey_table *t = fs_journey_table_new(1, 0, 1, 0);
     for (uint32_t i = 0; i < 3000; i++) {
         char id[16];
         size_t len = (size_t)snprintf(id, sizeof id, "p-%u", i);
@@ -335,7 +335,7 @@ static void test_walk_one_partition(void **state)
 static void test_limit_shares(void **state)
 {
     (void)state;
-    fs_journey_table *t = fs_journey_table_new(1, 3, 0);
+    fs_journey_table *t = fs_journey_table_new(1, 0, 3, 0);
     assert_int_equal(fs_journey_table_share(t, 0), 0); /* no limit: no share, never full */
     assert_false(fs_journey_table_full(t, 0));
     fs_journey_table_set_limit(t, 10); /* 4 + 3 + 3 */
@@ -382,7 +382,7 @@ static void test_limit_age_order(void **state)
     (void)state;
     fs_journey_table_thread_enter();
     fs_journey_table_read_lock();
-    fs_journey_table *t = fs_journey_table_new(1, 1, 0);
+    fs_journey_table *t = fs_journey_table_new(1, 0, 1, 0);
     fs_journey_table_set_limit(t, 3);
     uint32_t idx;
     assert_oldest(t, NULL);
@@ -465,7 +465,7 @@ static void test_limit_concurrent_owners(void **state)
 {
     (void)state;
     make_ids();
-    fs_journey_table *t = fs_journey_table_new(FUNNELS, OWNERS, 0);
+    fs_journey_table *t = fs_journey_table_new(FUNNELS, 0, OWNERS, 0);
     fs_journey_table_set_limit(t, SHARE * OWNERS);
     pthread_t owners[OWNERS], reader;
     owner_arg args[OWNERS];

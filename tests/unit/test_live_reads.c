@@ -197,9 +197,9 @@ static void test_lookup_equals_hand_worked_journeys(void **state)
     assert_int_equal(v[0].expiry_ts, T0 + 3600000);
     assert_label(&h, owner, v[0].first_channel, "email");
     assert_int_equal(v[0].n_touches, 2);
-    assert_label(&h, owner, v[0].touch[0].channel, "email");
+    assert_label(&h, owner, v[0].touch[0].label, "email");
     assert_int_equal(v[0].touch[0].count, 2);
-    assert_label(&h, owner, v[0].touch[1].channel, "search");
+    assert_label(&h, owner, v[0].touch[1].label, "search");
     assert_int_equal(v[0].touch[1].count, 1);
     assert_int_equal(v[1].funnel, 1);
     assert_int_equal(v[1].max_stage, 0);
@@ -211,7 +211,7 @@ static void test_lookup_equals_hand_worked_journeys(void **state)
     assert_int_equal(read_customer(&h, "p2", v, &owner), 1);
     assert_int_equal(v[0].n_touches, 6);
     for (uint32_t i = 0; i < 6; i++) {
-        assert_label(&h, owner, v[0].touch[i].channel, channels[i]);
+        assert_label(&h, owner, v[0].touch[i].label, channels[i]);
         assert_int_equal(v[0].touch[i].count, i == 4 ? 2 : 1);
     }
 
@@ -267,10 +267,10 @@ static bool possible(harness *h, uint32_t owner, const fs_journey_view *v, uint3
     if (v->n_touches < 1 || v->n_touches > N_CHANNELS || !is_channel(h, owner, v->first_channel))
         return false;
     for (uint32_t i = 0; i < v->n_touches; i++) {
-        if (v->touch[i].count < 1 || !is_channel(h, owner, v->touch[i].channel))
+        if (v->touch[i].count < 1 || !is_channel(h, owner, v->touch[i].label))
             return false;
         for (uint32_t k = 0; k < i; k++)
-            if (v->touch[k].channel == v->touch[i].channel)
+            if (v->touch[k].label == v->touch[i].label)
                 return false;
     }
     return true;

@@ -482,7 +482,8 @@ static void test_customer_typical_bytes(void **state)
     dicts d;
     dicts_init(&d);
     fs_touch_count touch[2] = {{label(&d.a, "ads"), 1}, {label(&d.a, "email"), 2}};
-    fs_state_journey j = {0, 1714000000000, 1, 2, touch};
+    fs_state_journey j = {
+        .funnel = 0, .start_ts = 1714000000000, .max_stage = 1, .n_touches = 2, .touch = touch};
     fs_state_customer c = {"u-12345678", 10, 1, &j, 100000};
     fs_buf key = {0}, val = {0};
     fs_state_key_customer(&key, c.id, c.id_len);
@@ -525,7 +526,7 @@ static void assert_same_customer(const fs_state_customer *a, const fs_dict *da,
         assert_true(x->funnel == y->funnel && x->start_ts == y->start_ts &&
                     x->max_stage == y->max_stage && x->n_touches == y->n_touches);
         for (uint32_t t = 0; t < x->n_touches; t++) {
-            assert_same_name(da, x->touch[t].channel, db, y->touch[t].channel);
+            assert_same_name(da, x->touch[t].label, db, y->touch[t].label);
             assert_int_equal(x->touch[t].count, y->touch[t].count);
         }
     }
@@ -544,8 +545,9 @@ static void test_customer_round_trip(void **state)
         dicts_init(&d);
         fs_state_journey j[N_FUNNELS];
         for (uint32_t f = 0; f < N_FUNNELS; f++) {
-            j[f] =
-                (fs_state_journey){f, ts[(f + v) % 3], n_stages[f] - 1 - (uint32_t)v % 2, 0, NULL};
+            j[f] = (fs_state_journey){.funnel = f,
+                                      .start_ts = ts[(f + v) % 3],
+                                      .max_stage = n_stages[f] - 1 - (uint32_t)v % 2};
             make_touches(&j[f], &d.a, touches[v][f]);
         }
         fs_state_customer c = {"c", 1, N_FUNNELS - (uint32_t)v % 2, j + v % 2, checkpoint[v]};
@@ -723,7 +725,8 @@ static void test_customer_damage(void **state)
     (void)state;
     dicts d;
     dicts_init(&d);
-    fs_state_journey j[2] = {{0, 1714000000000, 2, 0, NULL}, {2, -5, 4, 0, NULL}};
+    fs_state_journey j[2] = {{.funnel = 0, .start_ts = 1714000000000, .max_stage = 2},
+                             {.funnel = 2, .start_ts = -5, .max_stage = 4}};
     make_touches(&j[0], &d.a, 3);
     make_touches(&j[1], &d.a, 1);
     fs_state_customer c = {"c", 1, 2, j, 5};
@@ -944,7 +947,8 @@ static void test_checkpoint_round_trip(void **state)
     dicts d;
     dicts_init(&d);
     fs_touch_count touch[1] = {{label(&d.a, "ads"), 3}};
-    fs_state_journey j = {1, 1714000000000, 1, 1, touch};
+    fs_state_journey j = {
+        .funnel = 1, .start_ts = 1714000000000, .max_stage = 1, .n_touches = 1, .touch = touch};
     char err[ERR_LEN];
     for (size_t i = 0; i < sizeof(checkpoints) / sizeof(checkpoints[0]); i++) {
         uint64_t cp = checkpoints[i], peeked;
