@@ -860,6 +860,22 @@ class OtherCut(unittest.TestCase):
         self.assertEqual(fr.credit_map(table, 1, as_float=True), {"(other)": 0.4, "a": 0.3})
         self.assertEqual(fr.credit_map({"a": 0, "b": 2}, 1), {"b": 2})  # zero entries dropped
 
+    def test_linear_accumulates_exactly_across_journeys(self):
+        # 10 funnel events per journey: u1 gives b 1/10, u2 gives b 2/10, u3
+        # gives a 3/10 (and c the rest). a and b tie at 3/10 exactly; summed
+        # in floats b would be 0.30000000000000004 and win the second place.
+        lines = []
+        for cid, extra, last in (("u1", [], "b"), ("u2", ["b"], "b"), ("u3", ["a", "a"], "a")):
+            chans = ["c"] * (9 - len(extra)) + extra
+            lines += [ev(cid, i, "a", ch) for i, ch in enumerate(chans)]
+            lines.append(ev(cid, 20, "b", last))
+        cfg = config([funnel(stages=("a", "b"), max_breakdown_values=2)])
+        (f,) = flows(run(cfg, lines)).values()
+        lin = f["attribution"]["linear"]
+        self.assertEqual(list(lin), ["(other)", "a", "c"])
+        self.assertAlmostEqual(lin["(other)"], 0.3, places=12)
+        self.assertAlmostEqual(lin["c"], 2.4, places=12)
+
 
 class RandomConfig(unittest.TestCase):
     def test_every_seed_gives_a_valid_config_and_options_vary(self):
