@@ -11,6 +11,12 @@ summed exactly (fractions.Fraction), and nothing is approximated.
 The rules the SPEC leaves open are implemented as decided for the C engine;
 they are the numbered "Semantics" decisions of the repository README, and
 tests/reference/README.md maps the letters used below (decisions a-h) to them.
+The funnel options of issue 14 (unordered mode, optional stages, breakdowns,
+max_breakdown_values and the "(other)" cut, stage_time_ms) follow the issue 14
+design note; tests/reference/README.md lists where each rule lives here.
+
+FUNNEL_REF_OMIT_STAGE_TIME=1 (transitional) leaves stage_time_ms out of every
+record, for an engine that does not print it yet.
 
 Needs python3-yaml and python3-msgpack (Debian packages).
 """

@@ -908,6 +908,11 @@ class RandomConfig(unittest.TestCase):
             self.assertIn(want, seen)
 
 
+def act_of(records):
+    """A deep copy, as the engine's output read back would be."""
+    return json.loads(json.dumps(records))
+
+
 class Compare(unittest.TestCase):
     def setUp(self):
         cfg = config([funnel()])
@@ -928,6 +933,22 @@ class Compare(unittest.TestCase):
         act[0]["ttc_ms"]["p90"] = 20.3
         act[0]["ttc_ms"]["min"] = 20.0  # exact field as a float
         self.assertEqual(len(self.problems(act)), 2)
+
+    def test_stage_time_quantiles_and_campaign_linear_tolerances(self):
+        cfg = config([funnel(breakdowns=["campaign"])])
+        exp = run(cfg, [ev("u", 0, "a", campaign="k"), ev("u", 100, "b", campaign="m"),
+                        ev("u", 300, "c", campaign="m")])
+        problems = compare.compare([(0, r) for r in exp], [(0, r) for r in act_of(exp)])
+        self.assertEqual(problems, [])
+        act = act_of(exp)
+        act[0]["stage_time_ms"][1]["p50"] = 201.9  # 200 within 1 %
+        act[0]["stage_time_ms"][0]["p99"] = 100.5
+        act[0]["attribution"]["campaign"]["linear"]["m"] += 1e-13
+        self.assertEqual(compare.compare([(0, r) for r in exp], [(0, r) for r in act]), [])
+        act[0]["stage_time_ms"][1]["p90"] = 202.1  # beyond 1 %
+        act[0]["stage_time_ms"][0]["sum"] = 101  # sums are exact
+        act[0]["attribution"]["campaign"]["first_touch"]["k"] = 1.0  # counts are integers
+        self.assertEqual(len(compare.compare([(0, r) for r in exp], [(0, r) for r in act])), 3)
 
     def test_cohorts_last_record_must_be_final(self):
         act = json.loads(json.dumps(self.exp))
