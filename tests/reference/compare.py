@@ -8,7 +8,8 @@ and the key sets equal. Cohort records are keyed the same way; per key only
 the LAST cohort record of ACTUAL counts, and it must be final and equal to the
 expected (final) one. Within a record, structure, key order, strings, integers
 and nulls must be equal exactly; revenue, conversion and linear attribution
-within 1e-9 relative (1e-9 absolute near 0); ttc p50/p90/p99 within 1 % of the
+(by channel and by campaign) within 1e-9 relative (1e-9 absolute near 0); the
+p50/p90/p99 of ttc_ms and of every stage_time_ms entry within 1 % of the
 expected value (exactly when that is 0).
 
 Exit status: 0 equal, 1 different, 2 unreadable input.
@@ -52,13 +53,22 @@ def _is_num(v):
             and math.isfinite(float(v)))
 
 
+QUANTILES = ("p50", "p90", "p99")
+
+
 def _tolerance(path):
     """Relative tolerance for the number at path, or None for exact."""
     if path[0] == "revenue" or path[0] == "conversion":
         return REL_TIGHT
+    # attribution.linear.<channel> and attribution.campaign.linear.<campaign>
     if len(path) >= 3 and path[0] == "attribution" and path[1] == "linear":
         return REL_TIGHT
-    if len(path) == 2 and path[0] == "ttc_ms" and path[1] in ("p50", "p90", "p99"):
+    if len(path) >= 4 and path[0] == "attribution" and path[1:3] == ["campaign", "linear"]:
+        return REL_TIGHT
+    # ttc_ms.pXX and stage_time_ms[s].pXX
+    if len(path) == 2 and path[0] == "ttc_ms" and path[1] in QUANTILES:
+        return REL_QUANTILE
+    if len(path) == 3 and path[0] == "stage_time_ms" and path[2] in QUANTILES:
         return REL_QUANTILE
     return None
 

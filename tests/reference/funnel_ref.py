@@ -11,6 +11,12 @@ summed exactly (fractions.Fraction), and nothing is approximated.
 The rules the SPEC leaves open are implemented as decided for the C engine;
 they are the numbered "Semantics" decisions of the repository README, and
 tests/reference/README.md maps the letters used below (decisions a-h) to them.
+The funnel options of issue 14 (unordered mode, optional stages, breakdowns,
+max_breakdown_values and the "(other)" cut, stage_time_ms) follow the issue 14
+design note; tests/reference/README.md lists where each rule lives here.
+
+FUNNEL_REF_OMIT_STAGE_TIME=1 (transitional) leaves stage_time_ms out of every
+record, for an engine that does not print it yet.
 
 Needs python3-yaml and python3-msgpack (Debian packages).
 """
@@ -19,6 +25,7 @@ import argparse
 import heapq
 import json
 import math
+import os
 import re
 import sys
 from fractions import Fraction
@@ -63,16 +70,55 @@ def parse_duration(value, field, allow_zero=False):
     return ms
 
 
-class Funnel:
-    def __init__(self, name, mode, conversion_window_ms, stages, exclude):
+BREAKDOWN_FIELDS = ("channel", "segment", "campaign")  # the fixed output order
+MAX_BREAKDOWN_VALUES_LIMIT = 1_000_000
+OTHER = "(other)"
+
+
+def _is_bool(v):
+    return isinstance(v, bool)
+
+
+class Stage:
+    def __init__(self, name, events, optional=False):
         self.name = name
+        self.events = list(events)
+        self.optional = optional
+
+
+class Funnel:
+    """One funnel of the config. mode: "strict", "open" or "unordered".
+    stages: list of Stage. breakdowns: the event fields the flow records split
+    by (any subset of BREAKDOWN_FIELDS). stage_time: whether the records carry
+    stage_time_ms (issue 14 design: our extension, default true)."""
+
+    def __init__(self, name, mode, conversion_window_ms, stages, exclude,
+                 breakdowns=("channel", "segment"), max_breakdown_values=1000, stage_time=True):
+        if mode not in ("strict", "open", "unordered"):
+            raise ConfigError(f"funnel {name}: mode {mode!r}")
+        stages = [s if isinstance(s, Stage) else Stage(*s) for s in stages]
+        if len(stages) < 2:
+            raise ConfigError(f"funnel {name}: a funnel needs at least 2 stages")
+        self.name = name
+        self.mode = mode
         self.strict = mode == "strict"
+        self.unordered = mode == "unordered"
         self.cw = conversion_window_ms
-        self.stage_names = [s[0] for s in stages]
+        self.stage_names = [s.name for s in stages]
         self.n = len(stages)
+        self.optional = [s.optional for s in stages]
+        for k, st in enumerate(stages):
+            if not _is_bool(st.optional):
+                raise ConfigError(f"funnel {name}: stage {st.name}: optional must be true or false")
+            if st.optional and (k == 0 or k == self.n - 1):
+                raise ConfigError(f"funnel {name}: stage {st.name}: the first and the last "
+                                  f"stage cannot be optional")
+            if st.optional and self.unordered:
+                raise ConfigError(f"funnel {name}: stage {st.name}: optional stages are for "
+                                  f"strict and open funnels only")
         self.stage_of = {}
-        for k, (_, events) in enumerate(stages):
-            for e in events:
+        for k, st in enumerate(stages):
+            for e in st.events:
                 if e in self.stage_of:
                     raise ConfigError(f"funnel {name}: event {e!r} is in two stages")
                 self.stage_of[e] = k
@@ -80,6 +126,26 @@ class Funnel:
         for e in self.exclude:
             if e in self.stage_of:
                 raise ConfigError(f"funnel {name}: exclude type {e!r} is also a stage event")
+        breakdowns = list(breakdowns)
+        for b in breakdowns:
+            if b not in BREAKDOWN_FIELDS:
+                raise ConfigError(f"funnel {name}: breakdowns: unknown field {b!r}")
+        if len(set(breakdowns)) != len(breakdowns):
+            raise ConfigError(f"funnel {name}: breakdowns: a field is listed twice")
+        self.breakdowns = set(breakdowns)
+        if (not isinstance(max_breakdown_values, int) or _is_bool(max_breakdown_values)
+                or not 1 <= max_breakdown_values <= MAX_BREAKDOWN_VALUES_LIMIT):
+            raise ConfigError(f"funnel {name}: max_breakdown_values must be an integer in "
+                              f"1..{MAX_BREAKDOWN_VALUES_LIMIT}, got {max_breakdown_values!r}")
+        self.max_values = max_breakdown_values
+        if not _is_bool(stage_time):
+            raise ConfigError(f"funnel {name}: stage_time must be true or false")
+        self.stage_time = stage_time
+
+    def strict_can_advance(self, m, k):
+        """Strict mode: from max_stage m, does stage k > m advance? Only when
+        every stage strictly between them is optional (k = m + 1 always)."""
+        return all(self.optional[s] for s in range(m + 1, k))
 
 
 class Config:
@@ -105,17 +171,29 @@ def config_from_dict(doc):
     fmt = (doc.get("input") or {}).get("format", "msgpack")
     funnels = []
     for i, f in enumerate(doc.get("funnels") or []):
-        mode = f.get("mode", "open")
-        if mode not in ("open", "strict"):
-            raise ConfigError(f"funnels[{i}].mode: {mode!r}")
-        cw = parse_duration(f.get("conversion_window", "7d"), f"funnels[{i}].conversion_window")
-        stages = [(s["name"], list(s["events"])) for s in f["stages"]]
-        if len(stages) < 2:
-            raise ConfigError(f"funnels[{i}]: a funnel needs at least 2 stages")
-        funnels.append(Funnel(f["name"], mode, cw, stages, f.get("exclude") or []))
+        funnels.append(funnel_from_dict(f, f"funnels[{i}]"))
     if not funnels:
         raise ConfigError("funnels: at least one funnel is required")
     return Config(size, hop, ooo, funnels, fmt)
+
+
+def funnel_from_dict(f, where):
+    if not isinstance(f, dict):
+        raise ConfigError(f"{where}: must be a mapping")
+    mode = f.get("mode", "open")
+    if mode not in ("open", "strict", "unordered"):
+        raise ConfigError(f"{where}.mode: {mode!r}")
+    cw = parse_duration(f.get("conversion_window", "7d"), f"{where}.conversion_window")
+    stages = []
+    for j, st in enumerate(f.get("stages") or []):
+        if not isinstance(st, dict) or "name" not in st or "events" not in st:
+            raise ConfigError(f"{where}.stages[{j}]: needs name and events")
+        stages.append(Stage(st["name"], st["events"], st.get("optional", False)))
+    breakdowns = f.get("breakdowns", ["channel", "segment"])
+    if not isinstance(breakdowns, list):
+        raise ConfigError(f"{where}.breakdowns: must be a list")
+    return Funnel(f["name"], mode, cw, stages, f.get("exclude") or [], breakdowns,
+                  f.get("max_breakdown_values", 1000), f.get("stage_time", True))
 
 
 def load_config(path):
@@ -131,19 +209,24 @@ def load_config(path):
 
 
 class Event:
-    __slots__ = ("customer_id", "ts", "event", "channel", "segment", "value")
+    __slots__ = ("customer_id", "ts", "event", "channel", "segment", "value", "campaign")
 
-    def __init__(self, customer_id, ts, event, channel, segment, value):
+    def __init__(self, customer_id, ts, event, channel, segment, value, campaign="unknown"):
         self.customer_id = customer_id
         self.ts = ts
         self.event = event
         self.channel = channel
         self.segment = segment
         self.value = value
+        self.campaign = campaign  # absent or null -> "unknown"; "" is a value of its own
+
+    def labels(self):
+        """The event's value of every breakdown field."""
+        return {"channel": self.channel, "segment": self.segment, "campaign": self.campaign}
 
     def __repr__(self):
         return (f"Event({self.customer_id!r}, {self.ts}, {self.event!r}, "
-                f"{self.channel!r}, {self.segment!r}, {self.value!r})")
+                f"{self.channel!r}, {self.segment!r}, {self.value!r}, {self.campaign!r})")
 
 
 REJECT = object()  # what the input iterators yield for a rejected record
@@ -189,7 +272,7 @@ def validate_event(obj):
     customer_id = _string_field(obj, "customer_id", 1, 128, True, None)
     event = _string_field(obj, "event", 1, 64, True, None)
     channel = _string_field(obj, "channel", 0, 64, False, "unknown")
-    _string_field(obj, "campaign", 0, 64, False, None)
+    campaign = _string_field(obj, "campaign", 0, 64, False, "unknown")
     segment = _string_field(obj, "segment", 0, 64, False, "unknown")
     ts = obj.get("ts")
     if ts is None:
@@ -210,7 +293,7 @@ def validate_event(obj):
             raise Rejected("value: not finite / out of range")
     else:
         raise Rejected("value: not a number")
-    return Event(customer_id, ts, event, channel, segment, value)
+    return Event(customer_id, ts, event, channel, segment, value, campaign)
 
 
 MAX_DEPTH = 32  # nested containers, the top-level map included (decision h)
@@ -375,9 +458,14 @@ def iter_msgpack(data):
 # Aggregates
 # ---------------------------------------------------------------------------
 
+ATTR_FIELDS = ("channel", "campaign")  # the fields attribution credits
+ATTR_KINDS = ("first_touch", "last_touch", "linear")
+
 
 class Agg:
-    """The flow counters of one funnel in one window (or one event's delta)."""
+    """The flow counters of one funnel in one window (or one event's delta).
+    Every breakdown field and both attribution fields are always counted; the
+    record shows only those the funnel's breakdowns ask for."""
 
     def __init__(self, n):
         self.n = n
@@ -389,30 +477,30 @@ class Agg:
         self.completed = 0
         self.revenue = Fraction(0)
         self.ttc = []
-        self.by_channel = {}  # channel -> {"reached": [..], "completed": c}
-        self.by_segment = {}
-        self.first_touch = {}
-        self.last_touch = {}
-        self.linear = {}  # channel -> Fraction
+        self.stage_time = [[] for _ in range(n - 1)]  # stage -> times spent there (ms)
+        # field -> label -> {"reached": [..], "completed": c}
+        self.by = {field: {} for field in BREAKDOWN_FIELDS}
+        # field -> kind -> label -> credit (int, or Fraction for linear)
+        self.attr = {field: {kind: {} for kind in ATTR_KINDS} for field in ATTR_FIELDS}
         self.late = 0
 
     def has_counts(self):
         return (any(self.entered) or any(self.reached) or any(self.skipped)
                 or any(self.abandoned) or any(self.excluded) or self.completed > 0)
 
-    def split(self, table, key):
-        if key not in table:
-            table[key] = {"reached": [0] * self.n, "completed": 0}
-        return table[key]
+    def split(self, field, label):
+        table = self.by[field]
+        if label not in table:
+            table[label] = {"reached": [0] * self.n, "completed": 0}
+        return table[label]
 
-    def reach(self, lo, hi, channel, segment):
-        """reached[s] += 1 for lo <= s <= hi, split by channel and segment."""
-        ch = self.split(self.by_channel, channel)
-        sg = self.split(self.by_segment, segment)
+    def reach(self, lo, hi, labels):
+        """reached[s] += 1 for lo <= s <= hi, split by every breakdown field
+        (labels: field -> the causing event's value)."""
         for s in range(lo, hi + 1):
             self.reached[s] += 1
-            ch["reached"][s] += 1
-            sg["reached"][s] += 1
+            for field in BREAKDOWN_FIELDS:
+                self.split(field, labels[field])["reached"][s] += 1
 
     def merge(self, d):
         for s in range(self.n):
@@ -424,34 +512,42 @@ class Agg:
         self.completed += d.completed
         self.revenue += d.revenue
         self.ttc.extend(d.ttc)
-        for mine, theirs in ((self.by_channel, d.by_channel), (self.by_segment, d.by_segment)):
-            for key, v in theirs.items():
-                t = self.split(mine, key)
+        for s in range(self.n - 1):
+            self.stage_time[s].extend(d.stage_time[s])
+        for field in BREAKDOWN_FIELDS:
+            for label, v in d.by[field].items():
+                t = self.split(field, label)
                 for s in range(self.n):
                     t["reached"][s] += v["reached"][s]
                 t["completed"] += v["completed"]
-        for mine, theirs in ((self.first_touch, d.first_touch), (self.last_touch, d.last_touch),
-                             (self.linear, d.linear)):
-            for key, v in theirs.items():
-                mine[key] = mine.get(key, 0) + v
+        for field in ATTR_FIELDS:
+            for kind in ATTR_KINDS:
+                mine = self.attr[field][kind]
+                for label, v in d.attr[field][kind].items():
+                    mine[label] = mine.get(label, 0) + v
         self.late += d.late
 
 
 class Journey:
-    __slots__ = ("funnel", "customer_id", "start_ts", "max_stage", "first_channel",
-                 "touches", "alive")
+    __slots__ = ("funnel", "customer_id", "start_ts", "max_stage", "since", "first",
+                 "touches", "seen", "alive")
 
-    def __init__(self, funnel, customer_id, start_ts, stage, channel):
+    def __init__(self, funnel, customer_id, start_ts, stage, labels):
         self.funnel = funnel
         self.customer_id = customer_id
         self.start_ts = start_ts
         self.max_stage = stage
-        self.first_channel = channel
-        self.touches = {}  # channel -> number of funnel events of the journey
+        self.since = start_ts  # when max_stage became its current value (stage_time_ms)
+        self.first = labels  # the start event's labels: first touch
+        # field -> label -> number of funnel events of the journey (linear)
+        self.touches = {field: {} for field in ATTR_FIELDS}
+        self.seen = set()  # unordered mode: the stages reached so far
         self.alive = True
 
-    def touch(self, channel):
-        self.touches[channel] = self.touches.get(channel, 0) + 1
+    def touch(self, labels):
+        for field in ATTR_FIELDS:
+            counts = self.touches[field]
+            counts[labels[field]] = counts.get(labels[field], 0) + 1
 
 
 class Cohort:
@@ -470,8 +566,61 @@ def _nearest_rank(sorted_values, pct):
     return sorted_values[rank - 1]
 
 
-def _sorted_nonzero(table, convert=lambda v: v):
-    return {k: convert(table[k]) for k in sorted(table) if table[k]}
+def time_summary(times):
+    """The {count,min,max,sum,p50,p90,p99} object of ttc_ms and of every
+    stage_time_ms entry, computed exactly from the list of times."""
+    v = sorted(times)
+    if not v:
+        return {"count": 0, "min": None, "max": None, "sum": 0,
+                "p50": None, "p90": None, "p99": None}
+    return {"count": len(v), "min": v[0], "max": v[-1], "sum": sum(v),
+            "p50": _nearest_rank(v, 50), "p90": _nearest_rank(v, 90), "p99": _nearest_rank(v, 99)}
+
+
+def _bytewise(name):
+    """Sort key: names compare as their UTF-8 bytes (memcmp, shorter prefix first)."""
+    return name.encode("utf-8")
+
+
+def cut_other(entries, limit, score, combine):
+    """The "(other)" cut of one map (issue 14 design). entries: name -> value,
+    the map's non-zero entries. When more than `limit` names other than
+    "(other)" are present, the `limit` best by score (descending; ties by name,
+    bytewise) stay and every other one, with a real "(other)" entry, is summed
+    (combine) into one "(other)" entry. Returns the map sorted by name."""
+    named = [k for k in entries if k != OTHER]
+    if len(named) <= limit:
+        kept = dict(entries)
+    else:
+        ranked = sorted(named, key=lambda k: (-score(entries[k]), _bytewise(k)))
+        kept = {k: entries[k] for k in ranked[:limit]}
+        rest = ranked[limit:] + ([OTHER] if OTHER in entries else [])
+        total = entries[rest[0]]
+        for k in rest[1:]:
+            total = combine(total, entries[k])
+        kept[OTHER] = total
+    return {k: kept[k] for k in sorted(kept, key=_bytewise)}
+
+
+def _add_splits(x, y):
+    return {"reached": [a + b for a, b in zip(x["reached"], y["reached"])],
+            "completed": x["completed"] + y["completed"]}
+
+
+def split_map(table, limit):
+    """A by_<field> map: entries with some reached or completed, then the cut
+    (score: the sum of reached over all stages)."""
+    entries = {k: {"reached": list(v["reached"]), "completed": v["completed"]}
+               for k, v in table.items() if any(v["reached"]) or v["completed"]}
+    return cut_other(entries, limit, lambda v: sum(v["reached"]), _add_splits)
+
+
+def credit_map(table, limit, as_float=False):
+    """An attribution map: entries with credit > 0, then the cut (score: the
+    credit, exact), then linear credit printed as a float."""
+    entries = {k: v for k, v in table.items() if v}
+    cut = cut_other(entries, limit, lambda v: v, lambda x, y: x + y)
+    return {k: float(v) for k, v in cut.items()} if as_float else cut
 
 
 # ---------------------------------------------------------------------------
@@ -483,8 +632,10 @@ class Engine:
     """One partition: call event()/reject() in input order, then finish();
     the records are in self.out, in emission order."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, omit_stage_time=False):
         self.cfg = cfg
+        # Transitional: an engine without issue 14 prints no stage_time_ms.
+        self.omit_stage_time = omit_stage_time
         self.size = cfg.size
         self.hop = cfg.hop
         self.wm = NEG_INF
@@ -634,64 +785,102 @@ class Engine:
         k = f.stage_of.get(ev.event)
         if k is None:
             return
+        labels = ev.labels()
         if j is None:
             # 4. start
             if f.strict and k != 0:
                 return
-            j = Journey(fi, ev.customer_id, t, k, ev.channel)
-            self.journeys[(fi, ev.customer_id)] = j
-            self.seq += 1
-            heapq.heappush(self.timers, (t + f.cw, self.seq, j))
-            delta.entered[k] += 1
-            delta.reach(0, k, ev.channel, ev.segment)
-            for s in range(k):
-                delta.skipped[s] += 1
-
-            def started(c, k=k):
-                c.started += 1
-                for s in range(k + 1):
-                    c.reached[s] += 1
-
-            self.cohort_update(fi, j.start_ts, started)
-        elif k > j.max_stage:
-            # 5. advance
-            if f.strict and k != j.max_stage + 1:
-                return
-            m = j.max_stage
-            delta.reach(m + 1, k, ev.channel, ev.segment)
-            for s in range(m + 1, k):
-                delta.skipped[s] += 1
-            j.max_stage = k
-
-            def advanced(c, m=m, k=k):
-                for s in range(m + 1, k + 1):
-                    c.reached[s] += 1
-
-            self.cohort_update(fi, j.start_ts, advanced)
+            j = self.start(fi, f, ev, k, delta)
         else:
-            # 6. touch: no count
-            j.touch(ev.channel)
-            return
-        j.touch(ev.channel)
+            new = self.next_stage(f, j, k)
+            if new is None:
+                return  # strict mode: a jump over a required stage is ignored
+            if new <= j.max_stage:
+                j.touch(labels)  # 6. touch: no count
+                return
+            self.move(fi, f, j, new, t, labels, delta)  # 5. advance
+        j.touch(labels)
         # 7. completion
         if j.max_stage == f.n - 1:
-            delta.completed += 1
-            delta.revenue += Fraction(ev.value)
-            delta.ttc.append(max(0, t - j.start_ts))
-            delta.split(delta.by_channel, ev.channel)["completed"] += 1
-            delta.split(delta.by_segment, ev.segment)["completed"] += 1
-            delta.first_touch[j.first_channel] = 1
-            delta.last_touch[ev.channel] = 1
-            total = sum(j.touches.values())
-            for ch, cnt in j.touches.items():
-                delta.linear[ch] = Fraction(cnt, total)
-
-            def completed(c):
-                c.completed += 1
-
-            self.cohort_update(fi, j.start_ts, completed)
-            self.end(j)
+            self.complete(fi, f, j, ev, delta)
         self.commit(fi, t, delta, self.wm, self.wm)
+
+    def start(self, fi, f, ev, k, delta):
+        """Rule 4: a new journey at stage k (unordered: at progress 0)."""
+        t = ev.ts
+        entry = 0 if f.unordered else k
+        j = Journey(fi, ev.customer_id, t, entry, ev.labels())
+        j.seen.add(k)
+        self.journeys[(fi, ev.customer_id)] = j
+        self.seq += 1
+        heapq.heappush(self.timers, (t + f.cw, self.seq, j))
+        delta.entered[entry] += 1
+        delta.reach(0, entry, ev.labels())
+        for s in range(entry):
+            if not f.optional[s]:
+                delta.skipped[s] += 1
+
+        def started(c):
+            c.started += 1
+            for s in range(entry + 1):
+                c.reached[s] += 1
+
+        self.cohort_update(fi, j.start_ts, started)
+        return j
+
+    def next_stage(self, f, j, k):
+        """The journey's max_stage after an event of stage k: max_stage itself
+        or lower for a touch, None for an event strict mode ignores."""
+        if f.unordered:
+            if k in j.seen:
+                return j.max_stage  # a stage reached before: touch
+            j.seen.add(k)
+            return len(j.seen) - 1  # the progress
+        if k <= j.max_stage:
+            return k
+        if f.strict and not f.strict_can_advance(j.max_stage, k):
+            return None
+        return k
+
+    def move(self, fi, f, j, new, t, labels, delta):
+        """Rule 5 (and unordered progress): max_stage m -> new > m, at t."""
+        m = j.max_stage
+        delta.reach(m + 1, new, labels)
+        for s in range(m + 1, new):
+            if not f.optional[s]:
+                delta.skipped[s] += 1
+        if f.stage_time:
+            delta.stage_time[m].append(max(0, t - j.since))
+        j.max_stage = new
+        j.since = t
+
+        def advanced(c):
+            for s in range(m + 1, new + 1):
+                c.reached[s] += 1
+
+        self.cohort_update(fi, j.start_ts, advanced)
+
+    def complete(self, fi, f, j, ev, delta):
+        """Rule 7 and the attribution of §4."""
+        labels = ev.labels()
+        delta.completed += 1
+        delta.revenue += Fraction(ev.value)
+        delta.ttc.append(max(0, ev.ts - j.start_ts))
+        for field in BREAKDOWN_FIELDS:
+            delta.split(field, labels[field])["completed"] += 1
+        for field in ATTR_FIELDS:
+            credit = delta.attr[field]
+            credit["first_touch"][j.first[field]] = 1
+            credit["last_touch"][labels[field]] = 1
+            total = sum(j.touches[field].values())
+            for label, cnt in j.touches[field].items():
+                credit["linear"][label] = Fraction(cnt, total)
+
+        def completed(c):
+            c.completed += 1
+
+        self.cohort_update(fi, j.start_ts, completed)
+        self.end(j)
 
     def finish(self):
         """End of input: the watermark becomes +inf."""
@@ -707,32 +896,30 @@ class Engine:
                 self.out.append(self.flow_record(f, s, a, rejected))
 
     def flow_record(self, f, s, a, rejected):
-        ttc = sorted(a.ttc)
-        if ttc:
-            ttc_ms = {"count": len(ttc), "min": ttc[0], "max": ttc[-1], "sum": sum(ttc),
-                      "p50": _nearest_rank(ttc, 50), "p90": _nearest_rank(ttc, 90),
-                      "p99": _nearest_rank(ttc, 99)}
-        else:
-            ttc_ms = {"count": 0, "min": None, "max": None, "sum": 0,
-                      "p50": None, "p90": None, "p99": None}
-
-        def split(table):
-            return {k: {"reached": table[k]["reached"], "completed": table[k]["completed"]}
-                    for k in sorted(table)
-                    if any(table[k]["reached"]) or table[k]["completed"]}
-
-        return {
+        """The flow record, fields in the order of the issue 14 design."""
+        rec = {
             "kind": "flow", "funnel": f.name, "window_start": s, "window_end": s + self.size,
             "stages": f.stage_names, "entered": a.entered, "reached": a.reached,
             "skipped": a.skipped, "abandoned": a.abandoned, "excluded": a.excluded,
             "completed": a.completed, "revenue": float(a.revenue),
-            "conversion": _conversion(a.reached), "ttc_ms": ttc_ms,
-            "by_channel": split(a.by_channel), "by_segment": split(a.by_segment),
-            "attribution": {"first_touch": _sorted_nonzero(a.first_touch),
-                            "last_touch": _sorted_nonzero(a.last_touch),
-                            "linear": _sorted_nonzero(a.linear, float)},
-            "late_events": a.late, "rejected_events": rejected,
+            "conversion": _conversion(a.reached), "ttc_ms": time_summary(a.ttc),
         }
+        for field in BREAKDOWN_FIELDS:  # fixed order, whatever the config's order
+            if field in f.breakdowns:
+                rec["by_" + field] = split_map(a.by[field], f.max_values)
+
+        def credits(field):
+            return {kind: credit_map(a.attr[field][kind], f.max_values, kind == "linear")
+                    for kind in ATTR_KINDS}
+
+        rec["attribution"] = credits("channel")
+        if "campaign" in f.breakdowns:
+            rec["attribution"]["campaign"] = credits("campaign")
+        if f.stage_time and not self.omit_stage_time:
+            rec["stage_time_ms"] = [time_summary(times) for times in a.stage_time]
+        rec["late_events"] = a.late
+        rec["rejected_events"] = rejected
+        return rec
 
     def emit_cohort(self, fi, s):
         f = self.cfg.funnels[fi]
@@ -746,9 +933,9 @@ class Engine:
         })
 
 
-def run(cfg, items):
+def run(cfg, items, omit_stage_time=False):
     """items: iterable of Event or REJECT. Returns the output records."""
-    eng = Engine(cfg)
+    eng = Engine(cfg, omit_stage_time)
     for it in items:
         if it is REJECT:
             eng.reject()
@@ -783,7 +970,10 @@ def main(argv=None):
             data = fh.read()
     fmt = input_format(args.input, args.format, cfg)
     items = list(iter_jsonl(data) if fmt == "json" else iter_msgpack(data))
-    records = run(cfg, items)
+    # FUNNEL_REF_OMIT_STAGE_TIME=1: leave stage_time_ms out of every record,
+    # to check an engine that does not print it yet (before issue 14).
+    omit = os.environ.get("FUNNEL_REF_OMIT_STAGE_TIME", "") not in ("", "0")
+    records = run(cfg, items, omit)
     out = sys.stdout
     for r in records:
         out.write(json.dumps(r, separators=(",", ":"), ensure_ascii=False))

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import unittest
+from fractions import Fraction
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,12 +26,23 @@ def config(funnels, size="1m", hop=None, ooo=None):
     return fr.config_from_dict({"window": window, "funnels": funnels})
 
 
-def funnel(name="f", mode="open", cw="5m", stages=("a", "b", "c"), exclude=()):
-    return {"name": name, "mode": mode, "conversion_window": cw, "exclude": list(exclude),
-            "stages": [{"name": s.upper(), "events": [s]} for s in stages]}
+def funnel(name="f", mode="open", cw="5m", stages=("a", "b", "c"), exclude=(), optional=(),
+           **options):
+    """A funnel whose stage X is reached by event x; stages named in optional
+    are optional; options: breakdowns, max_breakdown_values, stage_time."""
+    d = {"name": name, "mode": mode, "conversion_window": cw, "exclude": list(exclude),
+         "stages": [{"name": s.upper(), "events": [s]} for s in stages]}
+    for st in d["stages"]:
+        if st["events"][0] in optional:
+            st["optional"] = True
+    d.update(options)
+    return d
 
 
-def ev(cid, ts, event, channel=None, segment=None, value=None):
+NO_CAMPAIGN = object()  # ev(): leave the campaign key out
+
+
+def ev(cid, ts, event, channel=None, segment=None, value=None, campaign=NO_CAMPAIGN):
     d = {"customer_id": cid, "ts": ts, "event": event}
     if channel is not None:
         d["channel"] = channel
@@ -38,6 +50,8 @@ def ev(cid, ts, event, channel=None, segment=None, value=None):
         d["segment"] = segment
     if value is not None:
         d["value"] = value
+    if campaign is not NO_CAMPAIGN:
+        d["campaign"] = campaign  # None -> JSON null
     return json.dumps(d)
 
 
@@ -496,8 +510,11 @@ class WindowsAndTime(unittest.TestCase):
         self.assertEqual(list(f), ["kind", "funnel", "window_start", "window_end", "stages",
                                    "entered", "reached", "skipped", "abandoned", "excluded",
                                    "completed", "revenue", "conversion", "ttc_ms",
-                                   "by_channel", "by_segment", "attribution", "late_events",
-                                   "rejected_events"])
+                                   "by_channel", "by_segment", "attribution", "stage_time_ms",
+                                   "late_events", "rejected_events"])
+        self.assertEqual(f["stage_time_ms"], [{"count": 0, "min": None, "max": None, "sum": 0,
+                                               "p50": None, "p90": None, "p99": None}])
+        self.assertEqual(list(f["attribution"]), ["first_touch", "last_touch", "linear"])
         self.assertEqual(f["ttc_ms"], {"count": 0, "min": None, "max": None, "sum": 0,
                                        "p50": None, "p90": None, "p99": None})
         self.assertEqual(f["abandoned"], [1, 0])
@@ -505,6 +522,395 @@ class WindowsAndTime(unittest.TestCase):
                              "window_end": MIN, "stages": ["A", "B"], "started": 1,
                              "reached": [1, 0], "completed": 0, "conversion": [0.0],
                              "final": True})
+
+
+EMPTY_TIME = {"count": 0, "min": None, "max": None, "sum": 0, "p50": None, "p90": None, "p99": None}
+
+
+def one_time(v):
+    return {"count": 1, "min": v, "max": v, "sum": v, "p50": v, "p90": v, "p99": v}
+
+
+class ConfigIssue14(unittest.TestCase):
+    def bad(self, **kw):
+        with self.assertRaises(fr.ConfigError):
+            config([funnel(**kw)])
+
+    def test_defaults(self):
+        (f,) = config([funnel()]).funnels
+        self.assertEqual((f.mode, f.breakdowns, f.max_values, f.stage_time, f.optional),
+                         ("open", {"channel", "segment"}, 1000, True, [False] * 3))
+
+    def test_valid_options(self):
+        (f,) = config([funnel(mode="strict", stages=("a", "b", "c", "d"), optional=("b", "c"),
+                              breakdowns=["campaign", "channel"], max_breakdown_values=1,
+                              stage_time=False)]).funnels
+        self.assertEqual(f.optional, [False, True, True, False])
+        self.assertEqual((f.breakdowns, f.max_values, f.stage_time),
+                         ({"campaign", "channel"}, 1, False))
+        (g,) = config([funnel(mode="unordered", breakdowns=[],
+                              max_breakdown_values=1000000)]).funnels
+        self.assertTrue(g.unordered)
+        self.assertEqual(g.breakdowns, set())
+
+    def test_bad_options(self):
+        self.bad(mode="any")
+        self.bad(optional=("a",))  # first stage
+        self.bad(optional=("c",))  # last stage
+        self.bad(mode="unordered", optional=("b",))
+        self.bad(breakdowns=["channel", "country"])
+        self.bad(breakdowns=["segment", "segment"])
+        self.bad(breakdowns="channel")
+        for v in (0, -1, 1000001, "3", 2.0, True):
+            with self.subTest(max_breakdown_values=v):
+                self.bad(max_breakdown_values=v)
+        self.bad(stage_time="yes")
+        doc = funnel()
+        doc["stages"][1]["optional"] = "yes"
+        with self.assertRaises(fr.ConfigError):
+            config([doc])
+
+
+class Unordered(unittest.TestCase):
+    def test_progress_touch_completion(self):
+        cfg = config([funnel(mode="unordered")])
+        r = run(cfg, [
+            ev("u", 0, "b", "x"),  # start: progress 0 (entered[0], not [1])
+            ev("u", 1, "b", "y"),  # b reached before: touch
+            ev("u", 2, "a", "z"),  # a new stage: progress 1
+            ev("u", 3, "a", "z"),  # touch
+            ev("u", 10, "c", "w", value=5),  # the third stage: progress 2, completes
+        ])
+        (f,) = flows(r).values()
+        self.assertEqual(f["entered"], [1, 0, 0])
+        self.assertEqual(f["reached"], [1, 1, 1])
+        self.assertEqual(f["skipped"], [0, 0, 0])
+        self.assertEqual((f["completed"], f["revenue"], f["ttc_ms"]["sum"]), (1, 5.0, 10))
+        self.assertEqual(f["by_channel"], {"w": {"reached": [0, 0, 1], "completed": 1},
+                                           "x": {"reached": [1, 0, 0], "completed": 0},
+                                           "z": {"reached": [0, 1, 0], "completed": 0}})
+        # every funnel event counts for linear: x, y, z, z, w
+        self.assertEqual(f["attribution"], {"first_touch": {"x": 1}, "last_touch": {"w": 1},
+                                            "linear": {"w": 0.2, "x": 0.2, "y": 0.2, "z": 0.4}})
+        # touches do not restart the clock: 2 - 0 at progress 0, 10 - 2 at 1
+        self.assertEqual(f["stage_time_ms"], [one_time(2), one_time(8)])
+        self.assertEqual(f["stages"], ["A", "B", "C"])
+        c = cohorts(r)[0]
+        self.assertEqual((c["started"], c["reached"], c["completed"]), (1, [1, 1, 1], 1))
+
+    def test_no_completion_without_every_stage(self):
+        cfg = config([funnel(mode="unordered")])
+        r = run(cfg, [ev("u", 0, "c"), ev("u", 1, "c"), ev("u", 2, "b"), ev("u", 3, "c"),
+                      ev("u", 4, "b")])
+        f = flows(r)
+        self.assertEqual(f[0]["reached"], [1, 1, 0])
+        self.assertEqual(f[0]["completed"], 0)
+        # expiry (at 0 + 5m) counts at max_stage = progress 1
+        self.assertEqual(f[5 * MIN]["abandoned"], [0, 1, 0])
+        self.assertEqual(f[5 * MIN]["stage_time_ms"], [EMPTY_TIME, EMPTY_TIME])  # expiry: none
+
+    def test_exclusion_at_progress_and_restart(self):
+        cfg = config([funnel(mode="unordered", exclude=["q"])])
+        r = run(cfg, [ev("u", 0, "c"), ev("u", 1, "a"), ev("u", 2, "q"), ev("u", 3, "a")])
+        f = flows(r)[0]
+        self.assertEqual(f["excluded"], [0, 1, 0])
+        self.assertEqual(f["entered"], [2, 0, 0])  # c at 0, then a anew at 3
+        self.assertEqual(f["reached"], [2, 1, 0])
+        self.assertEqual(f["stage_time_ms"][0], one_time(1))
+
+    def test_strict_expiry_semantics_apply(self):
+        # one ms past the conversion window: expiry, then a new journey
+        cfg = config([funnel(mode="unordered", cw="1m", stages=("a", "b"))])
+        r = run(cfg, [ev("u", 0, "a"), ev("u", MIN + 1, "b")])
+        f = flows(r)
+        self.assertEqual(f[MIN]["abandoned"], [1, 0])
+        self.assertEqual(f[MIN]["entered"], [1, 0])
+        self.assertEqual(f[MIN]["completed"], 0)
+
+
+class OptionalStages(unittest.TestCase):
+    STAGES = ("a", "b", "c", "d")
+
+    def test_strict_advances_over_optional_only(self):
+        both = config([funnel(mode="strict", stages=self.STAGES, optional=("b", "c"))])
+        (f,) = flows(run(both, [ev("u", 0, "a"), ev("u", 5, "d")])).values()
+        self.assertEqual(f["reached"], [1, 1, 1, 1])
+        self.assertEqual(f["skipped"], [0, 0, 0, 0])  # optional stages never skipped
+        self.assertEqual(f["completed"], 1)
+        # only b optional: a -> d jumps over required c and is ignored, a -> c advances
+        one = config([funnel(mode="strict", stages=self.STAGES, optional=("b",))])
+        r = flows(run(one, [ev("u", 0, "a"), ev("u", 1, "d"), ev("u", 2, "c"),
+                            ev("u", 3, "d")]))[0]
+        self.assertEqual(r["reached"], [1, 1, 1, 1])
+        self.assertEqual(r["skipped"], [0, 0, 0, 0])
+        self.assertEqual(r["completed"], 1)
+        self.assertEqual(r["ttc_ms"]["sum"], 3)  # completed by the second d
+        # from the optional stage itself, over a required one: ignored
+        r = flows(run(one, [ev("u", 0, "a"), ev("u", 1, "b"), ev("u", 2, "d")]))[0]
+        self.assertEqual((r["reached"], r["completed"]), ([1, 1, 0, 0], 0))
+
+    def test_strict_without_optional_still_ignores_jumps(self):
+        cfg = config([funnel(mode="strict", stages=self.STAGES)])
+        r = flows(run(cfg, [ev("u", 0, "a"), ev("u", 1, "c")]))[0]
+        self.assertEqual((r["reached"], r["skipped"]), ([1, 0, 0, 0], [0, 0, 0, 0]))
+
+    def test_strict_start_needs_stage_0(self):
+        cfg = config([funnel(mode="strict", stages=self.STAGES, optional=("b", "c"))])
+        self.assertEqual(run(cfg, [ev("u", 0, "b"), ev("u", 1, "d")]), [])
+
+    def test_open_skipped_ignores_optional(self):
+        cfg = config([funnel(stages=self.STAGES, optional=("b",))])
+        # advance a -> d: b optional (not skipped), c required (skipped)
+        (f,) = flows(run(cfg, [ev("u", 0, "a"), ev("u", 1, "d")])).values()
+        self.assertEqual(f["reached"], [1, 1, 1, 1])
+        self.assertEqual(f["skipped"], [0, 0, 1, 0])
+        # an open start at d: stages below reached, b not skipped
+        (g,) = flows(run(cfg, [ev("v", 0, "d")])).values()
+        self.assertEqual(g["entered"], [0, 0, 0, 1])
+        self.assertEqual(g["reached"], [1, 1, 1, 1])
+        self.assertEqual(g["skipped"], [1, 0, 1, 0])
+
+
+class StageTime(unittest.TestCase):
+    STAGES = ("a", "b", "c", "d")
+
+    def test_skips_record_only_the_stage_left(self):
+        cfg = config([funnel(stages=self.STAGES)])
+        (f,) = flows(run(cfg, [ev("u", 0, "a"), ev("u", 10, "c"), ev("u", 25, "d")])).values()
+        # a -> c records 10 at stage 0; b was jumped over; c -> d records 15 at stage 2
+        self.assertEqual(f["stage_time_ms"], [one_time(10), EMPTY_TIME, one_time(15)])
+
+    def test_mid_funnel_entry_and_entry_at_the_end(self):
+        cfg = config([funnel(stages=self.STAGES)])
+        (f,) = flows(run(cfg, [ev("u", 0, "c"), ev("u", 7, "d"), ev("v", 3, "d")])).values()
+        self.assertEqual(f["completed"], 2)
+        # u entered at c: nothing for a and b; v's start completes at once: nothing
+        self.assertEqual(f["stage_time_ms"], [EMPTY_TIME, EMPTY_TIME, one_time(7)])
+
+    def test_touches_do_not_restart_and_times_clamp(self):
+        cfg = config([funnel(stages=("a", "b", "c"))])
+        r = run(cfg, [ev("u", 100, "a"), ev("u", 150, "a"), ev("u", 40, "b"),
+                      ev("u", 300, "a"), ev("u", 400, "c")])
+        (f,) = flows(r).values()
+        # a -> b at 40 is before the clock's 100: clamped to 0; then 400 - 40
+        self.assertEqual(f["stage_time_ms"], [one_time(0), one_time(360)])
+
+    def test_recorded_in_the_window_of_the_moving_event(self):
+        cfg = config([funnel(stages=("a", "b", "c"))])
+        f = flows(run(cfg, [ev("u", 50_000, "a"), ev("u", 70_000, "b"),
+                            ev("u", 190_000, "c")]))
+        self.assertEqual(f[0]["stage_time_ms"], [EMPTY_TIME, EMPTY_TIME])
+        self.assertEqual(f[MIN]["stage_time_ms"], [one_time(20_000), EMPTY_TIME])
+        self.assertEqual(f[3 * MIN]["stage_time_ms"], [EMPTY_TIME, one_time(120_000)])
+
+    def test_quantiles_and_late_moves(self):
+        cfg = config([funnel(stages=("a", "b"))])
+        lines = []
+        for i in range(1, 11):  # times at stage 0: 10, 20, ..., 100
+            lines += [ev(f"u{i}", 0, "a"), ev(f"u{i}", i * 10, "b")]
+        (f,) = flows(run(cfg, lines)).values()
+        self.assertEqual(f["stage_time_ms"], [{"count": 10, "min": 10, "max": 100, "sum": 550,
+                                               "p50": 50, "p90": 90, "p99": 100}])
+        # a move into a closed window is late: not recorded anywhere
+        r = run(cfg, [ev("u", 0, "a"), ev("v", 2 * MIN, "a"), ev("u", 10, "b")])
+        f = flows(r)
+        self.assertEqual(f[2 * MIN]["late_events"], 1)
+        self.assertEqual(f[2 * MIN]["stage_time_ms"], [EMPTY_TIME])
+        self.assertEqual(f[0]["stage_time_ms"], [EMPTY_TIME])
+
+    def test_stage_time_false_drops_the_field(self):
+        cfg = config([funnel(stages=("a", "b"), stage_time=False)])
+        (f,) = flows(run(cfg, [ev("u", 0, "a"), ev("u", 5, "b")])).values()
+        self.assertNotIn("stage_time_ms", f)
+        self.assertEqual(list(f)[-3:], ["attribution", "late_events", "rejected_events"])
+
+    def test_omit_switch(self):
+        cfg = config([funnel(stages=("a", "b"))])
+        data = (ev("u", 0, "a") + "\n").encode()
+        records = fr.run(cfg, fr.iter_jsonl(data), omit_stage_time=True)
+        self.assertEqual([r["kind"] for r in records], ["flow", "flow", "cohort"])  # 0, expiry
+        for r in records:
+            self.assertNotIn("stage_time_ms", r)
+
+
+class Campaigns(unittest.TestCase):
+    def test_by_campaign_and_attribution(self):
+        cfg = config([funnel(breakdowns=["campaign", "channel"])])
+        r = run(cfg, [
+            ev("u", 0, "a", "x", campaign="k1"),
+            ev("u", 1, "b", "x"),  # no campaign key: "unknown"
+            ev("u", 2, "c", "y", campaign="", value=1),  # "": a value of its own
+            ev("v", 0, "a", "x", campaign=None),  # null: "unknown"
+        ])
+        f = flows(r)[0]  # (v's expiry lands in window 5m)
+        keys = list(f)
+        self.assertEqual(keys[keys.index("ttc_ms") + 1:],
+                         ["by_channel", "by_campaign", "attribution", "stage_time_ms",
+                          "late_events", "rejected_events"])
+        self.assertEqual(f["by_campaign"], {"": {"reached": [0, 0, 1], "completed": 1},
+                                            "k1": {"reached": [1, 0, 0], "completed": 0},
+                                            "unknown": {"reached": [1, 1, 0], "completed": 0}})
+        a = f["attribution"]
+        self.assertEqual(list(a), ["first_touch", "last_touch", "linear", "campaign"])
+        self.assertEqual(a["campaign"]["first_touch"], {"k1": 1})
+        self.assertEqual(a["campaign"]["last_touch"], {"": 1})
+        self.assertEqual(list(a["campaign"]["linear"]), ["", "k1", "unknown"])
+        for v in a["campaign"]["linear"].values():
+            self.assertAlmostEqual(v, 1 / 3, places=12)
+        self.assertEqual(a["first_touch"], {"x": 1})
+
+    def test_breakdown_subsets(self):
+        lines = [ev("u", 0, "a", "x", "s", campaign="k"), ev("u", 1, "c", "y", "t")]
+        shapes = {
+            (): [],
+            ("segment",): ["by_segment"],
+            ("campaign", "segment"): ["by_segment", "by_campaign"],
+            ("segment", "campaign", "channel"): ["by_channel", "by_segment", "by_campaign"],
+        }
+        for breakdowns, by in shapes.items():
+            with self.subTest(breakdowns=breakdowns):
+                cfg = config([funnel(breakdowns=list(breakdowns))])
+                (f,) = flows(run(cfg, lines)).values()
+                self.assertEqual([k for k in f if k.startswith("by_")], by)
+                want = ["first_touch", "last_touch", "linear"]
+                if "campaign" in breakdowns:
+                    want.append("campaign")
+                self.assertEqual(list(f["attribution"]), want)
+                self.assertEqual(f["attribution"]["first_touch"], {"x": 1})  # always by channel
+
+
+class OtherCut(unittest.TestCase):
+    def starts(self, channel, count, completes=0):
+        """count journeys of channel starting at a; the first `completes` of
+        them also complete (with b on the same channel)."""
+        lines = []
+        for i in range(count):
+            cid = f"{channel}{i}"
+            lines.append(ev(cid, 0, "a", channel))
+            if i < completes:
+                lines.append(ev(cid, 1, "b", channel))
+        return lines
+
+    def by_channel(self, limit, lines):
+        cfg = config([funnel(stages=("a", "b"), breakdowns=["channel"],
+                             max_breakdown_values=limit)])
+        return flows(run(cfg, lines))[0]  # (the expiries land in window 5m)
+
+    def test_ranking_ties_and_sum(self):
+        # scores (sum of reached): p 3, q 2 (1 + 1), r 2, s 1
+        lines = (self.starts("p", 3) + self.starts("q", 1, completes=1) + self.starts("r", 2)
+                 + self.starts("s", 1))
+        f = self.by_channel(2, lines)
+        # q and r tie at 2: q wins by name
+        self.assertEqual(f["by_channel"], {"(other)": {"reached": [3, 0], "completed": 0},
+                                           "p": {"reached": [3, 0], "completed": 0},
+                                           "q": {"reached": [1, 1], "completed": 1}})
+        self.assertEqual(f["reached"], [7, 1])  # totals are never cut
+        self.assertEqual(list(self.by_channel(4, lines)["by_channel"]), ["p", "q", "r", "s"])
+
+    def test_shorter_name_first_in_a_tie(self):
+        f = self.by_channel(1, self.starts("ab", 1) + self.starts("a", 1))
+        self.assertEqual(list(f["by_channel"]), ["(other)", "a"])
+
+    def test_real_other_value(self):
+        lines = (self.starts("p", 3) + self.starts("q", 2) + self.starts("r", 1)
+                 + self.starts("(other)", 5))
+        # V = {p, q, r}: the real "(other)" does not count towards the limit...
+        kept = self.by_channel(3, lines)["by_channel"]
+        self.assertEqual(kept["(other)"], {"reached": [5, 0], "completed": 0})
+        self.assertEqual(list(kept), ["(other)", "p", "q", "r"])
+        # ... and joins the sum when a cut happens (ranked above p or not)
+        cut = self.by_channel(1, lines)["by_channel"]
+        self.assertEqual(cut, {"(other)": {"reached": [8, 0], "completed": 0},
+                               "p": {"reached": [3, 0], "completed": 0}})
+
+    def test_attribution_maps_cut_separately(self):
+        cfg = config([funnel(stages=("a", "b"), max_breakdown_values=1)])
+        r = run(cfg, [ev("u1", 0, "a", "x"), ev("u1", 1, "b", "y"),
+                      ev("u2", 0, "a", "x"), ev("u2", 1, "b", "y"),
+                      ev("u3", 0, "a", "z"), ev("u3", 1, "b", "z")])
+        (f,) = flows(r).values()
+        self.assertEqual(f["attribution"], {
+            "first_touch": {"(other)": 1, "x": 2},
+            "last_touch": {"(other)": 1, "y": 2},
+            "linear": {"(other)": 2.0, "x": 1.0},  # x, y, z all 1: x wins the tie
+        })
+        self.assertEqual(f["by_channel"]["(other)"], {"reached": [1, 3], "completed": 3})
+        self.assertEqual(f["by_channel"]["x"], {"reached": [2, 0], "completed": 0})
+        self.assertEqual(f["by_segment"], {"unknown": {"reached": [3, 3], "completed": 3}})
+
+    def test_campaign_maps_are_cut_too(self):
+        cfg = config([funnel(stages=("a", "b"), breakdowns=["campaign"],
+                             max_breakdown_values=1)])
+        r = run(cfg, [ev("u", 0, "a", "x", campaign="k1"), ev("u", 1, "b", "x", campaign="k2"),
+                      ev("v", 0, "a", "x", campaign="k1")])
+        f = flows(r)[0]
+        self.assertEqual(f["by_campaign"], {"(other)": {"reached": [0, 1], "completed": 1},
+                                            "k1": {"reached": [2, 0], "completed": 0}})
+        self.assertEqual(f["attribution"]["campaign"],
+                         {"first_touch": {"k1": 1}, "last_touch": {"k2": 1},
+                          "linear": {"(other)": 0.5, "k1": 0.5}})
+        self.assertEqual(f["attribution"]["linear"], {"x": 1.0})
+
+    def test_linear_ranks_exactly(self):
+        # b's credit 1/10 + 2/10 equals a's 3/10 exactly (in floats it would
+        # be 0.30000000000000004 and win); the tie goes to a by name
+        table = {"a": Fraction(3, 10), "b": Fraction(1, 10) + Fraction(2, 10),
+                 "c": Fraction(1, 10)}
+        self.assertEqual(fr.credit_map(table, 1, as_float=True), {"(other)": 0.4, "a": 0.3})
+        self.assertEqual(fr.credit_map({"a": 0, "b": 2}, 1), {"b": 2})  # zero entries dropped
+
+    def test_linear_accumulates_exactly_across_journeys(self):
+        # 10 funnel events per journey: u1 gives b 1/10, u2 gives b 2/10, u3
+        # gives a 3/10 (and c the rest). a and b tie at 3/10 exactly; summed
+        # in floats b would be 0.30000000000000004 and win the second place.
+        lines = []
+        for cid, extra, last in (("u1", [], "b"), ("u2", ["b"], "b"), ("u3", ["a", "a"], "a")):
+            chans = ["c"] * (9 - len(extra)) + extra
+            lines += [ev(cid, i, "a", ch) for i, ch in enumerate(chans)]
+            lines.append(ev(cid, 20, "b", last))
+        cfg = config([funnel(stages=("a", "b"), max_breakdown_values=2)])
+        (f,) = flows(run(cfg, lines)).values()
+        lin = f["attribution"]["linear"]
+        self.assertEqual(list(lin), ["(other)", "a", "c"])
+        self.assertAlmostEqual(lin["(other)"], 0.3, places=12)
+        self.assertAlmostEqual(lin["c"], 2.4, places=12)
+
+
+class RandomConfig(unittest.TestCase):
+    def test_every_seed_gives_a_valid_config_and_options_vary(self):
+        import yaml
+        import random_config
+
+        seen = set()
+        for seed in range(300):
+            with self.subTest(seed=seed):
+                doc = yaml.safe_load(random_config.config_text(seed))
+                cfg = fr.config_from_dict(doc)
+                self.assertEqual(random_config.config_text(seed),
+                                 random_config.config_text(seed))  # deterministic
+                seen.add(("hopping", cfg.hop != cfg.size))
+                seen.add(("funnels", len(cfg.funnels)))
+                for f, fd in zip(cfg.funnels, doc["funnels"]):
+                    seen.add(("mode", f.mode))
+                    seen.add(("optional", any(f.optional)))
+                    seen.add(("campaign", "campaign" in f.breakdowns))
+                    seen.add(("no breakdowns", not f.breakdowns))
+                    seen.add(("default breakdowns", "breakdowns" not in fd))
+                    seen.add(("max", f.max_values))
+                    seen.add(("stage_time", f.stage_time))
+                    seen.add(("exclude", bool(f.exclude)))
+        for want in [("hopping", True), ("hopping", False), ("mode", "strict"), ("mode", "open"),
+                     ("mode", "unordered"), ("optional", True), ("campaign", True),
+                     ("no breakdowns", True), ("default breakdowns", True), ("max", 1),
+                     ("max", 5), ("max", 1000), ("stage_time", True), ("stage_time", False),
+                     ("exclude", True), ("funnels", 1), ("funnels", 4)]:
+            self.assertIn(want, seen)
+
+
+def act_of(records):
+    """A deep copy, as the engine's output read back would be."""
+    return json.loads(json.dumps(records))
 
 
 class Compare(unittest.TestCase):
@@ -527,6 +933,22 @@ class Compare(unittest.TestCase):
         act[0]["ttc_ms"]["p90"] = 20.3
         act[0]["ttc_ms"]["min"] = 20.0  # exact field as a float
         self.assertEqual(len(self.problems(act)), 2)
+
+    def test_stage_time_quantiles_and_campaign_linear_tolerances(self):
+        cfg = config([funnel(breakdowns=["campaign"])])
+        exp = run(cfg, [ev("u", 0, "a", campaign="k"), ev("u", 100, "b", campaign="m"),
+                        ev("u", 300, "c", campaign="m")])
+        problems = compare.compare([(0, r) for r in exp], [(0, r) for r in act_of(exp)])
+        self.assertEqual(problems, [])
+        act = act_of(exp)
+        act[0]["stage_time_ms"][1]["p50"] = 201.9  # 200 within 1 %
+        act[0]["stage_time_ms"][0]["p99"] = 100.5
+        act[0]["attribution"]["campaign"]["linear"]["m"] += 1e-13
+        self.assertEqual(compare.compare([(0, r) for r in exp], [(0, r) for r in act]), [])
+        act[0]["stage_time_ms"][1]["p90"] = 202.1  # beyond 1 %
+        act[0]["stage_time_ms"][0]["sum"] = 101  # sums are exact
+        act[0]["attribution"]["campaign"]["first_touch"]["k"] = 1.0  # counts are integers
+        self.assertEqual(len(compare.compare([(0, r) for r in exp], [(0, r) for r in act])), 3)
 
     def test_cohorts_last_record_must_be_final(self):
         act = json.loads(json.dumps(self.exp))
