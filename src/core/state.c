@@ -116,7 +116,10 @@
  *         one flow or nil per funnel, in config order (n_funnels of them)
  *     flow   = [[entered*, reached*, skipped*, abandoned*, excluded*, evicted*],
  *               completed, late_events, <fixed revenue>, <sketch ttc>,
- *               [<label>*] channels, [<label>*] segments]
+ *               [<label>*] channels, [<label>*] segments,
+ *               <[<sketch>*] stage times, [<label>*] campaigns>?]
+ *         the last two only when the flow has stage times or campaigns
+ *         (older writers never wrote them): stage times none or S - 1
  *         the first array: 6 x S uint64, the flow's counter block as it is
  *         in memory, or 5 x S without evicted* when those are all zero
  *         (always without limits: the bytes of older versions, which a
@@ -308,7 +311,8 @@ static void w_flow(wr *w, const fs_flow *f)
     for (size_t i = 0; i < f->n_stages; i++)
         if (f->evicted[i])
             n = FS_FLOW_COUNTERS * (size_t)f->n_stages;
-    w_array(w, 7);
+    bool more = f->stage_time || f->campaigns.count;
+    w_array(w, more ? 9 : 7);
     w_array(w, n);
     for (size_t i = 0; i < n; i++)
         w_u64(w, f->entered[i]);
@@ -318,6 +322,13 @@ static void w_flow(wr *w, const fs_flow *f)
     w_sketch(w, &f->ttc);
     w_labels(w, &f->channels, f->n_stages);
     w_labels(w, &f->segments, f->n_stages);
+    if (!more)
+        return;
+    uint32_t n_times = f->stage_time ? f->n_stages - 1 : 0;
+    w_array(w, n_times);
+    for (uint32_t s = 0; s < n_times; s++)
+        w_sketch(w, &f->stage_time[s]);
+    w_labels(w, &f->campaigns, f->n_stages);
 }
 
 static void w_slot(wr *w, const fs_window_slot *slot, uint32_t n_funnels, const uint32_t *n_stages)
@@ -996,13 +1007,32 @@ static bool rd_labels(rd *r, fs_flow *f, const fs_label_map *m, label_get_fn get
     return true;
 }
 
+/* A flow's stage time sketches (none, or one per stage but the last) and
+ * campaign labels. */
+static bool rd_flow_more(rd *r, fs_flow *f)
+{
+    uint32_t n;
+    if (!rd_array(r, "stage times", &n))
+        return false;
+    if (n != 0 && n != f->n_stages - 1)
+        return fail(r, "stage times: %u sketches, not 0 or %u", n, f->n_stages - 1);
+    for (uint32_t s = 0; s < n; s++)
+        if (!rd_sketch(r, &fs_flow_stage_times(f)[s]))
+            return false;
+    return rd_labels(r, f, &f->campaigns, fs_flow_campaign, "campaign");
+}
+
 /* Into *out, allocated once the counter block's size is checked. */
 static bool rd_flow(rd *r, uint32_t n_stages, fs_flow **out)
 {
-    const unsigned char *at;
-    uint32_t n = 0;
-    if (!rd_array_of(r, "flow", 7))
+    const unsigned char *at = r->p;
+    uint32_t n = 0, n_fields;
+    if (!rd_array(r, "flow", &n_fields))
         return false;
+    if (n_fields != 7 && n_fields != 9) {
+        r->p = at;
+        return fail(r, "flow: %u elements, not 7 or 9", n_fields);
+    }
     at = r->p;
     if (!rd_array(r, "flow counters", &n))
         return false;
@@ -1019,7 +1049,8 @@ static bool rd_flow(rd *r, uint32_t n_stages, fs_flow **out)
     return rd_u64(r, "completed", &f->completed) && rd_u64(r, "late_events", &f->late_events) &&
            rd_fixed(r, "revenue", &f->revenue) && rd_sketch(r, &f->ttc) &&
            rd_labels(r, f, &f->channels, fs_flow_channel, "channel") &&
-           rd_labels(r, f, &f->segments, fs_flow_segment, "segment");
+           rd_labels(r, f, &f->segments, fs_flow_segment, "segment") &&
+           (n_fields == 7 || rd_flow_more(r, f));
 }
 
 /* ===== decoding: a partition ============================================== */
