@@ -34,12 +34,13 @@
 #define FS_CONFIG_MAX_NODES    50000      /* nodes, with every alias expanded */
 #define FS_CONFIG_MAX_DEPTH    64         /* nesting of mappings and sequences */
 
-typedef enum fs_mode { FS_MODE_OPEN = 0, FS_MODE_STRICT = 1 } fs_mode;
+typedef enum fs_mode { FS_MODE_OPEN = 0, FS_MODE_STRICT = 1, FS_MODE_UNORDERED = 2 } fs_mode;
 
 typedef struct fs_stage_cfg {
     char *name;
     char **events; /* event types that reach this stage */
     size_t n_events;
+    bool optional;
 } fs_stage_cfg;
 
 typedef struct fs_funnel_cfg {

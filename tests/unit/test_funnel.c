@@ -11,7 +11,8 @@
 #include "funnel.h"
 
 static char *ev_a[] = {"ea"}, *ev_b[] = {"eb"}, *ev_c[] = {"ec"}, *excl[] = {"unsub"};
-static fs_stage_cfg stages[] = {{"a", ev_a, 1}, {"b", ev_b, 1}, {"c", ev_c, 1}};
+static fs_stage_cfg stages[] = {
+    {"a", ev_a, 1, false}, {"b", ev_b, 1, false}, {"c", ev_c, 1, false}};
 
 static fs_funnels *compile(fs_mode mode)
 {
