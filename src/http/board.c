@@ -101,15 +101,40 @@ static void render_open(const fs_board *b, uint32_t f, const fs_open_count *open
     fs_buf_putc(out, ']');
 }
 
+/* The config's spelling of a funnel mode. A mode this file does not know
+ * yet reads as the default, "open": the page then shows stage names, which
+ * is right for every ordered mode. */
+static const char *mode_name(fs_mode m)
+{
+    switch (m) {
+    case FS_MODE_STRICT:
+        return "strict";
+    case FS_MODE_UNORDERED:
+        return "unordered";
+    case FS_MODE_OPEN:
+    default:
+        return "open";
+    }
+}
+
 static void render_funnel(const funnel_board *f, fs_buf *out)
 {
+    const fs_funnel_cfg *cfg = f->cfg;
     fs_buf_puts(out, "{\"name\":");
-    fs_buf_json_str(out, f->cfg->name, strlen(f->cfg->name));
-    fs_buf_puts(out, ",\"stages\":[");
-    for (size_t s = 0; s < f->cfg->n_stages; s++) {
+    fs_buf_json_str(out, cfg->name, strlen(cfg->name));
+    fs_buf_puts(out, ",\"mode\":\"");
+    fs_buf_puts(out, mode_name(cfg->mode));
+    fs_buf_puts(out, "\",\"stages\":[");
+    for (size_t s = 0; s < cfg->n_stages; s++) {
         if (s)
             fs_buf_putc(out, ',');
-        fs_buf_json_str(out, f->cfg->stages[s].name, strlen(f->cfg->stages[s].name));
+        fs_buf_json_str(out, cfg->stages[s].name, strlen(cfg->stages[s].name));
+    }
+    fs_buf_puts(out, "],\"optional\":[");
+    for (size_t s = 0; s < cfg->n_stages; s++) {
+        if (s)
+            fs_buf_putc(out, ',');
+        fs_buf_puts(out, cfg->stages[s].optional ? "true" : "false");
     }
     fs_buf_puts(out, "],\"latest\":");
     uint32_t newest = (f->next + FS_BOARD_RECENT - 1) % FS_BOARD_RECENT;

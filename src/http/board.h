@@ -2,8 +2,10 @@
  *
  * The sink thread posts each flow record as it writes it (JSON text, with
  * its funnel's index); the loop thread renders /api/funnels from the
- * board: per funnel, in config order, its stages, the latest record and the
- * last FS_BOARD_RECENT records, oldest first. A mutex guards the board;
+ * board: per funnel, in config order, its mode ("open", "strict" or
+ * "unordered", which the dashboard needs to label the stage axis), its
+ * stages, which stages are optional (one bool per stage), the latest record
+ * and the last FS_BOARD_RECENT records, oldest first. A mutex guards the board;
  * posts happen once per window and funnel, so it is never contended.
  * With output.format msgpack the sink still hands the board each flow
  * record in JSON (fs_output.flow_json), so the API looks the same.

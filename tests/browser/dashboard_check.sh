@@ -15,6 +15,16 @@
 #     open window as .open-window[data-window-start][data-window-end] with
 #     .ostage[data-stage=i] span.ocount = reached[i] and .ocompleted =
 #     completed; and no .open-window when `open` is missing or empty;
+#   - the issue 14 views: each .stage (and live .ostage) is labelled with
+#     its stage name, "(optional)" after a stage the funnel's `optional`
+#     marks, or "reached k of n" when the funnel's `mode` is "unordered";
+#     when latest.stage_time_ms is there, each stage row shows p50 and p90 of
+#     its entry as the page formats durations (a dash for count 0, nothing
+#     for the last stage), else no row does; when latest.by_campaign is
+#     there, one campaign table lists the top 10 by the ranking
+#     ?campaign_rank= asks for (default completions; ties by name) and then
+#     "(other)" (the rest plus the record's own "(other)"), with reached,
+#     completed and the three credits, else there is no table;
 # that the page shows no funnel the API does not have, and that the status
 # says "live" (its last poll succeeded).
 #
@@ -96,6 +106,11 @@ EOF
 print(u.urljoin(sys.argv[1], "api/journeys/" + u.quote(open(sys.argv[2], encoding="utf-8").read(), safe="!*()" + chr(39))))' \
     "$URL" "$TMP/customer")
 fi
+
+# ?campaign_rank=KEY: the ranking the campaign tables must show.
+FS_DASH_CAMPAIGN_RANK=$("$PY" -c 'import sys, urllib.parse as u
+print(u.parse_qs(u.urlsplit(sys.argv[1]).query).get("campaign_rank", [""])[0])' "$URL")
+export FS_DASH_CAMPAIGN_RANK
 
 fetch_api() { # fetch_api OUT.json
   "$PY" - "$API" "$1" << 'EOF'

@@ -5,7 +5,9 @@ realistic data without a running server.
 
 Usage: dashboard_fixture.py [REPLAY.jsonl|-] [--until MS | --all] [--open K]
                             [--no-open FUNNEL]... [--empty FUNNEL]...
-                            [--starting FUNNEL]... > fixture.json
+                            [--starting FUNNEL]... [--extra RECORDS.jsonl]...
+                            [--mode FUNNEL=MODE]... [--optional FUNNEL=I,J]...
+                            > fixture.json
 
 Reads JSON lines (the replay output), keeps the "kind":"flow" records and
 builds {"watermark", "funnels": [{name, stages, latest, recent}]} the way the
@@ -30,6 +32,14 @@ the watermark (a live server has not closed them). Without --open, funnels
 have no "open" field. `--no-open NAME` gives that funnel "open": [] instead.
 `--starting NAME` adds a funnel with no closed window but one open window
 (made-up counts), the state of every funnel in the first seconds of a run.
+
+`--extra FILE` adds hand-made flow records (JSON lines, e.g.
+issue14_records.jsonl: fields the replay's config does not produce) after the
+--until cut, so their times do not move it; they are then treated as the
+replay's (latest, recent, --open). The server names each funnel's config
+`mode` and `optional` stages (one bool per stage); a replay does not know
+them, so `--mode NAME=MODE` and `--optional NAME=I,J` (stage indices) set
+them; a funnel with neither has no such fields (an older server).
 """
 import argparse
 import json
@@ -52,7 +62,32 @@ def open_entry(r):
             "entered": r["entered"], "reached": r["reached"], "completed": r["completed"]}
 
 
-def build(records, until=None, empty=(), n_open=None, no_open=(), starting=()):
+def config_fields(entry, mode, optional):
+    """The entry with "mode" and "optional", in the server's field order."""
+    n = len(entry["stages"])
+    bad = [i for i in optional if not 0 <= i < n]
+    if bad:
+        sys.exit("--optional %s: no stage %s" % (entry["name"], bad))
+    out = {"name": entry["name"], "mode": mode, "stages": entry["stages"],
+           "optional": [i in optional for i in range(n)]}
+    out.update(entry)
+    return out
+
+
+def pairs(items, flag, convert):
+    """["NAME=VALUE", ...] -> {NAME: convert(VALUE)}."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            sys.exit("%s %r: expected FUNNEL=VALUE" % (flag, item))
+        out[name] = convert(value)
+    return out
+
+
+def build(records, until=None, empty=(), n_open=None, no_open=(), starting=(), extra=(),
+          modes=None, optional=None):
+    modes, optional = modes or {}, optional or {}
     if until is None:  # default: stop at the end of the activity (see above)
         active = [r["window_end"] for r in records if any(r["reached"])]
         until = max(active) if active else None
@@ -61,6 +96,11 @@ def build(records, until=None, empty=(), n_open=None, no_open=(), starting=()):
     for rec in records:
         if until is not None and rec["window_end"] > until:
             continue
+        f = funnels.setdefault(rec["funnel"], {"name": rec["funnel"],
+                                               "stages": rec["stages"],
+                                               "records": []})
+        f["records"].append(rec)
+    for rec in extra:
         f = funnels.setdefault(rec["funnel"], {"name": rec["funnel"],
                                                "stages": rec["stages"],
                                                "records": []})
@@ -82,6 +122,8 @@ def build(records, until=None, empty=(), n_open=None, no_open=(), starting=()):
                         "reached": r["reached"],
                         "completed": r["completed"]} for r in closed[-RECENT:]],
         }
+        if f["name"] in modes or f["name"] in optional:
+            entry = config_fields(entry, modes.get(f["name"], "open"), optional.get(f["name"], ()))
         if n_open is not None:
             entry["open"] = [open_entry(r) for r in still_open]
         out.append(entry)
@@ -110,14 +152,28 @@ def main(argv):
                     help='with --open: this funnel has "open": []')
     ap.add_argument("--starting", action="append", default=[], metavar="FUNNEL",
                     help="add a funnel with no closed window and one open window")
+    ap.add_argument("--extra", action="append", default=[], metavar="RECORDS",
+                    help="hand-made flow records (JSON lines) to add")
+    ap.add_argument("--mode", action="append", default=[], metavar="FUNNEL=MODE",
+                    help='the funnel\'s "mode" (open, strict, unordered)')
+    ap.add_argument("--optional", action="append", default=[], metavar="FUNNEL=I,J",
+                    help="the funnel's optional stages, by index")
     args = ap.parse_args(argv)
+    modes = pairs(args.mode, "--mode", str)
+    optional = pairs(args.optional, "--optional", lambda v: {int(i) for i in v.split(",") if i})
+    extra = []
+    for path in args.extra:
+        with open(path, encoding="utf-8") as f:
+            extra += list(flow_records(f))
     src = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
     with src:
         records = list(flow_records(src))
     until = args.until
     if args.all:
         until = max((r["window_end"] for r in records), default=0)
-    json.dump(build(records, until, args.empty, args.n_open, args.no_open, args.starting), sys.stdout, separators=(",", ":"))
+    doc = build(records, until, args.empty, args.n_open, args.no_open, args.starting, extra,
+                modes, optional)
+    json.dump(doc, sys.stdout, separators=(",", ":"))
     sys.stdout.write("\n")
     return 0
 

@@ -14,11 +14,15 @@ Environment: FS_DASH_CUSTOMER (the looked-up id), FS_DASH_TZ (the browser's
 time zone, for the local times), FS_DASH_FIXTURE=1 (the data does not move:
 exact comparisons, and at least one open window must be on show),
 FS_DASH_LOOKUP_STATE (ok|empty|error: the lookup must have ended so),
-FS_DASH_ALLOW_EMPTY=1 (accept an API without closed windows).
+FS_DASH_ALLOW_EMPTY=1 (accept an API without closed windows),
+FS_DASH_CAMPAIGN_RANK (the page's ?campaign_rank=: the campaign ranking it
+must show; default and unknown values: completed).
 Exit 0: match, 1: mismatch (listed), 2: bad input.
 """
 import datetime
+import decimal
 import json
+import math
 import os
 import sys
 import zoneinfo
@@ -41,6 +45,9 @@ class Page(HTMLParser):
         self.problems = []
         self.status = None
         self.lookup = None  # {"state", "customer", "head", "journeys", "none", "error"}
+        self.labels = {}  # name -> {"stage"|"ostage": {stage index: span.name text}}
+        self.vel = {}  # name -> {stage index: {"text", "vel-p50", "vel-p90"}}
+        self.campaigns = {}  # name -> [{"rank", "rows": [{"name", "other", "c-...": text}]}]
 
     def find(self, cls, attr=None):
         for tag, classes, attrs, _ in reversed(self.stack):
@@ -88,6 +95,8 @@ class Page(HTMLParser):
                 self.sink(self.open[funnel]["counts"], stage)
         elif "ocompleted" in classes and funnel in self.open:
             self.sink(self.open[funnel], "completed")
+        elif funnel is not None and self.issue14_part(funnel, tag, set(classes), a):
+            pass
         elif a.get("id") == "status-text":
             self.sink(self.__dict__, "status")
         elif a.get("id") == "lookup-result":
@@ -95,6 +104,43 @@ class Page(HTMLParser):
                            "journeys": []}
         elif self.lookup is not None and any(s[2].get("id") == "lookup-result" for s in self.stack):
             self.lookup_part(tag, set(classes), a)
+
+    def issue14_part(self, funnel, tag, classes, a):
+        """Stage labels, stage velocity and the campaign table; True if the element is one."""
+        if "name" in classes:
+            for row in ("stage", "ostage"):
+                stage = self.find(row, "data-stage")
+                if stage is not None:
+                    labels = self.labels.setdefault(funnel, {}).setdefault(row, {})
+                    if stage in labels:
+                        self.problems.append("funnel %r: two labels for %s %s" % (funnel, row, stage))
+                    self.sink(labels, stage)
+                    return True
+        elif "vel" in classes and self.find("stage", "data-stage") is not None:
+            stage = self.find("stage", "data-stage")
+            vel = self.vel.setdefault(funnel, {})
+            if stage in vel:
+                self.problems.append("funnel %r: two .vel for stage %s" % (funnel, stage))
+            vel[stage] = {}
+            self.sink(vel[stage], "text")
+            return True
+        elif classes & {"vel-p50", "vel-p90"} and self.find("vel") is not None:
+            stage = self.find("stage", "data-stage")
+            self.sink(self.vel[funnel][stage], min(classes & {"vel-p50", "vel-p90"}))
+            return True
+        elif "campaigns" in classes:
+            self.campaigns.setdefault(funnel, []).append({"rank": a.get("data-rank"), "rows": []})
+            return True
+        elif tag == "tr" and "campaign" in classes and funnel in self.campaigns:
+            self.campaigns[funnel][-1]["rows"].append({"name": a.get("data-campaign"),
+                                                       "other": "other" in classes})
+            return True
+        elif tag == "td" and funnel in self.campaigns and self.campaigns[funnel][-1]["rows"]:
+            cell = [c for c in classes if c.startswith("c-") and c != "c-name"]
+            if cell:
+                self.sink(self.campaigns[funnel][-1]["rows"][-1], cell[0])
+                return True
+        return False
 
     def lookup_part(self, tag, classes, a):
         lk = self.lookup
@@ -234,6 +280,151 @@ def open_bounded(name, shown, fb, fa):
     return out
 
 
+# ---- issue 14: stage labels, stage velocity, campaigns ----------------------------
+# The page's formatting, replicated: JavaScript's toFixed rounds the exact
+# binary value half up (Python's "%.1f" rounds half to even), Math.round
+# rounds half towards +inf, toLocaleString("en-US") groups by 3 digits.
+
+DASH = "\u2014"
+RANKS = ("completed", "first_touch", "last_touch", "linear")
+MODELS = ("first_touch", "last_touch", "linear")
+TOP_CAMPAIGNS = 10
+OTHER = "(other)"
+
+
+def is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def to_fixed(x, digits):
+    q = decimal.Decimal(1).scaleb(-digits)
+    return str(decimal.Decimal(x).quantize(q, rounding=decimal.ROUND_HALF_UP))
+
+
+def fmt_int(n):
+    return "{:,}".format(math.floor(n + 0.5)) if is_num(n) else DASH
+
+
+def fmt_dur(ms):
+    if not is_num(ms):
+        return DASH
+    for size, unit in ((86400000, "d"), (3600000, "h"), (60000, "min"), (1000, "s")):
+        if abs(ms) >= size:
+            v = ms / size
+            return to_fixed(v, 0 if v >= 100 else 1) + " " + unit
+    return "%d ms" % math.floor(ms + 0.5)
+
+
+def page_stages(f):
+    """The stage list the page draws: the latest record's, else the funnel's."""
+    latest = f.get("latest") or {}
+    return latest.get("stages") or f.get("stages") or []
+
+
+def label(f, stages, i):
+    if f.get("mode") == "unordered":
+        return "reached %d of %d" % (i + 1, len(stages))
+    opt = f.get("optional") if isinstance(f.get("optional"), list) else []
+    return str(stages[i]) + (" (optional)" if i < len(opt) and opt[i] is True else "")
+
+
+def expected_velocity(latest, n):
+    """{stage index: {"text", ["vel-p50", "vel-p90"]}}, or None: no .vel at all."""
+    times = latest.get("stage_time_ms")
+    if not isinstance(times, list):
+        return None
+    out = {}
+    for i in range(n):
+        t = times[i] if i < n - 1 and i < len(times) and isinstance(times[i], dict) else {}
+        if i == n - 1:
+            out[str(i)] = {"text": ""}
+        elif is_num(t.get("count")) and t["count"] > 0:
+            p50, p90 = fmt_dur(t.get("p50")), fmt_dur(t.get("p90"))
+            out[str(i)] = {"text": "p50 %s \u00b7 p90 %s" % (p50, p90), "vel-p50": p50, "vel-p90": p90}
+        else:
+            out[str(i)] = {"text": DASH}
+    return out
+
+
+def expected_campaigns(latest, rank):
+    """The table's rows in page order, or None: no campaign table."""
+    by = latest.get("by_campaign")
+    if not isinstance(by, dict):
+        return None
+    att = latest.get("attribution") if isinstance(latest.get("attribution"), dict) else {}
+    credit = att.get("campaign") if isinstance(att.get("campaign"), dict) else {}
+    maps = {m: credit[m] if isinstance(credit.get(m), dict) else {} for m in MODELS}
+    num = lambda v: v if is_num(v) else 0
+
+    def row_of(k):
+        e = by.get(k) if isinstance(by.get(k), dict) else {}
+        reached = e.get("reached") if isinstance(e.get("reached"), list) else []
+        r = {"name": k, "reached": num(reached[0] if reached else None), "completed": num(e.get("completed"))}
+        for m in MODELS:
+            r[m] = num(maps[m].get(k))
+        return r
+    names = set(by) | {k for m in MODELS for k in maps[m]}
+    cut = OTHER in names
+    names.discard(OTHER)
+    # JavaScript compares strings by UTF-16 code units
+    rows = sorted((row_of(k) for k in names), key=lambda r: r["name"].encode("utf-16-be"))
+    rows.sort(key=lambda r: -r[rank])
+    top, below = rows[:TOP_CAMPAIGNS], rows[TOP_CAMPAIGNS:]
+    shown = [(r, False) for r in top]
+    if cut or below:
+        other = row_of(OTHER)
+        for r in below:
+            for k in ("reached", "completed") + MODELS:
+                other[k] += r[k]
+        shown.append((other, True))
+    out = []
+    for r, is_other in shown:
+        cells = {"c-" + k: fmt_int(r[k]) for k in ("reached", "completed", "first_touch", "last_touch")}
+        cells["c-linear"] = to_fixed(r["linear"], 1)
+        out.append(dict(cells, name=r["name"], other=is_other))
+    return out
+
+
+def issue14_problems(name, p, f):
+    """What the page shows of the issue 14 views of one funnel, against one document."""
+    out = []
+    stages = page_stages(f)
+    latest = f.get("latest")
+    want = {str(i): label(f, stages, i) for i in range(len(stages))} if latest else {}
+    got = p.labels.get(name, {}).get("stage", {})
+    if got != want:
+        out.append("funnel %r: stage labels %s, expected %s" % (name, ordered(got) or got, ordered(want)))
+    if newest(f) is not None:
+        live = f.get("stages") or stages
+        want = {str(i): label(f, live, i) for i in range(len(live))}
+        got = p.labels.get(name, {}).get("ostage", {})
+        if got != want:
+            out.append("funnel %r: live card labels %s, expected %s" % (name, ordered(got) or got, ordered(want)))
+    vel = expected_velocity(latest, len(stages)) if latest else None
+    got = p.vel.get(name)
+    if vel is None and got:
+        out.append("funnel %r: the page shows stage velocity, the record has no stage_time_ms" % name)
+    elif vel is not None and got != vel:
+        out.append("funnel %r: stage velocity differs\n      page: %s\n      api:  %s" % (name, got, vel))
+    rank = os.environ.get("FS_DASH_CAMPAIGN_RANK", "completed")
+    rank = rank if rank in RANKS else "completed"
+    camp = expected_campaigns(latest, rank) if latest else None
+    tables = p.campaigns.get(name, [])
+    if camp is None and tables:
+        out.append("funnel %r: the page shows campaigns, the record has no by_campaign" % name)
+    elif camp is not None:
+        if len(tables) != 1:
+            out.append("funnel %r: %d campaign tables, expected 1" % (name, len(tables)))
+        elif tables[0]["rank"] != rank:
+            out.append("funnel %r: campaigns ranked by %r, expected %r" % (name, tables[0]["rank"], rank))
+        elif tables[0]["rows"] != camp:
+            out.append("funnel %r: campaign rows differ\n      page: %s\n      api:  %s"
+                       % (name, [r["name"] for r in tables[0]["rows"]], [r["name"] for r in camp])
+                       + "".join("\n      row %d: page %s, api %s" % (i, g, w) for i, (g, w)
+                                 in enumerate(zip(tables[0]["rows"], camp)) if g != w))
+    return out
+
+
 # ---- customer lookup -----------------------------------------------------------
 
 def utc_iso(ms):
@@ -322,6 +513,10 @@ def main(argv):
             failures += open_exact(name, p.open.get(name), b)
         else:
             failures += open_bounded(name, p.open.get(name), b, a)
+        if b is not None or a is not None:
+            pb = issue14_problems(name, p, b) if b is not None else ["not in the first document"]
+            if pb and (a is None or issue14_problems(name, p, a)):
+                failures += pb
         if matches(shown, b) or matches(shown, a):
             continue
         if b is None and a is None:
@@ -396,8 +591,11 @@ def main(argv):
     extra = ""
     if customer is not None:
         extra = ", lookup of %r: %s with %d journey(s)" % (customer, lk["state"], len(lk["journeys"]))
+    n_vel = sum(1 for n in names if p.vel.get(n))
+    n_camp = sum(len(p.campaigns.get(n, [])) for n in names)
     print("dashboard check ok: %d funnel(s), %d with stage counts matching /api/funnels, "
-          "%d with an open window%s" % (len(names), checked, n_open, extra))
+          "%d with an open window, %d with stage velocity, %d with campaigns%s"
+          % (len(names), checked, n_open, n_vel, n_camp, extra))
     return 0
 
 

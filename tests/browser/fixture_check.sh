@@ -12,6 +12,13 @@
 #   product             has "open": [],
 #   legacy              has no closed window and no "open" field at all,
 #   fresh               has no closed window but one open window,
+#   velocity, campaigns, anyorder  come from issue14_records.jsonl (fields the
+#                       demo config does not make): stage_time_ms with a
+#                       count-0 entry and an optional stage; by_campaign and
+#                       attribution.campaign with 12 campaigns, ties, "", an
+#                       HTML-like name and a real "(other)"; an unordered
+#                       funnel. product and these get "mode" / "optional";
+#                       aida and b2b_pipeline have neither (an older server),
 # and dashboard_devserver.py serves it with journeys_fixture.json (customer
 # ids and channel names chosen to break naive encoding and innerHTML). Then
 # dashboard_check.sh runs with FS_DASH_FIXTURE=1 (exact comparisons, an open
@@ -21,7 +28,8 @@
 #                                  and the server's percent-decoding;
 #   ?customer=nobody               "no active journeys";
 #   ?customer=<129 x>              the server's 400, shown as an error;
-#   no ?customer=                  the lookup stays idle.
+#   no ?customer=                  the lookup stays idle;
+#   ?campaign_rank=linear          the campaign table ranked by linear credit.
 # FS_DASH_HTML serves another page file instead of web/dashboard.html (to try
 # a change, or a deliberately broken copy, without touching the tree that
 # other builds embed). Waits only on the devserver's first output line (its
@@ -49,7 +57,9 @@ trap cleanup EXIT
 "$BIN" replay --config "$SRC/configs/demo.yaml" --input "$work/events.jsonl" --format json \
   --quiet --log-level warn --output "$work/records.jsonl"
 "$PY" "$HERE/dashboard_fixture.py" "$work/records.jsonl" --open 2 --no-open product \
-  --empty legacy --starting fresh > "$work/funnels.json"
+  --empty legacy --starting fresh --extra "$HERE/issue14_records.jsonl" \
+  --mode product=strict --mode velocity=open --optional velocity=2 \
+  --mode campaigns=strict --mode anyorder=unordered > "$work/funnels.json"
 
 "$PY" "$HERE/dashboard_devserver.py" 0 "$work/funnels.json" "${FS_DASH_HTML:-$SRC/web/dashboard.html}" \
   "$HERE/journeys_fixture.json" > "$work/server.out" 2> "$work/server.err" &
@@ -82,6 +92,7 @@ check "?customer=a%2Fb+c%26d%3F%C3%A9%25" ok
 check "?customer=nobody" empty
 check "?customer=$long" error
 check "" ""
+check "?campaign_rank=linear" ""
 if [ "$status" -ne 0 ]; then
   echo "fixture_check: FAILED"
   exit "$status"

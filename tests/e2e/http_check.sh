@@ -154,6 +154,10 @@ def counts_ok(where, e, r, c, n, mode):
 seen = 0
 for f in doc["funnels"]:
     n = len(f["stages"])
+    # the mode and the optional stages, as the config says (the page labels its stages by them)
+    want_opt = [bool(s.get("optional", False)) for c in cfg["funnels"] if c["name"] == f["name"]
+                for s in c["stages"]]
+    assert f["mode"] == modes[f["name"]] and f["optional"] == want_opt, (f["name"], f["mode"], f["optional"])
     if f.get("latest"):
         l = f["latest"]
         counts_ok((f["name"], "latest"), l["entered"], l["reached"], l["completed"], n, modes[f["name"]])
