@@ -468,6 +468,7 @@ static void w_journey(wr *w, const fs_state_journey *j)
     w_touches(w, j->touch, j->n_touches);
     if (!ext)
         return;
+    assert(!j->timed || j->stage_ts != FS_STAGE_TS_UNKNOWN); /* the mark of no time */
     w_i64(w, j->timed ? j->stage_ts : FS_STAGE_TS_UNKNOWN);
     w_u64(w, j->reached);
     w_touches(w, j->campaign, j->n_campaigns);

@@ -158,6 +158,13 @@ static fs_flow *make_flow(uint32_t n, fs_dict *d, int ttc)
     (void)fs_flow_channel(f, label(d, "zeroed")); /* all zero, as a subtraction leaves it */
     fill_label_stats(fs_flow_segment(f, label(d, "vip")), n, 5);
     fill_label_stats(fs_flow_segment(f, label(d, "email")), n, 6);
+    if (ttc % 2) { /* the optional elements: stage times and campaigns */
+        fs_sketch *st = fs_flow_stage_times(f);
+        make_ttc(&st[n - 2], ttc);
+        fs_sketch_add(&st[0], 7);
+        fill_label_stats(fs_flow_campaign(f, label(d, "spring-sale")), n, 7);
+        fill_label_stats(fs_flow_campaign(f, label(d, "unknown")), n, 8);
+    }
     return f;
 }
 
@@ -301,6 +308,8 @@ static void assert_same_flow_fields(const fs_flow *a, const fs_dict *da, const f
     assert_same_fixed(a->revenue, b->revenue);
     assert_same_labels(&a->channels, da, &b->channels, db, a->n_stages);
     assert_same_labels(&a->segments, da, &b->segments, db, a->n_stages);
+    assert_same_labels(&a->campaigns, da, &b->campaigns, db, a->n_stages);
+    assert_true(!a->stage_time == !b->stage_time);
 }
 
 /* Field by field, then merged into fresh flows (each in its own ids). */
@@ -313,6 +322,8 @@ static void assert_same_flow(const fs_flow *a, const fs_dict *da, const fs_flow 
     }
     assert_same_flow_fields(a, da, b, db);
     assert_same_sketch(&a->ttc, &b->ttc);
+    for (uint32_t s = 0; a->stage_time && s + 1 < a->n_stages; s++)
+        assert_same_sketch(&a->stage_time[s], &b->stage_time[s]);
     fs_flow *ma = fs_flow_new(a->n_stages), *mb = fs_flow_new(b->n_stages);
     fs_flow_merge(ma, a, NULL);
     fs_flow_merge(mb, b, NULL);
@@ -529,6 +540,12 @@ static void assert_same_customer(const fs_state_customer *a, const fs_dict *da,
             assert_same_name(da, x->touch[t].label, db, y->touch[t].label);
             assert_int_equal(x->touch[t].count, y->touch[t].count);
         }
+        assert_true(x->timed == y->timed && (!x->timed || x->stage_ts == y->stage_ts));
+        assert_true(x->reached == y->reached && x->n_campaigns == y->n_campaigns);
+        for (uint32_t t = 0; t < x->n_campaigns; t++) {
+            assert_same_name(da, x->campaign[t].label, db, y->campaign[t].label);
+            assert_int_equal(x->campaign[t].count, y->campaign[t].count);
+        }
     }
 }
 
@@ -549,6 +566,15 @@ static void test_customer_round_trip(void **state)
                                       .start_ts = ts[(f + v) % 3],
                                       .max_stage = n_stages[f] - 1 - (uint32_t)v % 2};
             make_touches(&j[f], &d.a, touches[v][f]);
+            if (f == v) { /* one journey a round with the extension's fields */
+                j[f].timed = v != 2;
+                j[f].stage_ts = ts[v] == INT64_MIN ? INT64_MIN + 1 : ts[v];
+                j[f].reached = v == 1 ? (1u << (j[f].max_stage + 1)) - 1 : 0;
+                j[f].n_campaigns = 2;
+                j[f].campaign = fs_xcalloc(2, sizeof(*j[f].campaign));
+                j[f].campaign[0] = (fs_touch_count){label(&d.a, ""), 1};
+                j[f].campaign[1] = (fs_touch_count){label(&d.a, "bf"), UINT32_MAX};
+            }
         }
         fs_state_customer c = {"c", 1, N_FUNNELS - (uint32_t)v % 2, j + v % 2, checkpoint[v]};
         fs_buf val = {0}, again = {0};
@@ -563,8 +589,10 @@ static void test_customer_round_trip(void **state)
         fs_state_encode_customer(&again, &got, &d.lb);
         assert_true(again.len == val.len && memcmp(again.p, val.p, val.len) == 0);
         fs_state_customer_free(&got);
-        for (uint32_t f = 0; f < N_FUNNELS; f++)
+        for (uint32_t f = 0; f < N_FUNNELS; f++) {
             free(j[f].touch);
+            free(j[f].campaign);
+        }
         fs_buf_free(&val);
         fs_buf_free(&again);
         dicts_free(&d);
@@ -1349,6 +1377,9 @@ static void test_config_hash(void **state)
         {"[ad_impression]", "[ad_click]"},
         {"[ad_impression]", "[ad_impression, x]"},
         {"name: buy", "name: buy2"},
+        {"mode: open", "mode: unordered"},
+        {"conversion_window: 1h", "conversion_window: 1h\n    breakdowns: [campaign]"},
+        {"conversion_window: 1h", "conversion_window: 1h\n    stage_time: false"},
     };
     for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
         if (hash_of(changes[i][0], changes[i][1]) == base) {
@@ -1356,6 +1387,60 @@ static void test_config_hash(void **state)
             fail();
         }
     }
+    /* options at their defaults hash as before they existed; the record
+     * size is no state */
+    assert_true(hash_of("conversion_window: 1h",
+                        "conversion_window: 1h\n    breakdowns: [segment, channel]") == base);
+    assert_true(hash_of("conversion_window: 1h", "conversion_window: 1h\n    stage_time: true") ==
+                base);
+    assert_true(hash_of("conversion_window: 1h",
+                        "conversion_window: 1h\n    max_breakdown_values: 3") == base);
+    /* an optional stage changes the rules */
+    uint64_t three = hash_of("      - {name: buy,", "      - {name: pay, events: [pay]}\n"
+                                                    "      - {name: buy,");
+    assert_true(hash_of("      - {name: buy,",
+                        "      - {name: pay, events: [pay], optional: true}\n"
+                        "      - {name: buy,") != three);
+}
+
+/* A journey with the extension's fields whose reached set disagrees with
+ * its stage, and one of 5 or 6 elements, are malformed. */
+static void test_customer_extension_malformed(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *why;
+        const char *bytes;
+        size_t len;
+    } bad[] = {
+        {"3 stages reached at stage 1", "\x01\x00\x97\x00\x00\x01\x92\xa1x\x01\x00\x07\x90", 13},
+        {"reached beyond the stages", "\x01\x00\x97\x00\x00\x01\x92\xa1x\x01\x00\xcd\x01\x00\x90",
+         15},
+        {"5 elements", "\x01\x00\x95\x00\x00\x01\x92\xa1x\x01\x00", 11},
+        {"campaign touches not pairs", "\x01\x00\x97\x00\x00\x01\x92\xa1x\x01\x00\x03\x91\xa1x",
+         15},
+    };
+    dicts d;
+    dicts_init(&d);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        fs_state_customer got;
+        char err[ERR_LEN];
+        if (fs_state_decode_customer(bad[i].bytes, bad[i].len, N_FUNNELS, n_stages, &d.lb, &got,
+                                     err, sizeof(err)) != FS_STATE_EMALFORMED) {
+            print_error("%s: decoded\n", bad[i].why);
+            fail();
+        }
+    }
+    /* the same journey, well formed: stage 1, stages 0 and 2 reached */
+    fs_state_customer got;
+    char err[ERR_LEN];
+    assert_int_equal(fs_state_decode_customer("\x01\x00\x97\x00\x00\x01\x92\xa1x\x01\x00\x05\x90",
+                                              13, N_FUNNELS, n_stages, &d.lb, &got, err,
+                                              sizeof(err)),
+                     FS_STATE_OK);
+    assert_true(got.n_journeys == 1 && got.journey[0].reached == 5 && got.journey[0].timed);
+    fs_state_customer_free(&got);
+    dicts_free(&d);
 }
 
 int main(void)
@@ -1366,6 +1451,7 @@ int main(void)
         cmocka_unit_test(test_customer_round_trip),
         cmocka_unit_test(test_customer_no_journey),
         cmocka_unit_test(test_customer_malformed),
+        cmocka_unit_test(test_customer_extension_malformed),
         cmocka_unit_test(test_customer_limits),
         cmocka_unit_test(test_customer_damage),
         cmocka_unit_test(test_version),
