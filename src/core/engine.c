@@ -445,6 +445,7 @@ static void publish_snapshot(worker_thread *t, const fs_worker *w)
     pthread_mutex_lock(&t->snap_lock);
     t->snap = w->stats;
     t->snap.windows_open = fs_worker_windows_held(w);
+    t->snap.label_values = fs_worker_label_values(w);
     fs_open_count *p = t->open_snap;
     uint32_t cap = t->cap_snap;
     t->open_snap = t->open_work;
@@ -647,6 +648,7 @@ static fs_engine_stats sum_stats(fs_engine *e, const fs_worker_stats *ws)
         st.journeys_refused += ws[i].journeys_refused;
         st.journeys_evicted += ws[i].journeys_evicted;
         st.events_ignored += ws[i].events_ignored;
+        st.label_values += ws[i].label_values;
     }
     for (uint32_t i = 0; i < e->n_workers; i++) /* workers hold windows they counted in */
         if (ws[i].windows_open > st.windows_open)
@@ -667,6 +669,7 @@ fs_engine_stats fs_engine_get_stats(fs_engine *e)
     for (uint32_t i = 0; i < e->n_workers; i++) {
         ws[i] = e->workers[i].stats;
         ws[i].windows_open = fs_worker_windows_held(&e->workers[i]);
+        ws[i].label_values = fs_worker_label_values(&e->workers[i]);
     }
     fs_engine_stats st = sum_stats(e, ws);
     for (uint32_t i = 0; e->joined && i < e->n_workers; i++) {

@@ -110,7 +110,8 @@ typedef struct fs_engine_stats {
     uint64_t journeys_refused, journeys_evicted; /* limits: (worker.h) */
     uint64_t events_ignored;                     /* valid, but of a type no funnel uses */
     uint64_t windows_open;
-    uint64_t table_bytes; /* journey table estimate */
+    uint64_t label_values; /* label entries in open windows, all workers (worker.h) */
+    uint64_t table_bytes;  /* journey table estimate */
     uint64_t flow_records, cohort_records, write_errors;
     uint64_t partials, partial_bytes; /* partials made (merge.h) */
     /* CPU time of the worker threads (after join; 0 while running): their

@@ -1135,6 +1135,35 @@ uint64_t fs_worker_windows_held(const fs_worker *w)
     return n;
 }
 
+static uint64_t slot_label_values(const fs_window_slot *slot, uint32_t n_funnels)
+{
+    uint64_t n = 0;
+    for (uint32_t f = 0; f < n_funnels; f++)
+        if (slot->flow[f])
+            n += fs_flow_label_values(slot->flow[f]);
+    return n;
+}
+
+uint64_t fs_worker_label_values(const fs_worker *w)
+{
+    uint64_t n = 0;
+    uint32_t nf = w->funnels->n;
+    for (uint32_t p = 0; p < w->n_lanes; p++) {
+        const fs_lane *l = w->lanes[p];
+        if (!l)
+            continue;
+        const fs_i64map *panes = &l->windows.panes;
+        for (size_t i = 0; i <= panes->mask; i++)
+            if (panes->slots[i].value)
+                n += slot_label_values(panes->slots[i].value, nf);
+        if (l->windows.run)
+            n += slot_label_values(l->windows.run, nf);
+        for (uint32_t i = l->parked_head; i < l->n_parked; i++)
+            n += slot_label_values(l->parked[i], nf);
+    }
+    return n;
+}
+
 void fs_worker_finish(fs_worker *w)
 {
     int64_t old = w->wm;

@@ -193,6 +193,9 @@ typedef struct fs_worker_stats {
     uint64_t journeys_refused, journeys_evicted;
     uint64_t events_ignored; /* valid events of a type no funnel uses (owned ones) */
     uint64_t windows_open;   /* at the last snapshot (fs_worker_snapshot) */
+    /* label entries (channel, segment, campaign values) in the open
+     * windows' flows: what their memory grows with (same snapshot) */
+    uint64_t label_values;
 } fs_worker_stats;
 
 typedef struct fs_worker {
@@ -285,6 +288,8 @@ typedef struct fs_open_count {
 uint32_t fs_worker_open_counts(const fs_worker *w, fs_open_count **out, uint32_t *cap);
 /* Panes and parked windows held, over all lanes. */
 uint64_t fs_worker_windows_held(const fs_worker *w);
+/* Owner thread: label entries held in the open windows and panes. */
+uint64_t fs_worker_label_values(const fs_worker *w);
 
 void fs_step_free(fs_step *s, uint32_t n_funnels);
 

@@ -201,6 +201,10 @@ void fs_metrics_render(const fs_metrics *m, fs_buf *out)
         "and entries.",
         (double)e->table_bytes);
     one(out, "open_windows", "gauge", "Windows not closed yet.", (double)e->windows_open);
+    one(out, "open_window_label_values", "gauge",
+        "Breakdown and attribution values (channels, segments, campaigns) held in the open "
+        "windows' counts, every worker's copy: a window's memory grows with them.",
+        (double)e->label_values);
     family(out, "records_emitted_total", "counter", "Records written to the output topic.");
     sample(out, "records_emitted_total", "kind=\"flow\"", (double)e->flow_records);
     sample(out, "records_emitted_total", "kind=\"cohort\"", (double)e->cohort_records);

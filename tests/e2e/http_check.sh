@@ -77,7 +77,8 @@ else
   skipped+=("/metrics syntax by Prometheus's parser (no promtool)")
 fi
 for family in consumer_lag events_total rejected_total active_journeys journey_table_bytes \
-    open_windows records_emitted_total close_to_ack_seconds_bucket producer_queue \
+    open_windows open_window_label_values records_emitted_total close_to_ack_seconds_bucket \
+    producer_queue \
     rebalances_total restore_seconds; do
   grep -q "^funnelstream_$family" "$work/metrics" || fail "/metrics has no funnelstream_$family"
 done

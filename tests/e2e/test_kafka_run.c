@@ -109,6 +109,14 @@ static void test_eight_partitions(void **state)
     check_equals_replay(8, "four_funnels.yaml");
 }
 
+/* Unordered, optional stages, campaigns and the "(other)" cut: the cut is
+ * made on the counts merged from every partition's partials. */
+static void test_issue14_features_five_partitions(void **state)
+{
+    (void)state;
+    check_equals_replay(5, "features.yaml");
+}
+
 /* ---- dead letters ------------------------------------------------------------ */
 
 static const struct {
@@ -550,6 +558,14 @@ static void test_kill_and_restart(void **state)
     kill_and_restart("exactly_once", "hopping.yaml", "kr-in", "kr-out", "g-kr", 10);
 }
 
+/* The journeys' extension and the flows' stage times and campaigns come
+ * back from the state topic after each kill. */
+static void test_kill_and_restart_issue14_features(void **state)
+{
+    (void)state;
+    kill_and_restart("exactly_once", "features.yaml", "kf-in", "kf-out", "g-kf", 4);
+}
+
 static void test_kill_and_restart_at_least_once(void **state)
 {
     (void)state;
@@ -880,10 +896,12 @@ int main(void)
         cmocka_unit_test(test_one_partition),
         cmocka_unit_test(test_three_partitions),
         cmocka_unit_test(test_eight_partitions),
+        cmocka_unit_test(test_issue14_features_five_partitions),
         cmocka_unit_test(test_dead_letters),
         cmocka_unit_test(test_sigterm_mid_stream),
         cmocka_unit_test(test_kill_and_restart),
         cmocka_unit_test(test_kill_and_restart_at_least_once),
+        cmocka_unit_test(test_kill_and_restart_issue14_features),
         cmocka_unit_test(test_sigterm_and_restart),
         cmocka_unit_test(test_sigterm_and_restart_at_least_once),
         cmocka_unit_test(test_injected_faults),
