@@ -1027,7 +1027,7 @@ static bool rd_flow_more(rd *r, fs_flow *f)
 static bool rd_flow(rd *r, uint32_t n_stages, fs_flow **out)
 {
     const unsigned char *at = r->p;
-    uint32_t n = 0, n_fields;
+    uint32_t n = 0, n_fields = 0;
     if (!rd_array(r, "flow", &n_fields))
         return false;
     if (n_fields != 7 && n_fields != 9) {
@@ -1444,7 +1444,7 @@ static bool rd_journey(rd *r, const shape *sh, fs_state_customer *c)
 {
     fs_state_journey *j = &c->journey[c->n_journeys];
     const unsigned char *at = r->p;
-    uint32_t n;
+    uint32_t n = 0;
     memset(j, 0, sizeof(*j));
     if (!rd_array(r, "journey", &n))
         return false;
