@@ -2024,6 +2024,67 @@ static void test_other_no_cut_within_limit(void **state)
     free(out);
 }
 
+static void test_other_cut_ties(void **state)
+{
+    (void)state;
+    /* Ties by name, bytewise with a shorter prefix first: max 1, open, 2
+     * stages, breakdowns [channel]; three starts on channels "ab", "a",
+     * "aa", reached [1,0] each. V = {a, aa, ab} (3 > 1), all scores 1:
+     * "a" < "aa" < "ab", keep "a"; "(other)" = aa + ab = [2,0]. They expire
+     * at T0+60x000 (window T0+10M), where every map is empty: no cut. */
+    const cev pre[] = {{"c1", 1000, "a0", "ab", NULL, NULL},
+                       {"c2", 2000, "a0", "a", NULL, NULL},
+                       {"c3", 3000, "a0", "aa", NULL, NULL}};
+    char *out = REPLAYC(cfgx(WIN_1M, "open", "10m", NULL, 2, 0,
+                             "    breakdowns: [channel]\n    max_breakdown_values: 1\n"),
+                        pre);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "reached", "[3,0]");
+    assert_field(r, "by_channel",
+                 "{\"(other)\":{\"reached\":[2,0],\"completed\":0},"
+                 "\"a\":{\"reached\":[1,0],\"completed\":0}}");
+    free(r);
+    r = expect_record(out, "flow", "f", 10 * M);
+    assert_field(r, "abandoned", "[3,0]");
+    assert_field(r, "by_channel", "{}");
+    free(r);
+    free(out);
+
+    /* Linear credit ranks exactly: max 2, breakdowns [channel].
+     *  c1, c2, c3 each: a0 ch p, a0 ch r (touch), a1 ch r (completes):
+     *    p 1/3, r 2/3 per journey.
+     *  c4: a0 ch q, a1 ch q: q 1.
+     * linear: r 3 * 2/3 = 2, p 3 * 1/3 = 1 exactly, q 1. V = {p, q, r}
+     * (3 > 2): keep r, then p and q tie at exactly 1 -> p by name;
+     * "(other)" = q = 1. (A rounded 1/3 summed three times falls short of 1
+     * and would keep q instead.)
+     * by_channel: p [3,0] (3), r [0,3] 3 completions (3), q [1,1] 1 (2):
+     * keep p, r (tie at 3, p < r); "(other)" = q.
+     * first_touch p 3, q 1 and last_touch r 3, q 1: |V| = 2, no cut. */
+    const cev lin[] = {
+        {"c1", 1000, "a0", "p", NULL, NULL}, {"c1", 1100, "a0", "r", NULL, NULL},
+        {"c1", 1200, "a1", "r", NULL, NULL}, {"c2", 2000, "a0", "p", NULL, NULL},
+        {"c2", 2100, "a0", "r", NULL, NULL}, {"c2", 2200, "a1", "r", NULL, NULL},
+        {"c3", 3000, "a0", "p", NULL, NULL}, {"c3", 3100, "a0", "r", NULL, NULL},
+        {"c3", 3200, "a1", "r", NULL, NULL}, {"c4", 4000, "a0", "q", NULL, NULL},
+        {"c4", 4100, "a1", "q", NULL, NULL},
+    };
+    out = REPLAYC(cfgx(WIN_1M, "open", "10m", NULL, 2, 0,
+                       "    breakdowns: [channel]\n    max_breakdown_values: 2\n"),
+                  lin);
+    r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "completed", "4");
+    assert_field(r, "by_channel",
+                 "{\"(other)\":{\"reached\":[1,1],\"completed\":1},"
+                 "\"p\":{\"reached\":[3,0],\"completed\":0},"
+                 "\"r\":{\"reached\":[0,3],\"completed\":3}}");
+    assert_field(r, "attribution.first_touch", "{\"p\":3,\"q\":1}");
+    assert_field(r, "attribution.last_touch", "{\"q\":1,\"r\":3}");
+    assert_field_close(r, "attribution.linear", "{\"(other)\":1,\"p\":1,\"r\":2}");
+    free(r);
+    free(out);
+}
+
 /* -- which keys a record has -- */
 
 static void assert_keys_at(const char *json, const char *path, const char *want, const char *file,
@@ -2154,6 +2215,7 @@ int main(void)
         cmocka_unit_test(test_by_campaign_unknown_and_attribution),
         cmocka_unit_test(test_other_cut),
         cmocka_unit_test(test_other_no_cut_within_limit),
+        cmocka_unit_test(test_other_cut_ties),
         cmocka_unit_test(test_breakdown_subsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
