@@ -33,10 +33,11 @@
     "{\"count\":0,\"min\":null,\"max\":null,\"sum\":0,\"p50\":null,\"p90\":null,\"p99\":null}"
 
 /* A config with one funnel `f` of nstages stages s<i>[a<i>]; window is the
- * text inside `window: {...}`; exclude NULL = none. Static buffer: one config
- * at a time. */
-static const char *cfg(const char *window, const char *mode, const char *cw, const char *exclude,
-                       int nstages)
+ * text inside `window: {...}`; exclude NULL = none; stage i is `optional:
+ * true` when bit i of optional is set; extra (NULL = none) is more funnel
+ * lines ("    breakdowns: [...]\n"). Static buffer: one config at a time. */
+static const char *cfgx(const char *window, const char *mode, const char *cw, const char *exclude,
+                        int nstages, unsigned optional, const char *extra)
 {
     static char buf[2048];
     int n = snprintf(buf, sizeof(buf),
@@ -45,11 +46,19 @@ static const char *cfg(const char *window, const char *mode, const char *cw, con
                      window, mode, cw);
     if (exclude)
         n += snprintf(buf + n, sizeof(buf) - (size_t)n, "    exclude: [%s]\n", exclude);
+    if (extra)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%s", extra);
     n += snprintf(buf + n, sizeof(buf) - (size_t)n, "    stages:\n");
     for (int i = 0; i < nstages; i++)
-        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "      - {name: s%d, events: [a%d]}\n", i,
-                      i);
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "      - {name: s%d, events: [a%d]%s}\n", i,
+                      i, (optional >> i) & 1u ? ", optional: true" : "");
     return buf;
+}
+
+static const char *cfg(const char *window, const char *mode, const char *cw, const char *exclude,
+                       int nstages)
+{
+    return cfgx(window, mode, cw, exclude, nstages, 0, NULL);
 }
 
 #define WIN_1M "size: 1m, max_out_of_orderness: 0"
@@ -1409,6 +1418,756 @@ static void test_ts_range_boundaries(void **state)
     free(out);
 }
 
+/* ---- issue 14: campaign, unordered, optional stages, stage_time_ms ---- */
+
+/* fs_e2e_event has no campaign: the issue 14 cases build their JSON lines
+ * with this one. campaign: NULL = key left out, CAMP_NULL = "campaign":null,
+ * else the string. No string here needs JSON escaping. */
+static const char CAMP_NULL[] = "<null>";
+
+typedef struct cev {
+    const char *customer;
+    int64_t dt;
+    const char *event;
+    const char *channel;
+    const char *campaign;
+    const char *value;
+} cev;
+
+static char *cev_jsonl(const cev *evs, size_t n)
+{
+    size_t cap = n * 256 + 1, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        const cev *e = &evs[i];
+        len += (size_t)snprintf(buf + len, cap - len,
+                                "{\"customer_id\":\"%s\",\"ts\":%lld,\"event\":\"%s\"", e->customer,
+                                (long long)(FS_E2E_T0 + e->dt), e->event);
+        if (e->channel)
+            len += (size_t)snprintf(buf + len, cap - len, ",\"channel\":\"%s\"", e->channel);
+        if (e->campaign == CAMP_NULL)
+            len += (size_t)snprintf(buf + len, cap - len, ",\"campaign\":null");
+        else if (e->campaign)
+            len += (size_t)snprintf(buf + len, cap - len, ",\"campaign\":\"%s\"", e->campaign);
+        if (e->value)
+            len += (size_t)snprintf(buf + len, cap - len, ",\"value\":%s", e->value);
+        len += (size_t)snprintf(buf + len, cap - len, "}\n");
+        assert_true(len < cap);
+    }
+    return buf;
+}
+
+static char *replay_cevs_at(const char *config, const cev *evs, size_t n, const char *file,
+                            int line)
+{
+    char *in = cev_jsonl(evs, n);
+    char *out = replay_text_at(config, in, file, line);
+    free(in);
+    return out;
+}
+
+#define REPLAYC(config, evs) replay_cevs_at((config), (evs), N_EVENTS(evs), __FILE__, __LINE__)
+
+/* The text of a stage_time_ms / ttc_ms object with count > 0. The sketch
+ * holds few values exactly, so the quantiles are compared as text too. */
+static const char *sketch(int count, long min, long max, long sum, long p50, long p90, long p99)
+{
+    static char buf[8][160];
+    static int next;
+    char *b = buf[next++ % 8];
+    snprintf(b, sizeof buf[0],
+             "{\"count\":%d,\"min\":%ld,\"max\":%ld,\"sum\":%ld,\"p50\":%ld,\"p90\":%ld,"
+             "\"p99\":%ld}",
+             count, min, max, sum, p50, p90, p99);
+    return b;
+}
+
+#define ST_EMPTY TTC_EMPTY
+
+/* -- unordered -- */
+
+static void test_unordered_progress(void **state)
+{
+    (void)state;
+    /* unordered, 4 stages, cw 10m. reached[p] means "p + 1 distinct stages".
+     *  c1 a2 @1000 ch a: start, set {2}, p 0: entered[0], reached[0] (a)
+     *  c1 a0 @2000 ch b: new stage, set {2,0}, p 1: reached[1] (b)
+     *  c1 a2 @3000 ch c: stage seen before: a touch, no count (c nowhere)
+     *  c1 a3 @4000 ch d: p 2: reached[2] (d); 3 of 4, not complete
+     *  c2 a1 @5000 ch a: start, p 0: entered[0], reached[0] (a)
+     * Window T0: entered [2,0,0,0], reached [2,1,1,0], skipped zeros,
+     * conversion [1/2, 1/1, 0/1]. stage_time_ms (s = progress): c1 at p 0
+     * from 1000 to 2000 -> [0] 1000; at p 1 from 2000 to 4000 (the touch at
+     * 3000 does not restart the clock) -> [1] 2000; nothing for [2].
+     * Expiry (10m after the starts: T0+601000, T0+605000, window T0+10M):
+     * c1 at max_stage = progress - 1 = 2, c2 at 0: abandoned [1,0,1,0];
+     * expiry records no stage time. */
+    const cev evs[] = {{"c1", 1000, "a2", "a", NULL, NULL},
+                       {"c1", 2000, "a0", "b", NULL, NULL},
+                       {"c1", 3000, "a2", "c", NULL, NULL},
+                       {"c1", 4000, "a3", "d", NULL, NULL},
+                       {"c2", 5000, "a1", "a", NULL, NULL}};
+    char *out = REPLAYC(cfg(WIN_1M, "unordered", "10m", NULL, 4), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "stages", "[\"s0\",\"s1\",\"s2\",\"s3\"]");
+    assert_field(r, "entered", "[2,0,0,0]");
+    assert_field(r, "reached", "[2,1,1,0]");
+    assert_field(r, "skipped", "[0,0,0,0]");
+    assert_field(r, "abandoned", "[0,0,0,0]");
+    assert_field(r, "excluded", "[0,0,0,0]");
+    assert_field(r, "completed", "0");
+    assert_field_close(r, "conversion", "[0.5,1,0]");
+    assert_field(r, "by_channel",
+                 "{\"a\":{\"reached\":[2,0,0,0],\"completed\":0},"
+                 "\"b\":{\"reached\":[0,1,0,0],\"completed\":0},"
+                 "\"d\":{\"reached\":[0,0,1,0],\"completed\":0}}");
+    assert_field(r, "attribution", "{\"first_touch\":{},\"last_touch\":{},\"linear\":{}}");
+    assert_int_equal(fs_e2e_size(r, "stage_time_ms"), 3);
+    assert_field(r, "stage_time_ms.0", sketch(1, 1000, 1000, 1000, 1000, 1000, 1000));
+    assert_field(r, "stage_time_ms.1", sketch(1, 2000, 2000, 2000, 2000, 2000, 2000));
+    assert_field(r, "stage_time_ms.2", ST_EMPTY);
+    free(r);
+    r = expect_record(out, "flow", "f", 10 * M);
+    assert_field(r, "entered", "[0,0,0,0]");
+    assert_field(r, "reached", "[0,0,0,0]");
+    assert_field(r, "skipped", "[0,0,0,0]");
+    assert_field(r, "abandoned", "[1,0,1,0]");
+    assert_field(r, "by_channel", "{}");
+    assert_field(r, "stage_time_ms", "[" ST_EMPTY "," ST_EMPTY "," ST_EMPTY "]");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 2);
+    free(out);
+}
+
+static void test_unordered_touch_and_completion(void **state)
+{
+    (void)state;
+    /* unordered, 3 stages, all reached in the order s1, s2, s0:
+     *  c1 a1 @1000 ch a: start, p 0 (a: reached[0])
+     *  c1 a1 @2000 ch x: touch (no count; a funnel event for linear)
+     *  c1 a2 @3000 ch b: p 1 (b: reached[1])
+     *  c1 a1 @4000 ch x: touch
+     *  c1 a0 @5000 ch c value 9: p 2 = all 3 stages: completes (c:
+     *    reached[2], completed). revenue 9, ttc 4000.
+     * Nothing skipped. Attribution: first a, last c, linear over the 5
+     * funnel events a, x, b, x, c: a 0.2, b 0.2, c 0.2, x 0.4 (x has credit
+     * but no by_channel entry). stage_time_ms: [0] 1000 -> 3000 = 2000,
+     * [1] 3000 -> 5000 = 2000 (touches do not restart the clock). The
+     * journey ended: no expiry, one record. */
+    const cev evs[] = {{"c1", 1000, "a1", "a", NULL, NULL},
+                       {"c1", 2000, "a1", "x", NULL, NULL},
+                       {"c1", 3000, "a2", "b", NULL, NULL},
+                       {"c1", 4000, "a1", "x", NULL, NULL},
+                       {"c1", 5000, "a0", "c", NULL, "9"}};
+    char *out = REPLAYC(cfg(WIN_1M, "unordered", "10m", NULL, 3), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "reached", "[1,1,1]");
+    assert_field(r, "skipped", "[0,0,0]");
+    assert_field(r, "abandoned", "[0,0,0]");
+    assert_field(r, "completed", "1");
+    assert_field_close(r, "revenue", "9");
+    assert_field_close(r, "conversion", "[1,1]");
+    assert_field(r, "ttc_ms", sketch(1, 4000, 4000, 4000, 4000, 4000, 4000));
+    assert_field(r, "by_channel",
+                 "{\"a\":{\"reached\":[1,0,0],\"completed\":0},"
+                 "\"b\":{\"reached\":[0,1,0],\"completed\":0},"
+                 "\"c\":{\"reached\":[0,0,1],\"completed\":1}}");
+    assert_field(r, "attribution.first_touch", "{\"a\":1}");
+    assert_field(r, "attribution.last_touch", "{\"c\":1}");
+    assert_field_close(r, "attribution.linear", "{\"a\":0.2,\"b\":0.2,\"c\":0.2,\"x\":0.4}");
+    assert_field(r, "stage_time_ms",
+                 "[{\"count\":1,\"min\":2000,\"max\":2000,\"sum\":2000,\"p50\":2000,\"p90\":2000,"
+                 "\"p99\":2000},{\"count\":1,\"min\":2000,\"max\":2000,\"sum\":2000,\"p50\":2000,"
+                 "\"p90\":2000,\"p99\":2000}]");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 1);
+    free(out);
+}
+
+static void test_unordered_expiry_and_exclusion(void **state)
+{
+    (void)state;
+    /* unordered, 4 stages, cw 2m, exclude x.
+     *  c1 a3 @1000, a1 @2000: progress 2 (max_stage 1); expires at
+     *    T0+121000 -> abandoned[1] in window T0+2M.
+     *  c2 a0 @3000, a2 @4000, a0 @5000 (touch), a1 @6000: progress 3
+     *    (max_stage 2); x @7000 excludes it: excluded[2] at T0+7000.
+     *  c3 x @8000: no journey, nothing.
+     * Window T0: entered [2,0,0,0], reached [2,2,1,0], excluded [0,0,1,0].
+     * stage_time_ms: c1 [0] 1000; c2 [0] 1000, [1] 2000 (4000 -> 6000);
+     * the exclusion and the expiry record nothing: [0] count 2 sum 2000,
+     * [1] count 1 sum 2000, [2] empty; window T0+2M all empty. */
+    const cev evs[] = {
+        {"c1", 1000, "a3", "a", NULL, NULL}, {"c1", 2000, "a1", "a", NULL, NULL},
+        {"c2", 3000, "a0", "a", NULL, NULL}, {"c2", 4000, "a2", "a", NULL, NULL},
+        {"c2", 5000, "a0", "a", NULL, NULL}, {"c2", 6000, "a1", "a", NULL, NULL},
+        {"c2", 7000, "x", "a", NULL, NULL},  {"c3", 8000, "x", "a", NULL, NULL},
+    };
+    char *out = REPLAYC(cfg(WIN_1M, "unordered", "2m", "x", 4), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[2,0,0,0]");
+    assert_field(r, "reached", "[2,2,1,0]");
+    assert_field(r, "skipped", "[0,0,0,0]");
+    assert_field(r, "abandoned", "[0,0,0,0]");
+    assert_field(r, "excluded", "[0,0,1,0]");
+    assert_field(r, "completed", "0");
+    assert_field(r, "stage_time_ms.0", sketch(2, 1000, 1000, 2000, 1000, 1000, 1000));
+    assert_field(r, "stage_time_ms.1", sketch(1, 2000, 2000, 2000, 2000, 2000, 2000));
+    assert_field(r, "stage_time_ms.2", ST_EMPTY);
+    free(r);
+    r = expect_record(out, "flow", "f", 2 * M);
+    assert_field(r, "entered", "[0,0,0,0]");
+    assert_field(r, "skipped", "[0,0,0,0]");
+    assert_field(r, "abandoned", "[0,1,0,0]");
+    assert_field(r, "excluded", "[0,0,0,0]");
+    assert_field(r, "stage_time_ms", "[" ST_EMPTY "," ST_EMPTY "," ST_EMPTY "]");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 2);
+    free(out);
+}
+
+/* -- optional stages -- */
+
+/* s0 -> s1 (optional) -> s2 -> s3 (optional) -> s4 */
+#define OPT_1_3 ((1u << 1) | (1u << 3))
+
+static void test_strict_optional_stages(void **state)
+{
+    (void)state;
+    /* strict, 5 stages, s1 and s3 optional, cw 10m.
+     *  c1 a0 @1000 ch a: start (entered[0], reached[0]).
+     *  c1 a2 @2000 ch b: 0 -> 2 over s1 (optional): advances; reached[1],
+     *    reached[2]; s1 is optional so not skipped.
+     *  c1 a4 @3000 ch c: 2 -> 4 over s3 (optional): advances and completes
+     *    (reached[3], reached[4]); ttc 2000.
+     *  c2 a0 @4000 ch a: start.
+     *  c2 a3 @5000 ch d: 0 -> 3 would pass s2 (required): ignored -- no
+     *    count, not a touch, not a funnel event.
+     *  c2 a1 @6000 ch e: 0 -> 1 advances.
+     *  c2 a4 @7000 ch f: 1 -> 4 would pass s2: ignored.
+     *  c2 a2 @8000 g, a3 @9000 h, a4 @10000 i: one by one; completes, ttc
+     *    6000.
+     *  c3 a1 @11000: a strict start needs stage 0 (s1 being optional does not
+     *    matter): ignored.
+     * entered [2,0,0,0,0], reached [2,2,2,2,2], skipped zeros, completed 2,
+     * ttc 2000 and 6000. Linear: c1 a,b,c 1/3 each; c2 a,e,g,h,i 1/5 each
+     * (d and f get nothing): a 8/15. stage_time_ms: c1 [0] 1000 (1000 ->
+     * 2000), [2] 1000 (2000 -> 3000), nothing for the jumped s1, s3; c2 [0]
+     * 2000, [1] 2000, [2] 1000, [3] 1000 (the ignored events change nothing). */
+    const cev evs[] = {
+        {"c1", 1000, "a0", "a", NULL, NULL},  {"c1", 2000, "a2", "b", NULL, NULL},
+        {"c1", 3000, "a4", "c", NULL, NULL},  {"c2", 4000, "a0", "a", NULL, NULL},
+        {"c2", 5000, "a3", "d", NULL, NULL},  {"c2", 6000, "a1", "e", NULL, NULL},
+        {"c2", 7000, "a4", "f", NULL, NULL},  {"c2", 8000, "a2", "g", NULL, NULL},
+        {"c2", 9000, "a3", "h", NULL, NULL},  {"c2", 10000, "a4", "i", NULL, NULL},
+        {"c3", 11000, "a1", "z", NULL, NULL},
+    };
+    char *out = REPLAYC(cfgx(WIN_1M, "strict", "10m", NULL, 5, OPT_1_3, NULL), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[2,0,0,0,0]");
+    assert_field(r, "reached", "[2,2,2,2,2]");
+    assert_field(r, "skipped", "[0,0,0,0,0]");
+    assert_field(r, "abandoned", "[0,0,0,0,0]");
+    assert_field(r, "completed", "2");
+    assert_field_close(r, "conversion", "[1,1,1,1]");
+    assert_field(r, "ttc_ms", sketch(2, 2000, 6000, 8000, 2000, 6000, 6000));
+    assert_field(r, "by_channel",
+                 "{\"a\":{\"reached\":[2,0,0,0,0],\"completed\":0},"
+                 "\"b\":{\"reached\":[0,1,1,0,0],\"completed\":0},"
+                 "\"c\":{\"reached\":[0,0,0,1,1],\"completed\":1},"
+                 "\"e\":{\"reached\":[0,1,0,0,0],\"completed\":0},"
+                 "\"g\":{\"reached\":[0,0,1,0,0],\"completed\":0},"
+                 "\"h\":{\"reached\":[0,0,0,1,0],\"completed\":0},"
+                 "\"i\":{\"reached\":[0,0,0,0,1],\"completed\":1}}");
+    assert_field(r, "attribution.first_touch", "{\"a\":2}");
+    assert_field(r, "attribution.last_touch", "{\"c\":1,\"i\":1}");
+    assert_field_close(r, "attribution.linear",
+                       "{\"a\":0.53333333333333333,\"b\":0.33333333333333333,"
+                       "\"c\":0.33333333333333333,\"e\":0.2,\"g\":0.2,\"h\":0.2,\"i\":0.2}");
+    assert_field(r, "stage_time_ms.0", sketch(2, 1000, 2000, 3000, 1000, 2000, 2000));
+    assert_field(r, "stage_time_ms.1", sketch(1, 2000, 2000, 2000, 2000, 2000, 2000));
+    assert_field(r, "stage_time_ms.2", sketch(2, 1000, 1000, 2000, 1000, 1000, 1000));
+    assert_field(r, "stage_time_ms.3", sketch(1, 1000, 1000, 1000, 1000, 1000, 1000));
+    free(r);
+    /* Both journeys completed and c3 never started one: one record. */
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 1);
+    free(out);
+}
+
+static void test_open_optional_stages(void **state)
+{
+    (void)state;
+    /* open, 5 stages, s1 and s3 optional, cw 10m.
+     *  c1 a3 @1000 ch a: starts at stage 3: entered[3], reached[0..3];
+     *    skipped only the required stages below: s0, s2.
+     *  c2 a0 @2000 ch b: start (entered[0], reached[0]).
+     *  c2 a4 @3000 ch c: 0 -> 4: reached[1..4], skipped s2 only; completes,
+     *    ttc 1000.
+     * entered [1,0,0,1,0], reached [2,2,2,2,1], skipped [1,0,2,0,0].
+     * stage_time_ms: c1 entered above every stage: nothing; c2 [0] 1000
+     * (jumped s1..s3: nothing). c1 expires at T0+601000 at stage 3. */
+    const cev evs[] = {{"c1", 1000, "a3", "a", NULL, NULL},
+                       {"c2", 2000, "a0", "b", NULL, NULL},
+                       {"c2", 3000, "a4", "c", NULL, NULL}};
+    char *out = REPLAYC(cfgx(WIN_1M, "open", "10m", NULL, 5, OPT_1_3, NULL), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,0,0,1,0]");
+    assert_field(r, "reached", "[2,2,2,2,1]");
+    assert_field(r, "skipped", "[1,0,2,0,0]");
+    assert_field(r, "completed", "1");
+    assert_field_close(r, "conversion", "[1,1,1,0.5]");
+    assert_field(r, "by_channel",
+                 "{\"a\":{\"reached\":[1,1,1,1,0],\"completed\":0},"
+                 "\"b\":{\"reached\":[1,0,0,0,0],\"completed\":0},"
+                 "\"c\":{\"reached\":[0,1,1,1,1],\"completed\":1}}");
+    assert_field(r, "stage_time_ms",
+                 "[{\"count\":1,\"min\":1000,\"max\":1000,\"sum\":1000,\"p50\":1000,\"p90\":1000,"
+                 "\"p99\":1000}," ST_EMPTY "," ST_EMPTY "," ST_EMPTY "]");
+    free(r);
+    r = expect_record(out, "flow", "f", 10 * M);
+    assert_field(r, "abandoned", "[0,0,0,1,0]");
+    assert_field(r, "skipped", "[0,0,0,0,0]");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 2);
+    free(out);
+}
+
+/* -- stage_time_ms -- */
+
+static void test_stage_time_skips_entry_touch_completion(void **state)
+{
+    (void)state;
+    /* open, 4 stages, cw 10m.
+     *  c1 a0 @1000, a0 @5000 (touch: the clock keeps 1000), a1 @11000 ->
+     *    [0] 10000; a3 @20000 (1 -> 3, completes) -> [1] 9000, nothing for
+     *    the jumped s2.
+     *  c2 a1 @2000: enters at 1, nothing for s0; a2 @4000 -> [1] 2000;
+     *    a3 @7000 completes -> [2] 3000 (the last stage before completion).
+     *  c3 a0 @3000, a2 @6000 -> [0] 3000, nothing for s1; open at 2, it
+     *    expires at T0+603000 (window T0+10M) and records nothing there.
+     * [0] {3000, 10000}: count 2, sum 13000, p50 rank ceil(1) = 1 -> 3000,
+     * p90 rank ceil(1.8) = 2 -> 10000, p99 rank 2 -> 10000.
+     * [1] {2000, 9000}: sum 11000, p50 2000, p90/p99 9000. [2] {3000}.
+     * Counts: entered [2,1,0,0]; reached c1 [1,1,1,1], c2 [1,1,1,1], c3
+     * [1,1,1,0]; skipped c1 s2, c2 s0, c3 s1; ttc 19000 and 5000. */
+    const cev evs[] = {
+        {"c1", 1000, "a0", "a", NULL, NULL},  {"c2", 2000, "a1", "a", NULL, NULL},
+        {"c3", 3000, "a0", "a", NULL, NULL},  {"c2", 4000, "a2", "a", NULL, NULL},
+        {"c1", 5000, "a0", "a", NULL, NULL},  {"c3", 6000, "a2", "a", NULL, NULL},
+        {"c2", 7000, "a3", "a", NULL, NULL},  {"c1", 11000, "a1", "a", NULL, NULL},
+        {"c1", 20000, "a3", "a", NULL, NULL},
+    };
+    char *out = REPLAYC(cfg(WIN_1M, "open", "10m", NULL, 4), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[2,1,0,0]");
+    assert_field(r, "reached", "[3,3,3,2]");
+    assert_field(r, "skipped", "[1,1,1,0]");
+    assert_field(r, "completed", "2");
+    assert_field(r, "ttc_ms", sketch(2, 5000, 19000, 24000, 5000, 19000, 19000));
+    assert_int_equal(fs_e2e_size(r, "stage_time_ms"), 3);
+    assert_field(r, "stage_time_ms.0", sketch(2, 3000, 10000, 13000, 3000, 10000, 10000));
+    assert_field(r, "stage_time_ms.1", sketch(2, 2000, 9000, 11000, 2000, 9000, 9000));
+    assert_field(r, "stage_time_ms.2", sketch(1, 3000, 3000, 3000, 3000, 3000, 3000));
+    free(r);
+    r = expect_record(out, "flow", "f", 10 * M);
+    assert_field(r, "abandoned", "[0,0,1,0]");
+    assert_field(r, "stage_time_ms", "[" ST_EMPTY "," ST_EMPTY "," ST_EMPTY "]");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 2);
+    free(out);
+}
+
+static void test_stage_time_later_window_and_clamp(void **state)
+{
+    (void)state;
+    /* window 1m, max_out_of_orderness 10s, open, 3 stages, cw 10m.
+     *  c1 a0 @50000 (window T0).
+     *  c1 a1 @70000 (watermark T0+60000: T0 closes): [0] 70000 - 50000 =
+     *    20000, in the window of the moving event, T0+1M, not T0.
+     *  c2 a0 @75000 (watermark T0+65000).
+     *  c2 a1 @72000: older than the start but not late (T0+1M is open):
+     *    72000 - 75000 < 0 -> [0] 0.
+     *  c2 a2 @73000: s1 became max_stage at 72000: [1] 1000; completes,
+     *    ttc 73000 - 75000 clamped to 0.
+     * T0: entered [1,0,0], stage times empty. T0+1M: entered [1,0,0],
+     * reached [1,2,1]; [0] {0, 20000}: count 2, min 0, max 20000, sum 20000,
+     * p50 rank 1 -> 0, p90/p99 rank 2 -> 20000; [1] {1000}. c1 expires at
+     * T0+650000 at stage 1: window T0+10M, no stage time. */
+    const cev evs[] = {{"c1", 50000, "a0", "a", NULL, NULL},
+                       {"c1", 70000, "a1", "a", NULL, NULL},
+                       {"c2", 75000, "a0", "a", NULL, NULL},
+                       {"c2", 72000, "a1", "a", NULL, NULL},
+                       {"c2", 73000, "a2", "a", NULL, NULL}};
+    char *out = REPLAYC(cfg("size: 1m, max_out_of_orderness: 10s", "open", "10m", NULL, 3), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "reached", "[1,0,0]");
+    assert_field(r, "stage_time_ms", "[" ST_EMPTY "," ST_EMPTY "]");
+    free(r);
+    r = expect_record(out, "flow", "f", M);
+    assert_field(r, "entered", "[1,0,0]");
+    assert_field(r, "reached", "[1,2,1]");
+    assert_field(r, "skipped", "[0,0,0]");
+    assert_field(r, "completed", "1");
+    assert_field(r, "late_events", "0");
+    assert_field(r, "ttc_ms", sketch(1, 0, 0, 0, 0, 0, 0));
+    assert_field(r, "stage_time_ms.0", sketch(2, 0, 20000, 20000, 0, 20000, 20000));
+    assert_field(r, "stage_time_ms.1", sketch(1, 1000, 1000, 1000, 1000, 1000, 1000));
+    free(r);
+    r = expect_record(out, "flow", "f", 10 * M);
+    assert_field(r, "abandoned", "[0,1,0]");
+    assert_field(r, "stage_time_ms", "[" ST_EMPTY "," ST_EMPTY "]");
+    free(r);
+    assert_int_equal(fs_e2e_count_records(out, "flow", NULL), 3);
+    free(out);
+}
+
+static void test_stage_time_quantiles(void **state)
+{
+    (void)state;
+    /* Ten journeys a0 @1000, a1 @1000 + d (3 stages, none completes), d in
+     * arrival order 4000 700 9000 1500 2500 600 12000 3000 800 5000.
+     * Sorted: 600 700 800 1500 2500 3000 4000 5000 9000 12000; sum 39100.
+     * Nearest rank: p50 rank 5 -> 2500, p90 rank 9 -> 9000, p99 rank
+     * ceil(9.9) = 10 -> 12000. count/min/max/sum exact, quantiles within
+     * 1 % (SPEC §4). [1] is empty. */
+    static const long d[10] = {4000, 700, 9000, 1500, 2500, 600, 12000, 3000, 800, 5000};
+    static const char *const ids[10] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"};
+    cev evs[20];
+    for (int i = 0; i < 10; i++) {
+        evs[2 * i] = (cev){ids[i], 1000, "a0", "a", NULL, NULL};
+        evs[2 * i + 1] = (cev){ids[i], 1000 + d[i], "a1", "a", NULL, NULL};
+    }
+    char *out = REPLAYC(cfg(WIN_1M, "open", "10m", NULL, 3), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "reached", "[10,10,0]");
+    assert_field(r, "stage_time_ms.0.count", "10");
+    assert_field(r, "stage_time_ms.0.min", "600");
+    assert_field(r, "stage_time_ms.0.max", "12000");
+    assert_field(r, "stage_time_ms.0.sum", "39100");
+    assert_field_near(r, "stage_time_ms.0.p50", "2500", 1e-2);
+    assert_field_near(r, "stage_time_ms.0.p90", "9000", 1e-2);
+    assert_field_near(r, "stage_time_ms.0.p99", "12000", 1e-2);
+    assert_field(r, "stage_time_ms.1", ST_EMPTY);
+    free(r);
+    free(out);
+}
+
+/* -- campaign breakdown and the "(other)" cut -- */
+
+static void test_by_campaign_unknown_and_attribution(void **state)
+{
+    (void)state;
+    /* open, 3 stages, breakdowns [channel, segment, campaign], cw 10m.
+     *  c1 a0 @1000 ch a camp "spring"; a1 @2000 ch a, no campaign key
+     *    ("unknown"); a2 @3000 ch b camp "" value 5: completes.
+     *  c2 a0 @4000 ch a camp null ("unknown"); a2 @5000 ch c camp "spring":
+     *    0 -> 2 (skips s1), completes.
+     *  c3 a1 @6000 ch a camp "fall": enters at 1 (reached[0..1], skips s0).
+     * by_campaign (keys bytewise: "" < fall < spring < unknown):
+     *  ""      [0,0,1] completed 1 (c1's a2)
+     *  fall    [1,1,0]
+     *  spring  c1 a0 [1,0,0] + c2 a2 [0,1,1] completed 1 = [1,1,1] c 1
+     *  unknown c1 a1 [0,1,0] + c2 a0 [1,0,0] = [1,1,0]
+     * Campaign attribution: c1 first spring, last "", linear spring,
+     * unknown, "" 1/3 each; c2 first unknown, last spring, linear unknown,
+     * spring 1/2 each -> linear "" 1/3, spring 5/6, unknown 5/6.
+     * Channel attribution: c1 a,a,b; c2 a,c -> first {a:2}, last {b,c},
+     * linear a 2/3 + 1/2 = 7/6, b 1/3, c 1/2. No segment given: by_segment
+     * all "unknown". */
+    const cev evs[] = {
+        {"c1", 1000, "a0", "a", "spring", NULL}, {"c1", 2000, "a1", "a", NULL, NULL},
+        {"c1", 3000, "a2", "b", "", "5"},        {"c2", 4000, "a0", "a", CAMP_NULL, NULL},
+        {"c2", 5000, "a2", "c", "spring", NULL}, {"c3", 6000, "a1", "a", "fall", NULL},
+    };
+    char *out = REPLAYC(
+        cfgx(WIN_1M, "open", "10m", NULL, 3, 0, "    breakdowns: [channel, segment, campaign]\n"),
+        evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[2,1,0]");
+    assert_field(r, "reached", "[3,3,2]");
+    assert_field(r, "skipped", "[1,1,0]");
+    assert_field(r, "completed", "2");
+    assert_field_close(r, "revenue", "5");
+    assert_field(r, "by_campaign",
+                 "{\"\":{\"reached\":[0,0,1],\"completed\":1},"
+                 "\"fall\":{\"reached\":[1,1,0],\"completed\":0},"
+                 "\"spring\":{\"reached\":[1,1,1],\"completed\":1},"
+                 "\"unknown\":{\"reached\":[1,1,0],\"completed\":0}}");
+    assert_field(r, "by_segment", "{\"unknown\":{\"reached\":[3,3,2],\"completed\":2}}");
+    assert_field(r, "by_channel",
+                 "{\"a\":{\"reached\":[3,2,0],\"completed\":0},"
+                 "\"b\":{\"reached\":[0,0,1],\"completed\":1},"
+                 "\"c\":{\"reached\":[0,1,1],\"completed\":1}}");
+    assert_field(r, "attribution.first_touch", "{\"a\":2}");
+    assert_field(r, "attribution.last_touch", "{\"b\":1,\"c\":1}");
+    assert_field_close(r, "attribution.linear",
+                       "{\"a\":1.1666666666666667,\"b\":0.33333333333333333,\"c\":0.5}");
+    assert_field(r, "attribution.campaign.first_touch", "{\"spring\":1,\"unknown\":1}");
+    assert_field(r, "attribution.campaign.last_touch", "{\"\":1,\"spring\":1}");
+    assert_field_close(r, "attribution.campaign.linear",
+                       "{\"\":0.33333333333333333,\"spring\":0.83333333333333333,"
+                       "\"unknown\":0.83333333333333333}");
+    free(r);
+    free(out);
+}
+
+/* The "(other)" case: open, 2 stages, breakdowns [channel, campaign],
+ * cw 10m. Every journey starts with a0 (reached[0]); a1 completes it.
+ *  c1 a0 @1000 ch d camp z;       a1 @2000 ch c camp "(other)"
+ *  c2 a0 @3000 ch b camp x;       a1 @4000 ch b camp x
+ *  c3 a0 @5000 ch b camp x        (open)
+ *  c4 a0 @6000 ch a camp "(other)"; a1 @7000 ch a camp y
+ *  c5 a0 @8000 ch c camp zz       (open)
+ *  c6 a0 @9000 ch d camp z;       a1 @10000 ch b camp x
+ * entered [6,0], reached [6,4], completed 4 (c1, c2, c4, c6).
+ * Full maps (score = reached[0] + reached[1]; completed):
+ *  by_channel: a [1,1] 1 (2), b [2,2] 2 (4), c [1,1] 1 (2), d [2,0] 0 (2)
+ *  by_campaign: x [2,2] 2 (4), z [2,0] 0 (2), y [0,1] 1 (1), zz [1,0] 0
+ *    (1), and the real "(other)" [1,1] 1
+ *  channel first_touch d 2, b 1, a 1; last_touch b 2, a 1, c 1;
+ *    linear (c1 d,c; c2 b,b; c4 a,a; c6 d,b) b 1.5, a 1, d 1, c 0.5
+ *  campaign first_touch z 2, x 1, "(other)" 1; last_touch x 2, "(other)"
+ *    1, y 1; linear (c1 z,(other); c2 x,x; c4 (other),y; c6 z,x) x 1.5,
+ *    z 1, "(other)" 1, y 0.5 */
+static const cev other_evs[] = {
+    {"c1", 1000, "a0", "d", "z", NULL}, {"c1", 2000, "a1", "c", "(other)", NULL},
+    {"c2", 3000, "a0", "b", "x", NULL}, {"c2", 4000, "a1", "b", "x", NULL},
+    {"c3", 5000, "a0", "b", "x", NULL}, {"c4", 6000, "a0", "a", "(other)", NULL},
+    {"c4", 7000, "a1", "a", "y", NULL}, {"c5", 8000, "a0", "c", "zz", NULL},
+    {"c6", 9000, "a0", "d", "z", NULL}, {"c6", 10000, "a1", "b", "x", NULL},
+};
+
+static const char *other_cfg(int max_values)
+{
+    char extra[128];
+    snprintf(extra, sizeof extra,
+             "    breakdowns: [channel, campaign]\n    max_breakdown_values: %d\n", max_values);
+    return cfgx(WIN_1M, "open", "10m", NULL, 2, 0, extra);
+}
+
+static void test_other_cut(void **state)
+{
+    (void)state;
+    /* max_breakdown_values 2, each map on its own:
+     *  by_channel: V = {a,b,c,d} (4 > 2): b (4) first, then a, c, d tie at
+     *    2 and a wins by name; "(other)" = c + d = [3,1] completed 1.
+     *  by_campaign: V = {x,z,y,zz} (the real "(other)" is not in V): keep x
+     *    (4), z (2); "(other)" = y + zz + the real "(other)" = [0,1] + [1,0]
+     *    + [1,1] = [2,2], completed 1 + 0 + 1 = 2.
+     *  channel first_touch: d (2), then a/b tie at 1 -> a; "(other)" = b 1
+     *    (d kept here although cut from by_channel: own ranking).
+     *  channel last_touch: b (2), a (a < c); "(other)" = c 1.
+     *  channel linear: b 1.5, then a/d tie at exactly 1 -> a; "(other)" =
+     *    d 1 + c 0.5 = 1.5.
+     *  campaign first_touch: V = {z,x}, 2 <= 2: no cut, the real "(other)"
+     *    stays 1. campaign last_touch: V = {x,y}: no cut either.
+     *  campaign linear: V = {x,z,y} (3 > 2): keep x 1.5, z 1; "(other)" =
+     *    y 0.5 + the real "(other)" 1 = 1.5.
+     * No segment breakdown: no by_segment key. */
+    char *out = REPLAYC(other_cfg(2), other_evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "entered", "[6,0]");
+    assert_field(r, "reached", "[6,4]");
+    assert_field(r, "completed", "4");
+    char *seg = fs_e2e_field(r, "by_segment");
+    assert_null(seg);
+    assert_field(r, "by_channel",
+                 "{\"(other)\":{\"reached\":[3,1],\"completed\":1},"
+                 "\"a\":{\"reached\":[1,1],\"completed\":1},"
+                 "\"b\":{\"reached\":[2,2],\"completed\":2}}");
+    assert_field(r, "by_campaign",
+                 "{\"(other)\":{\"reached\":[2,2],\"completed\":2},"
+                 "\"x\":{\"reached\":[2,2],\"completed\":2},"
+                 "\"z\":{\"reached\":[2,0],\"completed\":0}}");
+    assert_field(r, "attribution.first_touch", "{\"(other)\":1,\"a\":1,\"d\":2}");
+    assert_field(r, "attribution.last_touch", "{\"(other)\":1,\"a\":1,\"b\":2}");
+    assert_field_close(r, "attribution.linear", "{\"(other)\":1.5,\"a\":1,\"b\":1.5}");
+    assert_field(r, "attribution.campaign.first_touch", "{\"(other)\":1,\"x\":1,\"z\":2}");
+    assert_field(r, "attribution.campaign.last_touch", "{\"(other)\":1,\"x\":2,\"y\":1}");
+    assert_field_close(r, "attribution.campaign.linear", "{\"(other)\":1.5,\"x\":1.5,\"z\":1}");
+    free(r);
+    free(out);
+}
+
+static void test_other_no_cut_within_limit(void **state)
+{
+    (void)state;
+    /* The same events with max_breakdown_values 4: by_channel has 4 values,
+     * by_campaign 4 besides the real "(other)", every attribution map at
+     * most 4: nothing is cut (|V| <= limit), the real "(other)" campaign is
+     * kept as it is, [1,1] completed 1. */
+    char *out = REPLAYC(other_cfg(4), other_evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "by_channel",
+                 "{\"a\":{\"reached\":[1,1],\"completed\":1},"
+                 "\"b\":{\"reached\":[2,2],\"completed\":2},"
+                 "\"c\":{\"reached\":[1,1],\"completed\":1},"
+                 "\"d\":{\"reached\":[2,0],\"completed\":0}}");
+    assert_field(r, "by_campaign",
+                 "{\"(other)\":{\"reached\":[1,1],\"completed\":1},"
+                 "\"x\":{\"reached\":[2,2],\"completed\":2},"
+                 "\"y\":{\"reached\":[0,1],\"completed\":1},"
+                 "\"z\":{\"reached\":[2,0],\"completed\":0},"
+                 "\"zz\":{\"reached\":[1,0],\"completed\":0}}");
+    assert_field(r, "attribution.first_touch", "{\"a\":1,\"b\":1,\"d\":2}");
+    assert_field(r, "attribution.last_touch", "{\"a\":1,\"b\":2,\"c\":1}");
+    assert_field_close(r, "attribution.linear", "{\"a\":1,\"b\":1.5,\"c\":0.5,\"d\":1}");
+    assert_field(r, "attribution.campaign.first_touch", "{\"(other)\":1,\"x\":1,\"z\":2}");
+    assert_field(r, "attribution.campaign.last_touch", "{\"(other)\":1,\"x\":2,\"y\":1}");
+    assert_field_close(r, "attribution.campaign.linear",
+                       "{\"(other)\":1,\"x\":1.5,\"y\":0.5,\"z\":1}");
+    free(r);
+    free(out);
+}
+
+static void test_other_cut_ties(void **state)
+{
+    (void)state;
+    /* Ties by name, bytewise with a shorter prefix first: max 1, open, 2
+     * stages, breakdowns [channel]; three starts on channels "ab", "a",
+     * "aa", reached [1,0] each. V = {a, aa, ab} (3 > 1), all scores 1:
+     * "a" < "aa" < "ab", keep "a"; "(other)" = aa + ab = [2,0]. They expire
+     * at T0+60x000 (window T0+10M), where every map is empty: no cut. */
+    const cev pre[] = {{"c1", 1000, "a0", "ab", NULL, NULL},
+                       {"c2", 2000, "a0", "a", NULL, NULL},
+                       {"c3", 3000, "a0", "aa", NULL, NULL}};
+    char *out = REPLAYC(cfgx(WIN_1M, "open", "10m", NULL, 2, 0,
+                             "    breakdowns: [channel]\n    max_breakdown_values: 1\n"),
+                        pre);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "reached", "[3,0]");
+    assert_field(r, "by_channel",
+                 "{\"(other)\":{\"reached\":[2,0],\"completed\":0},"
+                 "\"a\":{\"reached\":[1,0],\"completed\":0}}");
+    free(r);
+    r = expect_record(out, "flow", "f", 10 * M);
+    assert_field(r, "abandoned", "[3,0]");
+    assert_field(r, "by_channel", "{}");
+    free(r);
+    free(out);
+
+    /* Linear credit ranks exactly: max 2, breakdowns [channel].
+     *  c1, c2, c3 each: a0 ch p, a0 ch r (touch), a1 ch r (completes):
+     *    p 1/3, r 2/3 per journey.
+     *  c4: a0 ch q, a1 ch q: q 1.
+     * linear: r 3 * 2/3 = 2, p 3 * 1/3 = 1 exactly, q 1. V = {p, q, r}
+     * (3 > 2): keep r, then p and q tie at exactly 1 -> p by name;
+     * "(other)" = q = 1. (A rounded 1/3 summed three times falls short of 1
+     * and would keep q instead.)
+     * by_channel: p [3,0] (3), r [0,3] 3 completions (3), q [1,1] 1 (2):
+     * keep p, r (tie at 3, p < r); "(other)" = q.
+     * first_touch p 3, q 1 and last_touch r 3, q 1: |V| = 2, no cut. */
+    const cev lin[] = {
+        {"c1", 1000, "a0", "p", NULL, NULL}, {"c1", 1100, "a0", "r", NULL, NULL},
+        {"c1", 1200, "a1", "r", NULL, NULL}, {"c2", 2000, "a0", "p", NULL, NULL},
+        {"c2", 2100, "a0", "r", NULL, NULL}, {"c2", 2200, "a1", "r", NULL, NULL},
+        {"c3", 3000, "a0", "p", NULL, NULL}, {"c3", 3100, "a0", "r", NULL, NULL},
+        {"c3", 3200, "a1", "r", NULL, NULL}, {"c4", 4000, "a0", "q", NULL, NULL},
+        {"c4", 4100, "a1", "q", NULL, NULL},
+    };
+    out = REPLAYC(cfgx(WIN_1M, "open", "10m", NULL, 2, 0,
+                       "    breakdowns: [channel]\n    max_breakdown_values: 2\n"),
+                  lin);
+    r = expect_record(out, "flow", "f", 0);
+    assert_field(r, "completed", "4");
+    assert_field(r, "by_channel",
+                 "{\"(other)\":{\"reached\":[1,1],\"completed\":1},"
+                 "\"p\":{\"reached\":[3,0],\"completed\":0},"
+                 "\"r\":{\"reached\":[0,3],\"completed\":3}}");
+    assert_field(r, "attribution.first_touch", "{\"p\":3,\"q\":1}");
+    assert_field(r, "attribution.last_touch", "{\"q\":1,\"r\":3}");
+    assert_field_close(r, "attribution.linear", "{\"(other)\":1,\"p\":1,\"r\":2}");
+    free(r);
+    free(out);
+}
+
+/* -- which keys a record has -- */
+
+static void assert_keys_at(const char *json, const char *path, const char *want, const char *file,
+                           int line)
+{
+    char *got = fs_e2e_keys(json, path);
+    if (!got || strcmp(got, want)) {
+        print_error("keys of %s: got %s, want %s\nrecord: %s\n", path ? path : "(record)",
+                    got ? got : "(none)", want, json);
+        free(got);
+        _fail(file, line);
+    }
+    free(got);
+}
+#define assert_keys(json, path, want) assert_keys_at((json), (path), (want), __FILE__, __LINE__)
+
+#define KEYS_HEAD                                                                                  \
+    "kind,funnel,window_start,window_end,stages,entered,reached,skipped,abandoned,excluded,"       \
+    "completed,revenue,conversion,ttc_ms,"
+
+static void test_breakdown_subsets(void **state)
+{
+    (void)state;
+    /* c1 a0 @1000 ch a camp k, a1 @2000 ch b camp k: completes (2 stages).
+     * Design field order: ..., ttc_ms, [by_channel], [by_segment],
+     * [by_campaign], attribution, [stage_time_ms], late_events,
+     * rejected_events; attribution.campaign iff campaign is a breakdown;
+     * attribution by channel always. */
+    const cev evs[] = {{"c1", 1000, "a0", "a", "k", NULL}, {"c1", 2000, "a1", "b", "k", NULL}};
+
+    /* default: [channel, segment], stage_time true */
+    char *out = REPLAYC(cfg(WIN_1M, "open", "10m", NULL, 2), evs);
+    char *r = expect_record(out, "flow", "f", 0);
+    assert_keys(r, NULL,
+                KEYS_HEAD "by_channel,by_segment,attribution,stage_time_ms,late_events,"
+                          "rejected_events");
+    assert_keys(r, "attribution", "first_touch,last_touch,linear");
+    free(r);
+    free(out);
+
+    /* [campaign] only, stage_time false: no by_channel/by_segment, no
+     * stage_time_ms; attribution keeps the channel maps and adds campaign. */
+    out = REPLAYC(cfgx(WIN_1M, "open", "10m", NULL, 2, 0,
+                       "    breakdowns: [campaign]\n    stage_time: false\n"),
+                  evs);
+    r = expect_record(out, "flow", "f", 0);
+    assert_keys(r, NULL, KEYS_HEAD "by_campaign,attribution,late_events,rejected_events");
+    assert_field(r, "by_campaign", "{\"k\":{\"reached\":[1,1],\"completed\":1}}");
+    assert_keys(r, "attribution", "first_touch,last_touch,linear,campaign");
+    assert_field(r, "attribution.first_touch", "{\"a\":1}");
+    assert_field(r, "attribution.last_touch", "{\"b\":1}");
+    assert_field_close(r, "attribution.linear", "{\"a\":0.5,\"b\":0.5}");
+    assert_field(r, "attribution.campaign.first_touch", "{\"k\":1}");
+    assert_field(r, "attribution.campaign.last_touch", "{\"k\":1}");
+    assert_field_close(r, "attribution.campaign.linear", "{\"k\":1}");
+    free(r);
+    free(out);
+
+    /* [] : no by_ map at all, no campaign attribution; stage_time_ms [0]
+     * 1000. */
+    out = REPLAYC(cfgx(WIN_1M, "open", "10m", NULL, 2, 0, "    breakdowns: []\n"), evs);
+    r = expect_record(out, "flow", "f", 0);
+    assert_keys(r, NULL, KEYS_HEAD "attribution,stage_time_ms,late_events,rejected_events");
+    assert_keys(r, "attribution", "first_touch,last_touch,linear");
+    assert_field(r, "stage_time_ms",
+                 "[{\"count\":1,\"min\":1000,\"max\":1000,\"sum\":1000,"
+                 "\"p50\":1000,\"p90\":1000,\"p99\":1000}]");
+    free(r);
+    free(out);
+
+    /* [campaign, segment, channel]: the record keeps the fixed order. */
+    out = REPLAYC(
+        cfgx(WIN_1M, "open", "10m", NULL, 2, 0, "    breakdowns: [campaign, segment, channel]\n"),
+        evs);
+    r = expect_record(out, "flow", "f", 0);
+    assert_keys(r, NULL,
+                KEYS_HEAD "by_channel,by_segment,by_campaign,attribution,stage_time_ms,"
+                          "late_events,rejected_events");
+    assert_keys(r, "attribution", "first_touch,last_touch,linear,campaign");
+    free(r);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1445,6 +2204,19 @@ int main(void)
         cmocka_unit_test(test_no_limits_no_evicted_field),
         cmocka_unit_test(test_limit_config_errors),
         cmocka_unit_test(test_ts_range_boundaries),
+        cmocka_unit_test(test_unordered_progress),
+        cmocka_unit_test(test_unordered_touch_and_completion),
+        cmocka_unit_test(test_unordered_expiry_and_exclusion),
+        cmocka_unit_test(test_strict_optional_stages),
+        cmocka_unit_test(test_open_optional_stages),
+        cmocka_unit_test(test_stage_time_skips_entry_touch_completion),
+        cmocka_unit_test(test_stage_time_later_window_and_clamp),
+        cmocka_unit_test(test_stage_time_quantiles),
+        cmocka_unit_test(test_by_campaign_unknown_and_attribution),
+        cmocka_unit_test(test_other_cut),
+        cmocka_unit_test(test_other_no_cut_within_limit),
+        cmocka_unit_test(test_other_cut_ties),
+        cmocka_unit_test(test_breakdown_subsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

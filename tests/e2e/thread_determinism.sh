@@ -11,6 +11,9 @@
 #   --threads 1 == 2 == 4 == 8   (msgpack file)
 #   msgpack file == JSON-lines file of the same seed   (--threads 3)
 #   file == stdin (`--input - --format F`), msgpack and JSON in turn
+# and, where a case names one, that some output line matches a marker
+# (grep -E; so a case meant for a feature -- the "(other)" cut, unordered or
+# optional stages, issue 14 -- really produced records that use it).
 #
 # Usage (ctest sets the environment):
 #   FS_BIN=build/funnelstream FS_SOURCE_DIR=. FS_TMP=/tmp bash tests/e2e/thread_determinism.sh
@@ -25,15 +28,18 @@ set -euo pipefail
 CFG="$FS_SOURCE_DIR/configs"
 XCFG="$FS_SOURCE_DIR/tests/e2e/configs"
 
-# name | config | events | customers | seed | rate | disorder_ms
+# name | config | events | customers | seed | rate | disorder_ms | marker (ERE, - = none)
 CASES=(
-    "default|$CFG/default.yaml|60000|3000|31|1000|3000"
-    "default_late|$CFG/default.yaml|50000|2000|32|200|9000"
-    "hopping|$XCFG/hopping.yaml|50000|2500|33|200|4000"
-    "strict_10m|$XCFG/strict_10m.yaml|50000|2000|34|20|1500"
-    "exclusions|$XCFG/exclusions.yaml|50000|2000|35|50|2000"
-    "four_funnels|$XCFG/four_funnels.yaml|50000|3000|36|1000|15000"
-    "tiny_ooo|$XCFG/tiny_ooo.yaml|50000|1500|37|1000|3000"
+    "default|$CFG/default.yaml|60000|3000|31|1000|3000|-"
+    "default_late|$CFG/default.yaml|50000|2000|32|200|9000|-"
+    "hopping|$XCFG/hopping.yaml|50000|2500|33|200|4000|-"
+    "strict_10m|$XCFG/strict_10m.yaml|50000|2000|34|20|1500|-"
+    "exclusions|$XCFG/exclusions.yaml|50000|2000|35|50|2000|-"
+    "four_funnels|$XCFG/four_funnels.yaml|50000|3000|36|1000|15000|-"
+    "tiny_ooo|$XCFG/tiny_ooo.yaml|50000|1500|37|1000|3000|-"
+    "campaign_breakdown|$XCFG/campaign_breakdown.yaml|50000|2500|38|500|8000|\"by_campaign\":\\{\"\\(other\\)\":"
+    "unordered|$XCFG/unordered.yaml|50000|2000|39|200|8000|\"funnel\":\"b2b_any\".*\"completed\":[1-9]"
+    "optional_strict|$XCFG/optional_strict.yaml|50000|2000|40|100|8000|\"funnel\":\"b2b_trial\".*\"completed\":[1-9]"
 )
 MALFORMED=0.001
 
@@ -71,7 +77,7 @@ replay() {
 }
 
 for c in "${CASES[@]}"; do
-    IFS='|' read -r name config events customers seed rate disorder <<<"$c"
+    IFS='|' read -r name config events customers seed rate disorder marker <<<"$c"
     dir="$work/$name"
     mkdir -p "$dir"
     start=$SECONDS
@@ -94,6 +100,11 @@ for c in "${CASES[@]}"; do
     for t in 2 4 8; do
         same "$name" "--threads 1 vs --threads $t" "$dir/t1.jsonl" "$dir/t$t.jsonl" || ok=0
     done
+    if [[ $marker != - ]] && ! grep -qE -- "$marker" "$dir/t1.jsonl"; then
+        echo "thread_determinism: FAIL [$name]: no record holds $marker" >&2
+        failures=$((failures + 1))
+        ok=0
+    fi
 
     replay "$name" "$dir/json.jsonl" --config "$config" --input "$dir/events.jsonl" \
         --threads 3 || ok=0
