@@ -574,7 +574,8 @@ static void test_covers_every_bundled_config(void **state)
 /* ---- campaigns ------------------------------------------------------------- */
 
 /* Whether each line of a generated JSON stream has a campaign key, and
- * whether it is empty (the decoder gives "" for both absent and empty). */
+ * whether it is empty, read from the text: what the decoder makes of an
+ * absent campaign ("" before issue 14, "unknown" since) does not tell. */
 enum campaign_kind { CAMP_ABSENT, CAMP_EMPTY, CAMP_NAMED };
 
 static enum campaign_kind *campaign_kinds(const blob *b, size_t n)
@@ -625,10 +626,15 @@ static void test_campaigns(void **state)
     for (size_t i = 0; i < n; i++) {
         const rec *x = &r.v[i];
         assert_int_equal(x->reason, FS_OK);
-        if (kind[i] == CAMP_ABSENT || kind[i] == CAMP_EMPTY) {
+        if (kind[i] == CAMP_EMPTY) {
             assert_string_equal(x->campaign, "");
-            absent += kind[i] == CAMP_ABSENT;
-            empty += kind[i] == CAMP_EMPTY;
+            empty++;
+            continue;
+        }
+        if (kind[i] == CAMP_ABSENT) {
+            if (strcmp(x->campaign, "") && strcmp(x->campaign, "unknown"))
+                fail_msg("record %zu: no campaign key, decoded as '%s'", i, x->campaign);
+            absent++;
             continue;
         }
         size_t cl = strlen(x->channel), len = strlen(x->campaign);
