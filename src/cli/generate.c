@@ -107,6 +107,7 @@ enum {
 };
 
 static const uint8_t channel_len[] = {6, 6, 5, 7, 8, 6, 5, 3, 7}; /* strlen of channels[] */
+_Static_assert(sizeof channel_len == N_CHANNELS, "one length per channel");
 
 /* Cumulative channel weights (out of 100) per segment. */
 static const uint8_t b2c_channel_cdf[N_CHANNELS] = {25, 50, 60, 70, 75, 85, 93, 100, 100};
@@ -147,7 +148,7 @@ static const channel_campaigns channel_camps[] = {
 /* Of every record, 1 in 4096 carries an empty campaign string (bad tagging). */
 #define EMPTY_CAMPAIGN_SHIFT 52 /* rng_next() >> 52 == 0: p = 2^-12 */
 
-/* Customer.campaign: an index into its preferred channel's campaigns, or */
+/* customer.campaign: a rank among its preferred channel's campaigns, or */
 #define STICKY_NO_KEY 0xfe /* the journey carries no campaign key */
 #define STICKY_UNSET  0xff /* no journey campaign chosen yet */
 
@@ -168,7 +169,7 @@ static const channel_campaigns channel_camps[] = {
 static const char *const onboard_events[] = {"signup", "profile_complete", "invite_sent",
                                              "integration_connected", "first_report"};
 #define N_ONBOARD            5
-#define ONBOARD_ALL          0x1f
+#define ONBOARD_ALL          ((1u << N_ONBOARD) - 1) /* every step done */
 #define ONBOARD_ACTIVE       0x20
 #define ONBOARD_EVER         0x40
 #define ONBOARD_AT_TRIAL_PCT 80
@@ -176,6 +177,7 @@ static const char *const onboard_events[] = {"signup", "profile_complete", "invi
 #define ONBOARD_STEP_PCT     40
 #define ONBOARD_QUIT_PCT     10
 #define B2B_TRIAL_STAGE      3
+_Static_assert(sizeof onboard_events / sizeof onboard_events[0] == N_ONBOARD, "N_ONBOARD");
 
 /* ---- random numbers (xoshiro256**, seeded by splitmix64) ---------------- */
 
@@ -378,7 +380,7 @@ static void onboard_step(generator *g, customer *c, touch *t)
         c->onboard &= (uint8_t)~ONBOARD_ACTIVE;
 }
 
-/* A campaign of channel ch drawn by popularity, or none (no key). */
+/* The rank of a campaign of channel ch, drawn by popularity. */
 static int draw_campaign(generator *g, int ch)
 {
     const campaign_table *ct = &g->camps[ch];
