@@ -45,8 +45,9 @@ static const char usage[] =
     "Usage: funnelstream generate --events N --customers M [options]\n"
     "\n"
     "Writes synthetic touchpoint events: B2B and B2C customers on nine channels\n"
-    "who enter mid-funnel, skip stages, drop out, come back, buy again and\n"
-    "unsubscribe. The same options always produce the same bytes. With --brokers\n"
+    "(20-60 campaigns each, a few of them popular) who enter mid-funnel, skip\n"
+    "stages, drop out, come back, buy again, unsubscribe, apply coupons and\n"
+    "onboard. The same options always produce the same bytes. With --brokers\n"
     "the records are produced to a Kafka topic instead, keyed by customer_id.\n"
     "\n"
     "Options:\n"
@@ -82,7 +83,7 @@ enum {
 
 #define CMD "generate"
 
-/* 3 bytes of state per customer: 100M customers is 300 MB. */
+/* 5 bytes of state per customer: 100M customers is 500 MB. */
 #define MAX_CUSTOMERS 100000000L
 
 #define TICK_MS       10

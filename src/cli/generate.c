@@ -9,6 +9,20 @@
  * without a position enters the path at stage 0, or mid-funnel. Reaching the
  * last stage is a sale carrying a value; some buyers come back for more.
  *
+ * Side journeys, for the funnels of configs/checkout_optional.yaml and
+ * configs/onboarding_unordered.yaml, made without changing the odds of the
+ * path: a B2C customer with a cart who touches mostly applies a coupon (the
+ * optional checkout step; most buyers skip it), and a B2B account that
+ * starts a trial or signs usually onboards -- five steps in its own random
+ * order, some of them never done -- taking a share of its records while it
+ * does.
+ *
+ * Campaigns. Each channel has 20..60 campaigns with Zipf-like popularity (a
+ * few carry most records) and a share of journeys without a campaign key.
+ * On its preferred channel a customer keeps the journey's campaign (now and
+ * then switching); a visit from another channel brings its own. A journey
+ * that ends forgets its campaign. 1 record in 4096 has an empty campaign.
+ *
  * Sessions. Customers act in bursts: a pool of recently active customers
  * supplies most records, the rest come from a uniform pick that also
  * replaces a pool member. So strict short-window funnels see sessions that
@@ -34,7 +48,9 @@
 #include "generate.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,14 +106,78 @@ enum {
     N_CHANNELS
 };
 
+static const uint8_t channel_len[] = {6, 6, 5, 7, 8, 6, 5, 3, 7}; /* strlen of channels[] */
+_Static_assert(sizeof channel_len == N_CHANNELS, "one length per channel");
+
 /* Cumulative channel weights (out of 100) per segment. */
 static const uint8_t b2c_channel_cdf[N_CHANNELS] = {25, 50, 60, 70, 75, 85, 93, 100, 100};
 static const uint8_t b2b_channel_cdf[N_CHANNELS] = {20, 25, 50, 60, 70, 80, 80, 80, 100};
 
-static const char *const campaigns[] = {"spring_sale",  "black_friday", "brand_search",
-                                        "retarget_01",  "webinar_q4",   "newsletter_w47",
-                                        "partner_push", "launch_2024"};
-#define N_CAMPAIGNS 8
+/* Campaigns. Each channel runs tens of campaigns named
+ * "<channel>-<theme>-<nn>", the themes taken in turn (rank 0 is
+ * "<channel>-<theme 0>-01", rank 1 "<channel>-<theme 1>-01", ...), so the
+ * popular head mixes themes. Popularity by rank r (1-based) is Zipf-like,
+ * weight 1 / r^1.25 (r * sqrt(sqrt(r)): IEEE sqrt is exactly rounded, so the
+ * weights, and so the bytes, are the same on every platform). no_key_pct is
+ * the share of journeys on the channel that carry no campaign key at all. */
+typedef struct channel_campaigns {
+    uint8_t count; /* <= MAX_CAMPAIGNS */
+    uint8_t no_key_pct;
+    const char *themes[5];
+} channel_campaigns;
+
+#define MAX_CAMPAIGNS   60
+#define CAMPAIGN_NAME   40 /* longest: "referral-comparison_site-24" + NUL */
+#define CAMPAIGN_STICKY 92 /* % of preferred-channel events that keep the journey's campaign */
+
+static const channel_campaigns channel_camps[] = {
+    [CH_SEARCH] = {60, 10, {"brand", "generic", "competitor", "shopping", "dsa"}},
+    [CH_SOCIAL] = {48, 15, {"lookalike", "retarget", "influencer", "story", "video"}},
+    [CH_EMAIL] = {40, 5, {"newsletter", "winback", "cart_reminder", "welcome", "promo"}},
+    [CH_DISPLAY] = {36, 10, {"prospecting", "retarget", "banner", "native", "video"}},
+    [CH_REFERRAL] = {24, 35, {"affiliate", "coupon_site", "blog", "comparison_site", "review"}},
+    [CH_DIRECT] = {20, 80, {"vanity_url", "qr_code", "print", "podcast", "tv"}},
+    [CH_STORE] = {24, 50, {"instore_promo", "flyer", "loyalty", "event", "window"}},
+    [CH_APP] = {32, 20, {"push", "in_app", "deeplink", "onboarding", "rewards"}},
+    [CH_PARTNER] = {28, 15, {"cobrand", "reseller", "marketplace", "webinar", "mdf"}},
+};
+
+/* touch.campaign when the record has no campaign string from the tables. */
+#define CAMPAIGN_NO_KEY (-1) /* no campaign key */
+#define CAMPAIGN_EMPTY  (-2) /* "campaign": "" */
+/* Of every record, 1 in 4096 carries an empty campaign string (bad tagging). */
+#define EMPTY_CAMPAIGN_SHIFT 52 /* rng_next() >> 52 == 0: p = 2^-12 */
+
+/* customer.campaign: a rank among its preferred channel's campaigns, or */
+#define STICKY_NO_KEY 0xfe /* the journey carries no campaign key */
+#define STICKY_UNSET  0xff /* no journey campaign chosen yet */
+
+/* The optional checkout step (configs/checkout_optional.yaml): a B2C
+ * customer with a cart who "touches" instead of moving on applies a coupon
+ * CART_COUPON_PCT % of the time. It is a touch in the path model, so the
+ * advance and drop-out odds, and with them the shape of the existing
+ * funnels, stay as they were; most buyers never apply one. */
+#define B2C_CART_STAGE  3
+#define CART_COUPON_PCT 75
+
+/* Onboarding (configs/onboarding_unordered.yaml): a B2B account that starts a
+ * trial (ONBOARD_AT_TRIAL_PCT %) or signs without one (ONBOARD_AT_SIGN_PCT %)
+ * goes through these steps in its own random order; while it does, a share
+ * ONBOARD_STEP_PCT of its records are onboarding steps rather than path
+ * steps, and after each step it gives up with ONBOARD_QUIT_PCT %, leaving
+ * steps out. An account onboards at most once. */
+static const char *const onboard_events[] = {"signup", "profile_complete", "invite_sent",
+                                             "integration_connected", "first_report"};
+#define N_ONBOARD            5
+#define ONBOARD_ALL          ((1u << N_ONBOARD) - 1) /* every step done */
+#define ONBOARD_ACTIVE       0x20
+#define ONBOARD_EVER         0x40
+#define ONBOARD_AT_TRIAL_PCT 80
+#define ONBOARD_AT_SIGN_PCT  50
+#define ONBOARD_STEP_PCT     40
+#define ONBOARD_QUIT_PCT     10
+#define B2B_TRIAL_STAGE      3
+_Static_assert(sizeof onboard_events / sizeof onboard_events[0] == N_ONBOARD, "N_ONBOARD");
 
 /* ---- random numbers (xoshiro256**, seeded by splitmix64) ---------------- */
 
@@ -153,16 +233,32 @@ static unsigned rng_percent(rng *r)
 typedef struct customer {
     uint8_t position; /* last stage reached on its path, NO_POSITION if none */
     uint8_t b2b;
-    uint8_t channel; /* preferred channel */
+    uint8_t channel;  /* preferred channel */
+    uint8_t campaign; /* the journey's campaign on the preferred channel, or STICKY_* */
+    uint8_t onboard;  /* ONBOARD_*: bit i set = onboard_events[i] done */
 } customer;
 
 typedef struct touch {
     uint64_t customer;
     const char *event;
     int channel;
-    int campaign;        /* -1: no campaign key */
+    int campaign;        /* index into generator.campaign_name, or CAMPAIGN_NO_KEY / _EMPTY */
     int64_t value_cents; /* < 0: no value key */
 } touch;
+
+/* Walker's alias table for one channel's campaign popularity: draw a rank i
+ * uniformly, keep it when 32 random bits fall below keep[i], else take
+ * alias[i] -- one random number per draw, whatever the count. */
+typedef struct campaign_table {
+    uint32_t first; /* index of rank 0 in generator.campaign_name */
+    uint32_t count;
+    uint64_t keep[MAX_CAMPAIGNS]; /* out of 2^32 */
+    uint8_t alias[MAX_CAMPAIGNS];
+} campaign_table;
+
+#define N_CAMPAIGN_NAMES (N_CHANNELS * MAX_CAMPAIGNS)
+
+#define AHEAD 4 /* a power of 2 */
 
 typedef struct generator {
     const fs_gen_opts *opts;
@@ -170,6 +266,14 @@ typedef struct generator {
     customer *cust;
     uint64_t *pool;
     uint64_t pool_size;
+    /* The customers of the next AHEAD records, picked early so that their
+     * records can be prefetched: a customer record is a cache miss (the
+     * table is megabytes) that otherwise costs a quarter of the time. */
+    uint64_t ahead[AHEAD];
+    unsigned ahead_at; /* the next record's slot in ahead */
+    campaign_table camps[N_CHANNELS];
+    uint8_t campaign_len[N_CAMPAIGN_NAMES];
+    char campaign_name[N_CAMPAIGN_NAMES][CAMPAIGN_NAME];
 } generator;
 
 static int pick_channel(generator *g, const customer *c)
@@ -184,7 +288,8 @@ static int pick_channel(generator *g, const customer *c)
     return i;
 }
 
-static uint64_t pick_customer(generator *g)
+/* (inlined: it runs once per record, and a call costs ~2 % of the time) */
+static inline __attribute__((always_inline)) uint64_t pick_customer(generator *g)
 {
     if (rng_percent(&g->r) < 70)
         return g->pool[rng_below(&g->r, g->pool_size)];
@@ -228,6 +333,10 @@ static void step(generator *g, customer *c, touch *t)
     } else if (p < 58) {
         next = pos + 2 > last ? last : pos + 2;
     } else if (p < 78) {
+        if (!c->b2b && pos == B2C_CART_STAGE && rng_percent(&g->r) < CART_COUPON_PCT) {
+            t->event = "coupon_applied"; /* a touch that is the optional checkout step */
+            return;
+        }
         next = (int)rng_below(&g->r, (uint64_t)pos + 1); /* touch */
     } else {
         const char *noise = noise_events[rng_below(&g->r, N_NOISE)];
@@ -244,6 +353,9 @@ static void step(generator *g, customer *c, touch *t)
         next = last;
     t->event = stage_event(g, &path[next]);
     c->position = (uint8_t)next;
+    if (c->b2b && !(c->onboard & ONBOARD_EVER) && (next == B2B_TRIAL_STAGE || next == last) &&
+        rng_percent(&g->r) < (next == last ? ONBOARD_AT_SIGN_PCT : ONBOARD_AT_TRIAL_PCT))
+        c->onboard = ONBOARD_ACTIVE | ONBOARD_EVER;
     if (next == last) {
         t->value_cents = sale_value_cents(g, c->b2b);
         if (!c->b2b && rng_percent(&g->r) < 15)
@@ -252,13 +364,74 @@ static void step(generator *g, customer *c, touch *t)
     }
 }
 
+/* One onboarding step of an onboarding customer: one of the steps not done
+ * yet, uniformly, so every account has its own order. */
+static void onboard_step(generator *g, customer *c, touch *t)
+{
+    unsigned todo = ~c->onboard & ONBOARD_ALL, i = 0;
+    unsigned k = (unsigned)rng_below(&g->r, (uint64_t)__builtin_popcount(todo));
+    for (;; i++) /* to the k-th step not done yet */
+        if ((todo >> i & 1) && k-- == 0)
+            break;
+    c->onboard |= (uint8_t)(1u << i);
+    t->event = onboard_events[i];
+    t->value_cents = -1;
+    if ((c->onboard & ONBOARD_ALL) == ONBOARD_ALL || rng_percent(&g->r) < ONBOARD_QUIT_PCT)
+        c->onboard &= (uint8_t)~ONBOARD_ACTIVE;
+}
+
+/* The rank of a campaign of channel ch, drawn by popularity. */
+static int draw_campaign(generator *g, int ch)
+{
+    const campaign_table *ct = &g->camps[ch];
+    uint64_t r = rng_next(&g->r);
+    uint32_t i = (uint32_t)(((r >> 32) * ct->count) >> 32);
+    if ((r & 0xffffffffu) >= ct->keep[i])
+        i = ct->alias[i];
+    return (int)i;
+}
+
+/* The campaign of a record on channel ch. On the preferred channel a journey
+ * keeps its campaign (or its lack of one), switching now and then; other
+ * channels are one-off visits with a campaign of their own. */
+static int pick_campaign(generator *g, customer *c, int ch)
+{
+    uint64_t r = rng_next(&g->r);
+    if (r >> EMPTY_CAMPAIGN_SHIFT == 0)
+        return CAMPAIGN_EMPTY;
+    unsigned pct = (unsigned)((r & 0xffffffffu) * 100 >> 32);
+    int idx;
+    if (ch == c->channel && c->campaign != STICKY_UNSET && pct < CAMPAIGN_STICKY) {
+        if (c->campaign == STICKY_NO_KEY)
+            return CAMPAIGN_NO_KEY;
+        idx = c->campaign;
+    } else {
+        /* bits 32..51 of r: the no-key draw (independent of pct's bits) */
+        bool no_key = ((r >> 32) & 0xfffff) * 100 >> 20 < channel_camps[ch].no_key_pct;
+        idx = no_key ? -1 : draw_campaign(g, ch);
+        if (ch == c->channel)
+            c->campaign = no_key ? STICKY_NO_KEY : (uint8_t)idx;
+        if (no_key)
+            return CAMPAIGN_NO_KEY;
+    }
+    return (int)g->camps[ch].first + idx;
+}
+
 static void next_touch(generator *g, touch *t)
 {
-    t->customer = pick_customer(g);
+    t->customer = g->ahead[g->ahead_at];
+    g->ahead[g->ahead_at] = pick_customer(g);
+    __builtin_prefetch(&g->cust[g->ahead[g->ahead_at]], 1);
+    g->ahead_at = (g->ahead_at + 1) % AHEAD;
     customer *c = &g->cust[t->customer];
     t->channel = pick_channel(g, c);
-    t->campaign = rng_percent(&g->r) < 60 ? (int)rng_below(&g->r, N_CAMPAIGNS) : -1;
-    step(g, c, t);
+    if ((c->onboard & ONBOARD_ACTIVE) && rng_percent(&g->r) < ONBOARD_STEP_PCT)
+        onboard_step(g, c, t);
+    else
+        step(g, c, t);
+    t->campaign = pick_campaign(g, c, t->channel);
+    if (c->position == NO_POSITION)
+        c->campaign = STICKY_UNSET; /* the journey is over: the next one picks afresh */
 }
 
 /* ---- encoding one record ------------------------------------------------- */
@@ -395,9 +568,12 @@ static void encode_json(fs_gen *g, const touch *t, int64_t ts, enum corruption b
     n += put_str(line + n, "\",\"segment\":\"");
     n += put_str(line + n, c->b2b ? "b2b" : "b2c");
     line[n++] = '"';
-    if (t->campaign >= 0) {
+    if (t->campaign != CAMPAIGN_NO_KEY) {
         n += put_str(line + n, ",\"campaign\":\"");
-        n += put_str(line + n, campaigns[t->campaign]);
+        if (t->campaign >= 0) {
+            memcpy(line + n, g->gen.campaign_name[t->campaign], g->gen.campaign_len[t->campaign]);
+            n += g->gen.campaign_len[t->campaign];
+        }
         line[n++] = '"';
     }
     if (t->value_cents >= 0 || bad == BAD_STRING_VALUE) {
@@ -440,7 +616,8 @@ __attribute__((flatten)) static void encode_msgpack(fs_gen *g, const touch *t, i
     }
     const customer *c = &g->gen.cust[t->customer];
     bool has_value = t->value_cents >= 0 || bad == BAD_STRING_VALUE;
-    size_t keys = 4 + (size_t)(bad != BAD_NO_CUSTOMER) + (size_t)(t->campaign >= 0) + has_value;
+    size_t keys =
+        4 + (size_t)(bad != BAD_NO_CUSTOMER) + (size_t)(t->campaign != CAMPAIGN_NO_KEY) + has_value;
     msgpack_pack_map(&pk, keys);
     if (bad != BAD_NO_CUSTOMER) {
         pack_cstr(&pk, "customer_id", 11);
@@ -459,13 +636,18 @@ __attribute__((flatten)) static void encode_msgpack(fs_gen *g, const touch *t, i
     const char *ev = bad == BAD_EMPTY_EVENT ? "" : t->event;
     pack_cstr(&pk, ev, strlen(ev));
     pack_cstr(&pk, "channel", 7);
-    const char *ch = bad == BAD_UTF8_CHANNEL ? invalid_utf8 : channels[t->channel];
-    pack_cstr(&pk, ch, strlen(ch));
+    if (bad == BAD_UTF8_CHANNEL)
+        pack_cstr(&pk, invalid_utf8, sizeof invalid_utf8 - 1);
+    else
+        pack_cstr(&pk, channels[t->channel], channel_len[t->channel]);
     pack_cstr(&pk, "segment", 7);
     pack_cstr(&pk, c->b2b ? "b2b" : "b2c", 3);
-    if (t->campaign >= 0) {
+    if (t->campaign != CAMPAIGN_NO_KEY) {
         pack_cstr(&pk, "campaign", 8);
-        pack_cstr(&pk, campaigns[t->campaign], strlen(campaigns[t->campaign]));
+        if (t->campaign >= 0)
+            pack_cstr(&pk, g->gen.campaign_name[t->campaign], g->gen.campaign_len[t->campaign]);
+        else
+            pack_cstr(&pk, "", 0);
     }
     if (has_value) {
         int64_t v = t->value_cents < 0 ? 0 : t->value_cents;
@@ -493,6 +675,61 @@ void fs_gen_opts_default(fs_gen_opts *opts)
                           .malformed_ppm = 0};
 }
 
+/* Vose's alias method on integer weights, so the table is exact: each
+ * rank's share w[i] * n is compared with the total W; a rank below W keeps
+ * itself with odds w[i] * n / W and hands the rest to a rank above W. */
+static void build_alias(campaign_table *ct, const uint64_t *w)
+{
+    uint32_t n = ct->count;
+    uint64_t total = 0, share[MAX_CAMPAIGNS];
+    uint8_t small[MAX_CAMPAIGNS], large[MAX_CAMPAIGNS];
+    uint32_t ns = 0, nl = 0;
+    for (uint32_t i = 0; i < n; i++)
+        total += w[i];
+    for (uint32_t i = 0; i < n; i++) {
+        share[i] = w[i] * n; /* w < 2^40, n <= 60: no overflow */
+        ct->alias[i] = (uint8_t)i;
+        ct->keep[i] = 1ull << 32;
+        if (share[i] < total)
+            small[ns++] = (uint8_t)i;
+        else
+            large[nl++] = (uint8_t)i;
+    }
+    while (ns && nl) {
+        uint8_t s = small[--ns], l = large[nl - 1];
+        ct->keep[s] = (uint64_t)(((unsigned __int128)share[s] << 32) / total);
+        ct->alias[s] = l;
+        share[l] -= total - share[s];
+        if (share[l] < total) {
+            nl--;
+            small[ns++] = l;
+        }
+    }
+}
+
+static void init_campaigns(generator *g)
+{
+    uint32_t first = 0;
+    for (int ch = 0; ch < N_CHANNELS; ch++) {
+        const channel_campaigns *cc = &channel_camps[ch];
+        campaign_table *ct = &g->camps[ch];
+        uint64_t w[MAX_CAMPAIGNS];
+        ct->first = first;
+        ct->count = cc->count;
+        for (uint32_t i = 0; i < cc->count; i++) {
+            double r = (double)(i + 1);
+            w[i] = (uint64_t)(0x1p40 / (r * sqrt(sqrt(r))));
+            int len = snprintf(g->campaign_name[first + i], CAMPAIGN_NAME, "%s-%s-%02u",
+                               channels[ch], cc->themes[i % 5], i / 5 + 1);
+            if (len <= 0 || len >= CAMPAIGN_NAME)
+                abort(); /* cannot happen: see CAMPAIGN_NAME */
+            g->campaign_len[first + i] = (uint8_t)len;
+        }
+        build_alias(ct, w);
+        first += cc->count;
+    }
+}
+
 static void init_customers(generator *g)
 {
     uint64_t m = g->opts->customers;
@@ -501,6 +738,8 @@ static void init_customers(generator *g)
         customer *c = &g->cust[i];
         c->b2b = rng_percent(&g->r) < 30;
         c->position = NO_POSITION;
+        c->campaign = STICKY_UNSET;
+        c->onboard = 0;
         const uint8_t *cdf = c->b2b ? b2b_channel_cdf : b2c_channel_cdf;
         unsigned p = rng_percent(&g->r);
         uint8_t ch = 0;
@@ -514,6 +753,9 @@ static void init_customers(generator *g)
     g->pool = fs_xmalloc(g->pool_size * sizeof *g->pool);
     for (uint64_t i = 0; i < g->pool_size; i++)
         g->pool[i] = rng_below(&g->r, m);
+    for (unsigned i = 0; i < AHEAD; i++)
+        g->ahead[i] = pick_customer(g);
+    g->ahead_at = 0;
 }
 
 static int64_t event_time(generator *g, uint64_t i)
@@ -551,6 +793,7 @@ fs_gen *fs_gen_new(const fs_gen_opts *opts)
     g->dst = g->rec;
     g->len = g->key_len = 0;
     rng_seed(&g->gen.r, opts->seed);
+    init_campaigns(&g->gen);
     init_customers(&g->gen);
     return g;
 }

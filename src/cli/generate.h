@@ -2,12 +2,14 @@
  *
  * The same options (seed included) always produce the same bytes. Traffic is
  * shaped to exercise every funnel rule against the bundled configs (configs/):
- * B2B and B2C segments, >= 6 channels, customers who enter mid-funnel, skip
- * stages, drop off, come back after the conversion window, buy again and
- * unsubscribe. Timestamps advance by 1000/rate ms per event on average from
- * start_ts; disorder_ms > 0 shuffles them by up to that much (bounded
- * disorder); malformed_ppm > 0 replaces that many per million records with
- * malformed ones (truncated, wrong types, garbage bytes, ...).
+ * B2B and B2C segments, >= 6 channels with tens of campaigns each (long-tail
+ * popularity, sticky within a journey, some records without one), customers
+ * who enter mid-funnel, skip stages, drop off, come back after the
+ * conversion window, buy again and unsubscribe, apply a coupon (or not)
+ * between cart and checkout, and onboard in any order. Timestamps advance by 1000/rate ms per event
+ * on average from start_ts; disorder_ms > 0 shuffles them by up to that much (bounded disorder);
+ * malformed_ppm > 0 replaces that many per million records with malformed ones (truncated, wrong
+ * types, garbage bytes, ...).
  *
  * Two ways to get the records: fs_generate writes them all to a stream;
  * fs_gen_new / fs_gen_next / fs_gen_free hand them out one at a time with
