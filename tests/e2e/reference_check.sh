@@ -64,6 +64,12 @@ COMBOS=(
     # expire into closed windows; such an expiry adds to late_events of the
     # earliest window open before the watermark advance (README decisions 1, 6).
     "tiny_ooo_disorder_beyond_cw|$XCFG/tiny_ooo.yaml|json|20000|700|17|10|120000|0.01|1"
+    # The bundled examples of issue 14's options, on generate's campaigns,
+    # coupon step and onboarding traffic.
+    "bundled_b2b_velocity_r200|$CFG/b2b_velocity.yaml|msgpack|60000|3000|41|200|3000|0.001|2"
+    "bundled_campaigns_r1000_late|$CFG/campaigns.yaml|json|60000|4000|42|1000|12000|0|3"
+    "bundled_onboarding_r100|$CFG/onboarding_unordered.yaml|msgpack|80000|2000|43|100|2000|0.001|2"
+    "bundled_checkout_optional_r1000_late|$CFG/checkout_optional.yaml|json|60000|3000|44|1000|9000|0|2"
     # Issue 14: unordered mode, optional stages, campaign breakdowns.
     "unordered_r200|$XCFG/unordered.yaml|msgpack|50000|2000|21|200|3000|0.001|2"
     "unordered_r2000_late|$XCFG/unordered.yaml|json|50000|3000|22|2000|15000|0|3"

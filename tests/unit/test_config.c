@@ -649,8 +649,9 @@ static void test_funnel_rules(void **state)
                  "cfg.yaml:9:11: funnels[2].name: funnel name 'f' is already used by funnels[0]");
 
     /* mode */
-    expect_error(MIN_FUNNELS "    mode: Strict\n",
-                 "cfg.yaml:6:11: funnels[0].mode: expected 'strict', 'open' or 'unordered', got 'Strict'");
+    expect_error(
+        MIN_FUNNELS "    mode: Strict\n",
+        "cfg.yaml:6:11: funnels[0].mode: expected 'strict', 'open' or 'unordered', got 'Strict'");
 
     /* stage count */
     expect_error("funnels:\n  - name: f\n    stages:\n      - {name: a, events: [x]}\n",
@@ -1206,6 +1207,104 @@ static void test_bundled_default(void **state)
     fs_config_free(cfg);
 }
 
+#define THREE_STAGES                                                                               \
+    "funnels:\n"                                                                                   \
+    "  - name: f\n"                                                                                \
+    "    stages:\n"                                                                                \
+    "      - {name: a, events: [x]}\n"                                                             \
+    "      - {name: b, events: [y]}\n"                                                             \
+    "      - {name: c, events: [z]}\n"
+
+/* Issue 14's options: defaults, values, and each refusal naming its field. */
+static void test_funnel_options(void **state)
+{
+    (void)state;
+    fs_config *cfg = must_parse(MIN_FUNNELS);
+    const fs_funnel_cfg *f = &cfg->funnels[0];
+    assert_int_equal(f->breakdowns, FS_BREAKDOWN_CHANNEL | FS_BREAKDOWN_SEGMENT);
+    assert_int_equal(f->max_breakdown_values, 1000);
+    assert_true(f->stage_time);
+    assert_false(f->stages[0].optional);
+    fs_config_free(cfg);
+
+    cfg = must_parse("funnels:\n  - name: f\n    mode: unordered\n    stage_time: false\n"
+                     "    breakdowns: [campaign, channel]\n    max_breakdown_values: 7\n"
+                     "    stages: [{name: a, events: [x]}, {name: b, events: [y]}]\n");
+    f = &cfg->funnels[0];
+    assert_int_equal(f->mode, FS_MODE_UNORDERED);
+    assert_false(f->stage_time);
+    assert_int_equal(f->breakdowns, FS_BREAKDOWN_CAMPAIGN | FS_BREAKDOWN_CHANNEL);
+    assert_int_equal(f->max_breakdown_values, 7);
+    fs_config_free(cfg);
+
+    cfg = must_parse(MIN_FUNNELS "    breakdowns: []\n");
+    assert_int_equal(cfg->funnels[0].breakdowns, 0);
+    fs_config_free(cfg);
+
+    cfg = must_parse("funnels:\n  - name: f\n    mode: strict\n    stages:\n"
+                     "      - {name: a, events: [x]}\n"
+                     "      - {name: b, events: [y], optional: true}\n"
+                     "      - {name: c, events: [z], optional: false}\n");
+    assert_true(cfg->funnels[0].stages[1].optional);
+    assert_false(cfg->funnels[0].stages[2].optional);
+    fs_config_free(cfg);
+
+    expect_error(
+        "funnels:\n  - name: f\n    stages:\n"
+        "      - {name: a, events: [x], optional: true}\n"
+        "      - {name: b, events: [y]}\n      - {name: c, events: [z]}\n",
+        "cfg.yaml:4:42: funnels[0].stages[0].optional: the first stage cannot be optional");
+    expect_error(THREE_STAGES "      - {name: d, events: [w], optional: true}\n",
+                 "funnels[0].stages[3].optional: the last stage cannot be optional");
+    expect_error("funnels:\n  - name: f\n    stages:\n"
+                 "      - {name: a, events: [x]}\n"
+                 "      - {name: b, events: [y], optional: true}\n      - {name: c, events: [z]}\n"
+                 "    mode: unordered\n",
+                 "funnels[0].stages[1].optional: optional stages are for strict and open funnels");
+    expect_error(THREE_STAGES "    x: 1\n", "funnels[0].x: unknown key");
+    expect_error("funnels:\n  - name: f\n    stages:\n"
+                 "      - {name: a, events: [x]}\n      - {name: b, events: [y], optional: yes}\n",
+                 "funnels[0].stages[1].optional: expected 'false' or 'true', got 'yes'");
+    expect_error(MIN_FUNNELS "    breakdowns: [channel, region]\n",
+                 "cfg.yaml:7:31: funnels[0].breakdowns[1]: unknown breakdown field 'region' "
+                 "(expected channel, segment or campaign)");
+    expect_error(MIN_FUNNELS "    breakdowns: [campaign, campaign]\n",
+                 "funnels[0].breakdowns[1]: 'campaign' is already listed");
+    expect_error(MIN_FUNNELS "    breakdowns: campaign\n", "funnels[0].breakdowns:");
+    expect_error(MIN_FUNNELS "    max_breakdown_values: 0\n",
+                 "funnels[0].max_breakdown_values: expected an integer from 1 to 1000000, got '0'");
+    expect_error(MIN_FUNNELS "    max_breakdown_values: 1000001\n",
+                 "funnels[0].max_breakdown_values: expected an integer from 1 to 1000000");
+    expect_error(MIN_FUNNELS "    max_breakdown_values: -3\n",
+                 "funnels[0].max_breakdown_values: expected an integer from 1 to 1000000");
+    expect_error(MIN_FUNNELS "    stage_time: 1\n",
+                 "funnels[0].stage_time: expected 'false' or 'true'");
+    expect_error(MIN_FUNNELS "    mode: any\n",
+                 "funnels[0].mode: expected 'strict', 'open' or 'unordered', got 'any'");
+}
+
+/* The examples of issue 14's options load with what they show. */
+static void test_bundled_issue14_examples(void **state)
+{
+    (void)state;
+    fs_config *cfg = load_bundled("configs/onboarding_unordered.yaml");
+    assert_int_equal(cfg->funnels[0].mode, FS_MODE_UNORDERED);
+    fs_config_free(cfg);
+    cfg = load_bundled("configs/checkout_optional.yaml");
+    bool any = false;
+    for (size_t s = 0; s < cfg->funnels[0].n_stages; s++)
+        any |= cfg->funnels[0].stages[s].optional;
+    assert_true(any && cfg->funnels[0].mode == FS_MODE_STRICT);
+    fs_config_free(cfg);
+    cfg = load_bundled("configs/campaigns.yaml");
+    assert_true(cfg->funnels[0].breakdowns & FS_BREAKDOWN_CAMPAIGN);
+    assert_int_equal(cfg->funnels[0].max_breakdown_values, 50);
+    fs_config_free(cfg);
+    cfg = load_bundled("configs/b2b_velocity.yaml");
+    assert_true(cfg->funnels[0].stage_time);
+    fs_config_free(cfg);
+}
+
 /* The docker-compose stage: containers reach the broker as kafka:19092. */
 static void test_bundled_docker(void **state)
 {
@@ -1255,6 +1354,8 @@ int main(void)
         cmocka_unit_test(test_bundled_b2b),
         cmocka_unit_test(test_bundled_product),
         cmocka_unit_test(test_bundled_default),
+        cmocka_unit_test(test_bundled_issue14_examples),
+        cmocka_unit_test(test_funnel_options),
         cmocka_unit_test(test_bundled_docker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
