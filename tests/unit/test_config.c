@@ -1266,7 +1266,7 @@ static void test_funnel_options(void **state)
                  "      - {name: a, events: [x]}\n      - {name: b, events: [y], optional: yes}\n",
                  "funnels[0].stages[1].optional: expected 'false' or 'true', got 'yes'");
     expect_error(MIN_FUNNELS "    breakdowns: [channel, region]\n",
-                 "cfg.yaml:7:31: funnels[0].breakdowns[1]: unknown breakdown field 'region' "
+                 "cfg.yaml:6:27: funnels[0].breakdowns[1]: unknown breakdown field 'region' "
                  "(expected channel, segment or campaign)");
     expect_error(MIN_FUNNELS "    breakdowns: [campaign, campaign]\n",
                  "funnels[0].breakdowns[1]: 'campaign' is already listed");
