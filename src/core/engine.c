@@ -529,6 +529,13 @@ fs_engine *fs_engine_new(const fs_config *cfg, uint32_t threads, fs_output out)
     e->n_workers = threads ? threads : 1;
     e->funnels = fs_funnels_compile(cfg);
     e->table = fs_journey_table_new(e->funnels->n, e->funnels->ext_bytes, e->n_workers, 1u << 16);
+    uint32_t list_funnel[FS_MAX_FUNNELS], list_off[FS_MAX_FUNNELS], n_lists = 0;
+    for (uint32_t f = 0; f < e->funnels->n; f++)
+        if (e->funnels->funnel[f].ext_campaign != FS_EXT_NONE) {
+            list_funnel[n_lists] = f;
+            list_off[n_lists++] = e->funnels->funnel[f].ext_campaign;
+        }
+    fs_journey_table_set_lists(e->table, list_funnel, list_off, n_lists);
     if (!e->table) {
         fs_funnels_free(e->funnels);
         free(e);

@@ -105,7 +105,7 @@ typedef struct fs_journey {
 
 /* A second touch list, kept like the journey's channels (same fields, same
  * blocks), for campaigns: 24 bytes in the extension. touch[0] is the first
- * campaign. */
+ * campaign, touch[1] the one touched last (journey_table.c). */
 typedef struct fs_touch_list {
     uint32_t more;
     uint16_t n;

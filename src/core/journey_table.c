@@ -122,6 +122,9 @@ struct fs_journey_table {
     uint32_t n_owners;
     uint32_t stride;
     segment *seg;
+    uint32_t *list_off;    /* the extension's touch lists (fs_journey_table_set_lists) */
+    uint32_t *list_funnel; /* and the funnel each belongs to */
+    uint32_t n_lists;
 };
 
 _Static_assert(sizeof(fs_customer) == 32, "record header");
@@ -302,6 +305,8 @@ void fs_journey_table_free(fs_journey_table *t)
         fs_slab_destroy(&s->long_ids);
         free(s->age);
     }
+    free(t->list_off);
+    free(t->list_funnel);
     free(t->seg);
     free(t);
 }
@@ -563,21 +568,43 @@ static touch_block *block_append(segment *s, uint32_t *link)
 }
 
 /* A touch list's fields, wherever they live: a journey's channels or an
- * extension's fs_touch_list share the code below. */
+ * extension's fs_touch_list share the code below.
+ *
+ * `recent` lists (campaigns) keep the label touched last in inline slot 1:
+ * a found or new label past it swaps places with it. A journey has few
+ * channels but may collect tens of campaigns, mostly one after the other
+ * (a campaign sticks to a visit), so the next touch usually finds its
+ * label inline instead of walking the chain of blocks, a cache miss each.
+ * Slot 0 stays the first touch; the order of the others carries no
+ * meaning (linear credit sums counts), and depends only on the journey's
+ * own events, so it is the same on any thread count or restore. */
 typedef struct touch_ref {
     fs_touch_count *touch; /* FS_JOURNEY_INLINE_TOUCHES inline */
     uint32_t *more;
     uint16_t *n;
+    bool recent;
 } touch_ref;
 
 static touch_ref journey_ref(fs_journey *j)
 {
-    return (touch_ref){j->touch, &j->more, &j->n_touches};
+    return (touch_ref){j->touch, &j->more, &j->n_touches, false};
 }
 
 static touch_ref list_ref(fs_touch_list *l)
 {
-    return (touch_ref){l->touch, &l->more, &l->n};
+    return (touch_ref){l->touch, &l->more, &l->n, true};
+}
+
+_Static_assert(FS_JOURNEY_INLINE_TOUCHES == 2, "the recent label's slot is 1");
+
+/* A recent list's label at tc (in a block) becomes the one in slot 1. */
+static void make_recent(touch_ref r, fs_touch_count *tc)
+{
+    if (!r.recent)
+        return;
+    fs_touch_count t = r.touch[1];
+    r.touch[1] = *tc;
+    *tc = t;
 }
 
 static void ref_touch(segment *s, touch_ref r, uint32_t label)
@@ -596,6 +623,7 @@ static void ref_touch(segment *s, touch_ref r, uint32_t label)
         for (uint32_t i = 0; i < BLOCK_TOUCHES && k < n; i++, k++)
             if (tb->touch[i].label == label) {
                 bump(&tb->touch[i]);
+                make_recent(r, &tb->touch[i]);
                 return;
             }
         link = &tb->next;
@@ -617,6 +645,34 @@ static void ref_touch(segment *s, touch_ref r, uint32_t label)
     __atomic_store_n(&tc->label, label, __ATOMIC_RELEASE);
     __atomic_store_n(&tc->count, 1, __ATOMIC_RELEASE);
     __atomic_store_n(r.n, (uint16_t)(n + 1), __ATOMIC_RELEASE);
+    if (n >= FS_JOURNEY_INLINE_TOUCHES)
+        make_recent(r, tc);
+}
+
+/* Appends a label the list does not hold, with its count (a restore:
+ * the saved order comes back as it was, recent slot included). */
+static void ref_append(segment *s, touch_ref r, uint32_t label, uint32_t count)
+{
+    uint32_t n = *r.n;
+    assert(n < UINT16_MAX);
+    fs_touch_count *tc;
+    if (n < FS_JOURNEY_INLINE_TOUCHES) {
+        tc = &r.touch[n];
+    } else {
+        uint32_t *link = r.more;
+        touch_block *tb = NULL;
+        for (uint32_t k = FS_JOURNEY_INLINE_TOUCHES; k < n; k += BLOCK_TOUCHES) {
+            tb = fs_slab_at(&s->blocks, *link);
+            link = &tb->next;
+        }
+        uint32_t pos = (n - FS_JOURNEY_INLINE_TOUCHES) % BLOCK_TOUCHES;
+        if (pos == 0)
+            tb = block_append(s, link);
+        tc = &tb->touch[pos];
+    }
+    tc->label = label;
+    tc->count = count;
+    *r.n = (uint16_t)(n + 1);
 }
 
 static void ref_release(segment *s, touch_ref r)
@@ -670,6 +726,12 @@ void fs_journey_table_list_touch(fs_journey_table *t, uint32_t owner, fs_touch_l
                                  uint32_t label)
 {
     ref_touch(&t->seg[owner], list_ref(l), label);
+}
+
+void fs_journey_table_list_append(fs_journey_table *t, uint32_t owner, fs_touch_list *l,
+                                  uint32_t label, uint32_t count)
+{
+    ref_append(&t->seg[owner], list_ref(l), label, count);
 }
 
 void fs_journey_table_list_end(fs_journey_table *t, uint32_t owner, fs_touch_list *l)
@@ -818,6 +880,46 @@ void fs_journey_table_prefetch_slot(fs_journey_table *t, uint64_t hash)
 {
     ix_array *a = atomic_load_explicit(&segment_of(t, hash)->arr, memory_order_relaxed);
     __builtin_prefetch(&a->slot[hash & a->mask]);
+}
+
+void fs_journey_table_set_lists(fs_journey_table *t, const uint32_t *funnel,
+                                const uint32_t *ext_off, uint32_t n)
+{
+    assert(t->n_lists == 0 && n <= t->n_funnels);
+    t->list_off = fs_xmalloc((n ? n : 1) * sizeof(*t->list_off));
+    t->list_funnel = fs_xmalloc((n ? n : 1) * sizeof(*t->list_funnel));
+    for (uint32_t i = 0; i < n; i++) {
+        assert(funnel[i] < t->n_funnels);
+        t->list_off[i] = ext_off[i];
+        t->list_funnel[i] = funnel[i];
+    }
+    t->n_lists = n;
+}
+
+static void prefetch_block(const segment *s, uint32_t n, uint32_t more)
+{
+    const void *b;
+    if (n > FS_JOURNEY_INLINE_TOUCHES && (b = fs_slab_at_shared(&s->blocks, more)))
+        __builtin_prefetch(b);
+}
+
+void fs_journey_table_prefetch_touches(fs_journey_table *t, uint64_t hash)
+{
+    segment *s = segment_of(t, hash);
+    ix_array *a = atomic_load_explicit(&s->arr, memory_order_relaxed);
+    uint64_t v = atomic_load_explicit(&a->slot[hash & a->mask], memory_order_relaxed);
+    if (!v)
+        return;
+    fs_customer *c = fs_slab_at(&s->records, slot_record(v));
+    for (uint32_t f = 0; f < t->n_funnels; f++)
+        if (c->journey[f].active)
+            prefetch_block(s, c->journey[f].n_touches, c->journey[f].more);
+    char *ext = fs_customer_ext(c, t->n_funnels);
+    for (uint32_t i = 0; i < t->n_lists; i++) {
+        const fs_touch_list *l = (const fs_touch_list *)(ext + t->list_off[i]);
+        if (c->journey[t->list_funnel[i]].active)
+            prefetch_block(s, l->n, l->more);
+    }
 }
 
 void fs_journey_table_prefetch_record(fs_journey_table *t, uint64_t hash)

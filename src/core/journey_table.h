@@ -135,9 +135,14 @@ uint32_t fs_journey_table_touches(fs_journey_table *t, uint32_t owner, const fs_
 
 /* The same three for a touch list in a record's extension (campaigns).
  * A list starts as fs_touch_list_init made it; _list_end gives its blocks
- * back (the journey holding it ends). */
+ * back (the journey holding it ends). Its order: touches[0] is the first
+ * label, touches[1] the one touched last (journey_table.c), the rest in
+ * no meaningful order. _list_append adds a label the list does not hold
+ * with its count, at the end (restoring a saved list as it was). */
 void fs_journey_table_list_touch(fs_journey_table *t, uint32_t owner, fs_touch_list *l,
                                  uint32_t label);
+void fs_journey_table_list_append(fs_journey_table *t, uint32_t owner, fs_touch_list *l,
+                                  uint32_t label, uint32_t count);
 void fs_journey_table_list_end(fs_journey_table *t, uint32_t owner, fs_touch_list *l);
 uint32_t fs_journey_table_list_touches(fs_journey_table *t, uint32_t owner, const fs_touch_list *l,
                                        fs_touch_count **buf, uint32_t *cap);
@@ -164,6 +169,15 @@ size_t fs_journey_table_bytes(const fs_journey_table *t);
  * the home slot points at, which is the right one unless the key probed
  * further. */
 void fs_journey_table_prefetch_slot(fs_journey_table *t, uint64_t hash);
+/* Later still, once the record is cached: the first touch block of each
+ * of its active journeys' touch lists that has one (the channels, and the
+ * extension's lists named by fs_journey_table_set_lists), the loads a
+ * touch would otherwise wait for. */
+void fs_journey_table_prefetch_touches(fs_journey_table *t, uint64_t hash);
+/* Before any insert: the extension's touch lists, at ext_off[i] of the
+ * extension, funnel[i]'s (for fs_journey_table_prefetch_touches). */
+void fs_journey_table_set_lists(fs_journey_table *t, const uint32_t *funnel,
+                                const uint32_t *ext_off, uint32_t n);
 void fs_journey_table_prefetch_record(fs_journey_table *t, uint64_t hash);
 
 #endif

@@ -49,7 +49,10 @@
  *         stage_ts   int64, when max_stage was reached; INT64_MIN unknown
  *         reached    unordered mode: bit s for stage s reached (as many bits
  *                    as max_stage + 1), else 0; below 2^S
- *         the last array: campaign touches, as the channel touches
+ *         the last array: campaign touches, flattened like the channel
+ *         touches: the first campaign first, the one touched last second
+ *         (journey_table.c), the rest in no meaningful order; restored in
+ *         this order
  *
  *   A value without journeys, `1 checkpoint` alone, is a removal mark: the
  *   customer is gone, its last journey ended in that checkpoint (a soft

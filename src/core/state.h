@@ -65,7 +65,7 @@ typedef struct fs_state_journey {
     int64_t stage_ts;         /* when max_stage was reached */
     uint32_t reached;         /* unordered: bit s, stage s reached; else 0 */
     uint32_t n_campaigns;     /* campaign breakdown: the campaign touches; else 0 */
-    fs_touch_count *campaign; /* first-touch order; label = the campaign's id */
+    fs_touch_count *campaign; /* the first, then the last touched (journey_table.h) */
 } fs_state_journey;
 
 /* fs_journey counts its touches in 16 bits, so no writer has more; a record

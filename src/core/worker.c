@@ -1017,6 +1017,7 @@ static void drop_partition(fs_worker *w, uint32_t part);
  * the one lookup. Distances in events. */
 #define AHEAD_SLOT   12
 #define AHEAD_RECORD 5
+#define AHEAD_BLOCKS 2
 
 static void prefetch_ahead(fs_worker *w, const fs_event *ev, const uint8_t *status,
                            const fs_route_ent *own, uint32_t n, uint32_t k)
@@ -1025,6 +1026,8 @@ static void prefetch_ahead(fs_worker *w, const fs_event *ev, const uint8_t *stat
         fs_journey_table_prefetch_slot(w->table, ev[own[k + AHEAD_SLOT].idx].customer_hash);
     if (k + AHEAD_RECORD < n && status[own[k + AHEAD_RECORD].idx] == FS_OK)
         fs_journey_table_prefetch_record(w->table, ev[own[k + AHEAD_RECORD].idx].customer_hash);
+    if (k + AHEAD_BLOCKS < n && status[own[k + AHEAD_BLOCKS].idx] == FS_OK)
+        fs_journey_table_prefetch_touches(w->table, ev[own[k + AHEAD_BLOCKS].idx].customer_hash);
 }
 
 void fs_worker_apply(fs_worker *w, const fs_route_head *head, const fs_event *ev,
@@ -1216,10 +1219,11 @@ static void adopt_ext(fs_worker *w, fs_customer *c, const fs_funnel *f,
         fs_touch_list_init(campaigns, fs_dict_intern(&w->labels, "unknown", 7));
         return;
     }
-    fs_touch_list_init(campaigns, sj->campaign[0].label);
-    for (uint32_t t = 0; t < sj->n_campaigns; t++)
-        for (uint32_t k = t == 0 ? 1 : 0; k < sj->campaign[t].count; k++)
-            fs_journey_table_list_touch(w->table, w->id, campaigns, sj->campaign[t].label);
+    fs_touch_list_init(campaigns, sj->campaign[0].label); /* counts: at least the one touch */
+    campaigns->touch[0].count = sj->campaign[0].count ? sj->campaign[0].count : 1;
+    for (uint32_t t = 1; t < sj->n_campaigns; t++)
+        fs_journey_table_list_append(w->table, w->id, campaigns, sj->campaign[t].label,
+                                     sj->campaign[t].count ? sj->campaign[t].count : 1);
 }
 
 void fs_worker_adopt_journey(fs_worker *w, fs_customer *c, uint32_t record,

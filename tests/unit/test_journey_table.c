@@ -252,6 +252,59 @@ static void test_touch_blocks_in_order(void **state)
     fs_journey_table_thread_leave();
 }
 
+/* A campaign list (the extension's, journey_table.h): the first label
+ * stays in slot 0, the one touched last is in slot 1, every count is
+ * kept, and a list appended back in its saved order is the same list. */
+static void test_touch_list_recent_and_append(void **state)
+{
+    (void)state;
+    fs_journey_table_thread_enter();
+    fs_journey_table_read_lock();
+    fs_journey_table *t = fs_journey_table_new(1, sizeof(fs_touch_list), 1, 0);
+    uint32_t idx;
+    fs_customer *c = add(t, "x", 1, 0, &idx);
+    fs_touch_list *l = fs_customer_ext(c, 1), copy;
+    fs_touch_list_init(l, 100);
+    for (uint32_t k = 1; k < 20; k++) /* label 100+k touched k + 1 times */
+        for (uint32_t i = 0; i <= k; i++)
+            fs_journey_table_list_touch(t, 0, l, 100 + k);
+    fs_touch_count *buf = NULL;
+    uint32_t cap = 0, counts[20] = {0};
+    assert_int_equal(fs_journey_table_list_touches(t, 0, l, &buf, &cap), 20);
+    assert_int_equal(buf[0].label, 100);
+    assert_int_equal(buf[1].label, 119); /* touched last */
+    for (uint32_t k = 0; k < 20; k++)
+        counts[buf[k].label - 100] = buf[k].count;
+    for (uint32_t k = 0; k < 20; k++)
+        assert_int_equal(counts[k], k + 1);
+    fs_journey_table_list_touch(t, 0, l, 105); /* found in a block: now the recent one */
+    uint32_t n = fs_journey_table_list_touches(t, 0, l, &buf, &cap);
+    assert_int_equal(buf[1].label, 105);
+    assert_int_equal(buf[1].count, 7);
+    fs_journey_table_list_touch(t, 0, l, 100); /* the first one stays first */
+    fs_journey_table_list_touch(t, 0, l, 105);
+    n = fs_journey_table_list_touches(t, 0, l, &buf, &cap);
+    assert_true(buf[0].label == 100 && buf[0].count == 2 && buf[1].label == 105);
+
+    /* restore: the saved order back as it was, counts included */
+    fs_touch_count *saved = malloc(n * sizeof(*saved));
+    memcpy(saved, buf, n * sizeof(*saved));
+    fs_journey_table_list_end(t, 0, l);
+    fs_touch_list_init(&copy, saved[0].label);
+    copy.touch[0].count = saved[0].count;
+    for (uint32_t k = 1; k < n; k++)
+        fs_journey_table_list_append(t, 0, &copy, saved[k].label, saved[k].count);
+    assert_int_equal(fs_journey_table_list_touches(t, 0, &copy, &buf, &cap), n);
+    assert_memory_equal(buf, saved, n * sizeof(*saved));
+    fs_journey_table_list_end(t, 0, &copy);
+    free(saved);
+    free(buf);
+    fs_journey_table_remove(t, c, idx);
+    fs_journey_table_read_unlock();
+    fs_journey_table_free(t);
+    fs_journey_table_thread_leave();
+}
+
 static void test_long_ids(void **state)
 {
     (void)state;
@@ -492,6 +545,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrent_owners_and_reader),
         cmocka_unit_test(test_touch_blocks_in_order),
+        cmocka_unit_test(test_touch_list_recent_and_append),
         cmocka_unit_test(test_long_ids),
         cmocka_unit_test(test_walk_one_partition),
         cmocka_unit_test(test_limit_shares),
