@@ -207,14 +207,15 @@ static void log_summary(const fs_engine_stats *st, double secs, uint64_t bytes, 
            " journeys_started=%" PRIu64 " completed=%" PRIu64 " abandoned=%" PRIu64
            " excluded=%" PRIu64 " refused=%" PRIu64 " evicted=%" PRIu64
            " peak_active_journeys=%" PRIu64 " flow_records=%" PRIu64 " cohort_records=%" PRIu64
+           " partials=%" PRIu64 " partial_bytes=%" PRIu64
            " threads=%u seconds=%.3f events_per_sec=%.0f"
            " mb_per_sec=%.1f max_rss_kb=%ld worker_cpu_s=%.3f busiest_worker_cpu_s=%.3f",
            st->messages, st->valid, st->rejected, st->late_events, st->journeys_started,
            st->journeys_completed, st->journeys_abandoned, st->journeys_excluded,
            st->journeys_refused, st->journeys_evicted, st->journeys_active_peak, st->flow_records,
-           st->cohort_records, threads, secs, secs > 0 ? (double)st->messages / secs : 0,
-           secs > 0 ? (double)bytes / secs / 1e6 : 0, max_rss_kb(), (double)st->worker_cpu_ns / 1e9,
-           (double)st->worker_cpu_ns_max / 1e9);
+           st->cohort_records, st->partials, st->partial_bytes, threads, secs,
+           secs > 0 ? (double)st->messages / secs : 0, secs > 0 ? (double)bytes / secs / 1e6 : 0,
+           max_rss_kb(), (double)st->worker_cpu_ns / 1e9, (double)st->worker_cpu_ns_max / 1e9);
     for (int r = 1; r < FS_REJECT_COUNT; r++)
         if (st->rejected_by[r])
             fs_log(FS_LOG_INFO, "rejected events", "reason=%s count=%" PRIu64,
