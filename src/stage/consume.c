@@ -67,11 +67,36 @@ static fs_batch *batch_with_room(fs_stage *s, size_t need)
     return b;
 }
 
+static int64_t log_start(fs_stage *s, const rd_kafka_message_t *m);
+
+/* Partials deleted before the merge read them (retention, or the dev
+ * broker's per-partition cap): the counts in them are gone, and the
+ * windows waiting for them would wait for ever. Loud, not a hang. */
+static bool partials_lost(fs_stage *s, const rd_kafka_message_t *m, int64_t expected)
+{
+    int64_t lo = log_start(s, m);
+    if (lo <= expected)
+        return false; /* a transaction marker, not a loss */
+    if (s->exit_code)
+        return true; /* said already: stopping */
+    char msg[320];
+    snprintf(msg, sizeof(msg),
+             "partials lost: the partials topic's partition 0 now starts at offset %" PRId64
+             ", the merge expected %" PRId64 "; their counts are gone and their windows could "
+             "never be emitted. Give the partials topic more retention (size and time) than the "
+             "merge can fall behind",
+             lo, expected);
+    fs_stage_fail(s, msg);
+    return true;
+}
+
 /* A partial consumed from partition 0 of the partials topic: the sink's
  * merge takes it (merge.h). */
 static void add_partial(fs_stage *s, const rd_kafka_message_t *m)
 {
     fs_part *ps = fs_part_table_at(&s->parts, s->partials_index);
+    if (ps->next >= 0 && m->offset > ps->next && partials_lost(s, m, ps->next))
+        return;
     fs_batch *b = batch_with_room(s, m->len);
     if (m->len)
         memcpy(b->buf + b->len, m->payload, m->len);
