@@ -602,9 +602,14 @@ static void make_recent(touch_ref r, fs_touch_count *tc)
 {
     if (!r.recent)
         return;
+    /* release stores like every touch write: a reader copying a
+     * journey whose blocks were since reused may still read this block
+     * (its copy is then refused by the record's sequence count) */
     fs_touch_count t = r.touch[1];
-    r.touch[1] = *tc;
-    *tc = t;
+    __atomic_store_n(&r.touch[1].label, tc->label, __ATOMIC_RELEASE);
+    __atomic_store_n(&r.touch[1].count, tc->count, __ATOMIC_RELEASE);
+    __atomic_store_n(&tc->label, t.label, __ATOMIC_RELEASE);
+    __atomic_store_n(&tc->count, t.count, __ATOMIC_RELEASE);
 }
 
 static void ref_touch(segment *s, touch_ref r, uint32_t label)
@@ -670,9 +675,9 @@ static void ref_append(segment *s, touch_ref r, uint32_t label, uint32_t count)
             tb = block_append(s, link);
         tc = &tb->touch[pos];
     }
-    tc->label = label;
-    tc->count = count;
-    *r.n = (uint16_t)(n + 1);
+    __atomic_store_n(&tc->label, label, __ATOMIC_RELEASE);
+    __atomic_store_n(&tc->count, count, __ATOMIC_RELEASE);
+    __atomic_store_n(r.n, (uint16_t)(n + 1), __ATOMIC_RELEASE);
 }
 
 static void ref_release(segment *s, touch_ref r)

@@ -274,6 +274,7 @@ void fs_worker_init(fs_worker *w, uint32_t id, uint32_t n_workers, const fs_conf
     w->emit_interval = cfg->cohort_emit_interval_ms;
     w->wm = w->max_ts = INT64_MIN;
     fs_dict_init(&w->labels);
+    memset(w->label_cache, 0xff, sizeof(w->label_cache));
     w->n_stages = fs_xmalloc(funnels->n * sizeof(*w->n_stages));
     for (uint32_t f = 0; f < funnels->n; f++)
         w->n_stages[f] = funnels->funnel[f].n_stages;
@@ -417,24 +418,50 @@ typedef struct event_ctx {
     uint32_t channel, segment, campaign; /* label ids, interned on first need */
 } event_ctx;
 
+/* A label's slot in the cache: its length and first and last 8 bytes,
+ * mixed. Collisions only cost a miss (the hit is checked byte by byte). */
+static uint32_t label_slot(const char *p, uint32_t len)
+{
+    uint64_t a = 0, b = 0;
+    if (len >= 8) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + len - 8, 8);
+    } else if (len) {
+        memcpy(&a, p, len);
+    }
+    uint64_t k = (a ^ (b * UINT64_C(0x9E3779B97F4A7C15)) ^ len) * UINT64_C(0xff51afd7ed558ccd);
+    _Static_assert(FS_WORKER_LABEL_CACHE == 256, "8 bits of slot");
+    return (uint32_t)(k >> 56);
+}
+
+static uint32_t label_id(fs_worker *w, fs_slice s)
+{
+    uint32_t *slot = &w->label_cache[label_slot(s.ptr, s.len)];
+    uint32_t id = *slot;
+    if (id != UINT32_MAX && fs_dict_len(&w->labels, id) == s.len &&
+        (s.len == 0 || memcmp(fs_dict_name(&w->labels, id), s.ptr, s.len) == 0))
+        return id;
+    return *slot = fs_dict_intern(&w->labels, s.ptr, s.len);
+}
+
 static uint32_t channel_of(fs_worker *w, event_ctx *x)
 {
     if (x->channel == UINT32_MAX)
-        x->channel = fs_dict_intern(&w->labels, x->ev->channel.ptr, x->ev->channel.len);
+        x->channel = label_id(w, x->ev->channel);
     return x->channel;
 }
 
 static uint32_t segment_of(fs_worker *w, event_ctx *x)
 {
     if (x->segment == UINT32_MAX)
-        x->segment = fs_dict_intern(&w->labels, x->ev->segment.ptr, x->ev->segment.len);
+        x->segment = label_id(w, x->ev->segment);
     return x->segment;
 }
 
 static uint32_t campaign_of(fs_worker *w, event_ctx *x)
 {
     if (x->campaign == UINT32_MAX)
-        x->campaign = fs_dict_intern(&w->labels, x->ev->campaign.ptr, x->ev->campaign.len);
+        x->campaign = label_id(w, x->ev->campaign);
     return x->campaign;
 }
 

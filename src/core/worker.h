@@ -198,6 +198,8 @@ typedef struct fs_worker_stats {
     uint64_t label_values;
 } fs_worker_stats;
 
+#define FS_WORKER_LABEL_CACHE 256
+
 typedef struct fs_worker {
     uint32_t id, n_workers;
     const fs_config *cfg;
@@ -212,7 +214,12 @@ typedef struct fs_worker {
     uint64_t src_seq, src_ns; /* set by the engine before each batch, copied into steps */
     fs_dead_letter *dead;     /* worker 0: rejected messages for the next step */
     uint32_t n_dead, cap_dead;
-    fs_dict labels; /* channel and segment names -> ids */
+    fs_dict labels; /* channel, segment and campaign names -> ids */
+    /* The ids of labels seen lately, by a cheap hash of their bytes: a
+     * hit costs one compare instead of the dict's hash and probe, and a
+     * few names (channels, segments, the popular campaigns) make most
+     * events' labels. UINT32_MAX: empty. */
+    uint32_t label_cache[FS_WORKER_LABEL_CACHE];
     uint32_t labels_sent;
     fs_lane **lanes; /* by partition index, NULL until seen */
     uint32_t n_lanes;
