@@ -908,14 +908,23 @@ static void prefetch_block(const segment *s, uint32_t n, uint32_t more)
         __builtin_prefetch(b);
 }
 
-void fs_journey_table_prefetch_touches(fs_journey_table *t, uint64_t hash)
+/* The record `hash`'s home slot points at (NULL: empty), and its segment:
+ * the right record unless the key probed further, which is all a prefetch
+ * hint needs. */
+static fs_customer *home_record(fs_journey_table *t, uint64_t hash, segment **seg)
 {
-    segment *s = segment_of(t, hash);
+    segment *s = *seg = segment_of(t, hash);
     ix_array *a = atomic_load_explicit(&s->arr, memory_order_relaxed);
     uint64_t v = atomic_load_explicit(&a->slot[hash & a->mask], memory_order_relaxed);
-    if (!v)
+    return v ? fs_slab_at(&s->records, slot_record(v)) : NULL;
+}
+
+void fs_journey_table_prefetch_touches(fs_journey_table *t, uint64_t hash)
+{
+    segment *s;
+    fs_customer *c = home_record(t, hash, &s);
+    if (!c)
         return;
-    fs_customer *c = fs_slab_at(&s->records, slot_record(v));
     for (uint32_t f = 0; f < t->n_funnels; f++)
         if (c->journey[f].active)
             prefetch_block(s, c->journey[f].n_touches, c->journey[f].more);
@@ -929,12 +938,10 @@ void fs_journey_table_prefetch_touches(fs_journey_table *t, uint64_t hash)
 
 void fs_journey_table_prefetch_record(fs_journey_table *t, uint64_t hash)
 {
-    segment *s = segment_of(t, hash);
-    ix_array *a = atomic_load_explicit(&s->arr, memory_order_relaxed);
-    uint64_t v = atomic_load_explicit(&a->slot[hash & a->mask], memory_order_relaxed);
-    if (!v)
+    segment *s;
+    const char *c = (const char *)home_record(t, hash, &s);
+    if (!c)
         return;
-    const char *c = fs_slab_at(&s->records, slot_record(v));
     for (uint32_t off = 0; off < t->stride; off += 64)
         __builtin_prefetch(c + off);
     __builtin_prefetch(c + t->stride - 1);
